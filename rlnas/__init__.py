@@ -1,0 +1,18 @@
+"""rlnas: neural architecture and optimizer search with reinforcement learning."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from rlnas.agents import Agent, Proposal, create_agent, list_agents  # noqa: E402
+from rlnas.errors import ConfigError, InvalidCandidate, RlnasError, StorageError  # noqa: E402
+from rlnas.evaluators import Measurement, create_evaluator, list_evaluators  # noqa: E402
+from rlnas.spaces import Candidate, Categorical, Space, create_space, list_spaces  # noqa: E402
+from rlnas.study import Study, create_study, load_study  # noqa: E402
+from rlnas.trial import Trial, TrialState  # noqa: E402
+
+__all__ = [
+    "__version__", "Agent", "Proposal", "create_agent", "list_agents", "ConfigError", "InvalidCandidate",
+    "RlnasError", "StorageError", "Measurement", "create_evaluator", "list_evaluators", "Candidate",
+    "Categorical", "Space", "create_space", "list_spaces", "Study", "create_study", "load_study",
+    "Trial", "TrialState",
+]

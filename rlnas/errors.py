@@ -1,0 +1,29 @@
+"""Exceptions that carry a message meant for a user (the CLI prints them on one line)."""
+from __future__ import annotations
+
+
+class RlnasError(Exception):
+    """Base class of every error whose message is written for a user."""
+
+
+class InvalidCandidate(RlnasError, ValueError):
+    """A candidate (or its key) does not belong to the space it was checked against."""
+
+
+class ConfigError(RlnasError, ValueError):
+    """A configuration value, name or option is not acceptable."""
+
+
+class StorageError(RlnasError):
+    """The storage URL cannot be used, or the stored data contradict the request."""
+
+
+class StudyNotFound(StorageError, KeyError):
+    """No study of the given name exists in the storage."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateStudy(StorageError):
+    """A study of the given name already exists with another definition."""

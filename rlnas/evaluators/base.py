@@ -1,0 +1,38 @@
+"""What every evaluator returns, and the protocol it follows."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from rlnas.spaces.base import Candidate
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Result of evaluating one candidate.
+
+    ``metrics`` holds floats such as ``valid_acc`` (the search signal), ``test_acc`` (the
+    number to report), ``params_m`` and ``latency_ms``; ``cost_seconds`` is the (possibly
+    simulated) time the evaluation took; ``info`` holds anything else JSON-able.
+    """
+
+    metrics: Mapping[str, float]
+    cost_seconds: float = 0.0
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Turns a candidate into a :class:`Measurement`.
+
+    ``seed`` makes a noisy evaluation reproducible: the study passes a seed derived from its
+    own seed and the trial's slot. ``spec()`` returns the JSON-able ``{"name": ..., **options}``
+    that ``create_evaluator`` turns back into an equal evaluator (used by resume).
+    """
+
+    def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Measurement:
+        ...
+
+    def spec(self) -> dict[str, Any]:
+        ...

@@ -1,0 +1,61 @@
+"""Stores: ``open_store(url)`` gives a SQLAlchemy store for a URL, or an in-memory one for ``None``."""
+from __future__ import annotations
+
+import os
+
+from rlnas.errors import StorageError
+from rlnas.store.base import InMemoryStore, Store, StudyRecord
+
+DEFAULT_STORAGE = "sqlite:///rlnas.db"
+
+
+def open_store(url: str | Store | None, *, create: bool = True) -> Store:
+    """Open the store at ``url``.
+
+    ``None`` or ``":memory:"`` gives an :class:`InMemoryStore`. Anything else must be a
+    SQLAlchemy URL (``sqlite:///file.db``, ``postgresql+psycopg://user@host/db``). With
+    ``create=False`` a missing SQLite file or a database without rlnas tables is an error
+    instead of being created. Every problem is a :class:`StorageError` with a one-line message.
+    """
+    if isinstance(url, Store):
+        return url
+    if url is None or url == ":memory:":
+        return InMemoryStore()
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from rlnas.store.sql import SQLStore
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"storage {url!r} is not a database URL (e.g. sqlite:///rlnas.db or "
+                           "postgresql+psycopg://user@host/db)") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StorageError(f"cannot open {shown}: folder {folder} does not exist")
+            if not create and not os.path.exists(path):
+                raise StorageError(f"no database at {shown}")
+            if os.path.isdir(path):
+                raise StorageError(f"cannot open {shown}: {path} is a folder")
+    try:
+        engine = sa.create_engine(parsed)
+    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        hint = " (pip install 'rlnas[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        raise StorageError(f"cannot use {shown}: missing database driver: {exc}{hint}") from None
+    except ArgumentError as exc:
+        raise StorageError(f"cannot use {shown}: {exc}") from None
+    try:
+        return SQLStore(engine, create=create)
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+        raise StorageError(f"cannot use {shown}: {reason}") from None
+
+
+__all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Store", "StudyRecord", "open_store", "StorageError"]

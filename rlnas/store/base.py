@@ -1,0 +1,188 @@
+"""The store interface, the study record, and an in-memory store (used when nothing is persisted)."""
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
+from rlnas.trial import Trial, TrialState
+
+
+def utcnow() -> datetime:
+    """Current UTC time (naive, as stored)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """Everything needed to rebuild a study: what is searched, by whom, judged how."""
+
+    id: int
+    name: str
+    space_name: str
+    space_json: dict[str, Any]
+    fingerprint: str
+    agent: str
+    agent_config: dict[str, Any]
+    evaluator: dict[str, Any]
+    reward: str
+    seed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+    created_at: datetime | None = None
+
+
+class Store(ABC):
+    """Where studies, trials, checkpoints and agent diagnostics live.
+
+    Every method that writes is one transaction. Records returned are immutable snapshots.
+    """
+
+    @abstractmethod
+    def create_study(self, record: StudyRecord) -> StudyRecord:
+        """Insert a study (``record.id`` is ignored); :class:`DuplicateStudy` if the name is taken."""
+
+    @abstractmethod
+    def get_study(self, name: str) -> StudyRecord:
+        """The study called ``name``; :class:`StudyNotFound` if there is none."""
+
+    @abstractmethod
+    def list_studies(self) -> list[StudyRecord]:
+        """All studies, oldest first."""
+
+    @abstractmethod
+    def update_settings(self, study_id: int, settings: Mapping[str, Any]) -> None:
+        """Replace the study's settings (stop conditions, checkpoint period)."""
+
+    @abstractmethod
+    def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
+                  info: Mapping[str, Any]) -> Trial:
+        """Insert a RUNNING trial with the next free number."""
+
+    @abstractmethod
+    def finish_trial(self, study_id: int, number: int, state: TrialState, *, reward: float | None = None,
+                     metrics: Mapping[str, float] | None = None, cost_seconds: float = 0.0,
+                     error: str | None = None, eval_info: Mapping[str, Any] | None = None) -> Trial:
+        """Move a RUNNING trial to a finished state with its results; returns the stored record."""
+
+    @abstractmethod
+    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
+        """Mark every RUNNING trial FAIL and orphaned (the record stays); return their numbers."""
+
+    @abstractmethod
+    def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        """The study's trials ordered by number, optionally only those in ``states``."""
+
+    @abstractmethod
+    def save_checkpoint(self, study_id: int, slot: int, payload: bytes) -> None:
+        """Store an agent checkpoint taken when ``slot`` proposals had been told."""
+
+    @abstractmethod
+    def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
+        """``(slot, payload)`` of the newest checkpoint, or ``None``."""
+
+    @abstractmethod
+    def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
+        """Record the diagnostics an agent returned from ``tell`` after ``slot`` told proposals."""
+
+    @abstractmethod
+    def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
+        """All ``(slot, values)`` diagnostics of a study in order."""
+
+    @abstractmethod
+    def delete_study(self, name: str) -> None:
+        """Remove a study and everything it owns."""
+
+    def close(self) -> None:
+        """Release connections (no-op by default)."""
+
+
+class InMemoryStore(Store):
+    """A store that keeps everything in Python objects; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._studies: dict[str, StudyRecord] = {}
+        self._trials: dict[int, list[Trial]] = {}
+        self._checkpoints: dict[int, tuple[int, bytes]] = {}
+        self._diagnostics: dict[int, list[tuple[int, dict[str, float]]]] = {}
+
+    def create_study(self, record: StudyRecord) -> StudyRecord:
+        if record.name in self._studies:
+            raise DuplicateStudy(f"a study named {record.name!r} already exists")
+        stored = replace(record, id=len(self._studies) + 1, created_at=record.created_at or utcnow())
+        self._studies[record.name] = stored
+        self._trials[stored.id] = []
+        self._diagnostics[stored.id] = []
+        return stored
+
+    def get_study(self, name: str) -> StudyRecord:
+        try:
+            return self._studies[name]
+        except KeyError:
+            raise StudyNotFound(f"no study named {name!r}") from None
+
+    def list_studies(self) -> list[StudyRecord]:
+        return list(self._studies.values())
+
+    def _by_id(self, study_id: int) -> StudyRecord:
+        for record in self._studies.values():
+            if record.id == study_id:
+                return record
+        raise StudyNotFound(f"no study with id {study_id}")
+
+    def update_settings(self, study_id: int, settings: Mapping[str, Any]) -> None:
+        record = self._by_id(study_id)
+        self._studies[record.name] = replace(record, settings=dict(settings))
+
+    def add_trial(self, study_id, slot, key, candidate, info) -> Trial:
+        trials = self._trials[study_id]
+        trial = Trial(number=len(trials), slot=slot, state=TrialState.RUNNING, key=key,
+                      candidate=dict(candidate), info=copy.deepcopy(dict(info)), started_at=utcnow())
+        trials.append(trial)
+        return trial
+
+    def finish_trial(self, study_id, number, state, *, reward=None, metrics=None, cost_seconds=0.0,
+                     error=None, eval_info=None) -> Trial:
+        trials = self._trials[study_id]
+        if not 0 <= number < len(trials):
+            raise StorageError(f"study {study_id} has no trial {number}")
+        old = trials[number]
+        if old.state is not TrialState.RUNNING:
+            raise StorageError(f"trial {number} is already {old.state.value}")
+        trial = replace(old, state=state, reward=reward, metrics=dict(metrics or {}), cost_seconds=float(cost_seconds),
+                        error=error, eval_info=dict(eval_info or {}), finished_at=utcnow())
+        trials[number] = trial
+        return trial
+
+    def fail_orphans(self, study_id, reason) -> list[int]:
+        trials = self._trials[study_id]
+        numbers = [t.number for t in trials if t.state is TrialState.RUNNING]
+        for n in numbers:
+            trials[n] = replace(trials[n], state=TrialState.FAIL, error=reason, orphaned=True, finished_at=utcnow())
+        return numbers
+
+    def trials(self, study_id, states=None) -> list[Trial]:
+        wanted = set(states) if states is not None else None
+        return [t for t in self._trials[study_id] if wanted is None or t.state in wanted]
+
+    def save_checkpoint(self, study_id, slot, payload) -> None:
+        self._checkpoints[study_id] = (slot, bytes(payload))
+
+    def latest_checkpoint(self, study_id):
+        return self._checkpoints.get(study_id)
+
+    def log_diagnostics(self, study_id, slot, values) -> None:
+        self._diagnostics[study_id].append((slot, dict(values)))
+
+    def diagnostics(self, study_id):
+        return list(self._diagnostics[study_id])
+
+    def delete_study(self, name) -> None:
+        record = self.get_study(name)
+        del self._studies[name]
+        for table in (self._trials, self._checkpoints, self._diagnostics):
+            table.pop(record.id, None)

@@ -1,0 +1,357 @@
+"""SQLAlchemy store: SQLite by default, any SQLAlchemy URL (e.g. PostgreSQL) accepted.
+
+Values are JSON text and floats; checkpoints are bytes. Every write is one transaction, so
+a process killed between two statements leaves the database consistent.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
+from rlnas.store.base import Store, StudyRecord, utcnow
+from rlnas.trial import Trial, TrialState
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "rlnas_schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+)
+studies = sa.Table(
+    "rlnas_studies", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("space_name", sa.String(255), nullable=False),
+    sa.Column("space_json", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("agent", sa.String(255), nullable=False),
+    sa.Column("agent_config", sa.Text, nullable=False),
+    sa.Column("evaluator", sa.Text, nullable=False),
+    sa.Column("reward", sa.String(255), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+trials = sa.Table(
+    "rlnas_trials", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("slot", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("candidate", sa.Text, nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("eval_info", sa.Text, nullable=True),
+    sa.Column("reward", sa.Float, nullable=True),
+    sa.Column("cost_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("orphaned", sa.Boolean, nullable=False, default=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.UniqueConstraint("study_id", "number", name="uq_trial_number"),
+)
+trial_metrics = sa.Table(
+    "rlnas_trial_metrics", metadata,
+    sa.Column("trial_id", sa.Integer, sa.ForeignKey("rlnas_trials.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+)
+checkpoints = sa.Table(
+    "rlnas_checkpoints", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("slot", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+)
+diagnostics = sa.Table(
+    "rlnas_diagnostics", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("slot", sa.Integer, nullable=False),
+    sa.Column("values", sa.Text, nullable=False),
+)
+
+KEEP_CHECKPOINTS = 3
+"""Older checkpoints of a study are deleted once this many newer ones exist."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; durable on process kill
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class SQLStore(Store):
+    """A :class:`Store` on any SQLAlchemy engine (see :func:`rlnas.store.open_store`)."""
+
+    def __init__(self, engine: Engine, *, create: bool = True):
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        self._lock = threading.RLock()
+        self._conn: sa.Connection | None = None
+        self._check_schema(create)
+        self._next_number: dict[int, int] = {}
+        self._running: dict[tuple[int, int], tuple[int, Trial]] = {}  # trials this process started
+        dialect = engine.dialect
+        self._insert_trial = _Prepared(_INSERT_TRIAL, dialect, _TRIAL_COLUMNS)
+        self._finish_trial = _Prepared(_FINISH_TRIAL, dialect)
+        self._insert_metric = _Prepared(_INSERT_METRIC, dialect, ["trial_id", "name", "value"])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        """One transaction on the store's own connection (kept open: checkouts cost more than writes)."""
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.invalidated:
+                self._conn = self.engine.connect()
+            with self._conn.begin():
+                yield self._conn
+
+    # ---------------------------------------------------------------- schema
+    def _check_schema(self, create: bool) -> None:
+        with self._transaction() as conn:
+            names = set(sa.inspect(conn).get_table_names())
+            if schema_version.name not in names:
+                if not create:
+                    raise StorageError(f"{self.url} holds no rlnas studies")
+                metadata.create_all(conn)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                return
+            found = conn.execute(sa.select(schema_version.c.version)).scalar()
+            if found != SCHEMA_VERSION:
+                raise StorageError(f"{self.url} has rlnas schema version {found}; this rlnas reads version {SCHEMA_VERSION}")
+
+    # --------------------------------------------------------------- studies
+    @staticmethod
+    def _study(row: Any) -> StudyRecord:
+        return StudyRecord(
+            id=row.id, name=row.name, space_name=row.space_name, space_json=json.loads(row.space_json),
+            fingerprint=row.fingerprint, agent=row.agent, agent_config=json.loads(row.agent_config),
+            evaluator=json.loads(row.evaluator), reward=row.reward, seed=row.seed,
+            settings=json.loads(row.settings), version=row.version, created_at=row.created_at,
+        )
+
+    def create_study(self, record: StudyRecord) -> StudyRecord:
+        values = dict(
+            name=record.name, space_name=record.space_name, space_json=_dumps(record.space_json),
+            fingerprint=record.fingerprint, agent=record.agent, agent_config=_dumps(record.agent_config),
+            evaluator=_dumps(record.evaluator), reward=record.reward, seed=record.seed,
+            settings=_dumps(record.settings), version=record.version, created_at=record.created_at or utcnow(),
+        )
+        try:
+            with self._transaction() as conn:
+                conn.execute(studies.insert().values(**values))
+        except IntegrityError:
+            raise DuplicateStudy(f"a study named {record.name!r} already exists in {self.url}") from None
+        return self.get_study(record.name)
+
+    def get_study(self, name: str) -> StudyRecord:
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+        if row is None:
+            raise StudyNotFound(f"no study named {name!r} in {self.url}")
+        return self._study(row)
+
+    def list_studies(self) -> list[StudyRecord]:
+        with self._transaction() as conn:
+            return [self._study(r) for r in conn.execute(sa.select(studies).order_by(studies.c.id))]
+
+    def update_settings(self, study_id: int, settings: Mapping[str, Any]) -> None:
+        with self._transaction() as conn:
+            conn.execute(studies.update().where(studies.c.id == study_id).values(settings=_dumps(dict(settings))))
+
+    def delete_study(self, name: str) -> None:
+        record = self.get_study(name)
+        with self._transaction() as conn:
+            trial_ids = sa.select(trials.c.id).where(trials.c.study_id == record.id).scalar_subquery()
+            conn.execute(trial_metrics.delete().where(trial_metrics.c.trial_id.in_(trial_ids)))
+            for table in (trials, checkpoints, diagnostics):
+                conn.execute(table.delete().where(table.c.study_id == record.id))
+            conn.execute(studies.delete().where(studies.c.id == record.id))
+
+    # ---------------------------------------------------------------- trials
+    def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
+                  info: Mapping[str, Any]) -> Trial:
+        started = utcnow()
+        params = dict(study_id=study_id, slot=slot, state=TrialState.RUNNING.value, key=key,
+                      candidate=_dumps(dict(candidate)), info=_dumps(dict(info)), eval_info=None, reward=None,
+                      cost_seconds=0.0, error=None, orphaned=False, started_at=started, finished_at=None)
+        for _attempt in range(5):
+            try:
+                with self._transaction() as conn:
+                    number = self._next_number.get(study_id)
+                    if number is None:
+                        found = conn.execute(_MAX_NUMBER, {"sid": study_id}).scalar()
+                        number = 0 if found is None else found + 1
+                    cursor = self._insert_trial.execute(conn, params | {"number": number})
+                    row_id = cursor.fetchone()[0] if self._insert_trial.returns_id else cursor.lastrowid
+            except (IntegrityError, self.engine.dialect.dbapi.IntegrityError):  # number taken by another process
+                self._next_number.pop(study_id, None)
+                continue
+            self._next_number[study_id] = number + 1
+            trial = Trial(number=number, slot=slot, state=TrialState.RUNNING, key=key, candidate=dict(candidate),
+                          info=dict(info), started_at=started)
+            self._running[(study_id, number)] = (row_id, trial)
+            return trial
+        raise StorageError(f"could not allocate a trial number in {self.url}")
+
+    def finish_trial(self, study_id: int, number: int, state: TrialState, *, reward: float | None = None,
+                     metrics: Mapping[str, float] | None = None, cost_seconds: float = 0.0,
+                     error: str | None = None, eval_info: Mapping[str, Any] | None = None) -> Trial:
+        values = {k: float(v) for k, v in (metrics or {}).items()}
+        with self._transaction() as conn:
+            cached = self._running.pop((study_id, number), None)
+            if cached is None:
+                row = conn.execute(_SELECT_TRIAL, {"sid": study_id, "num": number}).first()
+                if row is None:
+                    raise StorageError(f"study {study_id} has no trial {number}")
+                cached = (row.id, self._trial(row, {}))
+            row_id, running = cached
+            finished = utcnow()
+            updated = self._finish_trial.execute(conn, {
+                "tid": row_id, "new_state": state.value, "reward": reward, "cost": float(cost_seconds),
+                "error": error, "eval_info": _dumps(dict(eval_info or {})), "finished_at": finished,
+            }).rowcount
+            if updated != 1:
+                raise StorageError(f"trial {number} of study {study_id} is not RUNNING any more")
+            if values:
+                self._insert_metric.executemany(conn, [{"trial_id": row_id, "name": k, "value": v} for k, v in values.items()])
+        return replace(running, state=state, reward=reward, metrics=values, cost_seconds=float(cost_seconds),
+                       error=error, eval_info=dict(eval_info or {}), finished_at=finished)
+
+    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
+        with self._transaction() as conn:
+            running = trials.c.state == TrialState.RUNNING.value
+            numbers = [r.number for r in conn.execute(
+                sa.select(trials.c.number).where(trials.c.study_id == study_id, running).order_by(trials.c.number))]
+            conn.execute(trials.update().where(trials.c.study_id == study_id, running).values(
+                state=TrialState.FAIL.value, error=reason, orphaned=True, finished_at=utcnow()))
+        return numbers
+
+    @staticmethod
+    def _trial(row: Any, values: dict[str, float]) -> Trial:
+        return Trial(
+            number=row.number, slot=row.slot, state=TrialState(row.state), key=row.key,
+            candidate=json.loads(row.candidate), info=json.loads(row.info), reward=row.reward,
+            metrics=values, cost_seconds=row.cost_seconds, error=row.error,
+            eval_info=json.loads(row.eval_info) if row.eval_info else {}, orphaned=bool(row.orphaned),
+            started_at=row.started_at, finished_at=row.finished_at,
+        )
+
+    def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
+        query = sa.select(trials).where(trials.c.study_id == study_id).order_by(trials.c.number)
+        if states is not None:
+            query = query.where(trials.c.state.in_([s.value for s in states]))
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+            by_trial: dict[int, dict[str, float]] = {}
+            joined = sa.select(trial_metrics.c.trial_id, trial_metrics.c.name, trial_metrics.c.value).join(
+                trials, trials.c.id == trial_metrics.c.trial_id).where(trials.c.study_id == study_id)
+            for r in conn.execute(joined):
+                by_trial.setdefault(r.trial_id, {})[r.name] = r.value
+        return [self._trial(r, by_trial.get(r.id, {})) for r in rows]
+
+    # ----------------------------------------------------------- checkpoints
+    def save_checkpoint(self, study_id: int, slot: int, payload: bytes) -> None:
+        with self._transaction() as conn:
+            conn.execute(checkpoints.insert().values(study_id=study_id, slot=slot, created_at=utcnow(), payload=payload))
+            keep = sa.select(checkpoints.c.id).where(checkpoints.c.study_id == study_id).order_by(
+                checkpoints.c.id.desc()).limit(KEEP_CHECKPOINTS).scalar_subquery()
+            conn.execute(checkpoints.delete().where(checkpoints.c.study_id == study_id, checkpoints.c.id.not_in(keep)))
+
+    def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(checkpoints.c.slot, checkpoints.c.payload).where(
+                checkpoints.c.study_id == study_id).order_by(checkpoints.c.id.desc()).limit(1)).first()
+        return None if row is None else (row.slot, bytes(row.payload))
+
+    # ----------------------------------------------------------- diagnostics
+    def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
+        with self._transaction() as conn:
+            conn.execute(diagnostics.insert().values(study_id=study_id, slot=slot, values=_dumps(dict(values))))
+
+    def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(diagnostics.c.slot, diagnostics.c["values"]).where(
+                diagnostics.c.study_id == study_id).order_by(diagnostics.c.id))
+            return [(r.slot, json.loads(r[1])) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self.engine.dispose()
+
+
+_MAX_NUMBER = sa.select(sa.func.max(trials.c.number)).where(trials.c.study_id == sa.bindparam("sid"))
+_INSERT_TRIAL = trials.insert()
+_SELECT_TRIAL = sa.select(trials).where(trials.c.study_id == sa.bindparam("sid"), trials.c.number == sa.bindparam("num"))
+_FINISH_TRIAL = trials.update().where(
+    trials.c.id == sa.bindparam("tid"), trials.c.state == TrialState.RUNNING.value
+).values(
+    state=sa.bindparam("new_state"), reward=sa.bindparam("reward"), cost_seconds=sa.bindparam("cost"),
+    error=sa.bindparam("error"), eval_info=sa.bindparam("eval_info"), finished_at=sa.bindparam("finished_at"),
+)
+_INSERT_METRIC = trial_metrics.insert()
+_TRIAL_COLUMNS = ["study_id", "number", "slot", "state", "key", "candidate", "info", "eval_info", "reward",
+                  "cost_seconds", "error", "orphaned", "started_at", "finished_at"]
+
+
+class _Prepared:
+    """A Core statement compiled once for one dialect and run on the DBAPI cursor.
+
+    Starting and finishing a trial runs thousands of times a second on tabular benchmarks;
+    SQLAlchemy's per-execute bookkeeping costs several times the write itself. This keeps
+    SQLAlchemy's SQL, parameter style and type conversions and skips only that bookkeeping.
+    """
+
+    def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None = None):
+        self.compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = self.compiled.string
+        self.order = list(self.compiled.positiontup) if self.compiled.positional else None
+        self.processors = {}
+        for bind in self.compiled.binds.values():
+            processor = bind.type.bind_processor(dialect)
+            if processor is not None:
+                self.processors[bind.key] = processor
+        self.returns_id = bool(self.compiled.effective_returning)
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        params = self.compiled.construct_params(values)
+        for key, processor in self.processors.items():
+            if key in params:
+                params[key] = processor(params[key])
+        return tuple(params[k] for k in self.order) if self.order is not None else params
+
+    def execute(self, conn: sa.Connection, values: Mapping[str, Any]) -> Any:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(self.sql, self.parameters(values))
+        return cursor
+
+    def executemany(self, conn: sa.Connection, rows: list[Mapping[str, Any]]) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.executemany(self.sql, [self.parameters(r) for r in rows])
