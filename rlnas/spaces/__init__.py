@@ -6,10 +6,19 @@ from typing import Any
 
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate, Categorical, Choice, Space
+from rlnas.spaces.darts import DARTS_OPS, DartsSpace
+from rlnas.spaces.mobilenet import (
+    MobileArch, MobileSpace, OFAMobileNetV3Space, ProxylessEnlargedSpace, ProxylessSpace, TunasMobileNetV3Space,
+)
 from rlnas.spaces.nb201 import NB201_OPS, NB201Space
 
 SPACES: dict[str, Callable[..., Space]] = {
     "nb201": NB201Space,
+    "darts": DartsSpace,
+    "ofa_mbv3": OFAMobileNetV3Space,
+    "proxyless": ProxylessSpace,
+    "proxyless_enlarged": ProxylessEnlargedSpace,
+    "tunas_mbv3": TunasMobileNetV3Space,
 }
 
 
@@ -31,6 +40,8 @@ def create_space(name: str, **kwargs: Any) -> Space:
 
 
 __all__ = [
-    "Candidate", "Categorical", "Choice", "Space", "NB201Space", "NB201_OPS",
+    "Candidate", "Categorical", "Choice", "Space", "NB201Space", "NB201_OPS", "DartsSpace", "DARTS_OPS",
+    "MobileSpace", "MobileArch", "OFAMobileNetV3Space", "ProxylessSpace", "ProxylessEnlargedSpace",
+    "TunasMobileNetV3Space",
     "SPACES", "register_space", "list_spaces", "create_space",
 ]

@@ -57,9 +57,12 @@ class NB201Space(Space):
         return self.candidate(choices)
 
     def known(self) -> dict[str, Candidate]:
-        """The best CIFAR-10 cell of the table and the all-conv / all-skip extremes."""
+        """The best cells of the table by validation accuracy and the all-conv / all-skip extremes."""
         return {
-            "best_cifar10": self.from_key(
+            "best_cifar10": self.from_key(  # index 6111
+                "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+            ),
+            "best_cifar100": self.from_key(  # index 9930
                 "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
             ),
             "all_conv3x3": self.from_indices([3] * 6),
