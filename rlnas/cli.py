@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake on one line (no usage dump) with exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"rlnas: error: {message} (see rlnas {self.prog.split()[-1]} --help)\n")
+        sys.stderr.write(f"rlnas: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("name")
     storage(best)
 
+    query = commands.add_parser("query", help="look one NB201 architecture up in the shipped table")
+    query.add_argument("arch", help="official arch string, e.g. '|nor_conv_3x3~0|+|...|'")
+    query.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16-120")
+    query.add_argument("--fidelity", type=int, default=200)
+
     export = commands.add_parser("export", help="write every trial of a study as CSV or JSON")
     export.add_argument("name")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -153,14 +158,34 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
+    name = args.name or f"{args.space}-{args.agent}-{args.dataset}-{args.seed}"
+    _check_existing_space(args.storage, name, args.space)
     evaluator_name, options = _evaluator_options(args)
     evaluator = create_evaluator(evaluator_name, **options)
-    name = args.name or f"{args.space}-{args.agent}-{args.dataset}-{args.seed}"
     study = create_study(space=args.space, agent=args.agent, agent_config=_agent_config(args), evaluator=evaluator,
                          seed=args.seed, name=name, storage=args.storage, checkpoint_every=args.checkpoint_every,
                          load_if_exists=True)
     _check_same_definition(study, args.agent, _agent_config(args), evaluator, args.seed)
     return _run(study, trials, args.budget_seconds, not args.no_progress, console)
+
+
+def _check_existing_space(storage: str, name: str, space: str) -> None:
+    """Refuse early (before building anything) to continue a study with another space."""
+    from rlnas.errors import StudyNotFound
+    from rlnas.spaces import create_space
+    from rlnas.store import open_store
+
+    wanted = create_space(space)
+    store = open_store(storage)
+    try:
+        record = store.get_study(name)
+    except StudyNotFound:
+        return
+    finally:
+        store.close()
+    if record.fingerprint != wanted.fingerprint:
+        raise ConfigError(f"study {name!r} already exists with space {record.space_name!r}, not {space!r}: "
+                          "choose another --name")
 
 
 def _check_same_definition(study: Any, agent: str, config: dict[str, Any], evaluator: Any, seed: int) -> None:
@@ -362,7 +387,26 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "resume": cmd_resume, "ls": cmd_ls, "show": cmd_show, "best": cmd_best,
+def cmd_query(args: argparse.Namespace, console: Console) -> int:
+    from rlnas.evaluators import create_evaluator
+    from rlnas.spaces import create_space
+
+    candidate = create_space("nb201").from_key(args.arch)
+    evaluator = create_evaluator("nb201", dataset=args.dataset, fidelity=args.fidelity)
+    measurement = evaluator.evaluate(candidate)
+    table = Table(title=f"NAS-Bench-201 {args.dataset}, {args.fidelity}-epoch reward", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("architecture", args.arch)
+    table.add_row("index", str(measurement.info.get("index")))
+    for metric, value in measurement.metrics.items():
+        table.add_row(metric, _fmt(value))
+    table.add_row("cost_seconds (simulated)", _fmt(measurement.cost_seconds, 1))
+    console.print(table)
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "query": cmd_query, "resume": cmd_resume, "ls": cmd_ls, "show": cmd_show, "best": cmd_best,
             "export": cmd_export}
 
 

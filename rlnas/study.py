@@ -375,9 +375,9 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
 
     if checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
-    store = open_store(storage)
     resolved = _resolve_space(space)
     agent_obj = create_agent(agent, resolved, agent_config, seed=seed, device=device)
+    store = open_store(storage)
     name = name or f"{resolved.name}-{agent}-{seed}"
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,

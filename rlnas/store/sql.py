@@ -113,6 +113,7 @@ class SQLStore(Store):
             event.listen(engine, "connect", _sqlite_pragmas)
         self._lock = threading.RLock()
         self._conn: sa.Connection | None = None
+        self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
         self._check_schema(create)
         self._next_number: dict[int, int] = {}
         self._running: dict[tuple[int, int], tuple[int, Trial]] = {}  # trials this process started
@@ -120,6 +121,10 @@ class SQLStore(Store):
         self._insert_trial = _Prepared(_INSERT_TRIAL, dialect, _TRIAL_COLUMNS)
         self._finish_trial = _Prepared(_FINISH_TRIAL, dialect)
         self._insert_metric = _Prepared(_INSERT_METRIC, dialect, ["trial_id", "name", "value"])
+        self._insert_checkpoint = _Prepared(checkpoints.insert(), dialect, ["study_id", "slot", "created_at", "payload"])
+        self._max_number = _Prepared(_MAX_NUMBER, dialect)
+        self._delete_checkpoint = _Prepared(checkpoints.delete().where(checkpoints.c.id == sa.bindparam("cid")), dialect)
+        self._checkpoint_ids: dict[int, list[int]] = {}  # per study, oldest first
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
@@ -129,6 +134,22 @@ class SQLStore(Store):
                 self._conn = self.engine.connect()
             with self._conn.begin():
                 yield self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One transaction on a DBAPI cursor of the store's own write connection (see :class:`_Prepared`)."""
+        with self._lock:
+            if self._raw is None:
+                self._raw = self.engine.raw_connection()
+            cursor = self._raw.cursor()
+            try:
+                yield cursor
+                self._raw.commit()
+            except BaseException:
+                self._raw.rollback()
+                raise
+            finally:
+                cursor.close()
 
     # ---------------------------------------------------------------- schema
     def _check_schema(self, create: bool) -> None:
@@ -201,13 +222,12 @@ class SQLStore(Store):
                       cost_seconds=0.0, error=None, orphaned=False, started_at=started, finished_at=None)
         for _attempt in range(5):
             try:
-                with self._transaction() as conn:
+                with self._write() as cursor:
                     number = self._next_number.get(study_id)
                     if number is None:
-                        found = conn.execute(_MAX_NUMBER, {"sid": study_id}).scalar()
+                        found = self._max_number.execute(cursor, {"sid": study_id}).fetchone()[0]
                         number = 0 if found is None else found + 1
-                    cursor = self._insert_trial.execute(conn, params | {"number": number})
-                    row_id = cursor.fetchone()[0] if self._insert_trial.returns_id else cursor.lastrowid
+                    row_id = self._insert_trial.inserted_id(self._insert_trial.execute(cursor, params | {"number": number}))
             except (IntegrityError, self.engine.dialect.dbapi.IntegrityError):  # number taken by another process
                 self._next_number.pop(study_id, None)
                 continue
@@ -222,23 +242,24 @@ class SQLStore(Store):
                      metrics: Mapping[str, float] | None = None, cost_seconds: float = 0.0,
                      error: str | None = None, eval_info: Mapping[str, Any] | None = None) -> Trial:
         values = {k: float(v) for k, v in (metrics or {}).items()}
-        with self._transaction() as conn:
-            cached = self._running.pop((study_id, number), None)
-            if cached is None:
+        cached = self._running.pop((study_id, number), None)
+        if cached is None:
+            with self._transaction() as conn:
                 row = conn.execute(_SELECT_TRIAL, {"sid": study_id, "num": number}).first()
-                if row is None:
-                    raise StorageError(f"study {study_id} has no trial {number}")
-                cached = (row.id, self._trial(row, {}))
-            row_id, running = cached
+            if row is None:
+                raise StorageError(f"study {study_id} has no trial {number}")
+            cached = (row.id, self._trial(row, {}))
+        row_id, running = cached
+        with self._write() as cursor:
             finished = utcnow()
-            updated = self._finish_trial.execute(conn, {
+            updated = self._finish_trial.execute(cursor, {
                 "tid": row_id, "new_state": state.value, "reward": reward, "cost": float(cost_seconds),
                 "error": error, "eval_info": _dumps(dict(eval_info or {})), "finished_at": finished,
             }).rowcount
             if updated != 1:
                 raise StorageError(f"trial {number} of study {study_id} is not RUNNING any more")
             if values:
-                self._insert_metric.executemany(conn, [{"trial_id": row_id, "name": k, "value": v} for k, v in values.items()])
+                self._insert_metric.executemany(cursor, [{"trial_id": row_id, "name": k, "value": v} for k, v in values.items()])
         return replace(running, state=state, reward=reward, metrics=values, cost_seconds=float(cost_seconds),
                        error=error, eval_info=dict(eval_info or {}), finished_at=finished)
 
@@ -276,11 +297,18 @@ class SQLStore(Store):
 
     # ----------------------------------------------------------- checkpoints
     def save_checkpoint(self, study_id: int, slot: int, payload: bytes) -> None:
-        with self._transaction() as conn:
-            conn.execute(checkpoints.insert().values(study_id=study_id, slot=slot, created_at=utcnow(), payload=payload))
-            keep = sa.select(checkpoints.c.id).where(checkpoints.c.study_id == study_id).order_by(
-                checkpoints.c.id.desc()).limit(KEEP_CHECKPOINTS).scalar_subquery()
-            conn.execute(checkpoints.delete().where(checkpoints.c.study_id == study_id, checkpoints.c.id.not_in(keep)))
+        if study_id not in self._checkpoint_ids:
+            with self._transaction() as conn:
+                self._checkpoint_ids[study_id] = [r.id for r in conn.execute(
+                    sa.select(checkpoints.c.id).where(checkpoints.c.study_id == study_id).order_by(checkpoints.c.id))]
+        kept = self._checkpoint_ids[study_id]
+        with self._write() as cursor:
+            cursor = self._insert_checkpoint.execute(cursor, {"study_id": study_id, "slot": slot,
+                                                              "created_at": utcnow(), "payload": payload})
+            kept.append(self._insert_checkpoint.inserted_id(cursor))
+            while len(kept) > KEEP_CHECKPOINTS:
+                self._delete_checkpoint.execute(cursor, {"cid": kept[0]})
+                kept.pop(0)
 
     def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
         with self._transaction() as conn:
@@ -304,6 +332,9 @@ class SQLStore(Store):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
         self.engine.dispose()
 
 
@@ -332,26 +363,29 @@ class _Prepared:
     def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None = None):
         self.compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = self.compiled.string
-        self.order = list(self.compiled.positiontup) if self.compiled.positional else None
-        self.processors = {}
-        for bind in self.compiled.binds.values():
-            processor = bind.type.bind_processor(dialect)
-            if processor is not None:
-                self.processors[bind.key] = processor
+        names = list(self.compiled.positiontup) if self.compiled.positional else list(self.compiled.bind_names.values())
+        binds = {name: bind for bind, name in self.compiled.bind_names.items()}
+        self.positional = self.compiled.positional
+        # (name, value when not given, type conversion) in the order the driver wants them
+        self.plan = [
+            (name, None if binds[name].required else binds[name].effective_value,
+             binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
         self.returns_id = bool(self.compiled.effective_returning)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
-        params = self.compiled.construct_params(values)
-        for key, processor in self.processors.items():
-            if key in params:
-                params[key] = processor(params[key])
-        return tuple(params[k] for k in self.order) if self.order is not None else params
+        converted = [(name, processor(values.get(name, default)) if processor else values.get(name, default))
+                     for name, default, processor in self.plan]
+        return tuple(v for _, v in converted) if self.positional else dict(converted)
 
-    def execute(self, conn: sa.Connection, values: Mapping[str, Any]) -> Any:
-        cursor = conn.connection.dbapi_connection.cursor()
+    def execute(self, cursor: Any, values: Mapping[str, Any]) -> Any:
         cursor.execute(self.sql, self.parameters(values))
         return cursor
 
-    def executemany(self, conn: sa.Connection, rows: list[Mapping[str, Any]]) -> None:
-        cursor = conn.connection.dbapi_connection.cursor()
+    def executemany(self, cursor: Any, rows: list[Mapping[str, Any]]) -> None:
         cursor.executemany(self.sql, [self.parameters(r) for r in rows])
+
+    def inserted_id(self, cursor: Any) -> int:
+        """Primary key of the row the last ``execute`` of this INSERT created."""
+        return cursor.fetchone()[0] if self.returns_id else cursor.lastrowid

@@ -1,0 +1,59 @@
+"""Trials per second of the random agent on the NB201 tabular evaluator, with and without a store.
+
+    python benchmarks/overhead.py [--trials 5000] [--repeats 3]
+
+Runs the same seeded search through ``Study.optimize`` twice: with the in-memory store (no
+persistence: the bare loop of agent, evaluator and study bookkeeping) and with the SQLite
+store on a temporary file (two transactions per trial plus agent checkpoints every 10
+trials). Reports the median of ``--repeats`` runs and the ratio of the two times.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rlnas import create_study
+from rlnas.evaluators.tabular import NB201Evaluator
+
+
+def trials_per_second(storage: str | None, trials: int, seed: int) -> tuple[float, float]:
+    """Run one search of ``trials`` random trials; return trials per wall-clock and per CPU second."""
+    study = create_study(space="nb201", agent="random", evaluator=NB201Evaluator("cifar10"), seed=seed,
+                         storage=storage, name=f"overhead-{seed}")
+    study.optimize(10)  # warm-up: imports, first checkpoint, statement compilation
+    start, start_cpu = time.perf_counter(), time.process_time()
+    study.optimize(trials + 10)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    assert study.n_finished == trials + 10
+    return trials / elapsed, trials / cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    bare, stored = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(args.repeats):
+            bare.append(trials_per_second(None, args.trials, repeat))
+            stored.append(trials_per_second(f"sqlite:///{Path(folder) / f'r{repeat}.db'}", args.trials, repeat))
+    bare_wall, bare_cpu = (statistics.median(r[i] for r in bare) for i in (0, 1))
+    stored_wall, stored_cpu = (statistics.median(r[i] for r in stored) for i in (0, 1))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
+          f"Python {platform.python_version()}")
+    print(f"trials per run: {args.trials}, repeats: {args.repeats} (medians)")
+    print("| setup | trials/s (wall clock) | trials/s (CPU time) |")
+    print("|---|---|---|")
+    print(f"| no store (in-memory) | {bare_wall:,.0f} | {bare_cpu:,.0f} |")
+    print(f"| SQLite store | {stored_wall:,.0f} | {stored_cpu:,.0f} |")
+    print(f"| ratio (time per trial, stored / bare) | {bare_wall / stored_wall:.2f}x | {bare_cpu / stored_cpu:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The ``rlnas`` console script, run as a user runs it."""
+import csv
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from rlnas.spaces import list_spaces
+
+
+def run(rlnas_bin, *args, check=True):
+    result = subprocess.run([rlnas_bin, *args], capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rlnas {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def assert_one_line_error(result, message):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlnas: error:"), result.stderr
+    assert "Traceback" not in result.stderr and message in lines[0], lines[0]
+
+
+def completed(rlnas_bin, name, url):
+    data = json.loads(run(rlnas_bin, "export", name, "--format", "json", "--storage", url).stdout)
+    done = sorted((t for t in data["trials"] if t["state"] == "COMPLETE"), key=lambda t: t["slot"])
+    return [(t["slot"], t["key"], t["reward"]) for t in done]
+
+
+def test_search_prints_the_best_architecture_and_stores_everything(rlnas_bin, sqlite_url):
+    out = run(rlnas_bin, "search", "--space", "nb201", "--dataset", "cifar10", "--agent", "evolution",
+              "--trials", "120", "--seed", "1", "--storage", sqlite_url, "--name", "demo", "--no-progress").stdout
+    assert "Best architecture of study 'demo'" in out and "test_acc" in out and "|" in out
+    listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
+    assert "demo" in listing and "120" in listing
+    shown = run(rlnas_bin, "show", "demo", "--storage", sqlite_url).stdout
+    assert "evolution" in shown and "population_size" in shown
+    best = run(rlnas_bin, "best", "demo", "--storage", sqlite_url).stdout
+    rows = list(csv.DictReader(io.StringIO(run(rlnas_bin, "export", "demo", "--storage", sqlite_url).stdout)))
+    assert len(rows) == 120 and {"number", "state", "key", "reward", "test_acc", "valid_acc"} <= set(rows[0])
+    top = max(rows, key=lambda r: float(r["reward"]))
+    assert top["key"] in best and f"{float(top['test_acc']):.3f}" in best
+    data = json.loads(run(rlnas_bin, "export", "demo", "--format", "json", "--storage", sqlite_url).stdout)
+    assert data["agent"] == "evolution" and len(data["trials"]) == 120
+    assert data["trials"][0]["candidate"]["edge_0_1"] in data["trials"][0]["key"]
+
+
+def test_export_to_a_file(rlnas_bin, sqlite_url, tmp_path):
+    run(rlnas_bin, "search", "--trials", "15", "--storage", sqlite_url, "--name", "f", "--no-progress")
+    target = tmp_path / "trials.csv"
+    run(rlnas_bin, "export", "f", "--output", str(target), "--storage", sqlite_url)
+    assert len(target.read_text().splitlines()) == 16
+
+
+def test_budget_seconds_stops_on_simulated_time(rlnas_bin, sqlite_url):
+    run(rlnas_bin, "search", "--agent", "random", "--budget-seconds", "20000", "--storage", sqlite_url,
+        "--name", "b", "--no-progress")
+    rows = list(csv.DictReader(io.StringIO(run(rlnas_bin, "export", "b", "--storage", sqlite_url).stdout)))
+    spent = [float(r["cost_seconds"]) for r in rows]
+    assert sum(spent) >= 20000 > sum(spent[:-1])
+
+
+def test_query_looks_up_the_table(rlnas_bin):
+    best = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    out = run(rlnas_bin, "query", best).stdout
+    assert "6111" in out and "91.607" in out and "94.373" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "--space", "nope"], "unknown space 'nope'"),
+    (["search", "--agent", "nope"], "unknown agent 'nope'"),
+    (["search", "--trials", "-5"], "--trials must be a positive number"),
+    (["search", "--trials", "0"], "--trials must be a positive number"),
+    (["search", "--dataset", "mnist"], "dataset"),
+    (["search", "--agent-config", "{bad"], "not valid JSON"),
+    (["search", "--set", "population_size=0"], "population_size"),
+    (["search", "--set", "nope=1"], "unknown option"),
+    (["search", "--storage", "not-a-url"], "is not a database URL"),
+    (["search", "--storage", "sqlite:////no/such/dir/x.db"], "does not exist"),
+    (["search", "--storage", "postgresql+psycopg://u@127.0.0.1:9/x"], "cannot use"),
+    (["query", "|none~0|+|none~0|"], "node group"),
+    (["query", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown operation 'conv'"),
+    (["show", "absent"], "no database"),
+    (["resume", "absent"], "no database"),
+])
+def test_bad_input_is_one_line_and_exit_2(rlnas_bin, tmp_path, args, message):
+    if "--storage" not in args and args[0] != "query":
+        args = [*args, "--storage", f"sqlite:///{tmp_path}/db.sqlite"]
+    result = run(rlnas_bin, *args, check=False)
+    assert_one_line_error(result, message)
+
+
+def test_errors_do_not_damage_an_existing_database(rlnas_bin, sqlite_url, tmp_path):
+    run(rlnas_bin, "search", "--trials", "30", "--storage", sqlite_url, "--name", "keep", "--no-progress")
+    before = completed(rlnas_bin, "keep", sqlite_url)
+    assert_one_line_error(run(rlnas_bin, "search", "--name", "keep", "--dataset", "cifar100", "--trials", "40",
+                              "--storage", sqlite_url, check=False), "exists with evaluator")
+    assert_one_line_error(run(rlnas_bin, "search", "--name", "keep", "--agent", "random", "--trials", "40",
+                              "--storage", sqlite_url, check=False), "exists with agent")
+    other_spaces = [s for s in list_spaces() if s != "nb201"]
+    if other_spaces:
+        assert_one_line_error(run(rlnas_bin, "search", "--name", "keep", "--space", other_spaces[0],
+                                  "--storage", sqlite_url, check=False), "already exists with space 'nb201'")
+    assert_one_line_error(run(rlnas_bin, "show", "nope", "--storage", sqlite_url, check=False), "no study named 'nope'")
+    assert completed(rlnas_bin, "keep", sqlite_url) == before
+
+
+def test_a_text_file_given_as_storage_is_untouched(rlnas_bin, tmp_path):
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a database\n" * 50)
+    before = notes.read_bytes()
+    for command in (["search", "--trials", "5"], ["ls"]):
+        assert_one_line_error(run(rlnas_bin, *command, "--storage", f"sqlite:///{notes}", check=False),
+                              "file is not a database")
+    assert notes.read_bytes() == before
+
+
+def test_same_seed_same_trials_through_the_cli(rlnas_bin, tmp_path):
+    urls = [f"sqlite:///{tmp_path}/{i}.db" for i in range(2)]
+    for url in urls:
+        run(rlnas_bin, "search", "--agent", "evolution", "--trials", "80", "--seed", "9", "--name", "s",
+            "--storage", url, "--no-progress")
+    assert completed(rlnas_bin, "s", urls[0]) == completed(rlnas_bin, "s", urls[1])
+
+
+def _count_trials(path):
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM rlnas_trials").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _kill_when(process, path, at_least):
+    deadline = time.monotonic() + 120
+    while _count_trials(path) < at_least and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["evolution", "reinforce", "l2nas"])
+def test_sigkill_and_resume_end_like_an_uninterrupted_run(rlnas_bin, tmp_path, agent):
+    trials = "900"
+    common = ["--agent", agent, "--seed", "4", "--name", "run", "--checkpoint-every", "25", "--no-progress"]
+    reference = f"sqlite:///{tmp_path}/ref.db"
+    run(rlnas_bin, "search", "--trials", trials, *common, "--storage", reference)
+
+    path = tmp_path / "killed.db"
+    url = f"sqlite:///{path}"
+    first = subprocess.Popen([rlnas_bin, "search", "--trials", trials, *common, "--storage", url],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(first, path, 137)
+    for stop_at in (402, 611):
+        again = subprocess.Popen([rlnas_bin, "resume", "run", "--storage", url, "--no-progress"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _kill_when(again, path, stop_at)
+    run(rlnas_bin, "resume", "run", "--storage", url, "--no-progress")
+    assert completed(rlnas_bin, "run", url) == completed(rlnas_bin, "run", reference)
+    assert len(completed(rlnas_bin, "run", url)) == int(trials)

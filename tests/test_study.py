@@ -1,0 +1,118 @@
+import math
+
+import pytest
+
+from rlnas import create_study, load_study
+from rlnas.agents import list_agents
+from rlnas.errors import ConfigError, DuplicateStudy, RlnasError
+from rlnas.evaluators.base import Measurement
+from rlnas.study import evaluation_seed
+from rlnas.testing.toy import ToyEvaluator
+from rlnas.trial import TrialState
+
+TOY = ToyEvaluator(decisions=4, choices=5)
+
+
+def history(study):
+    return [(t.slot, t.key, t.reward) for t in study.completed_trials]
+
+
+def new_study(storage, agent="random", seed=0, name="s", checkpoint_every=7, evaluator=TOY):
+    return create_study(space=evaluator.space, agent=agent, evaluator=evaluator, seed=seed, name=name,
+                        storage=storage, checkpoint_every=checkpoint_every)
+
+
+@pytest.mark.parametrize("agent", list_agents())
+def test_same_seed_same_trials(agent, tmp_path):
+    runs = []
+    for i in range(2):
+        study = new_study(f"sqlite:///{tmp_path}/r{i}.db", agent=agent, seed=3)
+        study.optimize(40)
+        runs.append(history(study))
+    assert runs[0] == runs[1] and len(runs[0]) == 40
+    other = new_study(None, agent=agent, seed=4).optimize(40)
+    assert history(other) != runs[0]
+
+
+@pytest.mark.parametrize("agent", list_agents())
+def test_crash_and_resume_gives_the_uninterrupted_run(agent, sqlite_url):
+    reference = new_study(None, agent=agent, seed=1).optimize(60)
+    crashed = new_study(sqlite_url, agent=agent, seed=1)
+    crashed.optimize(23)
+    crashed.ask()  # left RUNNING, as if the process died during the evaluation
+    del crashed
+    resumed = load_study("s", sqlite_url)
+    resumed.optimize(60)
+    assert history(resumed) == history(reference)
+    orphans = [t for t in resumed.trials if t.orphaned]
+    assert len(orphans) == 1 and orphans[0].state is TrialState.FAIL and "orphaned" in orphans[0].error
+    assert len(resumed.trials) == 61
+
+
+def test_resume_replays_past_the_checkpoint(sqlite_url):
+    study = new_study(sqlite_url, agent="evolution", checkpoint_every=10)
+    study.optimize(25)
+    assert study.store.latest_checkpoint(study.record.id)[0] == 20
+    resumed = load_study("s", sqlite_url)
+    resumed.optimize(50)
+    assert history(resumed) == history(new_study(None, agent="evolution").optimize(50))
+
+
+def test_failed_evaluations_are_stored_and_the_search_goes_on():
+    class Flaky:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            if seed % 3 == 0:
+                raise RuntimeError("diverged")
+            return TOY.evaluate(candidate)
+
+        def spec(self):
+            return {"name": "flaky"}
+
+    study = create_study(space=TOY.space, agent="evolution", evaluator=Flaky(), seed=0).optimize(30)
+    failed = [t for t in study.trials if t.state is TrialState.FAIL]
+    assert failed and all(t.error == "RuntimeError: diverged" and t.reward is None for t in failed)
+    assert len(failed) == sum(evaluation_seed(0, t.slot) % 3 == 0 for t in study.trials)
+    assert study.n_finished == 30
+
+
+def test_budget_stops_on_simulated_time():
+    study = create_study(space=TOY.space, agent="random", evaluator=TOY, seed=0)
+    study.optimize(budget_seconds=12.5)
+    assert study.n_finished == 13 and study.spent_seconds == 13.0
+
+
+def test_manual_ask_tell_and_rewards():
+    study = create_study(space=TOY.space, agent="random", seed=0)
+    trial = study.ask()
+    assert trial.state is TrialState.RUNNING and trial.number == 0
+    done = study.tell(trial, Measurement({"valid_acc": 50.0, "test_acc": 49.0}, cost_seconds=2.0))
+    assert done.state is TrialState.COMPLETE and done.reward == 50.0 and done.cost_seconds == 2.0
+    with pytest.raises(RlnasError, match="not running"):
+        study.tell(trial, 1.0)
+    assert study.tell(study.ask(), 70.0).reward == 70.0
+    assert study.tell(study.ask(), math.nan).state is TrialState.FAIL
+    missing = study.tell(study.ask(), Measurement({"test_acc": 1.0}))
+    assert missing.state is TrialState.FAIL and "no 'valid_acc'" in missing.error
+    assert study.best_trial.reward == 70.0
+
+
+def test_duplicate_names_and_spaces():
+    from rlnas.store import InMemoryStore
+
+    store = InMemoryStore()
+    create_study(space=TOY.space, name="x", storage=store)
+    with pytest.raises(DuplicateStudy):
+        create_study(space=TOY.space, name="x", storage=store)
+    with pytest.raises(DuplicateStudy, match="exists with space"):
+        create_study(space="nb201", name="x", storage=store, load_if_exists=True)
+    assert create_study(space=TOY.space, name="x", storage=store, load_if_exists=True).name == "x"
+
+
+def test_bad_limits_are_config_errors():
+    study = create_study(space=TOY.space, evaluator=TOY)
+    with pytest.raises(ConfigError):
+        study.optimize(-1)
+    with pytest.raises(ConfigError):
+        study.optimize(budget_seconds=0)
+    with pytest.raises(ConfigError, match="unknown agent"):
+        create_study(space=TOY.space, agent="nope")
