@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--set", action="append", type=_parse_assignment, default=[], metavar="KEY=VALUE",
                         help="one agent option (repeatable)")
     search.add_argument("--controller", default=None, help="controller of reinforce/ppo: factorized or lstm")
+    search.add_argument("--init-from", default=None, metavar="STUDY",
+                        help="start the agent from another study's agent (same space and agent, same storage)")
     search.add_argument("--checkpoint-every", type=int, default=10, help="agent checkpoint period in trials")
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     storage(search)
@@ -162,11 +164,38 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     _check_existing_space(args.storage, name, args.space)
     evaluator_name, options = _evaluator_options(args)
     evaluator = create_evaluator(evaluator_name, **options)
+    source = _transfer_source(args)
     study = create_study(space=args.space, agent=args.agent, agent_config=_agent_config(args), evaluator=evaluator,
                          seed=args.seed, name=name, storage=args.storage, checkpoint_every=args.checkpoint_every,
                          load_if_exists=True)
     _check_same_definition(study, args.agent, _agent_config(args), evaluator, args.seed)
+    if source is not None and study.settings.get("init_from") != source.name:
+        if study.n_finished:
+            raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")
+        study.init_from(source)
     return _run(study, trials, args.budget_seconds, not args.no_progress, console)
+
+
+def _transfer_source(args: argparse.Namespace) -> Any:
+    """The study named by ``--init-from``, checked against the requested space and agent."""
+    if args.init_from is None:
+        return None
+    from rlnas.spaces import create_space
+    from rlnas.study import load_study
+
+    from rlnas.agents import Agent, agent_class
+
+    if agent_class(args.agent).load_policy is Agent.load_policy:
+        raise ConfigError(f"agent {args.agent!r} has nothing to transfer: --init-from is not supported")
+    source = load_study(args.init_from, args.storage)
+    space = create_space(args.space)
+    if source.space.fingerprint != space.fingerprint:
+        raise ConfigError(f"--init-from {args.init_from!r}: that study searched space {source.space.name!r}, "
+                          f"not {args.space!r}")
+    if source.record.agent != args.agent:
+        raise ConfigError(f"--init-from {args.init_from!r}: that study used agent {source.record.agent!r}, "
+                          f"not {args.agent!r}")
+    return source
 
 
 def _check_existing_space(storage: str, name: str, space: str) -> None:

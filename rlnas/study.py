@@ -300,6 +300,29 @@ class Study:
         self.store.save_checkpoint(self.record.id, self._told, buffer.getvalue())
         self._last_checkpoint = self._told
 
+    def init_from(self, source: "Study") -> None:
+        """Start this (new) study's agent from what ``source``'s agent learned (policy transfer).
+
+        Both studies must search the same space with the same agent. The transferred state is
+        stored at once as this study's first checkpoint, so a crash cannot lose it.
+        """
+        self._prepare()
+        if self._next_slot or self._finished:
+            raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")
+        if source.space.fingerprint != self.space.fingerprint:
+            raise ConfigError(f"cannot start from study {source.name!r}: it searched space {source.space.name!r} "
+                              f"({source.space.fingerprint}), this study searches {self.space.name!r} "
+                              f"({self.space.fingerprint})")
+        if source.record.agent != self.record.agent:
+            raise ConfigError(f"cannot start from study {source.name!r}: it used agent {source.record.agent!r}, "
+                              f"not {self.record.agent!r}")
+        source._prepare()
+        if not source._finished:
+            raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
+        self.agent.load_policy(source.agent.state_dict())
+        self._save_settings(init_from=source.name)
+        self.checkpoint()
+
     def _prepare(self) -> None:
         """On first use: mark orphans, restore the newest checkpoint, replay stored results."""
         if self._ready:

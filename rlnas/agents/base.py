@@ -89,6 +89,15 @@ class Agent(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def load_policy(self, state: Mapping[str, Any]) -> None:
+        """Start from what another search of the same space learned (policy transfer).
+
+        ``state`` is that agent's :meth:`state_dict`. What is taken is up to each agent (a
+        controller's weights, a population, actor and critic); this agent keeps its own seed
+        and random generators. Agents that learn nothing transferable refuse.
+        """
+        raise ConfigError(f"agent {self.name!r} has nothing to transfer: --init-from is not supported")
+
 
 def rng_state(generator: Any) -> dict[str, Any]:
     """JSON-able state of a ``numpy.random.Generator``."""
