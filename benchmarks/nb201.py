@@ -1,0 +1,359 @@
+"""NAS-Bench-201 benchmark: every agent x each data set x many seeds, on the tabular evaluator.
+
+Two protocols (``--protocols``):
+
+- ``200``: reward = 200-epoch seed-mean validation accuracy, a fixed number of queries
+  (``--queries``, default 500); reports the test accuracy of the best-by-validation cell
+  after 50, 100, 200, 300 and 500 queries, the share of runs that found the global
+  validation optimum, and a test-regret plot.
+- ``12``: NATS-Bench's protocol: reward = 12-epoch validation accuracy, search until a
+  simulated training-time budget is spent (20,000 s CIFAR-10, 40,000 s CIFAR-100,
+  120,000 s ImageNet16-120); reports the 200-epoch test accuracy of the best-by-reward cell
+  and the number of queries the budget allowed.
+
+Run from the repository root::
+
+    python benchmarks/nb201.py                          # the full default benchmark
+    python benchmarks/nb201.py --agents random,evolution --seeds 10 --queries 200
+    python benchmarks/nb201.py --agent-config 'evolution:{"population_size": 20}'
+
+Results go to ``--out`` (default ``benchmarks/results/nb201``): ``results.md``,
+``summary.json`` and ``regret.png`` (and ``runs.json.gz`` with ``--save-runs``).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _nb201_report as report  # noqa: E402
+
+from rlnas.errors import RlnasError  # noqa: E402
+
+ALL_AGENTS: tuple[str, ...] = ("random", "evolution", "reinforce", "ppo", "l2nas")
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "nb201"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How runs of one protocol search: reward fidelity and stopping rule."""
+
+    fidelity: int
+    """Training epochs behind the reward (200 or 12)."""
+    budgets: Mapping[str, float] | None = None
+    """Simulated seconds per data set; ``None`` means a fixed number of queries."""
+
+
+PROTOCOLS: dict[int, Protocol] = {
+    200: Protocol(200),
+    12: Protocol(12, {"cifar10": 20_000.0, "cifar100": 40_000.0, "imagenet16-120": 120_000.0}),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One search run."""
+
+    agent: str
+    dataset: str
+    protocol: int
+    seed: int
+    n_trials: int | None
+    budget_seconds: float | None
+    agent_config: dict[str, Any] = field(default_factory=dict)
+    noisy: bool = False
+
+
+@dataclass
+class RunResult:
+    """What one run produced, trial by trial in slot order (JSON-able)."""
+
+    agent: str
+    dataset: str
+    protocol: int
+    seed: int
+    rewards: list[float | None]
+    """Search reward of each trial (``None`` for a failed trial)."""
+    test_acc: list[float]
+    """200-epoch test accuracy of each trial (NaN for a failed trial)."""
+    cost_seconds: list[float]
+    """Simulated training seconds of each trial."""
+    found_at: int | None
+    """1-based query at which the global reward optimum was first evaluated, if it was."""
+    wall_seconds: float
+    """Real seconds the run took in its worker."""
+
+
+@dataclass
+class BenchConfig:
+    """Everything one benchmark invocation does."""
+
+    agents: list[str] = field(default_factory=lambda: list(ALL_AGENTS))
+    datasets: list[str] = field(default_factory=lambda: list(DATASETS))
+    seeds: int = 50
+    first_seed: int = 0
+    queries: int = 500
+    workers: int = 2
+    protocols: list[int] = field(default_factory=lambda: [200, 12])
+    agent_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    noisy: bool = False
+    out: Path = DEFAULT_OUT
+    save_runs: bool = False
+
+
+# ------------------------------------------------------------------- workers
+_EVALUATORS: dict[tuple[str, int, bool], Any] = {}
+
+
+def evaluator_for(dataset: str, fidelity: int, noisy: bool = False) -> Any:
+    """The process-wide cached ``NB201Evaluator`` for these options."""
+    from rlnas.evaluators.tabular import NB201Evaluator
+
+    key = (dataset, fidelity, noisy)
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = NB201Evaluator(dataset=dataset, fidelity=fidelity, noisy=noisy)
+    return _EVALUATORS[key]
+
+
+def _init_worker() -> None:
+    # One thread per worker; torch itself is imported only by the agents that need it.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    _single_thread_torch()
+
+
+def _single_thread_torch() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def run_job(job: Job) -> RunResult:
+    """Run one search with an in-memory study and return its trials."""
+    from rlnas.study import create_study
+    from rlnas.trial import TrialState
+
+    start = time.perf_counter()
+    evaluator = evaluator_for(job.dataset, PROTOCOLS[job.protocol].fidelity, job.noisy)
+    study = create_study(space="nb201", agent=job.agent, agent_config=job.agent_config, evaluator=evaluator,
+                         seed=job.seed, storage=None, checkpoint_every=0)
+    _single_thread_torch()  # building the agent may just have imported torch
+    # Transfer experiments (--init-from, added later) load a source policy into study.agent here.
+    study.optimize(n_trials=job.n_trials, budget_seconds=job.budget_seconds, progress=False)
+    trials = sorted((t for t in study.trials if t.state.finished and not t.orphaned), key=lambda t: t.slot)
+    optimum_key = evaluator.optimum("valid_acc")[0]
+    found = next((q for q, t in enumerate(trials, 1) if t.key == optimum_key and t.state is TrialState.COMPLETE), None)
+    return RunResult(
+        agent=job.agent, dataset=job.dataset, protocol=job.protocol, seed=job.seed,
+        rewards=[t.reward for t in trials],
+        test_acc=[float(t.metrics.get("test_acc", float("nan"))) for t in trials],
+        cost_seconds=[float(t.cost_seconds) for t in trials],
+        found_at=found, wall_seconds=time.perf_counter() - start,
+    )
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, log: Any = print) -> list[RunResult]:
+    """Run ``jobs`` on ``workers`` processes (inline when ``workers <= 1``), in job order."""
+    results: list[RunResult | None] = [None] * len(jobs)
+    step = max(1, len(jobs) // 10)
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            results[i] = run_job(job)
+            if (i + 1) % step == 0:
+                log(f"  {i + 1}/{len(jobs)} runs done")
+        return results  # type: ignore[return-value]
+    # spawn: workers start clean even when the parent already imported torch.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+        for done, future in enumerate(as_completed(futures), 1):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except Exception as exc:
+                for other in futures:
+                    other.cancel()
+                raise RuntimeError(f"run {jobs[i]} failed: {type(exc).__name__}: {exc}") from exc
+            if done % step == 0:
+                log(f"  {done}/{len(jobs)} runs done")
+    return results  # type: ignore[return-value]
+
+
+# -------------------------------------------------------------- experiments
+def available_agents(names: Iterable[str], configs: Mapping[str, Mapping[str, Any]] | None = None,
+                     ) -> tuple[list[str], dict[str, str]]:
+    """Split ``names`` into agents whose module imports and ``{name: reason}`` for the others.
+
+    Each available agent is built once with its config override, so that a bad config
+    fails here with a :class:`~rlnas.errors.ConfigError` instead of in every worker.
+    """
+    from rlnas.agents import agent_class
+    from rlnas.spaces.nb201 import NB201Space
+
+    ok, skipped = [], {}
+    for name in names:
+        try:
+            cls = agent_class(name)
+        except (ImportError, AttributeError) as exc:
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        cls(NB201Space(), dict((configs or {}).get(name, {})), seed=0)
+        ok.append(name)
+    return ok, skipped
+
+
+def make_jobs(cfg: BenchConfig, agents: Sequence[str]) -> list[Job]:
+    """Every (protocol, data set, agent, seed) run of a search benchmark."""
+    jobs = []
+    for protocol in cfg.protocols:
+        budgets = PROTOCOLS[protocol].budgets
+        for dataset in cfg.datasets:
+            for agent in agents:
+                for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
+                    jobs.append(Job(agent, dataset, protocol, seed,
+                                    n_trials=None if budgets else cfg.queries,
+                                    budget_seconds=budgets[dataset] if budgets else None,
+                                    agent_config=dict(cfg.agent_configs.get(agent, {})),
+                                    noisy=cfg.noisy and protocol == 200))
+    return jobs
+
+
+def optima(datasets: Iterable[str], protocols: Iterable[int]) -> dict[str, dict[str, Any]]:
+    """Per ``"<protocol>/<dataset>"``: the reward optimum (key, value) and the best test accuracy."""
+    out = {}
+    for protocol in protocols:
+        for dataset in datasets:
+            ev = evaluator_for(dataset, PROTOCOLS[protocol].fidelity)
+            key, value = ev.optimum("valid_acc")
+            out[f"{protocol}/{dataset}"] = {"reward_optimum_key": key, "reward_optimum": value,
+                                            "test_optimum": ev.optimum("test_acc")[1],
+                                            "test_of_reward_optimum": ev.test_acc_of_best_valid()}
+    return out
+
+
+def search_benchmark(cfg: BenchConfig, log: Any = print) -> tuple[list[RunResult], dict[str, Any]]:
+    """Run the search benchmark; return the runs and the metadata the report needs."""
+    agents, skipped = available_agents(cfg.agents, cfg.agent_configs)
+    for name, reason in skipped.items():
+        log(f"note: skipping agent {name!r}, its module does not import ({reason})")
+    jobs = make_jobs(cfg, agents)
+    log(f"{len(jobs)} runs: agents {agents}, datasets {cfg.datasets}, protocols {cfg.protocols}, "
+        f"{cfg.seeds} seeds, {cfg.workers} worker(s)")
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    runs = run_jobs(jobs, cfg.workers, log)
+    wall = time.perf_counter() - start
+    meta = {
+        "agents": agents, "skipped": skipped, "datasets": cfg.datasets, "protocols": cfg.protocols,
+        "seeds": cfg.seeds, "first_seed": cfg.first_seed, "queries": cfg.queries, "workers": cfg.workers,
+        "noisy": cfg.noisy, "agent_configs": cfg.agent_configs, "wall_seconds": wall,
+        "cpu_count": os.cpu_count(), "load_before": list(load_before), "load_after": list(os.getloadavg()),
+        "budgets": {str(p): dict(PROTOCOLS[p].budgets or {}) for p in cfg.protocols},
+        "optima": optima(cfg.datasets, cfg.protocols),
+    }
+    return runs, meta
+
+
+# Transfer experiments (policy transfer with --init-from) will get their own function next
+# to search_benchmark, with the same (runs, meta) result so the report code is shared.
+
+
+def write_outputs(runs: Sequence[RunResult], meta: Mapping[str, Any], out: Path, save_runs: bool = False) -> dict:
+    """Write results.md, summary.json, regret.png (and runs.json.gz); return the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = report.summarize(runs, meta)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    plot = None
+    if 200 in meta["protocols"] and runs:
+        plot = report.regret_plot(runs, meta, out / "regret.png")
+    (out / "results.md").write_text(report.markdown(summary, meta, plot.name if plot else None))
+    if save_runs:
+        with gzip.open(out / "runs.json.gz", "wt") as f:
+            json.dump({"meta": meta, "runs": [asdict(r) for r in runs]}, f)
+    return summary
+
+
+# ---------------------------------------------------------------------- CLI
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
+    """Command-line options -> :class:`BenchConfig` (bad values exit with one clear line)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", default=",".join(ALL_AGENTS), help="comma-separated agent names")
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: cifar10,cifar100,imagenet16-120")
+    p.add_argument("--seeds", type=int, default=50, help="runs per agent and data set (seeds first-seed..)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--queries", type=int, default=500, help="queries per run under protocol 200")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (1 = inline)")
+    p.add_argument("--protocols", default="200,12", help="comma-separated: 200 (fixed queries), 12 (NATS budget)")
+    p.add_argument("--agent-config", action="append", default=[], metavar="AGENT:JSON",
+                   help="override an agent's config, e.g. 'evolution:{\"sample_size\": 5}' (repeatable)")
+    p.add_argument("--noisy", action="store_true", help="protocol 200: reward from one random training seed")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--save-runs", action="store_true", help="also write every run's trials to runs.json.gz")
+    a = p.parse_args(argv)
+
+    agents, datasets = _csv(a.agents), _csv(a.datasets)
+    for name in agents:
+        if name not in ALL_AGENTS:
+            p.error(f"unknown agent {name!r} (choices: {', '.join(ALL_AGENTS)})")
+    for name in datasets:
+        if name not in DATASETS:
+            p.error(f"unknown dataset {name!r} (choices: {', '.join(DATASETS)})")
+    try:
+        protocols = [int(x) for x in _csv(a.protocols)]
+    except ValueError:
+        p.error(f"--protocols must list 200 and/or 12, got {a.protocols!r}")
+    if not protocols or any(x not in PROTOCOLS for x in protocols):
+        p.error(f"--protocols must list 200 and/or 12, got {a.protocols!r}")
+    if a.seeds < 1 or a.queries < 1 or a.workers < 1:
+        p.error("--seeds, --queries and --workers must be positive")
+    configs: dict[str, dict[str, Any]] = {}
+    for item in a.agent_config:
+        name, sep, text = item.partition(":")
+        if not sep or name not in ALL_AGENTS:
+            p.error(f"--agent-config needs AGENT:JSON with a known agent, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            p.error(f"--agent-config {name}: invalid JSON ({exc.msg})")
+        if not isinstance(value, dict):
+            p.error(f"--agent-config {name}: JSON must be an object, got {text!r}")
+        configs[name] = {**configs.get(name, {}), **value}
+    return BenchConfig(agents=agents, datasets=datasets, seeds=a.seeds, first_seed=a.first_seed, queries=a.queries,
+                       workers=a.workers, protocols=protocols, agent_configs=configs, noisy=a.noisy, out=a.out,
+                       save_runs=a.save_runs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark from the command line; print the total wall time."""
+    cfg = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        runs, meta = search_benchmark(cfg)
+    except RlnasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_outputs(runs, meta, cfg.out, cfg.save_runs)
+    total = time.perf_counter() - start
+    print(f"wrote {cfg.out / 'results.md'}")
+    print(f"total wall time {total:.1f} s ({total / 60:.1f} min) on {cfg.workers} worker(s); "
+          f"load average before/after {meta['load_before'][0]:.2f}/{meta['load_after'][0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plot data as pure functions, and their matplotlib renderers (``pip install rlnas[plot]``)."""

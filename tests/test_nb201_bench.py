@@ -1,0 +1,90 @@
+"""The NAS-Bench-201 benchmark harness on the real table: tiny runs, numbers recomputed by hand."""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rlnas.evaluators.tabular")
+pytest.importorskip("rlnas.study")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import nb201  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    cfg = nb201.BenchConfig(agents=["random", "evolution"], seeds=2, queries=30, workers=1,
+                            out=tmp_path_factory.mktemp("nb201"))
+    runs, meta = nb201.search_benchmark(cfg, log=lambda *_: None)
+    summary = nb201.write_outputs(runs, meta, cfg.out)
+    return cfg, runs, meta, summary
+
+
+def best_by_valid_test(run, q: int) -> float:
+    """Test accuracy of the highest-reward trial among the first q, earliest on ties (by hand)."""
+    rewards = run.rewards[:q]
+    return run.test_acc[rewards.index(max(rewards))]
+
+
+def test_runs_cover_every_agent_dataset_protocol_and_seed(bench) -> None:
+    _, runs, _, _ = bench
+    assert len(runs) == 2 * 3 * 2 * 2
+    assert {(r.agent, r.dataset, r.protocol, r.seed) for r in runs} == {
+        (a, d, p, s) for a in ("random", "evolution") for d in nb201.DATASETS for p in (200, 12) for s in (0, 1)}
+    assert all(len(r.rewards) == 30 for r in runs if r.protocol == 200)
+
+
+def test_table_cells_recompute_from_the_raw_runs(bench) -> None:
+    cfg, runs, meta, summary = bench
+    assert summary["checkpoints"] == [30]
+    for dataset in nb201.DATASETS:
+        for agent in ("random", "evolution"):
+            group = [r for r in runs if r.protocol == 200 and r.dataset == dataset and r.agent == agent]
+            values = [best_by_valid_test(r, 30) for r in group]
+            mean, std, n = summary["protocol_200"][dataset][agent]["test_at"]["30"]
+            assert n == 2 and mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values, ddof=1))
+            found = [r for r in group if meta["optima"][f"200/{dataset}"]["reward_optimum"] in r.rewards]
+            assert summary["protocol_200"][dataset][agent]["found_share"] == len(found) / 2
+    mean, std, _ = summary["protocol_200"]["cifar100"]["evolution"]["test_at"]["30"]
+    page = (cfg.out / "results.md").read_text()
+    assert f"| evolution | {mean:.2f} ± {std:.2f} |" in page
+    assert (cfg.out / "regret.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nats_protocol_spends_the_budget_and_reports_the_best_by_reward_cell(bench) -> None:
+    _, runs, meta, summary = bench
+    for r in (r for r in runs if r.protocol == 12):
+        budget = meta["budgets"]["12"][r.dataset]
+        assert sum(r.cost_seconds[:-1]) < budget <= sum(r.cost_seconds)  # the crossing query counts
+    group = [r for r in runs if r.protocol == 12 and r.dataset == "imagenet16-120" and r.agent == "random"]
+    row = summary["protocol_12"]["imagenet16-120"]["random"]
+    assert row["test"][0] == pytest.approx(np.mean([best_by_valid_test(r, len(r.rewards)) for r in group]))
+    assert row["queries"][0] == pytest.approx(np.mean([len(r.rewards) for r in group]))
+    # The 12-epoch reward is not the 200-epoch one: the reward optimum differs on cifar10.
+    assert meta["optima"]["12/cifar10"]["reward_optimum"] < meta["optima"]["200/cifar10"]["reward_optimum"]
+
+
+def test_a_run_is_reproducible_and_the_process_pool_gives_the_same_runs() -> None:
+    jobs = [nb201.Job("evolution", "cifar10", 200, seed, n_trials=15, budget_seconds=None) for seed in (3, 4)]
+    inline = nb201.run_jobs(jobs, workers=1, log=lambda *_: None)
+    pooled = nb201.run_jobs(jobs, workers=2, log=lambda *_: None)
+    strip = lambda r: {k: v for k, v in asdict(r).items() if k != "wall_seconds"}  # noqa: E731
+    assert [strip(r) for r in inline] == [strip(r) for r in pooled]
+    assert inline[0].rewards != inline[1].rewards
+
+
+def test_agent_config_overrides_reach_the_agent_and_bad_ones_fail_early() -> None:
+    cfg = nb201.parse_args(["--agents", "evolution", "--agent-config", 'evolution:{"population_size": 4}',
+                            "--agent-config", 'evolution:{"sample_size": 4}', "--protocols", "200"])
+    assert cfg.agent_configs == {"evolution": {"population_size": 4, "sample_size": 4}} and cfg.protocols == [200]
+    job = nb201.make_jobs(cfg, ["evolution"])[0]
+    assert job.agent_config == {"population_size": 4, "sample_size": 4} and job.n_trials == 500
+    with pytest.raises(nb201.RlnasError, match="sample_size"):
+        nb201.available_agents(["evolution"], {"evolution": {"sample_size": 99}})
+    for bad in (["--agent-config", "evolution:{oops"], ["--agents", "nope"], ["--protocols", "100"]):
+        with pytest.raises(SystemExit):
+            nb201.parse_args(bad)
