@@ -1,0 +1,241 @@
+"""Proximal Policy Optimization (Schulman et al., 2017) for a NAS controller (ENAS-PPO).
+
+Architecture search is a one-step, stateless episode: the controller samples a candidate
+(its whole sequence of decisions is one action), the evaluator returns one reward. Every
+``batch_size`` successful trials the agent runs ``epochs`` full-batch Adam steps on
+
+    loss = policy_loss − entropy_weight · entropy (+ value_loss on the value parameter)
+    policy_loss = mean[ max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)) ],   ρ = π(a) / π_old(a)
+
+with ``π_old`` the log-probability recorded when the candidate was sampled (``info``),
+and advantages ``A = R − b`` (optionally normalised per batch). The baseline ``b`` is either
+the bias-corrected EMA of past rewards ("ema") or a learned scalar value ("value"): with no
+state to condition on, a value head reduces to one parameter fitted to the rewards by MSE.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.agents.baselines import EMABaseline
+from rlnas.agents.controllers import is_finite_number, build_controller, check_controller_options, make_generator
+from rlnas.errors import ConfigError
+from rlnas.spaces.base import Candidate
+
+BASELINES = ("ema", "value")
+
+
+DEFAULT_LR: dict[str, float] = {"factorized": 0.05, "lstm": 0.01}
+"""Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
+
+
+@dataclass
+class PPOConfig(AgentConfig):
+    """Options of PPO."""
+
+    controller: str = "factorized"
+    """Policy network: "factorized" (independent softmax per decision) or "lstm" (autoregressive)."""
+    lr: float | None = None
+    """Adam learning rate of the controller; null = the controller's default (see DEFAULT_LR)."""
+    batch_size: int = 10
+    """Successful trials per update (and proposals asked at once)."""
+    epochs: int = 4
+    """Full-batch optimisation epochs per update."""
+    clip: float = 0.2
+    """Clipping range epsilon of the probability ratio."""
+    baseline: str = "ema"
+    """Reward baseline: "ema" (moving average of rewards) or "value" (learned scalar value, MSE)."""
+    baseline_decay: float = 0.9
+    """Momentum of the EMA baseline (baseline="ema")."""
+    value_lr: float = 0.1
+    """Adam learning rate of the scalar value (baseline="value"); it starts at the first batch's mean reward."""
+    entropy_weight: float = 0.0
+    """Weight of the entropy bonus (0 disables it)."""
+    max_grad_norm: float | None = 0.5
+    """Clip the controller's gradient to this global norm; null = no clipping."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each batch (this also cancels any constant baseline)."""
+    lstm_hidden: int = 64
+    """Hidden size of the LSTM controller (and of its choice embeddings)."""
+    temperature: float | None = None
+    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
+    tanh_constant: float | None = None
+    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
+
+    def __post_init__(self) -> None:
+        if self.lr is None and self.controller in DEFAULT_LR:
+            self.lr = DEFAULT_LR[self.controller]
+        check_controller_options("ppo", self.controller, self.lr, self.lstm_hidden, self.temperature,
+                                 self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"ppo: epochs must be a positive integer, got {self.epochs!r}")
+        if not is_finite_number(self.clip) or not 0 < self.clip < 1:
+            raise ConfigError(f"ppo: clip must be in (0, 1), got {self.clip!r}")
+        if self.baseline not in BASELINES:
+            raise ConfigError(f"ppo: unknown baseline {self.baseline!r} (choices: {', '.join(BASELINES)})")
+        if not is_finite_number(self.value_lr) or not self.value_lr > 0:
+            raise ConfigError(f"ppo: value_lr must be a positive number, got {self.value_lr!r}")
+        if self.max_grad_norm is not None and (not is_finite_number(self.max_grad_norm) or not self.max_grad_norm > 0):
+            raise ConfigError(f"ppo: max_grad_norm must be a positive number or null, got {self.max_grad_norm!r}")
+        if not isinstance(self.normalize_advantages, bool):
+            raise ConfigError(f"ppo: normalize_advantages must be true or false, got {self.normalize_advantages!r}")
+
+
+class PPOAgent(Agent):
+    """PPO with a clipped surrogate over a factorized or LSTM controller."""
+
+    name = "ppo"
+    Config = PPOConfig
+    config: PPOConfig
+
+    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+        super().__init__(space, config, seed=seed, device=device)
+        cfg = self.config
+        self.generator = make_generator(seed)
+        self.controller = build_controller(cfg.controller, space.sizes, hidden=cfg.lstm_hidden,
+                                           temperature=cfg.temperature, tanh_constant=cfg.tanh_constant,
+                                           generator=self.generator)
+        self.value = nn.Parameter(torch.zeros(()))
+        self.value_ready = False
+        groups = [{"params": list(self.controller.parameters()), "lr": cfg.lr}]
+        if cfg.baseline == "value":
+            groups.append({"params": [self.value], "lr": cfg.value_lr})
+        self.optimizer = torch.optim.Adam(groups)
+        self.ema = EMABaseline(cfg.baseline_decay)
+        # Successful results waiting for a full batch: (indices, reward, log-prob when sampled or None).
+        self.pending: list[tuple[list[int], float, float | None]] = []
+        self.told = 0
+        self.updates = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    # ------------------------------------------------------------------ ask
+    def ask(self, n: int = 1) -> list[Proposal]:
+        """Sample ``n`` candidates; ``info`` holds their choice indices and sampling log-probability."""
+        with torch.no_grad():
+            indices, log_prob, _ = self.controller.sample(n, self.generator)
+        return [Proposal(self.space.from_indices(row), {"indices": row, "log_prob": lp})
+                for row, lp in zip(indices.tolist(), log_prob.tolist())]
+
+    def mode(self) -> Candidate:
+        """The controller's greedy (most probable, for the factorized one) candidate."""
+        with torch.no_grad():
+            return self.space.from_indices(self.controller.mode().tolist())
+
+    # ----------------------------------------------------------------- tell
+    def tell(self, results: Sequence[Result]) -> dict[str, float]:
+        """Queue successful results; update once ``batch_size`` are queued. Failures are skipped.
+
+        Returns the update's diagnostics, or ``{}`` when no update happened.
+        """
+        for proposal, reward in results:
+            self.told += 1
+            if reward is None or not math.isfinite(reward):
+                continue
+            old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
+            self.pending.append((list(self.space.indices(proposal.candidate)), float(reward),
+                                 None if old is None else float(old)))
+        if not self.pending or len(self.pending) < self.config.batch_size:
+            return {}
+        batch, self.pending = self.pending, []
+        return self.update(batch)
+
+    def update(self, batch: list[tuple[list[int], float, float | None]]) -> dict[str, float]:
+        """``epochs`` clipped-surrogate steps on one batch of (indices, reward, sampling log-prob)."""
+        cfg = self.config
+        indices = torch.tensor([ix for ix, _, _ in batch], dtype=torch.long)
+        reward = torch.tensor([r for _, r, _ in batch], dtype=torch.float32)
+        with torch.no_grad():
+            current, _ = self.controller.log_prob_and_entropy(indices)
+        # A candidate told without its sampling log-prob is scored as if sampled by the current policy.
+        old_log_prob = torch.tensor([current[i].item() if lp is None else lp for i, (_, _, lp) in enumerate(batch)])
+
+        baseline = self.baseline_value(reward)
+        advantage = reward - baseline
+        scaled = advantage
+        if cfg.normalize_advantages and len(batch) > 1:
+            scaled = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
+        clipped = []
+        for epoch in range(cfg.epochs):
+            log_prob, entropy = self.controller.log_prob_and_entropy(indices)
+            ratio = torch.exp(log_prob - old_log_prob)
+            policy_loss = torch.max(-scaled * ratio, -scaled * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+            entropy_bonus = entropy.mean()
+            loss = policy_loss
+            if cfg.entropy_weight > 0:
+                loss = loss - cfg.entropy_weight * entropy_bonus
+            value_loss = None
+            if cfg.baseline == "value":
+                value_loss = (self.value - reward).pow(2).mean()
+                loss = loss + value_loss
+            if epoch == 0:
+                start_entropy = entropy_bonus.item()
+            clipped.append(((ratio.detach() - 1).abs() > cfg.clip).float().mean().item())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.controller.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+        self.updates += 1
+
+        with torch.no_grad():
+            log_ratio = self.controller.log_prob_and_entropy(indices)[0] - old_log_prob
+            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
+        diagnostics = {
+            "loss": loss.item(), "policy_loss": policy_loss.item(), "entropy": start_entropy,
+            "approx_kl": approx_kl, "clip_fraction": sum(clipped) / len(clipped), "baseline": baseline,
+            "advantage_mean": advantage.mean().item(),
+            "advantage_std": advantage.std().item() if len(batch) > 1 else 0.0,
+            "reward_mean": reward.mean().item(),
+        }
+        if value_loss is not None:
+            diagnostics["value_loss"] = value_loss.item()
+        return diagnostics
+
+    def baseline_value(self, reward: torch.Tensor) -> float:
+        """The baseline for this batch (from past batches only; the first batch uses its own mean)."""
+        if self.config.baseline == "value":
+            if not self.value_ready:
+                with torch.no_grad():
+                    self.value.fill_(reward.mean())
+                self.value_ready = True
+            return self.value.item()
+        baseline = self.ema.value
+        self.ema.update(reward.tolist())
+        return float(reward.mean()) if baseline is None else baseline
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller.state_dict(),
+            "value": self.value.detach().clone(),
+            "value_ready": self.value_ready,
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict(),
+            "generator": self.generator.get_state(),
+            "pending": [[list(ix), r, lp] for ix, r, lp in self.pending],
+            "told": self.told,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.controller.load_state_dict(state["controller"])
+        with torch.no_grad():
+            self.value.copy_(state["value"])
+        self.value_ready = bool(state["value_ready"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        self.pending = [([int(i) for i in ix], float(r), None if lp is None else float(lp))
+                        for ix, r, lp in state["pending"]]
+        self.told = int(state["told"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,162 @@
+"""REINFORCE (Williams, 1992) with an exponential-moving-average reward baseline.
+
+The policy is a controller (factorized softmax per decision, or an autoregressive LSTM).
+Every ``batch_size`` successful trials the controller takes one Adam step on
+
+    loss = −mean[(R − b) · log π(a)] − entropy_weight · mean[H]
+
+where ``b`` is the bias-corrected EMA of past rewards *before* this batch (so it does not
+depend on the actions being scored; the very first batch uses its own mean reward), and
+``H`` is the policy entropy. The defaults (factorized controller, Adam lr 0.01, EMA momentum
+0.9, one proposal per update) are NATS-Bench's REINFORCE baseline.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.agents.baselines import EMABaseline
+from rlnas.agents.controllers import build_controller, check_controller_options, is_finite_number, make_generator
+from rlnas.errors import ConfigError
+from rlnas.spaces.base import Candidate
+
+
+DEFAULT_LR: dict[str, float] = {"factorized": 0.01, "lstm": 0.005}
+"""Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
+
+
+@dataclass
+class ReinforceConfig(AgentConfig):
+    """Options of REINFORCE."""
+
+    controller: str = "factorized"
+    """Policy network: "factorized" (independent softmax per decision) or "lstm" (autoregressive)."""
+    lr: float | None = None
+    """Adam learning rate of the controller; null = the controller's default (see DEFAULT_LR)."""
+    batch_size: int = 1
+    """Successful trials per policy update (and proposals asked at once)."""
+    baseline_decay: float = 0.9
+    """Momentum of the bias-corrected EMA reward baseline."""
+    entropy_weight: float = 0.0
+    """Weight of the entropy bonus in the loss (0 disables it)."""
+    reward_scale: float = 1.0
+    """Factor applied to advantages; only matters relative to entropy_weight (Adam ignores a constant scale)."""
+    lstm_hidden: int = 64
+    """Hidden size of the LSTM controller (and of its choice embeddings)."""
+    temperature: float | None = None
+    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
+    tanh_constant: float | None = None
+    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
+
+    def __post_init__(self) -> None:
+        if self.lr is None and self.controller in DEFAULT_LR:
+            self.lr = DEFAULT_LR[self.controller]
+        check_controller_options("reinforce", self.controller, self.lr, self.lstm_hidden, self.temperature,
+                                 self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
+        if not is_finite_number(self.reward_scale) or not self.reward_scale > 0:
+            raise ConfigError(f"reinforce: reward_scale must be a positive number, got {self.reward_scale!r}")
+
+
+class ReinforceAgent(Agent):
+    """REINFORCE with an EMA baseline over a factorized or LSTM controller."""
+
+    name = "reinforce"
+    Config = ReinforceConfig
+    config: ReinforceConfig
+
+    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+        super().__init__(space, config, seed=seed, device=device)
+        cfg = self.config
+        self.generator = make_generator(seed)
+        self.controller = build_controller(cfg.controller, space.sizes, hidden=cfg.lstm_hidden,
+                                           temperature=cfg.temperature, tanh_constant=cfg.tanh_constant,
+                                           generator=self.generator)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.lr)
+        self.baseline = EMABaseline(cfg.baseline_decay)
+        self.pending: list[tuple[list[int], float]] = []
+        self.told = 0
+        self.updates = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    # ------------------------------------------------------------------ ask
+    def ask(self, n: int = 1) -> list[Proposal]:
+        """Sample ``n`` candidates; ``info`` holds their choice indices and log-probability."""
+        with torch.no_grad():
+            indices, log_prob, _ = self.controller.sample(n, self.generator)
+        return [Proposal(self.space.from_indices(row), {"indices": row, "log_prob": lp})
+                for row, lp in zip(indices.tolist(), log_prob.tolist())]
+
+    def mode(self) -> Candidate:
+        """The controller's greedy (most probable, for the factorized one) candidate."""
+        with torch.no_grad():
+            return self.space.from_indices(self.controller.mode().tolist())
+
+    # ----------------------------------------------------------------- tell
+    def tell(self, results: Sequence[Result]) -> dict[str, float]:
+        """Queue successful results; update once ``batch_size`` are queued. Failures are skipped.
+
+        Returns the update's diagnostics, or ``{}`` when no update happened.
+        """
+        for proposal, reward in results:
+            self.told += 1
+            if reward is not None and math.isfinite(reward):
+                self.pending.append((list(self.space.indices(proposal.candidate)), float(reward)))
+        if not self.pending or len(self.pending) < self.config.batch_size:
+            return {}
+        batch, self.pending = self.pending, []
+        return self.update([ix for ix, _ in batch], [r for _, r in batch])
+
+    def update(self, indices: list[list[int]], rewards: list[float]) -> dict[str, float]:
+        """One REINFORCE step on a batch of choice indices and their rewards."""
+        reward = torch.tensor(rewards, dtype=torch.float32)
+        baseline = self.baseline.value
+        if baseline is None:
+            baseline = float(reward.mean())
+        advantage = (reward - baseline) * self.config.reward_scale
+        self.baseline.update(rewards)
+
+        log_prob, entropy = self.controller.log_prob_and_entropy(torch.tensor(indices, dtype=torch.long))
+        policy_loss = -(advantage * log_prob).mean()
+        entropy_bonus = entropy.mean()
+        loss = policy_loss
+        if self.config.entropy_weight > 0:  # otherwise keep the entropy out of the backward pass
+            loss = loss - self.config.entropy_weight * entropy_bonus
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.updates += 1
+        n = len(rewards)
+        return {
+            "loss": loss.item(), "policy_loss": policy_loss.item(), "entropy": entropy_bonus.item(),
+            "baseline": float(baseline), "advantage_mean": float(advantage.mean()),
+            "advantage_std": float(advantage.std()) if n > 1 else 0.0, "reward_mean": float(reward.mean()),
+        }
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "baseline": self.baseline.state_dict(),
+            "generator": self.generator.get_state(),
+            "pending": [[list(ix), r] for ix, r in self.pending],
+            "told": self.told,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline.load_state_dict(state["baseline"])
+        self.generator.set_state(state["generator"])
+        self.pending = [([int(i) for i in ix], float(r)) for ix, r in state["pending"]]
+        self.told = int(state["told"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,119 @@
+"""CIFAR-10 in its official "python version" format, read without trusting pickle.
+
+The official batches (``data_batch_1`` .. ``data_batch_5``, ``test_batch``) are Python-2
+pickles of dicts with byte-string keys: ``b"data"`` a uint8 array ``[N, 3072]`` (1024 red, then
+1024 green, then 1024 blue values of a 32x32 image, row-major) and ``b"labels"`` a list of ints.
+They must be read with ``encoding="bytes"``. Plain ``pickle.load`` would run any callable a
+crafted file names, so :class:`RestrictedUnpickler` resolves only the few globals a NumPy array
+needs (``numpy``'s ``_reconstruct``, ``ndarray``, ``dtype``, and ``_codecs.encode`` that
+Python 3 uses for bytes in protocol-2 pickles); anything else raises :class:`ConfigError`.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split
+from rlnas.errors import ConfigError
+
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): __import__("codecs").encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild dicts, lists, bytes and NumPy arrays, and nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise ConfigError(
+                f"refusing to load {module}.{name} from a CIFAR batch (only NumPy arrays are allowed)"
+            ) from None
+
+
+def read_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, 3, 32, 32]`` uint8 and labels ``[N]`` int64 of one pickled batch."""
+    try:
+        batch = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except Exception as err:  # truncated or not a pickle at all
+        raise ConfigError(f"{where} is not a CIFAR python batch ({type(err).__name__}: {err})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ConfigError(f"{where} is not a CIFAR python batch (needs keys b'data' and b'labels')")
+    images = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if images.ndim != 2 or images.shape[1] != 3072 or images.shape[0] != labels.shape[0]:
+        raise ConfigError(f"{where}: data of shape {images.shape} with {labels.shape[0]} labels, "
+                          "expected [N, 3072] and N labels")
+    return images.reshape(-1, 3, 32, 32), labels
+
+
+def _batch_reader(root: Path):
+    """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz``."""
+    if root.is_file() and tarfile.is_tarfile(root):
+        archive = tarfile.open(root)
+        members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+
+        def read_tar(name: str) -> bytes:
+            if name not in members:
+                raise ConfigError(f"{root} holds no member named {name!r}")
+            return archive.extractfile(members[name]).read()  # type: ignore[union-attr]
+        return read_tar
+    for folder in (root, root / "cifar-10-batches-py"):
+        if (folder / TEST_BATCH).is_file():
+            return lambda name: _read_file(folder / name)
+    raise ConfigError(f"{root} holds no CIFAR-10 python batches "
+                      f"(expected {', '.join(TRAIN_BATCHES)} and {TEST_BATCH}, or cifar-10-python.tar.gz)")
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise ConfigError(f"missing CIFAR-10 batch {path}")
+    return path.read_bytes()
+
+
+def load_cifar10(root: str | Path | None, *, valid_fraction: float = 0.1, split_seed: int = 0,
+                 train_size: int | None = None) -> DatasetSplits:
+    """CIFAR-10 from ``root``: train and valid from the five train batches, test = ``test_batch``.
+
+    The valid split is a class-stratified ``valid_fraction`` of the 50,000 train images (seeded
+    by ``split_seed``); ``train_size`` keeps a stratified subset of the remaining train images.
+    """
+    if root is None:
+        raise ConfigError("cifar10 needs data_root: the directory of the python batches "
+                          "(data_batch_1..5, test_batch) or the cifar-10-python.tar.gz archive")
+    root = Path(root).expanduser()
+    read = _batch_reader(root)
+    parts = [read_batch(read(name), f"{root}/{name}") for name in TRAIN_BATCHES]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    test_images, test_labels = read_batch(read(TEST_BATCH), f"{root}/{TEST_BATCH}")
+    valid, train = stratified_split(labels, (valid_fraction,), split_seed)
+    if train_size is not None and train_size < len(train):
+        keep = stratified_split(labels[train], (train_size / len(train),), split_seed + 1)[0]
+        train = train[keep]
+    info = {"source": str(root), "classes": list(CIFAR10_CLASSES),
+            "split": f"test = test_batch; valid = stratified {valid_fraction:g} of the train batches "
+                     f"(seed {split_seed}); train = the rest" + (f", subset of {train_size}" if train_size else "")}
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    return make_splits("cifar10", x, y, {"train": train, "valid": valid, "test": None}, scale=255.0,
+                       num_classes=10, info=info,
+                       extra={"test": (torch.from_numpy(test_images), torch.from_numpy(test_labels))})

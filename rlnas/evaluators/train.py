@@ -1,0 +1,222 @@
+"""Train-from-scratch evaluator: build the candidate's network, train it with SGD, report accuracy.
+
+One evaluation, for a given seed, is deterministic on the CPU (same seed, same thread count ->
+identical metrics): the weights are initialised under ``torch.manual_seed(seed)`` inside
+``torch.random.fork_rng`` (the global RNG is left as it was), and the batch order and
+augmentation come from a ``torch.Generator`` seeded with the same seed.
+
+Training recipe: SGD with Nesterov momentum, cosine learning-rate decay to 0 over all steps,
+weight decay, gradient-norm clipping at 5, cross-entropy loss; each epoch visits a fresh
+permutation of the train split in ``len(train) // batch_size`` full batches.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlnas.costs import count_flops, count_params
+from rlnas.costs.measure import num_threads
+from rlnas.datasets import DatasetSplits, ImageData, load_dataset
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.evaluators.base import Measurement
+from rlnas.spaces.base import Candidate, Space
+
+Progress = Callable[[int, int, Mapping[str, float]], None]
+ModelFn = Callable[[Space, Candidate, Mapping[str, Any]], nn.Module]
+
+# Small widths so that a search on the 8x8 digits finishes in minutes on one CPU core.
+DEFAULT_MODEL_KWARGS: dict[str, dict[str, Any]] = {
+    "nb201": {"channels": 8, "cells_per_stage": 1},
+    "darts": {"channels": 8, "layers": 5},
+    "ofa_mbv3": {"width_mult": 0.35},
+    "proxyless": {"width_mult": 0.35},
+    "proxyless_enlarged": {"width_mult": 0.35},
+    "tunas_mbv3": {"width_mult": 0.35},
+}
+
+
+class TrainingDiverged(RlnasError):
+    """The training loss became NaN or infinite; the message says when."""
+
+
+class TrainEvaluator:
+    """Trains each candidate from scratch on a small image set (see the module docstring).
+
+    Metrics of :meth:`evaluate` (accuracies in percent, as the tabular evaluators):
+    ``valid_acc`` (after the last epoch; the search signal), ``test_acc``, ``train_loss`` (mean of
+    the last epoch), ``train_time_s`` (wall seconds of the training loop), ``params_m``
+    (millions) and ``flops_m`` (MFLOPs of one image, multiply-add = 2). ``info["curve"]`` holds
+    per-epoch ``train_loss`` and ``valid_acc``.
+
+    ``budget`` in :meth:`evaluate` overrides ``epochs`` (a float is allowed: 0.5 = half the
+    steps of one epoch) or, when the evaluator was built with ``steps``, the number of steps.
+    """
+
+    name = "train"
+
+    def __init__(self, space: str | Space = "nb201", dataset: str = "digits", *, epochs: float = 10,
+                 steps: int | None = None, batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9,
+                 weight_decay: float = 5e-4, seed: int = 0, data_root: str | None = None,
+                 model_kwargs: Mapping[str, Any] | None = None, split_seed: int = 0,
+                 valid_fraction: float | None = None, dataset_options: Mapping[str, Any] | None = None,
+                 augment: bool = False, device: str = "cpu", threads: int | None = None,
+                 eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None):
+        if isinstance(space, str):
+            from rlnas.spaces import create_space
+
+            space = create_space(space)
+        self.space: Space = space
+        for label, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
+                             ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"train evaluator: {label} must be a positive number, got {value!r}")
+        if steps is not None and (not isinstance(steps, int) or steps <= 0):
+            raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
+        self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
+        self.valid_fraction = valid_fraction
+        self.dataset_options = dict(dataset_options or {})
+        self.epochs, self.steps, self.batch_size = epochs, steps, int(batch_size)
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self.seed, self.augment, self.device, self.threads = int(seed), bool(augment), device, threads
+        self.eval_batch_size = int(eval_batch_size)
+        self.model_kwargs = dict(model_kwargs) if model_kwargs is not None else None
+        self.progress = progress
+        self.model_fn = model_fn
+        self._data: DatasetSplits | None = None
+
+    # ----------------------------------------------------------------- protocol
+    def spec(self) -> dict[str, Any]:
+        """``{"name": "train", **options}`` for ``create_evaluator`` (``progress``/``model_fn`` excluded)."""
+        return {
+            "name": self.name, "space": self.space.name, "dataset": self.dataset, "epochs": self.epochs,
+            "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "momentum": self.momentum,
+            "weight_decay": self.weight_decay, "seed": self.seed, "data_root": self.data_root,
+            "model_kwargs": self.model_kwargs, "split_seed": self.split_seed, "valid_fraction": self.valid_fraction,
+            "dataset_options": self.dataset_options, "augment": self.augment, "device": self.device,
+            "threads": self.threads, "eval_batch_size": self.eval_batch_size,
+        }
+
+    @property
+    def data(self) -> DatasetSplits:
+        """The train/valid/test splits (loaded on first use, then kept)."""
+        if self._data is None:
+            self._data = load_dataset(self.dataset, self.data_root, split_seed=self.split_seed,
+                                      valid_fraction=self.valid_fraction, **self.dataset_options)
+        return self._data
+
+    def resolved_model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the model builder: the space's small defaults or ``model_kwargs``,
+        plus ``num_classes`` and ``in_channels`` of the data set."""
+        kwargs = dict(DEFAULT_MODEL_KWARGS.get(self.space.name, {}) if self.model_kwargs is None else self.model_kwargs)
+        channels = self.data.input_shape[0]
+        kwargs.setdefault("num_classes", self.data.num_classes)
+        kwargs.setdefault("in_channels", channels)
+        return kwargs
+
+    def build_model(self, candidate: Candidate) -> nn.Module:
+        """The untrained network of ``candidate`` (weights drawn from the current torch RNG)."""
+        kwargs = self.resolved_model_kwargs()
+        if self.model_fn is not None:
+            return self.model_fn(self.space, candidate, kwargs)
+        from rlnas.models import create_model
+
+        return create_model(self.space, candidate, **kwargs)
+
+    def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Measurement:
+        """Train ``candidate`` from scratch for ``budget`` (epochs or steps) and measure it."""
+        self.space.validate(candidate)
+        seed = self.seed if seed is None else int(seed)
+        data = self.data
+        batch = min(self.batch_size, len(data.train))
+        steps_per_epoch = len(data.train) // batch
+        if self.steps is not None:
+            total_steps = int(budget) if budget is not None else self.steps
+        else:
+            total_steps = math.ceil((self.epochs if budget is None else float(budget)) * steps_per_epoch)
+        if total_steps <= 0:
+            raise ConfigError(f"train evaluator: budget {budget!r} gives no training step")
+        n_epochs = math.ceil(total_steps / steps_per_epoch)
+
+        with num_threads(self.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self.build_model(candidate).to(self.device)
+            gen = torch.Generator().manual_seed(seed)
+            start = time.perf_counter()
+            curve = self._train(model, data, gen, batch, steps_per_epoch, total_steps, n_epochs)
+            train_time = time.perf_counter() - start
+            valid_acc = curve["valid_acc"][-1]
+            test_acc = self._accuracy(model, data.test)
+        metrics = {
+            "valid_acc": valid_acc, "test_acc": test_acc, "train_loss": curve["train_loss"][-1],
+            "train_time_s": train_time, "params_m": count_params(model) / 1e6,
+            "flops_m": count_flops(model.cpu(), data.input_shape) / 1e6,
+        }
+        info = {"epochs": total_steps / steps_per_epoch, "steps": total_steps, "seed": seed, "curve": curve}
+        return Measurement(metrics, time.perf_counter() - start, info)
+
+    # ------------------------------------------------------------------ helpers
+    def _train(self, model: nn.Module, data: DatasetSplits, gen: torch.Generator, batch: int,
+               steps_per_epoch: int, total_steps: int, n_epochs: int) -> dict[str, list[float]]:
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+                                    weight_decay=self.weight_decay, nesterov=self.momentum > 0)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        curve: dict[str, list[float]] = {"epoch": [], "train_loss": [], "valid_acc": []}
+        step = 0
+        for epoch in range(1, n_epochs + 1):
+            model.train()
+            order = torch.randperm(len(data.train), generator=gen)
+            losses = []
+            for i in range(min(steps_per_epoch, total_steps - step)):
+                x, y = data.train.batch(order[i * batch : (i + 1) * batch])
+                if self.augment:
+                    x = augment_batch(x, gen)
+                loss = F.cross_entropy(model(x.to(self.device)), y.to(self.device))
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"training diverged: loss is {loss.item()} at step {step + 1} of {total_steps} "
+                        f"(epoch {epoch}, lr {schedule.get_last_lr()[0]:.4g}); try a smaller lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.item())
+                step += 1
+            curve["epoch"].append(step / steps_per_epoch)
+            curve["train_loss"].append(sum(losses) / len(losses))
+            curve["valid_acc"].append(self._accuracy(model, data.valid))
+            if self.progress is not None:
+                self.progress(epoch, n_epochs, {"train_loss": curve["train_loss"][-1],
+                                                "valid_acc": curve["valid_acc"][-1]})
+        return curve
+
+    @torch.no_grad()
+    def _accuracy(self, model: nn.Module, split: ImageData) -> float:
+        """Top-1 accuracy in percent of ``model`` (eval mode) on ``split``."""
+        model.eval()
+        correct = 0
+        for start in range(0, len(split), self.eval_batch_size):
+            x, y = split.batch(torch.arange(start, min(start + self.eval_batch_size, len(split))))
+            correct += int((model(x.to(self.device)).argmax(1).cpu() == y).sum())
+        return 100.0 * correct / max(len(split), 1)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop after zero-padding by ``pad`` pixels and random horizontal flip, per image."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w)[None, :])
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    index = torch.arange(n)[:, None, None, None]
+    channel = torch.arange(x.shape[1])[None, :, None, None]
+    return padded[index, channel, rows, cols]

@@ -1,0 +1,87 @@
+"""Export a found architecture: as a JSON description, and as an ONNX network.
+
+ONNX export uses torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``),
+which works offline with no extra package; ``dynamo=True`` selects the ``torch.export``-based
+exporter, which needs the ``onnxscript`` package.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlnas.costs.measure import eval_mode
+from rlnas.errors import ConfigError, InvalidCandidate
+from rlnas.spaces.base import Candidate, Choice, Space
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], *, opset: int = 17,
+                dynamic_batch: bool = True, dynamo: bool = False) -> Path:
+    """Write ``model`` (in eval mode) to ``path`` as ONNX and return the path.
+
+    ``input_shape`` is ``(C, H, W)`` or ``(N, C, H, W)``; the graph's input is called ``input``
+    and its output ``logits``. With ``dynamic_batch`` the batch dimension is left free.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4:
+        raise ConfigError(f"export_onnx needs input_shape (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(shape)
+    options: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "opset_version": opset}
+    if dynamo:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise ConfigError("export_onnx(dynamo=True) needs the onnxscript package; use dynamo=False") from None
+        if dynamic_batch:
+            options["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+    elif dynamic_batch:
+        options["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}
+    with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter announces its own deprecation on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # harmless (strided Slice)
+        torch.onnx.export(model, (example,), str(path), dynamo=dynamo, **options)
+    return path
+
+
+def export_architecture_json(space: Space, candidate: Mapping[str, Choice]) -> dict[str, Any]:
+    """A JSON-able description of ``candidate``: space name and fingerprint, key and choices."""
+    candidate = space.candidate(candidate)
+    from rlnas import __version__ as version
+
+    return {
+        "format": "rlnas-architecture/1",
+        "space": space.name,
+        "fingerprint": space.fingerprint,
+        "key": space.key(candidate),
+        "choices": candidate.to_dict(),
+        "rlnas_version": version,
+    }
+
+
+def load_architecture_json(data: Mapping[str, Any], space: Space | None = None) -> Candidate:
+    """The candidate described by :func:`export_architecture_json` output, checked against the space.
+
+    ``space`` defaults to ``create_space(data["space"])``; a space with another fingerprint is refused.
+    """
+    if space is None:
+        from rlnas.spaces import create_space
+
+        space = create_space(str(data.get("space")))
+    if data.get("space") != space.name or data.get("fingerprint") != space.fingerprint:
+        raise InvalidCandidate(f"architecture of space {data.get('space')!r} (fingerprint {data.get('fingerprint')}) "
+                               f"does not belong to space {space.name!r} (fingerprint {space.fingerprint})")
+    candidate = space.candidate(data["choices"])
+    if "key" in data and space.key(candidate) != data["key"]:
+        raise InvalidCandidate(f"architecture key {data['key']!r} does not match its choices")
+    return candidate

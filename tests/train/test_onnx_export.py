@@ -1,0 +1,71 @@
+"""ONNX export checked with onnxruntime, and the architecture JSON round trip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlnas.errors import ConfigError, InvalidCandidate
+from rlnas.export import export_architecture_json, export_onnx, load_architecture_json
+from rlnas.spaces import create_space
+from rlnas.spaces.base import Categorical, Space
+
+torch.set_num_threads(1)
+ort = pytest.importorskip("onnxruntime")
+
+
+def _run(path, x: torch.Tensor) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.numpy()})[0]
+
+
+def test_onnx_matches_pytorch_on_a_cell_network(tmp_path):
+    from rlnas.models.nb201 import NB201Network
+
+    space = create_space("nb201")
+    torch.manual_seed(0)
+    model = NB201Network(space.known()["best_cifar10"], channels=8, cells_per_stage=1, in_channels=1)
+    # non-trivial BatchNorm statistics, so that eval mode matters
+    with torch.no_grad():
+        model.train()
+        model(torch.randn(16, 1, 8, 8))
+    path = export_onnx(model, tmp_path / "net" / "cell.onnx", (1, 8, 8))
+    assert path.is_file() and model.training  # the mode is restored
+    model.eval()
+    for batch in (1, 3):  # the batch dimension is dynamic
+        x = torch.randn(batch, 1, 8, 8)
+        np.testing.assert_allclose(_run(path, x), model(x).detach().numpy(), atol=1e-4)
+
+
+def test_onnx_fixed_batch_and_bad_shape(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.Hardswish(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 5))
+    path = export_onnx(model, tmp_path / "m.onnx", (2, 3, 16, 16), dynamic_batch=False)
+    x = torch.randn(2, 3, 16, 16)
+    np.testing.assert_allclose(_run(path, x), model(x).detach().numpy(), atol=1e-4)
+    with pytest.raises(Exception):
+        _run(path, torch.randn(3, 3, 16, 16))
+    with pytest.raises(ConfigError, match="input_shape"):
+        export_onnx(model, tmp_path / "x.onnx", (16, 16))
+
+
+def test_architecture_json_round_trip():
+    space = create_space("nb201")
+    cell = space.known()["best_cifar10"]
+    data = json.loads(json.dumps(export_architecture_json(space, cell)))
+    assert data["space"] == "nb201" and data["fingerprint"] == space.fingerprint
+    assert data["key"] == space.key(cell) and data["choices"] == cell.to_dict()
+    assert load_architecture_json(data) == cell
+    assert load_architecture_json(data, space) == cell
+    other = Space("nb201", [Categorical("x", (1, 2))])
+    with pytest.raises(InvalidCandidate, match="does not belong"):
+        load_architecture_json(data, other)
+    with pytest.raises(InvalidCandidate, match="does not match"):
+        load_architecture_json({**data, "key": space.key(space.known()["all_skip"])})
+    with pytest.raises(InvalidCandidate):
+        export_architecture_json(space, {"edge_0_1": "none"})

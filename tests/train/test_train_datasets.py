@@ -1,0 +1,205 @@
+"""Data loaders: shipped sets, CIFAR-10 python batches (fake, real format), image folders."""
+from __future__ import annotations
+
+import pickle
+import tarfile
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+
+from rlnas.datasets import list_datasets, load_dataset, stratified_split
+from rlnas.errors import ConfigError
+
+torch.set_num_threads(1)
+
+
+def test_stratified_split_is_a_seeded_partition_with_the_class_mix():
+    labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+    test, valid, train = stratified_split(labels, (0.2, 0.1), seed=3)
+    together = np.concatenate([test, valid, train])
+    assert sorted(together.tolist()) == list(range(100))
+    assert np.bincount(labels[test]).tolist() == [2, 4, 6, 8]
+    assert np.bincount(labels[valid]).tolist() == [1, 2, 3, 4]
+    again = stratified_split(labels, (0.2, 0.1), seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (test, valid, train)))
+    assert not np.array_equal(stratified_split(labels, (0.2, 0.1), seed=4)[0], test)
+    with pytest.raises(ValueError):
+        stratified_split(labels, (0.6, 0.5), seed=0)
+
+
+def test_digits_split_sizes_normalization_and_seed():
+    data = load_dataset("digits")
+    assert data.input_shape == (1, 8, 8) and data.num_classes == 10
+    assert data.info["sizes"] == {"train": 1079, "valid": 359, "test": 359}
+    x, y = data.train.tensors()
+    assert x.dtype == torch.float32 and abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3
+    assert torch.bincount(data.test.labels).tolist() == [36, 36, 35, 37, 36, 36, 36, 36, 35, 36]
+    # the three splits hold different images and together all 1797
+    raw = np.load(resources.files("rlnas.data").joinpath("digits_8x8.npz"))["images"]
+    total = torch.cat([data.train.images, data.valid.images, data.test.images]).numpy()
+    assert sorted(map(bytes, total.reshape(len(total), -1))) == sorted(map(bytes, raw.reshape(len(raw), -1)))
+    same = load_dataset("digits")
+    assert torch.equal(same.valid.images, data.valid.images)
+    other = load_dataset("digits", split_seed=1)
+    assert not torch.equal(other.valid.images, data.valid.images)
+    xb, yb = data.valid.batch(torch.tensor([0, 5]))
+    assert xb.shape == (2, 1, 8, 8) and torch.equal(yb, data.valid.labels[[0, 5]])
+    x0, y0 = data.valid[5]
+    assert torch.allclose(x0, xb[1]) and int(y0) == int(yb[1])
+
+
+def test_mnist5k_is_balanced():
+    data = load_dataset("mnist5k", valid_fraction=0.1)
+    assert data.input_shape == (1, 28, 28)
+    assert data.info["sizes"] == {"train": 3500, "valid": 500, "test": 1000}
+    assert torch.bincount(data.test.labels).tolist() == [100] * 10
+
+
+def _pixels(n: int, offset: int) -> np.ndarray:
+    rng = np.random.default_rng(offset)
+    return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+
+
+def _write_cifar(folder, per_batch=4, n_test=3):
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = []
+    for b in range(1, 6):
+        data = _pixels(per_batch, b)
+        labels = [(b * per_batch + i) % 10 for i in range(per_batch)]
+        expected.append((data, labels))
+        batch = {b"batch_label": f"training batch {b} of 5".encode(), b"labels": labels, b"data": data,
+                 b"filenames": [f"img{i}.png".encode() for i in range(per_batch)]}
+        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(batch, protocol=2))
+    test = _pixels(n_test, 99)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": test, b"labels": [7, 1, 3][:n_test]}, protocol=2))
+    return expected, test
+
+
+def test_cifar10_reads_the_python_batches(tmp_path):
+    _, test = _write_cifar(tmp_path / "cifar-10-batches-py")
+    data = load_dataset("cifar10", tmp_path, valid_fraction=0.5)
+    assert data.input_shape == (3, 32, 32) and data.num_classes == 10
+    assert data.info["sizes"] == {"train": 10, "valid": 10, "test": 3}
+    assert data.info["classes"][0] == "airplane"
+    # test_batch kept in order; channel-major rows: pixel (c, r, col) = data[c*1024 + r*32 + col]
+    assert data.test.labels.tolist() == [7, 1, 3]
+    img = data.test.images[2].numpy()
+    assert img[0, 0, 0] == test[2, 0] and img[1, 0, 0] == test[2, 1024]
+    assert img[2, 31, 31] == test[2, 3071] and img[0, 1, 2] == test[2, 34]
+    assert torch.bincount(data.valid.labels, minlength=10).tolist() == [1] * 10
+    # the same directory given directly, and as the official tar.gz
+    direct = load_dataset("cifar10", tmp_path / "cifar-10-batches-py", valid_fraction=0.5)
+    assert torch.equal(direct.train.images, data.train.images)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    packed = load_dataset("cifar10", archive, valid_fraction=0.5)
+    assert torch.equal(packed.valid.images, data.valid.images)
+    assert torch.equal(packed.test.images, data.test.images)
+
+
+def test_cifar10_train_size_keeps_a_subset(tmp_path):
+    _write_cifar(tmp_path, per_batch=20)
+    data = load_dataset("cifar10", tmp_path, valid_fraction=0.1, train_size=50)
+    assert data.info["sizes"]["train"] == 50 and data.info["sizes"]["valid"] == 10
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never be printed",))
+
+
+def test_cifar10_refuses_pickles_that_call_anything(tmp_path, capsys):
+    _write_cifar(tmp_path)
+    (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": [1]}, protocol=2))
+    with pytest.raises(ConfigError, match=r"refusing to load (__builtin__|builtins)\.print"):
+        load_dataset("cifar10", tmp_path)
+    assert "never" not in capsys.readouterr().out
+
+
+def test_cifar10_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="needs data_root"):
+        load_dataset("cifar10")
+    with pytest.raises(ConfigError, match="holds no CIFAR-10 python batches"):
+        load_dataset("cifar10", tmp_path)
+    _write_cifar(tmp_path)
+    (tmp_path / "data_batch_2").write_bytes(b"not a pickle")
+    with pytest.raises(ConfigError, match="data_batch_2 is not a CIFAR python batch"):
+        load_dataset("cifar10", tmp_path)
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}))
+    with pytest.raises(ConfigError, match=r"expected \[N, 3072\]"):
+        load_dataset("cifar10", tmp_path)
+
+
+def _npy_folder(root, classes=("cat", "dog"), n=5, size=(6, 6)):
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            np.save(root / name / f"{i}.npy", np.full(size, 40 * c + i, dtype=np.uint8))
+    (root / "dog" / "notes.txt").write_text("ignored")
+    return rng
+
+
+def test_imagefolder_of_npy_carves_the_splits(tmp_path):
+    _npy_folder(tmp_path)
+    data = load_dataset("imagefolder", tmp_path)
+    assert data.info["classes"] == ["cat", "dog"] and data.num_classes == 2
+    assert data.info["sizes"] == {"train": 6, "valid": 2, "test": 2}
+    assert data.input_shape == (1, 6, 6)
+    everything = torch.cat([data.train.images, data.valid.images, data.test.images])
+    values = sorted(round(float(v) * 255) for v in everything[:, 0, 0, 0])
+    assert values == [0, 1, 2, 3, 4, 40, 41, 42, 43, 44]
+    for split in (data.train, data.valid, data.test):  # labels follow the folder of each image
+        pix = (split.images[:, 0, 0, 0] * 255).round()
+        assert torch.equal(split.labels, (pix >= 40).long())
+
+
+def test_imagefolder_with_split_subfolders_and_resizing(tmp_path):
+    _npy_folder(tmp_path / "train")
+    _npy_folder(tmp_path / "val", n=2, size=(12, 12))
+    with pytest.raises(ConfigError, match="different sizes"):
+        load_dataset("imagefolder", tmp_path)
+    data = load_dataset("imagefolder", tmp_path, image_size=(6, 6), test_fraction=0.4)
+    assert data.info["sizes"] == {"train": 6, "valid": 4, "test": 4}
+    assert "val" in data.info["split"]
+
+
+def test_imagefolder_png_and_jpeg_with_pillow(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((8, 8, 3), (200, 10 * i, 0), dtype=np.uint8)).save(tmp_path / "a" / f"{i}.png")
+        Image.fromarray(np.full((8, 8), 50, dtype=np.uint8), mode="L").save(tmp_path / "b" / f"{i}.jpg")
+    data = load_dataset("imagefolder", tmp_path)
+    assert data.input_shape == (3, 8, 8)  # grey JPEGs join the RGB PNGs as three equal channels
+    every = torch.cat([data.train.images, data.valid.images, data.test.images])
+    labels = torch.cat([data.train.labels, data.valid.labels, data.test.labels])
+    reds = every[labels == 0][:, 0, 0, 0]
+    assert torch.allclose(reds, torch.full_like(reds, 200 / 255))
+    grey = every[labels == 1][:, :, 0, 0]
+    assert torch.allclose(grey, torch.full_like(grey, 50 / 255), atol=2 / 255)
+
+
+def test_unknown_names_and_options_are_config_errors(tmp_path):
+    assert list_datasets() == ["cifar10", "digits", "imagefolder", "mnist5k"]
+    with pytest.raises(ConfigError, match="unknown dataset 'svhn'"):
+        load_dataset("svhn")
+    with pytest.raises(ConfigError, match="train_size"):
+        load_dataset("digits", train_size=10)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_dataset("imagefolder", tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no class subfolders"):
+        load_dataset("imagefolder", tmp_path / "empty")
+
+
+def test_png_without_pillow_says_what_to_install(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # import PIL now fails
+    with pytest.raises(ConfigError, match=r"needs Pillow \(pip install 'rlnas\[images\]'\)"):
+        load_dataset("imagefolder", tmp_path)
