@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", default="nb201", help="search space (default nb201)")
     search.add_argument("--agent", default="evolution", help="search agent (default evolution)")
     search.add_argument("--evaluator", default=None, help="evaluator (default: the space's tabular benchmark)")
-    search.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16-120 for nb201")
+    search.add_argument("--dataset", default=None,
+                        help="nb201: cifar10 (default), cifar100 or imagenet16-120; train: digits (default), "
+                             "mnist5k, cifar10 or imagefolder")
+    search.add_argument("--epochs", type=float, default=None, help="train: epochs per candidate")
+    search.add_argument("--data-root", default=None, help="train: folder of cifar10 batches or an image folder")
     search.add_argument("--fidelity", type=int, default=200, help="nb201 reward after 200 (default) or 12 epochs")
     search.add_argument("--noisy", action="store_true", help="nb201: reward of one sampled training seed")
     search.add_argument("--latency-device", default="pixel3", help="nb201 latency column to report")
@@ -117,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--output", default=None, help="file to write (default: standard output)")
+    export.add_argument("--onnx", default=None, metavar="FILE",
+                        help="instead: write the network of the best (or --trial) architecture as ONNX")
+    export.add_argument("--arch", default=None, metavar="FILE",
+                        help="instead: write the best (or --trial) architecture as JSON")
+    export.add_argument("--trial", type=int, default=None, help="trial number for --onnx / --arch (default: best)")
+    export.add_argument("--model-option", action="append", type=_parse_assignment, default=[], metavar="KEY=VALUE",
+                        help="--onnx: network option, e.g. num_classes=100 (default: the paper's network)")
     storage(export)
     return parser
 
@@ -129,11 +140,16 @@ def _evaluator_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     name = args.evaluator or ("nb201" if args.space == "nb201" else None)
     if name is None:
         raise ConfigError(f"space {args.space!r} has no tabular benchmark: choose one with --evaluator (e.g. train)")
-    options: dict[str, Any] = {"dataset": args.dataset}
+    options: dict[str, Any] = {}
     if name == "nb201":
-        options |= {"fidelity": args.fidelity, "noisy": args.noisy, "latency_device": args.latency_device}
-    elif args.space != "nb201" or name == "train":
-        options["space"] = args.space
+        options |= {"dataset": args.dataset or "cifar10", "fidelity": args.fidelity, "noisy": args.noisy,
+                    "latency_device": args.latency_device}
+    else:
+        options |= {"space": args.space, "dataset": args.dataset or "digits"}
+        if args.epochs is not None:
+            options["epochs"] = args.epochs
+        if args.data_root is not None:
+            options["data_root"] = args.data_root
     options |= dict(args.eval_option)
     return name, options
 
@@ -160,9 +176,9 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
-    name = args.name or f"{args.space}-{args.agent}-{args.dataset}-{args.seed}"
-    _check_existing_space(args.storage, name, args.space)
     evaluator_name, options = _evaluator_options(args)
+    name = args.name or f"{args.space}-{args.agent}-{options.get('dataset', evaluator_name)}-{args.seed}"
+    _check_existing_space(args.storage, name, args.space)
     evaluator = create_evaluator(evaluator_name, **options)
     source = _transfer_source(args)
     study = create_study(space=args.space, agent=args.agent, agent_config=_agent_config(args), evaluator=evaluator,
@@ -296,7 +312,7 @@ def _print_best(study: Any, console: Console) -> None:
                 table.add_row(metric, _fmt(value))
         table.add_row("found at trial", str(best.number))
     table.add_row("trials finished", str(study.n_finished))
-    table.add_row("simulated time", format_seconds(study.spent_seconds))
+    table.add_row("evaluation time (simulated for tables)", format_seconds(study.spent_seconds))
     optimum = getattr(study.evaluator, "test_acc_of_best_valid", None)
     if best is not None and callable(optimum) and "test_acc" in best.metrics:
         table.add_row("test acc of the table's best-valid cell", _fmt(optimum()))
@@ -387,9 +403,59 @@ def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
     return columns, rows
 
 
+def _chosen_trial(store: Any, record: Any, number: int | None) -> Any:
+    from rlnas.trial import TrialState
+
+    if number is None:
+        best = _best_trial(store, record)
+        if best is None:
+            raise RlnasError(f"study {record.name!r} has no completed trial yet")
+        return best
+    for t in store.trials(record.id):
+        if t.number == number:
+            if t.state is not TrialState.COMPLETE:
+                raise RlnasError(f"trial {number} of study {record.name!r} is {t.state.value}, not COMPLETE")
+            return t
+    raise RlnasError(f"study {record.name!r} has no trial {number}")
+
+
+def _export_architecture(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
+    from rlnas.export import export_architecture_json, export_onnx, model_input_shape
+    from rlnas.study import space_of
+
+    trial = _chosen_trial(store, record, args.trial)
+    space = space_of(record)
+    candidate = space.candidate(trial.candidate)
+    if args.arch is not None:
+        data = export_architecture_json(space, candidate) | {"study": record.name, "trial": trial.number,
+                                                             "reward": trial.reward, "metrics": trial.metrics}
+        _write_text(args.arch, json.dumps(data, indent=2) + "\n")
+        console.print(f"wrote architecture of trial {trial.number} to {args.arch}")
+    if args.onnx is not None:
+        from rlnas.models import create_model
+
+        model = create_model(space, candidate, **dict(args.model_option))
+        try:
+            export_onnx(model, args.onnx, model_input_shape(space, model))
+        except OSError as exc:
+            raise RlnasError(f"cannot write {args.onnx}: {exc.strerror}") from None
+        console.print(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx}")
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     store = _open(args)
     record = store.get_study(args.name)
+    if args.onnx is not None or args.arch is not None:
+        return _export_architecture(args, console, store, record)
     trials = store.trials(record.id)
     columns, rows = trial_rows(trials)
     if args.format == "json":
@@ -407,11 +473,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        try:
-            with open(args.output, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-        except OSError as exc:
-            raise RlnasError(f"cannot write {args.output}: {exc.strerror}") from None
+        _write_text(args.output, text)
         console.print(f"wrote {len(rows)} trials to {args.output}")
     return 0
 

@@ -85,3 +85,16 @@ def load_architecture_json(data: Mapping[str, Any], space: Space | None = None) 
     if "key" in data and space.key(candidate) != data["key"]:
         raise InvalidCandidate(f"architecture key {data['key']!r} does not match its choices")
     return candidate
+
+
+def model_input_shape(space: Space, model: nn.Module) -> tuple[int, int, int]:
+    """``(C, H, W)`` a network of ``space`` expects: the candidate's resolution for mobile
+    networks, CIFAR's 3×32×32 for the cell networks (or the model's own ``input_shape``)."""
+    shape = getattr(model, "input_shape", None)
+    if shape is not None:
+        return tuple(int(s) for s in shape)  # type: ignore[return-value]
+    channels = int(getattr(model, "in_channels", 3))
+    resolution = getattr(model, "resolution", None)
+    if resolution is not None:
+        return channels, int(resolution), int(resolution)
+    return channels, 32, 32

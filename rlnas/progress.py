@@ -46,6 +46,12 @@ class SearchProgress:
         """Refresh after ``trial`` finished; ``extra`` is shown as is (e.g. the current epoch)."""
         self._refresh(extra)
 
+    def on_epoch(self, epoch: int, n_epochs: int, metrics: dict) -> None:
+        """Evaluator hook: show the epoch of the candidate being trained."""
+        valid = metrics.get("valid_acc") if isinstance(metrics, dict) else None
+        shown = f"epoch {epoch}/{n_epochs}" + (f" valid {valid:.1f}" if isinstance(valid, (int, float)) else "")
+        self._refresh(shown)
+
     def _refresh(self, extra: str = "") -> None:
         best = self.study._best
         done = self.study._finished if self.n_trials is not None else min(self.study._spent, self.budget or 0)

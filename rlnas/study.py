@@ -212,6 +212,9 @@ class Study:
 
             bar = SearchProgress(self, n_trials, budget_seconds)
             bar.start()
+            if hasattr(self.evaluator, "progress"):  # evaluators that train report each epoch
+                previous_hook = self.evaluator.progress
+                self.evaluator.progress = bar.on_epoch
         try:
             while not self._limit_reached(n_trials, budget_seconds):
                 trial = self.ask()
@@ -231,6 +234,8 @@ class Study:
         finally:
             if bar is not None:
                 bar.stop()
+                if hasattr(self.evaluator, "progress"):
+                    self.evaluator.progress = previous_hook
         return self
 
     def _limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
@@ -421,7 +426,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     return Study(store, stored, resolved, agent_obj, evaluator)
 
 
-def _space_of(record: StudyRecord) -> Space:
+def space_of(record: StudyRecord) -> Space:
+    """The space a stored study searches (registered when it matches, else rebuilt from its JSON)."""
     if record.space_name in SPACES:
         space = create_space(record.space_name)
         if space.fingerprint == record.fingerprint:
@@ -440,7 +446,7 @@ def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator |
     """
     store = open_store(storage, create=False)
     record = store.get_study(name)
-    space = _space_of(record)
+    space = space_of(record)
     agent = create_agent(record.agent, space, record.agent_config, seed=record.seed, device=device)
     if evaluator is None and record.evaluator:
         options = dict(record.evaluator)
