@@ -164,3 +164,19 @@ def test_sigkill_and_resume_end_like_an_uninterrupted_run(rlnas_bin, tmp_path, a
     run(rlnas_bin, "resume", "run", "--storage", url, "--no-progress")
     assert completed(rlnas_bin, "run", url) == completed(rlnas_bin, "run", reference)
     assert len(completed(rlnas_bin, "run", url)) == int(trials)
+
+
+def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
+    run(rlnas_bin, "search", "--agent", "reinforce", "--trials", "60", "--name", "c10", "--storage", sqlite_url,
+        "--no-progress")
+    run(rlnas_bin, "search", "--agent", "reinforce", "--dataset", "cifar100", "--trials", "20", "--name", "c100",
+        "--init-from", "c10", "--storage", sqlite_url, "--no-progress")
+    assert '"init_from": "c10"' in run(rlnas_bin, "show", "c100", "--storage", sqlite_url).stdout
+    assert_one_line_error(run(rlnas_bin, "search", "--agent", "ppo", "--name", "x", "--init-from", "c10",
+                              "--storage", sqlite_url, check=False), "used agent 'reinforce'")
+    assert_one_line_error(run(rlnas_bin, "search", "--agent", "random", "--name", "y", "--init-from", "c10",
+                              "--storage", sqlite_url, check=False), "nothing to transfer")
+    assert_one_line_error(run(rlnas_bin, "search", "--agent", "reinforce", "--name", "z", "--init-from", "nope",
+                              "--storage", sqlite_url, check=False), "no study named 'nope'")
+    listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
+    assert " x " not in listing and " y " not in listing and " z " not in listing

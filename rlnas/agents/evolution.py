@@ -117,6 +117,14 @@ class EvolutionAgent(Agent):
             "told": self.told,
         }
 
+    def load_policy(self, state: Mapping[str, Any]) -> None:
+        """Policy transfer: start from the other search's population. Its rewards only rank members
+        in tournaments, and aging replaces them with members measured here after
+        ``population_size`` results."""
+        population, rewards = list(state["population"]), list(state["rewards"])
+        self.population = deque((self.space.indices(self.space.from_indices(ix)), float(r))
+                                for ix, r in zip(population, rewards))
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         population, rewards = list(state["population"]), list(state["rewards"])
         if len(population) != len(rewards):

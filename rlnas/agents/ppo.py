@@ -227,6 +227,11 @@ class PPOAgent(Agent):
             "updates": self.updates,
         }
 
+    def load_policy(self, state: Mapping[str, Any]) -> None:
+        """Policy transfer: take the controller's weights; baselines, optimizer and RNG start fresh
+        (rewards on another data set live on another scale)."""
+        self.controller.load_state_dict(state["controller"])
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
         with torch.no_grad():

@@ -152,6 +152,11 @@ class ReinforceAgent(Agent):
             "updates": self.updates,
         }
 
+    def load_policy(self, state: Mapping[str, Any]) -> None:
+        """Policy transfer: take the controller's weights; baseline, optimizer and RNG start fresh
+        (rewards on another data set live on another scale)."""
+        self.controller.load_state_dict(state["controller"])
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
         self.optimizer.load_state_dict(state["optimizer"])
