@@ -55,13 +55,16 @@ class EvolutionAgent(Agent):
         self.rng = np.random.default_rng(seed)
         self.population: deque[Member] = deque()
         self.told = 0
+        self.transferred: list[list[int]] = []  # architectures from --init-from, proposed first
 
     # ------------------------------------------------------------------ ask
     def ask(self, n: int = 1) -> list[Proposal]:
         """``n`` proposals: random while the population is not full, mutated tournament winners after."""
         proposals = []
         for _ in range(n):
-            if len(self.population) < self.config.population_size:
+            if len(self.population) < self.config.population_size and self.transferred:
+                proposals.append(Proposal(self.space.from_indices(self.transferred.pop(0)), {"origin": "transferred"}))
+            elif len(self.population) < self.config.population_size:
                 proposals.append(Proposal(self.space.sample(self.rng), {"origin": "random"}))
             else:
                 parent = self.tournament()
@@ -115,15 +118,15 @@ class EvolutionAgent(Agent):
             "population": [list(indices) for indices, _ in self.population],
             "rewards": [reward for _, reward in self.population],
             "told": self.told,
+            "transferred": [list(ix) for ix in self.transferred],
         }
 
     def load_policy(self, state: Mapping[str, Any]) -> None:
-        """Policy transfer: start from the other search's population. Its rewards only rank members
-        in tournaments, and aging replaces them with members measured here after
-        ``population_size`` results."""
-        population, rewards = list(state["population"]), list(state["rewards"])
-        self.population = deque((self.space.indices(self.space.from_indices(ix)), float(r))
-                                for ix, r in zip(population, rewards))
+        """Policy transfer: the other search's final population, best first, is proposed (and so
+        measured on this task) before any random candidate. Its rewards are not reused: they
+        were measured on another task, on another scale."""
+        ranked = sorted(zip(state["population"], state["rewards"]), key=lambda member: -float(member[1]))
+        self.transferred = [list(self.space.indices(self.space.from_indices(ix))) for ix, _ in ranked]
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         population, rewards = list(state["population"]), list(state["rewards"])
@@ -133,3 +136,4 @@ class EvolutionAgent(Agent):
         set_rng_state(self.rng, state["rng"])
         self.population = deque(members)
         self.told = int(state["told"])
+        self.transferred = [[int(i) for i in ix] for ix in state.get("transferred", [])]
