@@ -176,9 +176,11 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
-    evaluator_name, options = _evaluator_options(args)
-    name = args.name or f"{args.space}-{args.agent}-{options.get('dataset', evaluator_name)}-{args.seed}"
+    tabular = (args.evaluator or ("nb201" if args.space == "nb201" else "train")) == "nb201"
+    dataset = args.dataset or ("cifar10" if tabular else "digits")
+    name = args.name or f"{args.space}-{args.agent}-{dataset}-{args.seed}"
     _check_existing_space(args.storage, name, args.space)
+    evaluator_name, options = _evaluator_options(args)
     evaluator = create_evaluator(evaluator_name, **options)
     source = _transfer_source(args)
     study = create_study(space=args.space, agent=args.agent, agent_config=_agent_config(args), evaluator=evaluator,
@@ -432,8 +434,11 @@ def _export_architecture(args: argparse.Namespace, console: Console, store: Any,
         _write_text(args.arch, json.dumps(data, indent=2) + "\n")
         console.print(f"wrote architecture of trial {trial.number} to {args.arch}")
     if args.onnx is not None:
+        import torch
+
         from rlnas.models import create_model
 
+        torch.manual_seed(0)  # untrained weights: the same network on every export
         model = create_model(space, candidate, **dict(args.model_option))
         try:
             export_onnx(model, args.onnx, model_input_shape(space, model))

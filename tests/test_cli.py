@@ -147,7 +147,7 @@ def _kill_when(process, path, at_least):
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["evolution", "reinforce", "l2nas"])
 def test_sigkill_and_resume_end_like_an_uninterrupted_run(rlnas_bin, tmp_path, agent):
-    trials = "900"
+    trials = "300"
     common = ["--agent", agent, "--seed", "4", "--name", "run", "--checkpoint-every", "25", "--no-progress"]
     reference = f"sqlite:///{tmp_path}/ref.db"
     run(rlnas_bin, "search", "--trials", trials, *common, "--storage", reference)
@@ -156,8 +156,8 @@ def test_sigkill_and_resume_end_like_an_uninterrupted_run(rlnas_bin, tmp_path, a
     url = f"sqlite:///{path}"
     first = subprocess.Popen([rlnas_bin, "search", "--trials", trials, *common, "--storage", url],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _kill_when(first, path, 137)
-    for stop_at in (402, 611):
+    _kill_when(first, path, 61)
+    for stop_at in (140, 223):
         again = subprocess.Popen([rlnas_bin, "resume", "run", "--storage", url, "--no-progress"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _kill_when(again, path, stop_at)
