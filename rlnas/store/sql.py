@@ -116,6 +116,8 @@ class SQLStore(Store):
         self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
         self._check_schema(create)
         self._next_number: dict[int, int] = {}
+        self._lock_numbers = engine.dialect.name == "postgresql"
+        self._shared: set[int] = set()  # studies another writer has added trials to since we cached a number
         self._running: dict[tuple[int, int], tuple[int, Trial]] = {}  # trials this process started
         dialect = engine.dialect
         self._insert_trial = _Prepared(_INSERT_TRIAL, dialect, _TRIAL_COLUMNS)
@@ -223,6 +225,10 @@ class SQLStore(Store):
         for _attempt in range(5):
             try:
                 with self._write() as cursor:
+                    if self._lock_numbers:
+                        # Writers of one study take turns: without this a writer that lost the race for a
+                        # number can keep losing to one whose next number is cached, and run out of attempts.
+                        cursor.execute(_NUMBER_LOCK, (_NUMBER_LOCK_SPACE, study_id))
                     number = self._next_number.get(study_id)
                     if number is None:
                         found = self._max_number.execute(cursor, {"sid": study_id}).fetchone()[0]
@@ -230,8 +236,10 @@ class SQLStore(Store):
                     row_id = self._insert_trial.inserted_id(self._insert_trial.execute(cursor, params | {"number": number}))
             except (IntegrityError, self.engine.dialect.dbapi.IntegrityError):  # number taken by another process
                 self._next_number.pop(study_id, None)
+                self._shared.add(study_id)  # other writers: from now on read the number instead of caching it
                 continue
-            self._next_number[study_id] = number + 1
+            if study_id not in self._shared:
+                self._next_number[study_id] = number + 1
             trial = Trial(number=number, slot=slot, state=TrialState.RUNNING, key=key, candidate=dict(candidate),
                           info=dict(info), started_at=started)
             self._running[(study_id, number)] = (row_id, trial)
@@ -338,6 +346,8 @@ class SQLStore(Store):
         self.engine.dispose()
 
 
+_NUMBER_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"  # PostgreSQL only; released at commit or rollback
+_NUMBER_LOCK_SPACE = 0x726C6E73  # "rlns": the first key of the lock, so other advisory-lock users do not collide
 _MAX_NUMBER = sa.select(sa.func.max(trials.c.number)).where(trials.c.study_id == sa.bindparam("sid"))
 _INSERT_TRIAL = trials.insert()
 _SELECT_TRIAL = sa.select(trials).where(trials.c.study_id == sa.bindparam("sid"), trials.c.number == sa.bindparam("num"))
