@@ -83,7 +83,9 @@ class Study:
         self._finished = 0
         self._spent = 0.0
         self._best: Trial | None = None
-        self._ready = False
+        self._rebuilt = False    # the agent has been restored from the store
+        self._claimed = False    # orphans are marked: this process drives the study
+        self._replaying = False  # stored results are being told again
 
     # ------------------------------------------------------------ properties
     @property
@@ -121,14 +123,16 @@ class Study:
     @property
     def n_finished(self) -> int:
         """Finished trials that count towards ``n_trials`` (orphans excluded)."""
-        self._prepare()
-        return self._finished
+        if self._rebuilt:
+            return self._finished
+        return sum(1 for t in self.store.trials(self.record.id) if t.state.finished and not t.orphaned)
 
     @property
     def spent_seconds(self) -> float:
         """Sum of ``cost_seconds`` over finished trials (simulated time for tabular evaluators)."""
-        self._prepare()
-        return self._spent
+        if self._rebuilt:
+            return self._spent
+        return sum(t.cost_seconds for t in self.store.trials(self.record.id) if t.state.finished and not t.orphaned)
 
     def diagnostics(self) -> list[tuple[int, dict[str, float]]]:
         """What the agent reported from each ``tell``, as ``(told slots, values)``."""
@@ -283,10 +287,10 @@ class Study:
             told = [(p, batch.results[i]) for i, p in enumerate(batch.proposals)]
             values = self.agent.tell(told)
             self._told += len(told)
-            if values and self._ready:  # replayed tells were logged the first time
+            if values and not self._replaying:  # replayed tells were logged the first time
                 self.store.log_diagnostics(self.record.id, self._told, values)
             every = int(self.record.settings.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY))
-            if every > 0 and self._told - self._last_checkpoint >= every and self._ready:
+            if every > 0 and self._told - self._last_checkpoint >= every and not self._replaying:
                 self.checkpoint()
 
     # ----------------------------------------------------------- checkpoints
@@ -321,18 +325,32 @@ class Study:
         if source.record.agent != self.record.agent:
             raise ConfigError(f"cannot start from study {source.name!r}: it used agent {source.record.agent!r}, "
                               f"not {self.record.agent!r}")
-        source._prepare()
+        source._prepare(claim=False)
         if not source._finished:
             raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
         self.agent.load_policy(source.agent.state_dict())
         self._save_settings(init_from=source.name)
         self.checkpoint()
 
-    def _prepare(self) -> None:
-        """On first use: mark orphans, restore the newest checkpoint, replay stored results."""
-        if self._ready:
-            return
-        self.store.fail_orphans(self.record.id, ORPHAN_REASON)
+    def _prepare(self, *, claim: bool = True) -> None:
+        """On first use: restore the newest checkpoint, replay stored results, mark orphans.
+
+        ``claim=False`` only rebuilds the agent (to read it, e.g. as a transfer source):
+        RUNNING trials stay as they are, since another process may still be running them.
+        """
+        if not self._rebuilt:
+            self._replaying = True
+            try:
+                self._rebuild()
+            finally:
+                self._replaying = False
+            self._rebuilt = True
+        if claim and not self._claimed:
+            self.store.fail_orphans(self.record.id, ORPHAN_REASON)
+            self._claimed = True
+
+    def _rebuild(self) -> None:
+        """Restore the newest checkpoint and tell the agent every finished trial after it."""
         stored = [t for t in self.store.trials(self.record.id) if not t.orphaned and t.state.finished]
         by_slot = {t.slot: t for t in stored}
         checkpoint = self.store.latest_checkpoint(self.record.id)
@@ -352,7 +370,6 @@ class Study:
             if t.state is TrialState.COMPLETE and t.reward is not None and (self._best is None or t.reward > self._best.reward):
                 self._best = t
         self._replay(by_slot)
-        self._ready = True
 
     def _replay(self, by_slot: Mapping[int, Trial]) -> None:
         """Feed stored results back to the agent, asking it again where the checkpoint left off."""
