@@ -1,0 +1,203 @@
+"""L²NAS: contract, closed forms (pinball loss, schedules, state), actions, failures, learning."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlnas.agents import create_agent
+from rlnas.agents.base import Proposal
+from rlnas.agents.l2nas import L2NASAgent, L2NASConfig
+from rlnas.agents.l2nas_parts import BlockSoftmax, ReplayBuffer, RewardScale, decayed, pinball_loss
+from rlnas.errors import ConfigError
+from rlnas.spaces import create_space
+from rlnas.spaces.base import Categorical, Space
+from rlnas.testing import ToyEvaluator
+from rlnas.testing.agent_contract import check_agent_contract, drive, roundtrip_state
+
+torch.set_num_threads(1)
+
+SMALL = {"hidden": 16, "batch": 8, "warmup": 2, "initial_random": 2, "top_n": 4}
+
+
+def conv_count(candidate) -> float:
+    """A deterministic NB201 reward: share of 3x3 convolutions, plus a little for 1x1."""
+    ops = list(candidate.values())
+    return 60.0 + 5.0 * ops.count("nor_conv_3x3") + 2.0 * ops.count("nor_conv_1x1")
+
+
+@pytest.mark.parametrize("decisions,choices", [(4, 5), (6, 3), (1, 2)])
+def test_contract_on_toy_spaces(decisions: int, choices: int) -> None:
+    evaluator = ToyEvaluator(decisions, choices)
+    check_agent_contract(lambda space, seed: L2NASAgent(space, SMALL, seed=seed), evaluator.space,
+                         evaluator.reward_of, batches=12)
+
+
+def test_contract_on_nb201_and_registry() -> None:
+    space = create_space("nb201")
+    check_agent_contract(lambda sp, seed: create_agent("l2nas", sp, SMALL, seed=seed), space, conv_count, batches=12)
+    assert isinstance(create_agent("l2nas", space), L2NASAgent)
+
+
+def test_several_asks_before_tell_and_resume_mid_flight() -> None:
+    evaluator = ToyEvaluator(5, 4)
+    agents = [L2NASAgent(evaluator.space, SMALL, seed=3) for _ in range(2)]
+    for agent in agents:
+        drive(agent, evaluator.reward_of, 6)
+    pending = [agent.ask(4) for agent in agents]
+    assert [p.candidate for p in pending[0]] == [p.candidate for p in pending[1]]
+    restored = L2NASAgent(evaluator.space, SMALL, seed=0)
+    restored.load_state_dict(roundtrip_state(agents[1]))
+    # Tell the pending proposals out of order, then keep going: both continue identically.
+    for agent in (agents[0], restored):
+        agent.tell([(p, evaluator.reward_of(p.candidate)) for p in reversed(pending[0])])
+    assert drive(agents[0], evaluator.reward_of, 6) == drive(restored, evaluator.reward_of, 6)
+
+
+def test_pinball_loss_closed_form() -> None:
+    target = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    prediction = torch.tensor([0.0, 2.0, 1.0, -1.0])  # residuals 1, -1, 0, 2
+    for tau in (0.1, 0.5, 0.9):
+        expected = np.mean([max(tau * r, (tau - 1) * r) for r in (1.0, -1.0, 0.0, 2.0)])
+        assert float(pinball_loss(prediction, target, tau)) == pytest.approx(expected)
+    assert float(pinball_loss(torch.tensor([0.0]), torch.tensor([2.0]), 0.9)) == pytest.approx(1.8)
+    assert float(pinball_loss(torch.tensor([2.0]), torch.tensor([0.0]), 0.9)) == pytest.approx(0.2)
+
+
+def test_minimising_pinball_loss_gives_the_quantile() -> None:
+    values = torch.arange(1.0, 101.0)  # 1..100: the 0.9-quantile is about 90
+    q = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([q], lr=1.0)
+    for _ in range(600):
+        opt.zero_grad()
+        pinball_loss(q.expand(100), values, 0.9).backward()
+        opt.step()
+    assert 88.5 <= float(q.detach()) <= 91.5
+
+
+def test_schedules_follow_their_closed_forms() -> None:
+    cfg = {"initial_random": 5, "epsilon_start": 0.4, "epsilon_end": 0.05, "epsilon_halflife": 10.0,
+           "noise_start": 0.6, "noise_end": 0.2, "noise_halflife": 20.0}
+    agent = L2NASAgent(ToyEvaluator().space, cfg, seed=0)
+    for step in range(5):
+        assert agent.epsilon(step) == 1.0
+        assert agent.noise_std(step) == pytest.approx(0.6)
+    for step in (5, 15, 25, 105):
+        t = step - 5
+        assert agent.epsilon(step) == pytest.approx(0.05 + 0.35 * 0.5 ** (t / 10))
+        assert agent.noise_std(step) == pytest.approx(0.2 + 0.4 * 0.5 ** (t / 20))
+    assert decayed(0.3, 0.1, 0.0, 1000) == 0.3
+
+
+def test_state_is_mean_encoding_of_top_k() -> None:
+    space = Space("s", [Categorical("a", (0, 1, 2)), Categorical("b", ("x", "y"))])
+    agent = L2NASAgent(space, {"top_k": 2}, seed=0)
+    assert np.allclose(agent.current_state(), [1 / 3, 1 / 3, 1 / 3, 0.5, 0.5])
+    history = [([0, 0], 1.0), ([1, 1], 5.0), ([2, 1], None), ([2, 0], 3.0), ([0, 1], 2.0)]
+    for indices, reward in history:
+        agent.tell([(Proposal(space.from_indices(indices)), reward)])
+    best = [space.encode(space.from_indices(i)) for i in ([1, 1], [2, 0])]
+    assert np.allclose(agent.current_state(), np.mean(best, axis=0))
+    assert np.allclose(agent.current_state(), [0, 0.5, 0.5, 0.5, 0.5])
+    # A tie with the K-th keeps the earlier architecture.
+    agent.tell([(Proposal(space.from_indices([0, 0])), 3.0)])
+    assert np.allclose(agent.current_state(), np.mean(best, axis=0))
+
+
+def test_raw_action_is_stored_and_decodes_to_the_candidate() -> None:
+    space = create_space("nb201")
+    agent = L2NASAgent(space, {**SMALL, "epsilon_start": 0.3}, seed=5)
+    sources = set()
+    for _ in range(40):
+        (proposal,) = agent.ask()
+        action = proposal.info["action"]
+        assert isinstance(action, list) and len(action) == space.dim and all(isinstance(v, float) for v in action)
+        assert space.decode(action) == proposal.candidate
+        assert np.allclose(proposal.info["state"], agent.current_state())
+        sources.add(proposal.info["source"])
+        agent.tell([(proposal, conv_count(proposal.candidate))])
+    assert {"random", "actor"} <= sources
+    assert math.isfinite(proposal.info["q_pred"])
+
+
+def test_no_repeats_until_the_space_is_exhausted() -> None:
+    space = Space("tiny", [Categorical("a", (0, 1, 2)), Categorical("b", (0, 1, 2))])
+    agent = L2NASAgent(space, {**SMALL, "initial_random": 0, "epsilon_start": 0.0, "epsilon_end": 0.0}, seed=1)
+    keys = [space.key(p.candidate) for p in agent.ask(9)]
+    assert len(set(keys)) == 9
+    assert len(agent.ask(3)) == 3  # repeats are allowed once nothing new is left
+
+
+def test_failed_trials_are_counted_not_learned() -> None:
+    evaluator = ToyEvaluator(4, 5)
+    agent = L2NASAgent(evaluator.space, SMALL, seed=0)
+    proposals = agent.ask(3)
+    diag = agent.tell([(proposals[0], None), (proposals[1], float("nan")),
+                       (proposals[2], evaluator.reward_of(proposals[2].candidate))])
+    assert diag["failed"] == 2.0 and diag["buffer_size"] == 1.0 and len(agent.history) == 1
+    assert agent.space.indices(proposals[0].candidate) in agent.seen  # never proposed again
+
+
+def test_tell_diagnostics_after_updates() -> None:
+    evaluator = ToyEvaluator(4, 5)
+    agent = L2NASAgent(evaluator.space, SMALL, seed=0)
+    drive(agent, evaluator.reward_of, 10)
+    (proposal,) = agent.ask()
+    diag = agent.tell([(proposal, evaluator.reward_of(proposal.candidate))])
+    for name in ("critic_loss", "actor_q", "epsilon", "noise_std", "topk_mean_reward", "best_reward",
+                 "buffer_size", "q_pred", "updates"):
+        assert math.isfinite(diag[name]), name
+    assert diag["buffer_size"] == 11.0 and diag["updates"] == 10.0  # warmup 2: results 2..11 each update once
+    assert diag["best_reward"] == max(r for _, r in agent.history)
+
+
+def test_block_softmax_and_buffer_and_stats() -> None:
+    softmax = BlockSoftmax((2, 3))
+    out = softmax(torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0]]))
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 1 / 3, 1 / 3, 1 / 3]]))
+    buffer = ReplayBuffer(2, capacity=20)
+    for i in range(30):
+        buffer.add([i, i], [0, 1], float(i))
+    assert len(buffer) == 20 and buffer.rewards[:20].min() == 10.0
+    _, _, rewards = buffer.sample(np.random.default_rng(0), 40, top_n=5, top_share=0.5)
+    assert all(r >= 25 for r in rewards[:20])
+
+
+def test_reward_scales_closed_forms() -> None:
+    rewards = np.array([10.0, 80.0, 90.0, 91.0, 92.0])
+    zscore = RewardScale("zscore", top_n=3, clip=2.0)
+    zscore.fit(rewards)
+    assert np.allclose(zscore(rewards), (rewards - rewards.mean()) / rewards.std())
+    top = RewardScale("top", top_n=3, clip=2.0)
+    top.fit(rewards)
+    best = rewards[-3:]
+    assert np.allclose(top(rewards[2:]), (best - best.mean()) / best.std())
+    assert np.allclose(top(rewards[:2]), -2.0)  # far below the top: clipped
+    assert top.inverse(float(top(np.array([91.5]))[0])) == pytest.approx(91.5)
+    rank = RewardScale("rank", top_n=3, clip=2.0)
+    rank.fit(rewards)
+    assert np.allclose(rank(rewards), [0.1, 0.3, 0.5, 0.7, 0.9])
+    assert rank.inverse(1.0) == 92.0
+
+
+@pytest.mark.parametrize("bad", [
+    {"top_k": 0}, {"quantile": 1.0}, {"quantile": 0.0}, {"epsilon_start": 1.5}, {"noise_end": -0.1},
+    {"actor_lr": 0.0}, {"reward_norm": "minmax"}, {"reward_clip": 0.0}, {"batch": 2.5}, {"retry_growth": 0.5}, {"warmup": -1}, {"top_share": 2.0}, {"nope": 1},
+])
+def test_bad_config_raises_config_error(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        L2NASAgent(ToyEvaluator().space, bad)
+    assert L2NASConfig().to_dict()["top_k"] >= 1
+
+
+def test_learns_the_toy_optimum() -> None:
+    evaluator = ToyEvaluator(decisions=6, choices=5)
+    optimum = evaluator.space.key(evaluator.optimum)
+    found = []
+    for seed in range(5):
+        agent = L2NASAgent(evaluator.space, seed=seed)
+        keys = drive(agent, evaluator.reward_of, 200)  # 15,625 architectures; seeds 0-9 need 64-134
+        found.append(optimum in keys)
+    assert sum(found) >= 4, found
