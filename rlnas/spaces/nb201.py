@@ -16,6 +16,12 @@ def edge_name(source: int, target: int) -> str:
     return f"edge_{source}_{target}"
 
 
+_EDGE_NAMES = tuple(edge_name(s, t) for s, t in NB201_EDGES)
+_ARCH_TEMPLATE = "+".join(
+    "|" + "|".join(f"{{}}~{s}" for s in range(target)) + "|" for target in (1, 2, 3)
+)  # "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|", filled in edge order
+
+
 class NB201Space(Space):
     """NAS-Bench-201 cells; the key is the official string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
 
@@ -25,10 +31,7 @@ class NB201Space(Space):
     def key(self, candidate: Mapping[str, Choice]) -> str:
         """The official NAS-Bench-201 arch string of ``candidate``."""
         self.validate(candidate)
-        nodes = []
-        for target in (1, 2, 3):
-            nodes.append("|" + "|".join(f"{candidate[edge_name(s, target)]}~{s}" for s in range(target)) + "|")
-        return "+".join(nodes)
+        return _ARCH_TEMPLATE.format(*(candidate[name] for name in _EDGE_NAMES))
 
     def from_key(self, key: str) -> Candidate:
         """Parse an official arch string, saying exactly what is wrong when it is malformed."""

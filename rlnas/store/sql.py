@@ -90,8 +90,7 @@ KEEP_CHECKPOINTS = 3
 """Older checkpoints of a study are deleted once this many newer ones exist."""
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode  # one encoder: hot path
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -114,6 +113,7 @@ class SQLStore(Store):
         self._lock = threading.RLock()
         self._conn: sa.Connection | None = None
         self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
+        self._cursor: Any = None  # its one cursor
         self._check_schema(create)
         self._next_number: dict[int, int] = {}
         self._lock_numbers = engine.dialect.name == "postgresql"
@@ -139,19 +139,17 @@ class SQLStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
-        """One transaction on a DBAPI cursor of the store's own write connection (see :class:`_Prepared`)."""
+        """One transaction on the cursor of the store's own write connection (see :class:`_Prepared`)."""
         with self._lock:
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
-            cursor = self._raw.cursor()
+                self._cursor = self._raw.cursor()
             try:
-                yield cursor
+                yield self._cursor
                 self._raw.commit()
             except BaseException:
                 self._raw.rollback()
                 raise
-            finally:
-                cursor.close()
 
     # ---------------------------------------------------------------- schema
     def _check_schema(self, create: bool) -> None:
@@ -267,7 +265,7 @@ class SQLStore(Store):
             if updated != 1:
                 raise StorageError(f"trial {number} of study {study_id} is not RUNNING any more")
             if values:
-                self._insert_metric.executemany(cursor, [{"trial_id": row_id, "name": k, "value": v} for k, v in values.items()])
+                self._insert_metric.executemany_plain(cursor, [(row_id, k, v) for k, v in values.items()])
         return replace(running, state=state, reward=reward, metrics=values, cost_seconds=float(cost_seconds),
                        error=error, eval_info=dict(eval_info or {}), finished_at=finished)
 
@@ -341,6 +339,7 @@ class SQLStore(Store):
                 self._conn.close()
                 self._conn = None
             if self._raw is not None:
+                self._cursor.close()
                 self._raw.close()
                 self._raw = None
         self.engine.dispose()
@@ -362,6 +361,18 @@ _TRIAL_COLUMNS = ["study_id", "number", "slot", "state", "key", "candidate", "in
                   "cost_seconds", "error", "orphaned", "started_at", "finished_at"]
 
 
+def _sqlite_datetime(value: Any) -> str | None:
+    """The text SQLAlchemy's SQLite DATETIME stores (always six microsecond digits), in C speed."""
+    return None if value is None else value.isoformat(" ", timespec="microseconds")
+
+
+def _processor(type_: Any, dialect: Any) -> Any:
+    """The bind conversion of ``type_`` on ``dialect`` (a faster equivalent for SQLite datetimes)."""
+    if dialect.name == "sqlite" and isinstance(type_, sa.DateTime):
+        return _sqlite_datetime
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
 class _Prepared:
     """A Core statement compiled once for one dialect and run on the DBAPI cursor.
 
@@ -378,16 +389,16 @@ class _Prepared:
         self.positional = self.compiled.positional
         # (name, value when not given, type conversion) in the order the driver wants them
         self.plan = [
-            (name, None if binds[name].required else binds[name].effective_value,
-             binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            (name, None if binds[name].required else binds[name].effective_value, _processor(binds[name].type, dialect))
             for name in names
         ]
         self.returns_id = bool(self.compiled.effective_returning)
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
-        converted = [(name, processor(values.get(name, default)) if processor else values.get(name, default))
-                     for name, default, processor in self.plan]
-        return tuple(v for _, v in converted) if self.positional else dict(converted)
+        get = values.get
+        row = [processor(get(name, default)) if processor else get(name, default)
+               for name, default, processor in self.plan]
+        return tuple(row) if self.positional else dict(zip((name for name, _, _ in self.plan), row))
 
     def execute(self, cursor: Any, values: Mapping[str, Any]) -> Any:
         cursor.execute(self.sql, self.parameters(values))
@@ -395,6 +406,14 @@ class _Prepared:
 
     def executemany(self, cursor: Any, rows: list[Mapping[str, Any]]) -> None:
         cursor.executemany(self.sql, [self.parameters(r) for r in rows])
+
+    def executemany_plain(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        """``executemany`` for rows of plain values in column order (ints, strings, floats) that
+        need no type conversion: the metrics of a trial, thousands of times a second."""
+        if not self.positional:
+            names = [name for name, _, _ in self.plan]
+            rows = [dict(zip(names, row)) for row in rows]  # type: ignore[misc]
+        cursor.executemany(self.sql, rows)
 
     def inserted_id(self, cursor: Any) -> int:
         """Primary key of the row the last ``execute`` of this INSERT created."""

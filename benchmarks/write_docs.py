@@ -1,0 +1,121 @@
+"""Run the benchmarks and write ``docs/benchmarks.md`` from their verbatim output.
+
+    python benchmarks/write_docs.py --run all           # run every benchmark (about 30 min)
+    python benchmarks/write_docs.py --run overhead,onnx # rerun some, keep the others' last output
+    python benchmarks/write_docs.py                     # only rebuild the page
+
+Each benchmark's command and its output (or the results file it writes) are kept in
+``benchmarks/results/<name>/output.md``; the page is those files in a fixed order, so no
+number on it is typed by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PAGE = ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One section of the page."""
+
+    name: str
+    title: str
+    about: str
+    command: tuple[str, ...]
+    results_file: str | None = None
+    """A markdown file the command writes (relative to the repository); otherwise its stdout is shown."""
+
+
+BENCHMARKS = (
+    Benchmark("overhead", "Store overhead (issue: foundation)",
+              "Random agent on the NB201 tabular evaluator through `Study.optimize`, without a store "
+              "(in-memory) and with the SQLite store. Goal: at least 500 stored trials/s and the store "
+              "costing no more than 3x the bare loop.",
+              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "3")),
+    Benchmark("nb201", "NAS-Bench-201: every agent, three data sets, 50 seeds (issue: RL agents)",
+              "Test accuracy of the best-by-validation cell; 200-epoch validation reward, and the NATS-Bench "
+              "protocol (12-epoch reward, simulated time budget).",
+              ("benchmarks/nb201.py",), "benchmarks/results/nb201/results.md"),
+    Benchmark("nb201_transfer", "NAS-Bench-201 policy transfer (issue: RL agents)",
+              "Queries to reach a target accuracy on CIFAR-100 and ImageNet16-120, from scratch and with "
+              "`--init-from` a CIFAR-10 search.",
+              ("benchmarks/nb201_transfer.py",), "benchmarks/results/nb201_transfer/results.md"),
+    Benchmark("train_search", "Search with the train evaluator on digits (issue: real networks)",
+              "An L2NAS search that trains every candidate on the 8x8 digits, against the median random "
+              "architecture of the same space trained the same way.",
+              ("benchmarks/train_search.py",), "benchmarks/results/train_search/nb201.md"),
+    Benchmark("train_throughput", "Train evaluator throughput (issue: real networks)",
+              "Images per second of training on digits, per space, at the train evaluator's default widths.",
+              ("benchmarks/train_throughput.py", "--steps", "30", "--candidates", "3")),
+    Benchmark("latency_table", "Latency lookup table vs measured latency (issue: real networks)",
+              "Spearman correlation of the per-op latency table's prediction with the measured latency of "
+              "50 random candidates per mobile space (goal >= 0.9). Timed with thread CPU time and the "
+              "minimum of repeats, which is robust to other processes on the machine.",
+              ("benchmarks/latency_table.py", "--candidates", "50", "--clock", "cpu", "--statistic", "min",
+               "--warmup", "2", "--repeats", "5")),
+    Benchmark("onnx", "ONNX Runtime vs PyTorch CPU latency (issue: real networks)",
+              "Batch 1, one thread, minimum of 30 repeats.",
+              ("benchmarks/onnx_latency.py", "--threads", "1", "--repeats", "30", "--statistic", "min")),
+)
+
+
+def run(bench: Benchmark) -> None:
+    """Run one benchmark and store its command and output."""
+    folder = RESULTS / bench.name
+    folder.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *bench.command], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(bench.command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    body = (ROOT / bench.results_file).read_text() if bench.results_file else f"```\n{done.stdout.strip()}\n```\n"
+    command = "python " + " ".join(bench.command)
+    (folder / "output.md").write_text(
+        f"`{command}`\n\n(ran {time.strftime('%Y-%m-%d %H:%M')} UTC in {wall:.0f} s; load average at start "
+        f"{load:.2f} on {os.cpu_count()} cores)\n\n{body}")
+
+
+def write_page() -> None:
+    """Assemble ``docs/benchmarks.md`` from the stored outputs."""
+    parts = ["# Benchmarks\n",
+             "Every number below was produced by the command shown above it and pasted by "
+             "`python benchmarks/write_docs.py`; the machine is the project's CPU machine "
+             f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU).\n"]
+    for bench in BENCHMARKS:
+        output = RESULTS / bench.name / "output.md"
+        parts.append(f"## {bench.title}\n\n{bench.about}\n")
+        parts.append(output.read_text() if output.exists() else "_not run yet_\n")
+    PAGE.write_text("\n".join(parts))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="", help="comma-separated benchmark names, or 'all'")
+    names = [b.name for b in BENCHMARKS]
+    chosen = parser.parse_args().run
+    wanted = names if chosen == "all" else [n for n in chosen.split(",") if n]
+    for name in wanted:
+        if name not in names:
+            parser.error(f"unknown benchmark {name!r} (choices: {', '.join(names)})")
+    for bench in BENCHMARKS:
+        if bench.name in wanted:
+            print(f"running {bench.name} ...", flush=True)
+            run(bench)
+    write_page()
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
