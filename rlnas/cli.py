@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "mnist5k, cifar10 or imagefolder")
     search.add_argument("--epochs", type=float, default=None, help="train: epochs per candidate")
     search.add_argument("--data-root", default=None, help="train: folder of cifar10 batches or an image folder")
+    search.add_argument("--threads", type=int, default=None,
+                        help="train: torch threads per evaluation (default: torch's choice; 1 on a busy machine)")
     search.add_argument("--fidelity", type=int, default=200, help="nb201 reward after 200 (default) or 12 epochs")
     search.add_argument("--noisy", action="store_true", help="nb201: reward of one sampled training seed")
     search.add_argument("--latency-device", default="pixel3", help="nb201 latency column to report")
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--arch", default=None, metavar="FILE",
                         help="instead: write the best (or --trial) architecture as JSON")
     export.add_argument("--trial", type=int, default=None, help="trial number for --onnx / --arch (default: best)")
+    export.add_argument("--as-searched", action="store_true",
+                        help="--onnx: the network as the train evaluator built it (its widths and classes)")
     export.add_argument("--model-option", action="append", type=_parse_assignment, default=[], metavar="KEY=VALUE",
                         help="--onnx: network option, e.g. num_classes=100 (default: the paper's network)")
     storage(export)
@@ -150,6 +154,10 @@ def _evaluator_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             options["epochs"] = args.epochs
         if args.data_root is not None:
             options["data_root"] = args.data_root
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+            options["threads"] = args.threads
     options |= dict(args.eval_option)
     return name, options
 
@@ -438,14 +446,30 @@ def _export_architecture(args: argparse.Namespace, console: Console, store: Any,
 
         from rlnas.models import create_model
 
+        options, input_shape = dict(args.model_option), None
+        if args.as_searched:
+            searched, input_shape = _searched_model(record)
+            options = searched | options
         torch.manual_seed(0)  # untrained weights: the same network on every export
-        model = create_model(space, candidate, **dict(args.model_option))
+        model = create_model(space, candidate, **options)
         try:
-            export_onnx(model, args.onnx, model_input_shape(space, model))
+            export_onnx(model, args.onnx, input_shape or model_input_shape(space, model))
         except OSError as exc:
             raise RlnasError(f"cannot write {args.onnx}: {exc.strerror}") from None
         console.print(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx}")
     return 0
+
+
+def _searched_model(record: Any) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """Model options and input shape of the study's train evaluator (``--as-searched``)."""
+    from rlnas.evaluators import create_evaluator
+
+    spec = dict(record.evaluator)
+    if spec.get("name") != "train":
+        raise ConfigError(f"--as-searched needs a study of the train evaluator; {record.name!r} used "
+                          f"{spec.get('name')!r}, whose networks are the papers' (the default)")
+    evaluator = create_evaluator(spec.pop("name"), **spec)
+    return evaluator.resolved_model_kwargs(), tuple(evaluator.data.input_shape)
 
 
 def _write_text(path: str, text: str) -> None:

@@ -55,6 +55,10 @@ def test_export_to_a_file(rlnas_bin, sqlite_url, tmp_path):
     target = tmp_path / "trials.csv"
     run(rlnas_bin, "export", "f", "--output", str(target), "--storage", sqlite_url)
     assert len(target.read_text().splitlines()) == 16
+    assert_one_line_error(run(rlnas_bin, "export", "f", "--onnx", str(tmp_path / "m.onnx"), "--as-searched",
+                              "--storage", sqlite_url, check=False), "needs a study of the train evaluator")
+    assert_one_line_error(run(rlnas_bin, "export", "f", "--arch", str(tmp_path / "a.json"), "--trial", "99",
+                              "--storage", sqlite_url, check=False), "has no trial 99")
 
 
 def test_budget_seconds_stops_on_simulated_time(rlnas_bin, sqlite_url):
