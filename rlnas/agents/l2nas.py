@@ -18,6 +18,11 @@ Engineering beyond the papers (each one a config knob, see docs/agents/l2nas.md)
 normalisation on the scale of the best rewards, an actor skip term toward the state, never re-proposing
 an architecture already asked (noise grows until the argmax is new), and scoring
 several noisy actions with the critic and keeping the best.
+
+The networks are NumPy with hand-written gradients (``l2nas_parts``): at this size PyTorch's
+per-operation overhead cost ~2 ms per trial, the NumPy version a few tenths of that.
+Policy transfer (:meth:`L2NASAgent.load_policy`) takes actor, critic and the source's
+top-K architectures (not their rewards).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal, Result, rng_state, set_rng_state
-from rlnas.agents.l2nas_parts import Actor, Critic, ReplayBuffer, RewardScale, decayed, pinball_loss
+from rlnas.agents.l2nas_parts import Actor, Adam, Critic, ReplayBuffer, RewardScale, decayed, pinball_grad, pinball_loss
 from rlnas.errors import ConfigError
 
 
@@ -38,7 +43,7 @@ from rlnas.errors import ConfigError
 class L2NASConfig(AgentConfig):
     """Options of the L²NAS agent (defaults tuned on NAS-Bench-201, see docs/agents/l2nas.md)."""
 
-    top_k: int = 10
+    top_k: int = 5
     """Number of best architectures whose mean encoding is the state."""
     hidden: int = 64
     """Width of the hidden layers of the actor (one layer) and the critic (two layers)."""
@@ -54,7 +59,7 @@ class L2NASConfig(AgentConfig):
     """With ``reward_norm='top'``: targets below ``-reward_clip`` are clipped to it."""
     batch: int = 32
     """Replay samples per gradient step."""
-    updates_per_result: int = 1
+    updates_per_result: int = 2
     """Critic + actor gradient steps per successful result told."""
     warmup: int = 8
     """Successful results needed before the first gradient step."""
@@ -66,7 +71,7 @@ class L2NASConfig(AgentConfig):
     """Share of every batch drawn from the ``top_n`` best entries (the rest: uniform)."""
     initial_random: int = 10
     """First proposals that are uniformly random architectures (one-hot actions)."""
-    epsilon_start: float = 0.3
+    epsilon_start: float = 0.4
     """Probability of a random architecture right after ``initial_random``."""
     epsilon_end: float = 0.02
     """Floor of the random-architecture probability."""
@@ -130,19 +135,25 @@ class L2NASAgent(Agent):
         super().__init__(space, config, seed=seed, device=device)
         cfg: L2NASConfig = self.config
         self.rng = np.random.default_rng(seed)
-        self.torch_rng = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
+        init_rng = np.random.default_rng(int(self.rng.integers(2**62)))
         self.sizes = np.array(space.sizes)
         self.offsets = np.array(space.offsets)
         self._space_size = space.size
-        self.actor = Actor(space.sizes, cfg.hidden, cfg.logit_bound, cfg.state_skip, self.torch_rng)
-        self.critic = Critic(space.dim, cfg.hidden, self.torch_rng)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        # Equal block sizes (NB201: 6 x 5) let the per-block argmax run as one reshape.
+        self._uniform_k = int(self.sizes[0]) if len(set(space.sizes)) == 1 else None
+        self.actor = Actor(space.sizes, cfg.hidden, cfg.logit_bound, cfg.state_skip, init_rng)
+        self.critic = Critic(space.dim, cfg.hidden, init_rng)
+        self.actor_opt = Adam(len(self.actor.net.theta), cfg.actor_lr)
+        self.critic_opt = Adam(len(self.critic.net.theta), cfg.critic_lr)
         self.buffer = ReplayBuffer(space.dim, cfg.buffer_capacity)
         self.scale = RewardScale(cfg.reward_norm, cfg.top_n, cfg.reward_clip)
         self.history: list[tuple[tuple[int, ...], float]] = []   # successful (indices, reward), in order
         self.top: list[int] = []                                   # positions in history of the top-K
         self.seen: dict[tuple[int, ...], None] = {}                # every architecture asked (ordered set)
+        # Transferred architectures (load_policy) still to propose, and the prior state they
+        # define until this search has results of its own.
+        self.transferred: list[tuple[int, ...]] = []
+        self.prior: list[tuple[int, ...]] = []
         # Mixed-radix integer codes of the seen architectures, for vectorised look-ups
         # (only when every code fits in an int64).
         self._radix = (np.cumprod((1,) + space.sizes[:0:-1])[::-1].astype(np.int64)
@@ -151,6 +162,7 @@ class L2NASAgent(Agent):
         self.asked = self.told = self.failed = self.updates = 0
         self.retry_level = 0                                       # noise level of the last actor proposal
         self._state_cache: np.ndarray | None = None
+        self._mean_cache: np.ndarray | None = None                # actor(state) until state or actor change
 
     # ----------------------------------------------------------------- state
     def encode_indices(self, indices: Sequence[int]) -> np.ndarray:
@@ -160,12 +172,16 @@ class L2NASAgent(Agent):
         return x
 
     def current_state(self) -> np.ndarray:
-        """Mean encoding of the top-K architectures so far; the uniform vector before any result."""
+        """Mean encoding of the top-K architectures so far; before any result, the uniform vector
+        (or, after :meth:`load_policy`, the mean encoding of the transferred top-K)."""
         if self._state_cache is None:
-            if not self.top:
+            members = [self.history[i][0] for i in self.top] or self.prior
+            if not members:
                 self._state_cache = np.concatenate([np.full(k, 1.0 / k) for k in self.sizes])
             else:
-                self._state_cache = np.mean([self.encode_indices(self.history[i][0]) for i in self.top], axis=0)
+                onehot = np.zeros((len(members), self.space.dim))
+                onehot[np.arange(len(members))[:, None], self.offsets + np.array(members)] = 1.0
+                self._state_cache = onehot.mean(axis=0)
         return self._state_cache
 
     def epsilon(self, step: int) -> float:
@@ -183,6 +199,8 @@ class L2NASAgent(Agent):
     # ------------------------------------------------------------------- ask
     def _argmax(self, actions: np.ndarray) -> np.ndarray:
         """Choice indices (rows × decisions) of the per-block argmax of ``actions``."""
+        if self._uniform_k is not None:
+            return actions.reshape(len(actions), -1, self._uniform_k).argmax(axis=2)
         return np.stack([actions[:, o:o + k].argmax(axis=1) for o, k in zip(self.offsets, self.sizes)], axis=1)
 
     def _exhausted(self) -> bool:
@@ -206,7 +224,7 @@ class L2NASAgent(Agent):
     def _random_action(self) -> np.ndarray:
         """One-hot action of a uniformly random architecture (a new one while any is left)."""
         for _ in range(1000):
-            indices = np.array([self.rng.integers(k) for k in self.sizes])
+            indices = self.rng.integers(self.sizes)
             if self._new_mask(indices[None])[0]:
                 break
         return self.encode_indices(indices)
@@ -221,8 +239,9 @@ class L2NASAgent(Agent):
         from scratch every time, and the noise comes back down when it can).
         """
         cfg = self.config
-        with torch.no_grad():
-            mean = self.actor(torch.as_tensor(state, dtype=torch.float32)).double().numpy()
+        if self._mean_cache is None:
+            self._mean_cache = self.actor.forward(state[None])[0][0]
+        mean = self._mean_cache
         start = max(self.retry_level - 2, 0)
         for level in range(start, start + cfg.max_retries):
             scale = std * cfg.retry_growth ** level
@@ -233,9 +252,7 @@ class L2NASAgent(Agent):
             self.retry_level = level
             if len(new) == 1 or not self.updates:
                 return actions[new[0]], "actor"
-            with torch.no_grad():
-                s = torch.as_tensor(state, dtype=torch.float32).expand(len(new), -1)
-                q = self.critic(s, torch.as_tensor(actions[new], dtype=torch.float32)).numpy()
+            q = self.critic.forward(np.broadcast_to(state, (len(new), len(state))), actions[new])[0]
             return actions[new[int(np.argmax(q))]], "actor"
         return self._random_action(), "fallback"
 
@@ -245,7 +262,11 @@ class L2NASAgent(Agent):
         for _ in range(n):
             step, state = self.asked, self.current_state()
             eps, std = self.epsilon(step), self.noise_std(step)
-            if self.rng.random() < eps:
+            while self.transferred and not self._new_mask(np.array([self.transferred[0]]))[0]:
+                self.transferred.pop(0)
+            if self.transferred:
+                action, source = self.encode_indices(self.transferred.pop(0)), "transfer"
+            elif self.rng.random() < eps:
                 action, source = self._random_action(), "random"
             else:
                 action, source = self._actor_action(state, std)
@@ -261,10 +282,7 @@ class L2NASAgent(Agent):
         """Critic's prediction for (state, action) on the reward scale (NaN before any update)."""
         if not self.updates:
             return math.nan
-        with torch.no_grad():
-            q = float(self.critic(torch.as_tensor(state, dtype=torch.float32),
-                                  torch.as_tensor(action, dtype=torch.float32)))
-        return self.scale.inverse(q)
+        return self.scale.inverse(float(self.critic.forward(state[None], action[None])[0][0]))
 
     # ------------------------------------------------------------------ tell
     def _record(self, indices: tuple[int, ...], reward: float) -> None:
@@ -273,7 +291,7 @@ class L2NASAgent(Agent):
         self.top.append(len(self.history) - 1)
         self.top.sort(key=lambda i: (-self.history[i][1], i))
         del self.top[self.config.top_k:]
-        self._state_cache = None
+        self._state_cache = self._mean_cache = None
 
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
         """Store results (failed ones are only counted) and train critic and actor."""
@@ -317,61 +335,93 @@ class L2NASAgent(Agent):
         }
 
     def _update(self) -> tuple[float, float]:
-        """One critic step (pinball loss) and one actor step (maximise the critic); returns both losses."""
+        """One critic step (pinball loss) and one actor step (maximise the critic); returns both."""
         cfg = self.config
         states, actions, rewards = self.buffer.sample(self.rng, cfg.batch, cfg.top_n, cfg.top_share)
-        s = torch.from_numpy(states)
-        a = torch.from_numpy(actions)
-        y = torch.from_numpy(self.scale(rewards).astype(np.float32))
+        targets = self.scale(rewards)
 
-        critic_loss = pinball_loss(self.critic(s, a), y, cfg.quantile)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        q, inputs = self.critic.forward(states, actions)
+        critic_loss = pinball_loss(q, targets, cfg.quantile)
+        self.critic.net.grad[:] = 0.0
+        self.critic.backward(inputs, pinball_grad(q, targets, cfg.quantile))
+        self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
 
-        actor_states = torch.cat([s, torch.as_tensor(self.current_state(), dtype=torch.float32)[None]])
-        actor_q = self.critic(actor_states, self.actor(actor_states)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        (-actor_q).backward()
-        self.actor_opt.step()
+        # The actor ascends Q(s, actor(s)) on the batch's states plus the current one; the
+        # critic only passes the gradient through to the action (its weights stay put).
+        actor_states = np.vstack([states, self.current_state()[None]])
+        action, actor_cache = self.actor.forward(actor_states)
+        actor_q, critic_inputs = self.critic.forward(actor_states, action)
+        grad_action = self.critic.backward(critic_inputs, np.full(len(actor_q), -1.0 / len(actor_q)), params=False)
+        self.actor.net.grad[:] = 0.0
+        self.actor.backward(actor_cache, grad_action)
+        self.actor_opt.step(self.actor.net.theta, self.actor.net.grad)
         self.updates += 1
-        return float(critic_loss.detach()), float(actor_q.detach())
+        self._mean_cache = None
+        return critic_loss, float(actor_q.mean())
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizers, replay buffer, history, RNG states and counters."""
+        """Networks, optimizers, replay buffer, history, transfer prior, RNG state and counters."""
         return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
+            "actor": torch.from_numpy(self.actor.net.theta.copy()),
+            "critic": torch.from_numpy(self.critic.net.theta.copy()),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "buffer": self.buffer.state_dict(),
             "history": [[list(indices), reward] for indices, reward in self.history],
             "top": list(self.top),
             "seen": [list(indices) for indices in self.seen],
+            "transferred": [list(indices) for indices in self.transferred],
+            "prior": [list(indices) for indices in self.prior],
             "rng": rng_state(self.rng),
-            "torch_rng": self.torch_rng.get_state(),
             "counters": {"asked": self.asked, "told": self.told, "failed": self.failed, "updates": self.updates,
                          "retry_level": self.retry_level},
         }
 
+    def _load_weights(self, state: Mapping[str, Any]) -> None:
+        for net, key in ((self.actor.net, "actor"), (self.critic.net, "critic")):
+            weights = state[key].numpy().reshape(-1)
+            if weights.shape != net.theta.shape:
+                raise ConfigError(f"l2nas state: {key} has {weights.size} weights, this agent's has {net.theta.size} "
+                                  "(different space or hidden width)")
+            net.theta[:] = weights
+        self._mean_cache = None
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
+        self._load_weights(state)
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.buffer.load_state_dict(state["buffer"])
         self.scale.fit(self.buffer.rewards[:len(self.buffer)])
         self.history = [(tuple(int(i) for i in indices), float(reward)) for indices, reward in state["history"]]
         self.top = [int(i) for i in state["top"]]
-        self._state_cache = None
         self.seen, self._seen_codes = {}, set()
         for indices in state["seen"]:
             self._mark_seen(tuple(int(i) for i in indices))
+        self.transferred = [tuple(int(i) for i in ix) for ix in state.get("transferred", [])]
+        self.prior = [tuple(int(i) for i in ix) for ix in state.get("prior", [])]
+        self._state_cache = None
         set_rng_state(self.rng, state["rng"])
-        self.torch_rng.set_state(state["torch_rng"])
         counters = state["counters"]
         self.asked, self.told = int(counters["asked"]), int(counters["told"])
         self.failed, self.updates = int(counters["failed"]), int(counters["updates"])
         self.retry_level = int(counters["retry_level"])
+
+    def load_policy(self, state: Mapping[str, Any]) -> None:
+        """Policy transfer from a search of the same space on another task.
+
+        Taken: the actor's and the critic's weights (the critic predicts a *normalised*
+        reward, so its scale carries over), and the source's top-K architectures without
+        their rewards. Those architectures are proposed first (instead of the first random
+        ones) and, until this search has results of its own, their mean encoding is the
+        state. Not taken: rewards, replay buffer and history (another task, another reward
+        scale), the optimizers' moments, the counters and the RNG: this agent keeps its own
+        seed, and its exploration schedules start from the beginning.
+        """
+        self._load_weights(state)
+        history = state["history"]
+        top = [tuple(int(i) for i in history[int(pos)][0]) for pos in state["top"]]
+        self.prior = [tuple(self.space.indices(self.space.from_indices(ix))) for ix in top[:self.config.top_k]]
+        self.transferred = list(self.prior)
+        self._state_cache = None

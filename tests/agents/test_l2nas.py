@@ -10,7 +10,8 @@ import torch
 from rlnas.agents import create_agent
 from rlnas.agents.base import Proposal
 from rlnas.agents.l2nas import L2NASAgent, L2NASConfig
-from rlnas.agents.l2nas_parts import BlockSoftmax, ReplayBuffer, RewardScale, decayed, pinball_loss
+from rlnas.agents.l2nas_parts import (Actor, Adam, Critic, ReplayBuffer, RewardScale, block_matrix, block_softmax,
+                                      decayed, pinball_grad, pinball_loss)
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.spaces.base import Categorical, Space
@@ -56,25 +57,76 @@ def test_several_asks_before_tell_and_resume_mid_flight() -> None:
     assert drive(agents[0], evaluator.reward_of, 6) == drive(restored, evaluator.reward_of, 6)
 
 
-def test_pinball_loss_closed_form() -> None:
-    target = torch.tensor([1.0, 1.0, 1.0, 1.0])
-    prediction = torch.tensor([0.0, 2.0, 1.0, -1.0])  # residuals 1, -1, 0, 2
+def test_pinball_loss_and_gradient_closed_form() -> None:
+    target = np.array([1.0, 1.0, 1.0, 1.0])
+    prediction = np.array([0.0, 2.0, 1.0, -1.0])  # residuals 1, -1, 0, 2
     for tau in (0.1, 0.5, 0.9):
         expected = np.mean([max(tau * r, (tau - 1) * r) for r in (1.0, -1.0, 0.0, 2.0)])
-        assert float(pinball_loss(prediction, target, tau)) == pytest.approx(expected)
-    assert float(pinball_loss(torch.tensor([0.0]), torch.tensor([2.0]), 0.9)) == pytest.approx(1.8)
-    assert float(pinball_loss(torch.tensor([2.0]), torch.tensor([0.0]), 0.9)) == pytest.approx(0.2)
+        assert pinball_loss(prediction, target, tau) == pytest.approx(expected)
+        assert np.allclose(pinball_grad(prediction, target, tau), np.array([-tau, 1 - tau, 1 - tau, -tau]) / 4)
+    assert pinball_loss(np.array([0.0]), np.array([2.0]), 0.9) == pytest.approx(1.8)
+    assert pinball_loss(np.array([2.0]), np.array([0.0]), 0.9) == pytest.approx(0.2)
 
 
-def test_minimising_pinball_loss_gives_the_quantile() -> None:
-    values = torch.arange(1.0, 101.0)  # 1..100: the 0.9-quantile is about 90
-    q = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([q], lr=1.0)
+def test_minimising_pinball_loss_with_adam_gives_the_quantile() -> None:
+    values = np.arange(1.0, 101.0)  # 1..100: the 0.9-quantile is about 90
+    q = np.zeros(1, dtype=np.float32)
+    opt = Adam(1, lr=1.0)
     for _ in range(600):
-        opt.zero_grad()
-        pinball_loss(q.expand(100), values, 0.9).backward()
-        opt.step()
-    assert 88.5 <= float(q.detach()) <= 91.5
+        opt.step(q, np.array([pinball_grad(np.full(100, q[0]), values, 0.9).sum()], dtype=np.float32))
+    assert 88.5 <= float(q[0]) <= 91.5
+
+
+def test_adam_matches_torch() -> None:
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(7).astype(np.float32)
+    reference = torch.tensor(theta.copy(), requires_grad=True)
+    ours, theirs = Adam(7, lr=0.01), torch.optim.Adam([reference], lr=0.01)
+    for _ in range(20):
+        grad = rng.standard_normal(7).astype(np.float32)
+        ours.step(theta, grad)
+        reference.grad = torch.tensor(grad)
+        theirs.step()
+    assert np.allclose(theta, reference.detach().numpy(), atol=1e-6)
+
+
+def test_hand_written_gradients_match_autograd() -> None:
+    """Actor and critic backward passes against PyTorch's autograd of the same forward pass."""
+    rng = np.random.default_rng(0)
+    sizes, dim = (3, 2, 4), 9
+    actor, critic = Actor(sizes, 7, 4.0, 2.0, rng), Critic(dim, 5, rng)
+    states = rng.random((6, dim)).astype(np.float32)
+
+    def torch_mlp(net, x):
+        weights = [torch.tensor(w.copy(), requires_grad=True) for w in net.weights]
+        for i in range(0, len(weights), 2):
+            x = x @ weights[i] + weights[i + 1]
+            x = torch.relu(x) if i < len(weights) - 2 else x
+        return x, weights
+
+    s = torch.tensor(states)
+    out, actor_weights = torch_mlp(actor.net, s)
+    logits = 4.0 * torch.tanh(out) + 2.0 * s
+    action = torch.cat([torch.softmax(block, -1) for block in logits.split(sizes, -1)], -1)
+    q, _ = torch_mlp(critic.net, torch.cat([s, action], -1))
+    (-q.mean()).backward()
+    ours, cache = actor.forward(states)
+    assert np.allclose(ours, action.detach().numpy(), atol=1e-6)
+    q_ours, inputs = critic.forward(states, ours)
+    assert np.allclose(q_ours, q.detach().numpy()[:, 0], atol=1e-5)
+    grad_action = critic.backward(inputs, np.full(6, -1 / 6), params=False)
+    actor.backward(cache, grad_action)
+    for mine, reference in zip(actor.net.grads, actor_weights):
+        assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
+    assert not critic.net.grad.any()  # params=False leaves the critic's gradient alone
+
+    targets = rng.random(6)
+    q, critic_weights = torch_mlp(critic.net, torch.cat([s, torch.tensor(ours)], -1))
+    residual = torch.tensor(targets, dtype=torch.float32) - q[:, 0]
+    torch.maximum(0.7 * residual, -0.3 * residual).mean().backward()
+    critic.backward(inputs, pinball_grad(q_ours, targets, 0.7))
+    for mine, reference in zip(critic.net.grads, critic_weights):
+        assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
 
 
 def test_schedules_follow_their_closed_forms() -> None:
@@ -149,14 +201,13 @@ def test_tell_diagnostics_after_updates() -> None:
     for name in ("critic_loss", "actor_q", "epsilon", "noise_std", "topk_mean_reward", "best_reward",
                  "buffer_size", "q_pred", "updates"):
         assert math.isfinite(diag[name]), name
-    assert diag["buffer_size"] == 11.0 and diag["updates"] == 10.0  # warmup 2: results 2..11 each update once
+    assert diag["buffer_size"] == 11.0 and diag["updates"] == 20.0  # warmup 2: results 2..11 each update twice
     assert diag["best_reward"] == max(r for _, r in agent.history)
 
 
 def test_block_softmax_and_buffer_and_stats() -> None:
-    softmax = BlockSoftmax((2, 3))
-    out = softmax(torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0]]))
-    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 1 / 3, 1 / 3, 1 / 3]]))
+    out = block_softmax(np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), block_matrix((2, 3)))
+    assert np.allclose(out, [[0.5, 0.5, 1 / 3, 1 / 3, 1 / 3]])
     buffer = ReplayBuffer(2, capacity=20)
     for i in range(30):
         buffer.add([i, i], [0, 1], float(i))
@@ -201,3 +252,45 @@ def test_learns_the_toy_optimum() -> None:
         keys = drive(agent, evaluator.reward_of, 200)  # 15,625 architectures; seeds 0-9 need 64-134
         found.append(optimum in keys)
     assert sum(found) >= 4, found
+
+
+def test_load_policy_takes_networks_and_top_k_but_not_rewards_or_rng() -> None:
+    evaluator = ToyEvaluator(5, 4)
+    source = L2NASAgent(evaluator.space, {**SMALL, "top_k": 3}, seed=0)
+    drive(source, evaluator.reward_of, 40)
+    top = [source.history[i][0] for i in source.top]
+    target = L2NASAgent(evaluator.space, {**SMALL, "top_k": 3}, seed=7)
+    untouched = L2NASAgent(evaluator.space, {**SMALL, "top_k": 3}, seed=7)
+    rng_before = target.rng.bit_generator.state
+    target.load_policy(roundtrip_state(source))
+    assert np.array_equal(target.actor.net.theta, source.actor.net.theta)
+    assert np.array_equal(target.critic.net.theta, source.critic.net.theta)
+    assert target.rng.bit_generator.state == rng_before  # own seed, own generator
+    assert len(target.buffer) == 0 and target.history == [] and target.asked == 0  # no rewards carried over
+    assert np.allclose(target.current_state(), np.mean([evaluator.space.encode(evaluator.space.from_indices(ix))
+                                                        for ix in top], axis=0))
+    first = target.ask(3)
+    assert [tuple(evaluator.space.indices(p.candidate)) for p in first] == top
+    assert {p.info["source"] for p in first} == {"transfer"}
+    assert [p.candidate for p in first] != [p.candidate for p in untouched.ask(3)]
+
+
+def test_transferred_agent_resumes_identically() -> None:
+    evaluator = ToyEvaluator(5, 4)
+    source = L2NASAgent(evaluator.space, SMALL, seed=0)
+    drive(source, evaluator.reward_of, 30)
+    agents = [L2NASAgent(evaluator.space, SMALL, seed=4) for _ in range(2)]
+    for agent in agents:
+        agent.load_policy(source.state_dict())
+        drive(agent, evaluator.reward_of, 3)  # mid-way through the transferred top-K
+    restored = L2NASAgent(evaluator.space, SMALL, seed=99)
+    restored.load_state_dict(roundtrip_state(agents[1]))
+    assert restored.transferred == agents[0].transferred and restored.prior == agents[0].prior
+    assert drive(agents[0], evaluator.reward_of, 20) == drive(restored, evaluator.reward_of, 20)
+
+
+def test_load_policy_refuses_networks_of_another_shape() -> None:
+    source = L2NASAgent(ToyEvaluator(5, 4).space, SMALL, seed=0)
+    target = L2NASAgent(ToyEvaluator(3, 4).space, SMALL, seed=0)
+    with pytest.raises(ConfigError, match="weights"):
+        target.load_policy(source.state_dict())
