@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="start (or continue) a search")
     search.add_argument("--space", default="nb201", help="search space (default nb201)")
-    search.add_argument("--agent", default="evolution", help="search agent (default evolution)")
+    search.add_argument("--agent", default="l2nas", help="search agent (default l2nas)")
     search.add_argument("--evaluator", default=None, help="evaluator (default: the space's tabular benchmark)")
     search.add_argument("--dataset", default=None,
                         help="nb201: cifar10 (default), cifar100 or imagenet16-120; train: digits (default), "

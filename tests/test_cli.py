@@ -82,7 +82,7 @@ def test_query_looks_up_the_table(rlnas_bin):
     (["search", "--trials", "0"], "--trials must be a positive number"),
     (["search", "--dataset", "mnist"], "dataset"),
     (["search", "--agent-config", "{bad"], "not valid JSON"),
-    (["search", "--set", "population_size=0"], "population_size"),
+    (["search", "--agent", "evolution", "--set", "population_size=0"], "population_size"),
     (["search", "--set", "nope=1"], "unknown option"),
     (["search", "--storage", "not-a-url"], "is not a database URL"),
     (["search", "--storage", "sqlite:////no/such/dir/x.db"], "does not exist"),
