@@ -12,7 +12,7 @@ import io
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rlnas.agents import Agent, Proposal, create_agent
@@ -227,6 +227,9 @@ class Study:
                                                           seed=evaluation_seed(self.seed, trial.slot))
                 except (KeyboardInterrupt, SystemExit):
                     raise
+                except ConfigError as exc:  # the evaluator cannot work at all: stop, saying why
+                    self.tell(trial, None, state=TrialState.FAIL, error=str(exc))
+                    raise
                 except Exception as exc:  # an evaluation error ends this trial, not the search
                     finished = self.tell(trial, None, state=TrialState.FAIL, error=f"{type(exc).__name__}: {exc}")
                 else:
@@ -252,7 +255,7 @@ class Study:
         settings = dict(self.record.settings) | changes
         if settings != self.record.settings:
             self.store.update_settings(self.record.id, settings)
-            self.record = StudyRecord(**{**self.record.__dict__, "settings": settings})
+            self.record = replace(self.record, settings=settings)
 
     # --------------------------------------------------------------- batches
     def _next_unassigned(self) -> tuple[_Batch, int]:

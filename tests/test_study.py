@@ -116,3 +116,17 @@ def test_bad_limits_are_config_errors():
         study.optimize(budget_seconds=0)
     with pytest.raises(ConfigError, match="unknown agent"):
         create_study(space=TOY.space, agent="nope")
+
+
+def test_an_evaluator_that_cannot_work_stops_the_search_with_its_reason():
+    class Misconfigured:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            raise ConfigError("dataset folder /nope does not exist")
+
+        def spec(self):
+            return {"name": "misconfigured"}
+
+    study = create_study(space=TOY.space, agent="random", evaluator=Misconfigured(), seed=0)
+    with pytest.raises(ConfigError, match="/nope"):
+        study.optimize(10)
+    assert [(t.state, t.error) for t in study.trials] == [(TrialState.FAIL, "dataset folder /nope does not exist")]
