@@ -4,8 +4,7 @@
 
 Runs the same seeded search through ``Study.optimize`` twice: with the in-memory store (no
 persistence: the bare loop of agent, evaluator and study bookkeeping) and with the SQLite
-store on a temporary file (two transactions per trial plus agent checkpoints every 10
-trials). Reports the median of ``--repeats`` runs and the ratio of the two times.
+store on a temporary file (two transactions per trial plus the default agent checkpoints). Reports the median of ``--repeats`` runs and the ratio of the two times.
 """
 from __future__ import annotations
 
@@ -19,17 +18,19 @@ from pathlib import Path
 
 from rlnas import create_study
 from rlnas.evaluators.tabular import NB201Evaluator
+from rlnas.study import DEFAULT_CHECKPOINT_EVERY
 
 
 def trials_per_second(storage: str | None, trials: int, seed: int) -> tuple[float, float]:
     """Run one search of ``trials`` random trials; return trials per wall-clock and per CPU second."""
     study = create_study(space="nb201", agent="random", evaluator=NB201Evaluator("cifar10"), seed=seed,
                          storage=storage, name=f"overhead-{seed}")
-    study.optimize(10)  # warm-up: imports, first checkpoint, statement compilation
+    warm_up = DEFAULT_CHECKPOINT_EVERY  # imports, first checkpoint, statement compilation
+    study.optimize(warm_up)
     start, start_cpu = time.perf_counter(), time.process_time()
-    study.optimize(trials + 10)
+    study.optimize(trials + warm_up)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    assert study.n_finished == trials + 10
+    assert study.n_finished == trials + warm_up
     return trials / elapsed, trials / cpu
 
 

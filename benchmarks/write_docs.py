@@ -41,7 +41,7 @@ BENCHMARKS = (
               "Random agent on the NB201 tabular evaluator through `Study.optimize`, without a store "
               "(in-memory) and with the SQLite store. Goal: at least 500 stored trials/s and the store "
               "costing no more than 3x the bare loop.",
-              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "3")),
+              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "5")),
     Benchmark("nb201", "NAS-Bench-201: every agent, three data sets, 50 seeds (issue: RL agents)",
               "Test accuracy of the best-by-validation cell; 200-epoch validation reward, and the NATS-Bench "
               "protocol (12-epoch reward, simulated time budget).",

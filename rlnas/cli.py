@@ -54,6 +54,7 @@ def _parse_assignment(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rlnas`` command."""
     from rlnas import __version__
+    from rlnas.study import DEFAULT_CHECKPOINT_EVERY
 
     parser = _Parser(prog="rlnas", description="Neural architecture search with reinforcement learning.")
     parser.add_argument("--version", action="version", version=f"rlnas {__version__}")
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--controller", default=None, help="controller of reinforce/ppo: factorized or lstm")
     search.add_argument("--init-from", default=None, metavar="STUDY",
                         help="start the agent from another study's agent (same space and agent, same storage)")
-    search.add_argument("--checkpoint-every", type=int, default=10, help="agent checkpoint period in trials")
+    search.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
+                        help=f"agent checkpoint period in trials (default {DEFAULT_CHECKPOINT_EVERY}; 0: none)")
     search.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     storage(search)
 

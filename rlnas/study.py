@@ -22,7 +22,10 @@ from rlnas.spaces import SPACES, Space, create_space
 from rlnas.store import Store, StudyRecord, open_store
 from rlnas.trial import Trial, TrialState
 
-DEFAULT_CHECKPOINT_EVERY = 10
+DEFAULT_CHECKPOINT_EVERY = 50
+"""Told proposals between agent checkpoints. Resume replays at most this many stored results
+(agent work only, no evaluation), so a long period costs little, and a short one slows fast
+tabular searches (a checkpoint is a ``torch.save`` of the agent and one database write)."""
 ORPHAN_REASON = "orphaned: the process running this trial stopped before it finished"
 
 Callback = Callable[["Study", Trial], None]
