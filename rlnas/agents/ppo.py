@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import is_finite_number, build_controller, check_controller_options, make_generator
+from rlnas.agents.controllers import check_controller_options, is_finite_number
+from rlnas.agents.policy_gradient import ControllerAgent
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Candidate
 
 BASELINES = ("ema", "value")
 
@@ -87,7 +87,7 @@ class PPOConfig(AgentConfig):
             raise ConfigError(f"ppo: normalize_advantages must be true or false, got {self.normalize_advantages!r}")
 
 
-class PPOAgent(Agent):
+class PPOAgent(ControllerAgent):
     """PPO with a clipped surrogate over a factorized or LSTM controller."""
 
     name = "ppo"
@@ -97,10 +97,7 @@ class PPOAgent(Agent):
     def __init__(self, space, config=None, *, seed=None, device="cpu"):
         super().__init__(space, config, seed=seed, device=device)
         cfg = self.config
-        self.generator = make_generator(seed)
-        self.controller = build_controller(cfg.controller, space.sizes, hidden=cfg.lstm_hidden,
-                                           temperature=cfg.temperature, tanh_constant=cfg.tanh_constant,
-                                           generator=self.generator)
+        self._build_controller()
         self.value = nn.Parameter(torch.zeros(()))
         self.value_ready = False
         groups = [{"params": list(self.controller.parameters()), "lr": cfg.lr}]
@@ -112,23 +109,6 @@ class PPOAgent(Agent):
         self.pending: list[tuple[list[int], float, float | None]] = []
         self.told = 0
         self.updates = 0
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    # ------------------------------------------------------------------ ask
-    def ask(self, n: int = 1) -> list[Proposal]:
-        """Sample ``n`` candidates; ``info`` holds their choice indices and sampling log-probability."""
-        with torch.no_grad():
-            indices, log_prob, _ = self.controller.sample(n, self.generator)
-        return [Proposal(self.space.from_indices(row), {"indices": row, "log_prob": lp})
-                for row, lp in zip(indices.tolist(), log_prob.tolist())]
-
-    def mode(self) -> Candidate:
-        """The controller's greedy (most probable, for the factorized one) candidate."""
-        with torch.no_grad():
-            return self.space.from_indices(self.controller.mode().tolist())
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
@@ -226,11 +206,6 @@ class PPOAgent(Agent):
             "told": self.told,
             "updates": self.updates,
         }
-
-    def load_policy(self, state: Mapping[str, Any]) -> None:
-        """Policy transfer: take the controller's weights; baselines, optimizer and RNG start fresh
-        (rewards on another data set live on another scale)."""
-        self.controller.load_state_dict(state["controller"])
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])

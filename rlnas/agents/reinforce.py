@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import build_controller, check_controller_options, is_finite_number, make_generator
+from rlnas.agents.controllers import check_controller_options, is_finite_number
+from rlnas.agents.policy_gradient import ControllerAgent
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Candidate
 
 
 DEFAULT_LR: dict[str, float] = {"factorized": 0.01, "lstm": 0.005}
@@ -62,7 +62,7 @@ class ReinforceConfig(AgentConfig):
             raise ConfigError(f"reinforce: reward_scale must be a positive number, got {self.reward_scale!r}")
 
 
-class ReinforceAgent(Agent):
+class ReinforceAgent(ControllerAgent):
     """REINFORCE with an EMA baseline over a factorized or LSTM controller."""
 
     name = "reinforce"
@@ -72,32 +72,12 @@ class ReinforceAgent(Agent):
     def __init__(self, space, config=None, *, seed=None, device="cpu"):
         super().__init__(space, config, seed=seed, device=device)
         cfg = self.config
-        self.generator = make_generator(seed)
-        self.controller = build_controller(cfg.controller, space.sizes, hidden=cfg.lstm_hidden,
-                                           temperature=cfg.temperature, tanh_constant=cfg.tanh_constant,
-                                           generator=self.generator)
+        self._build_controller()
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.lr)
         self.baseline = EMABaseline(cfg.baseline_decay)
         self.pending: list[tuple[list[int], float]] = []
         self.told = 0
         self.updates = 0
-
-    @property
-    def batch_size(self) -> int:
-        return self.config.batch_size
-
-    # ------------------------------------------------------------------ ask
-    def ask(self, n: int = 1) -> list[Proposal]:
-        """Sample ``n`` candidates; ``info`` holds their choice indices and log-probability."""
-        with torch.no_grad():
-            indices, log_prob, _ = self.controller.sample(n, self.generator)
-        return [Proposal(self.space.from_indices(row), {"indices": row, "log_prob": lp})
-                for row, lp in zip(indices.tolist(), log_prob.tolist())]
-
-    def mode(self) -> Candidate:
-        """The controller's greedy (most probable, for the factorized one) candidate."""
-        with torch.no_grad():
-            return self.space.from_indices(self.controller.mode().tolist())
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
@@ -151,11 +131,6 @@ class ReinforceAgent(Agent):
             "told": self.told,
             "updates": self.updates,
         }
-
-    def load_policy(self, state: Mapping[str, Any]) -> None:
-        """Policy transfer: take the controller's weights; baseline, optimizer and RNG start fresh
-        (rewards on another data set live on another scale)."""
-        self.controller.load_state_dict(state["controller"])
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
