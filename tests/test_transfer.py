@@ -16,7 +16,7 @@ def test_every_learning_agent_can_transfer():
 @pytest.mark.parametrize("agent", TRANSFERABLE)
 def test_transfer_starts_from_the_source_policy_and_survives_a_crash(agent, sqlite_url):
     create_study(space="nb201", agent=agent, evaluator=NB201Evaluator("cifar10"), seed=0, name="src",
-                          storage=sqlite_url).optimize(150)
+                 storage=sqlite_url).optimize(150)
     fresh = create_study(space="nb201", agent=agent, evaluator=NB201Evaluator("cifar100"), seed=1, name="plain",
                          storage=sqlite_url)
     warm = create_study(space="nb201", agent=agent, evaluator=NB201Evaluator("cifar100"), seed=1, name="warm",
