@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -86,6 +87,48 @@ def run(bench: Benchmark) -> None:
         f"{load:.2f} on {os.cpu_count()} cores)\n\n{body}")
 
 
+AGENT_PAGES = ROOT / "docs" / "agents"
+START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+def agent_rows(results: str, agent: str) -> str:
+    """The rows of ``agent`` from every table of the NB201 results, each under its heading and header."""
+    out, heading, header = [], "", ""
+    for line in results.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("| agent |"):
+            header = line
+        elif line.startswith(f"| {agent} |"):
+            separator = "|" + "---|" * (header.count("|") - 1)
+            out.append(f"**{heading}**\n\n{header}\n{separator}\n{line}\n")
+    return "\n".join(out)
+
+
+def update_agent_pages() -> None:
+    """Put each agent's NB201 rows between the benchmark markers of its page in docs/agents/."""
+    output = RESULTS / "nb201" / "output.md"
+    if not output.exists():
+        return
+    results = output.read_text()
+    for page in sorted(AGENT_PAGES.glob("*.md")):
+        text = page.read_text()
+        if START not in text or END not in text:
+            continue
+        rows = agent_rows(results, page.stem) or "_no results for this agent yet_"
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        page.write_text(f"{before}{START}\n{rows}\n{END}{after}")
+
+
+def _link_images(text: str, bench: Benchmark) -> str:
+    """Point relative image links of a results file (e.g. ``regret.png``) at it from docs/."""
+    if not bench.results_file:
+        return text
+    folder = Path(bench.results_file).parent.as_posix()
+    return re.sub(r"\]\((?!https?:|/|\.\./)([^)]+\.png)\)", lambda m: f"](../{folder}/{m.group(1)})", text)
+
+
 def write_page() -> None:
     """Assemble ``docs/benchmarks.md`` from the stored outputs."""
     parts = ["# Benchmarks\n",
@@ -95,7 +138,7 @@ def write_page() -> None:
     for bench in BENCHMARKS:
         output = RESULTS / bench.name / "output.md"
         parts.append(f"## {bench.title}\n\n{bench.about}\n")
-        parts.append(output.read_text() if output.exists() else "_not run yet_\n")
+        parts.append(_link_images(output.read_text(), bench) if output.exists() else "_not run yet_\n")
     PAGE.write_text("\n".join(parts))
 
 
@@ -113,7 +156,8 @@ def main() -> int:
             print(f"running {bench.name} ...", flush=True)
             run(bench)
     write_page()
-    print(f"wrote {PAGE}")
+    update_agent_pages()
+    print(f"wrote {PAGE} and the benchmark sections of {AGENT_PAGES.relative_to(ROOT)}/")
     return 0
 
 
