@@ -2,13 +2,45 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from rlnas.agents.base import Agent, Proposal
-from rlnas.agents.controllers import build_controller, make_generator
+from rlnas.agents.base import Agent, AgentConfig, Proposal
+from rlnas.agents.controllers import build_controller, check_controller_options, make_generator
 from rlnas.spaces.base import Candidate
+
+
+@dataclass
+class ControllerConfig(AgentConfig):
+    """Options every controller agent has; subclasses add their own and set ``DEFAULT_LR``."""
+
+    DEFAULT_LR: ClassVar[dict[str, float]] = {}
+    AGENT: ClassVar[str] = ""
+
+    controller: str = "factorized"
+    """Policy network: "factorized" (independent softmax per decision) or "lstm" (autoregressive)."""
+    lr: float | None = None
+    """Adam learning rate of the controller; null = the controller's default (see DEFAULT_LR)."""
+    batch_size: int = 1
+    """Successful trials per policy update (and proposals asked at once)."""
+    baseline_decay: float = 0.9
+    """Momentum of the bias-corrected EMA reward baseline."""
+    entropy_weight: float = 0.0
+    """Weight of the entropy bonus in the loss (0 disables it)."""
+    lstm_hidden: int = 64
+    """Hidden size of the LSTM controller (and of its choice embeddings)."""
+    temperature: float | None = None
+    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
+    tanh_constant: float | None = None
+    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
+
+    def __post_init__(self) -> None:
+        if self.lr is None and self.controller in self.DEFAULT_LR:
+            self.lr = self.DEFAULT_LR[self.controller]
+        check_controller_options(self.AGENT, self.controller, self.lr, self.lstm_hidden, self.temperature,
+                                 self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
 
 
 class ControllerAgent(Agent):

@@ -17,32 +17,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from rlnas.agents.base import AgentConfig, Result
+from rlnas.agents.base import Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import check_controller_options, is_finite_number
-from rlnas.agents.policy_gradient import ControllerAgent
+from rlnas.agents.controllers import is_finite_number
+from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
 
 BASELINES = ("ema", "value")
 
 
-DEFAULT_LR: dict[str, float] = {"factorized": 0.05, "lstm": 0.01}
-"""Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
-
-
 @dataclass
-class PPOConfig(AgentConfig):
-    """Options of PPO."""
+class PPOConfig(ControllerConfig):
+    """Options of PPO (the shared controller options are documented on ControllerConfig)."""
 
-    controller: str = "factorized"
-    """Policy network: "factorized" (independent softmax per decision) or "lstm" (autoregressive)."""
-    lr: float | None = None
-    """Adam learning rate of the controller; null = the controller's default (see DEFAULT_LR)."""
+    DEFAULT_LR: ClassVar[dict[str, float]] = {"factorized": 0.05, "lstm": 0.01}
+    """Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
+    AGENT: ClassVar[str] = "ppo"
+
     batch_size: int = 10
     """Successful trials per update (and proposals asked at once)."""
     epochs: int = 4
@@ -51,28 +47,15 @@ class PPOConfig(AgentConfig):
     """Clipping range epsilon of the probability ratio."""
     baseline: str = "ema"
     """Reward baseline: "ema" (moving average of rewards) or "value" (learned scalar value, MSE)."""
-    baseline_decay: float = 0.9
-    """Momentum of the EMA baseline (baseline="ema")."""
     value_lr: float = 0.1
     """Adam learning rate of the scalar value (baseline="value"); it starts at the first batch's mean reward."""
-    entropy_weight: float = 0.0
-    """Weight of the entropy bonus (0 disables it)."""
     max_grad_norm: float | None = 0.5
     """Clip the controller's gradient to this global norm; null = no clipping."""
     normalize_advantages: bool = True
     """Standardise advantages within each batch (this also cancels any constant baseline)."""
-    lstm_hidden: int = 64
-    """Hidden size of the LSTM controller (and of its choice embeddings)."""
-    temperature: float | None = None
-    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
-    tanh_constant: float | None = None
-    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
 
     def __post_init__(self) -> None:
-        if self.lr is None and self.controller in DEFAULT_LR:
-            self.lr = DEFAULT_LR[self.controller]
-        check_controller_options("ppo", self.controller, self.lr, self.lstm_hidden, self.temperature,
-                                 self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
+        super().__post_init__()
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ConfigError(f"ppo: epochs must be a positive integer, got {self.epochs!r}")
         if not is_finite_number(self.clip) or not 0 < self.clip < 1:

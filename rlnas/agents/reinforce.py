@@ -15,49 +15,30 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from rlnas.agents.base import AgentConfig, Result
+from rlnas.agents.base import Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import check_controller_options, is_finite_number
-from rlnas.agents.policy_gradient import ControllerAgent
+from rlnas.agents.controllers import is_finite_number
+from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
 
 
-DEFAULT_LR: dict[str, float] = {"factorized": 0.01, "lstm": 0.005}
-"""Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
-
-
 @dataclass
-class ReinforceConfig(AgentConfig):
-    """Options of REINFORCE."""
+class ReinforceConfig(ControllerConfig):
+    """Options of REINFORCE (the shared controller options are documented on ControllerConfig)."""
 
-    controller: str = "factorized"
-    """Policy network: "factorized" (independent softmax per decision) or "lstm" (autoregressive)."""
-    lr: float | None = None
-    """Adam learning rate of the controller; null = the controller's default (see DEFAULT_LR)."""
-    batch_size: int = 1
-    """Successful trials per policy update (and proposals asked at once)."""
-    baseline_decay: float = 0.9
-    """Momentum of the bias-corrected EMA reward baseline."""
-    entropy_weight: float = 0.0
-    """Weight of the entropy bonus in the loss (0 disables it)."""
+    DEFAULT_LR: ClassVar[dict[str, float]] = {"factorized": 0.01, "lstm": 0.005}
+    """Learning rate used when ``lr`` is null, per controller (tuned on NAS-Bench-201)."""
+    AGENT: ClassVar[str] = "reinforce"
+
     reward_scale: float = 1.0
     """Factor applied to advantages; only matters relative to entropy_weight (Adam ignores a constant scale)."""
-    lstm_hidden: int = 64
-    """Hidden size of the LSTM controller (and of its choice embeddings)."""
-    temperature: float | None = None
-    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
-    tanh_constant: float | None = None
-    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
 
     def __post_init__(self) -> None:
-        if self.lr is None and self.controller in DEFAULT_LR:
-            self.lr = DEFAULT_LR[self.controller]
-        check_controller_options("reinforce", self.controller, self.lr, self.lstm_hidden, self.temperature,
-                                 self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
+        super().__post_init__()
         if not is_finite_number(self.reward_scale) or not self.reward_scale > 0:
             raise ConfigError(f"reinforce: reward_scale must be a positive number, got {self.reward_scale!r}")
 
