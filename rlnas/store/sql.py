@@ -316,14 +316,14 @@ class SQLStore(Store):
             with self._transaction() as conn:
                 self._checkpoint_ids[study_id] = [r.id for r in conn.execute(
                     sa.select(checkpoints.c.id).where(checkpoints.c.study_id == study_id).order_by(checkpoints.c.id))]
-        kept = self._checkpoint_ids[study_id]
+        kept = list(self._checkpoint_ids[study_id])
         with self._write() as cursor:
-            cursor = self._insert_checkpoint.execute(cursor, {"study_id": study_id, "slot": slot,
-                                                              "created_at": utcnow(), "payload": payload})
+            self._insert_checkpoint.execute(cursor, {"study_id": study_id, "slot": slot,
+                                                     "created_at": utcnow(), "payload": payload})
             kept.append(self._insert_checkpoint.inserted_id(cursor))
-            while len(kept) > KEEP_CHECKPOINTS:
-                self._delete_checkpoint.execute(cursor, {"cid": kept[0]})
-                kept.pop(0)
+            for old in kept[:-KEEP_CHECKPOINTS]:
+                self._delete_checkpoint.execute(cursor, {"cid": old})
+        self._checkpoint_ids[study_id] = kept[-KEEP_CHECKPOINTS:]  # only once the transaction committed
 
     def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
         with self._transaction() as conn:
