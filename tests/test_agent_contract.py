@@ -4,7 +4,7 @@ import pytest
 from rlnas.agents import agent_class, create_agent, list_agents
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
-from rlnas.testing.agent_contract import check_agent_contract
+from rlnas.testing.agent_contract import check_agent_contract, conv3x3_count
 from rlnas.testing.toy import ToyEvaluator
 
 TOY = ToyEvaluator(decisions=5, choices=4)
@@ -18,8 +18,7 @@ def test_contract_on_a_toy_space(agent):
 @pytest.mark.parametrize("agent", list_agents())
 def test_contract_on_nb201(agent):
     space = create_space("nb201")
-    check_agent_contract(lambda s, seed: create_agent(agent, s, seed=seed), space,
-                         lambda c: float(sum(v == "nor_conv_3x3" for v in c.values())), batches=4)
+    check_agent_contract(lambda s, seed: create_agent(agent, s, seed=seed), space, conv3x3_count, batches=4)
 
 
 @pytest.mark.parametrize("agent", list_agents())

@@ -26,6 +26,22 @@ def drive(agent: Agent, reward: Callable[[Candidate], float | None], batches: in
     return keys
 
 
+def rewards_of_search(agent: Agent, reward: Callable[[Candidate], float], trials: int) -> list[float]:
+    """Ask/tell at least ``trials`` candidates in batches of ``agent.batch_size``; the rewards in order."""
+    rewards: list[float] = []
+    while len(rewards) < trials:
+        proposals = agent.ask(agent.batch_size)
+        batch = [reward(p.candidate) for p in proposals]
+        agent.tell(list(zip(proposals, batch)))
+        rewards += batch
+    return rewards
+
+
+def conv3x3_count(candidate: Candidate) -> float:
+    """A toy reward on the NB201 space: the number of 3x3 convolutions (optimum: all six)."""
+    return float(sum(op == "nor_conv_3x3" for op in candidate.values()))
+
+
 def roundtrip_state(agent: Agent) -> dict:
     """``agent.state_dict()`` after a trip through ``torch.save`` / ``torch.load(weights_only=True)``."""
     import torch

@@ -6,6 +6,7 @@ and the optimum (the target, reward 1.0) is known exactly.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,11 @@ class ToyEvaluator:
         matches = float(np.mean(idx == target))
         closeness = float(np.mean(1.0 - np.abs(idx - target) / (self.choices - 1)))
         return 100.0 * (0.9 * matches + 0.1 * closeness)
+
+    def random_mean(self) -> float:
+        """Exact mean reward of a uniformly random candidate (every candidate scored once)."""
+        every = itertools.product(*(range(k) for k in self.space.sizes))
+        return float(np.mean([self.reward_of(self.space.from_indices(ix)) for ix in every]))
 
     def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Measurement:
         """Score ``candidate``; ``test_acc`` equals ``valid_acc`` minus one point."""

@@ -1,7 +1,6 @@
 """PPO: contract, closed-form first step, clipping, baselines, failures, config errors and learning."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -9,36 +8,14 @@ import pytest
 import torch
 
 from rlnas.agents import create_agent
-from rlnas.agents.base import Agent, Proposal
+from rlnas.agents.base import Proposal
 from rlnas.agents.ppo import PPOAgent, PPOConfig
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.testing import ToyEvaluator
-from rlnas.testing.agent_contract import check_agent_contract
+from rlnas.testing.agent_contract import check_agent_contract, conv3x3_count, rewards_of_search
 
 torch.set_num_threads(1)
-
-
-def search(agent: Agent, evaluator: ToyEvaluator, trials: int) -> list[float]:
-    """Ask/tell ``trials`` candidates in batches of ``agent.batch_size``; return the rewards in order."""
-    rewards: list[float] = []
-    while len(rewards) < trials:
-        proposals = agent.ask(agent.batch_size)
-        batch = [evaluator.reward_of(p.candidate) for p in proposals]
-        agent.tell(list(zip(proposals, batch)))
-        rewards += batch
-    return rewards
-
-
-def random_mean(evaluator: ToyEvaluator) -> float:
-    """Exact mean reward of a uniformly random candidate."""
-    every = itertools.product(*(range(k) for k in evaluator.space.sizes))
-    return float(np.mean([evaluator.reward_of(evaluator.space.from_indices(ix)) for ix in every]))
-
-
-def nb201_reward(candidate) -> float:
-    """A toy reward on the NB201 space: the number of 3x3 convolutions."""
-    return float(sum(op == "nor_conv_3x3" for op in candidate.values()))
 
 
 @pytest.mark.parametrize("config", [{"batch_size": 3}, {"controller": "lstm", "lstm_hidden": 16, "batch_size": 4},
@@ -53,7 +30,7 @@ def test_contract_on_a_toy_space(config: dict) -> None:
 @pytest.mark.parametrize("controller", ["factorized", "lstm"])
 def test_contract_on_nb201_from_the_registry(controller: str) -> None:
     check_agent_contract(lambda space, seed: create_agent("ppo", space, {"controller": controller}, seed=seed),
-                         create_space("nb201"), nb201_reward, batches=3)
+                         create_space("nb201"), conv3x3_count, batches=3)
 
 
 def test_one_epoch_moves_logits_by_exactly_lr_and_nothing_is_clipped() -> None:
@@ -160,18 +137,18 @@ def test_same_seed_same_run_and_other_seed_differs(controller: str) -> None:
 def test_factorized_ppo_finds_the_toy_optimum(seed: int) -> None:
     evaluator = ToyEvaluator(4, 5)
     agent = PPOAgent(evaluator.space, seed=seed)
-    rewards = search(agent, evaluator, 300)
+    rewards = rewards_of_search(agent, evaluator.reward_of, 300)
     assert agent.mode() == evaluator.optimum
-    assert np.mean(rewards[-100:]) > random_mean(evaluator) + 50  # random: 24.2, optimum: 100
+    assert np.mean(rewards[-100:]) > evaluator.random_mean() + 50  # random: 24.2, optimum: 100
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_lstm_ppo_finds_the_toy_optimum(seed: int) -> None:
     evaluator = ToyEvaluator(4, 5)
     agent = PPOAgent(evaluator.space, {"controller": "lstm"}, seed=seed)
-    rewards = search(agent, evaluator, 300)
+    rewards = rewards_of_search(agent, evaluator.reward_of, 300)
     assert agent.mode() == evaluator.optimum
-    assert np.mean(rewards[-100:]) > random_mean(evaluator) + 50
+    assert np.mean(rewards[-100:]) > evaluator.random_mean() + 50
 
 
 def test_lr_default_depends_on_the_controller_and_is_recorded() -> None:

@@ -1,7 +1,6 @@
 """REINFORCE: contract, closed-form first update, baseline, failures, config errors and learning."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -9,36 +8,14 @@ import pytest
 import torch
 
 from rlnas.agents import create_agent
-from rlnas.agents.base import Agent, Proposal
+from rlnas.agents.base import Proposal
 from rlnas.agents.reinforce import ReinforceAgent, ReinforceConfig
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.testing import ToyEvaluator
-from rlnas.testing.agent_contract import check_agent_contract
+from rlnas.testing.agent_contract import check_agent_contract, conv3x3_count, rewards_of_search
 
 torch.set_num_threads(1)
-
-
-def search(agent: Agent, evaluator: ToyEvaluator, trials: int) -> list[float]:
-    """Ask/tell ``trials`` candidates in batches of ``agent.batch_size``; return the rewards in order."""
-    rewards: list[float] = []
-    while len(rewards) < trials:
-        proposals = agent.ask(agent.batch_size)
-        batch = [evaluator.reward_of(p.candidate) for p in proposals]
-        agent.tell(list(zip(proposals, batch)))
-        rewards += batch
-    return rewards
-
-
-def random_mean(evaluator: ToyEvaluator) -> float:
-    """Exact mean reward of a uniformly random candidate."""
-    every = itertools.product(*(range(k) for k in evaluator.space.sizes))
-    return float(np.mean([evaluator.reward_of(evaluator.space.from_indices(ix)) for ix in every]))
-
-
-def nb201_reward(candidate) -> float:
-    """A toy reward on the NB201 space: the number of 3x3 convolutions."""
-    return float(sum(op == "nor_conv_3x3" for op in candidate.values()))
 
 
 @pytest.mark.parametrize("config", [{}, {"controller": "lstm", "lstm_hidden": 16}, {"batch_size": 3},
@@ -53,7 +30,7 @@ def test_contract_on_a_toy_space(config: dict) -> None:
 @pytest.mark.parametrize("controller", ["factorized", "lstm"])
 def test_contract_on_nb201_from_the_registry(controller: str) -> None:
     check_agent_contract(lambda space, seed: create_agent("reinforce", space, {"controller": controller}, seed=seed),
-                         create_space("nb201"), nb201_reward, batches=6)
+                         create_space("nb201"), conv3x3_count, batches=6)
 
 
 def test_first_update_moves_logits_by_exactly_lr() -> None:
@@ -129,17 +106,17 @@ def agent_run(seed: int, evaluator: ToyEvaluator) -> list[Proposal]:
 def test_factorized_reinforce_finds_the_toy_optimum(seed: int) -> None:
     evaluator = ToyEvaluator(4, 5)
     agent = ReinforceAgent(evaluator.space, {"lr": 0.05}, seed=seed)
-    rewards = search(agent, evaluator, 300)
+    rewards = rewards_of_search(agent, evaluator.reward_of, 300)
     assert agent.mode() == evaluator.optimum
-    assert np.mean(rewards[-100:]) > random_mean(evaluator) + 50  # random: 24.2, optimum: 100
+    assert np.mean(rewards[-100:]) > evaluator.random_mean() + 50  # random: 24.2, optimum: 100
 
 
 def test_lstm_reinforce_finds_the_toy_optimum() -> None:
     evaluator = ToyEvaluator(4, 5)
     agent = ReinforceAgent(evaluator.space, {"controller": "lstm", "lr": 0.01, "batch_size": 5}, seed=0)
-    rewards = search(agent, evaluator, 300)
+    rewards = rewards_of_search(agent, evaluator.reward_of, 300)
     assert agent.mode() == evaluator.optimum
-    assert np.mean(rewards[-100:]) > random_mean(evaluator) + 50
+    assert np.mean(rewards[-100:]) > evaluator.random_mean() + 50
 
 
 @pytest.mark.parametrize("options,message", [
