@@ -6,8 +6,16 @@ One builder per space family, chosen by ``space.name`` (``list_models()`` names 
 * ``darts`` -> :class:`DartsNetworkCIFAR` (``num_classes=10``, ``channels=36``, ``layers=20``,
   ``auxiliary=False``, ``drop_path_prob=0.0``)
 * ``ofa_mbv3``, ``proxyless``, ``proxyless_enlarged``, ``tunas_mbv3`` -> :class:`MobileNet`
-  (``num_classes=1000``, ``width_mult=1.0``, ``dropout=0.0``); the input resolution the
-  candidate asks for is ``space.arch(candidate).resolution`` (also set as ``model.resolution``).
+  (``num_classes=1000``, ``width_mult=1.0``, ``dropout=0.0``, ``in_channels=3``,
+  ``stem_stride=None``, ``input_size=None``); the input resolution the candidate asks for is
+  ``space.arch(candidate).resolution`` (also set as ``model.resolution``). For small images,
+  ``stem_stride=1`` keeps feature maps from shrinking to 1x1, and ``input_size=S`` makes the
+  network resize its input to ``S`` pixels for the space's largest resolution and to
+  ``round(S * r / r_max)`` for a candidate of resolution ``r`` (so OFA's resolution choice
+  acts on small data too); both leave the layer strings, hence the cost models, unchanged.
+
+``create_supernet(space, **options)`` builds the weight-sharing supernet of a mobile space
+(:class:`~rlnas.models.supernet.MobileSupernet`, same options plus ``remat``).
 """
 from __future__ import annotations
 
@@ -17,10 +25,10 @@ from typing import Any
 from torch import nn
 
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Choice, Space
 from rlnas.models.darts import DartsNetworkCIFAR
-from rlnas.models.mobilenet import MobileNet
+from rlnas.models.mobilenet import MobileNet, scaled_input_size
 from rlnas.models.nb201 import NB201Network, nb201_param_count
+from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
@@ -31,9 +39,11 @@ def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Modul
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
-def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+def _mobile(space: Space, candidate: Mapping[str, Choice], *, input_size: int | None = None,
+            **kw: Any) -> nn.Module:
     arch = space.arch(candidate)  # type: ignore[attr-defined]
-    model = MobileNet(arch.layers, **kw)
+    size = scaled_input_size(input_size, arch.resolution, max(space.resolutions))  # type: ignore[attr-defined]
+    model = MobileNet(arch.layers, input_size=size, **kw)
     model.resolution = arch.resolution
     return model
 
@@ -46,6 +56,35 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
 }
+
+
+def _mobile_supernet(space: Space, **kw: Any) -> nn.Module:
+    from rlnas.models.supernet import MobileSupernet
+
+    return MobileSupernet(space, **kw)
+
+
+SUPERNETS: dict[str, Callable[..., nn.Module]] = {
+    "ofa_mbv3": _mobile_supernet,
+    "proxyless": _mobile_supernet,
+    "proxyless_enlarged": _mobile_supernet,
+    "tunas_mbv3": _mobile_supernet,
+}
+
+
+def create_supernet(space: Space, **kwargs: Any) -> nn.Module:
+    """The weight-sharing supernet of ``space`` (``supernet(x, candidate)`` runs one path).
+
+    Raises :class:`ConfigError` for a space without a supernet or an unknown option.
+    """
+    if space.name not in SUPERNETS:
+        raise ConfigError(f"no supernet for space {space.name!r} (choices: {', '.join(sorted(SUPERNETS))})")
+    try:
+        return SUPERNETS[space.name](space, **kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise ConfigError(f"supernet of space {space.name!r}: {exc}") from None
+        raise
 
 
 def list_models() -> list[str]:
@@ -75,6 +114,14 @@ def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
 
 
 __all__ = [
-    "create_model", "list_models", "count_parameters", "MODELS",
-    "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
+    "MODELS",
+    "SUPERNETS",
+    "DartsNetworkCIFAR",
+    "MobileNet",
+    "NB201Network",
+    "count_parameters",
+    "create_model",
+    "create_supernet",
+    "list_models",
+    "nb201_param_count",
 ]
