@@ -10,6 +10,7 @@ from rlnas.evaluators.base import Evaluator, Measurement
 EVALUATORS: dict[str, str] = {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
+    "supernet": "rlnas.evaluators.supernet:SupernetEvaluator",
     "toy": "rlnas.testing.toy:ToyEvaluator",
 }
 
