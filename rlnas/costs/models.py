@@ -117,9 +117,31 @@ class CostModel:
         return self.table.predict(candidate)
 
     def range(self) -> tuple[float, float]:
-        """Costs of the space's smallest and largest candidates (``space.extreme``)."""
+        """The lowest and highest cost found by :meth:`extreme_cost` from the smallest and largest candidates."""
         space = self.table.space
-        return self(space.extreme(False)), self(space.extreme(True))  # type: ignore[attr-defined]
+        return (self.extreme_cost(space.extreme(False), lowest=True),  # type: ignore[attr-defined]
+                self.extreme_cost(space.extreme(True), lowest=False))  # type: ignore[attr-defined]
+
+    def extreme_cost(self, start: Candidate, *, lowest: bool) -> float:
+        """Coordinate search from ``start``: change one decision at a time while that lowers (raises) the cost.
+
+        A measured table is not monotone in every choice (a 5x5 depthwise conv may time faster
+        than a 3x3 one), so the extreme candidates need not be the extreme costs; the costs are
+        sums over blocks, so one-decision moves reach the extremes or come very close.
+        """
+        space = self.table.space
+        sign = 1.0 if lowest else -1.0
+        current, best = dict(start), self(start)
+        improved = True
+        while improved:
+            improved = False
+            for d in space.decisions:
+                for choice in d.choices:
+                    trial = {**current, d.name: choice}
+                    value = self(trial)
+                    if sign * value < sign * best - 1e-12:
+                        current, best, improved = trial, value, True
+        return best
 
     def extra_entries(self) -> dict[str, float]:
         """Entries that must travel with a checkpoint (a table measured during this run), else ``{}``."""

@@ -279,8 +279,10 @@ class SupernetEvaluator:
         return Measurement(metrics, time.perf_counter() - start, {"split": split, "cost_unit": self.cost_model.unit})
 
     def _chunks(self, split: ImageData) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [split.batch(torch.arange(s, min(s + self.eval_batch_size, len(split))))
-                for s in range(0, len(split), self.eval_batch_size)]
+        """The whole split in batches of ``eval_batch_size``, in a fixed shuffled order: BatchNorm with
+        batch statistics needs batches that mix the classes (a split may be stored sorted by label)."""
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(derived_seed(self.seed, 4)))
+        return [split.batch(order[s : s + self.eval_batch_size]) for s in range(0, len(split), self.eval_batch_size)]
 
     @torch.no_grad()
     def _accuracy(self, candidate: Candidate, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
