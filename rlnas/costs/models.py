@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from rlnas.costs.measure import count_flops, count_params
 from rlnas.costs.table import LatencyTable, Unit
 from rlnas.errors import ConfigError
@@ -52,8 +54,9 @@ class CountTable(LatencyTable):
         added = 0
         for unit in units:
             if unit.key not in self.entries:
-                module = unit.build()
-                count = count_params(module) if self.kind == "params" else count_flops(module, unit.input_shapes[0])
+                with torch.device("meta"):  # shapes are enough to count: nothing is allocated or computed
+                    module = unit.build()
+                count = count_params(module) if self.kind == "params" else count_flops(module, unit.input_shapes[0], "meta")
                 self.entries[unit.key] = count / 1e6
                 added += 1
         return added
