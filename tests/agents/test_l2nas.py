@@ -10,18 +10,8 @@ import torch
 from rlnas.agents import create_agent
 from rlnas.agents.base import Proposal
 from rlnas.agents.l2nas import L2NASAgent, L2NASConfig
-from rlnas.agents.l2nas_parts import (
-    Actor,
-    Adam,
-    Critic,
-    ReplayBuffer,
-    RewardScale,
-    block_matrix,
-    block_softmax,
-    decayed,
-    pinball_grad,
-    pinball_loss,
-)
+from rlnas.agents.l2nas_parts import (Actor, Adam, Critic, ReplayBuffer, RewardScale, block_matrix, block_softmax,
+                                      decayed, pinball_grad, pinball_loss)
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.spaces.base import Categorical, Space
