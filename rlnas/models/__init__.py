@@ -24,23 +24,26 @@ from typing import Any
 
 from torch import nn
 
-from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.mobilenet import MobileNet, scaled_input_size
 from rlnas.models.nb201 import NB201Network, nb201_param_count
+from rlnas.registry import Registry, check_options
 from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", NB201Network, kw, skip=1)
     return NB201Network(space.candidate(candidate), **kw)
 
 
 def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", DartsNetworkCIFAR, kw, skip=1)
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
 def _mobile(space: Space, candidate: Mapping[str, Choice], *, input_size: int | None = None,
             **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", MobileNet, kw, skip=1)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
     size = scaled_input_size(input_size, arch.resolution, max(space.resolutions))  # type: ignore[attr-defined]
     model = MobileNet(arch.layers, input_size=size, **kw)
@@ -48,28 +51,24 @@ def _mobile(space: Space, candidate: Mapping[str, Choice], *, input_size: int | 
     return model
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "nb201": _nb201,
     "darts": _darts,
     "ofa_mbv3": _mobile,
     "proxyless": _mobile,
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
-}
+})
+"""Network builders by space name, each called as ``(space, candidate, **options)``."""
 
 
-def _mobile_supernet(space: Space, **kw: Any) -> nn.Module:
-    from rlnas.models.supernet import MobileSupernet
-
-    return MobileSupernet(space, **kw)
-
-
-SUPERNETS: dict[str, Callable[..., nn.Module]] = {
-    "ofa_mbv3": _mobile_supernet,
-    "proxyless": _mobile_supernet,
-    "proxyless_enlarged": _mobile_supernet,
-    "tunas_mbv3": _mobile_supernet,
-}
+SUPERNETS: Registry[Callable[..., nn.Module]] = Registry("supernet", {
+    "ofa_mbv3": "rlnas.models.supernet:MobileSupernet",
+    "proxyless": "rlnas.models.supernet:MobileSupernet",
+    "proxyless_enlarged": "rlnas.models.supernet:MobileSupernet",
+    "tunas_mbv3": "rlnas.models.supernet:MobileSupernet",
+})
+"""Weight-sharing supernet classes by space name, each called as ``(space, **options)``."""
 
 
 def create_supernet(space: Space, **kwargs: Any) -> nn.Module:
@@ -77,19 +76,12 @@ def create_supernet(space: Space, **kwargs: Any) -> nn.Module:
 
     Raises :class:`ConfigError` for a space without a supernet or an unknown option.
     """
-    if space.name not in SUPERNETS:
-        raise ConfigError(f"no supernet for space {space.name!r} (choices: {', '.join(sorted(SUPERNETS))})")
-    try:
-        return SUPERNETS[space.name](space, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            raise ConfigError(f"supernet of space {space.name!r}: {exc}") from None
-        raise
+    return SUPERNETS.create(space.name, space, **kwargs)
 
 
 def list_models() -> list[str]:
     """Space names :func:`create_model` can build networks for, sorted."""
-    return sorted(MODELS)
+    return MODELS.list()
 
 
 def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -> nn.Module:
@@ -98,14 +90,7 @@ def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -
     Raises :class:`ConfigError` for a space without a builder or an unknown option, and
     :class:`~rlnas.errors.InvalidCandidate` when ``candidate`` is not in ``space``.
     """
-    if space.name not in MODELS:
-        raise ConfigError(f"no model builder for space {space.name!r} (choices: {', '.join(list_models())})")
-    try:
-        return MODELS[space.name](space, candidate, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            raise ConfigError(f"space {space.name!r}: {exc}") from None
-        raise
+    return MODELS.get(space.name)(space, candidate, **kwargs)
 
 
 def count_parameters(model: nn.Module, exclude: str | None = None) -> int:

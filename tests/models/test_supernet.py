@@ -165,9 +165,9 @@ def test_recalibrated_batchnorm_holds_the_average_batch_statistics() -> None:
 
 
 def test_bad_spaces_and_options() -> None:
-    with pytest.raises(ConfigError, match="no supernet for space 'nb201'"):
+    with pytest.raises(ConfigError, match="unknown supernet .nb201."):
         create_supernet(create_space("nb201"))
-    with pytest.raises(ConfigError, match="unexpected keyword argument 'widht_mult'"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) widht_mult"):
         create_supernet(create_space("proxyless"), widht_mult=0.5)
     with pytest.raises(ConfigError, match="stem_stride must be 1 or 2"):
         create_supernet(create_space("proxyless"), stem_stride=3)
