@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.agents.base import AgentConfig, Proposal, Result, WeightSharingAgent
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import (
     FactorizedController,
@@ -75,7 +75,7 @@ class TunasConfig(AgentConfig):
             raise ConfigError(f"tunas: entropy_weight must be a number >= 0, got {self.entropy_weight!r}")
 
 
-class TunasAgent(Agent):
+class TunasAgent(WeightSharingAgent):
     """TuNAS's controller: factorized softmax (zero logits), REINFORCE, momentum baseline, growing lr."""
 
     name = "tunas"

@@ -56,7 +56,10 @@ class CountTable(LatencyTable):
             if unit.key not in self.entries:
                 with torch.device("meta"):  # shapes are enough to count: nothing is allocated or computed
                     module = unit.build()
-                count = count_params(module) if self.kind == "params" else count_flops(module, unit.input_shapes[0], "meta")
+                if self.kind == "params":
+                    count = count_params(module)
+                else:
+                    count = count_flops(module, unit.input_shapes[0], "meta")
                 self.entries[unit.key] = count / 1e6
                 added += 1
         return added
@@ -90,7 +93,8 @@ def load_latency_table(path: str | Path, space: Space) -> LatencyTable:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"latency table {str(path)!r} is not a saved LatencyTable: {exc}") from None
     if data.get("space") != space.name or data.get("fingerprint") != space.fingerprint:
-        raise ConfigError(f"latency table {str(path)!r} was built for space {data.get('space')!r}, not this {space.name!r}")
+        raise ConfigError(f"latency table {str(path)!r} was built for space {data.get('space')!r}, "
+                          f"not this {space.name!r}")
     return LatencyTable(space, data["entries"], model_kwargs=data["model_kwargs"], **data["timing"])
 
 

@@ -70,7 +70,8 @@ class MobileBlock(nn.Module):
             self.body = nn.Sequential(conv_bn(c_in, c_in, k, s, groups=c_in, act=spec.act), conv_bn(c_in, c_out, 1))
         elif spec.op == "ir":
             mid = expanded_channels(c_in, spec.expansion)
-            layers: list[nn.Module] = [conv_bn(c_in, mid, 1, act=spec.act), conv_bn(mid, mid, k, s, groups=mid, act=spec.act)]
+            layers: list[nn.Module] = [conv_bn(c_in, mid, 1, act=spec.act),
+                                       conv_bn(mid, mid, k, s, groups=mid, act=spec.act)]
             if spec.se:
                 layers.append(SqueezeExcite(mid, spec.se))
             layers.append(conv_bn(mid, c_out, 1))

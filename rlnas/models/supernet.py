@@ -62,6 +62,14 @@ def decision_role(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class WarmupPath:
+    """A candidate plus the op decisions whose choices all run, averaged (TuNAS op warm-up)."""
+
+    candidate: Mapping[str, Choice]
+    all_ops: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class LayerPath:
     """What one layer slot computes on a path."""
 
@@ -106,7 +114,8 @@ class SuperBlock(nn.Module):
         self.residual = residual
         kernels = {str(k): k for k in layer.kernels}
         if layer.op == "cn":
-            self.convs = nn.ModuleDict({n: MaskedConvBN(c_in, c_out, k, stride, act=layer.act) for n, k in kernels.items()})
+            self.convs = nn.ModuleDict({n: MaskedConvBN(c_in, c_out, k, stride, act=layer.act)
+                                        for n, k in kernels.items()})
         elif layer.op == "ds":
             self.depthwise = nn.ModuleDict({n: MaskedConvBN(c_in, c_in, k, stride, depthwise=True, act=layer.act)
                                             for n, k in kernels.items()})
@@ -167,7 +176,8 @@ class MobileSupernet(nn.Module):
             raise ConfigError(f"space {space.name!r} has no mobile supernet (mobile spaces only)")
         if stem_stride not in (None, 1, 2):
             raise ConfigError(f"supernet: stem_stride must be 1 or 2, got {stem_stride!r}")
-        if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1):
+        if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int)
+                                       or input_size < 1):
             raise ConfigError(f"supernet: input_size must be a positive integer, got {input_size!r}")
         self.space = space
         self.op_decisions = frozenset(d.name for d in space.decisions if decision_role(d.name) == "op")
@@ -237,9 +247,11 @@ class MobileSupernet(nn.Module):
                 active: bool | None = True
                 if layer.optional:
                     active = None if p + "skip" in all_ops else not c[p + "skip"]
-                kernels = tuple(layer.kernels) if p + "kernel" in all_ops else (int(space.setting(c, p + "kernel", layer.kernels)),)
+                kernels = (tuple(layer.kernels) if p + "kernel" in all_ops
+                           else (int(space.setting(c, p + "kernel", layer.kernels)),))
                 se = tuple(layer.se) if p + "se" in all_ops else (bool(space.setting(c, p + "se", layer.se)),)
-                mid = expanded_channels(width, float(space.setting(c, p + "expand", layer.expansions))) if layer.op == "ir" else 0
+                expansion = float(space.setting(c, p + "expand", layer.expansions))
+                mid = expanded_channels(width, expansion) if layer.op == "ir" else 0
                 layers.append(LayerPath(active, kernels, se, width, mid, out))
                 width = out
             if st.layers[0].op == "lin":
@@ -249,8 +261,12 @@ class MobileSupernet(nn.Module):
         return SupernetPath(size, tuple(stages), tuple(head))
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, candidate: Mapping[str, Choice], *, all_ops: Collection[str] = ()) -> torch.Tensor:
-        """Logits of ``candidate``'s network with the shared weights (see the module docstring)."""
+    def forward(self, x: torch.Tensor, candidate: Mapping[str, Choice] | WarmupPath, *,
+                all_ops: Collection[str] = ()) -> torch.Tensor:
+        """Logits of ``candidate``'s network with the shared weights (see the module docstring);
+        a :class:`WarmupPath` carries its own ``all_ops``."""
+        if isinstance(candidate, WarmupPath):
+            candidate, all_ops = candidate.candidate, candidate.all_ops
         plan = self.path(candidate, all_ops)
         x = resize(x, plan.input_size)
         for blocks, stage in zip(self.stages, plan.stages):

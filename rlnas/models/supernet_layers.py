@@ -25,7 +25,8 @@ from rlnas.spaces.blocks import make_divisible
 
 
 def channel_mask(count: int, total: int, like: torch.Tensor) -> torch.Tensor:
-    """``[1, total, 1, 1]`` (or ``[1, total]`` for 2-D ``like``) of ones for the first ``count`` channels, zeros after."""
+    """Ones for the first ``count`` of ``total`` channels, zeros after, shaped ``[1, total, 1, 1]``
+    (``[1, total]`` for 2-D ``like``)."""
     shape = (1, total) + (1,) * (like.dim() - 2)
     return (torch.arange(total, device=like.device) < count).to(like.dtype).view(shape)
 

@@ -244,7 +244,8 @@ class MobileSpace(Space):
             for present, suffix, value, n in ((k, "kernel", k, len(layer.kernels)),
                                                (e, "expand", e, len(layer.expansions))):
                 if (present is not None) != (n > 1):
-                    raise InvalidCandidate(f"{where}: stage {st.name} token {tok!r} must {'' if n > 1 else 'not '}give the {suffix}")
+                    must = "must" if n > 1 else "must not"
+                    raise InvalidCandidate(f"{where}: stage {st.name} token {tok!r} {must} give the {suffix}")
                 if value is not None:
                     choices[p + suffix] = int(value)
             if len(layer.se) > 1:
@@ -259,7 +260,8 @@ class MobileSpace(Space):
         if len(st.depths) > 1:
             depth = sum(active)
             if active != [True] * depth + [False] * (len(active) - depth):
-                raise InvalidCandidate(f"{where}: stage {st.name}: layers beyond the depth must be the last ones, in parentheses")
+                raise InvalidCandidate(f"{where}: stage {st.name}: layers beyond the depth must be the last ones, "
+                                       "in parentheses")
             choices[f"{st.name}_depth"] = depth
 
     def extreme(self, largest: bool) -> Candidate:
@@ -299,7 +301,8 @@ class OFAMobileNetV3Space(MobileSpace):
         stages = [StageDef("stem", (16,), (LayerDef("cn", 2, "hs", (3,)),)),
                   StageDef("first", (16,), (LayerDef("ds", 1, "re", (3,), residual=True),))]
         for i, (c, s, act, se) in enumerate(
-            ((24, 2, "re", False), (40, 2, "re", True), (80, 2, "hs", False), (112, 1, "hs", True), (160, 2, "hs", True)),
+            ((24, 2, "re", False), (40, 2, "re", True), (80, 2, "hs", False), (112, 1, "hs", True),
+             (160, 2, "hs", True)),
             start=1,
         ):
             stages.append(_ir_stage(f"s{i}", (c,), 4, s, act, k, e, (se,), False, depths=(2, 3, 4)))

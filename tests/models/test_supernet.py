@@ -79,7 +79,8 @@ def test_op_warm_up_of_skips_and_depths() -> None:
     space = create_space("ofa_mbv3")
     supernet = create_supernet(space, **SMALL)
     cand = space.extreme(True)
-    x = torch.randn(3, supernet.stages[2][0].expand.conv.in_channels, 10, 10, generator=torch.Generator().manual_seed(6))
+    channels = supernet.stages[2][0].expand.conv.in_channels
+    x = torch.randn(3, channels, 10, 10, generator=torch.Generator().manual_seed(6))
     stage = supernet.path(cand, all_ops={"s1_depth"}).stages[2]
     assert stage.depths == (2, 3, 4)
     blocks = supernet.stages[2]
