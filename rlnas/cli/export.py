@@ -25,7 +25,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="instead: write the network of the best (or --trial) architecture as ONNX "
-                        "(untrained weights: the architecture, for deployment tests and latency)")
+                        "(untrained weights: the architecture, for deployment tests and latency; a "
+                        "weight-sharing study's network keeps the weights it inherits from the supernet)")
     p.add_argument("--arch", default=None, metavar="FILE",
                    help="instead: write the best (or --trial) architecture as JSON")
     p.add_argument("--trial", type=int, default=None, help="trial number for --onnx / --arch (default: best)")
@@ -33,6 +34,9 @@ def add_parser(commands: Any) -> None:
                    help="--onnx: the network as the train evaluator built it (its widths and classes)")
     p.add_argument("--model-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                    help="--onnx: network option, e.g. num_classes=100 (default: the paper's network)")
+    p.add_argument("--finetune-epochs", type=float, default=0.0,
+                   help="--onnx of a weight-sharing study: fine-tune the inherited weights this many epochs first")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for --finetune-epochs")
     add_storage(p)
     p.set_defaults(run=run, stderr_console=True)
 
@@ -91,14 +95,45 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
     if args.onnx is not None:
         from rlnas.export import export_onnx, untrained_network
 
-        model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
-                                               dict(args.model_option))
+        if inherits_weights(record):
+            model, input_shape = inherited_network(args, record, candidate)
+        elif args.finetune_epochs:
+            raise RlnasError("--finetune-epochs applies to studies of a weight-sharing evaluator (e.g. supernet)")
+        else:
+            model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
+                                                   dict(args.model_option))
         try:
             export_onnx(model, args.onnx, input_shape)
         except OSError as exc:
             raise RlnasError(f"cannot write {args.onnx}: {exc.strerror}") from None
         console.print(literal(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx}"))
     return 0
+
+
+def inherits_weights(record: Any) -> bool:
+    """Whether the study's evaluator can hand out a network with trained weights (``export_model``)."""
+    from rlnas.evaluators import EVALUATORS
+
+    name = (record.evaluator or {}).get("name")
+    return name in EVALUATORS and callable(getattr(EVALUATORS.get(name), "export_model", None))
+
+
+def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> tuple[Any, tuple[int, ...]]:
+    """The network of ``candidate`` with the weights of the study's newest checkpoint (optionally fine-tuned)."""
+    import torch
+
+    from rlnas.study import load_study
+
+    if args.as_searched or args.model_option:
+        raise RlnasError("--as-searched and --model-option do not apply to a weight-sharing study: its network "
+                         "is the one the supernet trained")
+    if args.finetune_epochs < 0:
+        raise RlnasError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs:g}")
+    study = load_study(record.name, args.storage, threads=args.threads)
+    study.rebuild()
+    evaluator = study.evaluator
+    model = evaluator.export_model(candidate, finetune_epochs=args.finetune_epochs)  # type: ignore[union-attr]
+    return model.to(memory_format=torch.contiguous_format), tuple(evaluator.data.input_shape)  # type: ignore[union-attr]
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

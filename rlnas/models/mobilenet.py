@@ -142,7 +142,8 @@ def scaled_input_size(input_size: int | None, resolution: int, largest_resolutio
 
 
 def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``x`` resized (bilinear) to ``size x size`` pixels; unchanged when ``size`` is None or already met."""
-    if size is None or tuple(x.shape[-2:]) == (size, size):
+    """``x`` resized (bilinear) to ``size x size`` pixels; unchanged when ``size`` is None or already met
+    (a traced or exported network always resizes, so it accepts any input size)."""
+    if size is None or (not torch.jit.is_tracing() and tuple(x.shape[-2:]) == (size, size)):
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
