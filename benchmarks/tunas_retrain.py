@@ -13,7 +13,8 @@ width 0.35, ``--epochs`` epochs, channels_last, one thread). The random architec
 search would pick is the one with the best validation accuracy; the claim compares test
 accuracies (never seen by the search) of the found architecture and that pick.
 
-    python benchmarks/tunas_retrain.py --searches benchmarks/results/tunas_search/targets.json
+    python benchmarks/tunas_retrain.py --searches benchmarks/results/tunas_search/targets.json \
+        benchmarks/results/tunas_search/untuned.json
 
 Writes ``benchmarks/results/tunas_retrain/results.md`` (printed too) and ``runs.json``.
 """
@@ -56,22 +57,23 @@ def train(evaluator: TrainEvaluator, cand, seed: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--searches", required=True, help="JSON written by benchmarks/tunas_search.py")
+    parser.add_argument("--searches", nargs="+", required=True, help="JSON files written by benchmarks/tunas_search.py")
     parser.add_argument("--fraction", type=float, default=0.5, help="which target of the searches file")
     parser.add_argument("--random", type=int, default=3, help="random architectures per seed")
     parser.add_argument("--epochs", type=float, default=5)
     parser.add_argument("--lr", type=float, default=0.05)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = json.loads(Path(args.searches).read_text())
-    options = data["args"]
+    files = [json.loads(Path(path).read_text()) for path in args.searches]
+    options = files[0]["args"]
+    searches = [r for data in files for r in data["runs"] if r["fraction"] == args.fraction]
     space = create_space(options["space"])
     kwargs = {"width_mult": 0.35, "stem_stride": 1, "input_size": options["input_size"]}
     cost = create_cost_model(space, "latency", model_kwargs={**kwargs, "num_classes": 10, "in_channels": 1})
     evaluator = TrainEvaluator(space, "mnist5k", epochs=args.epochs, lr=args.lr, model_kwargs=kwargs,
                                channels_last=True, threads=1)
     runs = []
-    for search in (r for r in data["runs"] if r["fraction"] == args.fraction):
+    for search in sorted(searches, key=lambda r: r["seed"]):
         seed, target = search["seed"], search["target"]
         start = time.perf_counter()
         found = train(evaluator, space.from_key(search["final_key"]), seed)
@@ -85,7 +87,8 @@ def main() -> None:
               f"(best test {max(r['test_acc'] for r in trained):.1f})", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "runs.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
-    lines = [f"Space `{space.name}`, searches from `{args.searches}` (target {args.fraction:g} of the way through the "
+    sources = ", ".join(f"`{path}`" for path in args.searches)
+    lines = [f"Space `{space.name}`, searches from {sources} (target {args.fraction:g} of the way through the "
              f"cost range); every architecture trained {args.epochs:g} epochs on MNIST-5k at "
              f"{options['input_size']} px "
              f"(lr {args.lr:g}, batch 64, seed = search seed), {args.random} random architecture(s) per seed from the "
