@@ -18,7 +18,7 @@ COST_METRICS = {"latency": "latency_ms", "flops": "flops_m", "params": "params_m
 DEFAULT_BETA = {"abs": -7.0, "soft": -0.07, "hard": -0.07}
 """TuNAS's / MnasNet's beta; abs scales with the quality metric (-0.07 on [0, 1] is -7 on percent)."""
 
-EVALUATOR_FLAGS = ("dataset", "epochs", "data_root", "fidelity", "noisy", "latency_device", "cost")
+EVALUATOR_FLAGS = ("dataset", "epochs", "data_root", "fidelity", "noisy", "latency_device")
 """Flags that become evaluator options when given (each only for evaluators that take it)."""
 
 
@@ -91,6 +91,8 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
         if flag not in accepted:
             raise ConfigError(f"--{flag.replace('_', '-')} does not apply to evaluator {name!r}")
         options[flag] = value
+    if args.cost is not None and "cost" in accepted:  # the evaluator computes that cost (supernet)
+        options["cost"] = args.cost
     return name, options | dict(args.eval_option)
 
 
