@@ -83,6 +83,10 @@ BENCHMARKS = (
               "latency band, all trained from scratch the same way; goal: the answer beats the best random one.",
               ("benchmarks/tunas_retrain.py", "--searches", "benchmarks/results/tunas_search/targets.json",
                "benchmarks/results/tunas_search/untuned.json"), "benchmarks/results/tunas_retrain/results.md"),
+    Benchmark("tunas_warmup", "TuNAS: ablation of op and filter warm-up (issue 9)",
+              "Accuracy of random paths through a supernet trained on uniformly sampled paths, with and without "
+              "op / filter warm-up over the first quarter of the steps.",
+              ("benchmarks/tunas_warmup.py", "--space", "proxyless", "--epochs", "4")),
     Benchmark("tunas_costs", "TuNAS: memory with and without rematerialization, cost of a supernet step (issue 9)",
               "Peak memory of a supernet training step with and without `remat`, and CPU time of a supernet step "
               "relative to one training step of the space's largest candidate.",
