@@ -35,7 +35,7 @@ def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqli
     # The controller is off for the first 25 % of the 33 steps; an update is logged after its round's step.
     assert [step for step, _ in diagnostics] == list(range(9, 34))
     lrs = [values["lr"] for _, values in diagnostics]
-    assert lrs[0] == pytest.approx(0.005) and lrs[-1] == pytest.approx(0.05)
+    assert lrs[0] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.5)
     assert {"entropy", "baseline", "reward_mean", "advantage_mean", "advantage_std"} <= set(diagnostics[0][1])
 
     onnx_path = tmp_path / "net.onnx"
