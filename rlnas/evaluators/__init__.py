@@ -9,6 +9,7 @@ from rlnas.evaluators.base import Evaluator, Measurement
 
 EVALUATORS: dict[str, str] = {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
+    "nbgraph": "rlnas.evaluators.nbgraph:NBGraphEvaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
     "toy": "rlnas.testing.toy:ToyEvaluator",
 }

@@ -11,9 +11,12 @@ from rlnas.spaces.mobilenet import (
     MobileArch, MobileSpace, OFAMobileNetV3Space, ProxylessEnlargedSpace, ProxylessSpace, TunasMobileNetV3Space,
 )
 from rlnas.spaces.nb201 import NB201_OPS, NB201Space
+from rlnas.spaces.nbgraph import NBGraphSpace
 
 SPACES: dict[str, Callable[..., Space]] = {
     "nb201": NB201Space,
+    "nbgraph": NBGraphSpace,
+    "nbgraph_proteins": lambda: NBGraphSpace("proteins"),
     "darts": DartsSpace,
     "ofa_mbv3": OFAMobileNetV3Space,
     "proxyless": ProxylessSpace,
@@ -42,6 +45,6 @@ def create_space(name: str, **kwargs: Any) -> Space:
 __all__ = [
     "Candidate", "Categorical", "Choice", "Space", "NB201Space", "NB201_OPS", "DartsSpace", "DARTS_OPS",
     "MobileSpace", "MobileArch", "OFAMobileNetV3Space", "ProxylessSpace", "ProxylessEnlargedSpace",
-    "TunasMobileNetV3Space",
+    "TunasMobileNetV3Space", "NBGraphSpace",
     "SPACES", "register_space", "list_spaces", "create_space",
 ]
