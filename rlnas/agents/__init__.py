@@ -47,5 +47,14 @@ def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfi
     return agent_class(name)(space, config, seed=seed, device=device)
 
 
-__all__ = ["Agent", "AgentConfig", "Proposal", "Result", "AGENTS", "register_agent", "list_agents",
-           "agent_class", "create_agent"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentConfig",
+    "Proposal",
+    "Result",
+    "agent_class",
+    "create_agent",
+    "list_agents",
+    "register_agent",
+]
