@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlnas.agents import create_agent  # noqa: E402
-from rlnas.evaluators.tabular import NB201Evaluator  # noqa: E402
+from rlnas.agents import create_agent
+from rlnas.evaluators.tabular import NB201Evaluator
 
 WINDOW = 100
 """Trials per timing window."""
