@@ -68,6 +68,8 @@ class L2NASConfig(AgentConfig):
 
     learn: bool = True
     """Train actor and critic and rank proposals with the critic; false = the "top-K local search" ablation."""
+    train_actor: bool = True
+    """With learning: move the actor along the critic's gradient (false: the actor stays at the top-K mode)."""
     top_k: int = 5
     """Number of best architectures whose mean encoding is the state."""
     hidden: int = 64
@@ -124,7 +126,7 @@ class L2NASConfig(AgentConfig):
     """What ``load_policy`` (``--init-from``) takes: ``architectures`` (source top-K), ``weights`` (actor, critic) or ``both``."""
 
     def __post_init__(self) -> None:
-        for name in ("learn", "avoid_repeats"):
+        for name in ("learn", "train_actor", "avoid_repeats"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"l2nas option {name} must be true or false, got {getattr(self, name)!r}")
         positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries")
@@ -353,7 +355,7 @@ class L2NASAgent(Agent):
             losses = [self._update() for _ in range(cfg.updates_per_result * successes)]
         return {
             "critic_loss": float(np.mean([c for c, _ in losses])) if losses else math.nan,
-            "actor_q": float(np.mean([a for _, a in losses])) if losses else math.nan,
+            "actor_q": float(np.mean([a for _, a in losses])) if losses and cfg.train_actor else math.nan,
             "epsilon": self.epsilon(self.asked),
             "noise_std": self.noise_std(self.asked),
             "topk_mean_reward": float(np.mean([r for r, _, _ in self.top])) if self.top else math.nan,
@@ -366,7 +368,8 @@ class L2NASAgent(Agent):
         }
 
     def _update(self) -> tuple[float, float]:
-        """One critic step (pinball loss) and one actor step (maximise the critic); returns both."""
+        """One critic step (pinball loss) and one actor step (maximise the critic); returns the critic's
+        loss and the actor's mean critic value (NaN when the actor is not trained)."""
         cfg = self.config
         states, archs, rewards = self.buffer.sample(self.rng, cfg.batch, cfg.top_share)
         targets = self.scale(rewards)
@@ -376,7 +379,10 @@ class L2NASAgent(Agent):
         self.critic.net.grad[:] = 0.0
         self.critic.backward(inputs, pinball_grad(q, targets, cfg.quantile))
         self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
+        self.updates += 1
 
+        if not cfg.train_actor:
+            return critic_loss, math.nan
         # The actor ascends Q(s, actor(s)) on the batch's states plus the current one; the
         # critic only passes the gradient through to the action (its weights stay put).
         actor_states = np.vstack([states, self.current_state()[None]])
@@ -386,7 +392,6 @@ class L2NASAgent(Agent):
         self.actor.net.grad[:] = 0.0
         self.actor.backward(actor_cache, grad_action)
         self.actor_opt.step(self.actor.net.theta, self.actor.net.grad)
-        self.updates += 1
         self._mean_cache = None
         return critic_loss, float(actor_q.mean())
 
