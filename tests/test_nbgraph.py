@@ -153,3 +153,17 @@ def test_rebuild_gives_the_shipped_bytes(tmp_path: Path) -> None:
     out = tmp_path / "nbgraph.npz"
     assert _script().main([str(RAW), "--out", str(out)]) == 0
     assert out.read_bytes() == NBGRAPH_TABLE_PATH.read_bytes()
+
+
+def test_canonical_codes_let_l2nas_skip_equivalent_cells() -> None:
+    from rlnas.agents.l2nas import L2NASAgent
+
+    space = NBGraphSpace()
+    codes = space.canonical_codes()
+    assert len(codes) == space.size and len(np.unique(codes)) == 26206 + 9  # + the 9 all-skip cells
+    a = space.candidate({"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"})
+    b = space.candidate({"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"})
+    agent = L2NASAgent(space, seed=0)
+    agent.seen.add(space.indices(a))
+    assert agent.seen.contains(np.array([space.indices(b)]))[0]  # equivalent: already seen
+    assert agent.seen.space_size == 26215

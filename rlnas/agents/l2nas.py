@@ -177,7 +177,9 @@ class L2NASAgent(Agent):
         self.critic_opt = Adam(len(self.critic.net.theta), cfg.critic_lr)
         self.buffer = ReplayBuffer(space.dim, len(space.sizes), cfg.buffer_capacity, cfg.top_n)
         self.scale = TopScale(cfg.reward_clip)
-        self.seen = SeenSet(space.sizes)
+        # Spaces that know which candidates are the same architecture (nbgraph) say so.
+        canonical = getattr(space, "canonical_codes", None)
+        self.seen = SeenSet(space.sizes, canonical() if callable(canonical) else None)
         # The top-K results so far as (reward, order told, indices), best first (ties: earliest).
         self.top: list[tuple[float, int, tuple[int, ...]]] = []
         # Transferred architectures (load_policy) still to propose, and the prior state they

@@ -300,7 +300,8 @@ class SeenSet:
     """Which architectures (rows of choice indices) were asked, in constant memory.
 
     Spaces of at most ``2**EXACT_BITS`` architectures get an exact bitmap indexed by the
-    mixed-radix code of the indices (NAS-Bench-201: 15,625 bits). Larger spaces get a Bloom
+    mixed-radix code of the indices (NAS-Bench-201: 15,625 bits); with ``canonical`` (a space's
+    ``canonical_codes()``) equivalent architectures share the bit of their representative. Larger spaces get a Bloom
     filter of ``2**BLOOM_BITS`` bits and three hashes: a false positive only means that one
     never-asked architecture is treated as asked, which in such a space costs nothing.
     """
@@ -308,18 +309,23 @@ class SeenSet:
     EXACT_BITS = 22
     BLOOM_BITS = 20
 
-    def __init__(self, sizes: Sequence[int]):
+    def __init__(self, sizes: Sequence[int], canonical: np.ndarray | None = None):
         self.space_size = math.prod(int(k) for k in sizes)
         self.exact = self.space_size <= 2 ** self.EXACT_BITS
         self.radix = np.cumprod((1,) + tuple(int(k) for k in sizes[:0:-1]))[::-1].astype(np.int64)
         self.bits = np.zeros(self.space_size if self.exact else 2 ** self.BLOOM_BITS, dtype=bool)
         self.count = 0
+        # Equivalent architectures share one bit: code -> code of the class representative.
+        self.canonical = canonical if self.exact else None
+        if self.canonical is not None:
+            self.space_size = len(np.unique(self.canonical))
 
     def _slots(self, rows: np.ndarray) -> np.ndarray:
         """(rows, hashes) bit positions of every row."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.int64))
         if self.exact:
-            return (rows @ self.radix)[:, None]
+            codes = rows @ self.radix
+            return (codes if self.canonical is None else self.canonical[codes])[:, None]
         digest = np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=12).digest(), "little")
                            for r in rows], dtype=object)
         mask = 2 ** self.BLOOM_BITS - 1

@@ -15,6 +15,9 @@ representative (the benchmark excludes them).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+import numpy as np
 
 from rlnas.errors import ConfigError, InvalidCandidate
 from rlnas.spaces.base import Categorical, Choice, Space
@@ -124,9 +127,32 @@ class NBGraphSpace(Space):
         """Key of the candidate's representative in the benchmark table."""
         return bench_key(*canonical(*self.cell(candidate)))
 
-    def to_json(self) -> dict:
-        """Name and decisions (the op set is in the decisions)."""
-        return super().to_json()
+    def canonical_codes(self) -> np.ndarray:
+        """For every candidate (by the mixed-radix code of its choice indices, first decision most
+        significant), the code of its representative in this space; the all-skip cells map to
+        themselves. Agents use it to treat equivalent cells as one architecture."""
+        return _canonical_codes(self.op_set)
+
+
+@lru_cache(maxsize=2)
+def _canonical_codes(op_set: str) -> np.ndarray:
+    ops = OP_SETS[op_set]
+    k = len(ops)
+    codes = np.arange(len(NBGRAPH_LINKS) * k ** 4, dtype=np.int64)
+    out = codes.copy()
+    for code in codes.tolist():
+        link, rest = divmod(code, k ** 4)
+        digits = [(rest // k ** (3 - i)) % k for i in range(4)]
+        names = [ops[d] for d in digits]
+        if set(names) == {"skip"}:
+            continue
+        new_link, new_ops = canonical(NBGRAPH_LINKS[link], names)
+        value = NBGRAPH_LINKS.index(new_link)
+        for op in new_ops:
+            value = value * k + ops.index(op)
+        out[code] = value
+    out.setflags(write=False)
+    return out
 
 
 __all__ = ["NBGRAPH_LINKS", "NBGRAPH_OPS", "NBGRAPH_PROTEINS_OPS", "NBGraphSpace", "bench_key", "canonical"]
