@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = results[i * a.seeds:(i + 1) * a.seeds]
         distinct = np.array([d for d, _ in rows])
         test = np.array([t for _, t in rows])
-        print(f"| {agent} | {label} | {distinct.mean():.0f}, {distinct.min()} | {test.mean():.2f} ± {test.std(ddof=1):.2f} |")
+        print(f"| {agent} | {label} | {distinct.mean():.0f}, {distinct.min()} | "
+              f"{test.mean():.2f} ± {test.std(ddof=1):.2f} |")
     return 0
 
 

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     load, start = os.getloadavg()[0], time.perf_counter()
     runs = nb201.run_jobs(jobs, a.workers, log=lambda *_: None)
     points = [q for q in POINTS if q <= a.queries]
-    print(f"{a.seeds} seeds ({a.first_seed}-{a.first_seed + a.seeds - 1}) per variant and data set, {a.queries} queries; "
+    print(f"{a.seeds} seeds ({a.first_seed}-{a.first_seed + a.seeds - 1}) per variant and data set, "
+          f"{a.queries} queries; "
           f"{time.perf_counter() - start:.0f} s on {a.workers} worker(s), load average {load:.2f} before.\n")
     print("Test accuracy (%) of the best-by-validation cell after 50 / 100 / 200 queries (mean ± standard error) "
           "and the mean query at which the validation optimum was first evaluated (runs that did not find it "

@@ -206,26 +206,45 @@ def _bench_id(evaluator: Any, candidate: Any) -> Any:
     return evaluator.space.key(candidate)
 
 
+class _TrialCap(Exception):
+    """Raised by a callback to end a run that spends too many trials on repeats."""
+
+
 def _study_trials(job: Job, evaluator: Any) -> list[tuple[Any, float | None, float, float]]:
-    """(candidate, reward, test accuracy, cost) of every trial of an rlnas study, in slot order."""
+    """(candidate, reward, test accuracy, cost) of every trial of an rlnas study, in slot order.
+
+    The study reuses repeats (``reuse_repeats=True``): a candidate it already evaluated is
+    answered from the store, costs no budget and is stored as a repeat, so it still counts as
+    a query in the tables by queries and not in those by distinct architectures.
+    """
     from rlnas.study import create_study
     from rlnas.trial import TrialState
 
     agent, config = agent_and_config(job.agent, job.agent_config)
     study = create_study(space=evaluator.space, agent=agent, agent_config=config, evaluator=evaluator,
-                         seed=job.seed, storage=None, checkpoint_every=0)
+                         seed=job.seed, storage=None, checkpoint_every=0, reuse_repeats=True)
     _single_thread_torch()  # building the agent may just have imported torch
-    if job.budget_seconds is not None:
-        study.optimize(budget_seconds=job.budget_seconds, progress=False)
-    else:
-        distinct: set[Any] = set()
-        total = 0
-        while len(distinct) < job.n_trials and total < MAX_TRIALS_FACTOR * job.n_trials:
-            todo = min(job.n_trials - len(distinct), MAX_TRIALS_FACTOR * job.n_trials - total)
-            study.optimize(n_trials=total + todo, progress=False)  # n_trials counts the study's trials
-            done = [t for t in study.trials if t.state.finished and not t.orphaned]
-            total = len(done)
-            distinct = {identity_of(evaluator, t.candidate) for t in done if t.state is TrialState.COMPLETE}
+    target = job.n_trials if job.n_trials is not None else 10 ** 9
+    cap = MAX_TRIALS_FACTOR * (job.n_trials if job.n_trials is not None else 1000)
+    count = 0
+
+    def stop_at_cap(_study: Any, _trial: Any) -> None:
+        nonlocal count
+        count += 1
+        if count >= cap:
+            raise _TrialCap
+
+    try:
+        if job.budget_seconds is not None:
+            study.optimize(budget_seconds=job.budget_seconds, callbacks=[stop_at_cap])
+        else:
+            distinct: set[Any] = set()
+            while len(distinct) < target:  # equivalent cells (nbgraph) have different keys: loop
+                study.optimize(n_trials=study.n_finished + target - len(distinct), callbacks=[stop_at_cap])
+                distinct = {identity_of(evaluator, t.candidate) for t in study.trials
+                            if t.state is TrialState.COMPLETE and not t.orphaned}
+    except _TrialCap:
+        pass
     trials = sorted((t for t in study.trials if t.state.finished and not t.orphaned), key=lambda t: t.slot)
     return [(t.candidate, t.reward if t.state is TrialState.COMPLETE else None,
              float(t.metrics.get("test_acc", float("nan"))), float(t.cost_seconds)) for t in trials]
@@ -246,7 +265,8 @@ def _tpe_trials(job: Job, evaluator: Any) -> list[tuple[Any, float | None, float
     while True:
         if job.budget_seconds is not None and spent >= job.budget_seconds:
             break
-        if job.budget_seconds is None and (len(distinct) >= job.n_trials or len(trials) >= MAX_TRIALS_FACTOR * job.n_trials):
+        if job.budget_seconds is None and (len(distinct) >= job.n_trials
+                                           or len(trials) >= MAX_TRIALS_FACTOR * job.n_trials):
             break
         trial = study.ask()
         candidate = space.candidate({d.name: trial.suggest_categorical(d.name, list(d.choices))
@@ -401,7 +421,8 @@ def _csv(text: str) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     """Command-line options -> :class:`BenchConfig` (bad values exit with one clear line)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--benchmark", default="nb201", choices=sorted(BENCHMARK_DATASETS),
                    help="nb201 (NAS-Bench-201) or nbgraph (NAS-Bench-Graph, protocol 200 only)")
     p.add_argument("--agents", default=",".join(ALL_AGENTS),

@@ -77,7 +77,9 @@ def test_a_run_is_reproducible_and_the_process_pool_gives_the_same_runs() -> Non
     jobs = [nb201.Job("evolution", "cifar10", 200, seed, n_trials=15, budget_seconds=None) for seed in (3, 4)]
     inline = nb201.run_jobs(jobs, workers=1, log=lambda *_: None)
     pooled = nb201.run_jobs(jobs, workers=2, log=lambda *_: None)
-    strip = lambda r: {k: v for k, v in asdict(r).items() if k != "wall_seconds"}
+    def strip(run: nb201.RunResult) -> dict:
+        return {k: v for k, v in asdict(run).items() if k != "wall_seconds"}
+
     assert [strip(r) for r in inline] == [strip(r) for r in pooled]
     assert inline[0].rewards != inline[1].rewards
 

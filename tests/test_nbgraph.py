@@ -143,7 +143,8 @@ def test_build_script_on_a_fixture(tmp_path: Path) -> None:
     script.write_npz(script.build(path, check_counts=False), out)
     assert out.read_bytes() == first  # deterministic bytes
     with gzip.open(path, "wt", newline="") as f:  # a key that does not encode its cell
-        f.write("dataset,key,link,ops,valid_perf,test_perf,latency_s,params_m\ncora,5,0 0 0 0,gat gat gat gat,1,1,1,1\n")
+        f.write("dataset,key,link,ops,valid_perf,test_perf,latency_s,params_m\n"
+                "cora,5,0 0 0 0,gat gat gat gat,1,1,1,1\n")
     with pytest.raises(SystemExit, match="does not encode"):
         script.build(path, check_counts=False)
 

@@ -123,7 +123,7 @@ class L2NASConfig(AgentConfig):
     retry_growth: float = 1.1
     """Factor by which the noise std grows at every redraw that gave only already-seen architectures."""
     transfer: str = "both"
-    """What ``load_policy`` (``--init-from``) takes: ``architectures`` (source top-K), ``weights`` (actor, critic) or ``both``."""
+    """What ``load_policy`` (``--init-from``) takes: ``architectures``, ``weights`` (actor, critic) or ``both``."""
 
     def __post_init__(self) -> None:
         for name in ("learn", "train_actor", "avoid_repeats"):
@@ -285,7 +285,8 @@ class L2NASAgent(Agent):
         self.retry_level = level
         if len(rows) == 1 or not self._ranking():
             return actions[0]
-        q = self.critic.forward(np.broadcast_to(state, (len(rows), len(state))), self.encode_rows(np.array(list(rows.values()))))[0]
+        candidates = self.encode_rows(np.array(list(rows.values())))
+        q = self.critic.forward(np.broadcast_to(state, (len(rows), len(state))), candidates)[0]
         return actions[int(np.argmax(q))]
 
     def ask(self, n: int = 1) -> list[Proposal]:

@@ -233,7 +233,8 @@ class ReplayBuffer:
                 return
         self.elite_states[slot], self.elite_archs[slot], self.elite_rewards[slot] = state, arch, reward
 
-    def sample(self, rng: np.random.Generator, batch: int, top_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch: int,
+               top_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A batch ``(states, archs, rewards)`` drawn with replacement (elite rows first)."""
         n_top = round(batch * top_share) if self.elite_size == self.top_n and self.size > self.top_n else 0
         ring = rng.integers(self.size, size=batch - n_top)

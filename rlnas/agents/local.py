@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal, Result, rng_state, set_rng_state
+from rlnas.agents.base import (
+    Agent,
+    AgentConfig,
+    Proposal,
+    Result,
+    rng_state,
+    set_rng_state,
+)
 from rlnas.errors import ConfigError
 
 MOVES = ("best", "first")

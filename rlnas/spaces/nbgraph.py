@@ -134,6 +134,11 @@ class NBGraphSpace(Space):
         return _canonical_codes(self.op_set)
 
 
+def nbgraph_proteins_space() -> NBGraphSpace:
+    """The ``nbgraph_proteins`` space: NAS-Bench-Graph cells with the five operations trained on proteins."""
+    return NBGraphSpace("proteins")
+
+
 @lru_cache(maxsize=2)
 def _canonical_codes(op_set: str) -> np.ndarray:
     ops = OP_SETS[op_set]

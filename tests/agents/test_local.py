@@ -10,7 +10,12 @@ from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.spaces.base import Categorical, Space
 from rlnas.testing import ToyEvaluator
-from rlnas.testing.agent_contract import check_agent_contract, conv3x3_count, drive, roundtrip_state
+from rlnas.testing.agent_contract import (
+    check_agent_contract,
+    conv3x3_count,
+    drive,
+    roundtrip_state,
+)
 
 
 @pytest.mark.parametrize("move", ["best", "first"])
