@@ -29,8 +29,6 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "pool=1": ({"pool": 1}, "critic ranks only the new architectures of the nearest noise level"),
     "quantile=0.5": ({"quantile": 0.5}, "critic predicts the median instead of the 0.75 quantile"),
     "top_share=0": ({"top_share": 0.0}, "batches drawn uniformly, not favouring the top samples"),
-    "state_skip=0": ({"state_skip": 0.0}, "no skip term: the actor's own output alone sets the action"),
-    "epsilon=0": ({"epsilon_start": 0.0, "epsilon_end": 0.0}, "no epsilon-greedy random architectures"),
 }
 POINTS = (50, 100, 200)
 
