@@ -3,7 +3,7 @@
 One ``l2nas`` search on the NAS-Bench-201 table (CIFAR-10, 200-epoch reward) per seed, driven
 through ``ask``/``tell`` directly so that only the agent's own work is timed (the table look-up
 is not). Reported for windows of trials: mean milliseconds per trial (``ask`` + ``tell``,
-``time.perf_counter``), and the size of ``torch.save(agent.state_dict())`` after that many
+``time.perf_counter``), and the size of the agent's state as the study checkpoints it after that many
 trials. One thread; the machine's load average is printed with the numbers.
 
     python benchmarks/l2nas_cost.py                      # 2,000 trials, 3 seeds
@@ -12,7 +12,6 @@ trials. One thread; the machine's load average is printed with the numbers.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -20,22 +19,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlnas.agents import create_agent
 from rlnas.evaluators.tabular import NB201Evaluator
+from rlnas.study import checkpoint
 
 WINDOW = 100
 """Trials per timing window."""
 
 
 def checkpoint_kib(agent) -> float:
-    """Size of the agent's serialised state in KiB."""
-    buffer = io.BytesIO()
-    torch.save(agent.state_dict(), buffer)
-    return len(buffer.getvalue()) / 1024
+    """Size of the agent's state as a study checkpoint stores it, in KiB."""
+    return len(checkpoint.encode(agent.state_dict())) / 1024
 
 
 def one_search(seed: int, trials: int, config: dict, marks: list[int]) -> tuple[np.ndarray, dict[int, float]]:
@@ -64,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="l2nas config override")
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
     config = {}
     for item in a.set:
         key, _, value = item.partition("=")
@@ -80,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in windows:
         ms = 1000 * np.mean([s[w:w + WINDOW].mean() for s, _ in runs])
         print(f"| {w + 1}-{w + WINDOW} | {ms:.2f} |")
-    print("\n| after trials | checkpoint (KiB, torch.save of state_dict) |")
+    print("\n| after trials | checkpoint (KiB, the encoded state_dict) |")
     print("|---|---|")
     for m in marks:
         print(f"| {m} | {np.mean([sizes[m] for _, sizes in runs]):.1f} |")

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlnas.agents.base import (
     Agent,
@@ -403,8 +402,8 @@ class L2NASAgent(Agent):
         """Networks, optimizers, replay buffer, top-K, seen set, transfer prior, RNG and counters
         (all of bounded size: the checkpoint does not grow with the number of trials)."""
         return {
-            "actor": torch.from_numpy(self.actor.net.theta.copy()),
-            "critic": torch.from_numpy(self.critic.net.theta.copy()),
+            "actor": self.actor.net.theta.copy(),
+            "critic": self.critic.net.theta.copy(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "buffer": self.buffer.state_dict(),
@@ -419,7 +418,7 @@ class L2NASAgent(Agent):
 
     def _load_weights(self, state: Mapping[str, Any]) -> None:
         for net, key in ((self.actor.net, "actor"), (self.critic.net, "critic")):
-            weights = state[key].numpy().reshape(-1)
+            weights = np.asarray(state[key]).reshape(-1)
             if weights.shape != net.theta.shape:
                 raise ConfigError(f"l2nas state: {key} has {weights.size} weights, this agent's has {net.theta.size} "
                                   "(different space or hidden width)")

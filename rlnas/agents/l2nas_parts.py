@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 DTYPE = np.float32
 """Precision of weights, gradients and optimizer moments (as in PyTorch's default)."""
@@ -186,12 +185,12 @@ class Adam:
 
     def state_dict(self) -> dict[str, Any]:
         """Moments (tensors) and step count."""
-        return {"m": torch.from_numpy(self.m.copy()), "v": torch.from_numpy(self.v.copy()), "t": self.t}
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": self.t}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        self.m[:] = state["m"].numpy()
-        self.v[:] = state["v"].numpy()
+        self.m[:] = np.asarray(state["m"])
+        self.v[:] = np.asarray(state["v"])
         self.t = int(state["t"])
 
 
@@ -250,26 +249,26 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Tensors of the ring (oldest first) and of the elite."""
         order = (np.arange(self.size) + (self.next if self.size == self.capacity else 0)) % self.capacity
-        return {"states": torch.from_numpy(self.states[order].copy()),
-                "archs": torch.from_numpy(self.archs[order].copy()),
-                "rewards": torch.from_numpy(self.rewards[order].copy()),
-                "elite_states": torch.from_numpy(self.elite_states[:self.elite_size].copy()),
-                "elite_archs": torch.from_numpy(self.elite_archs[:self.elite_size].copy()),
-                "elite_rewards": torch.from_numpy(self.elite_rewards[:self.elite_size].copy())}
+        return {"states": self.states[order].copy(),
+                "archs": self.archs[order].copy(),
+                "rewards": self.rewards[order].copy(),
+                "elite_states": self.elite_states[:self.elite_size].copy(),
+                "elite_archs": self.elite_archs[:self.elite_size].copy(),
+                "elite_rewards": self.elite_rewards[:self.elite_size].copy()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        rewards = state["rewards"].numpy().astype(np.float64).reshape(-1)
+        rewards = np.asarray(state["rewards"]).astype(np.float64).reshape(-1)
         if len(rewards) > self.capacity:
             raise ValueError(f"replay buffer state holds {len(rewards)} entries, capacity is {self.capacity}")
         self.size, self.next = len(rewards), len(rewards) % self.capacity
-        self.states[:self.size] = state["states"].numpy().reshape(-1, self.dim)
-        self.archs[:self.size] = state["archs"].numpy().reshape(-1, self.decisions)
+        self.states[:self.size] = np.asarray(state["states"]).reshape(-1, self.dim)
+        self.archs[:self.size] = np.asarray(state["archs"]).reshape(-1, self.decisions)
         self.rewards[:self.size] = rewards
-        elite = state["elite_rewards"].numpy().astype(np.float64).reshape(-1)
+        elite = np.asarray(state["elite_rewards"]).astype(np.float64).reshape(-1)
         self.elite_size = len(elite)
-        self.elite_states[:self.elite_size] = state["elite_states"].numpy().reshape(-1, self.dim)
-        self.elite_archs[:self.elite_size] = state["elite_archs"].numpy().reshape(-1, self.decisions)
+        self.elite_states[:self.elite_size] = np.asarray(state["elite_states"]).reshape(-1, self.dim)
+        self.elite_archs[:self.elite_size] = np.asarray(state["elite_archs"]).reshape(-1, self.decisions)
         self.elite_rewards[:self.elite_size] = elite
 
 
@@ -349,11 +348,11 @@ class SeenSet:
 
     def state_dict(self) -> dict[str, Any]:
         """Packed bits (a fixed-size tensor) and the count."""
-        return {"bits": torch.from_numpy(np.packbits(self.bits)), "count": self.count}
+        return {"bits": np.packbits(self.bits), "count": self.count}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        bits = np.unpackbits(state["bits"].numpy())[:len(self.bits)].astype(bool)
+        bits = np.unpackbits(np.asarray(state["bits"]))[:len(self.bits)].astype(bool)
         if len(bits) != len(self.bits):
             raise ValueError(f"seen-set state has {len(bits)} bits, this space needs {len(self.bits)}")
         self.bits[:] = bits

@@ -26,6 +26,7 @@ from rlnas.agents.l2nas_parts import (
 from rlnas.errors import ConfigError
 from rlnas.spaces import create_space
 from rlnas.spaces.base import Categorical, Space
+from rlnas.study import checkpoint
 from rlnas.testing import ToyEvaluator
 from rlnas.testing.agent_contract import check_agent_contract, drive, roundtrip_state
 
@@ -261,23 +262,16 @@ def test_seen_set_exact_and_bloom(sizes: tuple) -> None:
 
 
 def roundtrip_state_of(state: dict) -> dict:
-    import io
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
+    return checkpoint.decode(checkpoint.encode(state))
 
 
 def test_checkpoint_size_does_not_grow_with_trials() -> None:
-    import io
     evaluator = ToyEvaluator(6, 5)
     agent = L2NASAgent(evaluator.space, {**SMALL, "buffer_capacity": 100}, seed=0)
     sizes = []
     for _ in range(3):
         drive(agent, evaluator.reward_of, 150)
-        buffer = io.BytesIO()
-        torch.save(agent.state_dict(), buffer)
-        sizes.append(len(buffer.getvalue()))
+        sizes.append(len(checkpoint.encode(agent.state_dict())))
     assert max(sizes) - min(sizes) < 0.01 * min(sizes), sizes
 
 
