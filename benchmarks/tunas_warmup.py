@@ -8,7 +8,7 @@ over the first ``--warmup`` of the steps or not at all. Reported: the mean and r
 validation accuracy of ``--paths`` random paths through the trained supernet (the same paths
 for every variant), and the mean training loss of the last epoch. One thread.
 
-    python benchmarks/tunas_warmup.py --space proxyless --epochs 4
+    python benchmarks/tunas_warmup.py --space proxyless --epochs 10
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, op: bool, filters: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="proxyless")
-    parser.add_argument("--epochs", type=float, default=4)
+    parser.add_argument("--epochs", type=float, default=10)
     parser.add_argument("--input-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--warmup", type=float, default=0.25)

@@ -122,7 +122,7 @@ BENCHMARKS = (
     Benchmark("tunas_warmup", "TuNAS: ablation of op and filter warm-up (issue 9)",
               "Accuracy of random paths through a supernet trained on uniformly sampled paths, with and without "
               "op / filter warm-up over the first quarter of the steps.",
-              ("benchmarks/tunas_warmup.py", "--space", "proxyless", "--epochs", "4")),
+              ("benchmarks/tunas_warmup.py", "--space", "proxyless", "--epochs", "10")),
     Benchmark("tunas_costs", "TuNAS: memory with and without rematerialization, cost of a supernet step (issue 9)",
               "Peak memory of a supernet training step with and without `remat`, and CPU time of a supernet step "
               "relative to one training step of the space's largest candidate.",
