@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from rlnas.checks import check_options
 from rlnas.errors import ConfigError
 from rlnas.evaluators.base import Evaluator, Measurement
 
@@ -25,11 +26,16 @@ def list_evaluators() -> list[str]:
 
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
-    """Build evaluator ``name`` with keyword ``options`` (the inverse of ``evaluator.spec()``)."""
+    """Build evaluator ``name`` with keyword ``options`` (the inverse of ``evaluator.spec()``).
+
+    Options are checked against the class's signature first: an unknown name or a value of
+    the wrong type is a :class:`ConfigError` naming it.
+    """
     if name not in EVALUATORS:
         raise ConfigError(f"unknown evaluator {name!r} (choices: {', '.join(list_evaluators())})")
     module, _, attr = EVALUATORS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)(**options)
+    cls = getattr(importlib.import_module(module), attr)
+    return cls(**check_options(cls, options, f"evaluator {name!r}"))
 
 
-__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator"]
+__all__ = ["EVALUATORS", "Evaluator", "Measurement", "create_evaluator", "list_evaluators", "register_evaluator"]

@@ -16,11 +16,12 @@ from typing import Any
 
 from torch import nn
 
+from rlnas.checks import check_options
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Choice, Space
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.mobilenet import MobileNet
 from rlnas.models.nb201 import NB201Network, nb201_param_count
+from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
@@ -48,6 +49,15 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+NETWORKS: dict[Callable[..., nn.Module], type[nn.Module]] = {
+    _nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet,
+}
+"""The network class behind each builder: its keyword parameters are the builder's options."""
+
+_POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult")
+_PROBABILITY = ("drop_path_prob", "dropout")
+
+
 def list_models() -> list[str]:
     """Space names :func:`create_model` can build networks for, sorted."""
     return sorted(MODELS)
@@ -61,6 +71,7 @@ def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -
     """
     if space.name not in MODELS:
         raise ConfigError(f"no model builder for space {space.name!r} (choices: {', '.join(list_models())})")
+    kwargs = check_model_options(space, kwargs)
     try:
         return MODELS[space.name](space, candidate, **kwargs)
     except TypeError as exc:
@@ -69,12 +80,36 @@ def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -
         raise
 
 
+def check_model_options(space: Space, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of the network built for ``space`` (all but its first parameter, the
+    architecture) checked for name, type and range: sizes must be positive, dropout
+    probabilities in [0, 1). Builders registered without a network class are not checked."""
+    builder = MODELS.get(space.name)
+    if builder not in NETWORKS:
+        return dict(options)
+    what = f"the {space.name} model"
+    checked = check_options(NETWORKS[builder], options, what, skip=1)
+    for key, value in checked.items():
+        if key in _POSITIVE and not value > 0:
+            raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
+        if key in _PROBABILITY and not 0 <= value < 1:
+            raise ConfigError(f"{what} option {key!r} must be in [0, 1), got {value!r}")
+    return checked
+
+
 def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
     """Number of parameters, leaving out those whose name contains ``exclude``."""
     return sum(p.numel() for n, p in model.named_parameters() if exclude is None or exclude not in n)
 
 
 __all__ = [
-    "create_model", "list_models", "count_parameters", "MODELS",
-    "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
+    "MODELS",
+    "DartsNetworkCIFAR",
+    "MobileNet",
+    "NB201Network",
+    "check_model_options",
+    "count_parameters",
+    "create_model",
+    "list_models",
+    "nb201_param_count",
 ]
