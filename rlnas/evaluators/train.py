@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlnas.checks import check_seed
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -43,6 +44,18 @@ DEFAULT_MODEL_KWARGS: dict[str, dict[str, Any]] = {
 
 class TrainingDiverged(RlnasError):
     """The training loss became NaN or infinite; the message says when."""
+
+
+def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float | None,
+                  threads: int | None) -> None:
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"train evaluator: momentum must be in [0, 1), got {momentum!r}")
+    if not weight_decay >= 0:
+        raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
+    if valid_fraction is not None and not 0 < valid_fraction < 1:
+        raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"train evaluator: threads must be an integer >= 1, got {threads!r}")
 
 
 class TrainEvaluator:
@@ -78,6 +91,12 @@ class TrainEvaluator:
                 raise ConfigError(f"train evaluator: {label} must be a positive number, got {value!r}")
         if steps is not None and (not isinstance(steps, int) or steps <= 0):
             raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
+        _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction, threads=threads)
+        seed, split_seed = check_seed(seed, "train evaluator: seed"), check_seed(split_seed, "train evaluator: split_seed")
+        if model_kwargs is not None and model_fn is None:
+            from rlnas.models import check_model_options
+
+            check_model_options(space, model_kwargs)
         self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
@@ -176,7 +195,7 @@ class TrainEvaluator:
                 x, y = data.train.batch(order[i * batch : (i + 1) * batch])
                 if self.augment:
                     x = augment_batch(x, gen)
-                loss = F.cross_entropy(model(x.to(self.device)), y.to(self.device))
+                loss = training_loss(model, model(x.to(self.device)), y.to(self.device))
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"training diverged: loss is {loss.item()} at step {step + 1} of {total_steps} "
@@ -205,6 +224,16 @@ class TrainEvaluator:
             x, y = split.batch(torch.arange(start, min(start + self.eval_batch_size, len(split))))
             correct += int((model(x.to(self.device)).argmax(1).cpu() == y).sum())
         return 100.0 * correct / max(len(split), 1)
+
+
+def training_loss(model: nn.Module, output: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                  labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the logits; for ``(logits, aux_logits)`` (an auxiliary head in training
+    mode) plus ``model.auxiliary_weight`` times the auxiliary head's cross-entropy."""
+    if isinstance(output, tuple):
+        logits, aux = output
+        return F.cross_entropy(logits, labels) + model.auxiliary_weight * F.cross_entropy(aux, labels)
+    return F.cross_entropy(output, labels)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
