@@ -12,6 +12,7 @@ EVALUATORS: dict[str, str] = {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
     "toy": "rlnas.testing.toy:ToyEvaluator",
+    "faulty": "rlnas.testing.faults:FaultyEvaluator",
 }
 
 

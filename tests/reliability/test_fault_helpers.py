@@ -1,0 +1,116 @@
+"""The fault injectors themselves, and the first faults they inject: a full store, a failing or
+killed evaluation, and a SIGKILL in the middle of a checkpoint write on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from rlnas.evaluators import create_evaluator
+from rlnas.store import InMemoryStore
+from rlnas.study import create_study
+from rlnas.testing.faults import (
+    FailingStore,
+    FaultyEvaluator,
+    OddResultEvaluator,
+    count_call,
+    kill_at_random_points,
+    run_cli,
+    stored_run,
+)
+from rlnas.testing.toy import ToyEvaluator
+from rlnas.trial import TrialState
+
+TOY = ToyEvaluator()
+
+
+def test_a_failing_store_applies_exactly_n_writes_then_raises_disk_full():
+    inner = InMemoryStore()
+    store = FailingStore(inner, writes=6)
+    study = create_study(space=TOY.space, agent="random", evaluator=TOY, storage=store, name="s", seed=0)
+    with pytest.raises(OSError) as err:
+        study.optimize(10)
+    assert err.value.errno == errno.ENOSPC
+    assert store.failed == 1 and len(store.log) == 7
+    # create_study, update_settings, then trials: what was written before the failure is all there
+    kept = inner.trials(inner.get_study("s").id)
+    assert store.log[:2] == ["create_study", "update_settings"]
+    assert len(kept) == store.log[:-1].count("add_trial")
+    assert sum(t.state is TrialState.COMPLETE for t in kept) == store.log[:-1].count("finish_trial")
+
+
+def test_the_faulty_evaluator_fails_once_across_calls(tmp_path):
+    counter = str(tmp_path / "count")
+    evaluator = create_evaluator("faulty", fault="raise", at=2, counter=counter)
+    candidate = evaluator.space.known()["best_cifar10"]
+    first = evaluator.evaluate(candidate)
+    with pytest.raises(RuntimeError, match="injected failure at evaluation 2"):
+        evaluator.evaluate(candidate)
+    assert evaluator.evaluate(candidate) == first and count_call(counter) == 4
+    assert create_evaluator(**evaluator.spec()).spec() == evaluator.spec()
+
+
+def test_the_faulty_evaluator_hangs(tmp_path):
+    evaluator = FaultyEvaluator(fault="hang", at=1, counter=str(tmp_path / "count"), hang_seconds=30)
+    candidate = evaluator.space.known()["best_cifar10"]
+    worker = threading.Thread(target=evaluator.evaluate, args=(candidate,), daemon=True)
+    worker.start()
+    worker.join(timeout=1.0)
+    assert worker.is_alive()
+
+
+def test_the_faulty_evaluator_kills_its_process_once(tmp_path):
+    counter = str(tmp_path / "count")
+    code = ("import sys\nfrom rlnas.testing.faults import FaultyEvaluator\n"
+            "ev = FaultyEvaluator(fault='kill', at=1, counter=sys.argv[1])\n"
+            "print(ev.evaluate(ev.space.known()['best_cifar10']).metrics['valid_acc'])\n")
+    killed = subprocess.run([sys.executable, "-c", code, counter], check=False, capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-c", code, counter], check=False, capture_output=True, text=True)
+    assert killed.returncode == -9 and killed.stdout == ""
+    assert again.returncode == 0 and float(again.stdout) == pytest.approx(91.607, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["numpy_int_info", "text_metric", "nan_cost", "none", "float"])
+def test_odd_results_are_what_they_say(kind):
+    evaluator = OddResultEvaluator(kind)
+    result = evaluator.evaluate(evaluator.space.from_indices([1, 2, 3, 4]))
+    expected = {"none": type(None), "float": float}.get(kind)
+    assert isinstance(result, expected) if expected else result.__class__.__name__ == "Measurement"
+
+
+def test_kill_at_random_points_kills_then_lets_the_command_finish(tmp_path):
+    counter = tmp_path / "count"
+    script = ("import sys, time\nfrom rlnas.testing.faults import count_call\n"
+              "time.sleep(0.0 if count_call(sys.argv[1]) > 3 else 30)\n")
+    report = kill_at_random_points([sys.executable, "-c", script, str(counter)], kills=3, seed=0,
+                                   min_delay=1.0, max_delay=1.5)
+    assert report.kills == 3 and report.finished_early == 0 and report.final.returncode == 0
+    assert counter.read_text() == "4" and all(1.0 <= d <= 1.5 for d in report.delays)
+
+
+def test_a_sigkill_during_a_checkpoint_write_loses_nothing(any_url):
+    """The process dies as it starts writing its 2nd checkpoint; resume finishes the run, which
+    then equals an uninterrupted one, trial for trial."""
+    common = ["--agent", "evolution", "--trials", "30", "--seed", "3", "--checkpoint-every", "5", "--no-progress"]
+    killed = run_cli(["search", "--name", "k", "--storage", any_url, *common],
+                     kill_on=r"insert\s+into\s+rlnas_checkpoints", after=2)
+    assert killed.returncode == -9
+    partial = stored_run("k", any_url)
+    assert 10 <= len(partial["complete"]) < 30  # it died after 10 told trials, mid-run
+    resumed = run_cli(["resume", "k", "--no-progress", "--storage", any_url])
+    assert resumed.returncode == 0, resumed.stderr
+    whole = run_cli(["search", "--name", "whole", "--storage", any_url, *common])
+    assert whole.returncode == 0, whole.stderr
+    assert stored_run("k", any_url)["complete"] == stored_run("whole", any_url)["complete"]
+    assert partial["complete"] == stored_run("k", any_url)["complete"][:len(partial["complete"])]
+
+
+def test_finished_trials_stay_after_the_kill(tmp_path):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    run_cli(["search", "--name", "k", "--agent", "random", "--trials", "20", "--checkpoint-every", "4",
+             "--no-progress", "--storage", url], kill_on=r"insert\s+into\s+rlnas_checkpoints", after=3)
+    states = stored_run("k", url)["states"]
+    assert states == ["COMPLETE"] * 12  # killed as it began the 3rd checkpoint, after 12 told trials
