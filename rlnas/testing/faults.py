@@ -260,44 +260,54 @@ class KillReport:
     """What :func:`kill_at_random_points` did."""
 
     kills: int = 0
-    """SIGKILLs delivered to a running process."""
+    """Runs that died by SIGKILL: sent after a random delay, or from a kill hook in the run itself."""
+    hook_kills: int = 0
+    """Of these, the runs that killed themselves through :func:`install_kill_hook`."""
     delays: list[float] = field(default_factory=list)
-    """Seconds after the start at which each kill landed."""
+    """Seconds after the start at which each timed kill was sent."""
     finished_early: int = 0
     """Runs that ended by themselves before their kill was due."""
     final: subprocess.CompletedProcess[str] | None = None
     """The last run, left to finish."""
 
 
-def kill_at_random_points(argv: Sequence[str], *, kills: int, seed: int, min_delay: float, max_delay: float,
-                          env: Mapping[str, str] | None = None, timeout: float = 600,
-                          between: Callable[[int], None] | None = None) -> KillReport:
-    """Start ``argv``, SIGKILL it after a random delay in ``[min_delay, max_delay]``, ``kills`` times
-    (a run that ends first is not restarted: the command is done), then run it once more to its end.
+def kill_at_random_points(argv: Sequence[str] | Callable[[int], Sequence[str]], *, kills: int, seed: int,
+                          min_delay: float, max_delay: float, env: Mapping[str, str] | None = None,
+                          timeout: float = 600, between: Callable[[int], None] | None = None) -> KillReport:
+    """Start ``argv``, SIGKILL it after a random delay in ``[min_delay, max_delay]``, until it has died
+    ``kills`` times (a run that ends by itself first ends the loop: the command is done), then run it
+    once more to its end.
 
-    ``between(k)`` is called after the ``k``-th kill (e.g. to check the database).
+    ``argv`` may be a function of the run number (0, 1, ...; -1 for the final run) giving each run its
+    command, e.g. one with a kill hook that dies at a checkpoint write; such a run's own SIGKILL
+    counts as a kill.
+    ``between(k)`` is called after the ``k``-th kill (e.g. to look at the database).
     """
     rng = random.Random(seed)
     report = KillReport()
     full_env = None if env is None else {**os.environ, **env}
+    command = argv if callable(argv) else (lambda _run: argv)
+    run = 0
     while report.kills < kills:
         delay = rng.uniform(min_delay, max_delay)
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
+        process = subprocess.Popen(command(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env)
+        run += 1
         try:
-            process.wait(timeout=delay)
+            code = process.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
-            process.stderr.close()  # type: ignore[union-attr]
-            report.kills += 1
             report.delays.append(delay)
-            if between is not None:
-                between(report.kills)
-            continue
-        process.stderr.close()  # type: ignore[union-attr]
-        report.finished_early += 1
-        break
-    report.final = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, env=full_env)
+        else:
+            if code != -signal.SIGKILL:
+                report.finished_early += 1
+                break
+            report.hook_kills += 1
+        report.kills += 1
+        if between is not None:
+            between(report.kills)
+    report.final = subprocess.run(command(-1), check=False, capture_output=True, text=True, timeout=timeout,
+                                  env=full_env)
     return report
 
 
