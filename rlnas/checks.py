@@ -3,8 +3,9 @@
 Options arrive from JSON, ``KEY=VALUE`` flags and stored records, so a value may be a string
 where a number is declared. :func:`check_value` compares a value with a type annotation
 (``int``, ``float``, ``bool``, ``str``, unions with ``None``, ``Literal``, containers, classes)
-and :func:`check_options` checks keyword options against a callable's signature, so a wrong
-value is refused with a :class:`ConfigError` naming it before anything is built or stored.
+and :func:`check_option_types` checks keyword options against a callable's annotations (the
+registries call it), so a wrong value is refused with a :class:`ConfigError` naming it before
+anything is built or stored.
 """
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ SEED_MAX = 2**31 - 1
 """Largest seed: it fits the 32-bit signed integer column of every database backend."""
 
 
-def check_seed(value: Any, what: str = "seed") -> int:
-    """``value`` as an int if it is an integer in ``[0, SEED_MAX]``, else a :class:`ConfigError`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value <= SEED_MAX:
-        raise ConfigError(f"{what} must be an integer from 0 to {SEED_MAX}, got {_show(value)}")
-    return int(value)
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int in ``[0, SEED_MAX]``, or a :class:`ConfigError` naming it."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"{what} must be an integer, got {type(seed).__name__} {_show(seed)}")
+    if not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"{what} must be between 0 and {SEED_MAX}, got {seed}")
+    return int(seed)
 
 
 def check_value(value: Any, annotation: Any, what: str) -> Any:
@@ -44,25 +47,11 @@ def check_value(value: Any, annotation: Any, what: str) -> Any:
     return result
 
 
-def check_options(func: Callable[..., Any], options: Mapping[str, Any], what: str, *,
-                  skip: int = 0) -> dict[str, Any]:
-    """``options`` checked against the keyword parameters of ``func`` (a function or a class).
-
-    Unknown names are refused (listing the known ones) unless ``func`` takes ``**kwargs``; known
-    names are checked with :func:`check_value` against their annotations. The first ``skip``
-    parameters (e.g. the candidate a builder receives) are not options.
-    """
-    target = func.__init__ if inspect.isclass(func) else func
-    params = list(inspect.signature(target).parameters.values())
-    if inspect.isclass(func):
-        params = params[1:]  # self
-    params = params[skip:]
-    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
-    unknown = sorted(str(k) for k in options if k not in named)
-    if unknown and not open_ended:
-        raise ConfigError(f"unknown option(s) {unknown} for {what} (known: {sorted(named)})")
-    hints = _type_hints(target)
+def check_option_types(factory: Callable[..., Any], options: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``options`` with each value checked by :func:`check_value` against the annotation of the
+    keyword parameter of ``factory`` (a function or a class) it goes to; names are not checked
+    here (the registry does that). Unannotated parameters and ``**kwargs`` accept anything."""
+    hints = _type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     return {key: check_value(value, hints[key], f"{what} option {key!r}") if key in hints else value
             for key, value in options.items()}
 

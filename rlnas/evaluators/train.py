@@ -92,11 +92,12 @@ class TrainEvaluator:
         if steps is not None and (not isinstance(steps, int) or steps <= 0):
             raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
         _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction, threads=threads)
-        seed, split_seed = check_seed(seed, "train evaluator: seed"), check_seed(split_seed, "train evaluator: split_seed")
+        seed = check_seed(seed, "train evaluator: seed")
+        split_seed = check_seed(split_seed, "train evaluator: split_seed")
         if model_kwargs is not None and model_fn is None:
-            from rlnas.models import check_model_options
+            from rlnas.models import check_options_for
 
-            check_model_options(space, model_kwargs)
+            check_options_for(space, model_kwargs)
         self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
@@ -111,15 +112,22 @@ class TrainEvaluator:
 
     # ----------------------------------------------------------------- protocol
     def spec(self) -> dict[str, Any]:
-        """``{"name": "train", **options}`` for ``create_evaluator`` (``progress``/``model_fn`` excluded)."""
+        """``{"name": "train", **options}`` for ``create_evaluator``: what is measured. How it runs
+        (``threads``, ``device``) and the ``progress``/``model_fn`` hooks are not part of it."""
         return {
             "name": self.name, "space": self.space.name, "dataset": self.dataset, "epochs": self.epochs,
             "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "momentum": self.momentum,
             "weight_decay": self.weight_decay, "seed": self.seed, "data_root": self.data_root,
             "model_kwargs": self.model_kwargs, "split_seed": self.split_seed, "valid_fraction": self.valid_fraction,
-            "dataset_options": self.dataset_options, "augment": self.augment, "device": self.device,
-            "threads": self.threads, "eval_batch_size": self.eval_batch_size,
+            "dataset_options": self.dataset_options, "augment": self.augment, "eval_batch_size": self.eval_batch_size,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to worker processes: without the loaded data (reloaded there) or the progress hook.
+        state = dict(self.__dict__)
+        state["_data"] = None
+        state["progress"] = None
+        return state
 
     @property
     def data(self) -> DatasetSplits:

@@ -16,79 +16,54 @@ from typing import Any
 
 from torch import nn
 
-from rlnas.checks import check_options
+from rlnas.checks import check_option_types
 from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.mobilenet import MobileNet
 from rlnas.models.nb201 import NB201Network, nb201_param_count
+from rlnas.registry import Registry, check_options
 from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    kw = check_model_options(space, NB201Network, kw)
     return NB201Network(space.candidate(candidate), **kw)
 
 
 def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    kw = check_model_options(space, DartsNetworkCIFAR, kw)
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
 def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    kw = check_model_options(space, MobileNet, kw)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
     model = MobileNet(arch.layers, **kw)
     model.resolution = arch.resolution
     return model
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "nb201": _nb201,
     "darts": _darts,
     "ofa_mbv3": _mobile,
     "proxyless": _mobile,
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
-}
+})
+"""Network builders by space name, each called as ``(space, candidate, **options)``."""
 
-
-NETWORKS: dict[Callable[..., nn.Module], type[nn.Module]] = {
-    _nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet,
-}
-"""The network class behind each builder: its keyword parameters are the builder's options."""
 
 _POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult")
 _PROBABILITY = ("drop_path_prob", "dropout")
 
 
-def list_models() -> list[str]:
-    """Space names :func:`create_model` can build networks for, sorted."""
-    return sorted(MODELS)
-
-
-def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -> nn.Module:
-    """The PyTorch network of ``candidate`` in ``space``; keyword options go to the builder.
-
-    Raises :class:`ConfigError` for a space without a builder or an unknown option, and
-    :class:`~rlnas.errors.InvalidCandidate` when ``candidate`` is not in ``space``.
-    """
-    if space.name not in MODELS:
-        raise ConfigError(f"no model builder for space {space.name!r} (choices: {', '.join(list_models())})")
-    kwargs = check_model_options(space, kwargs)
-    try:
-        return MODELS[space.name](space, candidate, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            raise ConfigError(f"space {space.name!r}: {exc}") from None
-        raise
-
-
-def check_model_options(space: Space, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` of the network built for ``space`` (all but its first parameter, the
-    architecture) checked for name, type and range: sizes must be positive, dropout
-    probabilities in [0, 1). Builders registered without a network class are not checked."""
-    builder = MODELS.get(space.name)
-    if builder not in NETWORKS:
-        return dict(options)
+def check_model_options(space: Space, network: type[nn.Module], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of ``network`` (all but its first parameter, the architecture) checked for name,
+    type and range: sizes must be positive, dropout probabilities in [0, 1)."""
     what = f"the {space.name} model"
-    checked = check_options(NETWORKS[builder], options, what, skip=1)
+    check_options(what, network, options, skip=1)
+    checked = check_option_types(network, options, what)
     for key, value in checked.items():
         if key in _POSITIVE and not value > 0:
             raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
@@ -97,19 +72,33 @@ def check_model_options(space: Space, options: Mapping[str, Any]) -> dict[str, A
     return checked
 
 
+def check_options_for(space: Space, options: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`check_model_options` for the network :func:`create_model` builds for ``space``, without
+    building it (builders registered by others are not checked)."""
+    network = {_nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet}.get(MODELS.get(space.name))
+    return dict(options) if network is None else check_model_options(space, network, options)
+
+
+def list_models() -> list[str]:
+    """Space names :func:`create_model` can build networks for, sorted."""
+    return MODELS.list()
+
+
+def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -> nn.Module:
+    """The PyTorch network of ``candidate`` in ``space``; keyword options go to the builder.
+
+    Raises :class:`ConfigError` for a space without a builder or an unknown option, and
+    :class:`~rlnas.errors.InvalidCandidate` when ``candidate`` is not in ``space``.
+    """
+    return MODELS.get(space.name)(space, candidate, **kwargs)
+
+
 def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
     """Number of parameters, leaving out those whose name contains ``exclude``."""
     return sum(p.numel() for n, p in model.named_parameters() if exclude is None or exclude not in n)
 
 
 __all__ = [
-    "MODELS",
-    "DartsNetworkCIFAR",
-    "MobileNet",
-    "NB201Network",
-    "check_model_options",
-    "count_parameters",
-    "create_model",
-    "list_models",
-    "nb201_param_count",
+    "create_model", "list_models", "check_model_options", "check_options_for", "count_parameters", "MODELS",
+    "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
 ]

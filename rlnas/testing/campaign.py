@@ -3,7 +3,7 @@
 :func:`kill_campaign` first runs the search uninterrupted (under another name) to learn its
 wall time ``W``, then reruns the same command under the study's own name, SIGKILLing it after
 random delays in ``[0.2 W, W]`` (every third run instead dies by itself as it starts writing a
-checkpoint, through the kill hook of :mod:`rlnas.testing.faults`), until it has died ``kills``
+checkpoint, through the kill hook of :mod:`rlnas.testing.kill`), until it has died ``kills``
 times, and lets the last run finish. It reports how many kills landed, how many of them
 landed mid-run (the run they ended had stored new trials), and compares the finished study
 with the unbroken one: trials lost, trials that differ, diagnostics rows lost.
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlnas.errors import StudyNotFound
-from rlnas.testing.faults import cli_command, kill_at_random_points, run_cli, stored_run
+from rlnas.testing.kill import cli_command, kill_at_random_points, run_cli, stored_run
 
 CHECKPOINT_INSERT = r"insert\s+into\s+rlnas_checkpoints"
 

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -79,12 +80,20 @@ def _parse_in_child(payloads: dict[str, bytes], tmp_path: Path) -> dict[str, str
     names = sorted(payloads)
     for i, name in enumerate(names):
         (tmp_path / f"payload{i}").write_bytes(payloads[name])
-    code = ("import sys\nfrom rlnas.datasets.cifar import read_batch\nfrom rlnas.errors import ConfigError\n"
-            "for path in sys.argv[1:]:\n    try:\n        images, labels = read_batch(open(path, 'rb').read(), 'batch')\n"
-            "        print('LOADED', images.dtype, images.shape, labels.tolist(), images.reshape(-1)[:8].tolist(), flush=True)\n"
-            "    except ConfigError as err:\n        print('REFUSED', err, flush=True)\n")
+    code = textwrap.dedent("""
+        import sys
+        from rlnas.datasets.cifar import read_batch
+        from rlnas.errors import ConfigError
+        for path in sys.argv[1:]:
+            try:
+                images, labels = read_batch(open(path, 'rb').read(), 'batch')
+                print('LOADED', images.dtype, images.shape, labels.tolist(), flush=True)
+            except ConfigError as err:
+                print('REFUSED', err, flush=True)
+    """)
     paths = [str(tmp_path / f"payload{i}") for i in range(len(names))]
-    result = subprocess.run([sys.executable, "-c", code, *paths], check=False, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code, *paths], check=False, capture_output=True, text=True,
+                            timeout=300)
     lines = result.stdout.splitlines()
     if result.returncode != 0:
         raise AssertionError(f"the child died with {result.returncode} on payload {names[len(lines)]!r}: "
