@@ -137,6 +137,19 @@ class TrainEvaluator:
                                       valid_fraction=self.valid_fraction, **self.dataset_options)
         return self._data
 
+    def prepare(self) -> None:
+        """Check, before a study is created, that evaluations can run: load the data set and pass
+        two images through the network of one sampled candidate in training mode (a data folder
+        that is missing, or a network that does not fit the images, is a :class:`ConfigError`)."""
+        import numpy as np
+
+        data = self.data
+        candidate = self.space.sample(np.random.default_rng(0))
+        with num_threads(self.threads), torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = self.build_model(candidate).to(self.device).train()
+            x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
+            model(x.to(self.device))
+
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model builder: the space's small defaults or ``model_kwargs``,
         plus ``num_classes`` and ``in_channels`` of the data set."""

@@ -194,7 +194,10 @@ class SQLStore(Store):
         autocommitted statement by statement), on PostgreSQL under an advisory lock.
         """
         if self.engine.dialect.name == "sqlite" and create:
-            self._create_sqlite_schema()
+            try:
+                self._create_sqlite_schema()
+            except self.engine.dialect.dbapi.Error as exc:
+                raise StorageError(f"cannot use {self.url}: {_reason(exc)}") from None
         with self._transaction() as conn:
             if self.engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, 0)"), {"space": _NUMBER_LOCK_SPACE + 1})

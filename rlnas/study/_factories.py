@@ -57,7 +57,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     evaluator's ``default_reward`` metric, else ``valid_acc``. Reopening checks that
     the stored study is the same study (space, agent and config, evaluator, reward, seed,
     repeats): a difference is a :class:`DuplicateStudy` naming it. Nothing is written unless
-    every check passed. ``n_trials`` / ``budget_seconds`` are stored with a new study as its stop
+    every check passed (an evaluator's ``prepare()``, if it has one, is one of them: e.g. the
+    train evaluator loads its data). ``n_trials`` / ``budget_seconds`` are stored with a new study as its stop
     conditions, so that a run killed before :meth:`Study.optimize` began can be resumed.
     """
     from rlnas import __version__
@@ -78,6 +79,9 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         if existing is not None:
             return _reopen(store, existing, spec, evaluator, device)
     agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
+    prepare = getattr(evaluator, "prepare", None)
+    if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing stored
+        prepare()
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,

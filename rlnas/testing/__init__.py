@@ -1,8 +1,8 @@
 """Helpers for tests: toy spaces with a known optimum, fake evaluators and contract suites.
 
 Importing this package registers the toy space (``toy``), the toy evaluators (``toy``,
-``slow_toy``, ``hanging_toy``, ``dying_toy``) and the toy weight-sharing pair (agent ``toy_ws``,
-evaluator ``toy_supernet``), so studies that use them can be reopened.
+``slow_toy``, ``hanging_toy``, ``dying_toy``, ``odd_toy``) and the toy weight-sharing pair
+(agent ``toy_ws``, evaluator ``toy_supernet``), so studies that use them can be reopened.
 """
 from rlnas.agents import register_agent
 from rlnas.evaluators import register_evaluator
@@ -14,6 +14,7 @@ register_evaluator("toy", "rlnas.testing.toy:ToyEvaluator")
 register_evaluator("slow_toy", "rlnas.testing.faults:SlowToyEvaluator")
 register_evaluator("hanging_toy", "rlnas.testing.faults:HangingToyEvaluator")
 register_evaluator("dying_toy", "rlnas.testing.faults:DyingToyEvaluator")
+register_evaluator("odd_toy", "rlnas.testing.faults:OddResultEvaluator")
 register_evaluator("toy_supernet", "rlnas.testing.weight_sharing:ToySupernetEvaluator")
 register_agent("toy_ws", "rlnas.testing.weight_sharing:ToyWeightSharingAgent")
 

@@ -1,9 +1,13 @@
-"""A store whose writes start failing: a full disk, a database turned read-only, simulated."""
+"""A store whose writes start failing (a full disk simulated in-process), and a read-only file."""
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rlnas.store.base import Store
@@ -60,3 +64,27 @@ def _passed_on(name: str) -> Callable[..., Any]:
 for _name in sorted(Store.__abstractmethods__):
     setattr(FailingStore, _name, _passed_on(_name))
 FailingStore.__abstractmethods__ = frozenset()
+
+
+@contextmanager
+def read_only_file(path: str | Path) -> Iterator[None]:
+    """Make ``path`` read-only for the duration: ``chmod 444``, or, for root (whom permissions do
+    not stop), the immutable attribute (``chattr +i``). Raises ``unittest.SkipTest`` where neither works."""
+    import unittest
+
+    path = Path(path)
+    mode = path.stat().st_mode
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], check=False, capture_output=True).returncode:
+        raise unittest.SkipTest("cannot make a file read-only for root here (no chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=False, capture_output=True)

@@ -104,7 +104,7 @@ class OddResultEvaluator:
     a NumPy integer or an object in ``info``, a text metric, a text or NaN cost, a NaN or infinite
     non-reward metric, ``None`` or a bare float instead of a :class:`Measurement`."""
 
-    name = "odd"
+    name = "odd_toy"
 
     def __init__(self, kind: str, decisions: int = 4, choices: int = 5):
         if kind not in ODD_RESULTS:
