@@ -35,6 +35,11 @@ class Registry(Generic[T]):
         self._entries[name] = target
         self._loaded.pop(name, None)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (nothing happens when it is not registered)."""
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
     def list(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._entries)

@@ -29,7 +29,8 @@ def test_specs_round_trip_and_bad_specs_are_clear():
                          ({"name": "soft", "target": -1, "beta": -0.1}, "target must be positive"),
                          ({"name": "abs", "target": math.nan, "beta": -1}, "finite"),
                          ({"name": "linear", "target": 1, "beta": -1}, "unknown reward 'linear'"),
-                         ({"name": "abs", "beta": -1}, "missing option.s. target"), ({"target": 1}, "has no 'name'"), (3, "metric name")]:
+                         ({"name": "abs", "beta": -1}, "missing option.s. target"), ({"target": 1}, "has no 'name'"),
+                         (3, "metric name")]:
         with pytest.raises(ConfigError, match=message):
             create_reward(bad)
 

@@ -118,7 +118,8 @@ class RayExecutor(Executor):
                            seconds=time.monotonic() - start, attempts=self.max_retries + 1)
         except self._ray.exceptions.RayError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}", seconds=time.monotonic() - start)
+            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}",
+                           seconds=time.monotonic() - start)
 
     @property
     def _hard_limit(self) -> float:

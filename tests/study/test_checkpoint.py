@@ -20,8 +20,9 @@ def test_round_trip_of_everything_agents_store():
     adam.step()
     payload = {
         "ints": [1, -2, 2**80], "floats": [0.5, float("inf"), -float("inf")], "nan": float("nan"), "none": None,
-        "flag": True, "text": "é|~", "tuple": (1, (2, "x")), "bytes": b"\x00\xff", "array": np.arange(6.0).reshape(2, 3),
-        "int_array": np.array([1, 2], dtype=np.int8), "scalar_tensor": torch.tensor(2.5), "bf16": torch.ones(2).bfloat16(),
+        "flag": True, "text": "é|~", "tuple": (1, (2, "x")), "bytes": b"\x00\xff",
+        "array": np.arange(6.0).reshape(2, 3), "int_array": np.array([1, 2], dtype=np.int8),
+        "scalar_tensor": torch.tensor(2.5), "bf16": torch.ones(2).bfloat16(),
         "numpy_scalar": np.float32(1.5), "rng": np.random.default_rng(7).bit_generator.state,
         "generator": generator.get_state(), "model": model.state_dict(), "adam": adam.state_dict(),
         "int_keys": {0: "a", 1: "b"}, "dunder": {"__tensor__": 1},
@@ -32,7 +33,8 @@ def test_round_trip_of_everything_agents_store():
     assert back["tuple"] == (1, (2, "x")) and back["bytes"] == b"\x00\xff" and back["numpy_scalar"] == 1.5
     assert np.array_equal(back["array"], payload["array"]) and back["int_array"].dtype == np.int8
     assert back["scalar_tensor"].shape == () and back["bf16"].dtype == torch.bfloat16
-    assert back["rng"] == payload["rng"] and back["int_keys"] == {0: "a", 1: "b"} and back["dunder"] == {"__tensor__": 1}
+    assert back["rng"] == payload["rng"] and back["int_keys"] == {0: "a", 1: "b"}
+    assert back["dunder"] == {"__tensor__": 1}
     assert torch.equal(back["generator"], payload["generator"])
     restored = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
     restored.load_state_dict(back["adam"])
