@@ -40,7 +40,9 @@ def stored_run(name: str, url: str) -> dict[str, list[Any]]:
 
 
 # ------------------------------------------------------------------------ killing processes
-CLI = "import sys, rlnas.testing; from rlnas.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = ("import sys, rlnas.testing; from rlnas.spaces import register_space; from rlnas.testing.toy import toy_space; "
+       "register_space('toy', toy_space); from rlnas.cli import main; sys.exit(main(sys.argv[1:]))")
+"""``rlnas`` with the test helpers registered (space and evaluators ``toy``, ``slow_toy``, ...)."""
 
 
 def cli_command(args: Sequence[str], *, kill_on: str | None = None, after: int = 1) -> list[str]:
@@ -157,8 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     install_kill_hook(options.kill_on, options.after)
-    import rlnas.testing  # noqa: F401  (registers the test helpers)
+    import rlnas.testing  # noqa: F401  (registers the test evaluators)
     from rlnas.cli import main as rlnas_main
+    from rlnas.spaces import register_space
+    from rlnas.testing.toy import toy_space
+
+    register_space("toy", toy_space)
 
     return rlnas_main(args)
 
