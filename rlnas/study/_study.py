@@ -539,8 +539,8 @@ class Study:
                               stacklevel=5)
             return payload
         if unreadable:
-            warnings.warn(f"study {self.name!r}: no readable checkpoint ({'; '.join(unreadable)}); replaying every "
-                          "stored trial from the seed", RuntimeWarning, stacklevel=5)
+            warnings.warn(f"study {self.name!r}: unreadable checkpoint(s): {'; '.join(unreadable)}; none is readable: "
+                          "replaying every stored trial from the seed", RuntimeWarning, stacklevel=5)
         return None
 
     def _replay(self, by_slot: Mapping[int, Trial]) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from rlnas import create_study
 from rlnas.checks import SEED_MAX
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, StorageError
 from rlnas.testing.failing_store import read_only_file
 from rlnas.testing.kill import cli_command, run_cli, stored_run
 from rlnas.testing.toy import ToyEvaluator
@@ -151,7 +151,7 @@ def test_a_database_deleted_mid_run_stops_the_run_with_an_error(tmp_path):
                                         "--no-progress", "--storage", f"sqlite:///{path}"]),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (path.exists() and len(stored_run("d", f"sqlite:///{path}")["states"]) >= 5):
+    while _stored_trials(path, "d") < 5:
         assert time.monotonic() < deadline and run.poll() is None, "the search did not start"
         time.sleep(0.5)
     for suffix in ("", "-wal", "-shm"):
@@ -160,6 +160,13 @@ def test_a_database_deleted_mid_run_stops_the_run_with_an_error(tmp_path):
     result = subprocess.CompletedProcess(run.args, run.returncode, out, err)
     _one_line(result, 1, f"the database file {path} was deleted or replaced")
     assert "trials finished" not in out
+
+
+def _stored_trials(path: Path, name: str) -> int:
+    try:
+        return len(stored_run(name, f"sqlite:///{path}")["states"]) if path.exists() else 0
+    except StorageError:  # not created yet
+        return 0
 
 
 # --------------------------------------------------------------- the same limits everywhere

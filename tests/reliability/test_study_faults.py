@@ -39,9 +39,14 @@ def test_diagnostics_of_results_stored_before_a_kill_are_logged_on_resume(tmp_pa
 
 
 # ----------------------------------------------------------- item 4: resume right after creation
+FIRST_WRITE_AFTER_CREATION = r"^\s*(update\s+rlnas_studies|(select|insert)\b.*\brlnas_leases)"
+
+
 def test_a_run_killed_right_after_creating_its_study_resumes_to_its_stop_condition(any_url):
+    """The process dies at its first write after the study row (before main: the stop condition
+    was stored only then; now it is stored with the study, and the first write is the lease)."""
     common = ["--agent", "evolution", "--trials", "12", "--seed", "5"]
-    killed = run_cli(_search(any_url, "k", *common), kill_on=r"update\s+rlnas_studies|rlnas_leases", after=1)
+    killed = run_cli(_search(any_url, "k", *common), kill_on=FIRST_WRITE_AFTER_CREATION, after=1)
     assert killed.returncode == -9 and stored_run("k", any_url)["states"] == []
     resumed = run_cli(["resume", "k", "--no-progress", "--storage", any_url])
     assert resumed.returncode == 0, resumed.stderr
