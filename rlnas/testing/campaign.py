@@ -1,26 +1,31 @@
 """SIGKILL campaigns: kill an ``rlnas search`` again and again, then compare with an unbroken run.
 
 :func:`kill_campaign` first runs the search uninterrupted (under another name) to learn its
-wall time ``W``, then reruns the same command under the study's own name, SIGKILLing it after
-random delays in ``[0.2 W, W]`` (every third run instead dies by itself as it starts writing a
-checkpoint, through the kill hook of :mod:`rlnas.testing.kill`), until it has died ``kills``
-times, and lets the last run finish. It reports how many kills landed, how many of them
-landed mid-run (the run they ended had stored new trials), and compares the finished study
-with the unbroken one: trials lost, trials that differ, diagnostics rows lost.
+wall time ``W``, then reruns the same command under the study's own name until it has been
+killed ``kills`` times, cycling through three kinds of kill: SIGKILL after a random delay in
+``[0.05 W, 0.5 W]`` (anywhere: while importing, replaying, evaluating or writing), death as
+the process starts storing the result of a random one of the remaining trials, and death as it
+starts writing its next checkpoint (both through the kill hook of :mod:`rlnas.testing.kill`).
+Then it lets the search finish and compares it with the unbroken one: trials lost, trials that
+differ, diagnostics rows lost. A kill is *mid-run* when the run it ended had stored new trials.
 """
 from __future__ import annotations
 
-import itertools
 import random
+import signal
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlnas.errors import StudyNotFound
-from rlnas.testing.kill import cli_command, kill_at_random_points, run_cli, stored_run
+from rlnas.testing.kill import cli_command, run_cli, stored_run
 
 CHECKPOINT_INSERT = r"insert\s+into\s+rlnas_checkpoints"
+"""The statement that starts a checkpoint write."""
+RESULT_UPDATE = r"update\s+rlnas_trials\s+set\s+state=.*eval_info"
+"""The statement that stores a trial's result (not the one that marks orphans)."""
 
 
 @dataclass
@@ -57,7 +62,7 @@ def _count(name: str, url: str) -> int:
 
 def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, checkpoint_every: int = 10,
                   extra: Sequence[str] = (), backend: str = "") -> CampaignResult:
-    """Kill ``rlnas search --agent AGENT`` ``kills`` times at random points; compare with an unbroken run."""
+    """Kill ``rlnas search --agent AGENT`` ``kills`` times; compare with an unbroken run."""
     base = ["search", "--agent", agent, "--trials", str(trials), "--seed", str(seed), "--checkpoint-every",
             str(checkpoint_every), "--no-progress", "--storage", url, *extra]
     start = time.perf_counter()
@@ -68,28 +73,49 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
     name = f"killed-{agent}-{seed}"
     args = [*base, "--name", name]
     rng = random.Random(seed)
-
-    def command(run: int) -> list[str]:
-        if run >= 0 and run % 3 == 2:
-            return cli_command(args, kill_on=CHECKPOINT_INSERT, after=rng.randint(1, 3))
-        return cli_command(args)
-
-    counts = [0]  # COMPLETE trials stored after each kill
-
-    def between(_kill: int) -> None:
+    counts = [0]  # COMPLETE trials stored before the first run and after each kill
+    landed = {"checkpoint": 0, "mid_run": 0}
+    finished_early = 0
+    while len(counts) - 1 < kills:
+        remaining = trials - counts[-1]
+        kind = ("timed", "result", "checkpoint")[(len(counts) - 1) % 3]
+        if kind == "checkpoint" and remaining <= checkpoint_every:
+            kind = "result"
+        if kind == "result" and remaining <= 1:
+            kind = "timed"
+        if kind == "timed":
+            code = _run(cli_command(args), rng.uniform(0.05, 0.5) * wall)
+        elif kind == "result":
+            # at most half of what is left, so that later kills still find a run to interrupt
+            after = rng.randint(1, max(1, (remaining - 1) // 2))
+            code = _run(cli_command(args, kill_on=RESULT_UPDATE, after=after), None)
+        else:
+            code = _run(cli_command(args, kill_on=CHECKPOINT_INSERT, after=1), None)
+        if code != -signal.SIGKILL:
+            finished_early += 1
+            break
         counts.append(_count(name, url))
-
-    report = kill_at_random_points(command, kills=kills, seed=seed, min_delay=0.2 * wall, max_delay=wall,
-                                   between=between)
-    # a kill landed mid-run when the run it ended had stored new trials
-    mid_run = sum(after > before for before, after in itertools.pairwise(counts))
+        landed["checkpoint"] += kind == "checkpoint"
+        landed["mid_run"] += counts[-1] > counts[-2]
+    killed_runs = len(counts) - 1
+    final = run_cli(args)
     killed, whole = stored_run(name, url), stored_run(f"unbroken-{agent}-{seed}", url)
     lost = [t for t in whole["complete"] if t not in killed["complete"]]
     differing = [t for t in killed["complete"] if t not in whole["complete"]]
     return CampaignResult(
-        agent=agent, backend=backend, trials=trials, kills=report.kills, checkpoint_kills=report.hook_kills,
-        mid_run_kills=mid_run, runs_finished_early=report.finished_early, completed=len(killed["complete"]),
+        agent=agent, backend=backend, trials=trials, kills=killed_runs, checkpoint_kills=landed["checkpoint"],
+        mid_run_kills=landed["mid_run"], runs_finished_early=finished_early, completed=len(killed["complete"]),
         trials_lost=len(lost), trials_differing=len(differing), diagnostics_expected=len(whole["diagnostics"]),
         diagnostics_lost=len([s for s in whole["diagnostics"] if s not in killed["diagnostics"]]),
-        identical=killed["complete"] == whole["complete"], final_exit_code=report.final.returncode,  # type: ignore[union-attr]
+        identical=killed["complete"] == whole["complete"], final_exit_code=final.returncode,
         wall_seconds_unbroken=round(wall, 2))
+
+
+def _run(argv: Sequence[str], delay: float | None) -> int:
+    """Run ``argv``; SIGKILL it after ``delay`` seconds unless it ended; return its exit code."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return process.wait(timeout=delay if delay is not None else 600)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        return process.wait()

@@ -27,8 +27,9 @@ def _states(url: str, name: str) -> dict[str, list]:
 @pytest.mark.parametrize("executor", ["inline", "processes"])
 def test_a_hanging_evaluation_is_stopped_by_the_trial_timeout_and_the_search_goes_on(tmp_path, executor):
     url = f"sqlite:///{tmp_path / 'runs.db'}"
+    workers = ["--workers", "2"] if executor == "processes" else []
     result = run_cli(_search(url, "h", "--evaluator", "hanging_toy", "--trials", "12", "--trial-timeout", "1",
-                             "--executor", executor, "--workers", "2"), timeout=300)
+                             "--executor", executor, *workers), timeout=300)
     assert result.returncode == 0, result.stderr[-1500:]
     trials = _states(url, "h")["trials"]
     hung = [t for t in trials if t.candidate["d0"] == 0]  # HangingToyEvaluator hangs on first choice 0
