@@ -7,14 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, StudyNotFound
 from rlnas.evaluators import create_evaluator
 from rlnas.evaluators.train import training_loss
 from rlnas.models import create_model
 from rlnas.spaces import create_space
-from rlnas.study import create_study
+from rlnas.study import create_study, load_study
 from rlnas.testing.data import write_fake_cifar10
-from rlnas.trial import TrialState
 
 SMALL_DARTS = {"channels": 4, "layers": 5, "auxiliary": True}
 
@@ -43,10 +42,10 @@ def test_the_loss_adds_the_weighted_auxiliary_cross_entropy():
     assert torch.equal(training_loss(model, logits, y), F.cross_entropy(logits, y))
 
 
-def test_images_too_small_for_the_head_stop_the_search_with_the_reason():
+def test_images_too_small_for_the_head_are_refused_before_a_study_is_created(tmp_path):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
     evaluator = create_evaluator("train", space="darts", dataset="digits", epochs=0.05, model_kwargs=SMALL_DARTS)
-    study = create_study(space="darts", agent="random", evaluator=evaluator, seed=0)
     with pytest.raises(ConfigError, match="auxiliary head needs an 8x8 feature map .* got 2x2"):
-        study.optimize(3)
-    (trial,) = study.trials
-    assert trial.state is TrialState.FAIL and "auxiliary head" in trial.error
+        create_study(space="darts", agent="random", evaluator=evaluator, seed=0, storage=url, name="s")
+    with pytest.raises(StudyNotFound):
+        load_study("s", url)
