@@ -14,6 +14,7 @@ one. One process drives a study at a time (see :mod:`rlnas.study.lease`).
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -514,14 +515,19 @@ class Study:
     def _newest_readable_checkpoint(self) -> dict[str, Any] | None:
         """Load the newest checkpoint that decodes and restores (agent, and a stateful evaluator);
         each unreadable newer one is skipped with a warning. ``None``: start from the seed."""
-        fresh_agent = self.agent.state_dict()
-        fresh_evaluator = self.evaluator.state_dict() if _is_stateful(self.evaluator) else None  # type: ignore[union-attr]
+        stored = self.store.checkpoints(self.record.id)
+        if not stored:
+            return None
+        # copies: a state dict may share its arrays with the object, which a failed load half-overwrites
+        fresh_agent = copy.deepcopy(self.agent.state_dict())
+        stateful = _is_stateful(self.evaluator)
+        fresh_evaluator = copy.deepcopy(self.evaluator.state_dict()) if stateful else None  # type: ignore[union-attr]
         unreadable: list[str] = []
-        for slot, blob in self.store.checkpoints(self.record.id):
+        for slot, blob in stored:
             try:
                 payload = codec.decode(blob)
                 self.agent.load_state_dict(payload["agent"])
-                if "evaluator" in payload and fresh_evaluator is not None:
+                if "evaluator" in payload and stateful:
                     self.evaluator.load_state_dict(payload["evaluator"])  # type: ignore[union-attr]
                 batches = [_Batch(int(b["start"]), [Proposal(self.space.candidate(p["candidate"]), dict(p["info"]))
                                                      for p in b["proposals"]]) for b in payload["outstanding"]]
@@ -529,9 +535,9 @@ class Study:
                            "batches": batches}
             except Exception as exc:  # noqa: BLE001  (any damage: the next older checkpoint may be fine)
                 unreadable.append(f"the one after {slot} told trials ({type(exc).__name__}: {exc})")
-                self.agent.load_state_dict(fresh_agent)
-                if fresh_evaluator is not None:
-                    self.evaluator.load_state_dict(fresh_evaluator)  # type: ignore[union-attr]
+                self.agent.load_state_dict(copy.deepcopy(fresh_agent))
+                if stateful:
+                    self.evaluator.load_state_dict(copy.deepcopy(fresh_evaluator))  # type: ignore[union-attr]
                 continue
             if unreadable:
                 warnings.warn(f"study {self.name!r}: unreadable checkpoint(s): {'; '.join(unreadable)}; resuming "
