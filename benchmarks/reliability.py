@@ -1,14 +1,14 @@
 """The figures of ``docs/reliability.md``: SIGKILL campaigns for every agent on SQLite and
 PostgreSQL, and the faults and bad inputs the reliability suite tries.
 
-    python benchmarks/reliability.py                 # campaigns (about 15 min on 2 busy cores) + page
+    python benchmarks/reliability.py                 # campaigns (about 10 min on 2 busy cores) + page
     python benchmarks/reliability.py --kills 3       # shorter campaigns
     python benchmarks/reliability.py --render        # only rebuild the page from the last results
 
 Each campaign (``rlnas.testing.campaign.kill_campaign``) runs ``rlnas search`` once unbroken,
-then reruns the same search under another name, SIGKILLing it ``--kills`` times at random
-points (every third run dies by itself as it starts writing a checkpoint) before letting it
-finish, and compares the two studies trial by trial. The suite's cases are counted from
+then reruns the same search under another name until it has been killed ``--kills`` times (after
+a random delay, as a random trial's result is being stored, as a checkpoint write starts), lets
+it finish, and compares the two studies trial by trial. The suite's cases are counted from
 ``pytest --collect-only`` of ``tests/reliability``. Results go to
 ``benchmarks/results/reliability/summary.json``; the page is written from that file alone, so
 no number on it is typed by hand.
@@ -52,7 +52,7 @@ SUITE_FILES = {
                              "declared type and range before anything is built or stored"),
     "test_darts_auxiliary.py": ("DARTS auxiliary head in the train evaluator (item 10)",
                                 "the auxiliary loss is added with its weight; a head that does not fit the images "
-                                "is a ConfigError that stops the search"),
+                                "is a ConfigError before the study is created"),
     "test_nb201_corrections.py": ("the shipped NB201 table (item 16)",
                                   "closed-form params for the cells whose source params were off; outlier training "
                                   "times replaced by the median of cells with the same operations, marked estimated"),
@@ -63,8 +63,9 @@ SUITE_FILES = {
                            "is replaced and its trial run again"),
     "test_fault_helpers.py": ("the fault injectors; SIGKILL during a checkpoint write",
                               "a kill at the checkpoint insert loses nothing: resume equals the unbroken run"),
-    "test_kill_loops.py": ("random SIGKILLs for every agent on SQLite and PostgreSQL (slow)",
-                           "every finished trial is kept and the resumed study equals the unbroken one"),
+    "test_kill_loops.py": ("SIGKILLs of all three kinds for every agent on SQLite and PostgreSQL (slow)",
+                           "every finished trial and diagnostics row is kept; the resumed study equals the "
+                           "unbroken one"),
 }
 
 
@@ -124,18 +125,22 @@ def render(summary: dict) -> str:
         "## SIGKILL at random points",
         "",
         f"Each campaign runs `rlnas search` for {runs[0]['trials'] if runs else '-'} trials once unbroken, then "
-        "the same search under another name, killed with SIGKILL after random delays between 20 % and 100 % of "
-        "the unbroken run's wall time (every third run instead dies by itself as it starts writing a checkpoint), "
-        "again and again, and finally let to finish. *Mid-run* kills are those that ended a run after it had "
-        "stored new trials; *lost* counts trials of the unbroken run missing from the killed one; *differing* "
-        "counts trials of the killed run that the unbroken one does not have.",
+        "the same search under another name again and again until it has been killed with SIGKILL the given "
+        "number of times, and finally lets it finish. The kills cycle through three kinds: *timed*, after a "
+        "random delay between 5 % and 50 % of the unbroken run's wall time (anywhere: importing, replaying, "
+        "evaluating, writing); *at a result*, as the process starts storing the result of a random one of the "
+        "trials still to run; *at a checkpoint*, as it starts writing its next checkpoint (the last two through "
+        "`python -m rlnas.testing.kill`). *Mid-run* kills ended a run after it had stored new trials; *lost* "
+        "counts trials of the unbroken run missing from the killed one; *differing* counts trials of the killed "
+        "run that the unbroken one does not have; *diagnostics lost* counts the agent's logged updates missing.",
         "",
-        "| backend | agent | kills | at a checkpoint write | mid-run | trials completed | trials lost | "
-        "trials differing | diagnostics lost | identical to unbroken |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | agent | kills (timed / at a result / at a checkpoint) | mid-run | trials completed | "
+        "trials lost | trials differing | diagnostics lost | identical to unbroken |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        lines.append(f"| {r['backend']} | {r['agent']} | {r['kills']} | {r['checkpoint_kills']} | {r['mid_run_kills']} "
+        kinds = f"{r['timed_kills']} / {r['result_kills']} / {r['checkpoint_kills']}"
+        lines.append(f"| {r['backend']} | {r['agent']} | {r['kills']} ({kinds}) | {r['mid_run_kills']} "
                      f"| {r['completed']} | {r['trials_lost']} | {r['trials_differing']} | "
                      f"{r['diagnostics_lost']} of {r['diagnostics_expected']} | {'yes' if r['identical'] else 'NO'} |")
     lost = sum(r["trials_lost"] for r in runs)

@@ -36,6 +36,8 @@ class CampaignResult:
     backend: str
     trials: int
     kills: int
+    timed_kills: int
+    result_kills: int
     checkpoint_kills: int
     mid_run_kills: int
     runs_finished_early: int
@@ -74,7 +76,7 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
     args = [*base, "--name", name]
     rng = random.Random(seed)
     counts = [0]  # COMPLETE trials stored before the first run and after each kill
-    landed = {"checkpoint": 0, "mid_run": 0}
+    landed = {"timed": 0, "result": 0, "checkpoint": 0, "mid_run": 0}
     finished_early = 0
     while len(counts) - 1 < kills:
         remaining = trials - counts[-1]
@@ -95,7 +97,7 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
             finished_early += 1
             break
         counts.append(_count(name, url))
-        landed["checkpoint"] += kind == "checkpoint"
+        landed[kind] += 1
         landed["mid_run"] += counts[-1] > counts[-2]
     killed_runs = len(counts) - 1
     final = run_cli(args)
@@ -103,7 +105,8 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
     lost = [t for t in whole["complete"] if t not in killed["complete"]]
     differing = [t for t in killed["complete"] if t not in whole["complete"]]
     return CampaignResult(
-        agent=agent, backend=backend, trials=trials, kills=killed_runs, checkpoint_kills=landed["checkpoint"],
+        agent=agent, backend=backend, trials=trials, kills=killed_runs, timed_kills=landed["timed"],
+        result_kills=landed["result"], checkpoint_kills=landed["checkpoint"],
         mid_run_kills=landed["mid_run"], runs_finished_early=finished_early, completed=len(killed["complete"]),
         trials_lost=len(lost), trials_differing=len(differing), diagnostics_expected=len(whole["diagnostics"]),
         diagnostics_lost=len([s for s in whole["diagnostics"] if s not in killed["diagnostics"]]),
