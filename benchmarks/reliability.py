@@ -127,12 +127,15 @@ def render(summary: dict) -> str:
         f"Each campaign runs `rlnas search` for {runs[0]['trials'] if runs else '-'} trials once unbroken, then "
         "the same search under another name again and again until it has been killed with SIGKILL the given "
         "number of times, and finally lets it finish. The kills cycle through three kinds: *timed*, after a "
-        "random delay between 5 % and 50 % of the unbroken run's wall time (anywhere: importing, replaying, "
-        "evaluating, writing); *at a result*, as the process starts storing the result of a random one of the "
+        "random delay between 0 and the run's expected length (its start-up time, measured with a one-trial "
+        "search, plus the unbroken run's remaining share; anywhere: importing, replaying, evaluating, "
+        "writing); *at a result*, as the process starts storing the result of a random one of the "
         "trials still to run; *at a checkpoint*, as it starts writing its next checkpoint (the last two through "
         "`python -m rlnas.testing.kill`). *Mid-run* kills ended a run after it had stored new trials; *lost* "
         "counts trials of the unbroken run missing from the killed one; *differing* counts trials of the killed "
-        "run that the unbroken one does not have; *diagnostics lost* counts the agent's logged updates missing.",
+        "run that the unbroken one does not have; *diagnostics lost* counts the agent's logged updates missing. "
+        "A tabular search spends most of its wall time starting up and replaying, so timed kills mostly land "
+        "there; the kills at a result or a checkpoint always land mid-run.",
         "",
         "| backend | agent | kills (timed / at a result / at a checkpoint) | mid-run | trials completed | "
         "trials lost | trials differing | diagnostics lost | identical to unbroken |",

@@ -1,9 +1,11 @@
 """SIGKILL campaigns: kill an ``rlnas search`` again and again, then compare with an unbroken run.
 
 :func:`kill_campaign` first runs the search uninterrupted (under another name) to learn its
-wall time ``W``, then reruns the same command under the study's own name until it has been
-killed ``kills`` times, cycling through three kinds of kill: SIGKILL after a random delay in
-``[0.05 W, 0.5 W]`` (anywhere: while importing, replaying, evaluating or writing), death as
+wall time ``W`` (and once with one trial, for its start-up time ``S``), then reruns the same
+command under the study's own name until it has been killed ``kills`` times, cycling through
+three kinds of kill: SIGKILL after a random delay between 0 and the run's expected length
+``S + (W - S) * remaining / trials`` (anywhere: importing, replaying, evaluating, writing; a
+run that finishes first ends the campaign early), death as
 the process starts storing the result of a random one of the remaining trials, and death as it
 starts writing its next checkpoint (both through the kill hook of :mod:`rlnas.testing.kill`).
 Then it lets the search finish and compares it with the unbroken one: trials lost, trials that
@@ -65,15 +67,18 @@ def _count(name: str, url: str) -> int:
 def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, checkpoint_every: int = 10,
                   extra: Sequence[str] = (), backend: str = "") -> CampaignResult:
     """Kill ``rlnas search --agent AGENT`` ``kills`` times; compare with an unbroken run."""
-    base = ["search", "--agent", agent, "--trials", str(trials), "--seed", str(seed), "--checkpoint-every",
-            str(checkpoint_every), "--no-progress", "--storage", url, *extra]
+    base = ["search", "--agent", agent, "--seed", str(seed), "--checkpoint-every", str(checkpoint_every),
+            "--no-progress", "--storage", url, *extra]
     start = time.perf_counter()
-    unbroken = run_cli([*base, "--name", f"unbroken-{agent}-{seed}"])
+    unbroken = run_cli([*base, "--trials", str(trials), "--name", f"unbroken-{agent}-{seed}"])
     wall = time.perf_counter() - start
     if unbroken.returncode != 0:
         raise RuntimeError(f"the unbroken {agent} run failed: {unbroken.stderr[-500:]}")
+    start = time.perf_counter()
+    run_cli([*base, "--trials", "1", "--name", f"startup-{agent}-{seed}"])  # one trial: the start-up time
+    startup = min(time.perf_counter() - start, wall)
     name = f"killed-{agent}-{seed}"
-    args = [*base, "--name", name]
+    args = [*base, "--trials", str(trials), "--name", name]
     rng = random.Random(seed)
     counts = [0]  # COMPLETE trials stored before the first run and after each kill
     landed = {"timed": 0, "result": 0, "checkpoint": 0, "mid_run": 0}
@@ -85,8 +90,8 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
             kind = "result"
         if kind == "result" and remaining <= 1:
             kind = "timed"
-        if kind == "timed":
-            code = _run(cli_command(args), rng.uniform(0.05, 0.5) * wall)
+        if kind == "timed":  # anywhere from the start to the expected end of this run
+            code = _run(cli_command(args), rng.uniform(0.0, startup + (wall - startup) * remaining / trials))
         elif kind == "result":
             # at most half of what is left, so that later kills still find a run to interrupt
             after = rng.randint(1, max(1, (remaining - 1) // 2))
