@@ -74,9 +74,8 @@ def _damage_checkpoints(path, how_many: int, how: str) -> None:
             db.execute("UPDATE rlnas_checkpoints SET payload = ? WHERE id = ?", (damaged, cid))
 
 
-@pytest.mark.parametrize("how", ["bytes", "half a state"])
-@pytest.mark.parametrize(("damaged", "said"), [(1, "resuming from the newest readable one"),
-                                               (3, "replaying every stored trial from the seed")])
+@pytest.mark.parametrize(("damaged", "how", "said"), [(1, "half a state", "resuming from the newest readable one"),
+                                                      (3, "bytes", "replaying every stored trial from the seed")])
 def test_a_damaged_newest_checkpoint_falls_back_and_says_so(tmp_path, damaged, said, how):
     path = tmp_path / "runs.db"
     url = f"sqlite:///{path}"
