@@ -11,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "reports"))
 
-from report_study import write_nb201_report
+from report_study import write_nb201_report  # noqa: E402
 
-from rlnas.testing.browser import inspect_page
+from rlnas.testing.browser import inspect_page  # noqa: E402
 
 
 def main() -> None:

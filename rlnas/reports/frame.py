@@ -14,7 +14,8 @@ from rlnas.errors import ConfigError
 from rlnas.trial import Trial
 
 
-def trial_table(trials: Sequence[Trial], decisions: Sequence[str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+def trial_table(trials: Sequence[Trial],
+                decisions: Sequence[str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """``(columns, rows)`` of ``trials`` (see the module docstring); ``decisions`` default to the first trial's."""
     metrics = sorted({m for t in trials for m in t.metrics})
     if decisions is None:
@@ -43,7 +44,8 @@ def trials_dataframe(trials: Sequence[Trial], decisions: Sequence[str] | None = 
     try:
         import pandas as pd
     except ImportError:
-        raise ConfigError("trials_dataframe needs pandas: pip install pandas (or use rlnas.reports.frame.trial_table)") from None
+        raise ConfigError("trials_dataframe needs pandas: pip install pandas "
+                          "(or use rlnas.reports.frame.trial_table)") from None
     columns, rows = trial_table(trials, decisions)
     frame = pd.DataFrame(rows, columns=columns)
     for column in ("started_at", "finished_at"):

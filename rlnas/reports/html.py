@@ -195,11 +195,13 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20) -> str
     figures = []
     for plot in report_plots(snapshot, space):
         if plot.svg is None:
-            figures.append(f'<figure class="missing{" wide" if plot.wide else ""}"><figcaption>{escape(plot.title)}</figcaption>'
+            figures.append(f'<figure class="missing{" wide" if plot.wide else ""}">'
+                           f'<figcaption>{escape(plot.title)}</figcaption>'
                            f'<p class="note">Not drawn: {escape(plot.note)}</p></figure>')
         else:
             uri = "data:image/svg+xml;base64," + base64.b64encode(plot.svg).decode()
-            figures.append(f'<figure class="plot{" wide" if plot.wide else ""}"><img src="{uri}" alt="{escape(plot.title)}">'
+            figures.append(f'<figure class="plot{" wide" if plot.wide else ""}">'
+                           f'<img src="{uri}" alt="{escape(plot.title)}">'
                            f"<figcaption>{escape(plot.title)}</figcaption></figure>")
     title = f"rlnas report: {snapshot.name}"
     return f"""<!DOCTYPE html>
@@ -209,7 +211,7 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20) -> str
 <title>{escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{escape(title)}</h1>
-<p class="muted">Written by rlnas {escape(__version__)} from the store; this file is self-contained and works offline.</p>
+<p class="muted">Written by rlnas {escape(__version__)} from the store; self-contained, works offline.</p>
 <div class="cards">{card_html}</div>
 {failure_html}
 <h2>Best architecture</h2>

@@ -4,9 +4,10 @@ Two sources, both computed from the store alone:
 
 - :func:`policy_heatmap`, the controller's probabilities. An agent's run is a pure function
   of its seed, its config and the rewards it was told (the property resume relies on), so
-  the agent is rebuilt from the study's record and told the stored results again, batch by
-  batch, exactly as the study told them; after each ``tell`` the controller's probability of
-  every choice is read. Nothing is evaluated again and nothing extra is stored. The
+  the agent is rebuilt from the study's record and told the stored proposals (candidate and
+  the info the agent attached, e.g. the sampling log-probability) with their rewards again,
+  batch by batch in slot order, exactly as the study told them; after each ``tell`` the
+  controller's probability of every choice is read. Nothing is evaluated again and nothing extra is stored. The
   factorized controller's probabilities are exact (its softmax); for the LSTM controller,
   whose decisions depend on earlier ones, they are the marginal frequencies of a fixed
   number of samples drawn with a generator of its own (seed 0), an estimate. An agent that
@@ -102,31 +103,28 @@ def policy_heatmap(snapshot: StudySnapshot, space: Space) -> Heatmap:
     if logged is not None:
         return logged
     from rlnas.agents import Proposal, create_agent
+    from rlnas.agents.base import WeightSharingAgent
 
     record = snapshot.record
     if record.settings.get("init_from"):
         raise ConfigError(f"study {record.name!r} started from study {record.settings['init_from']!r}'s policy, "
                           "so it cannot be replayed from its seed; use the choice frequencies (--kind choices)")
     agent = create_agent(record.agent, space, record.agent_config, seed=record.seed)
+    if isinstance(agent, WeightSharingAgent):
+        raise ConfigError(f"study {record.name!r}: a weight-sharing agent's controller learns from shared training, "
+                          "not from the stored trials, so it cannot be replayed; it can log its probabilities as "
+                          "diagnostics p/<decision>/<choice index>")
     columns, xs = [controller_probabilities(agent)], [0]
-    by_slot = {t.slot: t for t in snapshot.history}
-    told = 0
-    while told in by_slot:
-        proposals = agent.ask(agent.batch_size)
-        results = []
-        for i, proposal in enumerate(proposals):
-            trial = by_slot.get(told + i)
-            if trial is None:  # the batch was still being evaluated when the snapshot was taken
-                break
-            if trial.key != space.key(proposal.candidate):  # told as stored, as the study does
-                proposal = Proposal(space.candidate(trial.candidate), dict(trial.info))
-            results.append((proposal, trial.reward if trial.state is TrialState.COMPLETE else None))
-        if len(results) < len(proposals):
-            break
-        agent.tell(results)
-        told += len(results)
+    history = snapshot.history
+    batch = agent.batch_size
+    for start in range(0, len(history) - len(history) % batch, batch):
+        told = history[start:start + batch]
+        if [t.slot for t in told] != list(range(start, start + batch)):
+            break  # a slot is still running (or was never stored): the replay ends before it
+        agent.tell([(Proposal(space.candidate(t.candidate), dict(t.info)),
+                     t.reward if t.state is TrialState.COMPLETE else None) for t in told])
         columns.append(controller_probabilities(agent))
-        xs.append(told)
+        xs.append(start + batch)
     source = "replayed (exact)" if type(agent.controller).__name__ == "FactorizedController" else \
         f"replayed (LSTM marginals from {LSTM_MARGINAL_SAMPLES} samples)"
     return Heatmap(row_labels(space), np.array(xs, dtype=float), np.stack(columns, axis=1), "proposals told", source)

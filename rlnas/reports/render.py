@@ -74,7 +74,10 @@ def history_figure(histories: Mapping[str, History], title: str = "") -> Any:
 def bands_figure(panels: Mapping[str, Sequence[Band]], *, xlabel: str = "queries",
                  ylabel: str = "test regret (accuracy points)", title: str | None = None,
                  logy: bool = True, floor: float = 1e-2) -> Any:
-    """One panel per key (mean line + shaded band per :class:`Band`); with ``logy`` values below ``floor`` sit at ``floor``."""
+    """One panel per key (mean line + shaded band per :class:`Band`).
+
+    With ``logy`` the y axis is logarithmic and values below ``floor`` are drawn at ``floor``.
+    """
     names = list(panels)
     fig = _figure(4.6 * len(names), 3.8)
     axes = fig.subplots(1, len(names), squeeze=False)[0]

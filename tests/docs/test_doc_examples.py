@@ -44,7 +44,8 @@ def test_the_extractor_finds_commands_and_honours_marks(tmp_path) -> None:
                     "```python\nimport torch\n```\n\n<!-- docs-test: slow -->\n```\npython x.py\n```\n")
     found = [(e.line, e.language, e.skip, e.slow) for e in examples_at(page)]
     assert found == [(5, "bash", None, False), (9, "python", "needs a GPU", False), (14, "bash", None, True)]
-    assert strip_install("python3.11 -m venv .venv && . .venv/bin/activate && pip install -q -e . && rlnas ls") == "rlnas ls"
+    readme = "python3.11 -m venv .venv && . .venv/bin/activate && pip install -q -e . && rlnas ls"
+    assert strip_install(readme) == "rlnas ls"
 
 
 def examples_at(page):

@@ -25,7 +25,8 @@ def test_darts_cells_follow_the_genotype() -> None:
     normal, reduce = cell_graphs(space, space.known()["darts_v2"])
     assert normal.title == "normal cell" and reduce.title == "reduce cell"
     ops = [(e.source, e.target, e.label) for e in normal.edges if e.label != "concat"]
-    assert ops[:3] == [("c_{k-2}", "0", "sep_conv_3x3"), ("c_{k-1}", "0", "sep_conv_3x3"), ("c_{k-2}", "1", "sep_conv_3x3")]
+    assert ops[:3] == [("c_{k-2}", "0", "sep_conv_3x3"), ("c_{k-1}", "0", "sep_conv_3x3"),
+                       ("c_{k-2}", "1", "sep_conv_3x3")]
     assert ops[-1] == ("0", "3", "dil_conv_3x3") and len(ops) == 8
     assert sum(e.label == "concat" for e in normal.edges) == 4
 

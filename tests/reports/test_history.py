@@ -46,7 +46,8 @@ def test_history_before_the_first_success_has_no_best() -> None:
 
 
 def test_diagnostic_series_keeps_each_name_where_it_was_reported() -> None:
-    diags = [(10, {"loss": 1.0, "entropy": 2.0, "p/a/0": 0.5}), (20, {"loss": 0.5}), (30, {"loss": 0.25, "entropy": 1.5})]
+    diags = [(10, {"loss": 1.0, "entropy": 2.0, "p/a/0": 0.5}), (20, {"loss": 0.5}),
+             (30, {"loss": 0.25, "entropy": 1.5})]
     series = diagnostic_series(diags)
     assert list(series) == ["loss", "entropy"]
     assert series["loss"][0].tolist() == [10, 20, 30] and series["loss"][1].tolist() == [1.0, 0.5, 0.25]

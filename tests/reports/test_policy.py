@@ -1,6 +1,8 @@
 """Decision-probability heat maps: replayed controllers match the live agent exactly."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from report_fixtures import snapshot, trial
@@ -29,7 +31,8 @@ def _search(agent: str, config: dict, trials: int = 40):
 def test_replayed_factorized_probabilities_start_uniform_and_end_at_the_live_controller(agent, config) -> None:
     study, space = _search(agent, config)
     heat = policy_heatmap(take_snapshot(study.store, study.name), space)
-    assert heat.rows[:4] == ("d0=0", "d0=1", "d0=2", "d0=3") and heat.values.shape == (12, 41 // config["batch_size"] + 1)
+    assert heat.rows[:4] == ("d0=0", "d0=1", "d0=2", "d0=3")
+    assert heat.values.shape == (12, 40 // config["batch_size"] + 1)
     assert heat.x[0] == 0 and heat.x[-1] == 40 and heat.source == "replayed (exact)"
     assert np.array_equal(heat.values[:, 0], np.full(12, 0.25))
     live = study.agent.controller.log_probs().exp().detach().double().numpy()
@@ -72,7 +75,7 @@ def test_choice_frequencies_per_window() -> None:
     _, space = _search("random", {}, trials=1)
     picks = [(0, 0, 0), (0, 1, 0), (1, 1, 0), (3, 3, 3), (3, 3, 2)]
     trials = [trial(i, 1.0) for i in range(5)]
-    trials = [t.__class__(**{**t.__dict__, "candidate": space.from_indices(p).to_dict()}) for t, p in zip(trials, picks)]
+    trials = [replace(t, candidate=space.from_indices(p).to_dict()) for t, p in zip(trials, picks)]
     heat = choice_heatmap(snapshot("c", trials), space, window=2)
     assert heat.x.tolist() == [2.0, 4.0, 5.0]
     d0 = heatmap_by_decision(heat, space)["d0"]
