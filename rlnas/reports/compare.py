@@ -103,12 +103,13 @@ class RegretData:
 
 
 def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "test_acc",
-                 optimum: float | None = None, level: float = 0.95) -> RegretData:
+                 optimum: float | None = None, level: float = 0.95, optimum_source: str = "given") -> RegretData:
     """Regret ``optimum − metric of the incumbent`` against queries, mean and ``level`` band per group.
 
     ``optimum`` is the best ``metric`` known (e.g. of a whole benchmark table); when ``None``,
     the best ``metric`` of any incumbent of these studies stands in for it (then the regret is
-    relative to what these searches found, and the best of them ends at 0). Before a run's first success its first
+    relative to what these searches found, and the best of them ends at 0). ``optimum_source``
+    says where a given optimum comes from (shown on the plot). Before a run's first success its first
     incumbent stands in; a run that stopped early keeps its last incumbent (see ``pad_last``).
     """
     curves: dict[str, list[np.ndarray]] = {}
@@ -118,7 +119,7 @@ def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "t
         if not runs:
             raise ConfigError(f"study group {label!r} has no COMPLETE trial with a {metric!r} metric")
         curves[label] = runs
-    source = "given"
+    source = optimum_source
     if optimum is None:
         optimum = max(float(np.nanmax(r)) for runs in curves.values() for r in runs)
         source = "best found in these studies"

@@ -31,14 +31,33 @@ def _figure(width: float, height: float) -> Any:
 
 
 def save_figure(figure: Any, path: str | Path) -> Path:
-    """Write ``figure`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix); the folder must exist."""
+    """Write ``figure`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix), creating missing folders."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ConfigError(f"cannot write {path}: the file name must end in .png or .svg")
-    if not path.parent.is_dir():
-        raise RlnasError(f"cannot write {path}: folder {path.parent} does not exist")
-    path.write_bytes(figure_bytes(figure, fmt))
+    data = figure_bytes(figure, fmt)
+    try:
+        return write_atomically(path, data)
+    except OSError as exc:
+        raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder (created when missing)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -109,8 +128,6 @@ def regret_figure(data: RegretData, title: str = "") -> Any:
 
 def plot_bands(panels: Mapping[str, Sequence[Band]], path: str | Path, **options: Any) -> Path:
     """Draw :func:`bands_figure` into ``path`` (PNG or SVG), creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return save_figure(bands_figure(panels, **options), path)
 
 
