@@ -102,7 +102,7 @@ def watch(store: Any, record: Any, interval: float, console: Console, max_looks:
             status = study_status(store, record)
             line = watch_line(status)
             if line != last:
-                console.print(literal(f"{time.strftime('%H:%M:%S')}  {line}"))
+                console.print(literal(f"{time.strftime('%H:%M:%S')}  {line}"), soft_wrap=True)
                 last = line
             looks += 1
             if status["driver"] is None or (max_looks is not None and looks >= max_looks):
