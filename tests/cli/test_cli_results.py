@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -58,7 +57,8 @@ def test_compare_aggregates_globs_and_prints_json(capsys, url, tmp_path) -> None
     rows = json.loads(stdout)
     expected = compare_groups(take_groups(open_store(url, create=False), ["c10-rf-*", "c10-random"]))
     assert code == 0 and [r["name"] for r in rows] == ["c10-rf-*", "c10-random"]
-    assert rows[0]["studies"] == ["c10-rf-0", "c10-rf-1"] and rows[0]["best_reward"]["mean"] == expected[0].best_reward[0]
+    assert rows[0]["studies"] == ["c10-rf-0", "c10-rf-1"]
+    assert rows[0]["best_reward"]["mean"] == expected[0].best_reward[0]
     assert rows[1]["distinct_architectures"] == {"mean": 20.0, "std": 0.0}
     assert (tmp_path / "c.svg").read_text().count("<svg") == 1
     code, stdout, _ = rlnas(capsys, "compare", "c10-rf-*", "--storage", url)
@@ -84,7 +84,8 @@ def test_json_of_ls_show_and_best(capsys, url) -> None:
     assert shown["definition"]["agent_config"]["batch_size"] == 5 and len(shown["last_trials"]) == 3
     code, stdout, _ = rlnas(capsys, "best", "c10-rf-0", "--json", "--storage", url)
     best = json.loads(stdout)
-    assert best["number"] == studies["c10-rf-0"]["best"]["trial"] and best["reward"] == studies["c10-rf-0"]["best"]["reward"]
+    listed = studies["c10-rf-0"]["best"]
+    assert best["number"] == listed["trial"] and best["reward"] == listed["reward"]
 
 
 def test_status_and_watch_follow_the_driver(capsys, url, tmp_path) -> None:
