@@ -40,3 +40,17 @@ def test_without_pandas_the_error_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ConfigError, match="pip install pandas"):
         trials_dataframe(_trials())
+
+
+def test_study_trials_dataframe_has_one_row_per_trial_and_the_choices() -> None:
+    pytest.importorskip("pandas")
+    from rlnas import create_study
+    from rlnas.testing.toy import ToyEvaluator
+
+    evaluator = ToyEvaluator(decisions=2, choices=3)
+    study = create_study(space=evaluator.space, agent="random", evaluator=evaluator, seed=0)
+    study.optimize(5)
+    frame = study.trials_dataframe()
+    assert len(frame) == 5 and list(frame.columns[-2:]) == ["params_d0", "params_d1"]
+    assert frame["valid_acc"].tolist() == [t.metrics["valid_acc"] for t in study.trials]
+    assert frame["params_d1"].tolist() == [t.candidate["d1"] for t in study.trials]
