@@ -4,10 +4,6 @@ from __future__ import annotations
 import pytest
 from doc_examples import ROOT, examples, pages, run, strip_install
 
-# Pages whose commands collide on the default study name until the CLI names a study by its
-# definition (issue 14, section 7; after the CLI split). Strict: they must fail until then.
-WAITING_FOR_CLI = {"docs/agents/ppo.md", "docs/agents/reinforce.md"}
-
 
 def _params():
     out = []
@@ -15,8 +11,6 @@ def _params():
         found = examples(page)
         if found:
             marks = [pytest.mark.slow] if any(e.slow for e in found) else []
-            if str(page.relative_to(ROOT)) in WAITING_FOR_CLI:
-                marks.append(pytest.mark.xfail(strict=True, reason="default study names collide (CLI fix pending)"))
             out.append(pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks))
     return out
 
