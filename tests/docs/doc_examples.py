@@ -9,7 +9,7 @@ earlier blocks. The README's install prefix (``python3.11 -m venv .venv && . .ve
 
 An HTML comment right before a block changes how it runs:
 ``<!-- docs-test: skip REASON -->`` (not run, the reason is reported) or
-``<!-- docs-test: slow -->`` (the page's test carries the ``slow`` marker).
+``<!-- docs-test: slow -->`` (a long example; every page's test carries the ``slow`` marker anyway).
 """
 from __future__ import annotations
 

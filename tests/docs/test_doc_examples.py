@@ -10,7 +10,7 @@ def _params():
     for page in pages():
         found = examples(page)
         if found:
-            marks = [pytest.mark.slow] if any(e.slow for e in found) else []
+            marks = [pytest.mark.slow]  # each rlnas command starts Python, imports torch and searches
             out.append(pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks))
     return out
 
