@@ -8,7 +8,15 @@ from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_run_options, add_storage, assignment, check_limits, json_object, run_options
+from rlnas.cli._common import (
+    add_run_options,
+    add_storage,
+    assignment,
+    check_limits,
+    json_object,
+    literal,
+    run_options,
+)
 from rlnas.cli.summary import run_and_report
 from rlnas.errors import ConfigError
 
@@ -158,6 +166,32 @@ def default_weights_dir(storage: str, name: str) -> str:
     return str(Path(folder) / name)
 
 
+def check_evaluator(space_name: str, evaluator_name: str, evaluator: Any, console: Console) -> None:
+    """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
+    mobile network does not shrink the images to a single pixel long before its last layer."""
+    from rlnas.study import resolve_space
+
+    space = resolve_space(space_name)
+    measured = getattr(evaluator, "space", None)
+    if measured is not None and getattr(measured, "fingerprint", None) != space.fingerprint:
+        raise ConfigError(f"evaluator {evaluator_name!r} measures space {measured.name!r}, not {space_name!r}: "
+                          f"choose --evaluator train (or --space {measured.name})")
+    if not isinstance(getattr(type(evaluator), "data", None), property):
+        return
+    data = evaluator.data  # a missing or unreadable data set stops here, with its one-line reason
+    if hasattr(space, "arch") and "smallest" in space.known():
+        from rlnas.reports.arch import collapse_point, mobile_blocks
+
+        size = int(data.input_shape[-1])
+        blocks = mobile_blocks(space, space.known()["smallest"], int(data.input_shape[0]), resolution=size)
+        at = collapse_point(blocks)
+        if at is not None:
+            console.print(literal(
+                f"warning: on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
+                f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use larger "
+                "images (e.g. --dataset mnist5k) or more epochs"), style="yellow")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the study (checking everything before anything is stored) and run it."""
     from rlnas.evaluators import build_evaluator
@@ -174,6 +208,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     evaluator_options = evaluator_options | weights_options(args, evaluator_name, evaluator_options, name)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
+    check_evaluator(args.space, evaluator_name, evaluator, console)
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)

@@ -88,13 +88,18 @@ def cell_graphs(space: Space, candidate: Mapping[str, Choice]) -> list[CellGraph
     raise ConfigError(f"space {space.name!r} has no cell graph (cells: nb201, darts)")
 
 
-def mobile_blocks(space: Space, candidate: Mapping[str, Choice], in_channels: int = 3) -> list[Block]:
-    """Input and every layer of a mobile-space candidate, with its output feature map."""
+def mobile_blocks(space: Space, candidate: Mapping[str, Choice], in_channels: int = 3,
+                  resolution: int | None = None) -> list[Block]:
+    """Input and every layer of a mobile-space candidate, with its output feature map.
+
+    ``resolution`` overrides the candidate's input resolution (e.g. the size of the images a
+    train evaluator feeds it).
+    """
     arch_of = getattr(space, "arch", None)
     if arch_of is None:
         raise ConfigError(f"space {space.name!r} is not a mobile space")
     arch = arch_of(space.candidate(candidate))
-    size, channels = arch.resolution, in_channels
+    size, channels = resolution or arch.resolution, in_channels
     blocks = [Block("input", f"{size}×{size}×{channels}", channels, size)]
     names = {"cn": "conv", "ds": "sep conv", "ir": "MBConv", "lin": "linear"}
     for text in arch.layers:
@@ -117,6 +122,17 @@ def mobile_blocks(space: Space, candidate: Mapping[str, Choice], in_channels: in
         blocks.append(Block(f"{names[spec.op]} {' '.join(parts)}".strip(), f"{size}×{size}×{channels}",
                             channels, size))
     return blocks
+
+
+def collapse_point(blocks: Sequence[Block]) -> int | None:
+    """Index of the first layer that still downsamples (stride 2) a feature map already 1×1, or ``None``.
+
+    From there on the network's convolutions see a single pixel: it trains, but learns little.
+    """
+    for i in range(1, len(blocks)):
+        if blocks[i - 1].size == 1 and " s2" in f" {blocks[i].label}" and blocks[i].label != "global pool":
+            return i
+    return None
 
 
 def _op_color(label: str) -> str:
@@ -197,4 +213,4 @@ def architecture_svg(space: Space, candidate: Mapping[str, Choice], *, width: in
             f"<style>{style}</style>{''.join(parts)}</svg>")
 
 
-__all__ = ["Block", "CellGraph", "Edge", "Node", "architecture_svg", "cell_graphs", "mobile_blocks"]
+__all__ = ["Block", "CellGraph", "Edge", "Node", "architecture_svg", "cell_graphs", "collapse_point", "mobile_blocks"]

@@ -151,3 +151,13 @@ def test_agents_and_spaces_list_every_option_with_its_meaning(capsys) -> None:
     code, stdout, _ = rlnas(capsys, "spaces", "--json")
     spaces = {s["name"]: s for s in json.loads(stdout)}
     assert spaces["nb201"]["candidates"] == 15625 and spaces["nb201"]["evaluators"] == ["nb201", "train"]
+
+
+def test_search_checks_space_evaluator_and_data_before_storing_anything(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    code, _, err = rlnas(capsys, "search", "--space", "darts", "--evaluator", "nb201", "--storage", url)
+    assert code == 2 and "evaluator 'nb201' measures space 'nb201', not 'darts'" in err
+    code, _, err = rlnas(capsys, "search", "--space", "nb201", "--evaluator", "train", "--dataset", "cifar10",
+                         "--data-root", str(tmp_path / "none"), "--storage", url)
+    assert code == 2 and "holds no CIFAR-10 python batches" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # not even an empty database

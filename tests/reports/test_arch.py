@@ -48,3 +48,15 @@ def test_every_space_draws_as_well_formed_svg(name: str) -> None:
     root = ET.fromstring(svg)
     assert root.tag == "{http://www.w3.org/2000/svg}svg" and float(root.get("height")) > 50
     assert len(root.findall(".//{http://www.w3.org/2000/svg}text")) > 4
+
+
+def test_collapse_point_finds_downsampling_of_a_single_pixel() -> None:
+    from rlnas.reports.arch import collapse_point
+
+    space = create_space("proxyless")
+    smallest = space.known()["smallest"]
+    on_digits = mobile_blocks(space, smallest, 1, resolution=8)
+    at = collapse_point(on_digits)
+    assert at is not None and on_digits[at - 1].size == 1 and "s2" in on_digits[at].label
+    assert collapse_point(mobile_blocks(space, smallest, 1, resolution=28)) is None  # mnist5k: 1x1 only at the end
+    assert collapse_point(mobile_blocks(space, smallest)) is None  # 224x224

@@ -46,8 +46,10 @@ def test_bad_output_paths_are_refused(tmp_path) -> None:
     figure = _figures()["pareto"]
     with pytest.raises(ConfigError, match=r"must end in \.png or \.svg"):
         render.save_figure(figure, tmp_path / "plot.jpg")
-    with pytest.raises(RlnasError, match="does not exist"):
-        render.save_figure(figure, tmp_path / "missing" / "plot.png")
-    assert not (tmp_path / "plot.jpg").exists()
+    assert render.save_figure(figure, tmp_path / "new" / "plot.png").is_file()  # folders are created
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RlnasError, match="cannot write"):
+        render.save_figure(figure, tmp_path / "file" / "plot.png")
+    assert not (tmp_path / "plot.jpg").exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == ["plot.png"]
     with pytest.raises(ConfigError, match="no diagnostics"):
         render.diagnostics_figure({})
