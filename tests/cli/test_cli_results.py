@@ -161,3 +161,12 @@ def test_search_checks_space_evaluator_and_data_before_storing_anything(capsys, 
                          "--data-root", str(tmp_path / "none"), "--storage", url)
     assert code == 2 and "holds no CIFAR-10 python batches" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # not even an empty database
+
+
+def test_summary_points_to_reuse_repeats_when_most_trials_repeat(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    code, stdout, _ = rlnas(capsys, "search", "--agent", "reinforce", "--set", "lr=0.5", "--trials", "100",
+                            "--storage", url, "--no-progress")
+    status = json.loads(rlnas(capsys, "ls", "--json", "--storage", url)[1])[0]
+    assert code == 0 and status["distinct_architectures"] <= 50  # a greedy controller converges at once
+    assert "--reuse-repeats" in stdout and f"{100 - status['distinct_architectures']} of 100 trials" in stdout
