@@ -11,7 +11,7 @@ from rlnas.errors import ConfigError
 
 KINDS = {
     "history": "reward per trial and best so far (--x trials|time|wall); several studies overlay",
-    "regret": "regret of --metric against queries, mean and 95%% band per NAME (globs aggregate seeds)",
+    "regret": "regret of --metric against queries, mean and 95 % band per NAME (globs aggregate seeds)",
     "diagnostics": "the agent's per-update diagnostics (entropy, losses, KL, clip fraction, ...)",
     "heatmap": "the controller's decision probabilities over the search (replayed from the store)",
     "choices": "how often each choice was proposed, per window of trials (any agent)",
