@@ -170,3 +170,18 @@ def test_summary_points_to_reuse_repeats_when_most_trials_repeat(capsys, tmp_pat
     status = json.loads(rlnas(capsys, "ls", "--json", "--storage", url)[1])[0]
     assert code == 0 and status["distinct_architectures"] <= 50  # a greedy controller converges at once
     assert "--reuse-repeats" in stdout and f"{100 - status['distinct_architectures']} of 100 trials" in stdout
+
+
+def test_untrained_onnx_follows_the_study_data_set_and_says_so(capsys, tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    for dataset, classes, side in (("cifar100", 100, 32), ("imagenet16-120", 120, 16)):
+        assert main(["search", "--agent", "random", "--dataset", dataset, "--trials", "3", "--name", dataset,
+                     "--storage", url, "--no-progress"]) == 0
+        out = tmp_path / "new" / f"{dataset}.onnx"
+        code, _, err = rlnas(capsys, "export", dataset, "--onnx", str(out), "--storage", url)
+        graph = onnx.load(str(out)).graph
+        dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+                for v in (graph.input[0], graph.output[0])]
+        assert code == 0 and dims == [["batch", 3, side, side], ["batch", classes]]
+        assert "UNTRAINED (seed 0) weights" in err and "the 'nb201' evaluator of this study kept none" in err
