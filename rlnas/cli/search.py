@@ -41,7 +41,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--evaluator", default=None, help=f"evaluator: {', '.join(list_evaluators())} "
                                                         "(default: the space's tabular benchmark)")
     what.add_argument("--dataset", default=None,
-                      help="nb201: cifar10 (default), cifar100 or imagenet16-120; train: digits (default), "
+                      help="nb201: cifar10 (default), cifar100 or imagenet16-120; nbgraph: cora (default), arxiv, "
+                           "citeseer, computers, cs, photo, physics, proteins, pubmed; train: digits (default), "
                            "mnist5k, cifar10 or imagefolder")
     what.add_argument("--epochs", type=float, default=None, help="train: epochs per candidate")
     what.add_argument("--data-root", default=None, help="train: folder of cifar10 batches or an image folder")
@@ -78,14 +79,25 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
+TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph"}
+"""The evaluator a space gets when ``--evaluator`` is not given."""
+
+
 def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[str, Any]]:
     """The evaluator's name and options from the flags (a flag the evaluator does not take is an error)."""
     from rlnas.evaluators import EVALUATORS
     from rlnas.registry import accepted_options
 
-    name = args.evaluator or ("nb201" if args.space == "nb201" else None)
+    name = args.evaluator or TABULAR_EVALUATORS.get(args.space)
     if name is None:
         raise ConfigError(f"space {args.space!r} has no tabular benchmark: choose one with --evaluator (e.g. train)")
+    if name == "nbgraph":
+        dataset = dict(args.eval_option).get("dataset", args.dataset)
+        if dataset is None and args.space == "nbgraph_proteins":
+            args.dataset = dataset = "proteins"
+        wanted = "nbgraph_proteins" if dataset == "proteins" else "nbgraph"
+        if args.space != wanted:
+            raise ConfigError(f"the nbgraph evaluator on {dataset or 'cora'} needs --space {wanted}")
     accepted = accepted_options(EVALUATORS.get(name)) or []
     options: dict[str, Any] = {"space": space} if "space" in accepted else {}
     for flag in EVALUATOR_FLAGS:
