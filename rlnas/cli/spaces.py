@@ -11,10 +11,6 @@ from rich.table import Table
 
 from rlnas.cli._common import literal
 
-TABULAR = {"nb201": "nb201"}
-"""Spaces with a benchmark table (their default evaluator)."""
-
-
 def add_parser(commands: Any) -> None:
     """Register ``spaces``."""
     p = commands.add_parser("spaces", help="list the search spaces (decisions, size, evaluators)")
@@ -24,12 +20,15 @@ def add_parser(commands: Any) -> None:
 
 def describe(name: str) -> dict[str, Any]:
     """Name, summary, decisions, size and evaluators of space ``name``."""
+    from rlnas.cli.search import TABULAR_EVALUATORS
+    from rlnas.models import MODELS
     from rlnas.spaces import SPACES, create_space
 
     space = create_space(name)
     doc = inspect.getdoc(SPACES.get(name)) or ""
-    evaluators = [TABULAR[name]] if name in TABULAR else []
-    evaluators.append("train")
+    evaluators = [TABULAR_EVALUATORS[name]] if name in TABULAR_EVALUATORS else []
+    if name in MODELS:
+        evaluators.append("train")
     return {"name": name, "summary": " ".join(doc.split("\n\n")[0].split()), "decisions": len(space.decisions),
             "candidates": space.size, "evaluators": evaluators, "known": sorted(space.known())}
 
@@ -49,6 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         table.add_row(r["name"], str(r["decisions"]), f"{r['candidates']:.3g}", literal("; ".join(r["evaluators"])),
                       literal(", ".join(r["known"]) or "-"), literal(r["summary"]))
     console.print(table)
-    console.print("Evaluators: nb201 = the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120); train = train "
-                  "every candidate (digits, mnist5k, cifar10, imagefolder). Agents: rlnas agents.")
+    console.print("Evaluators: nb201 = the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120); nbgraph = the "
+                  "NAS-Bench-Graph table; train = train every candidate (digits, mnist5k, cifar10, imagefolder). "
+                  "The first one listed is the default. Agents: rlnas agents.")
     return 0

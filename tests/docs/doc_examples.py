@@ -63,7 +63,7 @@ def examples(page: Path) -> list[Example]:
         code = "\n".join(lines[i + 1:end]) + "\n"
         previous = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
         mark = _MARK.match(previous)
-        first = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
+        first = strip_install(next((ln.strip() for ln in code.splitlines() if ln.strip()), ""))
         runnable = language == "python" or (language in SHELLS and first.split(" ")[0] in COMMANDS)
         if runnable:
             found.append(Example(str(page.relative_to(ROOT)), start + 1, "python" if language == "python" else "bash",
