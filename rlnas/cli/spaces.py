@@ -11,6 +11,7 @@ from rich.table import Table
 
 from rlnas.cli._common import literal
 
+
 def add_parser(commands: Any) -> None:
     """Register ``spaces``."""
     p = commands.add_parser("spaces", help="list the search spaces (decisions, size, evaluators)")
