@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond pip: headless Chromium for the HTML report test
+# (tests/reports/test_report_browser.py). Debian's own package, since a browser downloaded at
+# install time by a tool cannot be fetched everywhere the tests run. Safe to run twice.
+set -euo pipefail
+if command -v chromium >/dev/null 2>&1; then
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install_test_deps.sh: chromium is missing; run as root (or: sudo apt-get install -y chromium)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
