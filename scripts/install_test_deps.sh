@@ -7,8 +7,10 @@ if command -v chromium >/dev/null 2>&1; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "install_test_deps.sh: chromium is missing; run as root (or: sudo apt-get install -y chromium)" >&2
-    exit 1
+    # Not root: leave the system alone; the browser test skips (CI runs as root and installs it).
+    echo "install_test_deps.sh: chromium is missing and this is not root: the browser test will be skipped" \
+         "(install it with: sudo apt-get install -y chromium)" >&2
+    exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
