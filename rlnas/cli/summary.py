@@ -54,7 +54,12 @@ def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     evaluated = [t for t in trials if t.repeat_of is None and not t.orphaned and t.state.finished]
     failed = [t for t in evaluated if t.state is TrialState.FAIL]
     table.add_row("trials finished", str(len(evaluated)))
-    table.add_row("distinct architectures", str(len({t.key for t in evaluated})))
+    distinct = len({t.key for t in evaluated})
+    table.add_row("distinct architectures", str(distinct))
+    if evaluated and distinct <= len(evaluated) // 2 and not getattr(study.record, "reuse_repeats", False):
+        table.add_row("note", literal(f"{len(evaluated) - distinct} of {len(evaluated)} trials evaluated an "
+                                      "architecture again; with --reuse-repeats a new study answers repeats from "
+                                      "the store without spending budget"))
     repeats = sum(t.repeat_of is not None for t in trials)
     if repeats:
         table.add_row("repeats answered from the store", str(repeats))

@@ -26,6 +26,7 @@ from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
+from rlnas.evaluators.weights import save_weights
 from rlnas.spaces.base import Candidate, Space
 
 Progress = Callable[[int, int, Mapping[str, float]], None]
@@ -67,6 +68,10 @@ class TrainEvaluator:
     (millions) and ``flops_m`` (MFLOPs of one image, multiply-add = 2). ``info["curve"]`` holds
     per-epoch ``train_loss`` and ``valid_acc``.
 
+    With ``weights_dir``, the trained weights of every network (or of the ``keep_weights`` best
+    by ``valid_acc``) are saved there and ``info["weights"]`` names the file (``None`` when it
+    was not kept); see :mod:`rlnas.evaluators.weights`.
+
     ``budget`` in :meth:`evaluate` overrides ``epochs`` (a float is allowed: 0.5 = half the
     steps of one epoch) or, when the evaluator was built with ``steps``, the number of steps.
     """
@@ -79,7 +84,8 @@ class TrainEvaluator:
                  model_kwargs: Mapping[str, Any] | None = None, split_seed: int = 0,
                  valid_fraction: float | None = None, dataset_options: Mapping[str, Any] | None = None,
                  augment: bool = False, device: str = "cpu", threads: int | None = None,
-                 eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None):
+                 eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None,
+                 weights_dir: str | None = None, keep_weights: int | None = None):
         if isinstance(space, str):
             from rlnas.spaces import create_space
 
@@ -98,6 +104,11 @@ class TrainEvaluator:
             from rlnas.models import check_options_for
 
             check_options_for(space, model_kwargs)
+        if keep_weights is not None and (isinstance(keep_weights, bool) or not isinstance(keep_weights, int)
+                                         or keep_weights < 1):
+            raise ConfigError(f"train evaluator: keep_weights must be a positive integer or null (all), "
+                              f"got {keep_weights!r}")
+        self.weights_dir, self.keep_weights = weights_dir, keep_weights
         self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
@@ -120,6 +131,7 @@ class TrainEvaluator:
             "weight_decay": self.weight_decay, "seed": self.seed, "data_root": self.data_root,
             "model_kwargs": self.model_kwargs, "split_seed": self.split_seed, "valid_fraction": self.valid_fraction,
             "dataset_options": self.dataset_options, "augment": self.augment, "eval_batch_size": self.eval_batch_size,
+            "weights_dir": self.weights_dir, "keep_weights": self.keep_weights,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -198,6 +210,11 @@ class TrainEvaluator:
             "flops_m": count_flops(model.cpu(), data.input_shape) / 1e6,
         }
         info = {"epochs": total_steps / steps_per_epoch, "steps": total_steps, "seed": seed, "curve": curve}
+        if self.weights_dir is not None:
+            info["weights"] = save_weights(
+                self.weights_dir, model, space=self.space.name, key=self.space.key(candidate), seed=seed,
+                model_kwargs=self.resolved_model_kwargs(), input_shape=tuple(data.input_shape), metrics=metrics,
+                keep=self.keep_weights)
         return Measurement(metrics, time.perf_counter() - start, info)
 
     # ------------------------------------------------------------------ helpers

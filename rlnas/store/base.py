@@ -118,6 +118,10 @@ class Store(ABC):
     def delete_study(self, name: str) -> None:
         """Remove a study and everything it owns."""
 
+    @abstractmethod
+    def rename_study(self, name: str, new_name: str) -> None:
+        """Give study ``name`` the name ``new_name`` (:class:`DuplicateStudy` if that is taken)."""
+
     # Leases: the primitives :mod:`rlnas.study.lease` builds "one driver per study" on.
     @abstractmethod
     def get_lease(self, study_id: int) -> Lease | None:
@@ -230,6 +234,13 @@ class InMemoryStore(Store):
         del self._studies[name]
         for table in (self._trials, self._checkpoints, self._diagnostics, self._leases):
             table.pop(record.id, None)
+
+    def rename_study(self, name, new_name) -> None:
+        record = self.get_study(name)
+        if new_name in self._studies:
+            raise DuplicateStudy(f"a study named {new_name!r} already exists")
+        del self._studies[name]
+        self._studies[new_name] = replace(record, name=new_name)
 
     def get_lease(self, study_id):
         return self._leases.get(study_id)

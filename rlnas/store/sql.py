@@ -290,6 +290,14 @@ class SQLStore(Store):
                 conn.execute(table.delete().where(table.c.study_id == record.id))
             conn.execute(studies.delete().where(studies.c.id == record.id))
 
+    def rename_study(self, name: str, new_name: str) -> None:
+        record = self.get_study(name)
+        try:
+            with self._transaction() as conn:
+                conn.execute(studies.update().where(studies.c.id == record.id).values(name=new_name))
+        except IntegrityError:
+            raise DuplicateStudy(f"a study named {new_name!r} already exists in {self.url}") from None
+
     # ---------------------------------------------------------------- trials
     def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
                   info: Mapping[str, Any], *, repeat_of: int | None = None) -> Trial:

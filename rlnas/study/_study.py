@@ -161,6 +161,12 @@ class Study:
         done = self.store.trials(self.record.id, [TrialState.COMPLETE])
         return sorted(done, key=lambda t: (t.slot, t.number))
 
+    def trials_dataframe(self) -> Any:
+        """Every stored trial as a pandas ``DataFrame`` (needs pandas; columns in :mod:`rlnas.reports.frame`)."""
+        from rlnas.reports.frame import trials_dataframe
+
+        return trials_dataframe(self.trials, [d.name for d in self.space.decisions])
+
     @property
     def best_trial(self) -> Trial | None:
         """The COMPLETE trial with the highest reward (the earliest slot on ties)."""
