@@ -163,7 +163,7 @@ def _stored_studies(path) -> list[str]:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "actor_lr=fast"], "option 'actor_lr' of L2NASConfig must be a finite number, got 'fast'"),
-    (["--agent-config", '{"avoid_repeats": "false"}'], "option 'avoid_repeats' of L2NASConfig must be true or false"),
+    (["--agent-config", '{"avoid_repeats": "false"}'], "avoid_repeats must be true or false, got 'false'"),
     (["--agent", "evolution", "--seed", "-3"], "seed must be between 0 and 2147483647, got -3"),
     (["--seed", "99999999999999999999999"], "seed must be between 0 and 2147483647"),
     (["--eval-option", "foo=1"], "evaluator 'nb201': unknown option(s) foo (accepted: "),
