@@ -111,9 +111,19 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def printable(value: Any) -> str:
+    """``str(value)`` with control characters (escape sequences, bells, ...) written as ``\\x1b``
+    etc., so that stored text cannot drive the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def literal(value: Any) -> Text:
-    """Text shown as is: never read as rich markup (study names and keys come from users)."""
-    return Text(str(value))
+    """Text shown as is: never read as rich markup, control characters escaped (study names,
+    keys and error messages come from users and evaluators)."""
+    return Text(printable(value))
 
 
 def field_table(title: str) -> Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +14,7 @@ from rich.console import Console
 from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output
 from rlnas.cli.best import best_trial_of
 from rlnas.errors import RlnasError
+from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
 
 
@@ -36,6 +37,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--model-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                    help="--onnx, untrained: network option, e.g. width_mult=0.5 (default: the paper's network "
                         "with the classes of the study's data set)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing output file (a database is never overwritten)")
     add_storage(p)
     p.set_defaults(run=run, stderr_console=True)
 
@@ -66,6 +69,26 @@ def chosen_trial(store: Any, record: Any, number: int | None) -> Any:
                 raise RlnasError(f"trial {number} of study {record.name!r} is {t.state.value}, not COMPLETE")
             return t
     raise RlnasError(f"study {record.name!r} has no trial {number}")
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse to overwrite a database ever, and any other existing file without ``--force``."""
+    if os.path.isdir(path):
+        raise RlnasError(f"cannot write {path}: it is a folder")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        header = b""
+    if header == SQLITE_HEADER:
+        raise RlnasError(f"refusing to overwrite {path}: it is a database")
+    if not force:
+        raise RlnasError(f"refusing to overwrite {path}: it exists (use --force to replace it)")
 
 
 def write_text(path: str, text: str) -> None:
@@ -106,7 +129,7 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
 
         data = export_architecture_json(space, candidate) | {"study": record.name, "trial": trial.number,
                                                              "reward": trial.reward, "metrics": trial.metrics}
-        write_text(args.arch, json.dumps(data, indent=2) + "\n")
+        write_text(args.arch, strict_json_text(data, indent=2) + "\n")
         console.print(literal(f"wrote architecture of trial {trial.number} to {args.arch}"))
     if args.onnx is not None:
         from rlnas.export import export_onnx
@@ -122,6 +145,9 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Write the trials, or one trial's architecture / network."""
+    for path in (args.output, args.arch, args.onnx):
+        if path is not None:
+            check_output(path, args.force)
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
     if args.onnx is not None or args.arch is not None:
@@ -131,9 +157,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.format == "json":
         for row, t in zip(rows, trials):
             row["candidate"] = t.candidate
-        text = json.dumps({"study": record.name, "space": record.space_name, "agent": record.agent,
-                           "evaluator": record.evaluator, "reward": record.reward, "seed": record.seed,
-                           "trials": rows}, indent=2) + "\n"
+        text = strict_json_text({"study": record.name, "space": record.space_name, "agent": record.agent,
+                                 "evaluator": record.evaluator, "reward": record.reward, "seed": record.seed,
+                                 "trials": rows}, indent=2) + "\n"
     else:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

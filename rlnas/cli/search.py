@@ -225,7 +225,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     study = create_study(space=space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
                          reward=args.reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
-                         reuse_repeats=args.reuse_repeats, device=args.device)
+                         reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,
+                         budget_seconds=args.budget_seconds)
     if source is not None and study.settings.get("init_from") != source.name:
         if study.n_finished:
             raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")

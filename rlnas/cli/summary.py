@@ -7,17 +7,21 @@ from typing import Any
 from rich.console import Console
 
 from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal
+from rlnas.errors import StorageError
 from rlnas.trial import TrialState
 
 
 def run_and_report(study: Any, trials: int | None, budget: float | None, options: Any, console: Console) -> int:
-    """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed."""
+    """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed or the storage
+    failed during the run (disk full, read-only, database deleted)."""
     try:
         study.optimize(trials, budget, run=options)
     except KeyboardInterrupt:
         console.print(literal(f"interrupted: {study.n_finished} trials are stored; continue with "
                               f"`rlnas resume {study.name}`"), style="yellow")
         return EXIT_INTERRUPTED
+    except StorageError as exc:
+        raise CommandFailed(f"the search stopped, storage failed: {exc} (what was stored before is kept)") from None
     stored = study.trials
     print_summary(study, stored, console)
     if not any(t.state is TrialState.COMPLETE for t in stored):

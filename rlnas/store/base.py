@@ -101,6 +101,11 @@ class Store(ABC):
     def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
         """``(slot, payload)`` of the newest checkpoint, or ``None``."""
 
+    def checkpoints(self, study_id: int) -> list[tuple[int, bytes]]:
+        """``(slot, payload)`` of every kept checkpoint, newest first (by default only the newest)."""
+        latest = self.latest_checkpoint(study_id)
+        return [] if latest is None else [latest]
+
     @abstractmethod
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
         """Record the diagnostics an agent returned from ``tell`` after ``slot`` told proposals."""
