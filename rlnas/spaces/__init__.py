@@ -11,6 +11,7 @@ from rlnas.spaces.mobilenet import (
     MobileArch, MobileSpace, OFAMobileNetV3Space, ProxylessEnlargedSpace, ProxylessSpace, TunasMobileNetV3Space,
 )
 from rlnas.spaces.nb201 import NB201_OPS, NB201Space
+from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
 
 SPACES: dict[str, Callable[..., Space]] = {
     "nb201": NB201Space,
@@ -19,6 +20,7 @@ SPACES: dict[str, Callable[..., Space]] = {
     "proxyless": ProxylessSpace,
     "proxyless_enlarged": ProxylessEnlargedSpace,
     "tunas_mbv3": TunasMobileNetV3Space,
+    "optimizer_rules": OptimizerRulesSpace,
 }
 
 
