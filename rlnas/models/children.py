@@ -1,0 +1,57 @@
+"""Small fixed networks that optimizer search trains ("child networks"): ``create_child(name, ...)``.
+
+| name | network (no normalisation layers, so the optimizer alone sets the training dynamics) |
+|---|---|
+| ``convnet`` | conv3x3 stride 2 (C→c1) ReLU, conv3x3 stride 2 (c1→c2) ReLU, linear; ``channels=(8, 16)`` |
+| ``mlp`` | flatten, ``hidden`` ReLU layers (default one of 64 units), linear |
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from rlnas.errors import ConfigError
+
+
+def convnet(input_shape: Sequence[int], num_classes: int, *, channels: Sequence[int] = (8, 16),
+            kernel_size: int = 3) -> nn.Module:
+    """Stride-2 conv + ReLU blocks (one per entry of ``channels``) and a linear classifier.
+
+    Strided convolutions instead of max pooling: on one CPU thread pooling cost more than the
+    convolutions of this small network.
+    """
+    c, h, w = (int(s) for s in input_shape)
+    layers: list[nn.Module] = []
+    for width in channels:
+        layers += [nn.Conv2d(c, int(width), kernel_size, stride=2, padding=kernel_size // 2), nn.ReLU()]
+        c, h, w = int(width), (h + 1) // 2, (w + 1) // 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, num_classes))
+
+
+def mlp(input_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] = (64,)) -> nn.Module:
+    """A multi-layer perceptron on the flattened image."""
+    width = 1
+    for s in input_shape:
+        width *= int(s)
+    layers: list[nn.Module] = [nn.Flatten()]
+    for units in hidden:
+        layers += [nn.Linear(width, int(units)), nn.ReLU()]
+        width = int(units)
+    return nn.Sequential(*layers, nn.Linear(width, num_classes))
+
+
+CHILD_NETWORKS: dict[str, Callable[..., nn.Module]] = {"convnet": convnet, "mlp": mlp}
+
+
+def create_child(name: str, input_shape: Sequence[int], num_classes: int, **options: Any) -> nn.Module:
+    """Child network ``name`` for images of ``input_shape`` (C, H, W); weights from torch's global RNG."""
+    if name not in CHILD_NETWORKS:
+        raise ConfigError(f"unknown child network {name!r} (choices: {', '.join(CHILD_NETWORKS)})")
+    try:
+        return CHILD_NETWORKS[name](input_shape, num_classes, **options)
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise ConfigError(f"child network {name!r}: {err}") from None
+        raise
