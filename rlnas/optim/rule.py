@@ -375,9 +375,9 @@ def rule(name: str) -> Rule:
 
 
 def as_rule(value: Rule | str) -> Rule:
-    """A :class:`Rule` from a rule, a rule name, or a written rule."""
+    """A :class:`Rule` from a rule, a rule name (a single word), or a written rule."""
     if isinstance(value, Rule):
         return value
-    if isinstance(value, str) and value in NAMED_RULES:
-        return rule(value)
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z][\w-]*", value.strip()):
+        return rule(value.strip())  # a single word: a rule name (an unknown one is named as such)
     return parse_rule(value)
