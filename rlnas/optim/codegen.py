@@ -9,6 +9,7 @@ and nothing is computed that the rule does not read.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from rlnas.optim.rule import DECAY_OPERANDS, RANDOM_OPERANDS, Rule
@@ -18,11 +19,13 @@ T, S = "tensors", "scalar"
 
 @dataclass(frozen=True)
 class Value:
-    """A value of the generated code: a variable or expression, its kind, and whether it is >= 0."""
+    """A value of the generated code: a variable (or float expression), its kind, whether it is
+    known to be >= 0, and whether it is a temporary list the function owns (may be overwritten)."""
 
     code: str
     kind: str
     nonneg: bool = False
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,54 +44,79 @@ STATE_READERS = {"m": ("m", "sign(m)", "adam"), "v": ("v", "adam", "rmsprop"), "
 
 
 class _Emitter:
-    def __init__(self) -> None:
+    """Writes the update function line by line.
+
+    A fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use, which
+    saves an allocation and a pass over memory; ``remaining`` counts the uses still to come.
+    """
+
+    def __init__(self, uses: dict[str, int]) -> None:
         self.lines: list[str] = []
         self.values: dict[str, Value] = {}
+        self.uses = uses
+        self.remaining: dict[str, int] = {}
 
-    def let(self, var: str, expr: str, kind: str = T, nonneg: bool = False) -> Value:
-        self.lines.append(f"    {var} = {expr}")
-        return Value(var, kind, nonneg)
+    def line(self, text: str) -> None:
+        self.lines.append(f"    {text}")
+
+    def new(self, var: str, expr: str, *, nonneg: bool = False, uses: int = 1) -> Value:
+        """``var = expr`` as a fresh tensor list used ``uses`` times."""
+        self.line(f"{var} = {expr}")
+        self.remaining[var] = uses
+        return Value(var, T, nonneg, True)
+
+    def owned(self, x: Value) -> bool:
+        """Consume one use of ``x``; True when that was its last use of a fresh temporary."""
+        if not x.fresh:
+            return False
+        self.remaining[x.code] -= 1
+        return self.remaining[x.code] == 0
+
+    def reuse(self, x: Value, uses: int, nonneg: bool = False) -> Value:
+        """``x``'s storage now holds a new value used ``uses`` times."""
+        self.remaining[x.code] = uses
+        return Value(x.code, T, nonneg, True)
 
     # ------------------------------------------------------------ operands
     def operand(self, op: str) -> Value:
         if op not in self.values:
-            self.values[op] = self._define(op)
+            self.values[op] = self._define(op, self.uses[op])
         return self.values[op]
 
-    def _define(self, op: str) -> Value:
-        sqrt_v = 'torch._foreach_add(torch._foreach_sqrt({v}), h["delta"])'
+    def _define(self, op: str, uses: int) -> Value:
         if op == "g":
             return Value("g", T)
-        if op == "g^2":
-            return self.let("g_2", "torch._foreach_mul(g, g)", nonneg=True)
-        if op == "g^3":
-            return self.let("g_3", f"torch._foreach_mul({self.operand('g^2').code}, g)")
-        if op == "m":
-            return self.let("m_hat", 'torch._foreach_div(s["m"], h["bc1"])')
-        if op == "v":
-            return self.let("v_hat", 'torch._foreach_div(s["v"], h["bc2"])', nonneg=True)
-        if op == "gamma":
-            return self.let("gamma_hat", 'torch._foreach_div(s["gamma"], h["bc3"])')
-        if op == "sign(g)":
-            return self.let("sign_g", "torch._foreach_sign(g)")
-        if op == "sign(m)":
-            return self.let("sign_m", 'torch._foreach_sign(s["m"])')
         if op in ("1", "2"):
             return Value(f"{op}.0", S, True)
-        if op == "eps":
-            return self.let("eps", '_gauss(g, h["noise_std"], gen)')
-        if op == "noise":
-            return self.let("noise", '_gauss(g, h["anneal_std"], gen)')
-        if op.endswith("w"):
-            return self.let(f"w_{op[:-1].replace('-', '_')}", f"torch._foreach_mul(w, {op[:-1]})")
-        if op == "adam":
-            m, v = self.operand("m").code, self.operand("v").code
-            return self.let("adam", f"torch._foreach_div({m}, {sqrt_v.format(v=v)})")
-        if op == "rmsprop":
-            v = self.operand("v").code
-            return self.let("rmsprop", f"torch._foreach_div(g, {sqrt_v.format(v=v)})")
         if op in DECAY_OPERANDS:
             return Value(f'h["{op}"]', S, True)
+        if op == "g^2":
+            return self.new("g_2", "torch._foreach_mul(g, g)", nonneg=True, uses=uses)
+        if op == "g^3":
+            value = self.new("g_3", "torch._foreach_mul(g, g)", uses=uses)
+            self.line("torch._foreach_mul_(g_3, g)")
+            return value
+        averages = {"m": ("m_hat", "m", "bc1"), "v": ("v_hat", "v", "bc2"), "gamma": ("gamma_hat", "gamma", "bc3")}
+        if op in averages:
+            var, state, correction = averages[op]
+            return self.new(var, f'torch._foreach_div(s["{state}"], h["{correction}"])', nonneg=op == "v", uses=uses)
+        if op in ("sign(g)", "sign(m)"):
+            source = "g" if op == "sign(g)" else 's["m"]'
+            return self.new(f"sign_{op[5]}", f"torch._foreach_sign({source})", uses=uses)
+        if op in ("eps", "noise"):
+            std = "noise_std" if op == "eps" else "anneal_std"
+            return self.new(op, f'_gauss(g, h["{std}"], gen)', uses=uses)
+        if op.endswith("w"):
+            return self.new(f"w_{op[:-1].replace('-', '_')}", f"torch._foreach_mul(w, {op[:-1]})", uses=uses)
+        if op in ("adam", "rmsprop"):  # Adam's arithmetic: m̂ / (sqrt(v) / sqrt(1 − β2^t) + δ)
+            self.line(f'{op}_denom = torch._foreach_sqrt(s["v"])')
+            self.line(f'torch._foreach_div_({op}_denom, h["bc2"] ** 0.5)')
+            self.line(f'torch._foreach_add_({op}_denom, h["delta"])')
+            if op == "adam":
+                value = self.new(op, 'torch._foreach_div(s["m"], adam_denom)', uses=uses)
+                self.line('torch._foreach_div_(adam, h["bc1"])')
+                return value
+            return self.new(op, "torch._foreach_div(g, rmsprop_denom)", uses=uses)
         raise KeyError(op)  # o1, o2, ... are defined when their iteration is emitted
 
     # ------------------------------------------------------------ functions
@@ -97,74 +125,119 @@ class _Emitter:
             return x
         if x.kind == S:
             return self._unary_scalar(var, name, x)
-        arg = x.code
-        if name == "neg":
-            return self.let(var, f"torch._foreach_neg({arg})")
-        if name == "exp":
-            return self.let(var, f"torch._foreach_exp({arg})", nonneg=True)
-        if name in ("log", "sqrt"):
-            inner = arg if x.nonneg else f"torch._foreach_abs({arg})"
-            return self.let(var, f"torch._foreach_{name}({inner})", nonneg=name == "sqrt")
-        if name == "sign":
-            return self.let(var, f"torch._foreach_sign({arg})", nonneg=x.nonneg)
+        own = self.owned(x)
         kind, _, level = name.partition("_")
+        if kind in ("neg", "exp", "sign"):
+            nonneg = kind == "exp" or (kind == "sign" and x.nonneg)
+            if own:
+                self.line(f"torch._foreach_{kind}_({x.code})")
+                return self.reuse(x, 1, nonneg)
+            return self.new(var, f"torch._foreach_{kind}({x.code})", nonneg=nonneg)
+        if kind in ("log", "sqrt"):  # of |x|
+            if own:
+                if not x.nonneg:
+                    self.line(f"torch._foreach_abs_({x.code})")
+                self.line(f"torch._foreach_{kind}_({x.code})")
+                return self.reuse(x, 1, kind == "sqrt")
+            if x.nonneg:
+                return self.new(var, f"torch._foreach_{kind}({x.code})", nonneg=kind == "sqrt")
+            self.new(var, f"torch._foreach_abs({x.code})")
+            self.line(f"torch._foreach_{kind}_({var})")
+            return Value(var, T, kind == "sqrt", True)
         if kind == "clip":
-            return self.let(var, f"torch._foreach_clamp_max(torch._foreach_clamp_min({arg}, -{level}), {level})",
-                            nonneg=x.nonneg)
+            target = x if own else self.new(var, f"torch._foreach_clamp_min({x.code}, -{level})")
+            if own:
+                self.line(f"torch._foreach_clamp_min_({x.code}, -{level})")
+            self.line(f"torch._foreach_clamp_max_({target.code}, {level})")
+            return self.reuse(target, 1, x.nonneg)
         if kind == "drop":
-            return self.let(var, f"_drop({arg}, {level}, gen)", nonneg=x.nonneg)
+            if own:
+                self.line(f"_drop_({x.code}, {level}, gen)")
+                return self.reuse(x, 1, x.nonneg)
+            return self.new(var, f"_drop({x.code}, {level}, gen)", nonneg=x.nonneg)
         raise KeyError(name)
 
     def _unary_scalar(self, var: str, name: str, x: Value) -> Value:
         arg = x.code
-        if name == "neg":
-            return self.let(var, f"-{arg}", S)
-        if name in ("exp", "sign"):
-            return self.let(var, f"_s1(torch.{name}, {arg})", S, name == "exp" or x.nonneg)
-        if name in ("log", "sqrt"):
-            return self.let(var, f"_s1(torch.{name}, abs({arg}))", S, name == "sqrt")
         kind, _, level = name.partition("_")
-        if kind == "clip":
-            return self.let(var, f"_s1(lambda a: a.clamp(-{level}, {level}), {arg})", S, x.nonneg)
         if kind == "drop":
-            return self.let(var, f"_drop_scalar({arg}, {level}, w, gen)", T, x.nonneg)
-        raise KeyError(name)
+            return self.new(var, f"_drop_scalar({arg}, {level}, w, gen)", nonneg=x.nonneg)
+        expr = {
+            "neg": f"-{arg}",
+            "exp": f"_s1(torch.exp, {arg})",
+            "sign": f"_s1(torch.sign, {arg})",
+            "log": f"_s1(torch.log, abs({arg}))",
+            "sqrt": f"_s1(torch.sqrt, abs({arg}))",
+            "clip": f"_s1(lambda a: a.clamp(-{level}, {level}), {arg})",
+        }[kind]
+        self.line(f"{var} = {expr}")
+        return Value(var, S, kind in ("exp", "sqrt") or (kind in ("sign", "clip") and x.nonneg))
 
-    def binary(self, var: str, name: str, a: Value, b: Value) -> Value:
+    def binary(self, var: str, name: str, a: Value, b: Value, uses: int) -> Value:
+        own_a, own_b = self.owned(a), self.owned(b)
         if name == "keep":
-            return self.let(var, a.code, a.kind, a.nonneg)
+            if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
+                self.remaining[a.code] += uses
+                return Value(a.code, T, a.nonneg, True)
+            return Value(a.code, a.kind, a.nonneg, False)
         if a.kind == S and b.kind == S:
             expr = {"add": f"{a.code} + {b.code}", "sub": f"{a.code} - {b.code}", "mul": f"{a.code} * {b.code}",
                     "div": f'_s2(torch.div, {a.code}, {b.code} + h["delta"])',
                     "pow": f"_s2(torch.pow, {a.code}, {b.code})"}[name]
-            return self.let(var, expr, S)
-        if a.kind == T and b.kind == T:
-            if name == "div":
-                return self.let(var, f'torch._foreach_div({a.code}, torch._foreach_add({b.code}, h["delta"]))')
-            return self.let(var, f"torch._foreach_{name}({a.code}, {b.code})")
-        if a.kind == T:  # tensors (op) scalar
-            if name == "div":
-                return self.let(var, f'torch._foreach_div({a.code}, {b.code} + h["delta"])')
-            return self.let(var, f"torch._foreach_{name}({a.code}, {b.code})")
-        # scalar (op) tensors
-        expr = {
-            "add": f"torch._foreach_add({b.code}, {a.code})",
-            "sub": f"torch._foreach_add(torch._foreach_neg({b.code}), {a.code})",
-            "mul": f"torch._foreach_mul({b.code}, {a.code})",
-            "div": f'torch._foreach_mul(torch._foreach_reciprocal(torch._foreach_add({b.code}, h["delta"])), {a.code})',
-            "pow": f"torch._foreach_pow({a.code}, {b.code})",
-        }[name]
-        return self.let(var, expr)
+            self.line(f"{var} = {expr}")
+            return Value(var, S)
+        if name == "div":
+            if b.kind == S:
+                divisor = f'({b.code} + h["delta"])'
+            elif own_b and b.code != a.code:  # (b may share a's storage: then a must stay intact)
+                self.line(f'torch._foreach_add_({b.code}, h["delta"])')
+                divisor = b.code
+            else:
+                self.line(f'{var}_divisor = torch._foreach_add({b.code}, h["delta"])')
+                divisor = f"{var}_divisor"
+            if a.kind == S:  # scalar / tensors
+                if b.kind == T and divisor == b.code:
+                    self.line(f"torch._foreach_reciprocal_({b.code})")
+                    self.line(f"torch._foreach_mul_({b.code}, {a.code})")
+                    return self.reuse(b, uses)
+                value = self.new(var, f"torch._foreach_reciprocal({divisor})", uses=uses)
+                self.line(f"torch._foreach_mul_({var}, {a.code})")
+                return value
+            if own_a:
+                self.line(f"torch._foreach_div_({a.code}, {divisor})")
+                return self.reuse(a, uses)
+            return self.new(var, f"torch._foreach_div({a.code}, {divisor})", uses=uses)
+        if a.kind == T and own_a:
+            self.line(f"torch._foreach_{name}_({a.code}, {b.code})")
+            return self.reuse(a, uses)
+        if name in ("add", "mul") and b.kind == T and own_b:
+            self.line(f"torch._foreach_{name}_({b.code}, {a.code})")
+            return self.reuse(b, uses)
+        if a.kind == T:
+            return self.new(var, f"torch._foreach_{name}({a.code}, {b.code})", uses=uses)
+        # scalar (op) tensors, b not overwritable
+        if name in ("add", "mul"):
+            return self.new(var, f"torch._foreach_{name}({b.code}, {a.code})", uses=uses)
+        if name == "sub":
+            if own_b:
+                self.line(f"torch._foreach_neg_({b.code})")
+                self.line(f"torch._foreach_add_({b.code}, {a.code})")
+                return self.reuse(b, uses)
+            value = self.new(var, f"torch._foreach_neg({b.code})", uses=uses)
+            self.line(f"torch._foreach_add_({var}, {a.code})")
+            return value
+        return self.new(var, f"torch._foreach_pow({a.code}, {b.code})", uses=uses)
 
 
 def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
     """The source of the update function of ``rule`` (see the module docstring)."""
-    emit = _Emitter()
+    uses = Counter(op for it in rule.iterations for op in (it.op1, it.op2))
+    emit = _Emitter(uses)
     out = None
     for k, it in enumerate(rule.iterations, 1):
         a = emit.unary(f"a{k}", it.u1, emit.operand(it.op1))
         b = emit.unary(f"b{k}", it.u2, emit.operand(it.op2))
-        out = emit.binary(f"o{k}", it.binary, a, b)
+        out = emit.binary(f"o{k}", it.binary, a, b, uses[f"o{k}"])
         emit.values[f"o{k}"] = out
     assert out is not None
     body = "\n".join(emit.lines)

@@ -59,6 +59,12 @@ def _drop(xs: Tensors, p: float, gen: torch.Generator | None) -> Tensors:
     return [x * torch.empty_like(x).bernoulli_(1.0 - p, generator=gen) for x in xs]
 
 
+def _drop_(xs: Tensors, p: float, gen: torch.Generator | None) -> None:
+    """:func:`_drop` in place."""
+    for x in xs:
+        x.mul_(torch.empty_like(x).bernoulli_(1.0 - p, generator=gen))
+
+
 def _drop_scalar(value: float, p: float, like: Tensors, gen: torch.Generator | None) -> Tensors:
     """``drop`` of a scalar operand: a tensor shaped like each of ``like``."""
     return _drop([torch.full_like(x, value) for x in like], p, gen)
