@@ -159,7 +159,8 @@ def section(result: dict[str, Any]) -> str:
         steps = sorted({t["steps"] for t in part})
         lines.append(f"| {i}-{i + len(part) - 1} | {'/'.join(map(str, steps))} | "
                      f"{statistics.mean(rewards) if rewards else float('nan'):.2f} | "
-                     f"{max(rewards) if rewards else float('nan'):.2f} | {sum(t['state'] != 'COMPLETE' for t in part)} |")
+                     f"{max(rewards) if rewards else float('nan'):.2f} | "
+                     f"{sum(t['state'] != 'COMPLETE' for t in part)} |")
     check = result["recheck"]
     sgdm = statistics.mean(check[SGDM]["valid"])
     lines += ["", (f"Re-trained on seeds {a['recheck_seeds']} with {a['steps']} steps, each at its best lr "

@@ -4,8 +4,9 @@ Claim checked: "the compiled optimizer's step costs no more than 2x torch.optim.
 the same model". Gradients are set once (random, fixed) and only ``optimizer.step()`` is timed:
 per repeat, ``--steps`` steps are timed with thread CPU time (robust to other processes on a
 shared machine) and the minimum and median over ``--repeats`` repeats are reported, per step;
-the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two models: the NOS child ConvNet (6 small tensors: per-call overhead
-dominates) and an MLP 784-512-512-10 (0.67 M weights: memory traffic dominates).
+the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
+models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
+784-512-512-10 (0.67 M weights: memory traffic dominates).
 
     python benchmarks/nos_step_cost.py --steps 200 --repeats 7
 """

@@ -18,7 +18,7 @@ steps of a trial slot, to pass as ``budget``.
 
 Deterministic: for a seed, the initial weights (``torch.manual_seed(seed)`` inside
 ``torch.random.fork_rng``), the batch order and the rule's random operands are fixed, so the
-same seed gives the same metrics (same thread count). The evaluator holds only its options
+same seed gives the same metrics (same thread count and device). The evaluator holds only its options
 (the data set is loaded on first use and never pickled), so it can be sent to worker processes.
 """
 from __future__ import annotations
@@ -81,40 +81,47 @@ class OptimizerEvaluator:
     """Rewards an update rule with the accuracy of a child network it trained (see the module docstring)."""
 
     name = "optimizer"
+    failed_reward = 0.0
+    """What a failed evaluation (a rule diverging at every learning rate) is worth to a controller:
+    the lowest accuracy. The CLI gives it to REINFORCE / PPO as their ``fail_reward``."""
 
     def __init__(self, dataset: str = "mnist5k", network: str = "convnet", *, steps: int = 200,
                  batch_size: int = 64, lr_grid: Sequence[float] = DEFAULT_LR_GRID,
                  schedule: Sequence[Sequence[int]] | None = None, seed: int = 0, split_seed: int = 0,
                  data_root: str | None = None, network_options: Mapping[str, Any] | None = None,
                  dataset_options: Mapping[str, Any] | None = None, divergence_loss: float = 100.0,
-                 threads: int | None = None, eval_batch_size: int = 1000):
+                 eval_batch_size: int = 1000, threads: int | None = None, device: str = "cpu"):
         for label, value in (("steps", steps), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"optimizer evaluator: {label} must be a positive integer, got {value!r}")
         grid = list(lr_grid) if isinstance(lr_grid, (list, tuple)) else None
         if not grid or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
                                for x in grid):
-            raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of positive numbers, got {lr_grid!r}")
+            raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of positive numbers, "
+                              f"got {lr_grid!r}")
         if not (isinstance(divergence_loss, (int, float)) and divergence_loss > 0):
-            raise ConfigError(f"optimizer evaluator: divergence_loss must be a positive number, got {divergence_loss!r}")
+            raise ConfigError(f"optimizer evaluator: divergence_loss must be a positive number, "
+                              f"got {divergence_loss!r}")
         self.dataset, self.network, self.steps, self.batch_size = dataset, network, steps, batch_size
         self.lr_grid = [float(x) for x in grid]
         self.schedule = check_schedule(schedule)
         self.seed, self.split_seed, self.data_root = int(seed), int(split_seed), data_root
         self.network_options = dict(network_options or {})
         self.dataset_options = dict(dataset_options or {})
-        self.divergence_loss, self.threads, self.eval_batch_size = float(divergence_loss), threads, eval_batch_size
+        self.divergence_loss, self.eval_batch_size = float(divergence_loss), eval_batch_size
+        self.threads, self.device = threads, device
         self._data: DatasetSplits | None = None
 
     # ----------------------------------------------------------------- protocol
     def spec(self) -> dict[str, Any]:
-        """``{"name": "optimizer", **options}`` for ``create_evaluator``."""
+        """``{"name": "optimizer", **options}`` for ``create_evaluator``: what is measured (the run
+        options ``threads`` and ``device`` are not part of it)."""
         return {
             "name": self.name, "dataset": self.dataset, "network": self.network, "steps": self.steps,
             "batch_size": self.batch_size, "lr_grid": list(self.lr_grid), "schedule": self.schedule,
             "seed": self.seed, "split_seed": self.split_seed, "data_root": self.data_root,
             "network_options": self.network_options, "dataset_options": self.dataset_options,
-            "divergence_loss": self.divergence_loss, "threads": self.threads, "eval_batch_size": self.eval_batch_size,
+            "divergence_loss": self.divergence_loss, "eval_batch_size": self.eval_batch_size,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -181,7 +188,7 @@ class OptimizerEvaluator:
               record_every: int | None = None) -> ChildRun:
         """Train a fresh child (initialised from ``seed``) for ``steps`` steps at ``lr``."""
         data = self.data
-        x_train, y_train = data.train.tensors()
+        x_train, y_train = (t.to(self.device) for t in data.train.tensors())
         batch = min(self.batch_size, len(y_train))
         per_epoch = len(y_train) // batch
         run = ChildRun(lr)
@@ -189,15 +196,15 @@ class OptimizerEvaluator:
         with num_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = create_child(self.network, data.input_shape, data.num_classes, **self.network_options)
-            optimizer = make_optimizer(model.parameters(), lr, seed, steps)
+            optimizer = make_optimizer(model.to(self.device).parameters(), lr, seed, steps)
             gen = torch.Generator().manual_seed(seed)
-            order = torch.randperm(len(y_train), generator=gen)
+            order = torch.randperm(len(y_train), generator=gen).to(self.device)
             losses: list[float] = []
             recorded = 0
             for step in range(steps):
                 i = step % per_epoch
                 if step and i == 0:
-                    order = torch.randperm(len(y_train), generator=gen)
+                    order = torch.randperm(len(y_train), generator=gen).to(self.device)
                 index = order[i * batch:(i + 1) * batch]
                 loss = F.cross_entropy(model(x_train[index]), y_train[index])
                 value = loss.item()
@@ -227,7 +234,7 @@ class OptimizerEvaluator:
     @torch.no_grad()
     def _accuracy(self, model: nn.Module, split: Any) -> float:
         """Top-1 accuracy in percent on ``split``."""
-        x, y = split.tensors()
+        x, y = (t.to(self.device) for t in split.tensors())
         correct = 0
         for start in range(0, len(y), self.eval_batch_size):
             logits = model(x[start:start + self.eval_batch_size])
@@ -250,7 +257,8 @@ def check_schedule(schedule: Sequence[Sequence[int]] | None) -> list[list[int]] 
     try:
         pairs = [[int(a), int(b)] for a, b in schedule]
     except (TypeError, ValueError):
-        raise ConfigError(f"optimizer evaluator: schedule must be [[first trial, steps], ...], got {schedule!r}") from None
+        raise ConfigError(f"optimizer evaluator: schedule must be [[first trial, steps], ...], "
+                          f"got {schedule!r}") from None
     starts = [a for a, _ in pairs]
     if not pairs or starts[0] != 0 or starts != sorted(set(starts)) or any(b < 1 for _, b in pairs):
         raise ConfigError(f"optimizer evaluator: schedule {schedule!r} must start at trial 0, with increasing "

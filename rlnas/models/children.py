@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from rlnas.errors import ConfigError
+from rlnas.registry import Registry, check_options
 
 
 def convnet(input_shape: Sequence[int], num_classes: int, *, channels: Sequence[int] = (8, 16),
@@ -42,16 +42,15 @@ def mlp(input_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] =
     return nn.Sequential(*layers, nn.Linear(width, num_classes))
 
 
-CHILD_NETWORKS: dict[str, Callable[..., nn.Module]] = {"convnet": convnet, "mlp": mlp}
+CHILD_NETWORKS: Registry[Callable[..., nn.Module]] = Registry("child network", {
+    "convnet": "rlnas.models.children:convnet",
+    "mlp": "rlnas.models.children:mlp",
+})
+"""Child networks by name: ``(input_shape, num_classes, **options) -> nn.Module``."""
 
 
 def create_child(name: str, input_shape: Sequence[int], num_classes: int, **options: Any) -> nn.Module:
     """Child network ``name`` for images of ``input_shape`` (C, H, W); weights from torch's global RNG."""
-    if name not in CHILD_NETWORKS:
-        raise ConfigError(f"unknown child network {name!r} (choices: {', '.join(CHILD_NETWORKS)})")
-    try:
-        return CHILD_NETWORKS[name](input_shape, num_classes, **options)
-    except TypeError as err:
-        if "unexpected keyword" in str(err):
-            raise ConfigError(f"child network {name!r}: {err}") from None
-        raise
+    factory = CHILD_NETWORKS.get(name)
+    check_options(f"child network {name!r}", factory, options, skip=2)
+    return factory(input_shape, num_classes, **options)

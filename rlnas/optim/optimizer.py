@@ -16,7 +16,7 @@ def compiled(rule_text: str) -> tuple[CompiledSource, runtime.Update]:
     """The generated source of a rule and its function, compiled once per rule."""
     source = compile_source(as_rule(rule_text))
     namespace = dict(vars(runtime))
-    exec(compile(source.source, f"<rule {rule_text}>", "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source.source, f"<rule {rule_text}>", "exec"), namespace)
     return source, namespace[source.name]
 
 

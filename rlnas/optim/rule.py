@@ -120,9 +120,11 @@ class Rule:
                 check_operand(operand, k)
             for unary in (it.u1, it.u2):
                 if unary not in UNARY:
-                    raise RuleSyntaxError(f"iteration {k}: unknown unary function {unary!r} (choices: {', '.join(UNARY)})")
+                    raise RuleSyntaxError(f"iteration {k}: unknown unary function {unary!r} "
+                                          f"(choices: {', '.join(UNARY)})")
             if it.binary not in BINARY:
-                raise RuleSyntaxError(f"iteration {k}: unknown binary function {it.binary!r} (choices: {', '.join(BINARY)})")
+                raise RuleSyntaxError(f"iteration {k}: unknown binary function {it.binary!r} "
+                                      f"(choices: {', '.join(BINARY)})")
 
     def __str__(self) -> str:
         return "; ".join(str(it) for it in self.iterations)

@@ -188,7 +188,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         rule_text = state_dict.pop("rule", self.rule_text)
         if rule_text != self.rule_text:
-            raise ValueError(f"state of rule {rule_text!r} cannot be loaded into an optimizer of rule {self.rule_text!r}")
+            raise ValueError(f"state of rule {rule_text!r} cannot be loaded into an optimizer of rule "
+                             f"{self.rule_text!r}")
         generators = state_dict.pop("generators", {})
         super().load_state_dict(state_dict)
         self._generators = {}

@@ -12,6 +12,10 @@ from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
 DELTA = 1e-8
 
 
+def clipper(level: float):
+    return lambda x: x.clamp(-level, level)
+
+
 def reference_update(rule: Rule, w: torch.Tensor, grads: list[torch.Tensor], total: int) -> torch.Tensor:
     """The rule's update at step len(grads), computed from the definitions one value at a time."""
     b1, b2, b3 = 0.9, 0.999, 0.999
@@ -32,7 +36,7 @@ def reference_update(rule: Rule, w: torch.Tensor, grads: list[torch.Tensor], tot
     unary = {
         "identity": lambda x: x, "neg": lambda x: -x, "exp": torch.exp, "log": lambda x: torch.log(x.abs()),
         "sqrt": lambda x: torch.sqrt(x.abs()), "sign": torch.sign,
-        **{f"clip_{c}": (lambda c: lambda x: x.clamp(-float(c), float(c)))(c) for c in ("1e-5", "1e-4", "1e-3")},
+        **{f"clip_{c}": clipper(float(c)) for c in ("1e-5", "1e-4", "1e-3")},
     }
     binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": lambda a, b: a / (b + DELTA),
               "pow": torch.pow, "keep": lambda a, b: a}

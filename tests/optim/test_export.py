@@ -35,7 +35,8 @@ for cls in found.OPTIMIZERS:
     for _ in range(6):
         x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
         opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
-    out[cls.__name__] = {"lr": opt.defaults["lr"], "weights": [p.detach().flatten().tolist() for p in model.parameters()]}
+    weights = [p.detach().flatten().tolist() for p in model.parameters()]
+    out[cls.__name__] = {"lr": opt.defaults["lr"], "weights": weights}
 print(json.dumps({"rules": found.RULES, "trained": out}))
 """
 

@@ -213,7 +213,8 @@ def test_state_of_another_rule_is_refused():
 
 def test_only_the_state_a_rule_reads_is_kept():
     p = one_param([1.0], [1.0])
-    for text, names in (("sgd", set()), ("sign(m) * 1", {"m"}), ("rmsprop * 1", {"v"}), ("gamma * adam", {"gamma", "m", "v"})):
+    cases = (("sgd", set()), ("sign(m) * 1", {"m"}), ("rmsprop * 1", {"v"}), ("gamma * adam", {"gamma", "m", "v"}))
+    for text, names in cases:
         optimizer = RuleOptimizer([p], text)
         optimizer.step()
         assert set(optimizer.state[p]) - {"step"} == names, text
@@ -263,7 +264,7 @@ def test_padded_rules_update_like_the_original():
 
 def test_bad_options_are_one_line_config_errors():
     p = one_param([1.0])
-    with pytest.raises(ConfigError, match="rule 'sign\\(g\\) \\* sign\\(m\\); o1 \\* ld; exp\\(o2\\) \\* g' uses a decay"):
+    with pytest.raises(ConfigError, match=r"rule 'sign\(g\) \* sign\(m\); o1 \* ld; exp\(o2\) \* g' uses a decay"):
         RuleOptimizer([p], "powersign-ld")
     with pytest.raises(ConfigError, match="unknown hyperparameter\\(s\\) \\['beta'\\]"):
         RuleOptimizer([p], "adam", beta=0.9)
