@@ -86,6 +86,21 @@ def agent_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def with_failed_reward(config: dict[str, Any], agent: str, evaluator: Any) -> dict[str, Any]:
+    """Agents with a ``fail_reward`` option (REINFORCE, PPO) learn a failed trial as the evaluator's
+    ``failed_reward`` (the optimizer evaluator's: 0, the lowest accuracy) unless the user set one."""
+    import dataclasses
+
+    from rlnas.agents import agent_class
+
+    failed = getattr(evaluator, "failed_reward", None)
+    if failed is None or "fail_reward" in config:
+        return config
+    if "fail_reward" not in {f.name for f in dataclasses.fields(agent_class(agent).Config)}:
+        return config
+    return config | {"fail_reward": failed}
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the study (checking everything before anything is stored) and run it."""
     from rlnas.evaluators import build_evaluator
@@ -106,7 +121,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, resolve_space(args.space), args.agent)
-    study = create_study(space=args.space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
+    config = with_failed_reward(agent_config(args), args.agent, evaluator)
+    study = create_study(space=args.space, agent=args.agent, agent_config=config, evaluator=evaluator,
                          reward=args.reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
                          reuse_repeats=args.reuse_repeats, device=args.device)

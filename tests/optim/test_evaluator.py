@@ -101,6 +101,14 @@ def test_schedule_grows_the_steps_by_trial_and_budget_overrides_steps():
             tiny(schedule=bad)
 
 
+def test_study_optimize_gives_each_trial_the_schedules_budget():
+    evaluator = tiny(lr_grid=[0.1], schedule=[[0, 3], [2, 6]])
+    study = create_study(space=OptimizerRulesSpace(1), agent="random", evaluator=evaluator, seed=0)
+    study.optimize(4)
+    steps = {t.slot: t.eval_info["steps"] for t in study.trials if t.state is TrialState.COMPLETE}
+    assert steps and all(value == (3 if slot < 2 else 6) for slot, value in steps.items())
+
+
 def test_evaluator_pickles_without_its_data_and_rebuilds_from_its_spec():
     evaluator = tiny(lr_grid=[0.1])
     before = evaluator.evaluate_rule("adam", seed=1)
