@@ -211,14 +211,19 @@ def main() -> int:
     check = recheck(evaluator, optimizers, args.recheck_seeds, args.steps)
     best = max((label for label in check if label.startswith("found: ")),
                key=lambda label: statistics.mean(check[label]["valid"]))
+    out = RESULTS / f"{args.agent}-seed{args.seed}.json"
+    search_wall, rate = found["wall_s"], found["trials_this_run"] / (found["wall_s"] / 60)
+    if found["trials_this_run"] < len(found["trials"]) and out.exists():  # resumed: keep the first run's timing
+        previous = json.loads(out.read_text())
+        search_wall, rate, load = previous["search_wall_s"], previous["rules_per_min"], previous["load"]
     result = {
         "args": vars(args), "load": load, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "search_wall_s": found["wall_s"], "rules_per_min": found["trials_this_run"] / (found["wall_s"] / 60),
+        "search_wall_s": search_wall, "rules_per_min": rate,
         "trials": found["trials"], "agent_config": found["agent_config"], "recheck": check,
         "best_found": best.removeprefix("found: ").strip("`"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.agent}-seed{args.seed}.json").write_text(json.dumps(result, indent=1))
+    out.write_text(json.dumps(result, indent=1))
     print(write_report().read_text())
     return 0
 
