@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import platform
+import re
 import subprocess
 import sys
 import time
