@@ -173,7 +173,7 @@ class OptimizerEvaluator:
         if not trained:
             reasons = "; ".join(f"lr {r.lr:g}: {r.diverged}" for r in runs)
             raise RuleDiverged(f"{label} diverged at every learning rate ({reasons})")
-        best = max(trained, key=lambda r: r.valid_acc)  # the smallest such lr on ties (grid order)
+        best = max(trained, key=lambda r: r.valid_acc)  # on ties, the first in grid order
         metrics = {"valid_acc": best.valid_acc, "test_acc": best.test_acc, "best_lr": best.lr,
                    "train_loss": best.train_loss, "diverged_lrs": float(len(runs) - len(trained)),
                    "train_time_s": time.perf_counter() - start}
