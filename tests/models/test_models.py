@@ -29,8 +29,9 @@ def nb201_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_every_space_has_a_model() -> None:
-    assert set(list_spaces()) <= set(list_models())
+def test_every_architecture_space_has_a_model() -> None:
+    rule_spaces = {"optimizer_rules"}  # its candidates are update rules, trained by the optimizer evaluator
+    assert set(list_spaces()) - rule_spaces <= set(list_models())
 
 
 def test_nb201_closed_form_matches_table_for_all_cells(nb201_rows: list[dict[str, str]]) -> None:
