@@ -69,12 +69,12 @@ def search(args: argparse.Namespace, evaluator: OptimizerEvaluator) -> dict[str,
     """Run (or resume) the study; every trial as a plain dict."""
     Path(args.db_dir).mkdir(parents=True, exist_ok=True)
     name = f"nos-{args.agent}-seed{args.seed}"
-    config = {"batch_size": args.batch_size, "fail_reward": 0.0}
-    if args.agent in ("ppo", "reinforce"):
-        config["controller"] = "lstm"
+    config = {"batch_size": args.batch_size, "fail_reward": 0.0, "controller": "lstm"}
+    if args.agent == "random":  # the no-learning ablation: same rules budget, uniform proposals
+        config = {}
     study = create_study(space=OptimizerRulesSpace(1), agent=args.agent, agent_config=config, evaluator=evaluator,
                          seed=args.seed, name=name, storage=f"sqlite:///{Path(args.db_dir) / name}.db",
-                         load_if_exists=True, checkpoint_every=args.batch_size)
+                         load_if_exists=True, checkpoint_every=args.batch_size if config else 50)
     start = time.perf_counter()
     done_before = study.n_finished
     while study.n_finished < args.trials:
@@ -144,7 +144,8 @@ def section(result: dict[str, Any]) -> str:
     """Markdown for one search."""
     trials, a = result["trials"], result["args"]
     complete = [t for t in trials if t["state"] == "COMPLETE"]
-    lines = [(f"### {a['agent']} (LSTM controller), search seed {a['seed']}"
+    controller = "uniform proposals: the no-learning ablation" if a["agent"] == "random" else "LSTM controller"
+    lines = [(f"### {a['agent']} ({controller}), search seed {a['seed']}"
              f"{' (the seed the settings were chosen on)' if a['seed'] == 0 else ' (untuned seed)'}\n"),
              (f"{len(trials)} rules, {len(trials) - len(complete)} failed (diverged at every lr); search wall time "
              f"{result['search_wall_s'] / 60:.1f} min in this process ({result['rules_per_min']:.1f} rules/min, "
