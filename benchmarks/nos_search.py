@@ -20,6 +20,7 @@ accuracy over the seeds). Test accuracy is reported, never used.
 
     python benchmarks/nos_search.py --seed 0                    # about 40 min on a busy 2-core machine
     python benchmarks/nos_search.py --report                    # rebuild results.md from the JSON files
+    python benchmarks/nos_search.py --seed 0 --fresh            # recompute although results are stored
 
 Writes ``benchmarks/results/nos_search/<agent>-seed<seed>.json`` and ``results.md`` (every JSON file
 of the folder, one section each).
@@ -198,8 +199,14 @@ def main() -> int:
     parser.add_argument("--recheck-seeds", type=int, nargs="+", default=[1000, 1001, 1002])
     parser.add_argument("--db-dir", default="/tmp/rlnas-nos-bench")
     parser.add_argument("--report", action="store_true", help="only rebuild results.md")
+    parser.add_argument("--fresh", action="store_true",
+                        help="recompute everything (default: a finished search with the same settings, whose "
+                             "study and results are stored, is only reported again)")
     args = parser.parse_args()
-    if args.report:
+    out = RESULTS / f"{args.agent}-seed{args.seed}.json"
+    same = ("seed", "agent", "trials", "batch_size", "steps", "schedule", "top", "recheck_seeds")
+    if args.report or (not args.fresh and out.exists() and all(
+            json.loads(out.read_text())["args"].get(k) == getattr(args, k) for k in same)):
         print(write_report().read_text())
         return 0
     torch.set_num_threads(1)
@@ -212,7 +219,6 @@ def main() -> int:
     check = recheck(evaluator, optimizers, args.recheck_seeds, args.steps)
     best = max((label for label in check if label.startswith("found: ")),
                key=lambda label: statistics.mean(check[label]["valid"]))
-    out = RESULTS / f"{args.agent}-seed{args.seed}.json"
     search_wall, rate = found["wall_s"], found["trials_this_run"] / (found["wall_s"] / 60)
     if found["trials_this_run"] < len(found["trials"]) and out.exists():  # resumed: keep the first run's timing
         previous = json.loads(out.read_text())
