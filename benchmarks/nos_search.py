@@ -20,7 +20,7 @@ accuracy over the seeds). Test accuracy is reported, never used.
 
     python benchmarks/nos_search.py --seed 0                    # about 40 min on a busy 2-core machine
     python benchmarks/nos_search.py --report                    # rebuild results.md from the JSON files
-    python benchmarks/nos_search.py --seed 0 --fresh            # recompute although results are stored
+    python benchmarks/nos_search.py --seed 0 --fresh            # re-train the check (rm -r the --db-dir: search again)
 
 Writes ``benchmarks/results/nos_search/<agent>-seed<seed>.json`` and ``results.md`` (every JSON file
 of the folder, one section each).
@@ -200,8 +200,8 @@ def main() -> int:
     parser.add_argument("--db-dir", default="/tmp/rlnas-nos-bench")
     parser.add_argument("--report", action="store_true", help="only rebuild results.md")
     parser.add_argument("--fresh", action="store_true",
-                        help="recompute everything (default: a finished search with the same settings, whose "
-                             "study and results are stored, is only reported again)")
+                        help="re-train the check although its results are stored (default: a finished search "
+                             "with the same settings is only reported again); delete --db-dir to search again")
     args = parser.parse_args()
     out = RESULTS / f"{args.agent}-seed{args.seed}.json"
     same = ("seed", "agent", "trials", "batch_size", "steps", "schedule", "top", "recheck_seeds")
