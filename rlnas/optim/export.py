@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,12 +105,16 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
 
 
 def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | Path, *,
-                           class_names: Sequence[str] | None = None, **options: Mapping[str, Any]) -> Path:
-    """Write :func:`optimizer_module_source` to ``path`` (a ``.py`` file) and return the path."""
+                           class_names: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Write :func:`optimizer_module_source` to ``path`` (a ``.py`` file) and return the path.
+
+    ``rules`` are :class:`FoundRule` (a rule with its searched lr), :class:`~rlnas.optim.rule.Rule`
+    or written rules; nothing is written when the module would not be valid.
+    """
     path = Path(path)
     if path.suffix != ".py":
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
-    text = optimizer_module_source(rules, class_names=class_names, **options)
+    text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
     compile(text, str(path), "exec")  # never write a module that does not parse
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
