@@ -16,7 +16,7 @@ from rlnas.evaluators.optimizer import (
 from rlnas.models.children import create_child
 from rlnas.optim import rule
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
-from rlnas.study import create_study
+from rlnas.study import RunOptions, create_study
 from rlnas.trial import TrialState
 
 
@@ -77,6 +77,22 @@ def test_study_stores_diverged_rules_as_failed_and_the_search_goes_on():
     assert all("diverged at every learning rate" in t.error for t in trials)
     # with fail_reward the controller still learned from the failures: two updates were logged
     assert [told for told, _ in study.diagnostics()] == [3, 6]
+
+
+class EndlessSGD(OptimizerEvaluator):
+    """Whatever the rule, trains with SGD (which never diverges here) far longer than any timeout."""
+
+    def evaluate(self, candidate, *, budget=None, seed=None):
+        return self.evaluate_rule("sgd", steps=10**7, seed=seed)
+
+
+def test_rules_running_past_the_trial_timeout_are_failed_and_learned_as_failures():
+    evaluator = EndlessSGD(dataset="digits", network="mlp", lr_grid=[0.01], threads=1)
+    study = create_study(space=OptimizerRulesSpace(1), agent="reinforce", evaluator=evaluator, seed=0,
+                         agent_config={"controller": "lstm", "batch_size": 2, "fail_reward": 0.0})
+    study.optimize(2, run=RunOptions(trial_timeout=0.5))
+    assert all(t.state is TrialState.FAIL and t.error.startswith("timeout") for t in study.trials)
+    assert [told for told, _ in study.diagnostics()] == [2]
 
 
 def test_study_with_real_rewards_stores_readable_keys():
