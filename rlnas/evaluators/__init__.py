@@ -44,4 +44,5 @@ def build_evaluator(spec: Mapping[str, Any], *, threads: int | None = None, devi
     return EVALUATORS.create(name, **options)
 
 
-__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator", "build_evaluator"]
+__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator",
+           "build_evaluator"]

@@ -61,7 +61,8 @@ def test_nb201_built_network_matches_table(nb201_rows: list[dict[str, str]]) -> 
     for row in rows:
         cand = space.from_key(row["arch_str"])
         for col, k in CLASSES.items():
-            built = count_parameters(create_model(space, cand, num_classes=k)) if k == 10 else nb201_param_count(cand, k)
+            built = (count_parameters(create_model(space, cand, num_classes=k)) if k == 10
+                     else nb201_param_count(cand, k))
             assert built == nb201_param_count(cand, num_classes=k)
             if round(float(row[col]) * 1e6) == built:
                 checked += 1
