@@ -11,6 +11,7 @@ Pure Python: nothing here imports torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from rlnas.errors import ConfigError, InvalidCandidate
 from rlnas.optim.rule import (
@@ -75,6 +76,10 @@ class OptimizerRulesSpace(Space):
     def from_key(self, key: str) -> Candidate:
         """Parse a written rule; :class:`~rlnas.optim.rule.RuleSyntaxError` names a bad token."""
         return self.candidate_of(key)
+
+    def to_json(self) -> dict[str, Any]:
+        """Name, decisions and the constructor ``options`` (``create_space(name, **options)`` rebuilds it)."""
+        return super().to_json() | {"options": {"iterations": self.iterations}}
 
     def known(self) -> dict[str, Candidate]:
         """The named rules that fit in this many iterations (shorter ones padded with ``keep(oK, 1)``)."""

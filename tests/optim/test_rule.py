@@ -37,6 +37,9 @@ def test_space_decisions_and_sizes():
     assert "o1" not in space.decision("i1_op2").choices
     assert space.size == (21 * 21 * 12 * 12 * 6) * (22 * 22 * 12 * 12 * 6)
     assert create_space("optimizer_rules").iterations == 1
+    stored = space.to_json()
+    assert stored["options"] == {"iterations": 2}
+    assert create_space(stored["name"], **stored["options"]).fingerprint == space.fingerprint
 
 
 def test_every_candidate_key_round_trips_through_the_parser():
