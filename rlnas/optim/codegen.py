@@ -1,16 +1,22 @@
 """Compile a rule into the source of a multi-tensor (``torch._foreach_*``) update function.
 
 The function has the signature and meaning described in :mod:`rlnas.optim.runtime` and runs in
-that module's namespace (``torch``, ``_drop``, ``_gauss``, ``_s1``, ...). Every value of the rule
+that module's namespace (``torch``, ``_drop_``, ``_gauss_``, ``_s1``, ...). Every value of the rule
 is known, before running it, to be either a list of tensors (anything reading ``g``, ``w``, the
 running averages or noise) or one float (constants and decays), so the generated code is
-straight-line: one ``torch._foreach_*`` call (or a float expression) per function of the rule,
-and nothing is computed that the rule does not read.
+straight-line: about one ``torch._foreach_*`` call (or a float expression) per function of the
+rule, and nothing is computed that the rule does not read. Two things keep memory traffic down,
+as in torch's own Adam:
+
+* a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
+* a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
+  ``rmsprop``) is carried along as a float expression instead of being multiplied in, and is
+  applied where a function needs it, at the latest by the learning rate of the final update.
 """
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rlnas.optim.rule import DECAY_OPERANDS, RANDOM_OPERANDS, Rule
 
@@ -19,18 +25,23 @@ T, S = "tensors", "scalar"
 
 @dataclass(frozen=True)
 class Value:
-    """A value of the generated code: a variable (or float expression), its kind, whether it is
-    known to be >= 0, and whether it is a temporary list the function owns (may be overwritten)."""
+    """A value of the generated code.
+
+    ``code`` is a variable (or a float expression for a scalar); for tensors the value is
+    ``code × scale`` with ``scale`` a positive float expression (``None``: 1). ``nonneg``: known
+    to be >= 0; ``fresh``: a temporary list the function owns and may overwrite.
+    """
 
     code: str
     kind: str
     nonneg: bool = False
     fresh: bool = False
+    scale: str | None = None
 
 
 @dataclass(frozen=True)
 class CompiledSource:
-    """The source of ``def <name>(w, g, s, h, gen)`` and what the optimizer must provide for it."""
+    """The source of ``def <name>(w, g, s, h, gen, ws)`` and what the optimizer must provide for it."""
 
     name: str
     source: str
@@ -43,27 +54,57 @@ class CompiledSource:
 STATE_READERS = {"m": ("m", "sign(m)", "adam"), "v": ("v", "adam", "rmsprop"), "gamma": ("gamma",)}
 
 
-class _Emitter:
-    """Writes the update function line by line.
+def _times(a: str | None, b: str | None) -> str | None:
+    """The product of two scale expressions (``None`` is 1)."""
+    if a is None or b is None:
+        return a or b
+    return f"({a} * {b})"
 
-    A fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use, which
-    saves an allocation and a pass over memory; ``remaining`` counts the uses still to come.
-    """
+
+def _ratio(a: str | None, b: str | None) -> str:
+    """``a / b`` of two scale expressions (``None`` is 1), as a float expression."""
+    return f"(({a or '1.0'}) / ({b or '1.0'}))"
+
+
+class _Emitter:
+    """Writes the update function line by line; ``remaining`` counts each temporary's uses to come."""
 
     def __init__(self, uses: dict[str, int]) -> None:
         self.lines: list[str] = []
         self.values: dict[str, Value] = {}
         self.uses = uses
         self.remaining: dict[str, int] = {}
+        self.scratch = 0
 
     def line(self, text: str) -> None:
         self.lines.append(f"    {text}")
 
-    def new(self, var: str, expr: str, *, nonneg: bool = False, uses: int = 1) -> Value:
-        """``var = expr`` as a fresh tensor list used ``uses`` times."""
-        self.line(f"{var} = {expr}")
+    def new(self, var: str, op: str, first: str, rest: str = "", *, nonneg: bool = False, uses: int = 1,
+            scale: str | None = None) -> Value:
+        """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)`` in a scratch list.
+
+        Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
+        step, so no step allocates memory (fresh allocations of large tensors cost page faults).
+        ``op`` is an in-place ``torch._foreach_*_`` name applied after copying ``first`` in, or
+        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``), ``rpow`` (``first`` to
+        the power of the list ``rest``) or ``drop``.
+        """
+        self.line(f"{var} = ws({self.scratch})")
+        self.scratch += 1
+        if op == "gauss":
+            self.line(f"_gauss_({var}, {first}, gen)")
+        elif op == "full":
+            self.line(f"_fill_({var}, {first})")
+        elif op == "rpow":
+            self.line(f"_rpow_({var}, {first}, {rest})")
+        else:
+            self.line(f"torch._foreach_copy_({var}, {first})")
+            if op == "drop":
+                self.line(f"_drop_({var}{rest}, gen)")
+            elif op != "copy":
+                self.line(f"torch._foreach_{op}_({var}{rest})")
         self.remaining[var] = uses
-        return Value(var, T, nonneg, True)
+        return Value(var, T, nonneg, True, scale)
 
     def owned(self, x: Value) -> bool:
         """Consume one use of ``x``; True when that was its last use of a fresh temporary."""
@@ -72,10 +113,17 @@ class _Emitter:
         self.remaining[x.code] -= 1
         return self.remaining[x.code] == 0
 
-    def reuse(self, x: Value, uses: int, nonneg: bool = False) -> Value:
+    def reuse(self, x: Value, uses: int, nonneg: bool = False, scale: str | None = None) -> Value:
         """``x``'s storage now holds a new value used ``uses`` times."""
         self.remaining[x.code] = uses
-        return Value(x.code, T, nonneg, True)
+        return Value(x.code, T, nonneg, True, scale)
+
+    def plain(self, var: str, x: Value, own: bool) -> Value:
+        """``x`` (which has a scale) with its scale multiplied in, in a list this operation owns."""
+        if own:
+            self.line(f"torch._foreach_mul_({x.code}, {x.scale})")
+            return self.reuse(x, 1, x.nonneg)
+        return self.new(var, "mul", x.code, f", {x.scale}", nonneg=x.nonneg)
 
     # ------------------------------------------------------------ operands
     def operand(self, op: str) -> Value:
@@ -90,33 +138,29 @@ class _Emitter:
             return Value(f"{op}.0", S, True)
         if op in DECAY_OPERANDS:
             return Value(f'h["{op}"]', S, True)
+        averages = {"m": "bc1", "v": "bc2", "gamma": "bc3"}
+        if op in averages:  # the running average read in place, its bias correction carried as a scale
+            return Value(f's["{op}"]', T, op == "v", False, f'(1.0 / h["{averages[op]}"])')
         if op == "g^2":
-            return self.new("g_2", "torch._foreach_mul(g, g)", nonneg=True, uses=uses)
+            return self.new("g_2", "mul", "g", ", g", nonneg=True, uses=uses)
         if op == "g^3":
-            value = self.new("g_3", "torch._foreach_mul(g, g)", uses=uses)
+            value = self.new("g_3", "mul", "g", ", g", uses=uses)
             self.line("torch._foreach_mul_(g_3, g)")
             return value
-        averages = {"m": ("m_hat", "m", "bc1"), "v": ("v_hat", "v", "bc2"), "gamma": ("gamma_hat", "gamma", "bc3")}
-        if op in averages:
-            var, state, correction = averages[op]
-            return self.new(var, f'torch._foreach_div(s["{state}"], h["{correction}"])', nonneg=op == "v", uses=uses)
         if op in ("sign(g)", "sign(m)"):
             source = "g" if op == "sign(g)" else 's["m"]'
-            return self.new(f"sign_{op[5]}", f"torch._foreach_sign({source})", uses=uses)
+            return self.new(f"sign_{op[5]}", "sign", source, uses=uses)
         if op in ("eps", "noise"):
             std = "noise_std" if op == "eps" else "anneal_std"
-            return self.new(op, f'_gauss(g, h["{std}"], gen)', uses=uses)
+            return self.new(op, "gauss", f'h["{std}"]', uses=uses)
         if op.endswith("w"):
-            return self.new(f"w_{op[:-1].replace('-', '_')}", f"torch._foreach_mul(w, {op[:-1]})", uses=uses)
-        if op in ("adam", "rmsprop"):  # Adam's arithmetic: m̂ / (sqrt(v) / sqrt(1 − β2^t) + δ)
-            self.line(f'{op}_denom = torch._foreach_sqrt(s["v"])')
-            self.line(f'torch._foreach_div_({op}_denom, h["bc2"] ** 0.5)')
-            self.line(f'torch._foreach_add_({op}_denom, h["delta"])')
-            if op == "adam":
-                value = self.new(op, 'torch._foreach_div(s["m"], adam_denom)', uses=uses)
-                self.line('torch._foreach_div_(adam, h["bc1"])')
-                return value
-            return self.new(op, "torch._foreach_div(g, rmsprop_denom)", uses=uses)
+            return self.new(f"w_{op[:-1].replace('-', '_')}", "mul", "w", f", {op[:-1]}", uses=uses)
+        if op in ("adam", "rmsprop"):  # m̂ / (sqrt(v̂) + δ) = m / (sqrt(v) + δ·sqrt(bc2)) · sqrt(bc2) / bc1
+            self.new(f"{op}_denom", "sqrt", 's["v"]', uses=0)
+            self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
+            numerator, scale = (('s["m"]', '(h["bc2"] ** 0.5 / h["bc1"])') if op == "adam"
+                                else ("g", '(h["bc2"] ** 0.5)'))
+            return self.new(op, "div", numerator, f", {op}_denom", uses=uses, scale=scale)
         raise KeyError(op)  # o1, o2, ... are defined when their iteration is emitted
 
     # ------------------------------------------------------------ functions
@@ -127,41 +171,51 @@ class _Emitter:
             return self._unary_scalar(var, name, x)
         own = self.owned(x)
         kind, _, level = name.partition("_")
-        if kind in ("neg", "exp", "sign"):
-            nonneg = kind == "exp" or (kind == "sign" and x.nonneg)
-            if own:
-                self.line(f"torch._foreach_{kind}_({x.code})")
-                return self.reuse(x, 1, nonneg)
-            return self.new(var, f"torch._foreach_{kind}({x.code})", nonneg=nonneg)
-        if kind in ("log", "sqrt"):  # of |x|
-            if own:
-                if not x.nonneg:
-                    self.line(f"torch._foreach_abs_({x.code})")
-                self.line(f"torch._foreach_{kind}_({x.code})")
-                return self.reuse(x, 1, kind == "sqrt")
-            if x.nonneg:
-                return self.new(var, f"torch._foreach_{kind}({x.code})", nonneg=kind == "sqrt")
-            self.new(var, f"torch._foreach_abs({x.code})")
-            self.line(f"torch._foreach_{kind}_({var})")
-            return Value(var, T, kind == "sqrt", True)
-        if kind == "clip":
-            target = x if own else self.new(var, f"torch._foreach_clamp_min({x.code}, -{level})")
-            if own:
-                self.line(f"torch._foreach_clamp_min_({x.code}, -{level})")
-            self.line(f"torch._foreach_clamp_max_({target.code}, {level})")
-            return self.reuse(target, 1, x.nonneg)
+        # sqrt, sign and drop commute with a positive scale: sqrt(|x·s|) = sqrt(|x|)·sqrt(s)
+        if kind == "sqrt":
+            scale = None if x.scale is None else f"(({x.scale}) ** 0.5)"
+            return self._in_place(var, x, own, [] if x.nonneg else ["abs"], "sqrt", True, scale)
+        if kind == "sign":
+            return self._in_place(var, x, own, [], "sign", x.nonneg, None)
         if kind == "drop":
             if own:
                 self.line(f"_drop_({x.code}, {level}, gen)")
-                return self.reuse(x, 1, x.nonneg)
-            return self.new(var, f"_drop({x.code}, {level}, gen)", nonneg=x.nonneg)
-        raise KeyError(name)
+                return self.reuse(x, 1, x.nonneg, x.scale)
+            return self.new(var, "drop", x.code, f", {level}", nonneg=x.nonneg, scale=x.scale)
+        if x.scale is not None:  # neg, exp, log, clip need the value itself
+            x, own = self.plain(var, x, own), True
+        if kind in ("neg", "exp"):
+            return self._in_place(var, x, own, [], kind, kind == "exp", None)
+        if kind == "log":
+            return self._in_place(var, x, own, [] if x.nonneg else ["abs"], "log", False, None)
+        if own:
+            self.line(f"torch._foreach_clamp_min_({x.code}, -{level})")
+            target = self.reuse(x, 1, x.nonneg)
+        else:
+            target = self.new(var, "clamp_min", x.code, f", -{level}", nonneg=x.nonneg)
+        self.line(f"torch._foreach_clamp_max_({target.code}, {level})")
+        return target
+
+    def _in_place(self, var: str, x: Value, own: bool, first: list[str], op: str, nonneg: bool,
+                  scale: str | None) -> Value:
+        """``op`` (after the element-wise ``first`` ones) on x's storage if owned, else on a new list."""
+        ops = [*first, op]
+        if own:
+            for name in ops:
+                self.line(f"torch._foreach_{name}_({x.code})")
+            return self.reuse(x, 1, nonneg, scale)
+        value = self.new(var, ops[0], x.code, nonneg=nonneg, scale=scale)
+        for name in ops[1:]:
+            self.line(f"torch._foreach_{name}_({var})")
+        return value
 
     def _unary_scalar(self, var: str, name: str, x: Value) -> Value:
         arg = x.code
         kind, _, level = name.partition("_")
         if kind == "drop":
-            return self.new(var, f"_drop_scalar({arg}, {level}, w, gen)", nonneg=x.nonneg)
+            value = self.new(var, "full", arg, nonneg=x.nonneg)
+            self.line(f"_drop_({var}, {level}, gen)")
+            return value
         expr = {
             "neg": f"-{arg}",
             "exp": f"_s1(torch.exp, {arg})",
@@ -178,55 +232,105 @@ class _Emitter:
         if name == "keep":
             if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
                 self.remaining[a.code] += uses
-                return Value(a.code, T, a.nonneg, True)
-            return Value(a.code, a.kind, a.nonneg, False)
+                return replace(a, fresh=True)
+            return replace(a, fresh=False)
         if a.kind == S and b.kind == S:
             expr = {"add": f"{a.code} + {b.code}", "sub": f"{a.code} - {b.code}", "mul": f"{a.code} * {b.code}",
                     "div": f'_s2(torch.div, {a.code}, {b.code} + h["delta"])',
                     "pow": f"_s2(torch.pow, {a.code}, {b.code})"}[name]
             self.line(f"{var} = {expr}")
             return Value(var, S)
-        if name == "div":
-            if b.kind == S:
-                divisor = f'({b.code} + h["delta"])'
-            elif own_b and b.code != a.code:  # (b may share a's storage: then a must stay intact)
-                self.line(f'torch._foreach_add_({b.code}, h["delta"])')
-                divisor = b.code
-            else:
-                self.line(f'{var}_divisor = torch._foreach_add({b.code}, h["delta"])')
-                divisor = f"{var}_divisor"
-            if a.kind == S:  # scalar / tensors
-                if b.kind == T and divisor == b.code:
-                    self.line(f"torch._foreach_reciprocal_({b.code})")
-                    self.line(f"torch._foreach_mul_({b.code}, {a.code})")
-                    return self.reuse(b, uses)
-                value = self.new(var, f"torch._foreach_reciprocal({divisor})", uses=uses)
-                self.line(f"torch._foreach_mul_({var}, {a.code})")
-                return value
+        return {"add": self._add_sub, "sub": self._add_sub, "mul": self._mul, "div": self._div,
+                "pow": self._pow}[name](var, name, a, b, own_a, own_b, uses)
+
+    def _add_sub(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if a.kind == T and b.kind == T:  # a·sa ± b·sb = sa·(a ± (sb/sa)·b)
+            alpha = "" if a.scale == b.scale else f", alpha={_ratio(b.scale, a.scale)}"
+            if own_a:
+                self.line(f"torch._foreach_{name}_({a.code}, {b.code}{alpha})")
+                return self.reuse(a, uses, scale=a.scale)
+            if name == "add" and own_b:
+                alpha = "" if a.scale == b.scale else f", alpha={_ratio(a.scale, b.scale)}"
+                self.line(f"torch._foreach_add_({b.code}, {a.code}{alpha})")
+                return self.reuse(b, uses, scale=b.scale)
+            return self.new(var, name, a.code, f", {b.code}{alpha}", uses=uses, scale=a.scale)
+        if a.kind == T:  # a·sa ± c = sa·(a ± c/sa)
+            if own_a:
+                self.line(f"torch._foreach_{name}_({a.code}, {_ratio(b.code, a.scale)})")
+                return self.reuse(a, uses, scale=a.scale)
+            return self.new(var, name, a.code, f", {_ratio(b.code, a.scale)}", uses=uses, scale=a.scale)
+        if name == "add":  # c + b·sb = sb·(b + c/sb)
+            if own_b:
+                self.line(f"torch._foreach_add_({b.code}, {_ratio(a.code, b.scale)})")
+                return self.reuse(b, uses, scale=b.scale)
+            return self.new(var, "add", b.code, f", {_ratio(a.code, b.scale)}", uses=uses, scale=b.scale)
+        negated = f"-({b.scale})" if b.scale else "-1.0"  # c − b·sb = (−sb)·b + c
+        if own_b:
+            self.line(f"torch._foreach_mul_({b.code}, {negated})")
+            target = self.reuse(b, uses)
+        else:
+            target = self.new(var, "mul", b.code, f", {negated}", uses=uses)
+        self.line(f"torch._foreach_add_({target.code}, {a.code})")
+        return target
+
+    def _mul(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if a.kind == T and b.kind == T:
+            scale = _times(a.scale, b.scale)
+            if own_a:
+                self.line(f"torch._foreach_mul_({a.code}, {b.code})")
+                return self.reuse(a, uses, scale=scale)
+            if own_b:
+                self.line(f"torch._foreach_mul_({b.code}, {a.code})")
+                return self.reuse(b, uses, scale=scale)
+            return self.new(var, "mul", a.code, f", {b.code}", uses=uses, scale=scale)
+        tensors, own, factor = (a, own_a, b.code) if a.kind == T else (b, own_b, a.code)
+        factor = factor if tensors.scale is None else f"{factor} * ({tensors.scale})"
+        if own:
+            self.line(f"torch._foreach_mul_({tensors.code}, {factor})")
+            return self.reuse(tensors, uses)
+        return self.new(var, "mul", tensors.code, f", {factor}", uses=uses)
+
+    def _div(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if b.kind == S:  # a·sa / (c + δ)
+            divisor = f'(({b.code} + h["delta"]) / ({a.scale}))' if a.scale else f'({b.code} + h["delta"])'
             if own_a:
                 self.line(f"torch._foreach_div_({a.code}, {divisor})")
                 return self.reuse(a, uses)
-            return self.new(var, f"torch._foreach_div({a.code}, {divisor})", uses=uses)
-        if a.kind == T and own_a:
-            self.line(f"torch._foreach_{name}_({a.code}, {b.code})")
-            return self.reuse(a, uses)
-        if name in ("add", "mul") and b.kind == T and own_b:
-            self.line(f"torch._foreach_{name}_({b.code}, {a.code})")
-            return self.reuse(b, uses)
-        if a.kind == T:
-            return self.new(var, f"torch._foreach_{name}({a.code}, {b.code})", uses=uses)
-        # scalar (op) tensors, b not overwritable
-        if name in ("add", "mul"):
-            return self.new(var, f"torch._foreach_{name}({b.code}, {a.code})", uses=uses)
-        if name == "sub":
-            if own_b:
-                self.line(f"torch._foreach_neg_({b.code})")
-                self.line(f"torch._foreach_add_({b.code}, {a.code})")
+            return self.new(var, "div", a.code, f", {divisor}", uses=uses)
+        # b·sb + δ = sb·(b + δ/sb)
+        delta = 'h["delta"]' if b.scale is None else f'h["delta"] / ({b.scale})'
+        if own_b and b.code != a.code:  # (b may share a's storage: then a must stay intact)
+            self.line(f"torch._foreach_add_({b.code}, {delta})")
+            divisor = b.code
+        else:
+            divisor = self.new(f"{var}_divisor", "add", b.code, f", {delta}", uses=0).code
+        if a.kind == S:  # c / (sb·d) = (c/sb) / d
+            factor = _ratio(a.code, b.scale)
+            if divisor == b.code:
+                self.line(f"torch._foreach_reciprocal_({b.code})")
+                self.line(f"torch._foreach_mul_({b.code}, {factor})")
                 return self.reuse(b, uses)
-            value = self.new(var, f"torch._foreach_neg({b.code})", uses=uses)
-            self.line(f"torch._foreach_add_({var}, {a.code})")
-            return value
-        return self.new(var, f"torch._foreach_pow({a.code}, {b.code})", uses=uses)
+            self.line(f"torch._foreach_reciprocal_({divisor})")
+            self.line(f"torch._foreach_mul_({divisor}, {factor})")
+            self.remaining[divisor] = uses
+            return Value(divisor, T, False, True)
+        scale = _ratio(a.scale, b.scale) if (a.scale or b.scale) else None
+        if own_a:
+            self.line(f"torch._foreach_div_({a.code}, {divisor})")
+            return self.reuse(a, uses, scale=scale)
+        return self.new(var, "div", a.code, f", {divisor}", uses=uses, scale=scale)
+
+    def _pow(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if b.kind == T and b.scale:
+            b = self.plain(f"{var}_exponent", b, own_b)
+        if a.kind == S:
+            return self.new(var, "rpow", a.code, b.code, uses=uses)
+        if a.scale:
+            a, own_a = self.plain(var, a, own_a), True
+        if own_a:
+            self.line(f"torch._foreach_pow_({a.code}, {b.code})")
+            return self.reuse(a, uses)
+        return self.new(var, "pow", a.code, f", {b.code}", uses=uses)
 
 
 def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
@@ -241,8 +345,8 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
         emit.values[f"o{k}"] = out
     assert out is not None
     body = "\n".join(emit.lines)
-    result = f"float({out.code})" if out.kind == S else out.code
-    source = (f"def {name}(w, g, s, h, gen):\n"
+    result = f"float({out.code}), 1.0" if out.kind == S else f"{out.code}, {out.scale or '1.0'}"
+    source = (f"def {name}(w, g, s, h, gen, ws):\n"
               f"    # {rule}\n"
               f"{body}\n"
               f"    return {result}\n")

@@ -3,11 +3,13 @@
 This module imports only the standard library and torch: :func:`rlnas.optim.write_optimizer_module`
 copies its source into the modules it writes, so a found optimizer runs without rlnas.
 
-A compiled rule is a function ``update(w, g, s, h, gen)`` over one *bucket* of parameters
+A compiled rule is a function ``update(w, g, s, h, gen, ws)`` over one *bucket* of parameters
 (same step count, device and dtype): ``w`` the weights, ``g`` their gradients and ``s`` the
 running averages (lists of tensors), ``h`` the scalars of this step, ``gen`` the random
-generator (``None``: torch's global RNG). It returns the update ``u`` (a list of tensors, or one
-float for all elements) and the optimizer applies ``w ← w − lr·u``.
+generator (``None``: torch's global RNG), ``ws(k)`` the ``k``-th scratch list (shaped like ``w``,
+kept from step to step so that a step allocates no memory). It returns the update as ``(u, c)``: ``u`` a list of
+tensors (or one float for all elements) and ``c`` a float factor, and the optimizer applies
+``w ← w − lr·c·u``.
 
 Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
 ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
@@ -27,8 +29,8 @@ from typing import Any
 import torch
 
 Tensors = list[torch.Tensor]
-Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch.Generator | None],
-                  Tensors | float]
+Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch.Generator | None,
+                   Callable[[int], Tensors]], tuple[Tensors | float, float]]
 
 HYPER_DEFAULTS: dict[str, Any] = {
     "beta1": 0.9, "beta2": 0.999, "beta3": 0.999, "delta": 1e-8, "noise_std": 0.1,
@@ -54,25 +56,28 @@ def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dic
 
 
 # ----------------------------------------------------------- element-wise helpers
-def _drop(xs: Tensors, p: float, gen: torch.Generator | None) -> Tensors:
-    """Each element set to 0 with probability ``p`` (no rescaling)."""
-    return [x * torch.empty_like(x).bernoulli_(1.0 - p, generator=gen) for x in xs]
-
-
 def _drop_(xs: Tensors, p: float, gen: torch.Generator | None) -> None:
-    """:func:`_drop` in place."""
+    """Set each element to 0 with probability ``p`` (no rescaling), in place."""
     for x in xs:
         x.mul_(torch.empty_like(x).bernoulli_(1.0 - p, generator=gen))
 
 
-def _drop_scalar(value: float, p: float, like: Tensors, gen: torch.Generator | None) -> Tensors:
-    """``drop`` of a scalar operand: a tensor shaped like each of ``like``."""
-    return _drop([torch.full_like(x, value) for x in like], p, gen)
+def _gauss_(xs: Tensors, std: float, gen: torch.Generator | None) -> None:
+    """Fill with Gaussian noise of standard deviation ``std``."""
+    for x in xs:
+        x.normal_(0.0, std, generator=gen)
 
 
-def _gauss(like: Tensors, std: float, gen: torch.Generator | None) -> Tensors:
-    """Gaussian noise with standard deviation ``std``, one tensor shaped like each of ``like``."""
-    return [torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device).mul_(std) for x in like]
+def _fill_(xs: Tensors, value: float) -> None:
+    """Fill with ``value``."""
+    for x in xs:
+        x.fill_(value)
+
+
+def _rpow_(xs: Tensors, base: float, exponents: Tensors) -> None:
+    """``xs = base ** exponents``."""
+    for x, e in zip(xs, exponents):
+        torch.pow(base, e, out=x)
 
 
 def _s1(fn: Callable[[torch.Tensor], torch.Tensor], a: float) -> float:
@@ -111,6 +116,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -170,11 +176,22 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
             **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
         }
-        update = self.update(w, g, s, h, gen)
+        update, factor = self.update(w, g, s, h, gen, self._workspace(w))
         if isinstance(update, float):
-            torch._foreach_add_(w, -group["lr"] * update)
+            torch._foreach_add_(w, -group["lr"] * update * factor)
         else:
-            torch._foreach_add_(w, update, alpha=-group["lr"])
+            torch._foreach_add_(w, update, alpha=-group["lr"] * factor)
+
+    def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
+        """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""
+        lists = self._scratch.setdefault(tuple(id(p) for p in w), [])
+
+        def ws(k: int) -> Tensors:
+            while len(lists) <= k:
+                lists.append([torch.empty_like(p, memory_format=torch.preserve_format) for p in w])
+            return lists[k]
+
+        return ws
 
     def state_dict(self) -> dict[str, Any]:
         """Torch's optimizer state plus the rule and the random generators' states."""

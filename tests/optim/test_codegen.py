@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rlnas.optim import Rule, RuleOptimizer
+from rlnas.optim import BINARY, UNARY, Iteration, Rule, RuleOptimizer
 from rlnas.optim.rule import RANDOM_OPERANDS
 from rlnas.optim.runtime import decays
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
@@ -58,15 +58,8 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return same_special and bool(torch.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-9 * max(1.0, scale)))
 
 
-def test_generated_code_computes_what_the_rule_says():
-    space = OptimizerRulesSpace(3)
-    rng = np.random.default_rng(0)
-    gen = torch.Generator().manual_seed(0)
-    checked = 0
-    while checked < 400:
-        rule = space.rule_of(space.sample(rng))
-        if not deterministic(rule):
-            continue
+def check_rules(rules, gen: torch.Generator) -> None:
+    for rule in rules:
         w0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
         grads = [torch.randn(2, 5, generator=gen, dtype=torch.float64) for _ in range(3)]
         p = torch.nn.Parameter(w0.clone())
@@ -80,7 +73,31 @@ def test_generated_code_computes_what_the_rule_says():
         expected = reference_update(rule, before, grads, 6)
         expected = before - (before - expected)  # the same rounding as applying and measuring the step
         assert close(ours, expected), f"{rule}: {ours} vs {expected}"
-        checked += 1
+
+
+def test_generated_code_computes_what_the_rule_says():
+    space = OptimizerRulesSpace(3)
+    rng = np.random.default_rng(0)
+    rules = (space.rule_of(space.sample(rng)) for _ in range(2000))
+    check_rules([r for r in rules if deterministic(r)][:400], torch.Generator().manual_seed(0))
+
+
+def test_scaled_running_averages_in_every_function():
+    # m, v, gamma, adam and rmsprop carry their bias correction as a factor: combine them with
+    # every deterministic function and with each other, a plain list and a scalar, on both sides
+    rng = np.random.default_rng(1)
+    scaled, partners = ("m", "v", "gamma", "adam", "rmsprop"), ("m", "v", "adam", "g", "2", "ld")
+    unary = [u for u in UNARY if not u.startswith("drop")]
+
+    def pick(choices) -> str:
+        return str(rng.choice(choices))
+
+    rules = []
+    for _ in range(300):
+        first = Iteration(pick(scaled), pick(partners), pick(unary), pick(unary), pick(BINARY))
+        second = Iteration(pick(("o1", *scaled)), pick(("o1", *partners)), pick(unary), pick(unary), pick(BINARY))
+        rules.append(Rule((first, second)) if rng.random() < 0.5 else Rule((first,)))
+    check_rules(rules, torch.Generator().manual_seed(1))
 
 
 def test_shared_storage_is_never_overwritten_while_still_needed():
