@@ -75,8 +75,9 @@ BENCHMARKS = (
               "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "
               "ConvNet child over a learning-rate grid; its best rules re-trained on unseen seeds against SGD "
               "with momentum, Adam, PowerSign and AddSign at their best grid lr. Goal: found rules beat "
-              "SGD-momentum on the child task. Seed 0 is the command below; other seeds' sections come from "
-              "`python benchmarks/nos_search.py --seed N` (one JSON each, same settings).",
+              "SGD-momentum on the child task. Seed 0 is the command below; the other sections come from "
+              "`python benchmarks/nos_search.py --seed N` (untuned seeds) and `--agent random` (the same budget "
+              "of uniformly drawn rules: the no-learning ablation), one JSON each, same settings.",
               ("benchmarks/nos_search.py", "--seed", "0"), "benchmarks/results/nos_search/results.md"),
     Benchmark("nos_transfer", "Neural Optimizer Search: the best found rule on another task (issue: NOS)",
               "The seed-0 search's best rule trains an MLP on the 8x8 digits (another network and data set), "
