@@ -35,6 +35,11 @@ class Registry(Generic[T]):
         self._entries[name] = target
         self._loaded.pop(name, None)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (nothing happens when it is not registered)."""
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
     def list(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._entries)
@@ -63,11 +68,15 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **options: Any) -> Any:
         """Call the object registered as ``name`` with ``args`` and keyword ``options``.
 
-        Options the callable does not accept are a :class:`ConfigError` naming them.
+        Options the callable does not accept, and values that do not fit the type a parameter
+        declares, are a :class:`ConfigError` naming them.
         """
+        from rlnas.checks import check_option_types
+
         factory = self.get(name)
-        check_options(f"{self.kind} {name!r}", factory, options, skip=len(args))  # type: ignore[arg-type]
-        return factory(*args, **options)  # type: ignore[operator]
+        what = f"{self.kind} {name!r}"
+        check_options(what, factory, options, skip=len(args))  # type: ignore[arg-type]
+        return factory(*args, **check_option_types(factory, options, what))  # type: ignore[operator, arg-type]
 
 
 def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
@@ -92,13 +101,29 @@ def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | 
 
 
 def check_options(what: str, factory: Callable[..., Any], options: Mapping[str, Any], skip: int = 0) -> None:
-    """Raise :class:`ConfigError` when ``options`` holds a keyword ``factory`` does not accept."""
+    """Raise :class:`ConfigError` when ``options`` holds a keyword ``factory`` does not accept, or
+    lacks one it requires (after its first ``skip`` positional arguments)."""
     accepted = accepted_options(factory, skip)
-    if accepted is None:
-        return
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)} (accepted: {', '.join(accepted) or 'none'})")
+    if accepted is not None:
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)} "
+                              f"(accepted: {', '.join(accepted) or 'none'})")
+    missing = [name for name in _required(factory, skip) if name not in options]
+    if missing:
+        raise ConfigError(f"{what}: missing option(s) {', '.join(missing)}")
+
+
+def _required(factory: Callable[..., Any], skip: int) -> list[str]:
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = [p for p in parameters if p.kind in kinds]
+    positional = [p for p in named if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    given = {p.name for p in positional[:skip]}
+    return [p.name for p in named if p.default is inspect.Parameter.empty and p.name not in given]
 
 
 __all__ = ["Registry", "accepted_options", "check_options"]

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -184,3 +185,41 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
                               "--storage", sqlite_url, check=False), "no study named 'nope'")
     listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
     assert " x " not in listing and " y " not in listing and " z " not in listing
+
+
+def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):
+    common = ["--storage", sqlite_url, "--no-progress"]
+    run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--epochs", "0.5", "--agent", "random",
+        "--trials", "3", "--threads", "2", "--name", "t", *common)
+    out = run(rlnas_bin, "resume", "t", "--trials", "6", "--threads", "1", "--executor", "processes",
+              "--workers", "2", *common).stdout
+    assert re.search(r"trials finished\s*│\s*6\s", out), out
+    shown = run(rlnas_bin, "show", "t", *common[:2]).stdout
+    assert '"threads"' not in shown and "nobody" in shown
+    assert_one_line_error(run(rlnas_bin, "resume", "t", "--workers", "2", *common, check=False),
+                          "inline executor runs one trial")
+
+
+def test_nbgraph_search_through_the_cli(rlnas_bin, sqlite_url, tmp_path):
+    """The nbgraph spaces get the nbgraph evaluator by default; proteins needs its own space."""
+    run(rlnas_bin, "search", "--space", "nbgraph", "--dataset", "citeseer", "--agent", "local", "--trials", "12",
+        "--storage", sqlite_url, "--name", "g", "--no-progress")
+    data = json.loads(run(rlnas_bin, "export", "g", "--format", "json", "--storage", sqlite_url).stdout)
+    done = [t for t in data["trials"] if t["state"] == "COMPLETE"]
+    assert len(done) == 12 and all(0 < t["reward"] < 100 and 0 < t["test_perf"] < 1 for t in done)
+    run(rlnas_bin, "search", "--space", "nbgraph_proteins", "--agent", "l2nas", "--trials", "5",
+        "--storage", sqlite_url, "--name", "p", "--no-progress")
+    assert_one_line_error(run(rlnas_bin, "search", "--space", "nbgraph", "--dataset", "proteins",
+                              "--storage", f"sqlite:///{tmp_path}/db.sqlite", check=False),
+                          "needs --space nbgraph_proteins")
+
+
+def test_rename_keeps_everything_and_refuses_a_taken_name(rlnas_bin, sqlite_url):
+    common = ["--storage", sqlite_url]
+    for name in ("a", "b"):
+        run(rlnas_bin, "search", "--agent", "random", "--trials", "5", "--name", name, "--no-progress", *common)
+    before = completed(rlnas_bin, "a", sqlite_url)
+    assert "renamed study 'a' to 'c'" in run(rlnas_bin, "rename", "a", "c", *common).stdout
+    assert completed(rlnas_bin, "c", sqlite_url) == before
+    assert_one_line_error(run(rlnas_bin, "rename", "c", "b", *common, check=False), "already exists")
+    assert_one_line_error(run(rlnas_bin, "show", "a", *common, check=False), "no study named 'a'")

@@ -38,10 +38,10 @@ class ControllerConfig(AgentConfig):
     """Weight of the entropy bonus in the loss (0 disables it)."""
     lstm_hidden: int = 64
     """Hidden size of the LSTM controller (and of its choice embeddings)."""
-    temperature: float | None = None
-    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
-    tanh_constant: float | None = None
-    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
+    temperature: float | None = 5.0
+    """LSTM only: divide logits by this before the tanh (ENAS's 5 by default); null = off."""
+    tanh_constant: float | None = 2.5
+    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS's 2.5 by default); null = off."""
     fail_reward: float | None = None
     """Reward learned from a failed trial (e.g. 0 for a diverged update rule); null = failed trials are skipped."""
 

@@ -101,7 +101,9 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
             f"        super().__init__(params, lr, seed=seed, **hyper)\n")
     parts.append(f"\n\nRULES = {dict(zip(names, (f.rule for f in found)))!r}\n"
                  f"OPTIMIZERS = [{', '.join(names)}]\n")
-    return "".join(parts)
+    text = "".join(parts)
+    compile(text, "<optimizer module>", "exec")  # never hand out a module that does not parse
+    return text
 
 
 def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | Path, *,
@@ -115,7 +117,6 @@ def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | 
     if path.suffix != ".py":
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
     text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
-    compile(text, str(path), "exec")  # never write a module that does not parse
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
