@@ -20,7 +20,7 @@ accuracy over the seeds). Test accuracy is reported, never used.
 
     python benchmarks/nos_search.py --seed 0                    # about 40 min on a busy 2-core machine
     python benchmarks/nos_search.py --report                    # rebuild results.md from the JSON files
-    python benchmarks/nos_search.py --seed 0 --fresh            # re-train the check (rm -r the --db-dir: search again)
+    python benchmarks/nos_search.py --seed 0 --fresh            # re-train the check of the stored search
 
 Writes ``benchmarks/results/nos_search/<agent>-seed<seed>.json`` and ``results.md`` (every JSON file
 of the folder, one section each).
@@ -55,6 +55,9 @@ BASELINES: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "AddSign": rule_optimizer("addsign"),
 }
 SGDM = "torch SGD momentum 0.9"
+CONTROLLER = {"controller": "lstm", "temperature": None, "tanh_constant": None, "entropy_weight": 0.0}
+"""The controller the stored results were made with (the library's defaults then): a plain LSTM
+softmax, no entropy bonus, PPO advantages standardised per batch."""
 
 
 def load_average() -> str:
@@ -70,7 +73,9 @@ def search(args: argparse.Namespace, evaluator: OptimizerEvaluator) -> dict[str,
     """Run (or resume) the study; every trial as a plain dict."""
     Path(args.db_dir).mkdir(parents=True, exist_ok=True)
     name = f"nos-{args.agent}-seed{args.seed}"
-    config = {"batch_size": args.batch_size, "fail_reward": 0.0, "controller": "lstm"}
+    config = {"batch_size": args.batch_size, "fail_reward": 0.0, **CONTROLLER}
+    if args.agent == "ppo":
+        config["center_advantages"] = True
     if args.agent == "random":  # the no-learning ablation: same rules budget, uniform proposals
         config = {}
     study = create_study(space=OptimizerRulesSpace(1), agent=args.agent, agent_config=config, evaluator=evaluator,
@@ -200,19 +205,25 @@ def main() -> int:
     parser.add_argument("--db-dir", default="/tmp/rlnas-nos-bench")
     parser.add_argument("--report", action="store_true", help="only rebuild results.md")
     parser.add_argument("--fresh", action="store_true",
-                        help="re-train the check although its results are stored (default: a finished search "
-                             "with the same settings is only reported again); delete --db-dir to search again")
+                        help="re-train the check of the stored search (default: a finished search with the same "
+                             "settings is only reported again); delete its JSON file and --db-dir to search again")
     args = parser.parse_args()
     out = RESULTS / f"{args.agent}-seed{args.seed}.json"
     same = ("seed", "agent", "trials", "batch_size", "steps", "schedule", "top", "recheck_seeds")
-    if args.report or (not args.fresh and out.exists() and all(
-            json.loads(out.read_text())["args"].get(k) == getattr(args, k) for k in same)):
+    stored = json.loads(out.read_text()) if out.exists() else None
+    if stored is not None and any(stored["args"].get(k) != getattr(args, k) for k in same):
+        stored = None
+    if args.report or (stored is not None and not args.fresh):
         print(write_report().read_text())
         return 0
     torch.set_num_threads(1)
     evaluator = OptimizerEvaluator(steps=args.steps, lr_grid=GRID, schedule=parse_schedule(args.schedule), threads=1)
     load = load_average()
-    found = search(args, evaluator)
+    if stored is not None:  # --fresh: the stored search, its check trained again
+        found = {"trials": stored["trials"], "agent_config": stored["agent_config"], "wall_s": 1.0,
+                 "trials_this_run": 0}
+    else:
+        found = search(args, evaluator)
     rules = shortlist(found["trials"], args.top)
     print(f"recheck of {rules}", file=sys.stderr, flush=True)
     optimizers = {f"found: `{r}`": rule_optimizer(as_rule(r)) for r in rules} | BASELINES
