@@ -6,7 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import assignment, field_table, fmt, literal
+from rlnas.cli._common import assignment, field_table, fmt, literal, write_output
+from rlnas.errors import ConfigError
 
 
 def add_parser(commands: Any) -> None:
@@ -25,6 +26,7 @@ def add_parser(commands: Any) -> None:
                    help="write the rule as a Python module with a torch.optim.Optimizer class (needs only torch)")
     p.add_argument("--lr", type=float, default=None, help="--output: the class's default lr (default: the best "
                                                           "lr of --evaluate, else 1e-3)")
+    p.add_argument("--force", action="store_true", help="--output: overwrite an existing file")
     p.set_defaults(run=run)
 
 
@@ -34,6 +36,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.optim.rule import as_rule
 
     rule = as_rule(args.rule)
+    if args.output is not None:
+        from rlnas.cli.export import check_output
+
+        if not args.output.endswith(".py"):
+            raise ConfigError(f"--output must name a .py file, got {args.output!r}")
+        check_output(args.output, args.force)
     compiled = compile_source(rule)
     table = field_table("update rule: w <- w - lr * rule")
     table.add_row("rule", literal(str(rule)))
@@ -48,10 +56,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.code:
         console.print(literal(compiled.source))
     if args.output is not None:
-        from rlnas.optim.export import FoundRule, write_optimizer_module
+        from rlnas.optim.export import FoundRule, optimizer_module_source
 
         lr = args.lr if args.lr is not None else best_lr if best_lr is not None else 1e-3
-        path = write_optimizer_module([FoundRule(str(rule), lr)], args.output)
+        path = write_output(args.output, optimizer_module_source([FoundRule(str(rule), lr)]))
         console.print(literal(f"wrote NOSRule1 ({rule}, lr {lr:g}) to {path}"))
     return 0
 
