@@ -1,15 +1,16 @@
 """Optimizer-search throughput: rules evaluated per minute with 1 worker and with 2 worker processes.
 
 Claim checked: "search throughput (rules evaluated per minute) with 1 and 2 workers is
-reported". The same search (PPO, LSTM controller, batches of 10, seed 0; the optimizer
-evaluator's ConvNet on MNIST-5k at ``--steps`` steps and the 5-point learning-rate grid) runs
+reported". The same search (PPO, LSTM controller, batches of 10, seed 0, as in
+``nos_search.py``; the optimizer evaluator's ConvNet on MNIST-5k at ``--steps`` steps and the
+5-point learning-rate grid) runs
 ``--trials`` rules through ``Study.optimize`` once inline (1 worker) and once with
 ``RunOptions(executor="processes", workers=2)``, one torch thread per evaluation. A batch agent
 proposes the same rules whatever the number of workers, so both runs evaluate the same rules.
 Wall time includes starting the worker processes. The machine's load average is printed: on a
 shared machine, other processes take cores away from the workers.
 
-    python benchmarks/nos_throughput.py --trials 20 --steps 100
+    python benchmarks/nos_throughput.py --trials 40 --steps 200
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
 from rlnas.study import RunOptions, create_study
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+CONTROLLER = {"controller": "lstm", "temperature": None, "tanh_constant": None, "entropy_weight": 0.0,
+              "center_advantages": True}
+"""The controller of benchmarks/nos_search.py."""
 
 
 def load() -> str:
@@ -33,7 +37,7 @@ def load() -> str:
 def run(trials: int, steps: int, workers: int) -> dict:
     evaluator = OptimizerEvaluator(steps=steps, lr_grid=GRID)
     study = create_study(space=OptimizerRulesSpace(1), agent="ppo", evaluator=evaluator, seed=0,
-                         agent_config={"controller": "lstm", "batch_size": 10, "fail_reward": 0.0})
+                         agent_config={"batch_size": 10, "fail_reward": 0.0, **CONTROLLER})
     options = RunOptions(executor="inline" if workers == 1 else "processes", workers=workers, threads=1)
     before = load()
     start = time.perf_counter()
@@ -45,8 +49,8 @@ def run(trials: int, steps: int, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = [run(args.trials, args.steps, workers) for workers in (1, 2)]

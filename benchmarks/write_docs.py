@@ -121,7 +121,7 @@ BENCHMARKS = (
               ("benchmarks/nos_transfer.py",), "benchmarks/results/nos_transfer/results.md"),
     Benchmark("nos_throughput", "Neural Optimizer Search: rules per minute with 1 and 2 workers (issue: NOS)",
               "The same search through `Study.optimize`, inline and with the processes executor (2 workers).",
-              ("benchmarks/nos_throughput.py", "--trials", "20", "--steps", "100")),
+              ("benchmarks/nos_throughput.py", "--trials", "40", "--steps", "200")),
 )
 
 
