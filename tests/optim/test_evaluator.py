@@ -16,7 +16,7 @@ from rlnas.evaluators.optimizer import (
 from rlnas.models.children import create_child
 from rlnas.optim import rule
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
-from rlnas.study import RunOptions, create_study
+from rlnas.study import RunOptions, create_study, load_study
 from rlnas.trial import TrialState
 
 
@@ -93,6 +93,18 @@ def test_rules_running_past_the_trial_timeout_are_failed_and_learned_as_failures
     study.optimize(2, run=RunOptions(trial_timeout=0.5))
     assert all(t.state is TrialState.FAIL and t.error.startswith("timeout") for t in study.trials)
     assert [told for told, _ in study.diagnostics()] == [2]
+
+
+def test_a_stored_study_of_two_iteration_rules_reopens_with_its_space(sqlite_url):
+    evaluator = tiny(steps=5, lr_grid=[0.1])
+    study = create_study(space=OptimizerRulesSpace(2), agent="random", evaluator=evaluator, seed=0, name="it2",
+                         storage=sqlite_url)
+    study.optimize(2)
+    again = load_study("it2", sqlite_url)
+    assert isinstance(again.space, OptimizerRulesSpace) and again.space.iterations == 2
+    again.optimize(3)
+    assert len(again.trials) == 3
+    assert all(len(again.space.from_key(t.key)) == 10 for t in again.trials)  # readable keys, 2 iterations
 
 
 def test_study_with_real_rewards_stores_readable_keys():
