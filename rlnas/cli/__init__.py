@@ -18,7 +18,7 @@ from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, ma
 from rlnas.errors import RlnasError, StorageError
 
 COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "compare", "plot", "report", "export", "rm", "rename",
-                   "agents", "spaces", "query")
+                   "agents", "spaces", "query", "rule")
 """Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
 
 

@@ -1,4 +1,5 @@
-"""``rlnas export``: every trial as CSV or JSON, or one architecture as JSON / its network as ONNX."""
+"""``rlnas export``: every trial as CSV or JSON, one architecture as JSON / its network as ONNX, or the
+best update rules of an optimizer search as a torch-only Python module."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output
 from rlnas.cli.best import best_trial_of
-from rlnas.errors import RlnasError
+from rlnas.errors import ConfigError, RlnasError
 from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
 
@@ -39,6 +40,10 @@ def add_parser(commands: Any) -> None:
                         "with the classes of the study's data set)")
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing output file (a database is never overwritten)")
+    p.add_argument("--optimizer", default=None, metavar="FILE.py",
+                   help="instead: write the best update rules of an optimizer search as a Python module of "
+                        "torch.optim.Optimizer classes that needs only torch")
+    p.add_argument("--top", type=int, default=3, help="--optimizer: how many distinct rules, best first (default 3)")
     add_storage(p)
     p.set_defaults(run=run, stderr_console=True)
 
@@ -143,13 +148,36 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
     return 0
 
 
+def export_optimizer(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
+    """``--optimizer``: the study's best rules as a torch-only optimizer module."""
+    from rlnas.optim.export import best_rules, optimizer_module_source
+
+    if record.space_name != "optimizer_rules":
+        raise ConfigError(f"--optimizer needs a study of the optimizer_rules space; {record.name!r} searched "
+                          f"{record.space_name!r}")
+    if not args.optimizer.endswith(".py"):
+        raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
+    if args.top < 1:
+        raise ConfigError(f"--top must be a positive number, got {args.top}")
+    found = best_rules(store.trials(record.id), args.top)
+    if not found:
+        raise RlnasError(f"study {record.name!r} has no COMPLETE trial to export")
+    path = write_output(args.optimizer, optimizer_module_source(
+        found, title=f"Update rules found by rlnas study {record.name!r}"))
+    console.print(literal(f"wrote {len(found)} rule(s) to {path}: "
+                          + ", ".join(f"NOSRule{i} = {f.rule}" for i, f in enumerate(found, 1))))
+    return 0
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
-    """Write the trials, or one trial's architecture / network."""
-    for path in (args.output, args.arch, args.onnx):
+    """Write the trials, one trial's architecture / network, or the best update rules."""
+    for path in (args.output, args.arch, args.onnx, args.optimizer):
         if path is not None:
             check_output(path, args.force)
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
+    if args.optimizer is not None:
+        return export_optimizer(args, console, store, record)
     if args.onnx is not None or args.arch is not None:
         return export_one(args, console, store, record)
     trials = store.trials(record.id)

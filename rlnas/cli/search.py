@@ -79,7 +79,8 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph"}
+TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph",
+                      "optimizer_rules": "optimizer"}
 """The evaluator a space gets when ``--evaluator`` is not given."""
 
 
@@ -116,6 +117,21 @@ def agent_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.controller is not None:
         config["controller"] = args.controller
     return config
+
+
+def with_failed_reward(config: dict[str, Any], agent: str, evaluator: Any) -> dict[str, Any]:
+    """Agents with a ``fail_reward`` option (REINFORCE, PPO) learn a failed trial as the evaluator's
+    ``failed_reward`` (the optimizer evaluator's: 0, the lowest accuracy) unless the user set one."""
+    import dataclasses
+
+    from rlnas.agents import agent_class
+
+    failed = getattr(evaluator, "failed_reward", None)
+    if failed is None or "fail_reward" in config:
+        return config
+    if "fail_reward" not in {f.name for f in dataclasses.fields(agent_class(agent).Config)}:
+        return config
+    return config | {"fail_reward": failed}
 
 
 def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any]) -> str:
@@ -180,6 +196,9 @@ def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Co
     """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
     mobile network does not shrink the images to a single pixel long before its last layer."""
     space_name = space.name
+    if (space_name == "optimizer_rules") != (evaluator_name == "optimizer"):  # update rules vs networks
+        raise ConfigError(f"space 'optimizer_rules' holds update rules, which only --evaluator optimizer measures "
+                          f"(got space {space_name!r} and evaluator {evaluator_name!r})")
     measured = getattr(evaluator, "space", None)
     if measured is not None and getattr(measured, "fingerprint", None) != space.fingerprint:
         raise ConfigError(f"evaluator {evaluator_name!r} measures space {measured.name!r}, not {space_name!r}: "
@@ -222,7 +241,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)
-    study = create_study(space=space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
+    config = with_failed_reward(agent_config(args), args.agent, evaluator)
+    study = create_study(space=space, agent=args.agent, agent_config=config, evaluator=evaluator,
                          reward=args.reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
                          reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,

@@ -12,6 +12,7 @@ EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator", {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "nbgraph": "rlnas.evaluators.nbgraph:NBGraphEvaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
+    "optimizer": "rlnas.evaluators.optimizer:OptimizerEvaluator",
 })
 """Evaluator classes by name; ``create_evaluator(**evaluator.spec())`` rebuilds an equal one."""
 
@@ -44,4 +45,5 @@ def build_evaluator(spec: Mapping[str, Any], *, threads: int | None = None, devi
     return EVALUATORS.create(name, **options)
 
 
-__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator", "build_evaluator"]
+__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator",
+           "build_evaluator"]

@@ -129,9 +129,11 @@ def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Eva
 
 
 def space_of(record: StudyRecord) -> Space:
-    """The space a stored study searches (registered when it matches, else rebuilt from its JSON)."""
+    """The space a stored study searches: the registered one built with the options its JSON names
+    (``"options"``, e.g. the iterations of ``optimizer_rules``) when it matches, else rebuilt from its JSON."""
     if record.space_name in SPACES:
-        space = create_space(record.space_name)
+        options = record.space_json.get("options") if isinstance(record.space_json, dict) else None
+        space = create_space(record.space_name, **(options if isinstance(options, dict) else {}))
         if space.fingerprint == record.fingerprint:
             return space
     space = Space.from_json(record.space_json)

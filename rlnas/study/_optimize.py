@@ -1,7 +1,7 @@
 """The search loop: ask while a worker is free, hand the evaluation to the executor, tell outcomes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
@@ -46,7 +46,8 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
                 if trial is None:
                     break
                 candidate = study.proposal_of(trial).candidate
-                executor.submit(Task(trial.number, candidate, evaluation_seed(study.seed, trial.slot)))
+                executor.submit(Task(trial.number, candidate, evaluation_seed(study.seed, trial.slot),
+                                     budget_of(study.evaluator, trial.slot)))
             if executor.running() == 0:
                 break
             for outcome in executor.wait():
@@ -71,6 +72,13 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         if bar is not None:
             bar.stop()
         study.close()
+
+
+def budget_of(evaluator: Any, slot: int) -> float | None:
+    """The evaluation budget of the trial in ``slot``: the evaluator's ``budget_for(slot)`` when it has
+    one (a budget that grows over the search, e.g. the optimizer evaluator's ``schedule``), else ``None``."""
+    budget_for = getattr(evaluator, "budget_for", None)
+    return budget_for(slot) if callable(budget_for) else None
 
 
 def tell_outcome(study: Study, outcome: Outcome) -> Trial:

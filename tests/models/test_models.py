@@ -30,9 +30,9 @@ def nb201_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-NO_NETWORK = {"nbgraph", "nbgraph_proteins", "toy"}
-"""Spaces without an image network: NAS-Bench-Graph's GNN cells (tabular only) and the test-only toy space
-(registered when rlnas.testing is imported)."""
+NO_NETWORK = {"nbgraph", "nbgraph_proteins", "toy", "optimizer_rules"}
+"""Spaces without an image network: NAS-Bench-Graph's GNN cells (tabular only), the test-only toy space
+(registered when rlnas.testing is imported) and the update rules of optimizer search."""
 
 
 def test_every_space_has_a_model() -> None:
@@ -72,7 +72,8 @@ def test_nb201_built_network_matches_table(nb201_rows: list[dict[str, str]]) -> 
     for row in rows:
         cand = space.from_key(row["arch_str"])
         for col, k in CLASSES.items():
-            built = count_parameters(create_model(space, cand, num_classes=k)) if k == 10 else nb201_param_count(cand, k)
+            built = (count_parameters(create_model(space, cand, num_classes=k)) if k == 10
+                     else nb201_param_count(cand, k))
             assert built == nb201_param_count(cand, num_classes=k)
             if round(float(row[col]) * 1e6) == built:
                 checked += 1
