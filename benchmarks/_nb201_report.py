@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.plots.regret import incumbent_values, mean_band, plot_bands, regret_curve
+from rlnas.reports.regret import incumbent_values, mean_band, regret_curve
+from rlnas.reports.render import plot_bands
 
 CHECKPOINTS: tuple[int, ...] = (50, 100, 200, 300, 500)
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16-120": "ImageNet16-120"}

@@ -103,6 +103,25 @@ BENCHMARKS = (
     Benchmark("onnx", "ONNX Runtime vs PyTorch CPU latency (issue: real networks)",
               "Batch 1, one thread, minimum of 30 repeats.",
               ("benchmarks/onnx_latency.py", "--threads", "1", "--repeats", "30", "--statistic", "min")),
+    Benchmark("nos_step_cost", "Neural Optimizer Search: step cost of compiled rules (issue: NOS)",
+              "`optimizer.step()` of `RuleOptimizer` against `torch.optim.Adam` on the same model, fixed gradients, "
+              "thread CPU time, one thread. Goal: no more than 2x Adam's step.",
+              ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
+    Benchmark("nos_search", "Neural Optimizer Search on MNIST-5k (issue: NOS)",
+              "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "
+              "ConvNet child over a learning-rate grid; its best rules re-trained on unseen seeds against SGD "
+              "with momentum, Adam, PowerSign and AddSign at their best grid lr. Goal: found rules beat "
+              "SGD-momentum on the child task. Seed 0 is the command below; the other sections come from "
+              "`python benchmarks/nos_search.py --seed N` (untuned seeds) and `--agent random` (the same budget "
+              "of uniformly drawn rules: the no-learning ablation), one JSON each, same settings.",
+              ("benchmarks/nos_search.py", "--seed", "0"), "benchmarks/results/nos_search/results.md"),
+    Benchmark("nos_transfer", "Neural Optimizer Search: the best found rule on another task (issue: NOS)",
+              "The seed-0 search's best rule trains an MLP on the 8x8 digits (another network and data set), "
+              "against Adam, SGD-momentum, PowerSign and AddSign, each at its best lr of the same grid, 3 seeds.",
+              ("benchmarks/nos_transfer.py",), "benchmarks/results/nos_transfer/results.md"),
+    Benchmark("nos_throughput", "Neural Optimizer Search: rules per minute with 1 and 2 workers (issue: NOS)",
+              "The same search through `Study.optimize`, inline and with the processes executor (2 workers).",
+              ("benchmarks/nos_throughput.py", "--trials", "40", "--steps", "200")),
     Benchmark("tunas_search", "TuNAS: three latency targets, one search each (issue 9)",
               "A `tunas` search per latency target on `proxyless` with the `supernet` evaluator on MNIST-5k; "
               "goal: the final argmax within +-5 % of its target (lookup-table latency at 224 px). Seed 0, "

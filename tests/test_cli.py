@@ -212,3 +212,14 @@ def test_nbgraph_search_through_the_cli(rlnas_bin, sqlite_url, tmp_path):
     assert_one_line_error(run(rlnas_bin, "search", "--space", "nbgraph", "--dataset", "proteins",
                               "--storage", f"sqlite:///{tmp_path}/db.sqlite", check=False),
                           "needs --space nbgraph_proteins")
+
+
+def test_rename_keeps_everything_and_refuses_a_taken_name(rlnas_bin, sqlite_url):
+    common = ["--storage", sqlite_url]
+    for name in ("a", "b"):
+        run(rlnas_bin, "search", "--agent", "random", "--trials", "5", "--name", name, "--no-progress", *common)
+    before = completed(rlnas_bin, "a", sqlite_url)
+    assert "renamed study 'a' to 'c'" in run(rlnas_bin, "rename", "a", "c", *common).stdout
+    assert completed(rlnas_bin, "c", sqlite_url) == before
+    assert_one_line_error(run(rlnas_bin, "rename", "c", "b", *common, check=False), "already exists")
+    assert_one_line_error(run(rlnas_bin, "show", "a", *common, check=False), "no study named 'a'")

@@ -1,6 +1,7 @@
 """What REINFORCE and PPO share: a seeded controller that samples proposals and can be transferred."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -11,8 +12,10 @@ from rlnas.agents.base import Agent, AgentConfig, Proposal
 from rlnas.agents.controllers import (
     build_controller,
     check_controller_options,
+    is_finite_number,
     make_generator,
 )
+from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate
 
 
@@ -39,12 +42,16 @@ class ControllerConfig(AgentConfig):
     """LSTM only: divide logits by this before the tanh (ENAS's 5 by default); null = off."""
     tanh_constant: float | None = 2.5
     """LSTM only: logits become tanh_constant * tanh(logits) (ENAS's 2.5 by default); null = off."""
+    fail_reward: float | None = None
+    """Reward learned from a failed trial (e.g. 0 for a diverged update rule); null = failed trials are skipped."""
 
     def __post_init__(self) -> None:
         if self.lr is None and self.controller in self.DEFAULT_LR:
             self.lr = self.DEFAULT_LR[self.controller]
         check_controller_options(self.AGENT, self.controller, self.lr, self.lstm_hidden, self.temperature,
                                  self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
+        if self.fail_reward is not None and not is_finite_number(self.fail_reward):
+            raise ConfigError(f"{self.AGENT}: fail_reward must be a finite number or null, got {self.fail_reward!r}")
 
 
 class ControllerAgent(Agent):
@@ -65,6 +72,12 @@ class ControllerAgent(Agent):
     @property
     def batch_size(self) -> int:
         return self.config.batch_size
+
+    def learned_reward(self, reward: float | None) -> float | None:
+        """The reward to learn from: ``reward``, or ``fail_reward`` for a failed trial (``None``: skip it)."""
+        if reward is None or not math.isfinite(reward):
+            return self.config.fail_reward
+        return float(reward)
 
     def ask(self, n: int = 1) -> list[Proposal]:
         """Sample ``n`` candidates; ``info`` holds their choice indices and sampling log-probability."""

@@ -16,7 +16,6 @@ state to condition on, a value head reduces to one parameter fitted to the rewar
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -102,16 +101,17 @@ class PPOAgent(ControllerAgent):
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
-        """Queue successful results; update once ``batch_size`` are queued. Failures are skipped.
+        """Queue results; update once ``batch_size`` are queued. Failures are skipped (or learned as ``fail_reward``).
 
         Returns the update's diagnostics, or ``{}`` when no update happened.
         """
         for proposal, reward in results:
             self.told += 1
-            if reward is None or not math.isfinite(reward):
+            learned = self.learned_reward(reward)
+            if learned is None:
                 continue
             old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
-            self.pending.append((list(self.space.indices(proposal.candidate)), float(reward),
+            self.pending.append((list(self.space.indices(proposal.candidate)), learned,
                                  None if old is None else float(old)))
         if not self.pending or len(self.pending) < self.config.batch_size:
             return {}

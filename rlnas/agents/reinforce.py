@@ -12,7 +12,6 @@ depend on the actions being scored; the very first batch uses its own mean rewar
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,14 +61,15 @@ class ReinforceAgent(ControllerAgent):
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
-        """Queue successful results; update once ``batch_size`` are queued. Failures are skipped.
+        """Queue results; update once ``batch_size`` are queued. Failures are skipped (or learned as ``fail_reward``).
 
         Returns the update's diagnostics, or ``{}`` when no update happened.
         """
         for proposal, reward in results:
             self.told += 1
-            if reward is not None and math.isfinite(reward):
-                self.pending.append((list(self.space.indices(proposal.candidate)), float(reward)))
+            learned = self.learned_reward(reward)
+            if learned is not None:
+                self.pending.append((list(self.space.indices(proposal.candidate)), learned))
         if not self.pending or len(self.pending) < self.config.batch_size:
             return {}
         batch, self.pending = self.pending, []

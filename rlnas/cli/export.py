@@ -1,19 +1,21 @@
-"""``rlnas export``: every trial as CSV or JSON, or one architecture as JSON / its network as ONNX."""
+"""``rlnas export``: every trial as CSV or JSON, one architecture as JSON / its network as ONNX, or the
+best update rules of an optimizer search as a torch-only Python module."""
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_storage, assignment, literal, open_existing_store
+from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output
 from rlnas.cli.best import best_trial_of
-from rlnas.errors import RlnasError
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
 
 
@@ -24,16 +26,25 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
-                   help="instead: write the network of the best (or --trial) architecture as ONNX "
-                        "(untrained weights: the architecture, for deployment tests and latency; a "
-                        "weight-sharing study's network keeps the weights it inherits from the supernet)")
+                   help="instead: write the network of the best (or --trial) architecture as ONNX: with the "
+                        "trained weights the train evaluator kept for that trial, or those a weight-sharing "
+                        "study's network inherits from its supernet, else untrained (seed 0) weights, and the "
+                        "command says which and why")
     p.add_argument("--arch", default=None, metavar="FILE",
                    help="instead: write the best (or --trial) architecture as JSON")
     p.add_argument("--trial", type=int, default=None, help="trial number for --onnx / --arch (default: best)")
     p.add_argument("--as-searched", action="store_true",
-                   help="--onnx: the network as the train evaluator built it (its widths and classes)")
+                   help="--onnx without trained weights: the network as the train evaluator built it")
+    p.add_argument("--untrained", action="store_true", help="--onnx: seed-0 weights even where trained ones exist")
     p.add_argument("--model-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
-                   help="--onnx: network option, e.g. num_classes=100 (default: the paper's network)")
+                   help="--onnx, untrained: network option, e.g. width_mult=0.5 (default: the paper's network "
+                        "with the classes of the study's data set)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing output file (a database is never overwritten)")
+    p.add_argument("--optimizer", default=None, metavar="FILE.py",
+                   help="instead: write the best update rules of an optimizer search as a Python module of "
+                        "torch.optim.Optimizer classes that needs only torch")
+    p.add_argument("--top", type=int, default=3, help="--optimizer: how many distinct rules, best first (default 3)")
     p.add_argument("--finetune-epochs", type=float, default=0.0,
                    help="--onnx of a weight-sharing study: fine-tune the inherited weights this many epochs first")
     p.add_argument("--threads", type=int, default=None, help="torch threads for --finetune-epochs")
@@ -69,13 +80,56 @@ def chosen_trial(store: Any, record: Any, number: int | None) -> Any:
     raise RlnasError(f"study {record.name!r} has no trial {number}")
 
 
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` with a one-line error on failure."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse to overwrite a database ever, and any other existing file without ``--force``."""
+    if os.path.isdir(path):
+        raise RlnasError(f"cannot write {path}: it is a folder")
+    if not os.path.exists(path):
+        return
     try:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        header = b""
+    if header == SQLITE_HEADER:
+        raise RlnasError(f"refusing to overwrite {path}: it is a database")
+    if not force:
+        raise RlnasError(f"refusing to overwrite {path}: it exists (use --force to replace it)")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (missing folders are created) with a one-line error on failure."""
+    write_output(path, text)
+
+
+def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, candidate: Any) -> tuple[Any, Any, str]:
+    """The network to export, its input shape, and a plain sentence saying which weights it carries."""
+    from rlnas.evaluators.weights import NoTrainedWeights
+    from rlnas.export import study_model_options, trained_network, untrained_network
+
+    why = "--untrained was given"
+    if args.finetune_epochs and (args.untrained or not inherits_weights(record)):
+        raise RlnasError("--finetune-epochs applies to the inherited weights of a weight-sharing study (e.g. supernet)")
+    if not args.untrained and inherits_weights(record):
+        model, shape = inherited_network(args, record, candidate)
+        tuned = f", fine-tuned {args.finetune_epochs:g} epochs" if args.finetune_epochs else ""
+        return model, shape, f"with the weights it inherits from the study's supernet{tuned}"
+    if not args.untrained:
+        try:
+            model, shape = trained_network(record, trial)
+            if args.model_option or args.as_searched:
+                raise RlnasError("--model-option and --as-searched apply to untrained networks; "
+                                 "trained weights come with their own network (add --untrained to change it)")
+            return model, shape, "with the weights it was trained with during the search"
+        except NoTrainedWeights as exc:
+            why = str(exc)
+    options, shape = study_model_options(record.evaluator)
+    model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
+                                           options | dict(args.model_option))
+    return model, shape if shape and not args.as_searched else input_shape, f"with UNTRAINED (seed 0) weights: {why}"
 
 
 def export_one(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
@@ -90,23 +144,38 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
 
         data = export_architecture_json(space, candidate) | {"study": record.name, "trial": trial.number,
                                                              "reward": trial.reward, "metrics": trial.metrics}
-        write_text(args.arch, json.dumps(data, indent=2) + "\n")
+        write_text(args.arch, strict_json_text(data, indent=2) + "\n")
         console.print(literal(f"wrote architecture of trial {trial.number} to {args.arch}"))
     if args.onnx is not None:
-        from rlnas.export import export_onnx, untrained_network
+        from rlnas.export import export_onnx
 
-        if inherits_weights(record):
-            model, input_shape = inherited_network(args, record, candidate)
-        elif args.finetune_epochs:
-            raise RlnasError("--finetune-epochs applies to studies of a weight-sharing evaluator (e.g. supernet)")
-        else:
-            model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
-                                                   dict(args.model_option))
+        model, input_shape, weights = onnx_network(args, record, trial, space, candidate)
         try:
             export_onnx(model, args.onnx, input_shape)
         except OSError as exc:
             raise RlnasError(f"cannot write {args.onnx}: {exc.strerror}") from None
-        console.print(literal(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx}"))
+        console.print(literal(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx} {weights}"))
+    return 0
+
+
+def export_optimizer(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
+    """``--optimizer``: the study's best rules as a torch-only optimizer module."""
+    from rlnas.optim.export import best_rules, optimizer_module_source
+
+    if record.space_name != "optimizer_rules":
+        raise ConfigError(f"--optimizer needs a study of the optimizer_rules space; {record.name!r} searched "
+                          f"{record.space_name!r}")
+    if not args.optimizer.endswith(".py"):
+        raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
+    if args.top < 1:
+        raise ConfigError(f"--top must be a positive number, got {args.top}")
+    found = best_rules(store.trials(record.id), args.top)
+    if not found:
+        raise RlnasError(f"study {record.name!r} has no COMPLETE trial to export")
+    path = write_output(args.optimizer, optimizer_module_source(
+        found, title=f"Update rules found by rlnas study {record.name!r}"))
+    console.print(literal(f"wrote {len(found)} rule(s) to {path}: "
+                          + ", ".join(f"NOSRule{i} = {f.rule}" for i, f in enumerate(found, 1))))
     return 0
 
 
@@ -137,9 +206,14 @@ def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> 
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    """Write the trials, or one trial's architecture / network."""
+    """Write the trials, one trial's architecture / network, or the best update rules."""
+    for path in (args.output, args.arch, args.onnx, args.optimizer):
+        if path is not None:
+            check_output(path, args.force)
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
+    if args.optimizer is not None:
+        return export_optimizer(args, console, store, record)
     if args.onnx is not None or args.arch is not None:
         return export_one(args, console, store, record)
     trials = store.trials(record.id)
@@ -147,9 +221,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.format == "json":
         for row, t in zip(rows, trials):
             row["candidate"] = t.candidate
-        text = json.dumps({"study": record.name, "space": record.space_name, "agent": record.agent,
-                           "evaluator": record.evaluator, "reward": record.reward, "seed": record.seed,
-                           "trials": rows}, indent=2) + "\n"
+        text = strict_json_text({"study": record.name, "space": record.space_name, "agent": record.agent,
+                                 "evaluator": record.evaluator, "reward": record.reward, "seed": record.seed,
+                                 "trials": rows}, indent=2) + "\n"
     else:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

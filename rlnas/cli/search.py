@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_run_options, add_storage, assignment, check_limits, json_object, run_options
+from rlnas.cli._common import (
+    add_run_options,
+    add_storage,
+    assignment,
+    check_limits,
+    json_object,
+    literal,
+    run_options,
+)
 from rlnas.cli.summary import run_and_report
 from rlnas.errors import ConfigError
 from rlnas.rewards import create_reward
@@ -24,13 +35,20 @@ EVALUATOR_FLAGS = ("dataset", "epochs", "data_root", "fidelity", "noisy", "laten
 
 def add_parser(commands: Any) -> None:
     """Register ``search`` and its options."""
+    from rlnas.agents import list_agents
+    from rlnas.evaluators import list_evaluators
+    from rlnas.spaces import list_spaces
     from rlnas.study import DEFAULT_CHECKPOINT_EVERY
 
-    p = commands.add_parser("search", help="start (or continue) a search")
+    p = commands.add_parser("search", help="start (or continue) a search",
+                            description="Spaces and their evaluators: rlnas spaces. Agents and every agent option "
+                                        "with its default and meaning: rlnas agents.")
     what = p.add_argument_group("what to search (the study's stored definition)")
-    what.add_argument("--space", default="nb201", help="search space (default nb201; see rlnas.list_spaces())")
-    what.add_argument("--agent", default="l2nas", help="search agent (default l2nas)")
-    what.add_argument("--evaluator", default=None, help="evaluator (default: the space's tabular benchmark)")
+    what.add_argument("--space", default="nb201", help=f"search space: {', '.join(list_spaces())} (default nb201)")
+    what.add_argument("--agent", default="l2nas", help=f"search agent: {', '.join(list_agents())} (default l2nas; "
+                                                      "options: rlnas agents NAME)")
+    what.add_argument("--evaluator", default=None, help=f"evaluator: {', '.join(list_evaluators())} "
+                                                        "(default: the space's tabular benchmark)")
     what.add_argument("--dataset", default=None,
                       help="nb201: cifar10 (default), cifar100 or imagenet16-120; nbgraph: cora (default), arxiv, "
                            "citeseer, computers, cs, photo, physics, proteins, pubmed; train: digits (default), "
@@ -62,7 +80,12 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--controller", default=None, help="controller of reinforce/ppo: factorized or lstm")
     what.add_argument("--reuse-repeats", action="store_true",
                       help="answer a candidate the study already evaluated from the store, without spending budget")
-    p.add_argument("--name", default=None, help="study name (default SPACE-AGENT-DATASET-SEED)")
+    p.add_argument("--name", default=None,
+                   help="study name (default SPACE-AGENT-DATASET-SEED, plus a short hash of the other options "
+                        "when any differs from its default, so differently configured searches never collide)")
+    p.add_argument("--keep-weights", default="all", metavar="K|all|none",
+                   help="train: keep the trained weights of every trial (all, the default), of the best K by "
+                        "valid_acc, or none; they go next to a SQLite database (runs.db -> runs.db-weights/NAME/)")
     p.add_argument("--init-from", default=None, metavar="STUDY",
                    help="start the agent from another study's agent (same space and agent, same storage)")
     p.add_argument("--trials", type=int, default=None, help="number of trials (default 100 without a budget)")
@@ -75,7 +98,8 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph"}
+TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph",
+                      "optimizer_rules": "optimizer"}
 """The evaluator a space gets when ``--evaluator`` is not given."""
 
 
@@ -134,6 +158,106 @@ def agent_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def with_failed_reward(config: dict[str, Any], agent: str, evaluator: Any) -> dict[str, Any]:
+    """Agents with a ``fail_reward`` option (REINFORCE, PPO) learn a failed trial as the evaluator's
+    ``failed_reward`` (the optimizer evaluator's: 0, the lowest accuracy) unless the user set one."""
+    import dataclasses
+
+    from rlnas.agents import agent_class
+
+    failed = getattr(evaluator, "failed_reward", None)
+    if failed is None or "fail_reward" in config:
+        return config
+    if "fail_reward" not in {f.name for f in dataclasses.fields(agent_class(agent).Config)}:
+        return config
+    return config | {"fail_reward": failed}
+
+
+def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any]) -> str:
+    """``SPACE-AGENT-DATASET-SEED``, plus ``-`` and 6 hex digits of the options that differ from the
+    defaults (agent config, evaluator options, reward, repeats), so that two different searches
+    never get the same default name."""
+    import hashlib
+
+    from rlnas.agents import agent_class
+    from rlnas.evaluators import build_evaluator
+
+    config = agent_class(args.agent).Config
+    wanted, default = config.from_dict(agent_config(args)).to_dict(), config.from_dict({}).to_dict()
+    base_options = {k: v for k, v in evaluator_options.items() if k in ("space", "dataset")}
+    spec = build_evaluator({"name": evaluator_name, **evaluator_options}).spec()
+    base = build_evaluator({"name": evaluator_name, **base_options}).spec()
+    differences = {"agent": {k: v for k, v in wanted.items() if default.get(k) != v},
+                   "evaluator": {k: v for k, v in spec.items() if base.get(k) != v},
+                   "reward": args.reward if args.reward != "valid_acc" else None,
+                   "reuse_repeats": args.reuse_repeats or None}
+    dataset = spec.get("dataset", evaluator_name)
+    name = f"{args.space}-{args.agent}-{dataset}-{args.seed}"
+    if any(differences.values()):
+        text = json.dumps(differences, sort_keys=True, default=str)
+        name += "-" + hashlib.sha256(text.encode()).hexdigest()[:6]
+    return name
+
+
+def weights_options(args: argparse.Namespace, evaluator_name: str, options: dict[str, Any],
+                    name: str) -> dict[str, Any]:
+    """``weights_dir`` / ``keep_weights`` of a train evaluator from ``--keep-weights`` (``{}`` for other evaluators)."""
+    from rlnas.evaluators import EVALUATORS
+    from rlnas.registry import accepted_options
+
+    if "weights_dir" not in (accepted_options(EVALUATORS.get(evaluator_name)) or []) or "weights_dir" in options:
+        if args.keep_weights != "all":
+            raise ConfigError(f"--keep-weights applies to the train evaluator, not {evaluator_name!r}")
+        return {}
+    keep = str(args.keep_weights).lower()
+    if keep == "none":
+        return {}
+    if keep != "all" and not (keep.isdigit() and int(keep) > 0):
+        raise ConfigError(f"--keep-weights must be all, none or a positive number, got {args.keep_weights!r}")
+    return {"weights_dir": default_weights_dir(args.storage, name),
+            "keep_weights": None if keep == "all" else int(keep)}
+
+
+def default_weights_dir(storage: str, name: str) -> str:
+    """``<database file>-weights/<name>`` next to a SQLite file, else ``rlnas-weights/<name>`` in the working folder."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(storage)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+    except Exception:  # noqa: BLE001 - not a URL: the store reports it when it is opened
+        database = None
+    folder = f"{database}-weights" if database and database != ":memory:" else "rlnas-weights"
+    return str(Path(folder) / name)
+
+
+def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Console) -> None:
+    """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
+    mobile network does not shrink the images to a single pixel long before its last layer."""
+    space_name = space.name
+    if (space_name == "optimizer_rules") != (evaluator_name == "optimizer"):  # update rules vs networks
+        raise ConfigError(f"space 'optimizer_rules' holds update rules, which only --evaluator optimizer measures "
+                          f"(got space {space_name!r} and evaluator {evaluator_name!r})")
+    measured = getattr(evaluator, "space", None)
+    if measured is not None and getattr(measured, "fingerprint", None) != space.fingerprint:
+        raise ConfigError(f"evaluator {evaluator_name!r} measures space {measured.name!r}, not {space_name!r}: "
+                          f"choose --evaluator train (or --space {measured.name})")
+    if not isinstance(getattr(type(evaluator), "data", None), property):
+        return
+    data = evaluator.data  # a missing or unreadable data set stops here, with its one-line reason
+    if hasattr(space, "arch") and "smallest" in space.known():
+        from rlnas.reports.arch import collapse_point, mobile_blocks
+
+        size = int(data.input_shape[-1])
+        blocks = mobile_blocks(space, space.known()["smallest"], int(data.input_shape[0]), resolution=size)
+        at = collapse_point(blocks)
+        if at is not None:
+            console.print(literal(
+                f"warning: on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
+                f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use larger "
+                "images (e.g. --dataset mnist5k) or more epochs"), style="yellow")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the study (checking everything before anything is stored) and run it."""
     from rlnas.agents import agent_class
@@ -149,26 +273,27 @@ def run(args: argparse.Namespace, console: Console) -> int:
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
     space = resolve_space(args.space)  # an unknown space: one line, before anything else
     evaluator_name, evaluator_options = evaluator_choice(args, space)
+    name = args.name or default_name(args, evaluator_name, evaluator_options)
+    evaluator_options = evaluator_options | weights_options(args, evaluator_name, evaluator_options, name)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
-    dataset = evaluator.spec().get("dataset", evaluator_name) if hasattr(evaluator, "spec") else evaluator_name
-    name = args.name or f"{args.space}-{args.agent}-{dataset}-{args.seed}"
+    check_evaluator(space, evaluator_name, evaluator, console)
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)
     reward = reward_spec(args, evaluator)
-    one_shot = issubclass(agent_class(args.agent), WeightSharingAgent)
-    study = create_study(space=space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
+    if args.trials is None and args.budget_seconds is None and issubclass(agent_class(args.agent), WeightSharingAgent):
+        every = getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch
+        trials = math.ceil(evaluator.total_steps / every)  # a one-shot search runs for the evaluator's epochs
+    config = with_failed_reward(agent_config(args), args.agent, evaluator)
+    study = create_study(space=space, agent=args.agent, agent_config=config, evaluator=evaluator,
                          reward=reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
-                         reuse_repeats=args.reuse_repeats, device=args.device)
+                         reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,
+                         budget_seconds=args.budget_seconds)
     if source is not None and study.settings.get("init_from") != source.name:
         if study.n_finished:
             raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")
         study.init_from(source)
-    if one_shot and args.trials is None and args.budget_seconds is None:
-        from rlnas.study._weight_sharing import planned_trials
-
-        trials = planned_trials(study)  # a one-shot search runs for the evaluator's epochs
     return run_and_report(study, trials, args.budget_seconds, options, console)

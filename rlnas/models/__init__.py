@@ -24,6 +24,8 @@ from typing import Any
 
 from torch import nn
 
+from rlnas.checks import check_option_types
+from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.mobilenet import MobileNet, scaled_input_size
 from rlnas.models.nb201 import NB201Network, nb201_param_count
@@ -32,20 +34,20 @@ from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", NB201Network, kw, skip=1)
+    kw = check_model_options(space, NB201Network, kw)
     return NB201Network(space.candidate(candidate), **kw)
 
 
 def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", DartsNetworkCIFAR, kw, skip=1)
+    kw = check_model_options(space, DartsNetworkCIFAR, kw)
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
-def _mobile(space: Space, candidate: Mapping[str, Choice], *, input_size: int | None = None,
-            **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", MobileNet, kw, skip=1)
+def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    kw = check_model_options(space, MobileNet, kw)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
-    size = scaled_input_size(input_size, arch.resolution, max(space.resolutions))  # type: ignore[attr-defined]
+    largest = max(space.resolutions)  # type: ignore[attr-defined]
+    size = scaled_input_size(kw.pop("input_size", None), arch.resolution, largest)
     model = MobileNet(arch.layers, input_size=size, **kw)
     model.resolution = arch.resolution
     return model
@@ -60,6 +62,32 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "tunas_mbv3": _mobile,
 })
 """Network builders by space name, each called as ``(space, candidate, **options)``."""
+
+
+_POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult",
+             "input_size")
+_PROBABILITY = ("drop_path_prob", "dropout")
+
+
+def check_model_options(space: Space, network: type[nn.Module], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of ``network`` (all but its first parameter, the architecture) checked for name,
+    type and range: sizes must be positive, dropout probabilities in [0, 1)."""
+    what = f"the {space.name} model"
+    check_options(what, network, options, skip=1)
+    checked = check_option_types(network, options, what)
+    for key, value in checked.items():
+        if key in _POSITIVE and value is not None and not value > 0:
+            raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
+        if key in _PROBABILITY and not 0 <= value < 1:
+            raise ConfigError(f"{what} option {key!r} must be in [0, 1), got {value!r}")
+    return checked
+
+
+def check_options_for(space: Space, options: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`check_model_options` for the network :func:`create_model` builds for ``space``, without
+    building it (builders registered by others are not checked)."""
+    network = {_nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet}.get(MODELS.get(space.name))
+    return dict(options) if network is None else check_model_options(space, network, options)
 
 
 SUPERNETS: Registry[Callable[..., nn.Module]] = Registry("supernet", {
@@ -99,14 +127,6 @@ def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
 
 
 __all__ = [
-    "MODELS",
-    "SUPERNETS",
-    "DartsNetworkCIFAR",
-    "MobileNet",
-    "NB201Network",
-    "count_parameters",
-    "create_model",
-    "create_supernet",
-    "list_models",
-    "nb201_param_count",
+    "create_model", "create_supernet", "list_models", "check_model_options", "check_options_for", "count_parameters",
+    "MODELS", "SUPERNETS", "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
 ]

@@ -28,6 +28,7 @@ SPACES: Registry[Callable[..., Space]] = Registry("space", {
     "proxyless": "rlnas.spaces.mobilenet:ProxylessSpace",
     "proxyless_enlarged": "rlnas.spaces.mobilenet:ProxylessEnlargedSpace",
     "tunas_mbv3": "rlnas.spaces.mobilenet:TunasMobileNetV3Space",
+    "optimizer_rules": "rlnas.spaces.optimizer_rules:OptimizerRulesSpace",
 })
 """Space factories by name (``create_space`` calls them with its keyword options)."""
 

@@ -1,9 +1,10 @@
 """The search loop: ask while a worker is free, hand the evaluation to the executor, tell outcomes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlnas.errors import ConfigError, RlnasError
+from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
 from rlnas.study.lease import LeaseLost
@@ -45,7 +46,8 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
                 if trial is None:
                     break
                 candidate = study.proposal_of(trial).candidate
-                executor.submit(Task(trial.number, candidate, evaluation_seed(study.seed, trial.slot)))
+                executor.submit(Task(trial.number, candidate, evaluation_seed(study.seed, trial.slot),
+                                     budget_of(study.evaluator, trial.slot)))
             if executor.running() == 0:
                 break
             for outcome in executor.wait():
@@ -72,11 +74,27 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         study.close()
 
 
+def budget_of(evaluator: Any, slot: int) -> float | None:
+    """The evaluation budget of the trial in ``slot``: the evaluator's ``budget_for(slot)`` when it has
+    one (a budget that grows over the search, e.g. the optimizer evaluator's ``schedule``), else ``None``."""
+    budget_for = getattr(evaluator, "budget_for", None)
+    return budget_for(slot) if callable(budget_for) else None
+
+
 def tell_outcome(study: Study, outcome: Outcome) -> Trial:
-    """Store what the executor reports for a trial (a timeout or a dead worker is a FAIL with its reason)."""
+    """Store what the executor reports for a trial (a timeout or a dead worker is a FAIL with its reason).
+
+    An evaluator that returns something else than a :class:`Measurement` cannot work at all: the
+    trial is stored FAIL saying what it returned, and a :class:`ConfigError` stops the search.
+    """
     number = outcome.task.number
     if outcome.kind == OK:
-        assert outcome.measurement is not None
+        if not isinstance(outcome.measurement, Measurement):
+            got = outcome.measurement
+            problem = (f"the evaluator returned {type(got).__name__} {got!r:.60}, not a Measurement "
+                       "(rlnas.evaluators.Measurement(metrics, cost_seconds, info))")
+            study.tell(number, None, state=TrialState.FAIL, error=problem)
+            raise ConfigError(problem)
         return study.tell(number, outcome.measurement)
     error = outcome.error or outcome.kind
     if outcome.kind == TIMEOUT and not error.startswith("timeout"):

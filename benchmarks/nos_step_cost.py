@@ -1,0 +1,86 @@
+"""Cost of one optimizer step: compiled rules (RuleOptimizer) against torch.optim.Adam.
+
+Claim checked: "the compiled optimizer's step costs no more than 2x torch.optim.Adam's step on
+the same model". Gradients are set once (random, fixed) and only ``optimizer.step()`` is timed:
+per repeat, ``--steps`` steps are timed with thread CPU time (robust to other processes on a
+shared machine), the optimizers taking turns repeat by repeat, and the minimum and median over
+``--repeats`` repeats are reported, per step;
+the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
+models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
+784-512-512-10 (0.67 M weights: memory traffic dominates).
+
+    python benchmarks/nos_step_cost.py --steps 200 --repeats 7
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from rlnas.models.children import create_child
+from rlnas.optim import RuleOptimizer
+
+RULES = ("adam", "sgd", "momentum", "rmsprop", "powersign", "addsign", "addsign-ld",
+         "drop(adam, 0.1) + eps")
+
+
+def models() -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    return {"child convnet (9 k weights, 6 tensors)": create_child("convnet", (1, 28, 28), 10),
+            "mlp 784-512-512-10 (0.67 M weights)": create_child("mlp", (1, 28, 28), 10, hidden=(512, 512))}
+
+
+def time_interleaved(optimizers: dict[str, torch.optim.Optimizer], steps: int,
+                     repeats: int) -> dict[str, tuple[float, float]]:
+    """Min and median thread-CPU microseconds per step; the repeats take turns between optimizers,
+    so a change of the machine's load hits all of them alike."""
+    for optimizer in optimizers.values():
+        for _ in range(10):
+            optimizer.step()
+    per_step: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(repeats):
+        for name, optimizer in optimizers.items():
+            start = time.thread_time()
+            for _ in range(steps):
+                optimizer.step()
+            per_step[name].append((time.thread_time() - start) / steps * 1e6)
+    return {name: (min(v), statistics.median(v)) for name, v in per_step.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {platform.machine()}, 1 thread, thread CPU time; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for label, model in models().items():
+        params = list(model.parameters())
+        gen = torch.Generator().manual_seed(1)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+        candidates: list[tuple[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]]] = [
+            ("torch.optim.Adam (default)", lambda ps: torch.optim.Adam(ps, lr=1e-9)),
+            ("torch.optim.Adam (foreach=True)", lambda ps: torch.optim.Adam(ps, lr=1e-9, foreach=True))]
+        candidates += [(f"RuleOptimizer {name}",
+                        lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9))
+                       for name in RULES]
+        timed = time_interleaved({name: make(params) for name, make in candidates}, args.steps, args.repeats)
+        rows = [(name, best, median) for name, (best, median) in timed.items()]
+        adam = min(best for name, best, _ in rows[:2])  # the faster of torch's two Adam implementations
+        print(f"\n{label}\n")
+        print("| optimizer | min µs/step | median µs/step | min / faster Adam's min |")
+        print("|---|---:|---:|---:|")
+        for name, best, median in rows:
+            print(f"| {name} | {best:.1f} | {median:.1f} | {best / adam:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

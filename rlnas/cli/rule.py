@@ -1,0 +1,80 @@
+"""``rlnas rule``: read an update rule (written or named), show it, its torch code, train with it, write it."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from rlnas.cli._common import assignment, field_table, fmt, literal, write_output
+from rlnas.errors import ConfigError
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``rule``."""
+    p = commands.add_parser("rule", help="check an update rule of the optimizer search; train with it or write it")
+    p.add_argument("rule", help="a written rule, e.g. 'sign(g) * sign(m); exp(o1) * g', or a name "
+                                "(adam, powersign, ...)")
+    p.add_argument("--code", action="store_true", help="print the torch code the rule compiles to")
+    p.add_argument("--evaluate", action="store_true",
+                   help="train the optimizer evaluator's child network with the rule at every lr of its grid")
+    p.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
+                   help="--evaluate: evaluator option, e.g. dataset=digits, network=mlp, steps=100 (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="--evaluate: seed of the child's weights and batches")
+    p.add_argument("--threads", type=int, default=None, help="--evaluate: torch threads")
+    p.add_argument("--output", default=None, metavar="FILE.py",
+                   help="write the rule as a Python module with a torch.optim.Optimizer class (needs only torch)")
+    p.add_argument("--lr", type=float, default=None, help="--output: the class's default lr (default: the best "
+                                                          "lr of --evaluate, else 1e-3)")
+    p.add_argument("--force", action="store_true", help="--output: overwrite an existing file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Parse the rule (a malformed or unknown one is a one-line error) and do what was asked."""
+    from rlnas.optim.codegen import compile_source
+    from rlnas.optim.rule import as_rule
+
+    rule = as_rule(args.rule)
+    if args.output is not None:
+        from rlnas.cli.export import check_output
+
+        if not args.output.endswith(".py"):
+            raise ConfigError(f"--output must name a .py file, got {args.output!r}")
+        check_output(args.output, args.force)
+    compiled = compile_source(rule)
+    table = field_table("update rule: w <- w - lr * rule")
+    table.add_row("rule", literal(str(rule)))
+    table.add_row("iterations", str(len(rule)))
+    table.add_row("running averages", ", ".join(compiled.state_names) or "none")
+    table.add_row("random", "yes" if compiled.uses_random else "no")
+    table.add_row("needs total_steps", "yes (decay operand)" if compiled.uses_decay else "no")
+    best_lr = None
+    if args.evaluate:
+        best_lr = _evaluate(args, rule, table)
+    console.print(table)
+    if args.code:
+        console.print(literal(compiled.source))
+    if args.output is not None:
+        from rlnas.optim.export import FoundRule, optimizer_module_source
+
+        lr = args.lr if args.lr is not None else best_lr if best_lr is not None else 1e-3
+        path = write_output(args.output, optimizer_module_source([FoundRule(str(rule), lr)]))
+        console.print(literal(f"wrote NOSRule1 ({rule}, lr {lr:g}) to {path}"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, rule: Any, table: Any) -> float | None:
+    from rlnas.evaluators import build_evaluator
+
+    evaluator = build_evaluator({"name": "optimizer", **dict(args.eval_option)}, threads=args.threads)
+    measurement = evaluator.evaluate_rule(rule, seed=args.seed)
+    spec = evaluator.spec()
+    table.add_row("child task", literal(f"{spec['network']} on {spec['dataset']}, {measurement.info['steps']} steps, "
+                                        f"seed {args.seed}"))
+    for row in measurement.info["per_lr"]:
+        shown = fmt(row["valid_acc"], 2) if row["diverged"] is None else f"diverged ({row['diverged']})"
+        table.add_row(f"valid_acc at lr {row['lr']:g}", literal(shown))
+    for metric in ("valid_acc", "test_acc", "best_lr"):
+        table.add_row(metric, fmt(measurement.metrics[metric], 4 if metric == "best_lr" else 2))
+    return float(measurement.metrics["best_lr"])

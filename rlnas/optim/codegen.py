@@ -1,0 +1,359 @@
+"""Compile a rule into the source of a multi-tensor (``torch._foreach_*``) update function.
+
+The function has the signature and meaning described in :mod:`rlnas.optim.runtime` and runs in
+that module's namespace (``torch``, ``_drop_``, ``_gauss_``, ``_s1``, ...). Every value of the rule
+is known, before running it, to be either a list of tensors (anything reading ``g``, ``w``, the
+running averages or noise) or one float (constants and decays), so the generated code is
+straight-line: about one ``torch._foreach_*`` call (or a float expression) per function of the
+rule, and nothing is computed that the rule does not read. Two things keep memory traffic down,
+as in torch's own Adam:
+
+* a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
+* a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
+  ``rmsprop``) is carried along as a float expression instead of being multiplied in, and is
+  applied where a function needs it, at the latest by the learning rate of the final update.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+
+from rlnas.optim.rule import DECAY_OPERANDS, RANDOM_OPERANDS, Rule
+
+T, S = "tensors", "scalar"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value of the generated code.
+
+    ``code`` is a variable (or a float expression for a scalar); for tensors the value is
+    ``code × scale`` with ``scale`` a positive float expression (``None``: 1). ``nonneg``: known
+    to be >= 0; ``fresh``: a temporary list the function owns and may overwrite.
+    """
+
+    code: str
+    kind: str
+    nonneg: bool = False
+    fresh: bool = False
+    scale: str | None = None
+
+
+@dataclass(frozen=True)
+class CompiledSource:
+    """The source of ``def <name>(w, g, s, h, gen, ws)`` and what the optimizer must provide for it."""
+
+    name: str
+    source: str
+    rule_text: str
+    state_names: tuple[str, ...]
+    uses_random: bool
+    uses_decay: bool
+
+
+STATE_READERS = {"m": ("m", "sign(m)", "adam"), "v": ("v", "adam", "rmsprop"), "gamma": ("gamma",)}
+
+
+def _times(a: str | None, b: str | None) -> str | None:
+    """The product of two scale expressions (``None`` is 1)."""
+    if a is None or b is None:
+        return a or b
+    return f"({a} * {b})"
+
+
+def _ratio(a: str | None, b: str | None) -> str:
+    """``a / b`` of two scale expressions (``None`` is 1), as a float expression."""
+    return f"(({a or '1.0'}) / ({b or '1.0'}))"
+
+
+class _Emitter:
+    """Writes the update function line by line; ``remaining`` counts each temporary's uses to come."""
+
+    def __init__(self, uses: dict[str, int]) -> None:
+        self.lines: list[str] = []
+        self.values: dict[str, Value] = {}
+        self.uses = uses
+        self.remaining: dict[str, int] = {}
+        self.scratch = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append(f"    {text}")
+
+    def new(self, var: str, op: str, first: str, rest: str = "", *, nonneg: bool = False, uses: int = 1,
+            scale: str | None = None) -> Value:
+        """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)`` in a scratch list.
+
+        Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
+        step, so no step allocates memory (fresh allocations of large tensors cost page faults).
+        ``op`` is an in-place ``torch._foreach_*_`` name applied after copying ``first`` in, or
+        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``), ``rpow`` (``first`` to
+        the power of the list ``rest``) or ``drop``.
+        """
+        self.line(f"{var} = ws({self.scratch})")
+        self.scratch += 1
+        if op == "gauss":
+            self.line(f"_gauss_({var}, {first}, gen)")
+        elif op == "full":
+            self.line(f"_fill_({var}, {first})")
+        elif op == "rpow":
+            self.line(f"_rpow_({var}, {first}, {rest})")
+        else:
+            self.line(f"torch._foreach_copy_({var}, {first})")
+            if op == "drop":
+                self.line(f"_drop_({var}{rest}, gen)")
+            elif op != "copy":
+                self.line(f"torch._foreach_{op}_({var}{rest})")
+        self.remaining[var] = uses
+        return Value(var, T, nonneg, True, scale)
+
+    def owned(self, x: Value) -> bool:
+        """Consume one use of ``x``; True when that was its last use of a fresh temporary."""
+        if not x.fresh:
+            return False
+        self.remaining[x.code] -= 1
+        return self.remaining[x.code] == 0
+
+    def reuse(self, x: Value, uses: int, nonneg: bool = False, scale: str | None = None) -> Value:
+        """``x``'s storage now holds a new value used ``uses`` times."""
+        self.remaining[x.code] = uses
+        return Value(x.code, T, nonneg, True, scale)
+
+    def plain(self, var: str, x: Value, own: bool) -> Value:
+        """``x`` (which has a scale) with its scale multiplied in, in a list this operation owns."""
+        if own:
+            self.line(f"torch._foreach_mul_({x.code}, {x.scale})")
+            return self.reuse(x, 1, x.nonneg)
+        return self.new(var, "mul", x.code, f", {x.scale}", nonneg=x.nonneg)
+
+    # ------------------------------------------------------------ operands
+    def operand(self, op: str) -> Value:
+        if op not in self.values:
+            self.values[op] = self._define(op, self.uses[op])
+        return self.values[op]
+
+    def _define(self, op: str, uses: int) -> Value:
+        if op == "g":
+            return Value("g", T)
+        if op in ("1", "2"):
+            return Value(f"{op}.0", S, True)
+        if op in DECAY_OPERANDS:
+            return Value(f'h["{op}"]', S, True)
+        averages = {"m": "bc1", "v": "bc2", "gamma": "bc3"}
+        if op in averages:  # the running average read in place, its bias correction carried as a scale
+            return Value(f's["{op}"]', T, op == "v", False, f'(1.0 / h["{averages[op]}"])')
+        if op == "g^2":
+            return self.new("g_2", "mul", "g", ", g", nonneg=True, uses=uses)
+        if op == "g^3":
+            value = self.new("g_3", "mul", "g", ", g", uses=uses)
+            self.line("torch._foreach_mul_(g_3, g)")
+            return value
+        if op in ("sign(g)", "sign(m)"):
+            source = "g" if op == "sign(g)" else 's["m"]'
+            return self.new(f"sign_{op[5]}", "sign", source, uses=uses)
+        if op in ("eps", "noise"):
+            std = "noise_std" if op == "eps" else "anneal_std"
+            return self.new(op, "gauss", f'h["{std}"]', uses=uses)
+        if op.endswith("w"):
+            return self.new(f"w_{op[:-1].replace('-', '_')}", "mul", "w", f", {op[:-1]}", uses=uses)
+        if op in ("adam", "rmsprop"):  # m̂ / (sqrt(v̂) + δ) = m / (sqrt(v) + δ·sqrt(bc2)) · sqrt(bc2) / bc1
+            self.new(f"{op}_denom", "sqrt", 's["v"]', uses=0)
+            self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
+            numerator, scale = (('s["m"]', '(h["bc2"] ** 0.5 / h["bc1"])') if op == "adam"
+                                else ("g", '(h["bc2"] ** 0.5)'))
+            return self.new(op, "div", numerator, f", {op}_denom", uses=uses, scale=scale)
+        raise KeyError(op)  # o1, o2, ... are defined when their iteration is emitted
+
+    # ------------------------------------------------------------ functions
+    def unary(self, var: str, name: str, x: Value) -> Value:
+        if name == "identity":
+            return x
+        if x.kind == S:
+            return self._unary_scalar(var, name, x)
+        own = self.owned(x)
+        kind, _, level = name.partition("_")
+        # sqrt, sign and drop commute with a positive scale: sqrt(|x·s|) = sqrt(|x|)·sqrt(s)
+        if kind == "sqrt":
+            scale = None if x.scale is None else f"(({x.scale}) ** 0.5)"
+            return self._in_place(var, x, own, [] if x.nonneg else ["abs"], "sqrt", True, scale)
+        if kind == "sign":
+            return self._in_place(var, x, own, [], "sign", x.nonneg, None)
+        if kind == "drop":
+            if own:
+                self.line(f"_drop_({x.code}, {level}, gen)")
+                return self.reuse(x, 1, x.nonneg, x.scale)
+            return self.new(var, "drop", x.code, f", {level}", nonneg=x.nonneg, scale=x.scale)
+        if x.scale is not None:  # neg, exp, log, clip need the value itself
+            x, own = self.plain(var, x, own), True
+        if kind in ("neg", "exp"):
+            return self._in_place(var, x, own, [], kind, kind == "exp", None)
+        if kind == "log":
+            return self._in_place(var, x, own, [] if x.nonneg else ["abs"], "log", False, None)
+        if own:
+            self.line(f"torch._foreach_clamp_min_({x.code}, -{level})")
+            target = self.reuse(x, 1, x.nonneg)
+        else:
+            target = self.new(var, "clamp_min", x.code, f", -{level}", nonneg=x.nonneg)
+        self.line(f"torch._foreach_clamp_max_({target.code}, {level})")
+        return target
+
+    def _in_place(self, var: str, x: Value, own: bool, first: list[str], op: str, nonneg: bool,
+                  scale: str | None) -> Value:
+        """``op`` (after the element-wise ``first`` ones) on x's storage if owned, else on a new list."""
+        ops = [*first, op]
+        if own:
+            for name in ops:
+                self.line(f"torch._foreach_{name}_({x.code})")
+            return self.reuse(x, 1, nonneg, scale)
+        value = self.new(var, ops[0], x.code, nonneg=nonneg, scale=scale)
+        for name in ops[1:]:
+            self.line(f"torch._foreach_{name}_({var})")
+        return value
+
+    def _unary_scalar(self, var: str, name: str, x: Value) -> Value:
+        arg = x.code
+        kind, _, level = name.partition("_")
+        if kind == "drop":
+            value = self.new(var, "full", arg, nonneg=x.nonneg)
+            self.line(f"_drop_({var}, {level}, gen)")
+            return value
+        expr = {
+            "neg": f"-{arg}",
+            "exp": f"_s1(torch.exp, {arg})",
+            "sign": f"_s1(torch.sign, {arg})",
+            "log": f"_s1(torch.log, abs({arg}))",
+            "sqrt": f"_s1(torch.sqrt, abs({arg}))",
+            "clip": f"_s1(lambda a: a.clamp(-{level}, {level}), {arg})",
+        }[kind]
+        self.line(f"{var} = {expr}")
+        return Value(var, S, kind in ("exp", "sqrt") or (kind in ("sign", "clip") and x.nonneg))
+
+    def binary(self, var: str, name: str, a: Value, b: Value, uses: int) -> Value:
+        own_a, own_b = self.owned(a), self.owned(b)
+        if name == "keep":
+            if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
+                self.remaining[a.code] += uses
+                return replace(a, fresh=True)
+            return replace(a, fresh=False)
+        if a.kind == S and b.kind == S:
+            expr = {"add": f"{a.code} + {b.code}", "sub": f"{a.code} - {b.code}", "mul": f"{a.code} * {b.code}",
+                    "div": f'_s2(torch.div, {a.code}, {b.code} + h["delta"])',
+                    "pow": f"_s2(torch.pow, {a.code}, {b.code})"}[name]
+            self.line(f"{var} = {expr}")
+            return Value(var, S)
+        return {"add": self._add_sub, "sub": self._add_sub, "mul": self._mul, "div": self._div,
+                "pow": self._pow}[name](var, name, a, b, own_a, own_b, uses)
+
+    def _add_sub(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if a.kind == T and b.kind == T:  # a·sa ± b·sb = sa·(a ± (sb/sa)·b)
+            alpha = "" if a.scale == b.scale else f", alpha={_ratio(b.scale, a.scale)}"
+            if own_a:
+                self.line(f"torch._foreach_{name}_({a.code}, {b.code}{alpha})")
+                return self.reuse(a, uses, scale=a.scale)
+            if name == "add" and own_b:
+                alpha = "" if a.scale == b.scale else f", alpha={_ratio(a.scale, b.scale)}"
+                self.line(f"torch._foreach_add_({b.code}, {a.code}{alpha})")
+                return self.reuse(b, uses, scale=b.scale)
+            return self.new(var, name, a.code, f", {b.code}{alpha}", uses=uses, scale=a.scale)
+        if a.kind == T:  # a·sa ± c = sa·(a ± c/sa)
+            if own_a:
+                self.line(f"torch._foreach_{name}_({a.code}, {_ratio(b.code, a.scale)})")
+                return self.reuse(a, uses, scale=a.scale)
+            return self.new(var, name, a.code, f", {_ratio(b.code, a.scale)}", uses=uses, scale=a.scale)
+        if name == "add":  # c + b·sb = sb·(b + c/sb)
+            if own_b:
+                self.line(f"torch._foreach_add_({b.code}, {_ratio(a.code, b.scale)})")
+                return self.reuse(b, uses, scale=b.scale)
+            return self.new(var, "add", b.code, f", {_ratio(a.code, b.scale)}", uses=uses, scale=b.scale)
+        negated = f"-({b.scale})" if b.scale else "-1.0"  # c − b·sb = (−sb)·b + c
+        if own_b:
+            self.line(f"torch._foreach_mul_({b.code}, {negated})")
+            target = self.reuse(b, uses)
+        else:
+            target = self.new(var, "mul", b.code, f", {negated}", uses=uses)
+        self.line(f"torch._foreach_add_({target.code}, {a.code})")
+        return target
+
+    def _mul(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if a.kind == T and b.kind == T:
+            scale = _times(a.scale, b.scale)
+            if own_a:
+                self.line(f"torch._foreach_mul_({a.code}, {b.code})")
+                return self.reuse(a, uses, scale=scale)
+            if own_b:
+                self.line(f"torch._foreach_mul_({b.code}, {a.code})")
+                return self.reuse(b, uses, scale=scale)
+            return self.new(var, "mul", a.code, f", {b.code}", uses=uses, scale=scale)
+        tensors, own, factor = (a, own_a, b.code) if a.kind == T else (b, own_b, a.code)
+        factor = factor if tensors.scale is None else f"{factor} * ({tensors.scale})"
+        if own:
+            self.line(f"torch._foreach_mul_({tensors.code}, {factor})")
+            return self.reuse(tensors, uses)
+        return self.new(var, "mul", tensors.code, f", {factor}", uses=uses)
+
+    def _div(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if b.kind == S:  # a·sa / (c + δ)
+            divisor = f'(({b.code} + h["delta"]) / ({a.scale}))' if a.scale else f'({b.code} + h["delta"])'
+            if own_a:
+                self.line(f"torch._foreach_div_({a.code}, {divisor})")
+                return self.reuse(a, uses)
+            return self.new(var, "div", a.code, f", {divisor}", uses=uses)
+        # b·sb + δ = sb·(b + δ/sb)
+        delta = 'h["delta"]' if b.scale is None else f'h["delta"] / ({b.scale})'
+        if own_b and b.code != a.code:  # (b may share a's storage: then a must stay intact)
+            self.line(f"torch._foreach_add_({b.code}, {delta})")
+            divisor = b.code
+        else:
+            divisor = self.new(f"{var}_divisor", "add", b.code, f", {delta}", uses=0).code
+        if a.kind == S:  # c / (sb·d) = (c/sb) / d
+            factor = _ratio(a.code, b.scale)
+            if divisor == b.code:
+                self.line(f"torch._foreach_reciprocal_({b.code})")
+                self.line(f"torch._foreach_mul_({b.code}, {factor})")
+                return self.reuse(b, uses)
+            self.line(f"torch._foreach_reciprocal_({divisor})")
+            self.line(f"torch._foreach_mul_({divisor}, {factor})")
+            self.remaining[divisor] = uses
+            return Value(divisor, T, False, True)
+        scale = _ratio(a.scale, b.scale) if (a.scale or b.scale) else None
+        if own_a:
+            self.line(f"torch._foreach_div_({a.code}, {divisor})")
+            return self.reuse(a, uses, scale=scale)
+        return self.new(var, "div", a.code, f", {divisor}", uses=uses, scale=scale)
+
+    def _pow(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        if b.kind == T and b.scale:
+            b = self.plain(f"{var}_exponent", b, own_b)
+        if a.kind == S:
+            return self.new(var, "rpow", a.code, b.code, uses=uses)
+        if a.scale:
+            a, own_a = self.plain(var, a, own_a), True
+        if own_a:
+            self.line(f"torch._foreach_pow_({a.code}, {b.code})")
+            return self.reuse(a, uses)
+        return self.new(var, "pow", a.code, f", {b.code}", uses=uses)
+
+
+def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
+    """The source of the update function of ``rule`` (see the module docstring)."""
+    uses = Counter(op for it in rule.iterations for op in (it.op1, it.op2))
+    emit = _Emitter(uses)
+    out = None
+    for k, it in enumerate(rule.iterations, 1):
+        a = emit.unary(f"a{k}", it.u1, emit.operand(it.op1))
+        b = emit.unary(f"b{k}", it.u2, emit.operand(it.op2))
+        out = emit.binary(f"o{k}", it.binary, a, b, uses[f"o{k}"])
+        emit.values[f"o{k}"] = out
+    assert out is not None
+    body = "\n".join(emit.lines)
+    result = f"float({out.code}), 1.0" if out.kind == S else f"{out.code}, {out.scale or '1.0'}"
+    source = (f"def {name}(w, g, s, h, gen, ws):\n"
+              f"    # {rule}\n"
+              f"{body}\n"
+              f"    return {result}\n")
+    operands = rule.operands()
+    return CompiledSource(
+        name=name, source=source, rule_text=str(rule),
+        state_names=tuple(n for n, readers in STATE_READERS.items() if operands & set(readers)),
+        uses_random=bool(operands & RANDOM_OPERANDS) or any(u.startswith("drop") for u in rule.unaries()),
+        uses_decay=bool(operands & DECAY_OPERANDS),
+    )

@@ -1,0 +1,122 @@
+"""Write found update rules as a Python module that needs only torch.
+
+The module holds the runtime of :mod:`rlnas.optim.runtime` (copied verbatim), one generated
+update function per rule (the same code :class:`~rlnas.optim.RuleOptimizer` runs) and one
+``torch.optim.Optimizer`` subclass per rule, plus ``RULES`` (class name -> written rule) and
+``OPTIMIZERS`` (the classes, best first)::
+
+    from found_optimizers import NOSRule1
+    optimizer = NOSRule1(model.parameters())          # lr defaults to the rule's best searched lr
+"""
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlnas.errors import ConfigError
+from rlnas.optim import runtime
+from rlnas.optim.codegen import compile_source
+from rlnas.optim.rule import Rule, as_rule
+
+
+@dataclass(frozen=True)
+class FoundRule:
+    """A rule to export, with what the search measured for it."""
+
+    rule: str
+    """The written rule."""
+    lr: float = 1e-3
+    """Default learning rate of the exported class (the best one of the search's grid)."""
+    valid_acc: float | None = None
+    """The search's reward for the rule, if known."""
+    trial: int | None = None
+    """The study trial that measured it, if any."""
+
+
+def best_rules(trials: Iterable[Any], n: int = 5) -> list[FoundRule]:
+    """The ``n`` best distinct rules of a study's COMPLETE trials (by reward; ties: earliest trial).
+
+    ``trials`` are :class:`~rlnas.trial.Trial` records of the ``optimizer`` evaluator: the key is
+    the written rule and ``metrics["best_lr"]`` the learning rate that gave the reward.
+    """
+    complete = [t for t in trials if getattr(t.state, "name", "") == "COMPLETE" and t.reward is not None]
+    complete.sort(key=lambda t: (-t.reward, t.number))
+    found: dict[str, FoundRule] = {}
+    for t in complete:
+        text = str(as_rule(t.key))
+        if text not in found:
+            found[text] = FoundRule(text, float(t.metrics.get("best_lr", 1e-3)), float(t.reward), t.number)
+        if len(found) == n:
+            break
+    return list(found.values())
+
+
+def _runtime_body() -> str:
+    """The runtime module's source without its docstring and ``from __future__`` line."""
+    source = Path(runtime.__file__).read_text()
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    body_start = tree.body[1].lineno - 1  # body[0] is the docstring
+    return "\n".join(line for line in lines[body_start:] if line.strip() != "from __future__ import annotations")
+
+
+def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_names: Sequence[str] | None = None,
+                            title: str = "Update rules found by rlnas Neural Optimizer Search") -> str:
+    """The text of a Python module defining one ``torch.optim.Optimizer`` subclass per rule."""
+    found = [r if isinstance(r, FoundRule) else FoundRule(str(as_rule(r))) for r in rules]
+    if not found:
+        raise ConfigError("no rule to export")
+    names = list(class_names) if class_names is not None else [f"NOSRule{i}" for i in range(1, len(found) + 1)]
+    if len(names) != len(found) or len(set(names)) != len(names) or not all(
+            n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        raise ConfigError(f"class names {names!r} must be {len(found)} distinct Python identifiers")
+    for f in found:
+        if not (math.isfinite(f.lr) and f.lr > 0):
+            raise ConfigError(f"rule {f.rule!r}: lr must be a positive number, got {f.lr!r}")
+    listing = "\n".join(f"    {name}: {f.rule}   (lr {f.lr:g}"
+                        + (f", searched valid_acc {f.valid_acc:.2f}" if f.valid_acc is not None else "")
+                        + (f", trial {f.trial}" if f.trial is not None else "") + ")"
+                        for name, f in zip(names, found))
+    header = (f'"""{title}.\n\nNeeds only torch. Each class is a torch.optim.Optimizer applying w <- w - lr * rule:\n\n'
+              f'{listing}\n\nHow the rules run:\n\n{runtime.__doc__.strip()}\n"""\n'
+              "from __future__ import annotations\n")
+    parts = [header, _runtime_body()]
+    for i, (name, f) in enumerate(zip(names, found), 1):
+        compiled = compile_source(as_rule(f.rule), f"_update_{i}")
+        parts.append("\n\n" + compiled.source)
+        parts.append(
+            f"\n\nclass {name}(CompiledRuleOptimizer):\n"
+            f'    """Update rule ``{compiled.rule_text}``."""\n\n'
+            f"    rule_text = {compiled.rule_text!r}\n"
+            f"    state_names = {compiled.state_names!r}\n"
+            f"    uses_random = {compiled.uses_random!r}\n"
+            f"    uses_decay = {compiled.uses_decay!r}\n"
+            f"    update = staticmethod(_update_{i})\n\n"
+            f"    def __init__(self, params, lr: float = {f.lr!r}, *, seed: int | None = None, **hyper):\n"
+            f"        super().__init__(params, lr, seed=seed, **hyper)\n")
+    parts.append(f"\n\nRULES = {dict(zip(names, (f.rule for f in found)))!r}\n"
+                 f"OPTIMIZERS = [{', '.join(names)}]\n")
+    text = "".join(parts)
+    compile(text, "<optimizer module>", "exec")  # never hand out a module that does not parse
+    return text
+
+
+def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | Path, *,
+                           class_names: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Write :func:`optimizer_module_source` to ``path`` (a ``.py`` file) and return the path.
+
+    ``rules`` are :class:`FoundRule` (a rule with its searched lr), :class:`~rlnas.optim.rule.Rule`
+    or written rules; nothing is written when the module would not be valid.
+    """
+    path = Path(path)
+    if path.suffix != ".py":
+        raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
+    text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

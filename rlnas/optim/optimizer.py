@@ -1,0 +1,57 @@
+"""``RuleOptimizer``: any update rule of the language as a ``torch.optim.Optimizer``."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from rlnas.errors import ConfigError
+from rlnas.optim import runtime
+from rlnas.optim.codegen import CompiledSource, compile_source
+from rlnas.optim.rule import Rule, as_rule
+
+
+@lru_cache(maxsize=256)
+def compiled(rule_text: str) -> tuple[CompiledSource, runtime.Update]:
+    """The generated source of a rule and its function, compiled once per rule."""
+    source = compile_source(as_rule(rule_text))
+    namespace = dict(vars(runtime))
+    exec(compile(source.source, f"<rule {rule_text}>", "exec"), namespace)
+    return source, namespace[source.name]
+
+
+class RuleOptimizer(runtime.CompiledRuleOptimizer):
+    """A ``torch.optim.Optimizer`` applying ``w ← w − lr · rule(...)`` (see :mod:`rlnas.optim.runtime`).
+
+    ``rule`` is a :class:`~rlnas.optim.rule.Rule`, a written rule (``"m / sqrt(v)"``) or a rule
+    name (``"powersign"``). Hyperparameters (per parameter group): ``lr``, ``beta1`` (0.9),
+    ``beta2`` (0.999), ``beta3`` (0.999), ``delta`` (1e-8), ``noise_std`` (0.1), ``cycles`` (0.5),
+    ``restarts`` (3), ``total_steps`` (needed by rules reading ``ld``, ``cd`` or ``rd``); ``seed``
+    seeds the rule's own random generator (``None``: torch's global RNG).
+
+    Bad input raises a one-line :class:`~rlnas.errors.ConfigError` (or
+    :class:`~rlnas.optim.rule.RuleSyntaxError` for a malformed rule).
+    """
+
+    def __init__(self, params: Iterable[Any], rule: Rule | str, lr: float = 1e-3, *, seed: int | None = None,
+                 **hyper: Any):
+        source, function = compiled(str(as_rule(rule)))
+        self.rule_text = source.rule_text
+        self.state_names = source.state_names
+        self.uses_random = source.uses_random
+        self.uses_decay = source.uses_decay
+        self.update = function  # an instance attribute: called without self
+        self.source = source.source
+        try:
+            super().__init__(params, lr, seed=seed, **hyper)
+        except ValueError as err:
+            raise ConfigError(f"RuleOptimizer: {err}") from None
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        try:
+            super().add_param_group(param_group)
+        except ValueError as err:
+            raise ConfigError(f"RuleOptimizer: {err}") from None
+
+    def __repr__(self) -> str:
+        return f"RuleOptimizer({self.rule_text!r}, lr={self.defaults['lr']})"

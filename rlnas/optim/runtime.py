@@ -1,0 +1,235 @@
+"""Runtime of compiled update rules: a ``torch.optim.Optimizer`` base class and element-wise helpers.
+
+This module imports only the standard library and torch: :func:`rlnas.optim.write_optimizer_module`
+copies its source into the modules it writes, so a found optimizer runs without rlnas.
+
+A compiled rule is a function ``update(w, g, s, h, gen, ws)`` over one *bucket* of parameters
+(same step count, device and dtype): ``w`` the weights, ``g`` their gradients and ``s`` the
+running averages (lists of tensors), ``h`` the scalars of this step, ``gen`` the random
+generator (``None``: torch's global RNG), ``ws(k)`` the ``k``-th scratch list (shaped like ``w``,
+kept from step to step so that a step allocates no memory). It returns the update as ``(u, c)``: ``u`` a list of
+tensors (or one float for all elements) and ``c`` a float factor, and the optimizer applies
+``w ← w − lr·c·u``.
+
+Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
+``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
+reads them bias-corrected (divided by ``1 − β^t``). Scalars of ``h``: ``delta`` (added to
+divisors and in the adam / rmsprop operands), ``bc1 bc2 bc3`` (bias corrections), ``noise_std``
+(std of ``eps``), ``anneal_std`` (``(1 + t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the
+decays at ``τ = min(t, total_steps)``: ``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2``
+and ``rd``, cosine annealing with warm restarts whose period doubles (``restarts`` periods
+filling ``T``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+Tensors = list[torch.Tensor]
+Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch.Generator | None,
+                   Callable[[int], Tensors]], tuple[Tensors | float, float]]
+
+HYPER_DEFAULTS: dict[str, Any] = {
+    "beta1": 0.9, "beta2": 0.999, "beta3": 0.999, "delta": 1e-8, "noise_std": 0.1,
+    "cycles": 0.5, "restarts": 3, "total_steps": None,
+}
+"""Hyperparameters of every compiled rule (per parameter group), besides ``lr``."""
+
+
+def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dict[str, float]:
+    """The decay scalars ``ld``, ``cd`` and ``rd`` at step ``t`` of ``total_steps`` (see the module docstring)."""
+    if total_steps is None:
+        return {}
+    total = float(total_steps)
+    tau = min(float(t), total)
+    period = total / (2 ** restarts - 1)
+    cycle = min(math.floor(math.log2(tau / period + 1)), restarts - 1)
+    start, length = (2 ** cycle - 1) * period, (2 ** cycle) * period
+    return {
+        "ld": 1.0 - tau / total,
+        "cd": 0.5 * (1.0 + math.cos(2.0 * math.pi * cycles * tau / total)),
+        "rd": 0.5 * (1.0 + math.cos(math.pi * (tau - start) / length)),
+    }
+
+
+# ----------------------------------------------------------- element-wise helpers
+def _drop_(xs: Tensors, p: float, gen: torch.Generator | None) -> None:
+    """Set each element to 0 with probability ``p`` (no rescaling), in place."""
+    for x in xs:
+        x.mul_(torch.empty_like(x).bernoulli_(1.0 - p, generator=gen))
+
+
+def _gauss_(xs: Tensors, std: float, gen: torch.Generator | None) -> None:
+    """Fill with Gaussian noise of standard deviation ``std``."""
+    for x in xs:
+        x.normal_(0.0, std, generator=gen)
+
+
+def _fill_(xs: Tensors, value: float) -> None:
+    """Fill with ``value``."""
+    for x in xs:
+        x.fill_(value)
+
+
+def _rpow_(xs: Tensors, base: float, exponents: Tensors) -> None:
+    """``xs = base ** exponents``."""
+    for x, e in zip(xs, exponents):
+        torch.pow(base, e, out=x)
+
+
+def _s1(fn: Callable[[torch.Tensor], torch.Tensor], a: float) -> float:
+    """A unary torch function on a float (float64; nan/inf as torch gives them)."""
+    return float(fn(torch.tensor(a, dtype=torch.float64)))
+
+
+def _s2(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: float, b: float) -> float:
+    """A binary torch function on floats (float64; nan/inf as torch gives them)."""
+    return float(fn(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)))
+
+
+# ------------------------------------------------------------------ optimizer
+class CompiledRuleOptimizer(torch.optim.Optimizer):
+    """Base of optimizers running a compiled rule (``update``), with per-parameter state.
+
+    Subclasses set ``update`` (the compiled function, as a ``staticmethod``), ``rule_text`` (the rule's
+    written form), ``state_names`` (running averages the rule reads, of ``m v gamma``),
+    ``uses_random`` and ``uses_decay``. ``seed`` gives the rule's random operands (``eps``,
+    ``noise``, ``drop``) their own generator, saved in ``state_dict``; ``None`` uses torch's
+    global RNG, like ``nn.Dropout``.
+    """
+
+    update: Update
+    rule_text: str = ""
+    state_names: tuple[str, ...] = ()
+    uses_random: bool = False
+    uses_decay: bool = False
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, seed: int | None = None, **hyper: Any):
+        unknown = sorted(set(hyper) - set(HYPER_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {unknown} (known: lr, seed, {', '.join(HYPER_DEFAULTS)})")
+        defaults = dict(HYPER_DEFAULTS, lr=lr, **hyper)
+        _check_hyper(defaults, self.rule_text, self.uses_decay)
+        super().__init__(params, defaults)
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        _check_hyper(self.param_groups[-1], self.rule_text, self.uses_decay)
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        if not self.uses_random or self.seed is None:
+            return None
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(int(self.seed))
+        return self._generators[device]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            buckets: dict[tuple[int, torch.device, torch.dtype], tuple[Tensors, Tensors, dict[str, Tensors]]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    for name in self.state_names:
+                        state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                w, g, s = buckets.setdefault((state["step"], p.device, p.dtype),
+                                             ([], [], {n: [] for n in self.state_names}))
+                w.append(p)
+                g.append(p.grad)
+                for name in self.state_names:
+                    s[name].append(state[name])
+            for (t, device, _), (w, g, s) in buckets.items():
+                self._step_bucket(group, t, w, g, s, self._generator(device))
+        return loss
+
+    def _step_bucket(self, group: dict[str, Any], t: int, w: Tensors, g: Tensors, s: dict[str, Tensors],
+                     gen: torch.Generator | None) -> None:
+        if "m" in s:
+            torch._foreach_lerp_(s["m"], g, 1.0 - group["beta1"])
+        if "v" in s:
+            torch._foreach_mul_(s["v"], group["beta2"])
+            torch._foreach_addcmul_(s["v"], g, g, value=1.0 - group["beta2"])
+        if "gamma" in s:
+            torch._foreach_mul_(s["gamma"], group["beta3"])
+            torch._foreach_add_(s["gamma"], torch._foreach_mul(torch._foreach_mul(g, g), g),
+                                alpha=1.0 - group["beta3"])
+        h = {
+            "t": float(t), "delta": group["delta"], "noise_std": group["noise_std"],
+            "anneal_std": (1.0 + t) ** -0.275,
+            "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
+            **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
+        }
+        update, factor = self.update(w, g, s, h, gen, self._workspace(w))
+        if isinstance(update, float):
+            torch._foreach_add_(w, -group["lr"] * update * factor)
+        else:
+            torch._foreach_add_(w, update, alpha=-group["lr"] * factor)
+
+    def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
+        """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""
+        lists = self._scratch.setdefault(tuple(id(p) for p in w), [])
+
+        def ws(k: int) -> Tensors:
+            while len(lists) <= k:
+                lists.append([torch.empty_like(p, memory_format=torch.preserve_format) for p in w])
+            return lists[k]
+
+        return ws
+
+    def state_dict(self) -> dict[str, Any]:
+        """Torch's optimizer state plus the rule and the random generators' states."""
+        state = super().state_dict()
+        state["rule"] = self.rule_text
+        state["generators"] = {str(d): g.get_state() for d, g in self._generators.items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the rule must be the same)."""
+        state_dict = dict(state_dict)
+        rule_text = state_dict.pop("rule", self.rule_text)
+        if rule_text != self.rule_text:
+            raise ValueError(f"state of rule {rule_text!r} cannot be loaded into an optimizer of rule "
+                             f"{self.rule_text!r}")
+        generators = state_dict.pop("generators", {})
+        super().load_state_dict(state_dict)
+        self._generators = {}
+        for device, rng_state in generators.items():
+            gen = torch.Generator(device=torch.device(device))
+            gen.set_state(rng_state)
+            self._generators[torch.device(device)] = gen
+
+
+def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:
+    lr = group["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    for name in ("beta1", "beta2", "beta3"):
+        if not 0.0 <= group[name] < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {group[name]!r}")
+    if group["delta"] < 0 or group["noise_std"] < 0:
+        raise ValueError("delta and noise_std must be >= 0")
+    restarts = group["restarts"]
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    total = group["total_steps"]
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
+        raise ValueError(f"total_steps must be a positive integer or None, got {total!r}")
+    if uses_decay and total is None:
+        raise ValueError(f"rule {rule_text!r} uses a decay operand (ld, cd or rd): give total_steps")

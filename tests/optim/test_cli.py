@@ -1,0 +1,73 @@
+"""The CLI of optimizer search: search, export --optimizer, rule; bad rules are one line with exit 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rlnas.cli import main
+
+TINY = ["--space", "optimizer_rules", "--evaluator", "optimizer", "--dataset", "digits",
+        "--eval-option", "network=mlp", "--eval-option", "steps=10", "--eval-option", "lr_grid=[0.1]",
+        "--threads", "1", "--no-progress"]
+
+
+def rlnas(rlnas_bin: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([rlnas_bin, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("agent", ["ppo", pytest.param("reinforce", marks=pytest.mark.slow)])
+def test_search_with_the_lstm_controller_then_export_the_best_rules(rlnas_bin, sqlite_url, tmp_path, agent):
+    found = rlnas(rlnas_bin, "search", *TINY, "--agent", agent, "--controller", "lstm", "--set", "batch_size=2",
+                  "--trials", "4", "--name", "nos", "--storage", sqlite_url)
+    assert found.returncode == 0, found.stderr
+    exported = rlnas(rlnas_bin, "export", "nos", "--format", "json", "--storage", sqlite_url)
+    trials = json.loads(exported.stdout)["trials"]
+    assert len(trials) == 4
+    shown = rlnas(rlnas_bin, "show", "nos", "--storage", sqlite_url)
+    assert '"fail_reward": 0.0' in shown.stdout  # failed rules are learned as the lowest accuracy
+    path = tmp_path / "found.py"
+    written = rlnas(rlnas_bin, "export", "nos", "--optimizer", str(path), "--top", "2", "--storage", sqlite_url)
+    assert written.returncode == 0, written.stderr
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    best = max(complete, key=lambda t: (t["reward"], -t["number"]))
+    code = (f"import sys; sys.modules['rlnas'] = None; sys.path.insert(0, {str(tmp_path)!r}); import found; "
+            "print(found.RULES['NOSRule1'], found.NOSRule1.__mro__[2].__name__)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split()[-1] == "Optimizer"
+    assert loaded.stdout.rsplit(" ", 1)[0] == best["key"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("exp(g) * foo", "unknown operand (operands: g, g^2"),
+    ("g * g; o2 + g", "iteration 2: operand out of range (earlier outputs: o1) at 'o2'"),
+    ("adamw", "unknown rule name 'adamw' (choices: sgd, momentum"),
+    ("clip(g, 0.5) * g", "clip(x, ...) takes one of 1e-5, 1e-4, 1e-3 at '0.5'"),
+])
+def test_bad_rules_are_one_line_errors_with_exit_2(capsys, tmp_path, text, message):
+    out = tmp_path / "rule.py"
+    assert main(["rule", text, "--output", str(out)]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("rlnas: error: ") and message in stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_rule_command_shows_code_trains_and_writes(capsys, tmp_path):
+    out = tmp_path / "adam_rule.py"
+    assert main(["rule", "adam", "--code", "--evaluate", "--eval-option", "dataset=digits", "--eval-option",
+                 "network=mlp", "--eval-option", "steps=20", "--eval-option", "lr_grid=[0.01]", "--threads", "1",
+                 "--output", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "m / sqrt(v)" in shown and "torch._foreach_div" in shown
+    assert "valid_acc at lr 0.01" in shown
+    assert "lr: float = 0.01" in out.read_text()  # the evaluated best lr became the class default
+
+
+def test_export_optimizer_refuses_other_studies_and_other_files(capsys, sqlite_url, tmp_path):
+    assert main(["search", "--trials", "2", "--name", "cells", "--no-progress", "--storage", sqlite_url]) == 0
+    assert main(["export", "cells", "--optimizer", str(tmp_path / "x.py"), "--storage", sqlite_url]) == 2
+    assert "needs a study of the optimizer_rules space" in capsys.readouterr().err
+    assert not (tmp_path / "x.py").exists()

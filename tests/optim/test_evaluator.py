@@ -1,0 +1,172 @@
+"""The optimizer evaluator: real training, best lr of the grid, divergence as a failed trial, pickling."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from rlnas.errors import ConfigError
+from rlnas.evaluators import create_evaluator
+from rlnas.evaluators.optimizer import (
+    OptimizerEvaluator,
+    RuleDiverged,
+    rule_of_candidate,
+)
+from rlnas.models.children import create_child
+from rlnas.optim import rule
+from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
+from rlnas.study import RunOptions, create_study, load_study
+from rlnas.trial import TrialState
+
+
+def tiny(**options) -> OptimizerEvaluator:
+    """Digits with an MLP: a few hundred milliseconds per learning rate."""
+    defaults = {"dataset": "digits", "network": "mlp", "steps": 40, "lr_grid": [0.01, 0.1], "threads": 1}
+    return OptimizerEvaluator(**(defaults | options))
+
+
+def test_training_with_a_good_rule_learns_and_reports_the_best_lr():
+    measurement = tiny(lr_grid=[1e-4, 0.1, 1000.0]).evaluate_rule("sgd")
+    per_lr = {d["lr"]: d for d in measurement.info["per_lr"]}
+    assert per_lr[1e-4]["valid_acc"] < 50
+    assert per_lr[0.1]["valid_acc"] > 80
+    assert per_lr[1000.0]["valid_acc"] is None and per_lr[1000.0]["diverged"].startswith("loss")
+    assert measurement.metrics["valid_acc"] == per_lr[0.1]["valid_acc"]
+    assert measurement.metrics["best_lr"] == 0.1
+    assert measurement.metrics["diverged_lrs"] == 1.0
+    assert 0 < measurement.metrics["test_acc"] <= 100
+    assert measurement.info["rule"] == "keep(g, 1)"
+
+
+def test_same_seed_same_metrics_other_seed_other_run():
+    evaluator = tiny()
+    space = OptimizerRulesSpace(2)
+    candidate = space.from_key("drop(g, 0.5) * sign(m); o1 + eps")
+    first = evaluator.evaluate(candidate, seed=3)
+    again = tiny().evaluate(candidate, seed=3)
+    other = evaluator.evaluate(candidate, seed=4)
+    drop = ("train_time_s",)
+    assert {k: v for k, v in first.metrics.items() if k not in drop} == \
+        {k: v for k, v in again.metrics.items() if k not in drop}
+    assert first.info["per_lr"] == again.info["per_lr"]
+    assert first.info["per_lr"] != other.info["per_lr"]
+
+
+def test_a_rule_diverging_at_every_lr_raises_a_one_line_reason():
+    with pytest.raises(RuleDiverged, match=r"rule '1 / 1e-4w' diverged at every learning rate \(lr 0\.01: loss") as err:
+        tiny().evaluate_rule("1 / 1e-4w")
+    assert "\n" not in str(err.value) and "lr 0.1:" in str(err.value)
+    assert not isinstance(err.value, ConfigError)  # a ConfigError would stop the search
+
+
+def test_non_finite_weights_count_as_divergence():
+    # log|ld| = −inf at the last step: the loss was finite at every step, the weights are not
+    with pytest.raises(RuleDiverged, match="a weight is not finite after step 40"):
+        tiny(lr_grid=[0.01]).evaluate_rule("log(ld) * 1")
+
+
+def test_study_stores_diverged_rules_as_failed_and_the_search_goes_on():
+    evaluator = tiny(steps=5, divergence_loss=0.5)  # the first loss (about 2.3) already counts as diverged
+    study = create_study(space=OptimizerRulesSpace(1), agent="reinforce", evaluator=evaluator, seed=0,
+                         agent_config={"controller": "lstm", "batch_size": 3, "fail_reward": 0.0})
+    study.optimize(6)
+    trials = study.trials
+    assert len(trials) == 6 and all(t.state is TrialState.FAIL for t in trials)
+    assert all(t.error.startswith("RuleDiverged: rule ") for t in trials)
+    assert all("diverged at every learning rate" in t.error for t in trials)
+    # with fail_reward the controller still learned from the failures: two updates were logged
+    assert [told for told, _ in study.diagnostics()] == [3, 6]
+
+
+class EndlessSGD(OptimizerEvaluator):
+    """Whatever the rule, trains with SGD (which never diverges here) far longer than any timeout."""
+
+    def evaluate(self, candidate, *, budget=None, seed=None):
+        return self.evaluate_rule("sgd", steps=10**7, seed=seed)
+
+
+def test_rules_running_past_the_trial_timeout_are_failed_and_learned_as_failures():
+    evaluator = EndlessSGD(dataset="digits", network="mlp", lr_grid=[0.01], threads=1)
+    study = create_study(space=OptimizerRulesSpace(1), agent="reinforce", evaluator=evaluator, seed=0,
+                         agent_config={"controller": "lstm", "batch_size": 2, "fail_reward": 0.0})
+    study.optimize(2, run=RunOptions(trial_timeout=0.5))
+    assert all(t.state is TrialState.FAIL and t.error.startswith("timeout") for t in study.trials)
+    assert [told for told, _ in study.diagnostics()] == [2]
+
+
+def test_a_stored_study_of_two_iteration_rules_reopens_with_its_space(sqlite_url):
+    evaluator = tiny(steps=5, lr_grid=[0.1])
+    study = create_study(space=OptimizerRulesSpace(2), agent="random", evaluator=evaluator, seed=0, name="it2",
+                         storage=sqlite_url)
+    study.optimize(2)
+    again = load_study("it2", sqlite_url)
+    assert isinstance(again.space, OptimizerRulesSpace) and again.space.iterations == 2
+    again.optimize(3)
+    assert len(again.trials) == 3
+    assert all(len(again.space.from_key(t.key)) == 10 for t in again.trials)  # readable keys, 2 iterations
+
+
+def test_study_with_real_rewards_stores_readable_keys():
+    study = create_study(space=OptimizerRulesSpace(1), agent="ppo", evaluator=tiny(steps=10, lr_grid=[0.1]), seed=1,
+                         agent_config={"controller": "lstm", "batch_size": 2, "fail_reward": 0.0})
+    study.optimize(4)
+    for t in study.trials:
+        assert OptimizerRulesSpace(1).from_key(t.key) == OptimizerRulesSpace(1).candidate(t.candidate)
+        if t.state is TrialState.COMPLETE:
+            assert t.reward == t.metrics["valid_acc"] and t.metrics["best_lr"] == 0.1
+
+
+def test_schedule_grows_the_steps_by_trial_and_budget_overrides_steps():
+    evaluator = tiny(schedule=[[0, 10], [4, 20], [8, 40]])
+    assert [evaluator.budget_for(slot) for slot in (0, 3, 4, 7, 8, 100)] == [10, 10, 20, 20, 40, 40]
+    assert tiny().budget_for(5) == 40
+    space = OptimizerRulesSpace(1)
+    measured = evaluator.evaluate(space.from_key("keep(g, 1)"), budget=evaluator.budget_for(4))
+    assert measured.info["steps"] == 20
+    for bad in ([[1, 10]], [[0, 10], [0, 20]], [[0, 0]], [[0]], "fast"):
+        with pytest.raises(ConfigError, match="schedule"):
+            tiny(schedule=bad)
+
+
+def test_study_optimize_gives_each_trial_the_schedules_budget():
+    evaluator = tiny(lr_grid=[0.1], schedule=[[0, 3], [2, 6]])
+    study = create_study(space=OptimizerRulesSpace(1), agent="random", evaluator=evaluator, seed=0)
+    study.optimize(4)
+    steps = {t.slot: t.eval_info["steps"] for t in study.trials if t.state is TrialState.COMPLETE}
+    assert steps and all(value == (3 if slot < 2 else 6) for slot, value in steps.items())
+
+
+def test_evaluator_pickles_without_its_data_and_rebuilds_from_its_spec():
+    evaluator = tiny(lr_grid=[0.1])
+    before = evaluator.evaluate_rule("adam", seed=1)
+    assert evaluator._data is not None
+    copy = pickle.loads(pickle.dumps(evaluator))
+    assert copy._data is None and len(pickle.dumps(evaluator)) < 2000
+    assert copy.evaluate_rule("adam", seed=1).info["per_lr"] == before.info["per_lr"]
+    spec = evaluator.spec()
+    rebuilt = create_evaluator(spec.pop("name"), **spec)
+    assert isinstance(rebuilt, OptimizerEvaluator) and rebuilt.spec() == evaluator.spec()
+
+
+def test_default_child_is_a_small_convnet_on_mnist5k():
+    evaluator = OptimizerEvaluator(lr_grid=[0.01], steps=15, threads=1)
+    assert evaluator.data.input_shape == (1, 28, 28)
+    torch.manual_seed(0)
+    child = create_child("convnet", (1, 28, 28), 10)
+    assert sum(p.numel() for p in child.parameters()) < 10_000
+    assert evaluator.evaluate_rule("adam").metrics["valid_acc"] > 30
+
+
+def test_bad_options_and_candidates_are_config_errors():
+    for options, message in (({"steps": 0}, "steps must be a positive integer"),
+                             ({"lr_grid": []}, "lr_grid must be a non-empty list"),
+                             ({"lr_grid": [0.1, -1]}, "lr_grid must be"),
+                             ({"divergence_loss": 0}, "divergence_loss")):
+        with pytest.raises(ConfigError, match=message):
+            tiny(**options)
+    with pytest.raises(ConfigError, match="unknown child network 'resnet'"):
+        tiny(network="resnet").evaluate_rule("sgd")
+    with pytest.raises(ConfigError, match="not a candidate of the optimizer_rules space"):
+        rule_of_candidate({"edge": "conv"})
+    assert rule_of_candidate(OptimizerRulesSpace(2).candidate_of(rule("powersign"))) == rule("powersign")

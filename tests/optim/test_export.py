@@ -1,0 +1,97 @@
+"""Found rules written as a module that needs only torch, and training equal to RuleOptimizer's."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlnas.errors import ConfigError
+from rlnas.optim import RuleOptimizer, write_optimizer_module
+from rlnas.optim.export import FoundRule, best_rules, optimizer_module_source
+
+RULES = [FoundRule("sign(g) * sign(m); exp(o1) * g", 0.05, 91.5, 12),
+         FoundRule("drop(adam, 0.1) + eps; o1 * cd", 0.002),
+         FoundRule("m / sqrt(v)", 0.01)]
+
+TRAIN = """
+import json, sys
+sys.modules["rlnas"] = None  # importing rlnas now fails: the module must not need it
+import torch, torch.nn.functional as F
+sys.path.insert(0, sys.argv[1])
+import found
+torch.manual_seed(0)
+out = {}
+for cls in found.OPTIMIZERS:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = cls(model.parameters(), seed=3, total_steps=6)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
+        opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
+    weights = [p.detach().flatten().tolist() for p in model.parameters()]
+    out[cls.__name__] = {"lr": opt.defaults["lr"], "weights": weights}
+print(json.dumps({"rules": found.RULES, "trained": out}))
+"""
+
+
+def train_here(rule: str, lr: float) -> list[list[float]]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = RuleOptimizer(model.parameters(), rule, lr=lr, seed=3, total_steps=6)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return [p.detach().flatten().tolist() for p in model.parameters()]
+
+
+def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_path):
+    path = write_optimizer_module(RULES, tmp_path / "found.py")
+    assert path.read_text().startswith('"""Update rules found by rlnas Neural Optimizer Search.')
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path)], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["rules"] == {f"NOSRule{i}": r.rule for i, r in enumerate(RULES, 1)}
+    for i, found in enumerate(RULES, 1):
+        trained = result["trained"][f"NOSRule{i}"]
+        assert trained["lr"] == found.lr  # the searched lr is the class default
+        assert trained["weights"] == train_here(found.rule, found.lr)
+
+
+def test_module_imports_only_torch_and_the_standard_library():
+    source = optimizer_module_source(RULES)
+    imports = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {"__future__", "math", "collections", "typing", "torch"}
+    assert "91.50, trial 12" in source
+
+
+def test_best_rules_are_distinct_best_first_with_their_lr():
+    def trial(number, key, reward, state="COMPLETE", lr=0.1):
+        return SimpleNamespace(number=number, key=key, reward=reward, state=SimpleNamespace(name=state),
+                               metrics={"best_lr": lr})
+
+    trials = [trial(0, "keep(g, 1)", 90.0), trial(1, "m / sqrt(v)", 95.0, lr=0.01), trial(2, "keep(g, 1)", 93.0),
+              trial(3, "adam * 1", None, state="FAIL"), trial(4, "sign(m) * 1", 95.0, lr=0.001)]
+    found = best_rules(trials, n=2)
+    assert [(f.rule, f.lr, f.trial) for f in found] == [("m / sqrt(v)", 0.01, 1), ("sign(m) * 1", 0.001, 4)]
+    assert [f.rule for f in best_rules(trials, n=10)] == ["m / sqrt(v)", "sign(m) * 1", "keep(g, 1)"]
+
+
+def test_bad_exports_fail_before_writing(tmp_path):
+    with pytest.raises(ConfigError, match="must be a .py file"):
+        write_optimizer_module(RULES, tmp_path / "found.txt")
+    with pytest.raises(ConfigError, match="distinct Python identifiers"):
+        write_optimizer_module(RULES, tmp_path / "found.py", class_names=["A", "A", "B"])
+    with pytest.raises(ConfigError, match="no rule to export"):
+        write_optimizer_module([], tmp_path / "found.py")
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,276 @@
+"""RuleOptimizer: equal to torch's optimizers where a rule is one, closed forms for the others."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlnas.errors import ConfigError
+from rlnas.optim import (
+    BASE_OPERANDS,
+    BINARY,
+    UNARY,
+    Iteration,
+    Rule,
+    RuleOptimizer,
+    rule,
+)
+from rlnas.optim.runtime import decays
+
+
+def small_model(dtype: torch.dtype = torch.float32) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).to(dtype)
+
+
+def train_together(models_and_optimizers, steps: int, dtype: torch.dtype = torch.float32) -> None:
+    """Train every (model, optimizer) pair on the same fixed batches."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.randn(32, 6, generator=gen, dtype=dtype)
+        y = torch.randint(0, 3, (32,), generator=gen)
+        for model, optimizer in models_and_optimizers:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+
+def max_difference(a: nn.Module, b: nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def one_param(values, grad_values=None):
+    p = nn.Parameter(torch.tensor(values, dtype=torch.float64))
+    if grad_values is not None:
+        p.grad = torch.tensor(grad_values, dtype=torch.float64)
+    return p
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_adam_rule_matches_torch_adam_over_200_steps(dtype, tolerance):
+    reference, ours = small_model(dtype), small_model(dtype)
+    pairs = [(reference, torch.optim.Adam(reference.parameters(), lr=0.01)),
+             (ours, RuleOptimizer(ours.parameters(), "adam", lr=0.01))]
+    train_together(pairs, 200, dtype)
+    assert max_difference(reference, ours) < tolerance
+    assert max_difference(reference, small_model(dtype)) > 0.1  # the weights did move
+
+
+def test_adam_operand_is_adams_update_too():
+    reference, ours = small_model(torch.float64), small_model(torch.float64)
+    pairs = [(reference, torch.optim.Adam(reference.parameters(), lr=0.003, betas=(0.8, 0.99))),
+             (ours, RuleOptimizer(ours.parameters(), "keep(adam, 1)", lr=0.003, beta1=0.8, beta2=0.99))]
+    train_together(pairs, 50, torch.float64)
+    assert max_difference(reference, ours) < 1e-12
+
+
+def test_sgd_rule_matches_torch_sgd():
+    reference, ours = small_model(), small_model()
+    train_together([(reference, torch.optim.SGD(reference.parameters(), lr=0.1)),
+                    (ours, RuleOptimizer(ours.parameters(), "sgd", lr=0.1))], 50)
+    assert max_difference(reference, ours) < 1e-6
+
+
+def test_momentum_rule_is_the_bias_corrected_average_of_gradients():
+    beta, lr, grads = 0.9, 0.5, [1.0, -2.0, 4.0, 0.5]
+    p = one_param([0.0])
+    optimizer = RuleOptimizer([p], "momentum", lr=lr)
+    expected_w, m = 0.0, 0.0
+    for t, gt in enumerate(grads, 1):
+        p.grad = torch.tensor([gt], dtype=torch.float64)
+        optimizer.step()
+        m = beta * m + (1 - beta) * gt
+        expected_w -= lr * m / (1 - beta ** t)
+        assert p.item() == pytest.approx(expected_w, abs=1e-12)
+
+
+def test_rmsprop_rule_closed_form():
+    p = one_param([1.0, -1.0])
+    optimizer = RuleOptimizer([p], "rmsprop", lr=0.1)
+    p.grad = torch.tensor([2.0, -0.5], dtype=torch.float64)
+    optimizer.step()
+    # after one step v̂ = g², so the update is g / (|g| + δ) = sign(g)
+    assert p.tolist() == pytest.approx([0.9, -0.9], abs=1e-8)
+
+
+def test_powersign_and_addsign_scale_the_gradient_by_sign_agreement():
+    grads = [[1.0, 1.0], [1.0, -1.0]]  # step 2: element 0 agrees with m, element 1 disagrees
+    for name, agree, disagree in (("powersign", math.e, 1 / math.e), ("addsign", 2.0, 0.0)):
+        p = one_param([0.0, 0.0])
+        optimizer = RuleOptimizer([p], name, lr=1.0)
+        p.grad = torch.tensor(grads[0], dtype=torch.float64)
+        optimizer.step()
+        before = p.detach().clone()
+        p.grad = torch.tensor(grads[1], dtype=torch.float64)
+        optimizer.step()
+        # m after step 2 = 0.9·0.1·g1 + 0.1·g2 -> (0.19, -0.01): sign(m) = (+, −)
+        # element 0: g = 1, sign agreement +1; element 1: g = −1, sign(m) = −1: agreement +1 too
+        assert (before - p).tolist() == pytest.approx([agree * 1.0, agree * -1.0])
+        p.grad = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+        before = p.detach().clone()
+        optimizer.step()
+        # m after step 3 = 0.9·(0.19, −0.01) + 0.1·(−1, 1) = (0.071, 0.091): element 0 disagrees, 1 agrees
+        assert (before - p).tolist() == pytest.approx([disagree * -1.0, agree * 1.0])
+
+
+def test_decay_operands_at_known_steps():
+    total = 7  # restarts=3 -> periods 1, 2, 4 steps
+    assert decays(0, total, 0.5, 3) == pytest.approx({"ld": 1.0, "cd": 1.0, "rd": 1.0})
+    at = {t: decays(t, total, 0.5, 3) for t in range(8)}
+    assert [at[t]["ld"] for t in range(8)] == pytest.approx([1 - t / 7 for t in range(8)])
+    assert at[7]["cd"] == pytest.approx(0.0) and at[3]["cd"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 7)))
+    assert decays(2, 4, 1.0, 3)["cd"] == pytest.approx(0.0)  # one full cosine cycle: bottom half way
+    # restarts at t = 1 and 3: rd back at 1 there; half way through the 4-step period at t = 5
+    assert [at[t]["rd"] for t in (1, 2, 3, 5, 7)] == pytest.approx([1.0, 0.5, 1.0, 0.5, 0.0])
+    assert decays(20, total, 0.5, 3) == decays(7, total, 0.5, 3)  # clamped after total_steps
+    # through the optimizer: keep(ld, 1) moves every weight by lr·ld(t)
+    p = one_param([0.0, 0.0], [5.0, -5.0])
+    optimizer = RuleOptimizer([p], "keep(ld, 1)", lr=1.0, total_steps=4)
+    moved = []
+    for _ in range(4):
+        before = p[0].item()
+        optimizer.step()
+        moved.append(before - p[0].item())
+    assert moved == pytest.approx([0.75, 0.5, 0.25, 0.0])
+    assert p[0].item() == p[1].item()
+
+
+def test_annealed_noise_has_the_documented_variance():
+    p = nn.Parameter(torch.zeros(200_000, dtype=torch.float64))
+    p.grad = torch.zeros_like(p)
+    optimizer = RuleOptimizer([p], "keep(noise, 1)", lr=1.0, seed=0)
+    for _ in range(3):
+        before = p.detach().clone()
+        optimizer.step()
+    t = 3
+    assert (p - before).var().item() == pytest.approx(1 / (1 + t) ** 0.55, rel=0.02)
+
+
+def test_drop_is_seeded_reproducible_and_drops_at_its_rate():
+    def run(seed):
+        p = one_param([0.0] * 20_000, [1.0] * 20_000)
+        optimizer = RuleOptimizer([p], "drop(g, 0.3) * 1", lr=1.0, seed=seed)
+        optimizer.step()
+        return p.detach().clone()
+
+    a, b, c = run(3), run(3), run(4)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert set(a.unique().tolist()) == {-1.0, 0.0}
+    assert (a == 0).double().mean().item() == pytest.approx(0.3, abs=0.015)
+
+
+def test_random_rules_follow_the_global_rng_without_a_seed():
+    def run():
+        torch.manual_seed(5)
+        p = one_param([0.0] * 100, [1.0] * 100)
+        RuleOptimizer([p], "eps * g", lr=1.0).step()
+        return p.detach().clone()
+
+    assert torch.equal(run(), run())
+
+
+def test_state_dict_round_trip_continues_identically():
+    text = "drop(adam, 0.1) + eps; o1 * gamma; keep(o2, cd)"
+
+    def fresh():
+        model = small_model(torch.float64)
+        return model, RuleOptimizer(model.parameters(), text, lr=1e-3, seed=7, total_steps=30)
+
+    straight, straight_opt = fresh()
+    train_together([(straight, straight_opt)], 20, torch.float64)
+
+    first, first_opt = fresh()
+    train_together([(first, first_opt)], 10, torch.float64)
+    saved_model, saved_state = copy.deepcopy(first.state_dict()), copy.deepcopy(first_opt.state_dict())
+    assert set(saved_state["state"][0]) == {"step", "m", "v", "gamma"}
+    resumed, resumed_opt = fresh()
+    resumed.load_state_dict(saved_model)
+    resumed_opt.load_state_dict(saved_state)
+    # the second half sees the batches the straight run saw in steps 11-20
+    gen = torch.Generator().manual_seed(1)
+    for step in range(20):
+        x = torch.randn(32, 6, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, 3, (32,), generator=gen)
+        if step >= 10:
+            resumed_opt.zero_grad()
+            F.cross_entropy(resumed(x), y).backward()
+            resumed_opt.step()
+    assert max_difference(straight, resumed) == 0.0
+
+
+def test_state_of_another_rule_is_refused():
+    p = one_param([1.0], [1.0])
+    adam = RuleOptimizer([p], "adam")
+    adam.step()
+    with pytest.raises(ValueError, match="state of rule 'm / sqrt\\(v\\)' cannot be loaded"):
+        RuleOptimizer([p], "momentum").load_state_dict(adam.state_dict())
+
+
+def test_only_the_state_a_rule_reads_is_kept():
+    p = one_param([1.0], [1.0])
+    cases = (("sgd", set()), ("sign(m) * 1", {"m"}), ("rmsprop * 1", {"v"}), ("gamma * adam", {"gamma", "m", "v"}))
+    for text, names in cases:
+        optimizer = RuleOptimizer([p], text)
+        optimizer.step()
+        assert set(optimizer.state[p]) - {"step"} == names, text
+
+
+def test_parameter_groups_parameters_without_gradients_and_closure():
+    a, b, frozen = one_param([1.0], [1.0]), one_param([1.0], [1.0]), one_param([1.0])
+    optimizer = RuleOptimizer([{"params": [a]}, {"params": [b, frozen], "lr": 0.5}], "sgd", lr=0.1)
+    assert optimizer.step(lambda: 3.0) == 3.0
+    assert (a.item(), b.item(), frozen.item()) == pytest.approx((0.9, 0.5, 1.0))
+    assert frozen not in optimizer.state
+
+
+def test_scalar_only_rules_move_every_weight_by_the_same_amount():
+    p = one_param([0.0, 1.0], [3.0, -7.0])
+    RuleOptimizer([p], "2 + 1", lr=0.1).step()
+    assert p.tolist() == pytest.approx([-0.3, 0.7])
+    p.grad = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    RuleOptimizer([p], "log(ld) * 1", lr=0.1, total_steps=1).step()  # log|ld(T)| = log 0: weights become −inf
+    assert not torch.isfinite(p).any()
+
+
+def test_every_token_compiles_on_tensors_and_on_scalars():
+    torch.manual_seed(0)
+    ran = 0
+    for operand in BASE_OPERANDS:
+        for unary in UNARY:
+            for binary in BINARY:
+                for other in ("g", "1"):  # a tensor and a scalar partner, on either side
+                    for it in (Iteration(operand, other, unary, "identity", binary),
+                               Iteration(other, operand, "identity", unary, binary)):
+                        p = nn.Parameter(torch.randn(3, 2))
+                        optimizer = RuleOptimizer([p], Rule((it,)), lr=0.01, total_steps=5, seed=0)
+                        p.grad = torch.randn_like(p)
+                        optimizer.step()
+                        ran += 1
+    assert ran == len(BASE_OPERANDS) * len(UNARY) * len(BINARY) * 4
+
+
+def test_padded_rules_update_like_the_original():
+    a, b = small_model(torch.float64), small_model(torch.float64)
+    long = rule("powersign").padded(4)
+    train_together([(a, RuleOptimizer(a.parameters(), "powersign", lr=0.01)),
+                    (b, RuleOptimizer(b.parameters(), long, lr=0.01))], 20, torch.float64)
+    assert max_difference(a, b) == 0.0
+
+
+def test_bad_options_are_one_line_config_errors():
+    p = one_param([1.0])
+    with pytest.raises(ConfigError, match=r"rule 'sign\(g\) \* sign\(m\); o1 \* ld; exp\(o2\) \* g' uses a decay"):
+        RuleOptimizer([p], "powersign-ld")
+    with pytest.raises(ConfigError, match="unknown hyperparameter\\(s\\) \\['beta'\\]"):
+        RuleOptimizer([p], "adam", beta=0.9)
+    with pytest.raises(ConfigError, match="beta1 must be in \\[0, 1\\)"):
+        RuleOptimizer([p], "adam", beta1=1.0)
+    with pytest.raises(ConfigError, match="lr must be a finite number"):
+        RuleOptimizer([p], "adam", lr=float("nan"))
+    with pytest.raises(ConfigError, match="unknown rule name|unknown operand"):
+        RuleOptimizer([p], "adamw")
