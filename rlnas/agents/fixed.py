@@ -35,8 +35,6 @@ class FixedAgent(Agent):
         key = self.config.key
         if key is None:
             self.candidate: Candidate = space.from_indices([0] * len(space.sizes))
-        elif not isinstance(key, str):
-            raise ConfigError(f"fixed: key must be an architecture key string, got {key!r}")
         else:
             try:
                 self.candidate = space.from_key(key)

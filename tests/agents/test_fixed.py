@@ -19,5 +19,5 @@ def test_proposes_the_given_key_and_learns_nothing() -> None:
 def test_a_bad_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="fixed: .*proxyless key"):
         create_agent("fixed", create_space("proxyless"), {"key": "k3|nonsense"})
-    with pytest.raises(ConfigError, match="must be an architecture key string"):
+    with pytest.raises(ConfigError, match="option 'key' of FixedConfig must be a string or null"):
         create_agent("fixed", create_space("proxyless"), {"key": 3})
