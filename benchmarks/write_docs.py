@@ -122,6 +122,30 @@ BENCHMARKS = (
     Benchmark("nos_throughput", "Neural Optimizer Search: rules per minute with 1 and 2 workers (issue: NOS)",
               "The same search through `Study.optimize`, inline and with the processes executor (2 workers).",
               ("benchmarks/nos_throughput.py", "--trials", "40", "--steps", "200")),
+    Benchmark("tunas_search", "TuNAS: three latency targets, one search each (issue 9)",
+              "A `tunas` search per latency target on `proxyless` with the `supernet` evaluator on MNIST-5k; "
+              "goal: the final argmax within +-5 % of its target (lookup-table latency at 224 px). Seed 0, "
+              "the seed the settings were chosen on. The plot shows the controller's entropy and the latency of "
+              "its argmax over each search.",
+              ("benchmarks/tunas_search.py", "--seeds", "0", "--name", "targets"),
+              "benchmarks/results/tunas_search/targets.md"),
+    Benchmark("tunas_search_untuned", "TuNAS: the same targets on seeds not tuned on (issue 9)",
+              "As above with seeds 1 and 2, never used while choosing the settings.",
+              ("benchmarks/tunas_search.py", "--seeds", "1", "2", "--name", "untuned"),
+              "benchmarks/results/tunas_search/untuned.md"),
+    Benchmark("tunas_retrain", "TuNAS: retrained answer vs random architectures of its latency band (issue 9)",
+              "The middle-target answers of the three seeds above and random architectures from the same +-5 % "
+              "latency band, all trained from scratch the same way; goal: the answer beats the best random one.",
+              ("benchmarks/tunas_retrain.py", "--searches", "benchmarks/results/tunas_search/targets.json",
+               "benchmarks/results/tunas_search/untuned.json"), "benchmarks/results/tunas_retrain/results.md"),
+    Benchmark("tunas_warmup", "TuNAS: ablation of op and filter warm-up (issue 9)",
+              "Accuracy of random paths through a supernet trained on uniformly sampled paths, with and without "
+              "op / filter warm-up over the first quarter of the steps.",
+              ("benchmarks/tunas_warmup.py", "--space", "proxyless", "--epochs", "10")),
+    Benchmark("tunas_costs", "TuNAS: memory with and without rematerialization, cost of a supernet step (issue 9)",
+              "Peak memory of a supernet training step with and without `remat`, and CPU time of a supernet step "
+              "relative to one training step of the space's largest candidate.",
+              ("benchmarks/tunas_costs.py", "--spaces", "proxyless", "tunas_mbv3")),
 )
 
 

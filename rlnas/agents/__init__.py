@@ -19,6 +19,8 @@ AGENTS: Registry[type[Agent]] = Registry("agent", {
     "ppo": "rlnas.agents.ppo:PPOAgent",
     "l2nas": "rlnas.agents.l2nas:L2NASAgent",
     "local": "rlnas.agents.local:LocalAgent",
+    "tunas": "rlnas.agents.tunas:TunasAgent",
+    "fixed": "rlnas.agents.fixed:FixedAgent",
 })
 """Agent classes by name."""
 

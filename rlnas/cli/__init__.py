@@ -17,8 +17,8 @@ from typing import Any
 from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError
 
-COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "compare", "plot", "report", "export", "rm", "rename",
-                   "agents", "spaces", "query", "rule")
+COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
+                   "rename", "agents", "spaces", "query", "rule")
 """Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
 
 

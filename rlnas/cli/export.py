@@ -27,8 +27,9 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="instead: write the network of the best (or --trial) architecture as ONNX: with the "
-                        "trained weights the train evaluator kept for that trial, else untrained (seed 0) weights, "
-                        "and the command says which and why")
+                        "trained weights the train evaluator kept for that trial, or those a weight-sharing "
+                        "study's network inherits from its supernet, else untrained (seed 0) weights, and the "
+                        "command says which and why")
     p.add_argument("--arch", default=None, metavar="FILE",
                    help="instead: write the best (or --trial) architecture as JSON")
     p.add_argument("--trial", type=int, default=None, help="trial number for --onnx / --arch (default: best)")
@@ -44,6 +45,9 @@ def add_parser(commands: Any) -> None:
                    help="instead: write the best update rules of an optimizer search as a Python module of "
                         "torch.optim.Optimizer classes that needs only torch")
     p.add_argument("--top", type=int, default=3, help="--optimizer: how many distinct rules, best first (default 3)")
+    p.add_argument("--finetune-epochs", type=float, default=0.0,
+                   help="--onnx of a weight-sharing study: fine-tune the inherited weights this many epochs first")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for --finetune-epochs")
     add_storage(p)
     p.set_defaults(run=run, stderr_console=True)
 
@@ -107,6 +111,12 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
     from rlnas.export import study_model_options, trained_network, untrained_network
 
     why = "--untrained was given"
+    if args.finetune_epochs and (args.untrained or not inherits_weights(record)):
+        raise RlnasError("--finetune-epochs applies to the inherited weights of a weight-sharing study (e.g. supernet)")
+    if not args.untrained and inherits_weights(record):
+        model, shape = inherited_network(args, record, candidate)
+        tuned = f", fine-tuned {args.finetune_epochs:g} epochs" if args.finetune_epochs else ""
+        return model, shape, f"with the weights it inherits from the study's supernet{tuned}"
     if not args.untrained:
         try:
             model, shape = trained_network(record, trial)
@@ -167,6 +177,32 @@ def export_optimizer(args: argparse.Namespace, console: Console, store: Any, rec
     console.print(literal(f"wrote {len(found)} rule(s) to {path}: "
                           + ", ".join(f"NOSRule{i} = {f.rule}" for i, f in enumerate(found, 1))))
     return 0
+
+
+def inherits_weights(record: Any) -> bool:
+    """Whether the study's evaluator can hand out a network with trained weights (``export_model``)."""
+    from rlnas.evaluators import EVALUATORS
+
+    name = (record.evaluator or {}).get("name")
+    return name in EVALUATORS and callable(getattr(EVALUATORS.get(name), "export_model", None))
+
+
+def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> tuple[Any, tuple[int, ...]]:
+    """The network of ``candidate`` with the weights of the study's newest checkpoint (optionally fine-tuned)."""
+    import torch
+
+    from rlnas.study import load_study
+
+    if args.as_searched or args.model_option:
+        raise RlnasError("--as-searched and --model-option do not apply to a weight-sharing study: its network "
+                         "is the one the supernet trained")
+    if args.finetune_epochs < 0:
+        raise RlnasError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs:g}")
+    study = load_study(record.name, args.storage, threads=args.threads)
+    study.rebuild()
+    evaluator = study.evaluator
+    model = evaluator.export_model(candidate, finetune_epochs=args.finetune_epochs)  # type: ignore[union-attr]
+    return model.to(memory_format=torch.contiguous_format), tuple(evaluator.data.input_shape)  # type: ignore[union-attr]
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

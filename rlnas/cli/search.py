@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from rlnas.cli._common import (
 )
 from rlnas.cli.summary import run_and_report
 from rlnas.errors import ConfigError
+from rlnas.rewards import create_reward
+
+COST_REWARDS = ("abs", "soft", "hard")
+"""``--reward`` values that trade quality against ``--cost`` relative to ``--target``."""
+COST_METRICS = {"latency": "latency_ms", "flops": "flops_m", "params": "params_m"}
+"""The metric each ``--cost`` is reported under."""
+DEFAULT_BETA = {"abs": -7.0, "soft": -0.07, "hard": -0.07}
+"""TuNAS's / MnasNet's beta; abs scales with the quality metric (-0.07 on [0, 1] is -7 on percent)."""
 
 EVALUATOR_FLAGS = ("dataset", "epochs", "data_root", "fidelity", "noisy", "latency_device")
 """Flags that become evaluator options when given (each only for evaluators that take it)."""
@@ -52,7 +61,17 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                       help="extra evaluator option (repeatable)")
     what.add_argument("--reward", default=None,
-                      help="metric the agent maximises (default: the evaluator's, e.g. valid_acc)")
+                      help="metric the agent maximises (default: the evaluator's, e.g. valid_acc), or a "
+                           "cost-aware reward: abs (TuNAS q + beta*|c/T-1|), soft (q*(c/T)^beta), hard "
+                           "(q*min((c/T)^beta, 1)) with --target and --beta")
+    what.add_argument("--target", type=float, default=None,
+                      help="abs/soft/hard: cost target T in the cost's unit (ms, MFLOPs, M params)")
+    what.add_argument("--beta", type=float, default=None,
+                      help=f"abs/soft/hard: beta < 0 (default {DEFAULT_BETA['abs']:g} for abs on a percent "
+                           f"quality, {DEFAULT_BETA['soft']:g} for soft/hard)")
+    what.add_argument("--cost", default=None, choices=("latency", "flops", "params"),
+                      help="abs/soft/hard: the cost (default latency; supernet: latency lookup table, "
+                           "MFLOPs or M params of the deployable network)")
     what.add_argument("--seed", type=int, default=0)
     what.add_argument("--agent-config", type=json_object, default={}, metavar="JSON",
                       help='agent options as a JSON object, e.g. \'{"population_size": 20}\'')
@@ -108,7 +127,27 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
         if flag not in accepted:
             raise ConfigError(f"--{flag.replace('_', '-')} does not apply to evaluator {name!r}")
         options[flag] = value
+    if args.cost is not None and "cost" in accepted:  # the evaluator computes that cost (supernet)
+        options["cost"] = args.cost
     return name, options | dict(args.eval_option)
+
+
+def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any] | None:
+    """``--reward`` as a metric name, or the spec of a cost-aware reward from ``--target/--beta/--cost``."""
+    if args.reward not in COST_REWARDS:
+        if args.target is not None or args.beta is not None:
+            raise ConfigError(f"--target and --beta apply to --reward {'/'.join(COST_REWARDS)}, not {args.reward!r}")
+        return args.reward
+    if args.target is None:
+        raise ConfigError(f"--reward {args.reward} needs --target (the cost to aim at)")
+    beta = DEFAULT_BETA[args.reward] if args.beta is None else args.beta
+    cost = args.cost or "latency"
+    quality = getattr(evaluator, "default_reward", "valid_acc")
+    spec = {"name": args.reward, "metric": quality, "cost": COST_METRICS[cost], "target": args.target, "beta": beta}
+    create_reward(spec)  # beta's sign and the target's: one line, before anything is stored
+    if callable(getattr(evaluator, "check_reward", None)):
+        evaluator.check_reward(args.reward, beta=beta, target=args.target)
+    return spec
 
 
 def agent_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -221,6 +260,8 @@ def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Co
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the study (checking everything before anything is stored) and run it."""
+    from rlnas.agents import agent_class
+    from rlnas.agents.base import WeightSharingAgent
     from rlnas.evaluators import build_evaluator
     from rlnas.study import create_study, load_study, resolve_space
     from rlnas.study.transfer import check_transfer_source
@@ -241,9 +282,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)
+    reward = reward_spec(args, evaluator)
+    if args.trials is None and args.budget_seconds is None and issubclass(agent_class(args.agent), WeightSharingAgent):
+        every = getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch
+        trials = math.ceil(evaluator.total_steps / every)  # a one-shot search runs for the evaluator's epochs
     config = with_failed_reward(agent_config(args), args.agent, evaluator)
     study = create_study(space=space, agent=args.agent, agent_config=config, evaluator=evaluator,
-                         reward=args.reward, seed=args.seed, name=name, storage=args.storage,
+                         reward=reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
                          reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,
                          budget_seconds=args.budget_seconds)

@@ -57,14 +57,15 @@ def num_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+def count_flops(model: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu") -> int:
     """FLOPs of one inference forward pass, counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
     ``input_shape`` is ``(C, H, W)`` (batch 1) or ``(N, C, H, W)``. The counter follows the usual
     convention that a multiply-add is 2 FLOPs (so MACs = FLOPs / 2) and counts matrix products
-    and convolutions only (no element-wise ops, pooling or normalization).
+    and convolutions only (no element-wise ops, pooling or normalization). ``device`` is where the
+    input is made: ``"meta"`` (with a model on the meta device) counts without computing.
     """
-    x = torch.zeros(_batched(input_shape))
+    x = torch.zeros(_batched(input_shape), device=device)
     counter = FlopCounterMode(display=False)
     with eval_mode(model), torch.no_grad(), counter:
         model(x)

@@ -12,6 +12,7 @@ EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator", {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "nbgraph": "rlnas.evaluators.nbgraph:NBGraphEvaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
+    "supernet": "rlnas.evaluators.supernet:SupernetEvaluator",
     "optimizer": "rlnas.evaluators.optimizer:OptimizerEvaluator",
 })
 """Evaluator classes by name; ``create_evaluator(**evaluator.spec())`` rebuilds an equal one."""

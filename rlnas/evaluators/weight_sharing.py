@@ -162,7 +162,8 @@ class WeightSharingEvaluator(ABC):
         self._train = _Stream(len(self.data.train), self.batch_size, self.seed + 1)
         self._valid = _Stream(len(self.data.valid), self.valid_batch_size, self.seed + 2)
 
-    def train_step(self, candidate: Candidate, *, step: int | None = None, total_steps: int | None = None) -> dict[str, float]:
+    def train_step(self, candidate: Candidate, *, step: int | None = None,
+                   total_steps: int | None = None) -> dict[str, float]:
         """Train ``candidate``'s path on the next training minibatch; returns ``{"loss": ...}``."""
         self._ensure_built()
         assert self._train is not None and self._optimizer is not None
@@ -193,7 +194,10 @@ class WeightSharingEvaluator(ABC):
         if split == "valid_batch":
             index = self._valid.next()
         elif split in ("valid", "test"):
-            index = torch.arange(len(getattr(self.data, split)))
+            # A fixed shuffled order: a supernet normalising with batch statistics needs batches that
+            # mix the classes, and a split may be stored sorted by label.
+            order = torch.Generator().manual_seed(self.seed + 3)
+            index = torch.randperm(len(getattr(self.data, split)), generator=order)
         else:
             raise ConfigError(f"unknown split {split!r} (choices: valid_batch, valid, test)")
         images = getattr(self.data, "valid" if split == "valid_batch" else split)

@@ -6,8 +6,16 @@ One builder per space family, chosen by ``space.name`` (``list_models()`` names 
 * ``darts`` -> :class:`DartsNetworkCIFAR` (``num_classes=10``, ``channels=36``, ``layers=20``,
   ``auxiliary=False``, ``drop_path_prob=0.0``)
 * ``ofa_mbv3``, ``proxyless``, ``proxyless_enlarged``, ``tunas_mbv3`` -> :class:`MobileNet`
-  (``num_classes=1000``, ``width_mult=1.0``, ``dropout=0.0``); the input resolution the
-  candidate asks for is ``space.arch(candidate).resolution`` (also set as ``model.resolution``).
+  (``num_classes=1000``, ``width_mult=1.0``, ``dropout=0.0``, ``in_channels=3``,
+  ``stem_stride=None``, ``input_size=None``); the input resolution the candidate asks for is
+  ``space.arch(candidate).resolution`` (also set as ``model.resolution``). For small images,
+  ``stem_stride=1`` keeps feature maps from shrinking to 1x1, and ``input_size=S`` makes the
+  network resize its input to ``S`` pixels for the space's largest resolution and to
+  ``round(S * r / r_max)`` for a candidate of resolution ``r`` (so OFA's resolution choice
+  acts on small data too); both leave the layer strings, hence the cost models, unchanged.
+
+``create_supernet(space, **options)`` builds the weight-sharing supernet of a mobile space
+(:class:`~rlnas.models.supernet.MobileSupernet`, same options plus ``remat``).
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from torch import nn
 from rlnas.checks import check_option_types
 from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
-from rlnas.models.mobilenet import MobileNet
+from rlnas.models.mobilenet import MobileNet, scaled_input_size
 from rlnas.models.nb201 import NB201Network, nb201_param_count
 from rlnas.registry import Registry, check_options
 from rlnas.spaces.base import Choice, Space
@@ -38,7 +46,9 @@ def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Modul
 def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
     kw = check_model_options(space, MobileNet, kw)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
-    model = MobileNet(arch.layers, **kw)
+    largest = max(space.resolutions)  # type: ignore[attr-defined]
+    size = scaled_input_size(kw.pop("input_size", None), arch.resolution, largest)
+    model = MobileNet(arch.layers, input_size=size, **kw)
     model.resolution = arch.resolution
     return model
 
@@ -54,7 +64,8 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
 """Network builders by space name, each called as ``(space, candidate, **options)``."""
 
 
-_POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult")
+_POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult",
+             "input_size")
 _PROBABILITY = ("drop_path_prob", "dropout")
 
 
@@ -65,7 +76,7 @@ def check_model_options(space: Space, network: type[nn.Module], options: Mapping
     check_options(what, network, options, skip=1)
     checked = check_option_types(network, options, what)
     for key, value in checked.items():
-        if key in _POSITIVE and not value > 0:
+        if key in _POSITIVE and value is not None and not value > 0:
             raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
         if key in _PROBABILITY and not 0 <= value < 1:
             raise ConfigError(f"{what} option {key!r} must be in [0, 1), got {value!r}")
@@ -77,6 +88,23 @@ def check_options_for(space: Space, options: Mapping[str, Any]) -> dict[str, Any
     building it (builders registered by others are not checked)."""
     network = {_nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet}.get(MODELS.get(space.name))
     return dict(options) if network is None else check_model_options(space, network, options)
+
+
+SUPERNETS: Registry[Callable[..., nn.Module]] = Registry("supernet", {
+    "ofa_mbv3": "rlnas.models.supernet:MobileSupernet",
+    "proxyless": "rlnas.models.supernet:MobileSupernet",
+    "proxyless_enlarged": "rlnas.models.supernet:MobileSupernet",
+    "tunas_mbv3": "rlnas.models.supernet:MobileSupernet",
+})
+"""Weight-sharing supernet classes by space name, each called as ``(space, **options)``."""
+
+
+def create_supernet(space: Space, **kwargs: Any) -> nn.Module:
+    """The weight-sharing supernet of ``space`` (``supernet(x, candidate)`` runs one path).
+
+    Raises :class:`ConfigError` for a space without a supernet or an unknown option.
+    """
+    return SUPERNETS.create(space.name, space, **kwargs)
 
 
 def list_models() -> list[str]:
@@ -99,6 +127,6 @@ def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
 
 
 __all__ = [
-    "create_model", "list_models", "check_model_options", "check_options_for", "count_parameters", "MODELS",
-    "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
+    "create_model", "create_supernet", "list_models", "check_model_options", "check_options_for", "count_parameters",
+    "MODELS", "SUPERNETS", "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
 ]

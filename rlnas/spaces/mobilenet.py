@@ -120,12 +120,14 @@ class MobileSpace(Space):
         return out
 
     # --------------------------------------------------------------- helpers
-    def _get(self, c: Mapping[str, Choice], name: str, fixed: Sequence[Choice]) -> Choice:
+    def setting(self, c: Mapping[str, Choice], name: str, fixed: Sequence[Choice]) -> Choice:
+        """The value of decision ``name`` in ``c``, or the only value in ``fixed`` when it is not searched."""
         return c[name] if len(fixed) > 1 else fixed[0]
 
-    def _active(self, c: Mapping[str, Choice], st: StageDef, i: int) -> bool:
+    def layer_active(self, c: Mapping[str, Choice], st: StageDef, i: int) -> bool:
+        """Whether layer ``i`` of stage ``st`` is in the network of ``c`` (not skipped, within the depth)."""
         if st.depths:
-            return i < int(self._get(c, f"{st.name}_depth", st.depths))
+            return i < int(self.setting(c, f"{st.name}_depth", st.depths))
         return not (st.layers[i].optional and c[f"{st.name}_l{i}_skip"])
 
     def arch(self, candidate: Mapping[str, Choice]) -> MobileArch:
@@ -136,18 +138,18 @@ class MobileSpace(Space):
         width = 3
         pooled = False
         for st in self.stages:
-            out = int(self._get(c, f"{st.name}_filters", st.filters))
+            out = int(self.setting(c, f"{st.name}_filters", st.filters))
             for i, layer in enumerate(st.layers):
-                if not self._active(c, st, i):
+                if not self.layer_active(c, st, i):
                     continue
                 p = f"{st.name}_l{i}_"
                 if layer.op == "lin" and not pooled:
                     layers.append("pool")
                     pooled = True
-                se = bool(self._get(c, p + "se", layer.se))
+                se = bool(self.setting(c, p + "se", layer.se))
                 spec = BlockSpec(
-                    op=layer.op, kernel=int(self._get(c, p + "kernel", layer.kernels)), stride=layer.stride,
-                    expansion=float(self._get(c, p + "expand", layer.expansions)), channels=out,
+                    op=layer.op, kernel=int(self.setting(c, p + "kernel", layer.kernels)), stride=layer.stride,
+                    expansion=float(self.setting(c, p + "expand", layer.expansions)), channels=out,
                     se=self.se_ratio if se else 0.0, act=layer.act,
                     skip=layer.residual and layer.stride == 1 and width == out, bias=layer.bias,
                 )
@@ -155,7 +157,7 @@ class MobileSpace(Space):
                 width = out
         if not pooled:
             layers.append("pool")
-        return MobileArch(int(self._get(c, "resolution", self.resolutions)), tuple(layers))
+        return MobileArch(int(self.setting(c, "resolution", self.resolutions)), tuple(layers))
 
     @property
     def num_architectures(self) -> int:
@@ -194,7 +196,7 @@ class MobileSpace(Space):
                 if not tok and (layer.optional or len(st.depths) > 1):
                     tok = "x"
                 if tok:
-                    tokens.append(tok if self._active(c, st, i) else f"({tok})")
+                    tokens.append(tok if self.layer_active(c, st, i) else f"({tok})")
             head = f"c{c[st.name + '_filters']}" if len(st.filters) > 1 else ""
             groups.append(head + (":" if head and tokens else "") + ".".join(tokens))
         return "|".join(groups)
@@ -242,7 +244,8 @@ class MobileSpace(Space):
             for present, suffix, value, n in ((k, "kernel", k, len(layer.kernels)),
                                                (e, "expand", e, len(layer.expansions))):
                 if (present is not None) != (n > 1):
-                    raise InvalidCandidate(f"{where}: stage {st.name} token {tok!r} must {'' if n > 1 else 'not '}give the {suffix}")
+                    must = "must" if n > 1 else "must not"
+                    raise InvalidCandidate(f"{where}: stage {st.name} token {tok!r} {must} give the {suffix}")
                 if value is not None:
                     choices[p + suffix] = int(value)
             if len(layer.se) > 1:
@@ -257,7 +260,8 @@ class MobileSpace(Space):
         if len(st.depths) > 1:
             depth = sum(active)
             if active != [True] * depth + [False] * (len(active) - depth):
-                raise InvalidCandidate(f"{where}: stage {st.name}: layers beyond the depth must be the last ones, in parentheses")
+                raise InvalidCandidate(f"{where}: stage {st.name}: layers beyond the depth must be the last ones, "
+                                       "in parentheses")
             choices[f"{st.name}_depth"] = depth
 
     def extreme(self, largest: bool) -> Candidate:
@@ -297,7 +301,8 @@ class OFAMobileNetV3Space(MobileSpace):
         stages = [StageDef("stem", (16,), (LayerDef("cn", 2, "hs", (3,)),)),
                   StageDef("first", (16,), (LayerDef("ds", 1, "re", (3,), residual=True),))]
         for i, (c, s, act, se) in enumerate(
-            ((24, 2, "re", False), (40, 2, "re", True), (80, 2, "hs", False), (112, 1, "hs", True), (160, 2, "hs", True)),
+            ((24, 2, "re", False), (40, 2, "re", True), (80, 2, "hs", False), (112, 1, "hs", True),
+             (160, 2, "hs", True)),
             start=1,
         ):
             stages.append(_ir_stage(f"s{i}", (c,), 4, s, act, k, e, (se,), False, depths=(2, 3, 4)))

@@ -71,8 +71,10 @@ def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float
                 _check_lease(study)
                 _round(study, target, total)
             seconds = time.perf_counter() - started
-            trial = stored.get(slot) or _record(study, slot, seconds)
-            study._count(trial)
+            trial = stored.get(slot)
+            if trial is None:  # a stored one was counted when the study was rebuilt
+                trial = _record(study, slot, seconds)
+                study._count(trial)
             study._next_slot = study._told = slot + 1
             study.checkpoint()
             for callback in options.callbacks:

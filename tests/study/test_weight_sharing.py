@@ -74,3 +74,24 @@ def test_weight_sharing_agents_need_a_weight_sharing_evaluator():
     with pytest.raises(ConfigError, match="weight-sharing evaluator"):
         study.optimize(3)
     assert all(t.state is not TrialState.RUNNING for t in study.trials)
+
+
+def test_resume_after_a_crash_between_a_record_and_its_checkpoint_records_every_trial(sqlite_url, monkeypatch):
+    from rlnas.study._study import Study
+
+    reference = new_study(None, name="ref").optimize(100)
+    crashed = new_study(sqlite_url)
+    real_checkpoint = Study.checkpoint
+
+    def dying_checkpoint(self):
+        if self._told == 3:  # the third trial is stored, its checkpoint is not
+            raise KeyboardInterrupt
+        return real_checkpoint(self)
+
+    monkeypatch.setattr(Study, "checkpoint", dying_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        crashed.optimize(100)
+    monkeypatch.setattr(Study, "checkpoint", real_checkpoint)
+    resumed = load_study("ws", sqlite_url, evaluator=evaluator())
+    resumed.optimize(len(reference.completed_trials))
+    assert history(resumed) == history(reference)  # the stored third trial is counted once

@@ -1,0 +1,23 @@
+"""The fixed agent proposes the one architecture it is given."""
+import pytest
+
+from rlnas.agents import create_agent
+from rlnas.errors import ConfigError
+from rlnas.spaces import create_space
+
+
+def test_proposes_the_given_key_and_learns_nothing() -> None:
+    space = create_space("proxyless")
+    key = space.key(space.known()["proxylessnas_mobile"])
+    agent = create_agent("fixed", space, {"key": key}, seed=0)
+    proposals = agent.ask(3)
+    assert [space.key(p.candidate) for p in proposals] == [key] * 3
+    assert agent.tell([(proposals[0], 1.0)]) == {} and agent.state_dict() == {}
+    assert create_agent("fixed", space).ask(1)[0].candidate == space.from_indices([0] * len(space.sizes))
+
+
+def test_a_bad_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="fixed: .*proxyless key"):
+        create_agent("fixed", create_space("proxyless"), {"key": "k3|nonsense"})
+    with pytest.raises(ConfigError, match="option 'key' of FixedConfig must be a string or null"):
+        create_agent("fixed", create_space("proxyless"), {"key": 3})

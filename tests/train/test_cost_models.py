@@ -1,0 +1,72 @@
+"""Cost models for searches: shipped latency tables cover their spaces, FLOP/parameter sums are exact."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlnas.costs import count_flops, count_params
+from rlnas.costs.models import create_cost_model, shipped_latency_table
+from rlnas.errors import ConfigError
+from rlnas.models import create_model
+from rlnas.spaces import create_space
+
+SMALL = {"width_mult": 0.35, "in_channels": 1, "num_classes": 10}
+MOBILE = ("proxyless", "proxyless_enlarged", "tunas_mbv3", "ofa_mbv3")
+
+
+@pytest.mark.parametrize("name", MOBILE)
+def test_shipped_tables_hold_every_unit_of_random_candidates(name: str) -> None:
+    space = create_space(name)
+    for channels in (1, 3):
+        model = create_cost_model(space, "latency", model_kwargs={**SMALL, "in_channels": channels})
+        assert model.source == "shipped" and model.unit == "ms"
+        rng = np.random.default_rng(channels)
+        costs = [model(space.sample(rng)) for _ in range(30)]
+        assert model.table.misses == 0, "a shipped table must never measure on the fly"
+        low, high = model.range()
+        assert 0 < low <= min(costs) and max(costs) <= high
+
+
+def test_flops_and_params_are_exact_sums_over_units() -> None:
+    space = create_space("tunas_mbv3")
+    flops = create_cost_model(space, "flops", model_kwargs=SMALL)
+    params = create_cost_model(space, "params", model_kwargs=SMALL)
+    rng = np.random.default_rng(0)
+    for cand in [space.sample(rng) for _ in range(3)] + [space.extreme(True)]:
+        net = create_model(space, cand, **SMALL)
+        assert flops(cand) == pytest.approx(count_flops(net, (1, 224, 224)) / 1e6, rel=1e-9)
+        assert params(cand) == pytest.approx(count_params(net) / 1e6, rel=1e-9)
+    assert (flops.metric, params.metric) == ("flops_m", "params_m")
+
+
+def test_cost_is_that_of_the_deployable_network_whatever_the_training_options() -> None:
+    space = create_space("proxyless")
+    plain = create_cost_model(space, "flops", model_kwargs=SMALL)
+    small_images = create_cost_model(space, "flops", model_kwargs={**SMALL, "stem_stride": 1, "input_size": 16})
+    cand = space.known()["proxylessnas_mobile"]
+    assert plain(cand) == small_images(cand)
+
+
+def test_missing_data_is_a_config_error() -> None:
+    space = create_space("proxyless")
+    with pytest.raises(ConfigError, match="no latency table ships for space 'proxyless'.*latency_table='build'"):
+        create_cost_model(space, "latency", model_kwargs={**SMALL, "width_mult": 0.5})
+    with pytest.raises(ConfigError, match="space 'nb201' has no cost data"):
+        create_cost_model(create_space("nb201"), "latency", model_kwargs={})
+    with pytest.raises(ConfigError, match="unknown cost 'energy'"):
+        create_cost_model(space, "energy", model_kwargs=SMALL)
+    with pytest.raises(ConfigError, match="does not exist"):
+        create_cost_model(space, "latency", model_kwargs=SMALL, latency_table="/no/such/table.json")
+    assert shipped_latency_table(create_space("tunas_mbv3"), {**SMALL, "num_classes": 100}) is None
+
+
+def test_a_saved_table_loads_and_another_spaces_table_is_refused(tmp_path) -> None:
+    space = create_space("proxyless")
+    shipped = create_cost_model(space, "latency", model_kwargs=SMALL)
+    path = tmp_path / "proxyless.json"
+    shipped.table.save(path)
+    loaded = create_cost_model(space, "latency", model_kwargs=SMALL, latency_table=str(path))
+    cand = space.extreme(True)
+    assert loaded(cand) == shipped(cand) and loaded.source == str(path)
+    with pytest.raises(ConfigError, match="was built for space 'proxyless', not this 'ofa_mbv3'"):
+        create_cost_model(create_space("ofa_mbv3"), "latency", model_kwargs=SMALL, latency_table=str(path))
