@@ -7,6 +7,7 @@ from typing import Any
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate, Categorical, Choice, Space
 from rlnas.spaces.darts import DARTS_OPS, DartsSpace
+from rlnas.spaces.enas import EnasMacroSpace, EnasMicroSpace
 from rlnas.spaces.mobilenet import (
     MobileArch, MobileSpace, OFAMobileNetV3Space, ProxylessEnlargedSpace, ProxylessSpace, TunasMobileNetV3Space,
 )
@@ -19,6 +20,8 @@ SPACES: dict[str, Callable[..., Space]] = {
     "proxyless": ProxylessSpace,
     "proxyless_enlarged": ProxylessEnlargedSpace,
     "tunas_mbv3": TunasMobileNetV3Space,
+    "enas_macro": EnasMacroSpace,
+    "enas_micro": EnasMicroSpace,
 }
 
 
