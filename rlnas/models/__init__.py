@@ -19,6 +19,7 @@ from torch import nn
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Choice, Space
 from rlnas.models.darts import DartsNetworkCIFAR
+from rlnas.models.enas import EnasMacroNetwork, EnasMicroNetwork
 from rlnas.models.mobilenet import MobileNet
 from rlnas.models.nb201 import NB201Network, nb201_param_count
 
@@ -45,6 +46,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "proxyless": _mobile,
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
+    "enas_macro": lambda space, candidate, **kw: EnasMacroNetwork(space.candidate(candidate), **kw),
+    "enas_micro": lambda space, candidate, **kw: EnasMicroNetwork(space.candidate(candidate), **kw),
 }
 
 

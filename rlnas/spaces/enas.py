@@ -136,11 +136,15 @@ def micro_cell(candidate: Mapping[str, Choice], cell: str) -> list[list[tuple[in
     ]
 
 
+def unused_states(nodes: list[list[tuple[int, str]]]) -> list[int]:
+    """States (``2 .. B+1``) of the nodes (as :func:`micro_cell` lists them) that no node uses."""
+    used = {src for edges in nodes for src, _ in edges}
+    return [s for s in range(2, len(nodes) + 2) if s not in used]
+
+
 def unused_nodes(candidate: Mapping[str, Choice], cell: str) -> list[int]:
     """States (``2 .. B+1``) of the nodes of ``cell`` that no node uses: they form the cell's output."""
-    nodes = micro_cell(candidate, cell)
-    used = {src for node in nodes for src, _ in node}
-    return [s for s in range(2, len(nodes) + 2) if s not in used]
+    return unused_states(micro_cell(candidate, cell))
 
 
 class EnasMicroSpace(Space):
