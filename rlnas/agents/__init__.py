@@ -19,6 +19,7 @@ AGENTS: dict[str, str] = {
     "reinforce": "rlnas.agents.reinforce:ReinforceAgent",
     "ppo": "rlnas.agents.ppo:PPOAgent",
     "l2nas": "rlnas.agents.l2nas:L2NASAgent",
+    "enas": "rlnas.agents.enas:EnasAgent",
 }
 
 
