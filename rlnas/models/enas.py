@@ -26,7 +26,8 @@ the unused nodes, with one weight block per node. Ops: identity, ``sep_conv_kxk`
 (ReLU, depthwise kxk, pointwise 1x1, BN), 3x3 average / max pool (stride 1). Head: ReLU,
 global average pool, dropout, linear.
 
-``running_stats=False`` makes every BatchNorm normalise with the statistics of the batch it
+``stem_stride=2`` halves the input resolution in the stem (cheaper CPU searches on 28x28
+images). ``running_stats=False`` makes every BatchNorm normalise with the statistics of the batch it
 sees, in training and evaluation alike (what ENAS does for shared weights: running
 statistics mixed over many children describe none of them). Supernets always do this.
 """
@@ -169,11 +170,11 @@ class _MacroNet(nn.Module):
     """Macro layers holding the operations ``ops[i]`` at layer ``i``; :meth:`run` follows one child."""
 
     def __init__(self, ops: Sequence[Sequence[str]], reductions: set[tuple[int, int]], num_classes: int,
-                 channels: int, in_channels: int, dropout: float, running_stats: bool):
+                 channels: int, in_channels: int, stem_stride: int, dropout: float, running_stats: bool):
         super().__init__()
-        _check_sizes(num_classes=num_classes, channels=channels, in_channels=in_channels)
+        _check_sizes(num_classes=num_classes, channels=channels, in_channels=in_channels, stem_stride=stem_stride)
         self.num_layers = len(ops)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride=stem_stride, padding=1, bias=False),
                                   nn.BatchNorm2d(channels, track_running_stats=running_stats))
         self.layers = nn.ModuleList()
         self.reductions = nn.ModuleDict()
@@ -213,10 +214,10 @@ class EnasMacroNetwork(_MacroNet):
     """The stand-alone network of one ``enas_macro`` candidate (ENAS search width: 36 channels)."""
 
     def __init__(self, candidate: Mapping[str, Choice], num_classes: int = 10, channels: int = 36,
-                 in_channels: int = 3, dropout: float = 0.0, running_stats: bool = True):
+                 in_channels: int = 3, stem_stride: int = 1, dropout: float = 0.0, running_stats: bool = True):
         self.structure = macro_layers(candidate)
         super().__init__([[op] for op, _ in self.structure], macro_kept_outputs(self.structure), num_classes,
-                         channels, in_channels, dropout, running_stats)
+                         channels, in_channels, stem_stride, dropout, running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x, self.structure)
@@ -226,12 +227,13 @@ class EnasMacroSupernet(_MacroNet):
     """Every op of every layer and every reduction once; ``forward(x, candidate)`` runs one child."""
 
     def __init__(self, layers: int = 12, num_classes: int = 10, channels: int = 36, in_channels: int = 3,
-                 dropout: float = 0.0):
+                 stem_stride: int = 1, dropout: float = 0.0):
         _check_sizes(layers=layers)
         every = {(p, j) for p in macro_reduction_layers(layers) for j in range(p + 1)}
-        super().__init__([ENAS_MACRO_OPS] * layers, every, num_classes, channels, in_channels, dropout, False)
+        super().__init__([ENAS_MACRO_OPS] * layers, every, num_classes, channels, in_channels, stem_stride, dropout,
+                         False)
         self.options = {"num_classes": num_classes, "channels": channels, "in_channels": in_channels,
-                        "dropout": dropout}
+                        "stem_stride": stem_stride, "dropout": dropout}
 
     def forward(self, x: torch.Tensor, candidate: Mapping[str, Choice]) -> torch.Tensor:
         return self.run(x, macro_layers(candidate))
@@ -288,13 +290,13 @@ class _MicroNet(nn.Module):
 
     def __init__(self, nodes: int, ops: Mapping[str, Mapping[str, Sequence[str]]], inputs: Mapping[str, Sequence[int]],
                  outputs: Mapping[str, Sequence[int]], num_classes: int, channels: int, layers: int,
-                 in_channels: int, stem_multiplier: int, dropout: float, running_stats: bool):
+                 in_channels: int, stem_multiplier: int, stem_stride: int, dropout: float, running_stats: bool):
         super().__init__()
         _check_sizes(num_classes=num_classes, channels=channels, layers=layers, in_channels=in_channels,
-                     stem_multiplier=stem_multiplier)
+                     stem_multiplier=stem_multiplier, stem_stride=stem_stride)
         self.nodes = nodes
         c_stem = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, stride=stem_stride, padding=1, bias=False),
                                   nn.BatchNorm2d(c_stem, track_running_stats=running_stats))
         reductions = micro_reduction_cells(layers)
         self.kinds = ["reduce" if k in reductions else "normal" for k in range(layers + 2)]
@@ -333,7 +335,8 @@ class EnasMicroNetwork(_MicroNet):
     """The stand-alone network of one ``enas_micro`` candidate (ENAS search: 20 channels, 6 normal cells)."""
 
     def __init__(self, candidate: Mapping[str, Choice], num_classes: int = 10, channels: int = 20, layers: int = 6,
-                 in_channels: int = 3, stem_multiplier: int = 3, dropout: float = 0.0, running_stats: bool = True):
+                 in_channels: int = 3, stem_multiplier: int = 3, stem_stride: int = 1, dropout: float = 0.0,
+                 running_stats: bool = True):
         self.structure = micro_structure(candidate)
         ops = {kind: {f"{i}_{j}": [op] for i, edges in enumerate(nodes) for j, (_, op) in enumerate(edges)}
                for kind, nodes in self.structure.items()}
@@ -341,7 +344,7 @@ class EnasMicroNetwork(_MicroNet):
                   for kind, nodes in self.structure.items()}
         outputs = {kind: unused_states(nodes) for kind, nodes in self.structure.items()}
         super().__init__(micro_node_count(candidate), ops, inputs, outputs, num_classes, channels, layers, in_channels,
-                         stem_multiplier, dropout, running_stats)
+                         stem_multiplier, stem_stride, dropout, running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x, self.structure)
@@ -351,15 +354,15 @@ class EnasMicroSupernet(_MicroNet):
     """Every op of every edge of every cell once; ``forward(x, candidate)`` runs one child."""
 
     def __init__(self, nodes: int = 5, num_classes: int = 10, channels: int = 20, layers: int = 6,
-                 in_channels: int = 3, stem_multiplier: int = 3, dropout: float = 0.0):
+                 in_channels: int = 3, stem_multiplier: int = 3, stem_stride: int = 1, dropout: float = 0.0):
         _check_sizes(nodes=nodes)
         every_edge = {f"{i}_{j}": ENAS_MICRO_OPS for i in range(nodes) for j in (0, 1)}
         every_node = tuple(range(2, nodes + 2))
         super().__init__(nodes, dict.fromkeys(ENAS_CELLS, every_edge), dict.fromkeys(ENAS_CELLS, (0, 1)),
                          dict.fromkeys(ENAS_CELLS, every_node),
-                         num_classes, channels, layers, in_channels, stem_multiplier, dropout, False)
-        self.options = {"num_classes": num_classes, "channels": channels, "layers": layers,
-                        "in_channels": in_channels, "stem_multiplier": stem_multiplier, "dropout": dropout}
+                         num_classes, channels, layers, in_channels, stem_multiplier, stem_stride, dropout, False)
+        self.options = {"num_classes": num_classes, "channels": channels, "layers": layers, "in_channels": in_channels,
+                        "stem_multiplier": stem_multiplier, "stem_stride": stem_stride, "dropout": dropout}
 
     def forward(self, x: torch.Tensor, candidate: Mapping[str, Choice]) -> torch.Tensor:
         return self.run(x, micro_structure(candidate))
@@ -386,16 +389,15 @@ def _load_child(child: nn.Module, supernet: Any, candidate: Mapping[str, Choice]
     return child.to(next(supernet.parameters()).device)
 
 
-SUPERNETS: dict[str, type[nn.Module]] = {"enas_macro": EnasMacroSupernet, "enas_micro": EnasMicroSupernet}
-
-
-def create_supernet(space: Space, **options: Any) -> nn.Module:
-    """The shared-weight supernet of ``space`` (its layer / node count taken from the space)."""
-    if space.name not in SUPERNETS:
-        raise ConfigError(f"no supernet for space {space.name!r} (choices: {', '.join(sorted(SUPERNETS))})")
+def enas_supernet(space: Space, **options: Any) -> EnasMacroSupernet | EnasMicroSupernet:
+    """The shared-weight supernet of an ``enas_macro`` or ``enas_micro`` space (layer / node count
+    taken from the space); :class:`ConfigError` for another space or an unknown option."""
+    if space.name not in ("enas_macro", "enas_micro"):
+        raise ConfigError(f"no ENAS supernet for space {space.name!r} (choices: enas_macro, enas_micro)")
     sample = {d.name: d.choices[0] for d in space.decisions}
-    size = {"layers": macro_layer_count(sample)} if space.name == "enas_macro" else {"nodes": micro_node_count(sample)}
     try:
-        return SUPERNETS[space.name](**size, **options)
+        if space.name == "enas_macro":
+            return EnasMacroSupernet(layers=macro_layer_count(sample), **options)
+        return EnasMicroSupernet(nodes=micro_node_count(sample), **options)
     except TypeError as exc:
         raise ConfigError(f"supernet of {space.name!r}: {exc}") from None

@@ -8,7 +8,7 @@ import torch
 from rlnas.errors import ConfigError
 from rlnas.models import count_parameters, create_model
 from rlnas.models.enas import (
-    create_supernet,
+    enas_supernet,
     macro_kept_outputs,
     macro_reduction_layers,
     micro_reduction_cells,
@@ -17,13 +17,13 @@ from rlnas.spaces import create_space
 from rlnas.spaces.enas import EnasMacroSpace, EnasMicroSpace, macro_layers
 
 torch.set_num_threads(1)
-SMALL = {"enas_macro": {"channels": 4}, "enas_micro": {"channels": 4, "layers": 2}}
+SMALL = {"enas_macro": {"channels": 4, "stem_stride": 2}, "enas_micro": {"channels": 4, "layers": 2}}
 SPACES = {"enas_macro": EnasMacroSpace(layers=6), "enas_micro": EnasMicroSpace(nodes=3)}
 
 
 def supernet_and_batch(name: str) -> tuple:
     torch.manual_seed(0)
-    supernet = create_supernet(SPACES[name], in_channels=1, **SMALL[name])
+    supernet = enas_supernet(SPACES[name], in_channels=1, **SMALL[name])
     x = torch.randn(8, 1, 12, 12)
     y = torch.arange(8) % 10
     return SPACES[name], supernet, x, y
@@ -108,7 +108,7 @@ def test_full_size_spaces_build_and_run(name: str, shape: tuple[int, ...]) -> No
     cand = space.sample(np.random.default_rng(0))
     net = create_model(space, cand, in_channels=shape[1], num_classes=7, **SMALL[name])
     assert net(torch.zeros(shape)).shape == (2, 7)
-    supernet = create_supernet(space, in_channels=shape[1], num_classes=7, **SMALL[name])
+    supernet = enas_supernet(space, in_channels=shape[1], num_classes=7, **SMALL[name])
     assert supernet(torch.zeros(shape), cand).shape == (2, 7)
 
 
@@ -120,13 +120,13 @@ def test_micro_reduction_cells_follow_enas() -> None:
 
 
 def test_bad_input_is_a_one_line_error() -> None:
-    with pytest.raises(ConfigError, match="no supernet for space 'nb201'"):
-        create_supernet(create_space("nb201"))
+    with pytest.raises(ConfigError, match="no ENAS supernet for space 'nb201'"):
+        enas_supernet(create_space("nb201"))
     with pytest.raises(ConfigError, match="supernet of 'enas_micro'.*width"):
-        create_supernet(create_space("enas_micro"), width=3)
+        enas_supernet(create_space("enas_micro"), width=3)
     with pytest.raises(ConfigError, match="channels must be a positive integer"):
-        create_supernet(create_space("enas_macro"), channels=0)
-    supernet = create_supernet(EnasMacroSpace(layers=3), channels=4)
+        enas_supernet(create_space("enas_macro"), channels=0)
+    supernet = enas_supernet(EnasMacroSpace(layers=3), channels=4)
     with pytest.raises(ConfigError, match="has 3 layers, the candidate 12"):
         supernet(torch.zeros(1, 3, 8, 8), create_space("enas_macro").sample(np.random.default_rng(0)))
     with pytest.raises(ConfigError, match="unexpected keyword argument 'width'"):
