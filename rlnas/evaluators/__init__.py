@@ -11,6 +11,7 @@ EVALUATORS: dict[str, str] = {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
     "toy": "rlnas.testing.toy:ToyEvaluator",
+    "shared": "rlnas.evaluators.shared:SharedEvaluator",
 }
 
 
