@@ -3,12 +3,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from rlnas.agents import Agent, Proposal, create_agent, list_agents  # noqa: E402
-from rlnas.errors import ConfigError, InvalidCandidate, RlnasError, StorageError  # noqa: E402
-from rlnas.evaluators import Measurement, create_evaluator, list_evaluators  # noqa: E402
-from rlnas.spaces import Candidate, Categorical, Space, create_space, list_spaces  # noqa: E402
-from rlnas.study import Study, create_study, load_study  # noqa: E402
-from rlnas.trial import Trial, TrialState  # noqa: E402
+from rlnas.agents import Agent, Proposal, create_agent, list_agents
+from rlnas.errors import ConfigError, InvalidCandidate, RlnasError, StorageError
+from rlnas.evaluators import Measurement, create_evaluator, list_evaluators
+from rlnas.spaces import Candidate, Categorical, Space, create_space, list_spaces
+from rlnas.study import Study, create_study, load_study
+from rlnas.trial import Trial, TrialState
 
 __all__ = [
     "__version__", "Agent", "Proposal", "create_agent", "list_agents", "ConfigError", "InvalidCandidate",

@@ -98,3 +98,29 @@ def model_input_shape(space: Space, model: nn.Module) -> tuple[int, int, int]:
     if resolution is not None:
         return channels, int(resolution), int(resolution)
     return channels, 32, 32
+
+
+def untrained_network(space: Space, candidate: Mapping[str, Choice], evaluator_spec: Mapping[str, Any] | None,
+                      options: Mapping[str, Any]) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The network of ``candidate`` with seed-0 (untrained) weights and its input shape.
+
+    With ``evaluator_spec`` of a ``train`` study, the network is built as that evaluator built it
+    (its widths, classes and input shape); otherwise as the paper's network. ``options`` override.
+    """
+    from rlnas.models import create_model
+
+    kwargs, input_shape = {}, None
+    if evaluator_spec is not None:
+        from rlnas.evaluators import build_evaluator
+        from rlnas.study.spec import evaluator_identity
+
+        spec = evaluator_identity(evaluator_spec)
+        if spec.get("name") != "train":
+            raise ConfigError(f"--as-searched needs a study of the train evaluator, not {spec.get('name')!r}: "
+                              "its networks are the papers' (the default)")
+        evaluator = build_evaluator(spec)
+        kwargs, input_shape = evaluator.resolved_model_kwargs(), tuple(evaluator.data.input_shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same network on every export
+        model = create_model(space, candidate, **(kwargs | dict(options)))
+    return model, input_shape or model_input_shape(space, model)  # type: ignore[return-value]

@@ -27,7 +27,9 @@ class Trial:
 
     ``slot`` is the position of the proposal in the agent's stream of proposals; a trial
     re-evaluated after a crash keeps the slot of the orphan it replaces, so the order of
-    completed trials does not depend on crashes.
+    completed trials does not depend on crashes. ``repeat_of`` is set on a trial answered
+    from an earlier trial of the same candidate (a study with ``reuse_repeats``): it cost
+    nothing and does not count towards the study's trials.
     """
 
     number: int
@@ -44,3 +46,4 @@ class Trial:
     orphaned: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    repeat_of: int | None = None

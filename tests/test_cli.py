@@ -108,8 +108,8 @@ def test_errors_do_not_damage_an_existing_database(rlnas_bin, sqlite_url, tmp_pa
                               "--storage", sqlite_url, check=False), "exists with agent")
     other_spaces = [s for s in list_spaces() if s != "nb201"]
     if other_spaces:
-        assert_one_line_error(run(rlnas_bin, "search", "--name", "keep", "--space", other_spaces[0],
-                                  "--storage", sqlite_url, check=False), "already exists with space 'nb201'")
+        assert_one_line_error(run(rlnas_bin, "search", "--name", "keep", "--space", other_spaces[0], "--evaluator",
+                                  "train", "--storage", sqlite_url, check=False), "exists with space 'nb201'")
     assert_one_line_error(run(rlnas_bin, "show", "nope", "--storage", sqlite_url, check=False), "no study named 'nope'")
     assert completed(rlnas_bin, "keep", sqlite_url) == before
 

@@ -12,7 +12,7 @@ pytest.importorskip("rlnas.evaluators.tabular")
 pytest.importorskip("rlnas.study")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import nb201  # noqa: E402
+import nb201
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ def test_crash_and_resume_on_postgres(agent, pg_url):
     crashed.optimize(23)
     crashed.ask()  # left RUNNING, as if the process died during the evaluation
     crashed.store.close()
-    del crashed
+    crashed.close()  # the dead driver's lease is gone (SIGKILL: its pid no longer exists)
     resumed = load_study("s", pg_url)
     resumed.optimize(60)
     assert history(resumed) == history(reference)

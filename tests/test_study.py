@@ -40,7 +40,7 @@ def test_crash_and_resume_gives_the_uninterrupted_run(agent, sqlite_url):
     crashed = new_study(sqlite_url, agent=agent, seed=1)
     crashed.optimize(23)
     crashed.ask()  # left RUNNING, as if the process died during the evaluation
-    del crashed
+    crashed.close()  # the dead driver's lease is gone (SIGKILL: its pid no longer exists)
     resumed = load_study("s", sqlite_url)
     resumed.optimize(60)
     assert history(resumed) == history(reference)

@@ -5,40 +5,37 @@ CLI does not import torch.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
-from rlnas.errors import ConfigError
+from rlnas.registry import Registry
 from rlnas.spaces.base import Space
 
-AGENTS: dict[str, str] = {
+AGENTS: Registry[type[Agent]] = Registry("agent", {
     "random": "rlnas.agents.random:RandomAgent",
     "evolution": "rlnas.agents.evolution:EvolutionAgent",
     "reinforce": "rlnas.agents.reinforce:ReinforceAgent",
     "ppo": "rlnas.agents.ppo:PPOAgent",
     "l2nas": "rlnas.agents.l2nas:L2NASAgent",
     "enas": "rlnas.agents.enas:EnasAgent",
-}
+})
+"""Agent classes by name."""
 
 
-def register_agent(name: str, path: str) -> None:
-    """Register an agent class by its ``module:Class`` path."""
-    AGENTS[name] = path
+def register_agent(name: str, target: str | type[Agent]) -> None:
+    """Register an agent class (or its ``module:Class`` path)."""
+    AGENTS.register(name, target)
 
 
 def list_agents() -> list[str]:
     """Names accepted by :func:`create_agent`, sorted."""
-    return sorted(AGENTS)
+    return AGENTS.list()
 
 
 def agent_class(name: str) -> type[Agent]:
     """The class registered as ``name``; :class:`ConfigError` names the choices when unknown."""
-    if name not in AGENTS:
-        raise ConfigError(f"unknown agent {name!r} (choices: {', '.join(list_agents())})")
-    module, _, attr = AGENTS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return AGENTS.get(name)
 
 
 def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfig | None = None, *,

@@ -32,7 +32,7 @@ class AgentConfig:
     """Base class of agent configurations (every field has a one-line docstring)."""
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> "AgentConfig":
+    def from_dict(cls, values: Mapping[str, Any] | None) -> AgentConfig:
         """Build a config from a mapping, naming unknown fields in a :class:`ConfigError`."""
         values = dict(values or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -107,3 +107,28 @@ def rng_state(generator: Any) -> dict[str, Any]:
 def set_rng_state(generator: Any, state: Mapping[str, Any]) -> None:
     """Restore the state returned by :func:`rng_state`."""
     generator.bit_generator.state = dict(state)
+
+
+class WeightSharingAgent(Agent):
+    """Controller of a one-shot search (TuNAS, ENAS): it learns while one supernet trains.
+
+    The weight-sharing driver (:mod:`rlnas.study._weight_sharing`) runs rounds: ``plan_round``
+    says how many shared-weight steps and controller updates come next; ``train_children``
+    gives the paths those shared-weight steps train; each controller update asks
+    ``batch_size`` proposals, rewards them on validation minibatches and ``tell`` s them (the
+    returned diagnostics are stored); ``mode`` is the architecture the search would answer now,
+    recorded as a trial every ``record_every`` shared steps.
+    """
+
+    @abstractmethod
+    def plan_round(self, step: int, total_steps: int, steps_per_epoch: int) -> tuple[int, int]:
+        """``(shared-weight steps, controller updates)`` of the round starting at shared step ``step``."""
+
+    @abstractmethod
+    def train_children(self, n: int) -> list[Candidate]:
+        """The candidates whose paths the next ``n`` shared-weight steps train."""
+
+    @abstractmethod
+    def mode(self) -> Candidate:
+        """The most likely candidate under the current policy (argmax of each decision for a
+        factorized controller, greedy decoding for an autoregressive one)."""

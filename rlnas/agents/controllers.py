@@ -18,16 +18,14 @@ from torch's global RNG, so runs are reproducible and resumable.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from rlnas.errors import ConfigError
-
-CONTROLLERS = ("factorized", "lstm")
-"""Names accepted by :func:`build_controller`."""
+from rlnas.registry import Registry
 
 
 class Controller(nn.Module):
@@ -160,7 +158,8 @@ class LSTMController(Controller):
 
     def rollout(self, n: int, indices: torch.Tensor | None = None, generator: torch.Generator | None = None,
                 greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Choices ``[n, D]``, their log-probability and the summed step entropies along the path (see :meth:`steps`)."""
+        """Choices ``[n, D]``, their log-probability and the summed step entropies along the path
+        (see :meth:`steps`)."""
         chosen, log_prob, entropy = [], self.start.new_zeros(n), self.start.new_zeros(n)
         for lp, a in self.steps(n, indices, generator, greedy):
             log_prob = log_prob + lp.gather(1, a[:, None]).squeeze(1)
@@ -182,15 +181,25 @@ class LSTMController(Controller):
         return [lp for lp, _ in self.steps(indices.shape[0], indices=indices)]
 
 
+def _factorized(sizes: Sequence[int], *, hidden: int, temperature: float | None, tanh_constant: float | None,
+                generator: torch.Generator | None) -> Controller:
+    return FactorizedController(sizes)
+
+
+def _lstm(sizes: Sequence[int], *, hidden: int, temperature: float | None, tanh_constant: float | None,
+          generator: torch.Generator | None) -> Controller:
+    return LSTMController(sizes, hidden, temperature=temperature, tanh_constant=tanh_constant, generator=generator)
+
+
+CONTROLLERS: Registry[Callable[..., Controller]] = Registry("controller", {"factorized": _factorized, "lstm": _lstm})
+"""Controller builders by name, each called as ``(sizes, *, hidden, temperature, tanh_constant, generator)``."""
+
+
 def build_controller(kind: str, sizes: Sequence[int], *, hidden: int = 64, temperature: float | None = None,
                      tanh_constant: float | None = None, generator: torch.Generator | None = None) -> Controller:
-    """Controller ``kind`` (``"factorized"`` or ``"lstm"``) for a space with cardinalities ``sizes``."""
-    if kind == "factorized":
-        return FactorizedController(sizes)
-    if kind == "lstm":
-        return LSTMController(sizes, hidden, temperature=temperature, tanh_constant=tanh_constant,
-                              generator=generator)
-    raise ConfigError(f"unknown controller {kind!r} (choices: {', '.join(CONTROLLERS)})")
+    """Controller ``kind`` (see :data:`CONTROLLERS`) for a space with cardinalities ``sizes``."""
+    return CONTROLLERS.get(kind)(sizes, hidden=hidden, temperature=temperature, tanh_constant=tanh_constant,
+                                 generator=generator)
 
 
 def make_generator(seed: int | None) -> torch.Generator:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from rlnas.agents.base import Result
+from rlnas.agents.base import Result, WeightSharingAgent
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
@@ -113,7 +113,8 @@ class EnasConfig(ControllerConfig):
         if not is_finite_number(self.clip) or not self.clip > 0:
             raise ConfigError(f"enas: clip must be a positive number, got {self.clip!r}")
         if self.normalize_advantages is not None and not isinstance(self.normalize_advantages, bool):
-            raise ConfigError(f"enas: normalize_advantages must be true, false or null, got {self.normalize_advantages!r}")
+            raise ConfigError(f"enas: normalize_advantages must be true, false or null, "
+                              f"got {self.normalize_advantages!r}")
         if self.max_grad_norm is not None and (not is_finite_number(self.max_grad_norm) or not self.max_grad_norm > 0):
             raise ConfigError(f"enas: max_grad_norm must be a positive number or null, got {self.max_grad_norm!r}")
 
@@ -128,7 +129,7 @@ def skip_groups(space: Space) -> list[list[int]]:
     return [groups[layer] for layer in sorted(groups)]
 
 
-class EnasAgent(ControllerAgent):
+class EnasAgent(ControllerAgent, WeightSharingAgent):
     """ENAS's controller for a weight-sharing search, updated by PPO or REINFORCE (see the module docstring)."""
 
     name = "enas"

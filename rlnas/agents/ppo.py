@@ -227,7 +227,8 @@ def clipped_surrogate_update(controller: Controller, optimizer: torch.optim.Opti
 
 
 def approx_kl(controller: Controller, indices: torch.Tensor, old_log_prob: torch.Tensor) -> float:
-    """``mean((ρ − 1) − log ρ)``: an unbiased, non-negative estimate of KL(old ‖ current) from samples of the old policy."""
+    """``mean((ρ − 1) − log ρ)``: an unbiased, non-negative estimate of KL(old ‖ current) from
+    samples of the old policy."""
     with torch.no_grad():
         log_ratio = controller.log_prob_and_entropy(indices)[0] - old_log_prob
     return ((log_ratio.exp() - 1) - log_ratio).mean().item()

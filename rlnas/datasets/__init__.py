@@ -11,21 +11,27 @@ Every split is normalized per channel with the mean and std of its train split.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rlnas.datasets.base import DatasetSplits, ImageData, stratified_split
-from rlnas.datasets.cifar import load_cifar10
-from rlnas.datasets.folder import load_image_folder
-from rlnas.datasets.shipped import load_shipped
-from rlnas.errors import ConfigError
+from rlnas.registry import Registry
 
-DATASETS: tuple[str, ...] = ("cifar10", "digits", "imagefolder", "mnist5k")
+if TYPE_CHECKING:
+    from rlnas.datasets.base import DatasetSplits, ImageData, stratified_split
+
+DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset", {
+    "cifar10": "rlnas.datasets.cifar:load_cifar10",
+    "digits": "rlnas.datasets.shipped:load_digits",
+    "imagefolder": "rlnas.datasets.folder:load_image_folder",
+    "mnist5k": "rlnas.datasets.shipped:load_mnist5k",
+})
+"""Loaders by name, each called as ``(root, *, split_seed, **options)``."""
 
 
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`."""
-    return list(DATASETS)
+    return DATASETS.list()
 
 
 def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int = 0,
@@ -38,20 +44,18 @@ def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int =
     imagefolder), ``train_size`` (cifar10: keep a stratified subset of the train split),
     ``image_size=(H, W)`` (imagefolder: resize every image).
     """
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r} (choices: {', '.join(DATASETS)})")
     if valid_fraction is not None:
         options["valid_fraction"] = valid_fraction
-    try:
-        if name in ("digits", "mnist5k"):
-            return load_shipped(name, root, split_seed=split_seed, **options)
-        if name == "cifar10":
-            return load_cifar10(root, split_seed=split_seed, **options)
-        return load_image_folder(root, split_seed=split_seed, **options)
-    except TypeError as err:
-        if "unexpected keyword" in str(err):
-            raise ConfigError(f"dataset {name!r}: {err}") from None
-        raise
+    return DATASETS.create(name, root, split_seed=split_seed, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # DatasetSplits, ImageData and stratified_split live in rlnas.datasets.base (imports torch): load on use.
+    if name in ("DatasetSplits", "ImageData", "stratified_split"):
+        from rlnas.datasets import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'rlnas.datasets' has no attribute {name!r}")
 
 
 __all__ = ["DATASETS", "DatasetSplits", "ImageData", "list_datasets", "load_dataset", "stratified_split"]

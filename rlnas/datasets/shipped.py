@@ -37,3 +37,17 @@ def load_shipped(name: str, root: str | Path | None = None, *, valid_fraction: f
     x = torch.from_numpy(images).unsqueeze(1)
     return make_splits(name, x, torch.from_numpy(labels), {"train": train, "valid": valid, "test": test},
                        scale=scale, num_classes=int(labels.max()) + 1, info=info)
+
+
+def load_digits(root: str | Path | None = None, *, valid_fraction: float = 0.2, test_fraction: float = 0.2,
+                split_seed: int = 0) -> DatasetSplits:
+    """The shipped UCI 8x8 digits (see :func:`load_shipped`)."""
+    return load_shipped("digits", root, valid_fraction=valid_fraction, test_fraction=test_fraction,
+                        split_seed=split_seed)
+
+
+def load_mnist5k(root: str | Path | None = None, *, valid_fraction: float = 0.2, test_fraction: float = 0.2,
+                 split_seed: int = 0) -> DatasetSplits:
+    """The shipped 5,000-image MNIST subset (see :func:`load_shipped`)."""
+    return load_shipped("mnist5k", root, valid_fraction=valid_fraction, test_fraction=test_fraction,
+                        split_seed=split_seed)

@@ -1,36 +1,47 @@
 """Evaluators and their registry (``create_evaluator`` / ``list_evaluators``)."""
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rlnas.errors import ConfigError
 from rlnas.evaluators.base import Evaluator, Measurement
+from rlnas.registry import Registry, accepted_options
 
-EVALUATORS: dict[str, str] = {
+EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator", {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
-    "toy": "rlnas.testing.toy:ToyEvaluator",
     "shared": "rlnas.evaluators.shared:SharedEvaluator",
-}
+})
+"""Evaluator classes by name; ``create_evaluator(**evaluator.spec())`` rebuilds an equal one."""
 
 
-def register_evaluator(name: str, path: str) -> None:
-    """Register an evaluator class by its ``module:Class`` path."""
-    EVALUATORS[name] = path
+def register_evaluator(name: str, target: str | Callable[..., Evaluator]) -> None:
+    """Register an evaluator class (or its ``module:Class`` path)."""
+    EVALUATORS.register(name, target)
 
 
 def list_evaluators() -> list[str]:
     """Names accepted by :func:`create_evaluator`, sorted."""
-    return sorted(EVALUATORS)
+    return EVALUATORS.list()
 
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
     """Build evaluator ``name`` with keyword ``options`` (the inverse of ``evaluator.spec()``)."""
-    if name not in EVALUATORS:
-        raise ConfigError(f"unknown evaluator {name!r} (choices: {', '.join(list_evaluators())})")
-    module, _, attr = EVALUATORS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)(**options)
+    return EVALUATORS.create(name, **options)
 
 
-__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator"]
+def build_evaluator(spec: Mapping[str, Any], *, threads: int | None = None, device: str | None = None) -> Evaluator:
+    """Build an evaluator from its stored ``spec`` plus the run options it takes (``threads``, ``device``)."""
+    options = dict(spec)
+    name = options.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"evaluator spec {dict(spec)!r} has no 'name'")
+    accepted = accepted_options(EVALUATORS.get(name))
+    for key, value in (("threads", threads), ("device", device)):
+        if value is not None and (accepted is None or key in accepted):
+            options[key] = value
+    return EVALUATORS.create(name, **options)
+
+
+__all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator", "build_evaluator"]

@@ -94,15 +94,22 @@ class TrainEvaluator:
 
     # ----------------------------------------------------------------- protocol
     def spec(self) -> dict[str, Any]:
-        """``{"name": "train", **options}`` for ``create_evaluator`` (``progress``/``model_fn`` excluded)."""
+        """``{"name": "train", **options}`` for ``create_evaluator``: what is measured. How it runs
+        (``threads``, ``device``) and the ``progress``/``model_fn`` hooks are not part of it."""
         return {
             "name": self.name, "space": self.space.name, "dataset": self.dataset, "epochs": self.epochs,
             "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "momentum": self.momentum,
             "weight_decay": self.weight_decay, "seed": self.seed, "data_root": self.data_root,
             "model_kwargs": self.model_kwargs, "split_seed": self.split_seed, "valid_fraction": self.valid_fraction,
-            "dataset_options": self.dataset_options, "augment": self.augment, "device": self.device,
-            "threads": self.threads, "eval_batch_size": self.eval_batch_size,
+            "dataset_options": self.dataset_options, "augment": self.augment, "eval_batch_size": self.eval_batch_size,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to worker processes: without the loaded data (reloaded there) or the progress hook.
+        state = dict(self.__dict__)
+        state["_data"] = None
+        state["progress"] = None
+        return state
 
     @property
     def data(self) -> DatasetSplits:

@@ -16,44 +16,58 @@ from typing import Any
 
 from torch import nn
 
-from rlnas.errors import ConfigError
-from rlnas.spaces.base import Choice, Space
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.enas import EnasMacroNetwork, EnasMicroNetwork
 from rlnas.models.mobilenet import MobileNet
 from rlnas.models.nb201 import NB201Network, nb201_param_count
+from rlnas.registry import Registry, check_options
+from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", NB201Network, kw, skip=1)
     return NB201Network(space.candidate(candidate), **kw)
 
 
 def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", DartsNetworkCIFAR, kw, skip=1)
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
 def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", MobileNet, kw, skip=1)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
     model = MobileNet(arch.layers, **kw)
     model.resolution = arch.resolution
     return model
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+def _enas_macro(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", EnasMacroNetwork, kw, skip=1)
+    return EnasMacroNetwork(space.candidate(candidate), **kw)
+
+
+def _enas_micro(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", EnasMicroNetwork, kw, skip=1)
+    return EnasMicroNetwork(space.candidate(candidate), **kw)
+
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "nb201": _nb201,
     "darts": _darts,
     "ofa_mbv3": _mobile,
     "proxyless": _mobile,
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
-    "enas_macro": lambda space, candidate, **kw: EnasMacroNetwork(space.candidate(candidate), **kw),
-    "enas_micro": lambda space, candidate, **kw: EnasMicroNetwork(space.candidate(candidate), **kw),
-}
+    "enas_macro": _enas_macro,
+    "enas_micro": _enas_micro,
+})
+"""Network builders by space name, each called as ``(space, candidate, **options)``."""
 
 
 def list_models() -> list[str]:
     """Space names :func:`create_model` can build networks for, sorted."""
-    return sorted(MODELS)
+    return MODELS.list()
 
 
 def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -> nn.Module:
@@ -62,14 +76,7 @@ def create_model(space: Space, candidate: Mapping[str, Choice], **kwargs: Any) -
     Raises :class:`ConfigError` for a space without a builder or an unknown option, and
     :class:`~rlnas.errors.InvalidCandidate` when ``candidate`` is not in ``space``.
     """
-    if space.name not in MODELS:
-        raise ConfigError(f"no model builder for space {space.name!r} (choices: {', '.join(list_models())})")
-    try:
-        return MODELS[space.name](space, candidate, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            raise ConfigError(f"space {space.name!r}: {exc}") from None
-        raise
+    return MODELS.get(space.name)(space, candidate, **kwargs)
 
 
 def count_parameters(model: nn.Module, exclude: str | None = None) -> int:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from rlnas.errors import ConfigError
+from rlnas.registry import check_options
 from rlnas.spaces.base import Choice, Space
 from rlnas.spaces.enas import (
     ENAS_CELLS,
@@ -394,10 +395,12 @@ def enas_supernet(space: Space, **options: Any) -> EnasMacroSupernet | EnasMicro
     taken from the space); :class:`ConfigError` for another space or an unknown option."""
     if space.name not in ("enas_macro", "enas_micro"):
         raise ConfigError(f"no ENAS supernet for space {space.name!r} (choices: enas_macro, enas_micro)")
+    taken = {"enas_macro": "layers", "enas_micro": "nodes"}[space.name]
+    if taken in options:
+        raise ConfigError(f"supernet of {space.name!r}: {taken} comes from the space, not an option")
     sample = {d.name: d.choices[0] for d in space.decisions}
-    try:
-        if space.name == "enas_macro":
-            return EnasMacroSupernet(layers=macro_layer_count(sample), **options)
-        return EnasMicroSupernet(nodes=micro_node_count(sample), **options)
-    except TypeError as exc:
-        raise ConfigError(f"supernet of {space.name!r}: {exc}") from None
+    if space.name == "enas_macro":
+        check_options(f"supernet of {space.name!r}", EnasMacroSupernet, options)
+        return EnasMacroSupernet(layers=macro_layer_count(sample), **options)
+    check_options(f"supernet of {space.name!r}", EnasMicroSupernet, options)
+    return EnasMicroSupernet(nodes=micro_node_count(sample), **options)

@@ -5,41 +5,47 @@ from collections.abc import Callable
 from typing import Any
 
 from rlnas.errors import ConfigError
+from rlnas.registry import Registry
 from rlnas.spaces.base import Candidate, Categorical, Choice, Space
 from rlnas.spaces.darts import DARTS_OPS, DartsSpace
-from rlnas.spaces.enas import EnasMacroSpace, EnasMicroSpace
 from rlnas.spaces.mobilenet import (
-    MobileArch, MobileSpace, OFAMobileNetV3Space, ProxylessEnlargedSpace, ProxylessSpace, TunasMobileNetV3Space,
+    MobileArch,
+    MobileSpace,
+    OFAMobileNetV3Space,
+    ProxylessEnlargedSpace,
+    ProxylessSpace,
+    TunasMobileNetV3Space,
 )
 from rlnas.spaces.nb201 import NB201_OPS, NB201Space
 
-SPACES: dict[str, Callable[..., Space]] = {
-    "nb201": NB201Space,
-    "darts": DartsSpace,
-    "ofa_mbv3": OFAMobileNetV3Space,
-    "proxyless": ProxylessSpace,
-    "proxyless_enlarged": ProxylessEnlargedSpace,
-    "tunas_mbv3": TunasMobileNetV3Space,
-    "enas_macro": EnasMacroSpace,
-    "enas_micro": EnasMicroSpace,
-}
+SPACES: Registry[Callable[..., Space]] = Registry("space", {
+    "nb201": "rlnas.spaces.nb201:NB201Space",
+    "darts": "rlnas.spaces.darts:DartsSpace",
+    "ofa_mbv3": "rlnas.spaces.mobilenet:OFAMobileNetV3Space",
+    "proxyless": "rlnas.spaces.mobilenet:ProxylessSpace",
+    "proxyless_enlarged": "rlnas.spaces.mobilenet:ProxylessEnlargedSpace",
+    "tunas_mbv3": "rlnas.spaces.mobilenet:TunasMobileNetV3Space",
+    "enas_macro": "rlnas.spaces.enas:EnasMacroSpace",
+    "enas_micro": "rlnas.spaces.enas:EnasMicroSpace",
+})
+"""Space factories by name (``create_space`` calls them with its keyword options)."""
 
 
-def register_space(name: str, factory: Callable[..., Space]) -> None:
-    """Make ``create_space(name)`` build spaces with ``factory``."""
-    SPACES[name] = factory
+def register_space(name: str, factory: str | Callable[..., Space]) -> None:
+    """Make ``create_space(name)`` build spaces with ``factory`` (or a ``"module:attr"`` path)."""
+    SPACES.register(name, factory)
 
 
 def list_spaces() -> list[str]:
     """Names accepted by :func:`create_space`, sorted."""
-    return sorted(SPACES)
+    return SPACES.list()
 
 
 def create_space(name: str, **kwargs: Any) -> Space:
     """Build the registered space ``name``; :class:`ConfigError` names the choices when unknown."""
-    if name not in SPACES:
-        raise ConfigError(f"unknown space {name!r} (choices: {', '.join(list_spaces())})")
-    return SPACES[name](**kwargs)
+    if not isinstance(name, str):
+        raise ConfigError(f"space must be a registered name or a Space, got {type(name).__name__} {name!r}")
+    return SPACES.create(name, **kwargs)
 
 
 __all__ = [

@@ -182,7 +182,8 @@ class EnasMicroSpace(Space):
                 raise InvalidCandidate(f"enas_micro key: expected '{cell}=...', got {part[:40]!r}")
             nodes = body.split("/")
             if len(nodes) != self.nodes:
-                raise InvalidCandidate(f"enas_micro key: {cell} needs {self.nodes} '/'-separated nodes, got {len(nodes)}")
+                raise InvalidCandidate(f"enas_micro key: {cell} needs {self.nodes} '/'-separated nodes, "
+                                       f"got {len(nodes)}")
             for i, node in enumerate(nodes):
                 edges = node.split(",")
                 if len(edges) != 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from rlnas.errors import StorageError
-from rlnas.store.base import InMemoryStore, Store, StudyRecord
+from rlnas.store.base import InMemoryStore, Lease, Store, StudyRecord
 
 DEFAULT_STORAGE = "sqlite:///rlnas.db"
 
@@ -58,4 +58,4 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         raise StorageError(f"cannot use {shown}: {reason}") from None
 
 
-__all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Store", "StudyRecord", "open_store", "StorageError"]
+__all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Lease", "Store", "StudyRecord", "open_store", "StorageError"]

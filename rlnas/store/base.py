@@ -29,11 +29,27 @@ class StudyRecord:
     agent: str
     agent_config: dict[str, Any]
     evaluator: dict[str, Any]
-    reward: str
+    reward: str | dict[str, Any]
     seed: int
     settings: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     created_at: datetime | None = None
+    reuse_repeats: bool = False
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who drives a study: the process holding it renews ``renewed_at`` with a heartbeat."""
+
+    holder: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    renewed_at: datetime
+
+    def describe(self) -> str:
+        """``'pid 123 on host-a since 2026-11-29 17:02:11 UTC'``."""
+        return f"pid {self.pid} on {self.host} since {self.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class Store(ABC):
@@ -60,8 +76,8 @@ class Store(ABC):
 
     @abstractmethod
     def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
-                  info: Mapping[str, Any]) -> Trial:
-        """Insert a RUNNING trial with the next free number."""
+                  info: Mapping[str, Any], *, repeat_of: int | None = None) -> Trial:
+        """Insert a RUNNING trial with the next free number (``repeat_of``: the trial it repeats)."""
 
     @abstractmethod
     def finish_trial(self, study_id: int, number: int, state: TrialState, *, reward: float | None = None,
@@ -97,6 +113,27 @@ class Store(ABC):
     def delete_study(self, name: str) -> None:
         """Remove a study and everything it owns."""
 
+    # Leases: the primitives :mod:`rlnas.study.lease` builds "one driver per study" on.
+    @abstractmethod
+    def get_lease(self, study_id: int) -> Lease | None:
+        """The study's lease, or ``None`` when nobody holds it."""
+
+    @abstractmethod
+    def insert_lease(self, study_id: int, lease: Lease) -> bool:
+        """Take a free lease; ``False`` when someone holds it already."""
+
+    @abstractmethod
+    def replace_lease(self, study_id: int, old: Lease, new: Lease) -> bool:
+        """Take the lease over from ``old`` if it is still exactly ``old``; ``False`` otherwise."""
+
+    @abstractmethod
+    def renew_lease(self, study_id: int, holder: str) -> bool:
+        """Refresh ``renewed_at`` of ``holder``'s lease; ``False`` when ``holder`` lost it."""
+
+    @abstractmethod
+    def release_lease(self, study_id: int, holder: str) -> None:
+        """Give the lease up (nothing happens when ``holder`` does not hold it)."""
+
     def close(self) -> None:
         """Release connections (no-op by default)."""
 
@@ -109,6 +146,7 @@ class InMemoryStore(Store):
         self._trials: dict[int, list[Trial]] = {}
         self._checkpoints: dict[int, tuple[int, bytes]] = {}
         self._diagnostics: dict[int, list[tuple[int, dict[str, float]]]] = {}
+        self._leases: dict[int, Lease] = {}
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         if record.name in self._studies:
@@ -138,10 +176,11 @@ class InMemoryStore(Store):
         record = self._by_id(study_id)
         self._studies[record.name] = replace(record, settings=dict(settings))
 
-    def add_trial(self, study_id, slot, key, candidate, info) -> Trial:
+    def add_trial(self, study_id, slot, key, candidate, info, *, repeat_of=None) -> Trial:
         trials = self._trials[study_id]
         trial = Trial(number=len(trials), slot=slot, state=TrialState.RUNNING, key=key,
-                      candidate=dict(candidate), info=copy.deepcopy(dict(info)), started_at=utcnow())
+                      candidate=dict(candidate), info=copy.deepcopy(dict(info)), started_at=utcnow(),
+                      repeat_of=repeat_of)
         trials.append(trial)
         return trial
 
@@ -184,5 +223,31 @@ class InMemoryStore(Store):
     def delete_study(self, name) -> None:
         record = self.get_study(name)
         del self._studies[name]
-        for table in (self._trials, self._checkpoints, self._diagnostics):
+        for table in (self._trials, self._checkpoints, self._diagnostics, self._leases):
             table.pop(record.id, None)
+
+    def get_lease(self, study_id):
+        return self._leases.get(study_id)
+
+    def insert_lease(self, study_id, lease) -> bool:
+        if study_id in self._leases:
+            return False
+        self._leases[study_id] = lease
+        return True
+
+    def replace_lease(self, study_id, old, new) -> bool:
+        if self._leases.get(study_id) != old:
+            return False
+        self._leases[study_id] = new
+        return True
+
+    def renew_lease(self, study_id, holder) -> bool:
+        lease = self._leases.get(study_id)
+        if lease is None or lease.holder != holder:
+            return False
+        self._leases[study_id] = replace(lease, renewed_at=utcnow())
+        return True
+
+    def release_lease(self, study_id, holder) -> None:
+        if study_id in self._leases and self._leases[study_id].holder == holder:
+            del self._leases[study_id]

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
-from rlnas.store.base import Store, StudyRecord, utcnow
+from rlnas.store.base import Lease, Store, StudyRecord, utcnow
 from rlnas.trial import Trial, TrialState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first schema. 2: studies.reuse_repeats, trials.repeat_of, the leases table."""
 
 metadata = sa.MetaData()
 
@@ -44,6 +45,7 @@ studies = sa.Table(
     sa.Column("settings", sa.Text, nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("reuse_repeats", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 trials = sa.Table(
     "rlnas_trials", metadata,
@@ -62,6 +64,7 @@ trials = sa.Table(
     sa.Column("orphaned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("repeat_of", sa.Integer, nullable=True),
     sa.UniqueConstraint("study_id", "number", name="uq_trial_number"),
 )
 trial_metrics = sa.Table(
@@ -85,6 +88,16 @@ diagnostics = sa.Table(
     sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("slot", sa.Integer, nullable=False),
     sa.Column("values", sa.Text, nullable=False),
+)
+
+leases = sa.Table(
+    "rlnas_leases", metadata,
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+    sa.Column("renewed_at", sa.DateTime, nullable=False),
 )
 
 KEEP_CHECKPOINTS = 3
@@ -130,6 +143,7 @@ class SQLStore(Store):
         self._insert_checkpoint = _Prepared(checkpoints.insert(), dialect, ["study_id", "slot", "created_at", "payload"])
         self._max_number = _Prepared(_MAX_NUMBER, dialect)
         self._delete_checkpoint = _Prepared(checkpoints.delete().where(checkpoints.c.id == sa.bindparam("cid")), dialect)
+        self._insert_diagnostics = _Prepared(diagnostics.insert(), dialect, ["study_id", "slot", "values"])
         self._checkpoint_ids: dict[int, list[int]] = {}  # per study, oldest first
 
     @contextmanager
@@ -166,6 +180,9 @@ class SQLStore(Store):
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
                 return
             found = conn.execute(sa.select(schema_version.c.version)).scalar()
+            if found == 1:
+                _migrate_1_to_2(conn)
+                found = SCHEMA_VERSION
             if found != SCHEMA_VERSION:
                 raise StorageError(f"{self.url} has rlnas schema version {found}; this rlnas reads version {SCHEMA_VERSION}")
 
@@ -175,16 +192,18 @@ class SQLStore(Store):
         return StudyRecord(
             id=row.id, name=row.name, space_name=row.space_name, space_json=json.loads(row.space_json),
             fingerprint=row.fingerprint, agent=row.agent, agent_config=json.loads(row.agent_config),
-            evaluator=json.loads(row.evaluator), reward=row.reward, seed=row.seed,
+            evaluator=json.loads(row.evaluator), reward=_load_reward(row.reward), seed=row.seed,
             settings=json.loads(row.settings), version=row.version, created_at=row.created_at,
+            reuse_repeats=bool(row.reuse_repeats),
         )
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         values = dict(
             name=record.name, space_name=record.space_name, space_json=_dumps(record.space_json),
             fingerprint=record.fingerprint, agent=record.agent, agent_config=_dumps(record.agent_config),
-            evaluator=_dumps(record.evaluator), reward=record.reward, seed=record.seed,
+            evaluator=_dumps(record.evaluator), reward=_dump_reward(record.reward), seed=record.seed,
             settings=_dumps(record.settings), version=record.version, created_at=record.created_at or utcnow(),
+            reuse_repeats=bool(record.reuse_repeats),
         )
         try:
             with self._transaction() as conn:
@@ -213,16 +232,17 @@ class SQLStore(Store):
         with self._transaction() as conn:
             trial_ids = sa.select(trials.c.id).where(trials.c.study_id == record.id).scalar_subquery()
             conn.execute(trial_metrics.delete().where(trial_metrics.c.trial_id.in_(trial_ids)))
-            for table in (trials, checkpoints, diagnostics):
+            for table in (trials, checkpoints, diagnostics, leases):
                 conn.execute(table.delete().where(table.c.study_id == record.id))
             conn.execute(studies.delete().where(studies.c.id == record.id))
 
     # ---------------------------------------------------------------- trials
     def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
-                  info: Mapping[str, Any]) -> Trial:
+                  info: Mapping[str, Any], *, repeat_of: int | None = None) -> Trial:
         started = utcnow()
         params = dict(study_id=study_id, slot=slot, state=TrialState.RUNNING.value, key=key,
-                      candidate=_dumps(dict(candidate)), info=_dumps(dict(info)), started_at=started)
+                      candidate=_dumps(dict(candidate)), info=_dumps(dict(info)), started_at=started,
+                      repeat_of=repeat_of)
         for _attempt in range(5):
             try:
                 with self._write() as cursor:
@@ -244,7 +264,7 @@ class SQLStore(Store):
             if study_id not in self._shared:
                 self._next_number[study_id] = number + 1
             trial = Trial(number=number, slot=slot, state=TrialState.RUNNING, key=key, candidate=dict(candidate),
-                          info=dict(info), started_at=started)
+                          info=dict(info), started_at=started, repeat_of=repeat_of)
             self._running[(study_id, number)] = (row_id, trial)
             return trial
         raise StorageError(f"could not allocate a trial number in {self.url}")
@@ -294,7 +314,7 @@ class SQLStore(Store):
             candidate=json.loads(row.candidate), info=json.loads(row.info), reward=row.reward,
             metrics=values, cost_seconds=row.cost_seconds, error=row.error,
             eval_info=json.loads(row.eval_info) if row.eval_info else {}, orphaned=bool(row.orphaned),
-            started_at=row.started_at, finished_at=row.finished_at,
+            started_at=row.started_at, finished_at=row.finished_at, repeat_of=row.repeat_of,
         )
 
     def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
@@ -333,14 +353,45 @@ class SQLStore(Store):
 
     # ----------------------------------------------------------- diagnostics
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
-        with self._transaction() as conn:
-            conn.execute(diagnostics.insert().values(study_id=study_id, slot=slot, values=_dumps(dict(values))))
+        with self._write() as cursor:
+            self._insert_diagnostics.execute(cursor, {"study_id": study_id, "slot": slot, "values": _dumps(dict(values))})
 
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
         with self._transaction() as conn:
             rows = conn.execute(sa.select(diagnostics.c.slot, diagnostics.c["values"]).where(
                 diagnostics.c.study_id == study_id).order_by(diagnostics.c.id))
             return [(r.slot, json.loads(r[1])) for r in rows]
+
+    # ---------------------------------------------------------------- leases
+    def get_lease(self, study_id: int) -> Lease | None:
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.study_id == study_id)).first()
+        return None if row is None else Lease(row.holder, row.host, row.pid, row.acquired_at, row.renewed_at)
+
+    def insert_lease(self, study_id: int, lease: Lease) -> bool:
+        try:
+            with self._transaction() as conn:
+                conn.execute(leases.insert().values(study_id=study_id, **_lease_values(lease)))
+        except IntegrityError:
+            return False
+        return True
+
+    def replace_lease(self, study_id: int, old: Lease, new: Lease) -> bool:
+        with self._transaction() as conn:
+            taken = conn.execute(leases.update().where(
+                leases.c.study_id == study_id, leases.c.holder == old.holder, leases.c.renewed_at == old.renewed_at,
+            ).values(**_lease_values(new))).rowcount
+        return taken == 1
+
+    def renew_lease(self, study_id: int, holder: str) -> bool:
+        with self._transaction() as conn:
+            renewed = conn.execute(leases.update().where(leases.c.study_id == study_id, leases.c.holder == holder)
+                                   .values(renewed_at=utcnow())).rowcount
+        return renewed == 1
+
+    def release_lease(self, study_id: int, holder: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(leases.delete().where(leases.c.study_id == study_id, leases.c.holder == holder))
 
     def close(self) -> None:
         with self._lock:
@@ -352,6 +403,31 @@ class SQLStore(Store):
                 self._raw.close()
                 self._raw = None
         self.engine.dispose()
+
+
+def _lease_values(lease: Lease) -> dict[str, Any]:
+    return {"holder": lease.holder, "host": lease.host, "pid": lease.pid, "acquired_at": lease.acquired_at,
+            "renewed_at": lease.renewed_at}
+
+
+def _dump_reward(reward: str | Mapping[str, Any]) -> str:
+    """A metric name as is, a reward mapping as JSON (metric names never start with ``{``)."""
+    return reward if isinstance(reward, str) else _dumps(dict(reward))
+
+
+def _load_reward(text: str) -> str | dict[str, Any]:
+    return json.loads(text) if text.startswith("{") else text
+
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    """Schema 1 -> 2 in place; every step can be run again, so a crash half-way is harmless."""
+    inspector = sa.inspect(conn)
+    if "reuse_repeats" not in {c["name"] for c in inspector.get_columns(studies.name)}:
+        conn.execute(sa.text(f"ALTER TABLE {studies.name} ADD COLUMN reuse_repeats BOOLEAN NOT NULL DEFAULT FALSE"))
+    if "repeat_of" not in {c["name"] for c in inspector.get_columns(trials.name)}:
+        conn.execute(sa.text(f"ALTER TABLE {trials.name} ADD COLUMN repeat_of INTEGER"))
+    leases.create(conn, checkfirst=True)
+    conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 
 _NUMBER_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"  # PostgreSQL only; released at commit or rollback
@@ -366,7 +442,7 @@ _FINISH_TRIAL = trials.update().where(
     error=sa.bindparam("error"), eval_info=sa.bindparam("eval_info"), finished_at=sa.bindparam("finished_at"),
 )
 _INSERT_METRIC = trial_metrics.insert()
-_TRIAL_COLUMNS = ["study_id", "number", "slot", "state", "key", "candidate", "info", "started_at"]
+_TRIAL_COLUMNS = ["study_id", "number", "slot", "state", "key", "candidate", "info", "started_at", "repeat_of"]
 """Columns a new (RUNNING) trial sets; the others start NULL or at their server default."""
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlnas.agents import create_agent
-from rlnas.agents.base import Proposal
+from rlnas.agents.base import Proposal, WeightSharingAgent
 from rlnas.agents.controllers import LSTMController
 from rlnas.agents.enas import EnasAgent, EnasConfig, skip_groups
 from rlnas.errors import ConfigError
@@ -44,6 +44,7 @@ def test_defaults_are_enas_settings() -> None:
         ("ppo", "lstm", 3.5e-4, 100, 5.0, 2.5)
     assert (cfg.entropy_weight, cfg.baseline_decay, cfg.skip_target, cfg.skip_weight) == (1e-4, 0.99, 0.4, 0.8)
     agent = create_agent("enas", ToyEvaluator(3, 4).space, seed=0)
+    assert isinstance(agent, WeightSharingAgent)
     assert isinstance(agent.controller, LSTMController) and agent.controller.hidden == 100
     assert agent.optimizer.param_groups[0]["lr"] == 3.5e-4
     assert agent.normalize and not EnasAgent(agent.space, {"algo": "reinforce"}).normalize

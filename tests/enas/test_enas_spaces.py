@@ -57,9 +57,11 @@ def test_micro_key_structure_and_unused_nodes() -> None:
                "reduce_n0_in0": 1, "reduce_n0_op0": "max_pool_3x3", "reduce_n0_in1": 1, "reduce_n0_op1": "sep_conv_5x5",
                "reduce_n1_in0": 0, "reduce_n1_op0": "identity", "reduce_n1_in1": 1, "reduce_n1_op1": "identity"}
     cand = space.candidate(choices)
-    key = "normal=0:identity,1:sep_conv_3x3/2:avg_pool_3x3,0:identity;reduce=1:max_pool_3x3,1:sep_conv_5x5/0:identity,1:identity"
+    key = ("normal=0:identity,1:sep_conv_3x3/2:avg_pool_3x3,0:identity;"
+           "reduce=1:max_pool_3x3,1:sep_conv_5x5/0:identity,1:identity")
     assert space.key(cand) == key and space.from_key(key) == cand
-    assert micro_cell(cand, "normal") == [[(0, "identity"), (1, "sep_conv_3x3")], [(2, "avg_pool_3x3"), (0, "identity")]]
+    assert micro_cell(cand, "normal") == [[(0, "identity"), (1, "sep_conv_3x3")],
+                                          [(2, "avg_pool_3x3"), (0, "identity")]]
     assert unused_nodes(cand, "normal") == [3]  # node 0 (state 2) feeds node 1
     assert unused_nodes(cand, "reduce") == [2, 3]
 
@@ -75,7 +77,8 @@ def test_every_micro_cell_has_an_output() -> None:
 
 
 def test_fingerprints_differ_by_option() -> None:
-    assert EnasMacroSpace(layers=6).fingerprint != EnasMacroSpace().fingerprint == create_space("enas_macro").fingerprint
+    default = create_space("enas_macro").fingerprint
+    assert EnasMacroSpace(layers=6).fingerprint != EnasMacroSpace().fingerprint == default
     assert EnasMicroSpace(nodes=4).fingerprint != EnasMicroSpace().fingerprint
 
 

@@ -1,0 +1,54 @@
+"""The ``rlnas`` command: a thin shell over the library, one module per command.
+
+Each command module registers its parser (``add_parser``) and a ``run(args, console)``; they
+parse arguments into a study's definition and run options, call the library and print. Every
+user mistake ends with one line ``rlnas: error: ...`` and exit code 2; a command that ran but
+failed (e.g. no trial completed) exits 1; nothing stored is changed by a command that fails its
+checks.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console
+from rlnas.errors import RlnasError, StorageError
+
+COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "export", "query")
+"""Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
+
+
+def build_parser() -> Parser:
+    """The argument parser of the ``rlnas`` command."""
+    from rlnas import __version__
+
+    parser = Parser(prog="rlnas", description="Neural architecture search with reinforcement learning.")
+    parser.add_argument("--version", action="version", version=f"rlnas {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"rlnas.cli.{module}").add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rlnas`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    console = make_console(stderr=getattr(args, "stderr_console", False))
+    try:
+        return args.run(args, console)
+    except CommandFailed as exc:
+        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
+        return EXIT_FAILED
+    except (RlnasError, StorageError) as exc:
+        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
+        return EXIT_USAGE
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

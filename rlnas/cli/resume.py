@@ -1,0 +1,31 @@
+"""``rlnas resume``: continue a stopped or crashed search (run options may change)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from rlnas.cli._common import add_run_options, add_storage, check_limits, run_options
+from rlnas.cli.summary import run_and_report
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``resume``."""
+    p = commands.add_parser("resume", help="continue a stopped or crashed search")
+    p.add_argument("name")
+    p.add_argument("--trials", type=int, default=None, help="new total number of trials")
+    p.add_argument("--budget-seconds", type=float, default=None, help="new total evaluation-time budget")
+    add_run_options(p)
+    add_storage(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Reopen the study with its stored definition and go on towards its (or the new) limits."""
+    from rlnas.study import load_study
+
+    check_limits(args.trials, args.budget_seconds)
+    options = run_options(args)
+    study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
+    return run_and_report(study, args.trials, args.budget_seconds, options, console)

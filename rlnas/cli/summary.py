@@ -1,0 +1,64 @@
+"""Run a study for ``search`` / ``resume`` and print what it found."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+
+from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal
+from rlnas.trial import TrialState
+
+
+def run_and_report(study: Any, trials: int | None, budget: float | None, options: Any, console: Console) -> int:
+    """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed."""
+    try:
+        study.optimize(trials, budget, run=options)
+    except KeyboardInterrupt:
+        console.print(literal(f"interrupted: {study.n_finished} trials are stored; continue with "
+                              f"`rlnas resume {study.name}`"), style="yellow")
+        return EXIT_INTERRUPTED
+    stored = study.trials
+    print_summary(study, stored, console)
+    if not any(t.state is TrialState.COMPLETE for t in stored):
+        reason, count = most_common_failure(stored)
+        raise CommandFailed(f"no trial of study {study.name!r} completed"
+                            + (f"; most common failure ({count}x): {reason}" if reason else ""))
+    return 0
+
+
+def most_common_failure(trials: list[Any]) -> tuple[str | None, int]:
+    """The most frequent error of the failed (not orphaned) trials and how often it occurred."""
+    errors = Counter(t.error or "unknown" for t in trials if t.state is TrialState.FAIL and not t.orphaned)
+    if not errors:
+        return None, 0
+    return errors.most_common(1)[0]
+
+
+def print_summary(study: Any, trials: list[Any], console: Console) -> None:
+    """The best architecture and the run's counts."""
+    from rlnas.progress import format_seconds
+
+    best = study.best_trial
+    table = field_table(f"Best architecture of study {study.name!r}")
+    if best is None:
+        table.add_row("result", "no trial completed")
+    else:
+        table.add_row("architecture", literal(best.key))
+        add_metric_rows(table, best, study.record.reward)
+        table.add_row("found at trial", str(best.number))
+    evaluated = [t for t in trials if t.repeat_of is None and not t.orphaned and t.state.finished]
+    failed = [t for t in evaluated if t.state is TrialState.FAIL]
+    table.add_row("trials finished", str(len(evaluated)))
+    table.add_row("distinct architectures", str(len({t.key for t in evaluated})))
+    repeats = sum(t.repeat_of is not None for t in trials)
+    if repeats:
+        table.add_row("repeats answered from the store", str(repeats))
+    if failed:
+        reason, count = most_common_failure(trials)
+        table.add_row("trials failed", literal(f"{len(failed)} (most common, {count}x: {reason})"))
+    table.add_row("evaluation time (simulated for tables)", format_seconds(study.spent_seconds))
+    optimum = getattr(study.evaluator, "test_acc_of_best_valid", None)
+    if best is not None and callable(optimum) and "test_acc" in best.metrics:
+        table.add_row("test acc of the table's best-valid cell", fmt(optimum()))
+    console.print(table)

@@ -1,0 +1,136 @@
+"""Evaluate on Ray: one task per trial, on a local Ray started on demand or an existing cluster.
+
+The evaluator is put in Ray's object store once; each worker process deserializes it on its
+first task and keeps it for the next ones. ``num_cpus`` / ``num_gpus`` per task come from the run
+options; Ray itself re-runs a task whose worker died (``max_retries``); a task past the trial
+timeout is cancelled with ``force=True``, which kills its worker (Ray starts a new one).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rlnas.errors import ConfigError
+from rlnas.executors.base import TIMEOUT, WORKER_DIED, Executor, Outcome, Task, evaluate_task, limit_threads
+
+_EVALUATORS: dict[str, Any] = {}
+"""Per Ray worker process: evaluators already deserialized, by object-store id."""
+
+
+def _evaluate(holder: list[Any], task: Task, threads: int | None) -> Outcome:
+    """The Ray task body (``holder`` wraps the evaluator's ref so that Ray does not fetch it per call)."""
+    import ray
+
+    ref = holder[0]
+    key = ref.hex()
+    if key not in _EVALUATORS:
+        limit_threads(threads)
+        _EVALUATORS[key] = ray.get(ref)
+        limit_threads(threads)
+    return evaluate_task(_EVALUATORS[key], task)
+
+
+class RayExecutor(Executor):
+    """Up to ``workers`` Ray tasks at once (see the module docstring)."""
+
+    def __init__(self, workers: int, *, address: str | None = None, cpus_per_trial: float = 1.0,
+                 gpus_per_trial: float = 0.0, trial_timeout: float | None = None, max_retries: int = 1,
+                 threads: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("the ray executor needs Ray: pip install 'rlnas[ray]'") from None
+        self._ray = ray
+        self.workers = workers
+        self.address = address
+        self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
+        self.trial_timeout = trial_timeout
+        self.max_retries = max_retries
+        self.threads = threads
+        self._started_ray = False
+        self._remote: Any = None
+        self._holder: list[Any] = []
+        self._pending: dict[Any, tuple[Task, float]] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def start(self, evaluator: Any) -> None:
+        ray = self._ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except ConnectionError as exc:
+                raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
+            self._started_ray = True
+        available = ray.cluster_resources()
+        if self.gpus_per_trial and available.get("GPU", 0) < self.gpus_per_trial:
+            raise ConfigError(f"--gpus-per-trial {self.gpus_per_trial:g}: the Ray cluster has "
+                              f"{available.get('GPU', 0):g} GPUs")
+        if available.get("CPU", 0) < self.cpus_per_trial:
+            raise ConfigError(f"--cpus-per-trial {self.cpus_per_trial:g}: the Ray cluster has "
+                              f"{available.get('CPU', 0):g} CPUs")
+        self._holder = [ray.put(evaluator)]
+        self._remote = ray.remote(_evaluate).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                                     max_retries=self.max_retries, retry_exceptions=False)
+
+    def submit(self, task: Task) -> None:
+        ref = self._remote.remote(self._holder, task, self.threads)
+        self._pending[ref] = (task, time.monotonic())
+
+    def running(self) -> int:
+        return len(self._pending)
+
+    def wait(self) -> list[Outcome]:
+        ray = self._ray
+        while self._pending:
+            timeout = None
+            if self.trial_timeout is not None:
+                now = time.monotonic()
+                timeout = max(0.0, min(start + self.trial_timeout - now for _, start in self._pending.values()))
+            ready, rest = ray.wait(list(self._pending), num_returns=1, timeout=timeout)
+            if ready and rest:  # take whatever else has finished too
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            outcomes = [self._collect(ref) for ref in ready]
+            outcomes += self._expire()
+            if outcomes:
+                return outcomes
+        return []
+
+    def _collect(self, ref: Any) -> Outcome:
+        task, start = self._pending.pop(ref)
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.WorkerCrashedError as exc:
+            return Outcome(task, WORKER_DIED, error=f"worker died on each of {self.max_retries + 1} attempts: {exc}",
+                           seconds=time.monotonic() - start, attempts=self.max_retries + 1)
+        except self._ray.exceptions.RayError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}", seconds=time.monotonic() - start)
+
+    def _expire(self) -> list[Outcome]:
+        if self.trial_timeout is None:
+            return []
+        now = time.monotonic()
+        expired = [ref for ref, (_, start) in self._pending.items() if now - start >= self.trial_timeout]
+        outcomes = []
+        for ref in expired:
+            task, start = self._pending.pop(ref)
+            self._ray.cancel(ref, force=True)
+            outcomes.append(Outcome(task, TIMEOUT, error=f"timeout: still running after {self.trial_timeout:g} s",
+                                    seconds=now - start))
+        return outcomes
+
+    def close(self) -> None:
+        for ref in list(self._pending):
+            self._ray.cancel(ref, force=True)
+        self._pending.clear()
+        self._holder = []
+        if self._started_ray:
+            self._ray.shutdown()
+            self._started_ray = False
+
+
+__all__ = ["RayExecutor"]

@@ -1,0 +1,104 @@
+"""One registry type for everything a name can stand for: spaces, agents, evaluators, models,
+datasets, controllers, rewards and executors.
+
+An entry is a ``"module:attr"`` path, imported on first use (so listing agents or starting the
+CLI imports neither torch nor the agents), or the object itself. ``create`` checks keyword
+options against the target's signature, so a misspelt option is a :class:`ConfigError` that
+names it and the accepted ones, never a ``TypeError`` from deep inside a constructor.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from rlnas.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names of one ``kind`` (e.g. ``"agent"``) mapped to lazily imported objects."""
+
+    def __init__(self, kind: str, entries: Mapping[str, str | T] | None = None):
+        self.kind = kind
+        self._entries: dict[str, str | T] = dict(entries or {})
+        self._loaded: dict[str, T] = {}
+
+    def register(self, name: str, target: str | T) -> None:
+        """Add (or replace) ``name``; ``target`` is a ``"module:attr"`` path or the object."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if isinstance(target, str) and ":" not in target:
+            raise ConfigError(f"{self.kind} {name!r}: expected a 'module:attr' path, got {target!r}")
+        self._entries[name] = target
+        self._loaded.pop(name, None)
+
+    def list(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``, imported on first use."""
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} {name!r} (choices: {', '.join(self.list())})")
+        if name not in self._loaded:
+            target = self._entries[name]
+            if isinstance(target, str):
+                module, _, attr = target.partition(":")
+                target = getattr(importlib.import_module(module), attr)
+            self._loaded[name] = target  # type: ignore[assignment]
+        return self._loaded[name]
+
+    def create(self, name: str, *args: Any, **options: Any) -> Any:
+        """Call the object registered as ``name`` with ``args`` and keyword ``options``.
+
+        Options the callable does not accept are a :class:`ConfigError` naming them.
+        """
+        factory = self.get(name)
+        check_options(f"{self.kind} {name!r}", factory, options, skip=len(args))  # type: ignore[arg-type]
+        return factory(*args, **options)  # type: ignore[operator]
+
+
+def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
+    """Keyword names ``factory`` accepts after its first ``skip`` positional ones (``None``: any)."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    taken = 0
+    names = []
+    for p in named:
+        if p.kind in positional and taken < skip:
+            taken += 1
+            continue
+        if p.kind is not inspect.Parameter.POSITIONAL_ONLY:
+            names.append(p.name)
+    return names
+
+
+def check_options(what: str, factory: Callable[..., Any], options: Mapping[str, Any], skip: int = 0) -> None:
+    """Raise :class:`ConfigError` when ``options`` holds a keyword ``factory`` does not accept."""
+    accepted = accepted_options(factory, skip)
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)} (accepted: {', '.join(accepted) or 'none'})")
+
+
+__all__ = ["Registry", "accepted_options", "check_options"]

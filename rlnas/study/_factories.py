@@ -1,0 +1,155 @@
+"""``create_study`` / ``load_study``: the only place that decides whether a stored study may be reopened."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlnas.agents import agent_class, create_agent
+from rlnas.errors import ConfigError, DuplicateStudy, StorageError
+from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
+from rlnas.rewards import create_reward
+from rlnas.spaces import SPACES, Space, create_space
+from rlnas.store import Store, StudyRecord, open_store
+from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY, Study
+from rlnas.study.spec import StudySpec, check_seed, evaluator_identity
+
+
+def resolve_space(space: str | Space) -> Space:
+    """A space object from a registered name or a :class:`Space`."""
+    if isinstance(space, Space):
+        return space
+    if not isinstance(space, str):
+        raise ConfigError(f"space must be a registered name or a Space, got {type(space).__name__} {space!r}")
+    return create_space(space)
+
+
+def evaluator_spec(evaluator: Evaluator | None) -> dict[str, Any]:
+    """The evaluator's stored spec (``spec()`` without run options), ``{}`` for none."""
+    if evaluator is None:
+        return {}
+    spec = getattr(evaluator, "spec", None)
+    return evaluator_identity(dict(spec())) if callable(spec) else {"name": type(evaluator).__name__}
+
+
+def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, evaluator: Evaluator | None,
+              reward: Any, seed: Any, reuse_repeats: bool) -> StudySpec:
+    """A checked :class:`StudySpec` (agent options validated, reward parsed, seed in range)."""
+    if not isinstance(agent, str):
+        raise ConfigError(f"agent must be a registered name, got {type(agent).__name__} {agent!r}")
+    config = agent_class(agent).Config.from_dict(agent_config).to_dict()
+    if not isinstance(reuse_repeats, bool):
+        raise ConfigError(f"reuse_repeats must be true or false, got {reuse_repeats!r}")
+    return StudySpec(space=space.name, fingerprint=space.fingerprint, agent=agent, agent_config=config,
+                     evaluator=evaluator_spec(evaluator), reward=create_reward(reward).spec(),
+                     seed=check_seed(seed), reuse_repeats=reuse_repeats)
+
+
+def create_study(*, space: str | Space, agent: str = "random", agent_config: Mapping[str, Any] | None = None,
+                 evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] = "valid_acc", seed: int = 0,
+                 name: str | None = None, storage: str | Store | None = None,
+                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, load_if_exists: bool = False,
+                 reuse_repeats: bool = False, device: str = "cpu") -> Study:
+    """Create (or with ``load_if_exists`` reopen) a study.
+
+    ``storage`` is a SQLAlchemy URL, a :class:`Store`, or ``None`` for an in-memory study.
+    ``reward`` is a metric name or a reward spec (:mod:`rlnas.rewards`). Reopening checks that
+    the stored study is the same study (space, agent and config, evaluator, reward, seed,
+    repeats): a difference is a :class:`DuplicateStudy` naming it. Nothing is written unless
+    every check passed.
+    """
+    from rlnas import __version__
+
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    resolved = resolve_space(space)
+    spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
+    name = f"{resolved.name}-{agent}-{spec.seed}" if name is None else name
+    check_name(name)
+    store = open_store(storage)
+    if load_if_exists:
+        existing = _find(store, name)
+        if existing is not None:
+            return _reopen(store, existing, spec, evaluator, device)
+    agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
+    record = StudyRecord(
+        id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
+        agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,
+        seed=spec.seed, settings={"checkpoint_every": checkpoint_every}, version=__version__,
+        reuse_repeats=reuse_repeats,
+    )
+    try:
+        stored = store.create_study(record)
+    except DuplicateStudy:
+        if not load_if_exists:
+            raise
+        return _reopen(store, store.get_study(name), spec, evaluator, device)  # created meanwhile by another process
+    return Study(store, stored, resolved, agent_obj, evaluator)
+
+
+def check_name(name: Any) -> None:
+    """Study names: 1 to 255 printable characters (the same limit on every backend)."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a study name must be a non-empty string, got {name!r}")
+    if len(name) > 255:
+        raise ConfigError(f"a study name has at most 255 characters, got {len(name)}")
+    if not name.isprintable():
+        raise ConfigError(f"a study name must be printable (no control characters), got {name!r}")
+
+
+def _find(store: Store, name: str) -> StudyRecord | None:
+    from rlnas.errors import StudyNotFound
+
+    try:
+        return store.get_study(name)
+    except StudyNotFound:
+        return None
+
+
+def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Evaluator | None, device: str) -> Study:
+    study = load_study(record.name, store, evaluator=evaluator, device=device)
+    stored = study.spec
+    if evaluator is None:  # none given: continue with the stored one
+        wanted = StudySpec(**{**wanted.__dict__, "evaluator": stored.evaluator})
+    found = stored.differences(wanted)
+    if found:
+        raise DuplicateStudy(f"study {record.name!r} exists with {'; '.join(found)}: choose another name, or "
+                             "continue it as it is (rlnas resume)")
+    return study
+
+
+def space_of(record: StudyRecord) -> Space:
+    """The space a stored study searches (registered when it matches, else rebuilt from its JSON)."""
+    if record.space_name in SPACES:
+        space = create_space(record.space_name)
+        if space.fingerprint == record.fingerprint:
+            return space
+    space = Space.from_json(record.space_json)
+    if space.fingerprint != record.fingerprint:
+        raise StorageError(f"study {record.name!r}: stored space does not match its fingerprint")
+    return space
+
+
+def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator | None = None,
+               device: str = "cpu", threads: int | None = None) -> Study:
+    """Reopen a stored study; its agent is restored (and orphans marked) when it is first driven.
+
+    The evaluator is rebuilt from the stored spec unless one is given (with ``threads`` and
+    ``device`` as run options where it takes them). A study whose evaluator is not registered
+    here can still be read; driving it needs ``evaluator=``.
+    """
+    store = open_store(storage, create=False)
+    record = store.get_study(name)
+    space = space_of(record)
+    agent = create_agent(record.agent, space, record.agent_config, seed=record.seed, device=device)
+    problem = None
+    if evaluator is None and record.evaluator:
+        spec = evaluator_identity(record.evaluator)
+        if spec.get("name") in EVALUATORS:
+            evaluator = build_evaluator(spec, threads=threads, device=device)
+        else:
+            problem = (f"study {name!r} used evaluator {spec.get('name')!r}, which is not registered here: "
+                       "pass evaluator=... to load_study")
+    return Study(store, record, space, agent, evaluator, create_reward(record.reward), evaluator_error=problem)
+
+
+__all__ = ["create_study", "load_study", "space_of", "resolve_space", "evaluator_spec", "make_spec", "check_name"]

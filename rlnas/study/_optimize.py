@@ -1,0 +1,103 @@
+"""The search loop: ask while a worker is free, hand the evaluation to the executor, tell outcomes."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.executors import Outcome, Task, create_executor
+from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
+from rlnas.study.lease import LeaseLost
+from rlnas.study.spec import RunOptions
+from rlnas.trial import Trial, TrialState
+
+if TYPE_CHECKING:
+    from rlnas.progress import SearchProgress
+    from rlnas.study._study import Study
+
+
+def run_search(study: Study, n_trials: int | None, budget_seconds: float | None, options: RunOptions) -> None:
+    """Drive ``study`` until its limits are reached (see :meth:`Study.optimize`)."""
+    from rlnas.agents.base import WeightSharingAgent
+    from rlnas.study._study import evaluation_seed
+
+    if study.evaluator is None:
+        raise ConfigError(study._evaluator_error or f"study {study.name!r} has no evaluator to optimize with")
+    study.claim(options)
+    if isinstance(study.agent, WeightSharingAgent):
+        from rlnas.study._weight_sharing import run_weight_sharing
+
+        try:
+            run_weight_sharing(study, n_trials, budget_seconds, options)
+        finally:
+            study.close()
+        return
+    study.set_window(max(1, options.workers // study.agent.batch_size))
+    study._callbacks = tuple(options.callbacks)
+    bar = _progress_bar(study, n_trials, budget_seconds, options.executor == "inline") if options.progress else None
+    executor = create_executor(options)
+    stop: Exception | None = None
+    try:
+        executor.start(study.evaluator)
+        while stop is None:
+            _check_lease(study)
+            while executor.running() < executor.capacity and not study.limit_reached(n_trials, budget_seconds):
+                trial = study._next_trial(overflow=False)
+                if trial is None:
+                    break
+                candidate = study.proposal_of(trial).candidate
+                executor.submit(Task(trial.number, candidate, evaluation_seed(study.seed, trial.slot)))
+            if executor.running() == 0:
+                break
+            for outcome in executor.wait():
+                finished = tell_outcome(study, outcome)
+                if outcome.kind == CONFIG_ERROR:
+                    stop = ConfigError(outcome.error or "the evaluator cannot work")
+                for callback in study._callbacks:
+                    callback(study, finished)
+                if bar is not None:
+                    bar(study, finished)
+        if stop is not None:
+            raise stop
+    except KeyboardInterrupt:
+        study.abandon_running("orphaned: the search was interrupted before this trial finished")
+        raise
+    except BaseException as exc:
+        study.abandon_running(f"orphaned: the search stopped ({type(exc).__name__}) before this trial finished")
+        raise
+    finally:
+        executor.close()
+        study._callbacks = ()
+        if bar is not None:
+            bar.stop()
+        study.close()
+
+
+def tell_outcome(study: Study, outcome: Outcome) -> Trial:
+    """Store what the executor reports for a trial (a timeout or a dead worker is a FAIL with its reason)."""
+    number = outcome.task.number
+    if outcome.kind == OK:
+        assert outcome.measurement is not None
+        return study.tell(number, outcome.measurement)
+    error = outcome.error or outcome.kind
+    if outcome.kind == TIMEOUT and not error.startswith("timeout"):
+        error = f"timeout: {error}"
+    return study.tell(number, None, state=TrialState.FAIL, error=error)
+
+
+def _check_lease(study: Study) -> None:
+    heartbeat = study._heartbeat
+    if heartbeat is not None and heartbeat.lost.is_set():
+        raise LeaseLost(f"study {study.name!r}: another driver took the study over while this one was not renewing "
+                        "its lease; stopping")
+
+
+def _progress_bar(study: Study, n_trials: int | None, budget_seconds: float | None,
+                  epoch_hook: bool) -> SearchProgress:
+    from rlnas.progress import SearchProgress
+
+    bar = SearchProgress(study, n_trials, budget_seconds, epoch_hook=epoch_hook)
+    bar.start()
+    return bar
+
+
+__all__ = ["run_search", "tell_outcome", "RlnasError"]

@@ -1,0 +1,551 @@
+"""Study: the ask / tell loop between an agent, an evaluator and a store.
+
+A study hands out proposals in *slots* (their position in the agent's stream). Proposals are
+asked in batches of ``agent.batch_size`` and told to the agent in slot order once every
+proposal of a batch has a result. With ``window`` batches allowed to be untold at once (1 when
+one trial runs at a time; more when several workers evaluate in parallel), the agent is always
+told exactly the batches before ``j - window + 1`` when batch ``j`` is asked, whatever order
+results arrive in, so a run is the same for a given seed and worker count.
+
+Every ``checkpoint_every`` told slots the agent's state (and a stateful evaluator's) is stored.
+Resuming loads the newest checkpoint and replays the agent from there, serving results from
+stored trials instead of evaluating again, so a resumed run continues exactly like an unbroken
+one. One process drives a study at a time (see :mod:`rlnas.study.lease`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rlnas.agents import Agent, Proposal
+from rlnas.agents.base import WeightSharingAgent
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.evaluators import Evaluator, Measurement
+from rlnas.rewards import Reward, RewardError, create_reward
+from rlnas.spaces import Space
+from rlnas.store import Lease, Store, StudyRecord
+from rlnas.study import checkpoint as codec
+from rlnas.study.lease import Heartbeat, LeaseLost, acquire
+from rlnas.study.spec import Callback, RunOptions, StudySpec, evaluator_identity
+from rlnas.study.transfer import check_transfer_source
+from rlnas.trial import Trial, TrialState
+
+DEFAULT_CHECKPOINT_EVERY = 50
+"""Told proposals between agent checkpoints. Resume replays at most this many stored results
+(agent work only, no evaluation), so a long period costs little, and a short one slows fast
+tabular searches (a checkpoint is an encoded state dict and one database write)."""
+ORPHAN_REASON = "orphaned: the process running this trial stopped before it finished"
+MAX_REPEATS_IN_A_ROW = 10_000
+"""With ``reuse_repeats``, an agent that proposes only known candidates this often in a row is stuck."""
+
+
+@dataclass
+class _Batch:
+    """Proposals asked together; told to the agent together once every one has a result."""
+
+    start: int
+    proposals: list[Proposal]
+    numbers: dict[int, int] = field(default_factory=dict)      # position -> trial number
+    results: dict[int, float | None] = field(default_factory=dict)  # position -> reward
+
+    def unassigned(self) -> int | None:
+        for i in range(len(self.proposals)):
+            if i not in self.numbers and i not in self.results:
+                return i
+        return None
+
+    @property
+    def complete(self) -> bool:
+        return len(self.results) == len(self.proposals)
+
+
+def evaluation_seed(study_seed: int, slot: int) -> int:
+    """Seed handed to the evaluator for the proposal in ``slot`` (independent of crashes).
+
+    A SplitMix64 finaliser over (seed, slot): cheap, and neighbouring slots get unrelated seeds.
+    """
+    mask = 0xFFFFFFFFFFFFFFFF
+    z = (int(study_seed) * 0x9E3779B97F4A7C15 + slot * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
+
+
+def is_better(trial: Trial, best: Trial | None) -> bool:
+    """Whether COMPLETE ``trial`` beats ``best``: a higher reward, or the same reward in an earlier slot."""
+    if trial.state is not TrialState.COMPLETE or trial.reward is None:
+        return False
+    return best is None or trial.reward > best.reward or (trial.reward == best.reward and trial.slot < best.slot)
+
+
+def best_of(trials: Iterable[Trial]) -> Trial | None:
+    """The best COMPLETE trial (see :func:`is_better`), or ``None``."""
+    best = None
+    for trial in trials:
+        if is_better(trial, best):
+            best = trial
+    return best
+
+
+class Study:
+    """A search: one space, one agent, one evaluator, one reward, stored in one store.
+
+    Build it with :func:`~rlnas.study.create_study` or :func:`~rlnas.study.load_study`.
+    ``ask``/``tell`` give manual control; :meth:`optimize` runs the loop over an executor until
+    a number of finished trials or an evaluation-time budget is reached.
+    """
+
+    def __init__(self, store: Store, record: StudyRecord, space: Space, agent: Agent,
+                 evaluator: Evaluator | None, reward: Reward | None = None, *,
+                 evaluator_error: str | None = None):
+        self.store = store
+        self.record = record
+        self.space = space
+        self.agent = agent
+        self.evaluator = evaluator
+        self.reward: Reward = create_reward(record.reward) if reward is None else reward
+        self._evaluator_error = evaluator_error
+        self._batches: list[_Batch] = []
+        self._next_slot = 0
+        self._told = 0
+        self._last_checkpoint = 0
+        self._window = 1          # batches that may be asked but not yet told
+        self._running: dict[int, tuple[_Batch, int]] = {}  # trial number -> (batch, position)
+        self._finished = 0
+        self._spent = 0.0
+        self._best: Trial | None = None
+        self._evaluated: dict[str, Trial] = {}  # key -> first COMPLETE trial of it (reuse_repeats)
+        self._repeats_in_a_row = 0
+        self._callbacks: tuple[Callback, ...] = ()
+        self._rebuilt = False     # the agent has been restored from the store
+        self._replaying = False   # stored results are being told again
+        self._lease: Lease | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    # ------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def seed(self) -> int:
+        return self.record.seed
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.record.settings)
+
+    @property
+    def spec(self) -> StudySpec:
+        """What this study is: its stored identity."""
+        r = self.record
+        return StudySpec(space=r.space_name, fingerprint=r.fingerprint, agent=r.agent, agent_config=r.agent_config,
+                         evaluator=evaluator_identity(r.evaluator), reward=r.reward, seed=r.seed,
+                         reuse_repeats=r.reuse_repeats)
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Every stored trial, in order of number (orphaned ones included)."""
+        return self.store.trials(self.record.id)
+
+    @property
+    def completed_trials(self) -> list[Trial]:
+        """COMPLETE trials in slot order: the run's history, the same with or without crashes."""
+        done = self.store.trials(self.record.id, [TrialState.COMPLETE])
+        return sorted(done, key=lambda t: (t.slot, t.number))
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The COMPLETE trial with the highest reward (the earliest slot on ties)."""
+        if self._rebuilt:
+            return self._best
+        return best_of(self.store.trials(self.record.id, [TrialState.COMPLETE]))
+
+    @property
+    def n_finished(self) -> int:
+        """Finished trials that count towards ``n_trials`` (orphans and repeats excluded)."""
+        if self._rebuilt:
+            return self._finished
+        return sum(1 for t in self.store.trials(self.record.id) if _counts(t))
+
+    @property
+    def spent_seconds(self) -> float:
+        """Sum of ``cost_seconds`` over counted finished trials (simulated time for tabular evaluators)."""
+        if self._rebuilt:
+            return self._spent
+        return sum(t.cost_seconds for t in self.store.trials(self.record.id) if _counts(t))
+
+    @property
+    def lease(self) -> Lease | None:
+        """Who drives the study now (read from the store), or ``None``."""
+        return self.store.get_lease(self.record.id)
+
+    def diagnostics(self) -> list[tuple[int, dict[str, float]]]:
+        """What the agent reported from each ``tell``, as ``(told slots, values)``."""
+        return self.store.diagnostics(self.record.id)
+
+    # -------------------------------------------------------------- ask/tell
+    def ask(self) -> Trial:
+        """Take the next proposal (asking the agent for a new batch when needed) as a RUNNING trial."""
+        self.claim()
+        trial = self._next_trial(overflow=True)
+        assert trial is not None
+        return trial
+
+    def proposal_of(self, trial: Trial | int) -> Proposal:
+        """The agent's proposal behind a RUNNING trial of this process."""
+        batch, position = self._running[trial if isinstance(trial, int) else trial.number]
+        return batch.proposals[position]
+
+    def tell(self, trial: Trial | int, value: Measurement | float | None = None, *,
+             state: TrialState | None = None, error: str | None = None) -> Trial:
+        """Finish a RUNNING trial with a measurement, a plain reward, or a failure.
+
+        ``state`` defaults to COMPLETE when a value is given and FAIL otherwise. A reward
+        that is missing or not finite makes the trial FAIL. Returns the stored record.
+        """
+        self.claim()
+        number = trial if isinstance(trial, int) else trial.number
+        if number not in self._running:
+            raise RlnasError(f"trial {number} of study {self.name!r} is not running in this process")
+        metrics: dict[str, float] = {}
+        cost, eval_info, reward = 0.0, {}, None
+        if isinstance(value, Measurement):
+            metrics, cost, eval_info, problem = _checked_measurement(value)
+            if problem is None and state in (None, TrialState.COMPLETE):
+                try:
+                    reward = self.reward(Measurement(metrics, cost, eval_info))
+                except RewardError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                state, error = TrialState.FAIL, problem
+        elif value is not None:
+            reward = float(value)
+        if state is None:
+            state = TrialState.COMPLETE if reward is not None else TrialState.FAIL
+        if state is TrialState.COMPLETE and (reward is None or not math.isfinite(reward)):
+            state, error = TrialState.FAIL, error or f"reward {reward!r} is not a finite number"
+        if state is not TrialState.COMPLETE:
+            reward = None
+        stored = self.store.finish_trial(self.record.id, number, state, reward=reward, metrics=metrics,
+                                         cost_seconds=cost, error=error, eval_info=eval_info)
+        batch, position = self._running.pop(number)
+        self._record_result(batch, position, stored)
+        self._flush()
+        return stored
+
+    # -------------------------------------------------------------- optimize
+    def optimize(self, n_trials: int | None = None, budget_seconds: float | None = None, *,
+                 run: RunOptions | None = None, progress: bool = False,
+                 callbacks: Iterable[Callback] = ()) -> Study:
+        """Ask, evaluate and tell until the study holds ``n_trials`` finished trials or has spent
+        ``budget_seconds`` of (simulated) evaluation time; both limits are stored so that
+        ``resume`` continues towards them. A trial that crosses the budget still counts.
+
+        ``run`` says how (executor, workers, timeouts, ...; see :class:`RunOptions`);
+        ``progress`` and ``callbacks`` add to its progress bar and callbacks.
+        """
+        from rlnas.study._optimize import run_search
+
+        options = run or RunOptions()
+        if progress or callbacks:
+            options = replace(options, progress=options.progress or progress,
+                              callbacks=(*options.callbacks, *callbacks))
+        n_trials, budget_seconds = self.limits(n_trials, budget_seconds)
+        run_search(self, n_trials, budget_seconds, options)
+        return self
+
+    def limits(self, n_trials: int | None, budget_seconds: float | None) -> tuple[int | None, float | None]:
+        """Check the stop conditions (or take the stored ones) and store them."""
+        if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral)
+                                     or n_trials < 0):
+            raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+        if budget_seconds is not None and (isinstance(budget_seconds, bool)
+                                           or not isinstance(budget_seconds, numbers.Real)
+                                           or not math.isfinite(budget_seconds) or not budget_seconds > 0):
+            raise ConfigError(f"budget_seconds must be a positive finite number, got {budget_seconds!r}")
+        if n_trials is None and budget_seconds is None:
+            n_trials = self.record.settings.get("n_trials")
+            budget_seconds = self.record.settings.get("budget_seconds")
+            if n_trials is None and budget_seconds is None:
+                raise ConfigError(f"study {self.name!r} has no stored stop condition: give n_trials or budget_seconds")
+        n_trials = None if n_trials is None else int(n_trials)
+        budget_seconds = None if budget_seconds is None else float(budget_seconds)
+        self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
+        return n_trials, budget_seconds
+
+    def limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
+        """Whether no further trial may start (running ones count as started)."""
+        started = self._finished + len(self._running)
+        if n_trials is not None and started >= n_trials:
+            return True
+        return budget_seconds is not None and self._spent >= budget_seconds
+
+    def _save_settings(self, **changes: Any) -> None:
+        settings = dict(self.record.settings) | changes
+        if settings != self.record.settings:
+            self.store.update_settings(self.record.id, settings)
+            self.record = replace(self.record, settings=settings)
+
+    # ----------------------------------------------------------------- lease
+    def claim(self, options: RunOptions | None = None) -> None:
+        """Become the study's driver: take its lease, restore the agent, mark orphaned trials.
+
+        Raises :class:`~rlnas.study.lease.StudyBusy` when another live process drives it.
+        """
+        if self._lease is not None:
+            if self._heartbeat is not None and self._heartbeat.lost.is_set():
+                raise LeaseLost(f"study {self.name!r}: this process stopped renewing its lease and another driver "
+                                "took the study over; stopping")
+            return
+        options = options or RunOptions()
+        acquired = acquire(self.store, self.record.id, self.name, options.lease_seconds)
+        self._lease = acquired.lease
+        self._heartbeat = Heartbeat(self.store, self.record.id, acquired.lease.holder,
+                                    options.heartbeat_seconds).start()
+        try:
+            self.rebuild()
+            orphans = self.store.fail_orphans(self.record.id, ORPHAN_REASON)
+            for number in orphans:
+                self._forget_running(number)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop driving the study: give its lease up. Trials still RUNNING stay so, and the next
+        driver marks them orphaned and evaluates their slots again."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        if self._lease is not None:
+            try:
+                self.store.release_lease(self.record.id, self._lease.holder)
+            finally:
+                self._lease = None
+
+    def abandon_running(self, reason: str) -> None:
+        """Mark this driver's RUNNING trials orphaned (their slots are evaluated again later)."""
+        if self._running:
+            self.store.fail_orphans(self.record.id, reason)
+            for number in list(self._running):
+                self._forget_running(number)
+
+    def _forget_running(self, number: int) -> None:
+        entry = self._running.pop(number, None)
+        if entry is not None:
+            batch, position = entry
+            batch.numbers.pop(position, None)
+
+    # --------------------------------------------------------------- batches
+    def _next_trial(self, *, overflow: bool) -> Trial | None:
+        """The next RUNNING trial, or ``None`` when the window is full until results arrive.
+
+        With ``reuse_repeats``, proposals of already evaluated candidates are answered from the
+        store on the way (stored as repeats, telling the agent the earlier result).
+        """
+        while True:
+            found = self._next_unassigned(overflow=overflow)
+            if found is None:
+                return None
+            batch, position = found
+            proposal = batch.proposals[position]
+            key = self.space.key(proposal.candidate)
+            earlier = self._evaluated.get(key) if self.record.reuse_repeats else None
+            if earlier is None:
+                self._repeats_in_a_row = 0
+                trial = self.store.add_trial(self.record.id, batch.start + position, key,
+                                             proposal.candidate.to_dict(), proposal.info)
+                batch.numbers[position] = trial.number
+                self._running[trial.number] = (batch, position)
+                return trial
+            self._answer_repeat(batch, position, proposal, key, earlier)
+
+    def _answer_repeat(self, batch: _Batch, position: int, proposal: Proposal, key: str, earlier: Trial) -> None:
+        self._repeats_in_a_row += 1
+        if self._repeats_in_a_row > MAX_REPEATS_IN_A_ROW:
+            raise RlnasError(f"study {self.name!r}: the agent proposed only already evaluated candidates "
+                             f"{MAX_REPEATS_IN_A_ROW} times in a row; it has converged")
+        trial = self.store.add_trial(self.record.id, batch.start + position, key, proposal.candidate.to_dict(),
+                                     proposal.info, repeat_of=earlier.number)
+        stored = self.store.finish_trial(self.record.id, trial.number, TrialState.COMPLETE, reward=earlier.reward,
+                                         metrics=earlier.metrics, cost_seconds=0.0, eval_info=earlier.eval_info)
+        self._record_result(batch, position, stored)
+        self._flush()
+        for callback in self._callbacks:
+            callback(self, stored)
+
+    def _next_unassigned(self, *, overflow: bool = False) -> tuple[_Batch, int] | None:
+        for batch in self._batches:
+            position = batch.unassigned()
+            if position is not None:
+                return batch, position
+        self._flush()
+        if len(self._batches) >= self._window and not overflow:
+            return None
+        return self._new_batch(), 0
+
+    def _new_batch(self) -> _Batch:
+        proposals = self.agent.ask(self.agent.batch_size)
+        if not proposals:
+            raise RlnasError(f"agent {self.record.agent!r} proposed nothing")
+        batch = _Batch(self._next_slot, list(proposals))
+        self._next_slot += len(proposals)
+        self._batches.append(batch)
+        return batch
+
+    def _record_result(self, batch: _Batch, position: int, trial: Trial) -> None:
+        if trial.orphaned:
+            return
+        batch.results[position] = trial.reward
+        self._count(trial)
+
+    def _count(self, trial: Trial) -> None:
+        if trial.repeat_of is None:
+            self._finished += 1
+            self._spent += trial.cost_seconds
+            if trial.state is TrialState.COMPLETE:
+                self._evaluated.setdefault(trial.key, trial)
+        if is_better(trial, self._best):
+            self._best = trial
+
+    def _flush(self) -> None:
+        """Tell complete batches from the front, keeping up to ``window - 1`` of them untold."""
+        while len(self._batches) > self._window - 1 and self._batches[0].complete:
+            batch = self._batches.pop(0)
+            told = [(p, batch.results[i]) for i, p in enumerate(batch.proposals)]
+            values = self.agent.tell(told)
+            self._told += len(told)
+            if values and not self._replaying:  # replayed tells were logged the first time
+                self.store.log_diagnostics(self.record.id, self._told, values)
+            every = int(self.record.settings.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY))
+            if every > 0 and self._told - self._last_checkpoint >= every and not self._replaying:
+                self.checkpoint()
+
+    def set_window(self, window: int) -> None:
+        """Allow ``window`` untold batches (the executor's workers per agent batch); a change is
+        checkpointed at once so that a later resume replays with the window the trials had."""
+        if window != self._window:
+            self._window = window
+            if self._rebuilt and (self._told or self._batches):
+                self.checkpoint()
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint(self) -> None:
+        """Store the agent's state (and a stateful evaluator's), the slot counter, the window and
+        the proposals asked but not yet told."""
+        outstanding = [
+            {"start": b.start, "proposals": [{"candidate": p.candidate.to_dict(), "info": p.info} for p in b.proposals]}
+            for b in self._batches
+        ]
+        payload: dict[str, Any] = {"agent": self.agent.state_dict(), "next_slot": self._next_slot,
+                                   "told": self._told, "window": self._window, "outstanding": outstanding}
+        if _is_stateful(self.evaluator):
+            payload["evaluator"] = self.evaluator.state_dict()  # type: ignore[union-attr]
+        self.store.save_checkpoint(self.record.id, self._told, codec.encode(payload))
+        self._last_checkpoint = self._told
+
+    def init_from(self, source: Study) -> None:
+        """Start this (new) study's agent from what ``source``'s agent learned (policy transfer).
+
+        Both studies must search the same space with the same agent. The transferred state is
+        stored at once as this study's first checkpoint, so a crash cannot lose it.
+        """
+        self.claim()
+        if self._next_slot or self._finished:
+            raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")
+        check_transfer_source(source.record, self.space, self.record.agent)
+        source.rebuild()
+        if not source._finished:
+            raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
+        self.agent.load_policy(source.agent.state_dict())
+        self._save_settings(init_from=source.name)
+        self.checkpoint()
+
+    def rebuild(self) -> None:
+        """On first use: restore the newest checkpoint and tell the agent every finished trial
+        after it. Needs no lease: a transfer source is only read."""
+        if self._rebuilt:
+            return
+        self._replaying = True
+        try:
+            self._restore()
+        finally:
+            self._replaying = False
+        self._rebuilt = True
+
+    def _restore(self) -> None:
+        stored = [t for t in self.store.trials(self.record.id) if not t.orphaned and t.state.finished]
+        by_slot = {t.slot: t for t in stored}
+        checkpoint = self.store.latest_checkpoint(self.record.id)
+        if checkpoint is not None:
+            payload = codec.decode(checkpoint[1])
+            self.agent.load_state_dict(payload["agent"])
+            if "evaluator" in payload and _is_stateful(self.evaluator):
+                self.evaluator.load_state_dict(payload["evaluator"])  # type: ignore[union-attr]
+            self._next_slot = int(payload["next_slot"])
+            self._told = self._last_checkpoint = int(payload["told"])
+            self._window = int(payload.get("window", 1))
+            for b in payload["outstanding"]:
+                proposals = [Proposal(self.space.candidate(p["candidate"]), dict(p["info"])) for p in b["proposals"]]
+                self._batches.append(_Batch(int(b["start"]), proposals))
+        for t in stored:
+            self._count(t)
+        if not isinstance(self.agent, WeightSharingAgent):  # its driver resumes from the checkpoint alone
+            self._replay(by_slot)
+
+    def _replay(self, by_slot: Mapping[int, Trial]) -> None:
+        """Feed stored results back to the agent, asking it again where the checkpoint left off."""
+        def fill(batch: _Batch) -> None:
+            for i, proposal in enumerate(batch.proposals):
+                trial = by_slot.get(batch.start + i)
+                if trial is None:
+                    continue
+                if trial.key != self.space.key(proposal.candidate):
+                    warnings.warn(f"study {self.name!r}: slot {trial.slot} was {trial.key} but the restored agent "
+                                  f"proposes {self.space.key(proposal.candidate)}; telling the stored trial",
+                                  RuntimeWarning, stacklevel=4)
+                    batch.proposals[i] = Proposal(self.space.candidate(trial.candidate), dict(trial.info))
+                batch.results[i] = trial.reward
+
+        for batch in self._batches:
+            fill(batch)
+        self._flush()
+        last_slot = max(by_slot, default=-1)
+        while self._next_slot <= last_slot and len(self._batches) < self._window:
+            fill(self._new_batch())
+            self._flush()
+
+
+def _counts(trial: Trial) -> bool:
+    return trial.state.finished and not trial.orphaned and trial.repeat_of is None
+
+
+def _is_stateful(evaluator: Any) -> bool:
+    return callable(getattr(evaluator, "state_dict", None)) and callable(getattr(evaluator, "load_state_dict", None))
+
+
+def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[str, Any], str | None]:
+    """Metrics as floats, the cost and JSON-able info, or the reason they cannot be stored."""
+    metrics: dict[str, float] = {}
+    for name, value in dict(m.metrics).items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return {}, 0.0, {}, f"the evaluator reported metric {name!r} as {type(value).__name__} {value!r}, not a number"
+        metrics[str(name)] = float(value)
+    cost = m.cost_seconds
+    if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost < 0:
+        return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a finite number >= 0"
+    info = dict(m.info)
+    try:
+        json.dumps(info, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        return metrics, float(cost), {}, f"the evaluator's info cannot be stored as JSON: {exc}"
+    return metrics, float(cost), info, None
+
+
+__all__ = ["Study", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of", "is_better"]

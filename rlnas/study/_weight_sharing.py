@@ -1,0 +1,136 @@
+"""The weight-sharing (one-shot) driver: one supernet trains while the controller learns.
+
+Rounds alternate shared-weight training and controller updates as the agent plans them
+(TuNAS: one step of each; ENAS: an epoch of shared training, then a controller phase). Every
+``record_every`` shared steps the agent's most likely architecture is evaluated on the whole
+validation split and stored as a trial (slot = record number), then the agent and the
+evaluator (weights, optimizer, data order, RNG) are checkpointed together. A driver killed at
+any point resumes from the newest checkpoint; the segment after it runs again and, the CPU
+being deterministic, records the same trial.
+
+The evaluator must provide ``steps_per_epoch``, ``total_steps``, ``step`` (shared steps taken),
+``train_step(candidate, *, step, total_steps)``, ``evaluate(candidate, *, split, seed)`` with
+``split`` ``"valid_batch"`` (one validation minibatch, the RL reward) or ``"valid"`` (the whole
+split), and ``state_dict`` / ``load_state_dict``; see :mod:`rlnas.evaluators.weight_sharing`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from rlnas.errors import ConfigError
+from rlnas.evaluators.base import Measurement
+from rlnas.rewards import RewardError
+from rlnas.study.spec import RunOptions
+from rlnas.trial import TrialState
+
+if TYPE_CHECKING:
+    from rlnas.study._study import Study
+
+REQUIRED = ("steps_per_epoch", "total_steps", "step", "train_step", "evaluate", "state_dict", "load_state_dict")
+
+
+def record_every(study: Study) -> int:
+    """Shared steps between recorded trials (study setting ``record_every``; default one epoch)."""
+    value = study.settings.get("record_every") or study.evaluator.steps_per_epoch  # type: ignore[union-attr]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"record_every must be a positive integer, got {value!r}")
+    return value
+
+
+def planned_trials(study: Study) -> int:
+    """How many trials a whole search records: one per ``record_every`` steps, the last at the end."""
+    return math.ceil(study.evaluator.total_steps / record_every(study))  # type: ignore[union-attr]
+
+
+def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float | None,
+                       options: RunOptions) -> None:
+    """Drive a weight-sharing study (see the module docstring)."""
+    evaluator = study.evaluator
+    missing = [name for name in REQUIRED if not hasattr(evaluator, name)]
+    if missing:
+        raise ConfigError(f"agent {study.record.agent!r} shares weights and needs a weight-sharing evaluator "
+                          f"(e.g. supernet or shared); {type(evaluator).__name__} lacks {', '.join(missing)}")
+    if options.executor != "inline":
+        raise ConfigError("a weight-sharing search is one training job: it runs inline (scale it with the "
+                          "device, not with --workers)")
+    every = record_every(study)
+    total = evaluator.total_steps
+    stored = {t.slot: t for t in study.trials if t.state.finished and not t.orphaned}
+    bar = None
+    if options.progress:
+        from rlnas.progress import SearchProgress
+
+        bar = SearchProgress(study, n_trials, budget_seconds, epoch_hook=False)
+        bar.start()
+    try:
+        while evaluator.step < total and not study.limit_reached(n_trials, budget_seconds):
+            started = time.perf_counter()
+            slot = evaluator.step // every
+            target = min(total, (slot + 1) * every)
+            while evaluator.step < target:
+                _check_lease(study)
+                _round(study, target, total)
+            seconds = time.perf_counter() - started
+            trial = stored.get(slot) or _record(study, slot, seconds)
+            study._count(trial)
+            study._next_slot = study._told = slot + 1
+            study.checkpoint()
+            for callback in options.callbacks:
+                callback(study, trial)
+            if bar is not None:
+                bar(study, trial)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _round(study: Study, target: int, total: int) -> None:
+    evaluator, agent = study.evaluator, study.agent
+    shared, updates = agent.plan_round(evaluator.step, total, evaluator.steps_per_epoch)  # type: ignore[attr-defined]
+    shared = max(0, min(int(shared), target - evaluator.step))
+    for child in agent.train_children(shared) if shared else []:  # type: ignore[attr-defined]
+        evaluator.train_step(child, step=evaluator.step, total_steps=total)
+    for _ in range(int(updates)):
+        proposals = agent.ask(agent.batch_size)
+        results = [(p, _reward(study, evaluator.evaluate(p.candidate, split="valid_batch"))) for p in proposals]
+        values = agent.tell(results)
+        if values:
+            study.store.log_diagnostics(study.record.id, evaluator.step, values)
+    if shared == 0 and updates == 0:
+        raise ConfigError(f"agent {study.record.agent!r} planned an empty round at step {evaluator.step}")
+
+
+def _reward(study: Study, measurement: Measurement) -> float | None:
+    try:
+        return study.reward(measurement)
+    except RewardError:
+        return None
+
+
+def _record(study: Study, slot: int, seconds: float) -> Any:
+    """Evaluate the agent's current answer on the whole validation split and store it as a trial."""
+    evaluator, agent = study.evaluator, study.agent
+    candidate = agent.mode()  # type: ignore[attr-defined]
+    measurement = evaluator.evaluate(candidate, split="valid")
+    trial = study.store.add_trial(study.record.id, slot, study.space.key(candidate), candidate.to_dict(),
+                                  {"step": evaluator.step})
+    metrics = {k: float(v) for k, v in measurement.metrics.items()}
+    try:
+        reward = study.reward(measurement)
+        state, error = TrialState.COMPLETE, None
+    except RewardError as exc:
+        reward, state, error = None, TrialState.FAIL, str(exc)
+    return study.store.finish_trial(study.record.id, trial.number, state, reward=reward, metrics=metrics,
+                                    cost_seconds=seconds, error=error,
+                                    eval_info=dict(measurement.info) | {"step": evaluator.step})
+
+
+def _check_lease(study: Study) -> None:
+    from rlnas.study._optimize import _check_lease as check
+
+    check(study)
+
+
+__all__ = ["run_weight_sharing", "record_every", "planned_trials"]
