@@ -93,8 +93,8 @@ def test_crash_and_resume_on_postgres(agent, pg_url):
     crashed = new_study(pg_url, agent=agent, seed=1)
     crashed.optimize(23)
     crashed.ask()  # left RUNNING, as if the process died during the evaluation
-    crashed.store.close()
     crashed.close()  # the dead driver's lease is gone (SIGKILL: its pid no longer exists)
+    crashed.store.close()
     resumed = load_study("s", pg_url)
     resumed.optimize(60)
     assert history(resumed) == history(reference)

@@ -33,7 +33,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--latency-device", default=None, help="nb201: latency column to report (default pixel3)")
     what.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                       help="extra evaluator option (repeatable)")
-    what.add_argument("--reward", default="valid_acc", help="metric the agent maximises (default valid_acc)")
+    what.add_argument("--reward", default=None,
+                      help="metric the agent maximises (default: the evaluator's, e.g. valid_acc)")
     what.add_argument("--seed", type=int, default=0)
     what.add_argument("--agent-config", type=json_object, default={}, metavar="JSON",
                       help='agent options as a JSON object, e.g. \'{"population_size": 20}\'')

@@ -8,6 +8,8 @@ validation split (``split="valid"``: recorded trials). Everything that moves is 
 ``state_dict``: supernet weights, optimizer and schedule, the step, and the data streams'
 orders and generators, so a resumed search continues bit for bit on the CPU.
 
+A trial is recorded every ``record_every`` shared steps (default: one epoch).
+
 Subclasses build the supernet (``build_supernet``), may change the path actually trained at a
 step (``train_path``, e.g. TuNAS warm-up), the input (``transform``) and add metrics (``extra_metrics``).
 """
@@ -63,10 +65,16 @@ class WeightSharingEvaluator(ABC):
     quality_metric = "supernet_acc"
     """Name of the accuracy metric (percent) that ``evaluate`` reports."""
 
+    @property
+    def default_reward(self) -> str:
+        """The metric a study maximises when it names no reward: the accuracy through the supernet."""
+        return self.quality_metric
+
     def __init__(self, space: str | Space, dataset: str = "mnist5k", *, epochs: float = 10, batch_size: int = 64,
                  valid_batch_size: int = 256, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 4e-5,
                  grad_clip: float = 5.0, seed: int = 0, data_root: str | None = None, split_seed: int = 0,
-                 dataset_options: Mapping[str, Any] | None = None, device: str = "cpu", threads: int | None = None):
+                 dataset_options: Mapping[str, Any] | None = None, record_every: int | None = None,
+                 device: str = "cpu", threads: int | None = None):
         if isinstance(space, str):
             from rlnas.spaces import create_space
 
@@ -82,6 +90,10 @@ class WeightSharingEvaluator(ABC):
         self.epochs, self.batch_size, self.valid_batch_size = epochs, int(batch_size), int(valid_batch_size)
         self.lr, self.momentum, self.weight_decay, self.grad_clip = float(lr), float(momentum), float(weight_decay), \
             float(grad_clip)
+        if record_every is not None and (isinstance(record_every, bool) or not isinstance(record_every, int)
+                                         or record_every < 1):
+            raise ConfigError(f"record_every must be a positive integer number of steps, got {record_every!r}")
+        self.record_every = record_every
         self.seed, self.device, self.threads = int(seed), device, threads
         self.step = 0
         self._data: Any = None
@@ -220,7 +232,7 @@ class WeightSharingEvaluator(ABC):
                 "batch_size": self.batch_size, "valid_batch_size": self.valid_batch_size, "lr": self.lr,
                 "momentum": self.momentum, "weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
                 "seed": self.seed, "data_root": self.data_root, "split_seed": self.split_seed,
-                "dataset_options": self.dataset_options} | self.spec_options()
+                "dataset_options": self.dataset_options, "record_every": self.record_every} | self.spec_options()
 
 
 __all__ = ["WeightSharingEvaluator"]

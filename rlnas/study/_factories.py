@@ -45,14 +45,15 @@ def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, 
 
 
 def create_study(*, space: str | Space, agent: str = "random", agent_config: Mapping[str, Any] | None = None,
-                 evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] = "valid_acc", seed: int = 0,
+                 evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] | None = None, seed: int = 0,
                  name: str | None = None, storage: str | Store | None = None,
                  checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, load_if_exists: bool = False,
                  reuse_repeats: bool = False, device: str = "cpu") -> Study:
     """Create (or with ``load_if_exists`` reopen) a study.
 
     ``storage`` is a SQLAlchemy URL, a :class:`Store`, or ``None`` for an in-memory study.
-    ``reward`` is a metric name or a reward spec (:mod:`rlnas.rewards`). Reopening checks that
+    ``reward`` is a metric name or a reward spec (:mod:`rlnas.rewards`); by default the
+    evaluator's ``default_reward`` metric, else ``valid_acc``. Reopening checks that
     the stored study is the same study (space, agent and config, evaluator, reward, seed,
     repeats): a difference is a :class:`DuplicateStudy` naming it. Nothing is written unless
     every check passed.
@@ -62,6 +63,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
     resolved = resolve_space(space)
+    if reward is None:
+        reward = getattr(evaluator, "default_reward", "valid_acc")
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
     name = f"{resolved.name}-{agent}-{spec.seed}" if name is None else name
     check_name(name)

@@ -11,7 +11,7 @@ being deterministic, records the same trial.
 The evaluator must provide ``steps_per_epoch``, ``total_steps``, ``step`` (shared steps taken),
 ``train_step(candidate, *, step, total_steps)``, ``evaluate(candidate, *, split, seed)`` with
 ``split`` ``"valid_batch"`` (one validation minibatch, the RL reward) or ``"valid"`` (the whole
-split), and ``state_dict`` / ``load_state_dict``; see :mod:`rlnas.evaluators.weight_sharing`.
+split), ``state_dict`` / ``load_state_dict``, and may set ``record_every``; see :mod:`rlnas.evaluators.weight_sharing`.
 """
 from __future__ import annotations
 
@@ -32,11 +32,9 @@ REQUIRED = ("steps_per_epoch", "total_steps", "step", "train_step", "evaluate", 
 
 
 def record_every(study: Study) -> int:
-    """Shared steps between recorded trials (study setting ``record_every``; default one epoch)."""
-    value = study.settings.get("record_every") or study.evaluator.steps_per_epoch  # type: ignore[union-attr]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"record_every must be a positive integer, got {value!r}")
-    return value
+    """Shared steps between recorded trials (the evaluator's ``record_every``; default one epoch)."""
+    evaluator = study.evaluator
+    return getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch  # type: ignore[union-attr]
 
 
 def planned_trials(study: Study) -> int:

@@ -1,0 +1,70 @@
+"""The weight-sharing driver on the tiny supernet pair of rlnas.testing."""
+import math
+
+import pytest
+import torch
+
+from rlnas import create_study, load_study
+from rlnas.errors import ConfigError
+from rlnas.testing.weight_sharing import ToySupernetEvaluator, toy_supernet_space
+from rlnas.trial import TrialState
+
+
+def evaluator(**options):
+    return ToySupernetEvaluator(epochs=4, batch_size=64, lr=0.1, record_every=10, **options)
+
+
+def new_study(storage, name="ws", seed=0, **options):
+    return create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=evaluator(**options), seed=seed,
+                        name=name, storage=storage)
+
+
+def history(study):
+    return [(t.slot, t.key, round(t.reward, 9), t.metrics["supernet_acc"]) for t in study.completed_trials]
+
+
+def test_records_the_argmax_every_n_steps_and_logs_controller_updates(sqlite_url):
+    study = new_study(sqlite_url)
+    total = study.evaluator.total_steps
+    study.optimize(100)
+    trials = study.completed_trials
+    assert len(trials) == -(-total // 10) and [t.slot for t in trials] == list(range(len(trials)))
+    assert [t.eval_info["step"] for t in trials] == [min(10 * (i + 1), total) for i in range(len(trials))]
+    assert trials[-1].metrics["supernet_acc"] > 50  # the shared weights learned the digits (chance: 10 %)
+    steps = [step for step, _ in study.diagnostics()]
+    first = math.ceil(0.2 * total)  # the controller is off for the first 20 % of the steps
+    assert steps == list(range(first + 1, total + 1))  # then one update after every shared step
+    assert study.store.latest_checkpoint(study.record.id)[0] == len(trials)
+
+
+def test_resume_after_a_crash_mid_segment_gives_the_same_search(sqlite_url, monkeypatch):
+    reference = new_study(None, name="ref").optimize(100)
+    crashed = new_study(sqlite_url)
+    real_step = ToySupernetEvaluator.train_step
+
+    def dying_step(self, candidate, **kw):
+        if self.step == 35:
+            raise KeyboardInterrupt
+        return real_step(self, candidate, **kw)
+
+    monkeypatch.setattr(ToySupernetEvaluator, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        crashed.optimize(100)
+    monkeypatch.setattr(ToySupernetEvaluator, "train_step", real_step)
+    assert len(crashed.completed_trials) == 3
+    resumed = load_study("ws", sqlite_url, evaluator=evaluator())
+    resumed.optimize(100)
+    assert history(resumed) == history(reference)
+    ref_weights = reference.evaluator.supernet.state_dict()
+    for name, value in resumed.evaluator.supernet.state_dict().items():
+        assert torch.equal(value, ref_weights[name]), name
+
+
+def test_weight_sharing_agents_need_a_weight_sharing_evaluator():
+    from rlnas.testing import ToyEvaluator
+
+    toy = ToyEvaluator()
+    study = create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=toy)
+    with pytest.raises(ConfigError, match="weight-sharing evaluator"):
+        study.optimize(3)
+    assert all(t.state is not TrialState.RUNNING for t in study.trials)
