@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console
 from rlnas.errors import RlnasError, StorageError
 
-COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "export", "query")
+COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "export", "retrain", "query")
 """Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
 
 

@@ -43,11 +43,12 @@ class SharedEvaluator(WeightSharingEvaluator):
                  batch_size: int = 64, valid_batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
                  weight_decay: float = 1e-4, grad_clip: float = 5.0, seed: int = 0, data_root: str | None = None,
                  split_seed: int = 0, dataset_options: Mapping[str, Any] | None = None,
-                 model_kwargs: Mapping[str, Any] | None = None, device: str = "cpu", threads: int | None = None):
+                 record_every: int | None = None, model_kwargs: Mapping[str, Any] | None = None,
+                 device: str = "cpu", threads: int | None = None):
         super().__init__(space, dataset, epochs=epochs, batch_size=batch_size, valid_batch_size=valid_batch_size,
                          lr=lr, momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
                          data_root=data_root, split_seed=split_seed, dataset_options=dataset_options,
-                         device=device, threads=threads)
+                         record_every=record_every, device=device, threads=threads)
         if self.space.name not in CPU_MODEL_KWARGS:
             raise ConfigError(f"shared evaluator: no ENAS supernet for space {self.space.name!r} "
                               f"(choices: {', '.join(CPU_MODEL_KWARGS)})")
