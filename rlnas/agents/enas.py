@@ -5,6 +5,9 @@ shared-weight training, every minibatch on a child freshly sampled from the cont
 (:meth:`~EnasAgent.train_children`), then ``controller_steps`` controller updates, each on
 ``batch_size`` children scored with the shared weights on a validation minibatch
 (``ask`` / ``tell``). The weight-sharing driver runs the loop; the agent never sees the data.
+Record trials at round ends (the driver's default, one epoch, fits ``epochs_per_round=1``):
+the driver cuts a round at a record step and runs the round's controller updates after each
+piece.
 
 Both algorithms learn from the same signal, as ENAS shapes it:
 
@@ -153,11 +156,14 @@ class EnasAgent(ControllerAgent, WeightSharingAgent):
 
     # --------------------------------------------------------------- rounds
     def plan_round(self, step: int, total_steps: int, steps_per_epoch: int) -> tuple[int, int]:
-        """``(shared-weight steps, controller updates)`` of the round starting at shared step ``step``."""
+        """``(shared-weight steps, controller updates)`` from shared step ``step``: the shared steps
+        left in the current round (rounds are ``epochs_per_round`` epochs long, counted from step 0,
+        the last one cut at ``total_steps``), then the round's ``controller_steps`` updates."""
         remaining = total_steps - step
         if remaining <= 0:
             return 0, 0
-        return min(remaining, self.config.epochs_per_round * steps_per_epoch), self.config.controller_steps
+        length = self.config.epochs_per_round * steps_per_epoch
+        return min(remaining, length - step % length), self.config.controller_steps
 
     def train_children(self, n: int) -> list[Candidate]:
         """``n`` children sampled from the controller, one per shared-weight training step."""

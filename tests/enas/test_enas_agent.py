@@ -157,7 +157,8 @@ def test_rounds_follow_the_plan() -> None:
     agent = EnasAgent(EnasMacroSpace(layers=4), {"controller_steps": 3, "epochs_per_round": 2, "batch_size": 2},
                       seed=0)
     assert agent.plan_round(0, 50, 10) == (20, 3)
-    assert agent.plan_round(40, 50, 10) == (10, 3)
+    assert agent.plan_round(40, 50, 10) == (10, 3)  # the last round is cut at the end
+    assert agent.plan_round(25, 50, 10) == (15, 3)  # a round entered mid-way ends on the round boundary
     assert agent.plan_round(50, 50, 10) == (0, 0)
     trained, diagnostics = search(agent, lambda c: 50.0, total_steps=50, steps_per_epoch=10)
     assert len(trained) == 50 and len(diagnostics) == 9 and agent.updates == 9
