@@ -1,6 +1,7 @@
 """ENAS on MNIST-5k: the PPO controller against the ENAS (REINFORCE) update, and against random children.
 
-For every seed and both ``--algo`` values, one ENAS search (agent ``enas``, evaluator
+For every seed and every arm (``ppo``, ``reinforce`` and the ablation ``reinforce+std``:
+REINFORCE with PPO's standardised advantages), one ENAS search (agent ``enas``, evaluator
 ``shared``, space ``--space``) trains the shared weights for ``--epochs`` epochs on the shipped
 5,000-image MNIST subset, alternating each epoch with ``--controller-steps`` controller
 updates of ``--batch`` children scored on validation minibatches. After the search its two
@@ -15,7 +16,7 @@ Also recorded: the controller's entropy at every update (plotted, mean over seed
 time of each search, the load average. Jobs (searches, retrainings) run in ``--workers``
 processes of one torch thread each; every job is seeded, so the numbers do not depend on it.
 
-    python benchmarks/enas.py                                 # 3 seeds, 8 epochs (about 1 h on 2 busy cores)
+    python benchmarks/enas.py --workers 2                     # 3 seeds, 8 epochs (about 1.5 h on 2 busy cores)
     python benchmarks/enas.py --seeds 0 --epochs 2 --samples 3 --retrain-epochs 1   # smoke run
 
 Writes ``benchmarks/results/enas/results.md`` (printed too), ``runs.json`` (raw numbers) and the
@@ -37,7 +38,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "enas"
 PLOT = ROOT / "docs" / "images" / "enas_entropy.png"
-ALGOS = ("ppo", "reinforce")
+ARMS: dict[str, dict[str, Any]] = {
+    "ppo": {"algo": "ppo"},
+    "reinforce": {"algo": "reinforce"},
+    "reinforce+std": {"algo": "reinforce", "normalize_advantages": True},
+}
+"""Agent options of each compared arm; ``reinforce+std`` (REINFORCE with PPO's per-batch standardised
+advantages) separates what PPO's several clipped epochs bring from what the standardisation brings."""
 
 
 def load_average() -> str:
@@ -45,7 +52,7 @@ def load_average() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def search_job(space: str, algo: str, seed: int, epochs: float, agent: dict[str, Any], samples: int) -> dict:
+def search_job(space: str, arm: str, seed: int, epochs: float, agent: dict[str, Any], samples: int) -> dict:
     """One ENAS search (in memory) and its answers; returns JSON-able results."""
     import torch
 
@@ -55,14 +62,14 @@ def search_job(space: str, algo: str, seed: int, epochs: float, agent: dict[str,
     from rlnas.study import create_study
 
     evaluator = SharedEvaluator(space, dataset="mnist5k", epochs=epochs, threads=1)
-    study = create_study(space=space, agent="enas", agent_config={"algo": algo, **agent}, evaluator=evaluator,
-                         seed=seed, name=f"enas-{algo}-{seed}")
+    study = create_study(space=space, agent="enas", agent_config={**ARMS[arm], **agent}, evaluator=evaluator,
+                         seed=seed, name=f"enas-{arm}-{seed}")
     start = time.perf_counter()
     study.optimize(10_000)  # ends when the epochs are done
     wall = time.perf_counter() - start
     answers = search_answers(study, samples)
     return {
-        "algo": algo, "seed": seed, "wall_s": wall, "agent_config": study.agent.config.to_dict(),
+        "arm": arm, "seed": seed, "wall_s": wall, "agent_config": study.agent.config.to_dict(),
         "evaluator": evaluator.spec(), "model_kwargs": retrain_options(study, 1)["model_kwargs"],
         "trials": [{"key": t.key, "shared_acc": t.metrics["shared_acc"]} for t in study.completed_trials],
         "diagnostics": [{"step": step, **values} for step, values in study.diagnostics()],
@@ -100,19 +107,19 @@ def mean_std(values: list[float]) -> str:
 
 
 def plot_entropy(searches: list[dict], path: Path) -> None:
-    """Controller entropy at every update, mean over seeds (band: min-max), one line per algorithm."""
+    """Controller entropy at every update, mean over seeds (band: min-max), one line per arm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange")):
-        runs = [[d["entropy"] for d in s["diagnostics"]] for s in searches if s["algo"] == algo]
+    for arm, color in zip(ARMS, ("tab:blue", "tab:orange", "tab:green")):
+        runs = [[d["entropy"] for d in s["diagnostics"]] for s in searches if s["arm"] == arm]
         length = min(len(r) for r in runs)
         values = np.array([r[:length] for r in runs])
         x = np.arange(1, length + 1)
-        ax.plot(x, values.mean(0), color=color, label=f"{algo} (mean of {len(runs)} seeds)")
+        ax.plot(x, values.mean(0), color=color, label=f"{arm} (mean of {len(runs)} seeds)")
         ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.2)
     ax.set_xlabel("controller update")
     ax.set_ylabel("entropy of the sampled paths (nats)")
@@ -143,7 +150,8 @@ def render(args: argparse.Namespace, searches: list[dict], retrained: dict[tuple
         f"weight {cfg['entropy_weight']}, baseline decay {cfg['baseline_decay']}) except the CPU-sized "
         f"schedule: Adam lr {cfg['lr']}, {cfg['controller_steps']} controller updates of {cfg['batch_size']} "
         f"children after every epoch (validation minibatches of {ev['valid_batch_size']}); ppo: "
-        f"{cfg['ppo_epochs']} epochs per batch, clip {cfg['clip']}, advantages standardised. Answers and "
+        f"{cfg['ppo_epochs']} epochs per batch, clip {cfg['clip']}, advantages standardised; reinforce+std: "
+        f"REINFORCE with the same standardised advantages. Answers and "
         f"{args.samples} random children retrained from scratch for {args.retrain_epochs:g} epochs with the "
         f"train evaluator (network as searched). One torch thread per job, {args.workers} job(s) at a time; "
         f"load average (1/5/15 min) {loads[0]} at the start, {loads[1]} at the end. "
@@ -152,32 +160,35 @@ def render(args: argparse.Namespace, searches: list[dict], retrained: dict[tuple
         "",
         "Test accuracy after retraining (mean ± std over seeds):",
         "",
-        "| | ppo | reinforce |",
-        "|---|---|---|",
+        "| | " + " | ".join(ARMS) + " |",
+        "|---|" + "---|" * len(ARMS),
     ]
     for source, label in (("mode", "mode (most likely child)"), ("sampled", f"best of {args.samples} sampled")):
-        cells = [mean_std([retrained[(algo, s, source)]["test_acc"] for s in args.seeds]) for algo in ALGOS]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+        cells = [mean_std([retrained[(arm, s, source)]["test_acc"] for s in args.seeds]) for arm in ARMS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     best_random = [max(randoms[s], key=lambda r: r["valid_acc"])["test_acc"] for s in args.seeds]
     median_random = [float(np.median([r["test_acc"] for r in randoms[s]])) for s in args.seeds]
-    walls = {algo: [s["wall_s"] for s in searches if s["algo"] == algo] for algo in ALGOS}
+    same = " | (same)" * (len(ARMS) - 1)
+    walls = [mean_std([s["wall_s"] for s in searches if s["arm"] == arm]) for arm in ARMS]
+    entropies = [mean_std([s["diagnostics"][-1]["entropy"] for s in searches if s["arm"] == arm]) for arm in ARMS]
     lines += [
-        f"| best of {args.samples} random (by valid acc) | {mean_std(best_random)} | (same) |",
-        f"| median of {args.samples} random | {mean_std(median_random)} | (same) |",
-        f"| search wall time (s) | {mean_std(walls['ppo'])} | {mean_std(walls['reinforce'])} |",
+        f"| best of {args.samples} random (by valid acc) | {mean_std(best_random)}{same} |",
+        f"| median of {args.samples} random | {mean_std(median_random)}{same} |",
+        "| controller entropy at the last update (nats) | " + " | ".join(entropies) + " |",
+        "| search wall time (s) | " + " | ".join(walls) + " |",
         "",
         "Per seed (test accuracy after retraining; shared-weight validation accuracy of the answer in brackets; "
         "final entropy = mean path entropy of the last controller update):",
         "",
-        "| seed | algo | mode | best sampled | best random | median random | final entropy | search wall time |",
+        "| seed | arm | mode | best sampled | best random | median random | final entropy | search wall time |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in searches:
-        seed, algo = s["seed"], s["algo"]
+        seed, arm = s["seed"], s["arm"]
         shared = {a["source"]: a["shared_acc"] for a in reversed(s["answers"])}  # the first (best) sampled wins
-        mode, sampled = retrained[(algo, seed, "mode")], retrained[(algo, seed, "sampled")]
+        mode, sampled = retrained[(arm, seed, "mode")], retrained[(arm, seed, "sampled")]
         lines.append(
-            f"| {seed}{' (untuned)' if seed in args.untuned else ''} | {algo} | {mode['test_acc']:.2f} "
+            f"| {seed}{' (untuned)' if seed in args.untuned else ''} | {arm} | {mode['test_acc']:.2f} "
             f"({shared['mode']:.1f}) | {sampled['test_acc']:.2f} ({shared['sampled']:.1f}) | "
             f"{max(randoms[seed], key=lambda r: r['valid_acc'])['test_acc']:.2f} | "
             f"{np.median([r['test_acc'] for r in randoms[seed]]):.2f} | {s['diagnostics'][-1]['entropy']:.2f} | "
@@ -222,8 +233,8 @@ def main(argv: list[str] | None = None) -> None:
 
     start, load_start = time.perf_counter(), load_average()
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(search_job, args.space, algo, seed, args.epochs, agent, args.samples)
-                   for seed in args.seeds for algo in ALGOS]
+        futures = [pool.submit(search_job, args.space, arm, seed, args.epochs, agent, args.samples)
+                   for seed in args.seeds for arm in ARMS]
         random_futures = {seed: [] for seed in args.seeds}
         for seed in args.seeds:  # random children need no search: queue them now
             for key in random_keys(args.space, args.samples, seed):
@@ -231,12 +242,12 @@ def main(argv: list[str] | None = None) -> None:
                                                         seed))
         searches = [f.result() for f in futures]
         for s in searches:
-            print(f"search {s['algo']} seed {s['seed']}: {s['wall_s']:.0f} s", file=sys.stderr, flush=True)
+            print(f"search {s['arm']} seed {s['seed']}: {s['wall_s']:.0f} s", file=sys.stderr, flush=True)
         jobs = {}
         for s in searches:
             best_sampled = next(a for a in s["answers"] if a["source"] == "sampled")
             for source, key in (("mode", s["answers"][0]["key"]), ("sampled", best_sampled["key"])):
-                jobs[(s["algo"], s["seed"], source)] = pool.submit(retrain_job, args.space, key, kwargs,
+                jobs[(s["arm"], s["seed"], source)] = pool.submit(retrain_job, args.space, key, kwargs,
                                                                    args.retrain_epochs, s["seed"])
         retrained = {k: f.result() for k, f in jobs.items()}
         randoms = {seed: [f.result() for f in fs] for seed, fs in random_futures.items()}
@@ -246,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text, encoding="utf-8")
     raw = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "searches": searches, "retrained": [{"algo": a, "seed": s, "source": src, **v}
+           "searches": searches, "retrained": [{"arm": a, "seed": s, "source": src, **v}
                                                for (a, s, src), v in retrained.items()],
            "random": {str(seed): rows for seed, rows in randoms.items()}}
     (args.out / "runs.json").write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")

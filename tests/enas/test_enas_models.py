@@ -77,7 +77,11 @@ def test_training_one_child_changes_exactly_the_weights_on_its_path(name: str) -
     optimizer.step()
 
     path = set(supernet.child_state_dict(trained))
-    assert changed_names(supernet, before) == path  # every weight on the path moved, nothing else
+    # Gradient reaches exactly the child's weights; only they move. (A weight on the path can get a
+    # zero gradient, e.g. a BN scale right before another BN, so "moved" may be a little smaller.)
+    assert {n for n, p in supernet.named_parameters() if p.grad is not None} == path
+    changed = changed_names(supernet, before)
+    assert changed <= path and len(changed) > 0.9 * len(path)
     shared_op = (f"layers.0.ops.{op}." if name == "enas_macro"
                  else f"cells.{supernet.kinds.index('normal')}.edges.0_0.{op}.")
     shared = {k for k in path if k.startswith(shared_op)}
@@ -85,7 +89,7 @@ def test_training_one_child_changes_exactly_the_weights_on_its_path(name: str) -
     other_after = supernet.child_state_dict(other)
     moved = {k for k in other_after if not torch.equal(other_after[k], other_before[k])}
     assert shared <= moved  # the other child sees the trained op's new weights
-    assert moved == set(other_after) & path  # and only weights the two children share
+    assert moved == set(other_after) & changed  # and only weights the two children share
 
 
 def test_macro_reductions_and_kept_outputs() -> None:
