@@ -38,11 +38,19 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    Benchmark("overhead", "Store overhead (issue: foundation)",
-              "Random agent on the NB201 tabular evaluator through `Study.optimize`, without a store "
-              "(in-memory) and with the SQLite store. Goal: at least 500 stored trials/s and the store "
-              "costing no more than 3x the bare loop.",
+    Benchmark("overhead", "Store overhead (issues: foundation; study/run)",
+              "Random, evolution and l2nas on the NB201 tabular evaluator through `Study.optimize`, without a "
+              "store (in-memory) and with the SQLite store (trials, per-tell diagnostics, checkpoints). Goals: "
+              "at least 500 stored trials/s; the store costing no more than 3x the bare loop, for evolution too.",
               ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "5")),
+    Benchmark("executors", "Executors: inline, 2 processes, 2 Ray workers (issue: study/run)",
+              "The same 20 trained candidates on each executor (goal: 2 workers >= 1.7x faster than inline on "
+              "2 cores), and each executor's own cost per trial on the tabular evaluator.",
+              ("benchmarks/executors.py", "--trials", "20", "--epochs", "8", "--tabular-trials", "400")),
+    Benchmark("main_command", "CPU time of the README's main command (issue: study/run)",
+              "Today's code against the commit before the study/run rework (9f0fb67), run alternately; goal: at "
+              "most half the CPU time. Tabular searches with NumPy agents no longer import torch.",
+              ("benchmarks/main_command.py", "--baseline", "9f0fb67", "--repeats", "5")),
     Benchmark("nb201", "NAS-Bench-201: every agent, three data sets, 50 seeds (issue: RL agents)",
               "Test accuracy of the best-by-validation cell; 200-epoch validation reward, and the NATS-Bench "
               "protocol (12-epoch reward, simulated time budget).",

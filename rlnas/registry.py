@@ -35,6 +35,11 @@ class Registry(Generic[T]):
         self._entries[name] = target
         self._loaded.pop(name, None)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (nothing happens when it is not registered)."""
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
     def list(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._entries)
@@ -92,13 +97,29 @@ def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | 
 
 
 def check_options(what: str, factory: Callable[..., Any], options: Mapping[str, Any], skip: int = 0) -> None:
-    """Raise :class:`ConfigError` when ``options`` holds a keyword ``factory`` does not accept."""
+    """Raise :class:`ConfigError` when ``options`` holds a keyword ``factory`` does not accept, or
+    lacks one it requires (after its first ``skip`` positional arguments)."""
     accepted = accepted_options(factory, skip)
-    if accepted is None:
-        return
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)} (accepted: {', '.join(accepted) or 'none'})")
+    if accepted is not None:
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)} "
+                              f"(accepted: {', '.join(accepted) or 'none'})")
+    missing = [name for name in _required(factory, skip) if name not in options]
+    if missing:
+        raise ConfigError(f"{what}: missing option(s) {', '.join(missing)}")
+
+
+def _required(factory: Callable[..., Any], skip: int) -> list[str]:
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = [p for p in parameters if p.kind in kinds]
+    positional = [p for p in named if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    given = {p.name for p in positional[:skip]}
+    return [p.name for p in named if p.default is inspect.Parameter.empty and p.name not in given]
 
 
 __all__ = ["Registry", "accepted_options", "check_options"]

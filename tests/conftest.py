@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,24 @@ def rlnas_bin() -> str:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLAlchemy URL of a fresh SQLite file."""
     return f"sqlite:///{os.path.join(tmp_path, 'runs.db')}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """URL of the session's PostgreSQL server (``postgres`` database); stopped and deleted at the end."""
+    from rlnas.testing.postgres import PostgresUnavailable, postgres_server
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            pytest.skip(f"no PostgreSQL server: {exc}")
+        yield url
+
+
+@pytest.fixture
+def pg_url(postgres_server_url):
+    """URL of a new, empty database on the session's server."""
+    from rlnas.testing.postgres import fresh_database
+
+    return fresh_database(postgres_server_url)

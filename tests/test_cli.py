@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -184,3 +185,16 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
                               "--storage", sqlite_url, check=False), "no study named 'nope'")
     listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
     assert " x " not in listing and " y " not in listing and " z " not in listing
+
+
+def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):
+    common = ["--storage", sqlite_url, "--no-progress"]
+    run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--epochs", "0.5", "--agent", "random",
+        "--trials", "3", "--threads", "2", "--name", "t", *common)
+    out = run(rlnas_bin, "resume", "t", "--trials", "6", "--threads", "1", "--executor", "processes",
+              "--workers", "2", *common).stdout
+    assert re.search(r"trials finished\s*│\s*6\s", out), out
+    shown = run(rlnas_bin, "show", "t", *common[:2]).stdout
+    assert '"threads"' not in shown and "nobody" in shown
+    assert_one_line_error(run(rlnas_bin, "resume", "t", "--workers", "2", *common, check=False),
+                          "inline executor runs one trial")

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,30 +20,13 @@ from rlnas import create_study, load_study
 from rlnas.agents import list_agents
 from rlnas.errors import StorageError
 from rlnas.store import open_store
-from rlnas.testing.postgres import PostgresUnavailable, fresh_database, postgres_server
+from rlnas.testing.postgres import fresh_database
 from rlnas.testing.store_contract import check_store_contract, sample_record
 from rlnas.testing.toy import ToyEvaluator
 from rlnas.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ToyEvaluator(decisions=4, choices=5)
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url():
-    """URL of the session's PostgreSQL server (``postgres`` database); stopped and deleted at the end."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_server())
-        except PostgresUnavailable as exc:
-            pytest.skip(f"no PostgreSQL server: {exc}")
-        yield url
-
-
-@pytest.fixture
-def pg_url(postgres_server_url):
-    """URL of a new, empty database on the session's server."""
-    return fresh_database(postgres_server_url)
 
 
 def history(study):

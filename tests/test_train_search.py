@@ -197,10 +197,12 @@ def test_cli_search_with_training_then_export_onnx_and_json(rlnas_bin, sqlite_ur
 
 
 def test_cli_search_where_every_training_diverges_reports_the_reason(rlnas_bin, sqlite_url):
-    out = run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--agent", "random", "--trials", "2",
-              "--eval-option", "lr=1e30", "--eval-option", "steps=5", "--eval-option", "batch_size=8",
-              "--storage", sqlite_url, "--name", "nan", "--no-progress").stdout
-    assert "no trial completed" in out
+    failed = subprocess.run([rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--agent", "random",
+                             "--trials", "2", "--eval-option", "lr=1e30", "--eval-option", "steps=5", "--eval-option",
+                             "batch_size=8", "--storage", sqlite_url, "--name", "nan", "--no-progress"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert failed.returncode == 1 and "no trial completed" in failed.stdout
+    assert failed.stderr.count("\n") == 1 and "most common failure (2x): TrainingDiverged" in failed.stderr
     trials = load_study("nan", sqlite_url).trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 2
     assert all("TrainingDiverged: training diverged: loss is nan" in t.error for t in trials)

@@ -58,18 +58,16 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-def evaluator_choice(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[str, Any]]:
     """The evaluator's name and options from the flags (a flag the evaluator does not take is an error)."""
     from rlnas.evaluators import EVALUATORS
     from rlnas.registry import accepted_options
-    from rlnas.spaces import create_space
 
-    create_space(args.space)  # unknown space: one-line error before anything else
     name = args.evaluator or ("nb201" if args.space == "nb201" else None)
     if name is None:
         raise ConfigError(f"space {args.space!r} has no tabular benchmark: choose one with --evaluator (e.g. train)")
     accepted = accepted_options(EVALUATORS.get(name)) or []
-    options: dict[str, Any] = {"space": args.space} if "space" in accepted else {}
+    options: dict[str, Any] = {"space": space} if "space" in accepted else {}
     for flag in EVALUATOR_FLAGS:
         value = getattr(args, flag)
         if value is None:
@@ -101,7 +99,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     options = run_options(args)
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
-    evaluator_name, evaluator_options = evaluator_choice(args)
+    space = resolve_space(args.space)  # an unknown space: one line, before anything else
+    evaluator_name, evaluator_options = evaluator_choice(args, space)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
     dataset = evaluator.spec().get("dataset", evaluator_name) if hasattr(evaluator, "spec") else evaluator_name
@@ -109,8 +108,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
-        check_transfer_source(source.record, resolve_space(args.space), args.agent)
-    study = create_study(space=args.space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
+        check_transfer_source(source.record, space, args.agent)
+    study = create_study(space=space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
                          reward=args.reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
                          reuse_repeats=args.reuse_repeats, device=args.device)

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for field, value in rows:
         about.add_row(field, literal(value))
     best = best_of(trials)
-    about.add_row("best", "-" if best is None else literal(f"{best.key}  reward {fmt(best.reward)} (trial {best.number})"))
+    shown_best = "-" if best is None else f"{best.key}  reward {fmt(best.reward)} (trial {best.number})"
+    about.add_row("best", literal(shown_best))
     console.print(about)
     if args.last:
         listing = Table(title=f"Last {min(args.last, len(trials))} trials")

@@ -52,7 +52,8 @@ class InlineExecutor(Executor):
 
 @contextmanager
 def _alarm(seconds: float | None) -> Iterator[None]:
-    usable = seconds is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    usable = seconds is not None and hasattr(signal, "setitimer") and on_main_thread
     if not usable:
         yield
         return

@@ -17,12 +17,17 @@ from typing import Any
 from rlnas.errors import ConfigError
 from rlnas.executors.base import TIMEOUT, WORKER_DIED, Executor, Outcome, Task, evaluate_task, limit_threads
 
+READY = "ready"
+"""A worker's first message, once its evaluator is loaded: trial timeouts count from there."""
+STARTUP_SECONDS = 300.0
+
 
 def _worker_main(conn: Connection, evaluator_bytes: bytes, threads: int | None) -> None:
     """A worker's life: take tasks from ``conn`` until told to stop, answer each with an Outcome."""
     limit_threads(threads)
     evaluator = pickle.loads(evaluator_bytes)
     limit_threads(threads)  # unpickling may have imported torch
+    conn.send(READY)
     while True:
         try:
             task = conn.recv()
@@ -74,6 +79,10 @@ class ProcessExecutor(Executor):
                                         daemon=True, name="rlnas-worker")
         process.start()
         child.close()
+        if not parent.poll(STARTUP_SECONDS) or _receive(parent) != READY:
+            process.kill()
+            raise ConfigError(f"a worker process did not start within {STARTUP_SECONDS:g} s (exit code "
+                              f"{process.exitcode}): the evaluator may fail to load in a fresh process")
         return _Worker(process, parent)
 
     def submit(self, task: Task) -> None:
@@ -159,6 +168,13 @@ class ProcessExecutor(Executor):
                 worker.process.join(timeout=2)
             _stop(worker)
         self._pool = []
+
+
+def _receive(conn: Connection) -> object:
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
 
 
 def _stop(worker: _Worker) -> None:

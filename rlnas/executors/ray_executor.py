@@ -2,8 +2,10 @@
 
 The evaluator is put in Ray's object store once; each worker process deserializes it on its
 first task and keeps it for the next ones. ``num_cpus`` / ``num_gpus`` per task come from the run
-options; Ray itself re-runs a task whose worker died (``max_retries``); a task past the trial
-timeout is cancelled with ``force=True``, which kills its worker (Ray starts a new one).
+options; Ray itself re-runs a task whose worker died (``max_retries``). The trial timeout is
+enforced inside the task (SIGALRM in the worker: a worker's start-up does not count); a task
+still running ``HARD_TIMEOUT_GRACE`` after that (stuck outside Python) is cancelled with
+``force=True``, which kills its worker (Ray starts a new one).
 """
 from __future__ import annotations
 
@@ -11,15 +13,20 @@ import time
 from typing import Any
 
 from rlnas.errors import ConfigError
-from rlnas.executors.base import TIMEOUT, WORKER_DIED, Executor, Outcome, Task, evaluate_task, limit_threads
+from rlnas.executors.base import TIMEOUT, WORKER_DIED, Executor, Outcome, Task, limit_threads
+
+HARD_TIMEOUT_GRACE = 30.0
+"""Seconds past the trial timeout after which the driver kills a task that did not stop itself."""
 
 _EVALUATORS: dict[str, Any] = {}
 """Per Ray worker process: evaluators already deserialized, by object-store id."""
 
 
-def _evaluate(holder: list[Any], task: Task, threads: int | None) -> Outcome:
+def _evaluate(holder: list[Any], task: Task, threads: int | None, timeout: float | None) -> Outcome:
     """The Ray task body (``holder`` wraps the evaluator's ref so that Ray does not fetch it per call)."""
     import ray
+
+    from rlnas.executors.inline import InlineExecutor
 
     ref = holder[0]
     key = ref.hex()
@@ -27,7 +34,10 @@ def _evaluate(holder: list[Any], task: Task, threads: int | None) -> Outcome:
         limit_threads(threads)
         _EVALUATORS[key] = ray.get(ref)
         limit_threads(threads)
-    return evaluate_task(_EVALUATORS[key], task)
+    inline = InlineExecutor(trial_timeout=timeout)
+    inline.start(_EVALUATORS[key])
+    inline.submit(task)
+    return inline.wait()[0]
 
 
 class RayExecutor(Executor):
@@ -77,7 +87,7 @@ class RayExecutor(Executor):
                                                      max_retries=self.max_retries, retry_exceptions=False)
 
     def submit(self, task: Task) -> None:
-        ref = self._remote.remote(self._holder, task, self.threads)
+        ref = self._remote.remote(self._holder, task, self.threads, self.trial_timeout)
         self._pending[ref] = (task, time.monotonic())
 
     def running(self) -> int:
@@ -89,7 +99,7 @@ class RayExecutor(Executor):
             timeout = None
             if self.trial_timeout is not None:
                 now = time.monotonic()
-                timeout = max(0.0, min(start + self.trial_timeout - now for _, start in self._pending.values()))
+                timeout = max(0.0, min(start + self._hard_limit - now for _, start in self._pending.values()))
             ready, rest = ray.wait(list(self._pending), num_returns=1, timeout=timeout)
             if ready and rest:  # take whatever else has finished too
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
@@ -108,19 +118,26 @@ class RayExecutor(Executor):
                            seconds=time.monotonic() - start, attempts=self.max_retries + 1)
         except self._ray.exceptions.RayError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}", seconds=time.monotonic() - start)
+            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}",
+                           seconds=time.monotonic() - start)
+
+    @property
+    def _hard_limit(self) -> float:
+        assert self.trial_timeout is not None
+        return self.trial_timeout + max(HARD_TIMEOUT_GRACE, self.trial_timeout)
 
     def _expire(self) -> list[Outcome]:
         if self.trial_timeout is None:
             return []
         now = time.monotonic()
-        expired = [ref for ref, (_, start) in self._pending.items() if now - start >= self.trial_timeout]
+        expired = [ref for ref, (_, start) in self._pending.items() if now - start >= self._hard_limit]
         outcomes = []
         for ref in expired:
             task, start = self._pending.pop(ref)
             self._ray.cancel(ref, force=True)
-            outcomes.append(Outcome(task, TIMEOUT, error=f"timeout: still running after {self.trial_timeout:g} s",
-                                    seconds=now - start))
+            outcomes.append(Outcome(task, TIMEOUT, seconds=now - start,
+                                    error=f"timeout: stuck {now - start:.0f} s (limit {self.trial_timeout:g} s); "
+                                          "its worker was killed"))
         return outcomes
 
     def close(self) -> None:

@@ -127,7 +127,8 @@ def create_reward(spec: str | Mapping[str, Any] | Reward | None = None) -> Rewar
     if isinstance(spec, str):
         return MetricReward(spec)
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"reward must be a metric name or a mapping with a 'name', got {type(spec).__name__} {spec!r}")
+        raise ConfigError(f"reward must be a metric name or a mapping with a 'name', "
+                          f"got {type(spec).__name__} {spec!r}")
     options = dict(spec)
     name = options.pop("name", None)
     if not isinstance(name, str):

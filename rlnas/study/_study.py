@@ -14,7 +14,6 @@ one. One process drives a study at a time (see :mod:`rlnas.study.lease`).
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import warnings
@@ -232,8 +231,12 @@ class Study:
             state, error = TrialState.FAIL, error or f"reward {reward!r} is not a finite number"
         if state is not TrialState.COMPLETE:
             reward = None
-        stored = self.store.finish_trial(self.record.id, number, state, reward=reward, metrics=metrics,
-                                         cost_seconds=cost, error=error, eval_info=eval_info)
+        try:
+            stored = self.store.finish_trial(self.record.id, number, state, reward=reward, metrics=metrics,
+                                             cost_seconds=cost, error=error, eval_info=eval_info)
+        except (TypeError, ValueError) as exc:  # the info is not JSON: nothing was written, store the failure
+            stored = self.store.finish_trial(self.record.id, number, TrialState.FAIL, metrics=metrics,
+                                             cost_seconds=cost, error=f"the evaluator's info cannot be stored: {exc}")
         batch, position = self._running.pop(number)
         self._record_result(batch, position, stored)
         self._flush()
@@ -531,21 +534,19 @@ def _is_stateful(evaluator: Any) -> bool:
 
 
 def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[str, Any], str | None]:
-    """Metrics as floats, the cost and JSON-able info, or the reason they cannot be stored."""
+    """Metrics as floats, the cost and the info, or the reason they cannot be stored."""
     metrics: dict[str, float] = {}
-    for name, value in dict(m.metrics).items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return {}, 0.0, {}, f"the evaluator reported metric {name!r} as {type(value).__name__} {value!r}, not a number"
-        metrics[str(name)] = float(value)
+    for name, value in m.metrics.items():
+        if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            return {}, 0.0, {}, (f"the evaluator reported metric {name!r} as {type(value).__name__} {value!r}, "
+                                 "not a number")
+        metrics[name] = float(value)
     cost = m.cost_seconds
-    if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost < 0:
+    if type(cost) is not float and (isinstance(cost, bool) or not isinstance(cost, numbers.Real)):
+        return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a number"
+    if not (math.isfinite(cost) and cost >= 0):
         return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a finite number >= 0"
-    info = dict(m.info)
-    try:
-        json.dumps(info, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        return metrics, float(cost), {}, f"the evaluator's info cannot be stored as JSON: {exc}"
-    return metrics, float(cost), info, None
+    return metrics, float(cost), dict(m.info), None
 
 
 __all__ = ["Study", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of", "is_better"]

@@ -6,7 +6,8 @@ Space ``toy_supernet``: ``layer0`` and ``layer1`` each pick one of three shared 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,4 +137,16 @@ class ToyWeightSharingAgent(WeightSharingAgent):
         self.generator.set_state(state["generator"])
 
 
-__all__ = ["ToySupernet", "ToySupernetEvaluator", "ToyWeightSharingAgent", "toy_supernet_space"]
+@contextmanager
+def registered_toy_agent() -> Iterator[None]:
+    """Register the agent ``toy_ws`` while the block runs."""
+    from rlnas.agents import AGENTS
+
+    AGENTS.register("toy_ws", ToyWeightSharingAgent)
+    try:
+        yield
+    finally:
+        AGENTS.unregister("toy_ws")
+
+
+__all__ = ["registered_toy_agent", "ToySupernet", "ToySupernetEvaluator", "ToyWeightSharingAgent", "toy_supernet_space"]

@@ -6,8 +6,14 @@ import torch
 
 from rlnas import create_study, load_study
 from rlnas.errors import ConfigError
-from rlnas.testing.weight_sharing import ToySupernetEvaluator, toy_supernet_space
+from rlnas.testing.weight_sharing import ToySupernetEvaluator, registered_toy_agent, toy_supernet_space
 from rlnas.trial import TrialState
+
+
+@pytest.fixture(autouse=True)
+def toy_agent():
+    with registered_toy_agent():
+        yield
 
 
 def evaluator(**options):

@@ -1,0 +1,76 @@
+"""Executors: parallel runs are deterministic, timeouts and dead workers end trials, not searches."""
+import pytest
+
+from rlnas import create_study
+from rlnas.errors import ConfigError
+from rlnas.study import RunOptions
+from rlnas.testing.faults import DyingToyEvaluator, HangingToyEvaluator, SlowToyEvaluator
+from rlnas.testing.toy import ToyEvaluator, toy_space
+from rlnas.trial import TrialState
+
+
+def history(study):
+    return [(t.slot, t.key, t.reward) for t in study.completed_trials]
+
+
+def search(evaluator, agent="evolution", trials=16, run=None, seed=0, storage=None, **kw):
+    study = create_study(space=toy_space(), agent=agent, evaluator=evaluator, seed=seed, storage=storage, **kw)
+    return study.optimize(trials, run=run)
+
+
+PROCESSES = RunOptions(executor="processes", workers=2)
+
+
+def test_two_workers_give_the_same_run_whatever_order_results_arrive_in():
+    jittery = SlowToyEvaluator(delay=0.05, jitter=True)  # results come back out of order
+    first = search(jittery, run=PROCESSES)
+    second = search(jittery, run=PROCESSES)
+    assert history(first) == history(second) and len(history(first)) == 16
+    assert [t.slot for t in first.completed_trials] == list(range(16))
+
+
+def test_a_batch_agent_with_no_more_workers_than_its_batch_runs_as_inline():
+    config = {"batch_size": 4}
+    inline = search(ToyEvaluator(), agent="ppo", agent_config=config)
+    parallel = search(SlowToyEvaluator(delay=0.02, jitter=True), agent="ppo", agent_config=config, run=PROCESSES)
+    assert history(parallel) == history(inline)
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_a_trial_past_the_timeout_fails_and_the_search_goes_on(executor):
+    run = RunOptions(executor=executor, workers=1 if executor == "inline" else 2, trial_timeout=0.5)
+    study = search(HangingToyEvaluator(hang_on=1), agent="random", trials=12, run=run)
+    failed = [t for t in study.trials if t.state is TrialState.FAIL]
+    assert failed and all(t.error.startswith("timeout") and t.candidate["d0"] == 1 for t in failed)
+    assert all(t.candidate["d0"] != 1 for t in study.completed_trials)
+    assert study.n_finished == 12 and not [t for t in study.trials if t.state is TrialState.RUNNING]
+
+
+def test_a_dead_worker_is_replaced_and_its_trial_retried(tmp_path):
+    once = search(DyingToyEvaluator(die_on=2, once_dir=str(tmp_path)), agent="random", trials=12, run=PROCESSES)
+    assert list(tmp_path.iterdir()), "some worker died"
+    assert [t.state for t in once.trials] == [TrialState.COMPLETE] * 12  # each died once, then succeeded
+    always = search(DyingToyEvaluator(die_on=2), agent="random", trials=12,
+                    run=RunOptions(executor="processes", workers=2, max_retries=1))
+    failed = [t for t in always.trials if t.state is TrialState.FAIL]
+    assert failed and all("worker died" in t.error and "2 attempts" in t.error for t in failed)
+    assert always.n_finished == 12
+
+
+def test_unpicklable_evaluators_are_refused_for_processes():
+    class Local(ToyEvaluator):
+        pass
+
+    with pytest.raises(ConfigError, match="cannot be sent to worker processes"):
+        search(Local(), run=PROCESSES)
+
+
+def test_run_options_are_checked():
+    with pytest.raises(ConfigError, match="inline executor runs one trial"):
+        RunOptions(workers=2)
+    with pytest.raises(ConfigError, match="unknown executor"):
+        RunOptions(executor="threads")
+    with pytest.raises(ConfigError, match="trial timeout"):
+        RunOptions(trial_timeout=0)
+    with pytest.raises(ConfigError, match="workers"):
+        RunOptions(executor="processes", workers=0)

@@ -1,0 +1,90 @@
+"""One driver per study: a second driver is refused, a killed driver's lease is taken over."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from rlnas import create_study, load_study
+from rlnas.store import open_store
+from rlnas.store.base import utcnow
+from rlnas.study import StudyBusy
+from rlnas.study.lease import acquire
+from rlnas.testing.toy import ToyEvaluator
+from rlnas.trial import TrialState
+
+TOY = ToyEvaluator()
+
+
+def test_a_second_study_object_is_refused_and_takes_over_once_the_first_is_gone(sqlite_url):
+    first = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    running = first.ask()
+    second = load_study("s", sqlite_url)
+    with pytest.raises(StudyBusy, match=f"pid {os.getpid()}"):
+        second.optimize(5)
+    assert first.store.trials(first.record.id)[0].state is TrialState.RUNNING  # not orphaned by the refused one
+    first.tell(running, 50.0)
+    first.close()
+    second.optimize(5)
+    assert second.n_finished == 5 and second.lease is None
+
+
+def test_a_silent_lease_goes_stale(sqlite_url):
+    study = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    store = open_store(sqlite_url)
+    held = acquire(store, study.record.id, "s", lease_seconds=30).lease
+    with pytest.raises(StudyBusy):
+        acquire(store, study.record.id, "s", lease_seconds=30)
+    old = replace(held, renewed_at=utcnow().replace(year=2000))
+    assert store.replace_lease(study.record.id, held, old)
+    taken = acquire(store, study.record.id, "s", lease_seconds=30)
+    assert taken.replaced == old and taken.lease.holder != held.holder
+
+
+def driver(url, *extra):
+    command = [sys.executable, "-m", "rlnas.testing.cli", "search", "--space", "toy", "--evaluator", "slow_toy",
+               "--eval-option", "delay=0.15", "--agent", "evolution", "--trials", "40", "--name", "s",
+               "--storage", url, "--no-progress", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_trials(url, n, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            store = open_store(url, create=False)
+            count = len(store.trials(store.get_study("s").id, [TrialState.COMPLETE]))
+            store.close()
+            if count >= n:
+                return
+        except Exception:  # noqa: BLE001 - the study may not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} trials after {timeout} s")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_drivers_one_refused_then_resume_takes_over_after_sigkill(backend, request, tmp_path):
+    url = f"sqlite:///{tmp_path}/runs.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    first = driver(url)
+    try:
+        wait_for_trials(url, 3)
+        second = driver(url)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and err.count("\n") == 1, err
+        assert f"is being driven by pid {first.pid}" in err and "--workers" in err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    resumed = subprocess.run([sys.executable, "-m", "rlnas.testing.cli", "resume", "s", "--storage", url,
+                              "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    store = open_store(url, create=False)
+    trials = store.trials(store.get_study("s").id)
+    complete = [t.slot for t in trials if t.state is TrialState.COMPLETE]
+    assert sorted(complete) == list(range(40))  # every slot exactly once: nothing duplicated, nothing lost
+    assert all(t.orphaned for t in trials if t.state is TrialState.FAIL) and len(trials) <= 41
+    assert store.get_lease(store.get_study("s").id) is None

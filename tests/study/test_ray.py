@@ -1,0 +1,44 @@
+"""The Ray executor on a real local Ray (started once for this module)."""
+import pytest
+
+from rlnas import create_study
+from rlnas.study import RunOptions
+from rlnas.testing.faults import CountingToyEvaluator, HangingToyEvaluator, SlowToyEvaluator
+from rlnas.testing.toy import toy_space
+from rlnas.trial import TrialState
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def history(study):
+    return [(t.slot, t.key, t.reward) for t in study.completed_trials]
+
+
+def search(evaluator, run, agent="evolution", trials=16):
+    return create_study(space=toy_space(), agent=agent, evaluator=evaluator, seed=0).optimize(trials, run=run)
+
+
+def test_ray_runs_the_same_search_as_local_processes_and_ships_the_evaluator_once():
+    jittery = SlowToyEvaluator(delay=0.05, jitter=True)
+    on_ray = search(jittery, RunOptions(executor="ray", workers=2))
+    on_processes = search(jittery, RunOptions(executor="processes", workers=2))
+    assert history(on_ray) == history(on_processes) and len(history(on_ray)) == 16
+    counted = search(CountingToyEvaluator(), RunOptions(executor="ray", workers=2), trials=20)
+    infos = [t.eval_info for t in counted.completed_trials]
+    assert {i["loads"] for i in infos} == {1}  # each worker process deserialized it once, for all its trials
+    assert len({i["pid"] for i in infos}) <= 2
+
+
+def test_ray_timeouts_fail_the_trial_and_the_search_goes_on():
+    run = RunOptions(executor="ray", workers=2, trial_timeout=1.0)
+    study = search(HangingToyEvaluator(hang_on=1), run, agent="random", trials=10)
+    failed = [t for t in study.trials if t.state is TrialState.FAIL]
+    assert failed and all(t.error.startswith("timeout") and t.candidate["d0"] == 1 for t in failed)
+    assert study.n_finished == 10 and not [t for t in study.trials if t.state is TrialState.RUNNING]

@@ -1,0 +1,46 @@
+"""The one Registry type and the registries built on it."""
+import pytest
+
+from rlnas.agents import AGENTS
+from rlnas.datasets import DATASETS, load_dataset
+from rlnas.errors import ConfigError
+from rlnas.evaluators import EVALUATORS, create_evaluator
+from rlnas.registry import Registry, accepted_options
+from rlnas.spaces import SPACES, create_space
+
+
+def make(width: int, *, depth: int = 2, act: str = "relu") -> tuple[int, int, str]:
+    return width, depth, act
+
+
+def test_lazy_paths_objects_and_clear_errors():
+    reg = Registry("widget", {"lazy": "collections:OrderedDict", "direct": make})
+    assert reg.list() == ["direct", "lazy"] and "lazy" in reg and len(reg) == 2
+    assert reg.create("direct", 3, depth=4) == (3, 4, "relu")
+    assert reg.get("lazy").__name__ == "OrderedDict"
+    with pytest.raises(ConfigError, match=r"unknown widget 'nope' \(choices: direct, lazy\)"):
+        reg.get("nope")
+    with pytest.raises(ConfigError, match=r"widget 'direct': unknown option\(s\) colour \(accepted: depth, act\)"):
+        reg.create("direct", 3, colour="red")
+    with pytest.raises(ConfigError, match="module:attr"):
+        reg.register("bad", "no_colon")
+    reg.register("direct", "builtins:dict")
+    assert reg.create("direct", a=1) == {"a": 1}  # **kwargs callables accept anything
+
+
+def test_accepted_options_skips_positional_arguments_given():
+    assert accepted_options(make, skip=1) == ["depth", "act"]
+    assert accepted_options(make) == ["width", "depth", "act"]
+
+
+def test_every_registry_is_lazy_and_names_its_choices():
+    for registry in (SPACES, AGENTS, EVALUATORS, DATASETS):
+        assert isinstance(registry, Registry) and registry.list()
+    with pytest.raises(ConfigError, match="unknown space 'nb2001'"):
+        create_space("nb2001")
+    with pytest.raises(ConfigError, match=r"evaluator 'nb201': unknown option\(s\) epochs"):
+        create_evaluator("nb201", epochs=3)
+    with pytest.raises(ConfigError, match=r"dataset 'digits': unknown option\(s\) size"):
+        load_dataset("digits", size=3)
+    with pytest.raises(ConfigError, match="space must be a registered name"):
+        create_space(123)
