@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.plots.regret import incumbent_values, mean_band, plot_bands, regret_curve
+from rlnas.reports.regret import incumbent_values, mean_band, regret_curve
+from rlnas.reports.render import plot_bands
 
 CHECKPOINTS: tuple[int, ...] = (50, 100, 200, 300, 500)
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16-120": "ImageNet16-120"}
@@ -35,12 +36,30 @@ def incumbent_test(run: Any, q: int | None = None) -> float:
     return float(values[q - 1])
 
 
+def incumbent_at_distinct(run: Any, n: int) -> float:
+    """Test accuracy of the best-by-reward cell once ``n`` distinct architectures were evaluated
+    (NaN when the run never reached ``n``); repeats before that point count for nothing."""
+    new = getattr(run, "new", None) or [True] * len(run.rewards)
+    seen = 0
+    for q, is_new in enumerate(new, 1):
+        seen += bool(is_new)
+        if seen == n:
+            return incumbent_test(run, q)
+    return math.nan
+
+
+def incumbent_reward(run: Any, q: int) -> float:
+    """Reward (validation accuracy) of the best-by-reward cell among the first ``q`` trials."""
+    values = [r for r in run.rewards[:q] if r is not None and not math.isnan(r)]
+    return max(values) if values else math.nan
+
+
 def mean_std(values: Sequence[float]) -> list[float]:
     """``[mean, std, n]`` with the sample std (0 for one value); NaN values are left out."""
     v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
     if len(v) == 0:
         return [math.nan, math.nan, 0]
-    return [float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, int(len(v))]
+    return [float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)]
 
 
 def _group(runs: Sequence[Any], protocol: int) -> dict[str, dict[str, list[Any]]]:
@@ -59,12 +78,19 @@ def summarize(runs: Sequence[Any], meta: Mapping[str, Any]) -> dict[str, Any]:
         for dataset, by_agent in _group(runs, 200).items():
             table[dataset] = {}
             for agent, group in by_agent.items():
-                found = [r.found_at for r in group if r.found_at is not None and r.found_at <= meta["queries"]]
+                found = [r.found_at for r in group if r.found_at is not None]
                 table[dataset][agent] = {
                     "test_at": {str(q): mean_std([incumbent_test(r, q) for r in group])
                                 for q in summary["checkpoints"]},
+                    "test_at_distinct": {str(q): mean_std([incumbent_at_distinct(r, q) for r in group])
+                                         for q in summary["checkpoints"]},
+                    "valid_at": {str(q): mean_std([incumbent_reward(r, q) for r in group])
+                                 for q in summary["checkpoints"]},
                     "found_share": len(found) / len(group),
                     "mean_found_at": float(np.mean(found)) if found else None,
+                    "found_at": mean_std([float(f) for f in found]),
+                    "median_found_at": float(np.median(found)) if found else None,
+                    "repeat_share": float(np.mean([1 - np.mean(r.new) if r.new else 0.0 for r in group])),
                     "runs": len(group),
                 }
         summary["protocol_200"] = table
@@ -97,8 +123,57 @@ def regret_plot(runs: Sequence[Any], meta: Mapping[str, Any], path: Path) -> Pat
             mean_band(agent, [regret_curve(r.rewards, r.test_acc, best) for r in by_agent[agent]])
             for agent in meta["agents"] if agent in by_agent
         ]
-    return plot_bands(panels, path, title=f"NAS-Bench-201: test regret of the best-by-validation cell "
+    name = "NAS-Bench-Graph" if meta.get("benchmark") == "nbgraph" else "NAS-Bench-201"
+    return plot_bands(panels, path, title=f"{name}: test regret of the best-by-validation cell "
                                           f"({meta['seeds']} seeds, mean and 95% CI)")
+
+
+def _distinct_table(by_agent: Mapping[str, Any], agents: Sequence[str], points: Sequence[int]) -> list[str]:
+    """Test accuracy after N distinct architectures (repeats cost nothing), and the reward after N queries."""
+    lines = [("By distinct architectures (a repeated architecture costs nothing; *n/a*: not reached) and, in "
+              "brackets, the validation accuracy (the search reward) of the best cell after N queries:"), "",
+             "| agent | " + " | ".join(f"{p} distinct" for p in points) + " | repeats |",
+             "|---" * (len(points) + 2) + "|"]
+    for agent in agents:
+        if agent in by_agent:
+            row = by_agent[agent]
+            cells = [f"{_cell(row['test_at_distinct'][str(p)])} ({row['valid_at'][str(p)][0]:.2f})" for p in points]
+            lines.append(f"| {agent} | " + " | ".join(cells) + f" | {100 * row['repeat_share']:.1f}% |")
+    return lines + [""]
+
+
+def _found_table(by_agent: Mapping[str, Any], agents: Sequence[str]) -> list[str]:
+    """Trials until the validation optimum was first evaluated: share, mean ± std, median."""
+    lines = ["Trials until the validation optimum was evaluated (runs that found it):", "",
+             "| agent | found | mean ± std | median |", "|---|---|---|---|"]
+    for agent in agents:
+        if agent in by_agent:
+            row = by_agent[agent]
+            median = "n/a" if row["median_found_at"] is None else f"{row['median_found_at']:.0f}"
+            lines.append(f"| {agent} | {row['found_share'] * 100:.0f}% | {_cell(row['found_at'], 1)} | {median} |")
+    return lines + [""]
+
+
+def _comparison_table(by_agent: Mapping[str, Any], agents: Sequence[str], points: Sequence[int],
+                      reference: str = "l2nas") -> list[str]:
+    """Difference of mean test accuracy, ``reference`` minus each other agent, in standard errors."""
+    if reference not in by_agent:
+        return []
+    lines = [(f"{reference} minus each agent (by queries): difference of the means and, in brackets, that "
+              "difference over its standard error (Welch):"), "",
+             "| vs | " + " | ".join(f"{p} queries" for p in points) + " |", "|---" * (len(points) + 1) + "|"]
+    ref = by_agent[reference]
+    for agent in agents:
+        if agent == reference or agent not in by_agent:
+            continue
+        cells = []
+        for p in points:
+            (m1, s1, n1), (m2, s2, n2) = ref["test_at"][str(p)], by_agent[agent]["test_at"][str(p)]
+            se = math.sqrt(s1 ** 2 / max(n1, 1) + s2 ** 2 / max(n2, 1))
+            z = (m1 - m2) / se if se > 0 else math.copysign(math.inf, m1 - m2) if m1 != m2 else 0.0
+            cells.append(f"{m1 - m2:+.3f} ({z:+.1f})")
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _cell(stats: Sequence[float], digits: int = 2) -> str:
@@ -109,7 +184,8 @@ def _cell(stats: Sequence[float], digits: int = 2) -> str:
 def markdown(summary: Mapping[str, Any], meta: Mapping[str, Any], plot_name: str | None = None) -> str:
     """The results page (markdown)."""
     q = meta["queries"]
-    lines = ["# NAS-Bench-201 benchmark", ""]
+    graph = meta.get("benchmark", "nb201") == "nbgraph"
+    lines = ["# NAS-Bench-Graph benchmark" if graph else "# NAS-Bench-201 benchmark", ""]
     lines.append(f"{meta['seeds']} seeds per agent and data set; agents {', '.join(meta['agents'])}; "
                  f"{meta['workers']} worker process(es) on {meta['cpu_count']} CPU(s); total run wall time "
                  f"{meta['wall_seconds']:.0f} s (load average {meta['load_before'][0]:.2f} before, "
@@ -122,17 +198,19 @@ def markdown(summary: Mapping[str, Any], meta: Mapping[str, Any], plot_name: str
 
     if "protocol_200" in summary:
         noisy = "one random training seed per query" if meta.get("noisy") else "seed mean"
-        lines += [f"## 200-epoch validation reward, {q} queries", "",
-                  f"Reward: 200-epoch validation accuracy ({noisy}). Cells: mean ± std over runs of the "
-                  f"test accuracy (%) of the best-by-validation cell after that many queries. "
-                  f"*found*: share of runs that evaluated the global validation optimum within {q} queries "
-                  f"(and the mean query at which they did).", ""]
+        reward = ("the benchmark's validation performance in percent (accuracy; proteins: its own metric)"
+                  if graph else f"200-epoch validation accuracy ({noisy})")
+        lines += [f"## {'Validation' if graph else '200-epoch validation'} reward, {q} queries", "",
+                  (f"Reward: {reward}. Cells: mean ± std over runs of the "
+                   f"test accuracy (%) of the best-by-validation cell after that many queries. "
+                   f"*found*: share of runs that evaluated the global validation optimum within {q} queries "
+                   f"(and the mean query at which they did)."), ""]
         points = summary["checkpoints"]
         for dataset, by_agent in summary["protocol_200"].items():
             opt = meta["optima"][f"200/{dataset}"]
             lines += [f"### {DATASET_NAMES.get(dataset, dataset)}", "",
-                      f"Best test accuracy in the table {opt['test_optimum']:.2f}; test accuracy of the "
-                      f"validation optimum {opt['test_of_reward_optimum']:.2f}.", "",
+                      (f"Best test accuracy in the table {opt['test_optimum']:.2f}; test accuracy of the "
+                       f"validation optimum {opt['test_of_reward_optimum']:.2f}."), "",
                       "| agent | " + " | ".join(f"{p} queries" for p in points) + " | found |",
                       "|---" * (len(points) + 2) + "|"]
             for agent in meta["agents"]:
@@ -145,10 +223,13 @@ def markdown(summary: Mapping[str, Any], meta: Mapping[str, Any], plot_name: str
                 lines.append(f"| {agent} | " + " | ".join(_cell(row["test_at"][str(p)]) for p in points)
                              + f" | {found} |")
             lines.append("")
+            lines += _distinct_table(by_agent, meta["agents"], points)
+            lines += _found_table(by_agent, meta["agents"])
+            lines += _comparison_table(by_agent, meta["agents"], points)
         if plot_name:
             lines += [f"![test regret]({plot_name})", "",
-                      "Test regret = best test accuracy in the table − test accuracy of the best-by-validation "
-                      "cell so far; bands are 95% normal-approximation confidence intervals of the mean.", ""]
+                      ("Test regret = best test accuracy in the table − test accuracy of the best-by-validation "
+                       "cell so far; bands are 95% normal-approximation confidence intervals of the mean."), ""]
 
     if "protocol_12" in summary:
         budgets = meta["budgets"]["12"]

@@ -37,12 +37,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _nb201_report as report  # noqa: E402
+import _nb201_report as report
 
-from rlnas.errors import RlnasError  # noqa: E402
+from rlnas.errors import RlnasError
 
-ALL_AGENTS: tuple[str, ...] = ("random", "evolution", "reinforce", "ppo", "l2nas")
+ALL_AGENTS: tuple[str, ...] = ("random", "evolution", "local", "reinforce", "ppo", "l2nas", "l2nas_nolearn", "tpe")
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "l2nas_nolearn": ("l2nas", {"learn": False}),   # the "top-K local search" ablation
+    "local_first": ("local", {"move": "first"}),    # local search moving at the first improvement
+}
+"""Benchmark labels that are a library agent with a fixed config override."""
+EXTRA_AGENTS: tuple[str, ...] = ("local_first",)
+"""Labels accepted by ``--agents`` beyond the default set."""
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+NBGRAPH_DATASETS: tuple[str, ...] = ("arxiv", "citeseer", "computers", "cora", "cs", "photo", "physics",
+                                     "proteins", "pubmed")
+BENCHMARK_DATASETS: dict[str, tuple[str, ...]] = {"nb201": DATASETS, "nbgraph": NBGRAPH_DATASETS}
+MAX_TRIALS_FACTOR = 4
+"""A run stops after ``queries`` distinct architectures or ``MAX_TRIALS_FACTOR · queries`` trials."""
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "nb201"
 
 
@@ -74,6 +86,7 @@ class Job:
     budget_seconds: float | None
     agent_config: dict[str, Any] = field(default_factory=dict)
     noisy: bool = False
+    benchmark: str = "nb201"
 
 
 @dataclass
@@ -94,6 +107,8 @@ class RunResult:
     """1-based query at which the global reward optimum was first evaluated, if it was."""
     wall_seconds: float
     """Real seconds the run took in its worker."""
+    new: list[bool] = field(default_factory=list)
+    """Per trial: True when its architecture was not evaluated earlier in the run (False: a repeat)."""
 
 
 @dataclass
@@ -111,20 +126,31 @@ class BenchConfig:
     noisy: bool = False
     out: Path = DEFAULT_OUT
     save_runs: bool = False
+    benchmark: str = "nb201"
 
 
 # ------------------------------------------------------------------- workers
-_EVALUATORS: dict[tuple[str, int, bool], Any] = {}
+_EVALUATORS: dict[tuple[str, str, int, bool], Any] = {}
 
 
-def evaluator_for(dataset: str, fidelity: int, noisy: bool = False) -> Any:
-    """The process-wide cached ``NB201Evaluator`` for these options."""
-    from rlnas.evaluators.tabular import NB201Evaluator
-
-    key = (dataset, fidelity, noisy)
+def evaluator_for(dataset: str, fidelity: int = 200, noisy: bool = False, benchmark: str = "nb201") -> Any:
+    """The process-wide cached tabular evaluator for these options."""
+    key = (benchmark, dataset, fidelity, noisy)
     if key not in _EVALUATORS:
-        _EVALUATORS[key] = NB201Evaluator(dataset=dataset, fidelity=fidelity, noisy=noisy)
+        if benchmark == "nbgraph":
+            from rlnas.evaluators.nbgraph import NBGraphEvaluator
+            _EVALUATORS[key] = NBGraphEvaluator(dataset=dataset)
+        else:
+            from rlnas.evaluators.tabular import NB201Evaluator
+            _EVALUATORS[key] = NB201Evaluator(dataset=dataset, fidelity=fidelity, noisy=noisy)
     return _EVALUATORS[key]
+
+
+def identity_of(evaluator: Any, candidate: Any) -> Any:
+    """What makes two trials the same architecture: the table row (NB201 cell string, NAS-Bench-Graph key)."""
+    if hasattr(evaluator, "column_of"):
+        return evaluator.column_of(candidate)
+    return evaluator.space.key(candidate)
 
 
 def _init_worker() -> None:
@@ -140,28 +166,123 @@ def _single_thread_torch() -> None:
         torch.set_num_threads(1)
 
 
+def agent_and_config(label: str, overrides: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Library agent name and config of a benchmark label (a variant adds its fixed override)."""
+    agent, fixed = VARIANTS.get(label, (label, {}))
+    return agent, {**fixed, **dict(overrides or {})}
+
+
 def run_job(job: Job) -> RunResult:
-    """Run one search with an in-memory study and return its trials."""
+    """Run one search and return its trials: until ``n_trials`` distinct architectures (at most
+    ``MAX_TRIALS_FACTOR · n_trials`` trials) or until the simulated budget is spent."""
+    start = time.perf_counter()
+    evaluator = evaluator_for(job.dataset, PROTOCOLS[job.protocol].fidelity, job.noisy, job.benchmark)
+    if job.agent == "tpe":
+        trials = _tpe_trials(job, evaluator)
+    else:
+        trials = _study_trials(job, evaluator)
+    rewards, tests, costs, new = [], [], [], []
+    seen: set[Any] = set()
+    optimum_key = evaluator.optimum("valid_acc")[0]
+    found = None
+    for q, (candidate, reward, test, cost) in enumerate(trials, 1):
+        identity = identity_of(evaluator, candidate) if reward is not None else None
+        rewards.append(reward)
+        tests.append(test)
+        costs.append(cost)
+        new.append(identity is not None and identity not in seen)
+        seen.add(identity)
+        if found is None and reward is not None and _bench_id(evaluator, candidate) == optimum_key:
+            found = q
+    return RunResult(agent=job.agent, dataset=job.dataset, protocol=job.protocol, seed=job.seed, rewards=rewards,
+                     test_acc=tests, cost_seconds=costs, found_at=found,
+                     wall_seconds=time.perf_counter() - start, new=new)
+
+
+def _bench_id(evaluator: Any, candidate: Any) -> Any:
+    """The id ``evaluator.optimum`` uses: the NB201 cell string or the NAS-Bench-Graph key."""
+    if hasattr(evaluator, "column_of"):
+        return int(evaluator.table.key[evaluator.column_of(candidate)])
+    return evaluator.space.key(candidate)
+
+
+class _TrialCap(Exception):
+    """Raised by a callback to end a run that spends too many trials on repeats."""
+
+
+def _study_trials(job: Job, evaluator: Any) -> list[tuple[Any, float | None, float, float]]:
+    """(candidate, reward, test accuracy, cost) of every trial of an rlnas study, in slot order.
+
+    The study reuses repeats (``reuse_repeats=True``): a candidate it already evaluated is
+    answered from the store, costs no budget and is stored as a repeat, so it still counts as
+    a query in the tables by queries and not in those by distinct architectures.
+    """
     from rlnas.study import create_study
     from rlnas.trial import TrialState
 
-    start = time.perf_counter()
-    evaluator = evaluator_for(job.dataset, PROTOCOLS[job.protocol].fidelity, job.noisy)
-    study = create_study(space="nb201", agent=job.agent, agent_config=job.agent_config, evaluator=evaluator,
-                         seed=job.seed, storage=None, checkpoint_every=0)
+    agent, config = agent_and_config(job.agent, job.agent_config)
+    study = create_study(space=evaluator.space, agent=agent, agent_config=config, evaluator=evaluator,
+                         seed=job.seed, storage=None, checkpoint_every=0, reuse_repeats=True)
     _single_thread_torch()  # building the agent may just have imported torch
-    # Transfer experiments (--init-from, added later) load a source policy into study.agent here.
-    study.optimize(n_trials=job.n_trials, budget_seconds=job.budget_seconds, progress=False)
+    target = job.n_trials if job.n_trials is not None else 10 ** 9
+    cap = MAX_TRIALS_FACTOR * (job.n_trials if job.n_trials is not None else 1000)
+    count = 0
+
+    def stop_at_cap(_study: Any, _trial: Any) -> None:
+        nonlocal count
+        count += 1
+        if count >= cap:
+            raise _TrialCap
+
+    try:
+        if job.budget_seconds is not None:
+            study.optimize(budget_seconds=job.budget_seconds, callbacks=[stop_at_cap])
+        else:
+            distinct: set[Any] = set()
+            while len(distinct) < target:  # equivalent cells (nbgraph) have different keys: loop
+                study.optimize(n_trials=study.n_finished + target - len(distinct), callbacks=[stop_at_cap])
+                distinct = {identity_of(evaluator, t.candidate) for t in study.trials
+                            if t.state is TrialState.COMPLETE and not t.orphaned}
+    except _TrialCap:
+        pass
     trials = sorted((t for t in study.trials if t.state.finished and not t.orphaned), key=lambda t: t.slot)
-    optimum_key = evaluator.optimum("valid_acc")[0]
-    found = next((q for q, t in enumerate(trials, 1) if t.key == optimum_key and t.state is TrialState.COMPLETE), None)
-    return RunResult(
-        agent=job.agent, dataset=job.dataset, protocol=job.protocol, seed=job.seed,
-        rewards=[t.reward for t in trials],
-        test_acc=[float(t.metrics.get("test_acc", float("nan"))) for t in trials],
-        cost_seconds=[float(t.cost_seconds) for t in trials],
-        found_at=found, wall_seconds=time.perf_counter() - start,
-    )
+    return [(t.candidate, t.reward if t.state is TrialState.COMPLETE else None,
+             float(t.metrics.get("test_acc", float("nan"))), float(t.cost_seconds)) for t in trials]
+
+
+def _tpe_trials(job: Job, evaluator: Any) -> list[tuple[Any, float | None, float, float]]:
+    """The same trials from Optuna's TPE sampler (``multivariate=True``, otherwise its defaults),
+    one categorical parameter per decision; an Optuna ask/tell loop, outside rlnas."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = evaluator.space
+    sampler = optuna.samplers.TPESampler(multivariate=True, seed=job.seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    trials: list[tuple[Any, float | None, float, float]] = []
+    distinct: set[Any] = set()
+    spent = 0.0
+    while True:
+        if job.budget_seconds is not None and spent >= job.budget_seconds:
+            break
+        if job.budget_seconds is None and (len(distinct) >= job.n_trials
+                                           or len(trials) >= MAX_TRIALS_FACTOR * job.n_trials):
+            break
+        trial = study.ask()
+        candidate = space.candidate({d.name: trial.suggest_categorical(d.name, list(d.choices))
+                                     for d in space.decisions})
+        try:
+            m = evaluator.evaluate(candidate)
+        except RlnasError:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            trials.append((candidate, None, float("nan"), 0.0))
+            continue
+        reward = float(m.metrics["valid_acc"])
+        study.tell(trial, reward)
+        trials.append((candidate, reward, float(m.metrics["test_acc"]), float(m.cost_seconds)))
+        distinct.add(identity_of(evaluator, candidate))
+        spent += float(m.cost_seconds)
+    return trials
 
 
 def run_jobs(jobs: Sequence[Job], workers: int, log: Any = print) -> list[RunResult]:
@@ -203,12 +324,21 @@ def available_agents(names: Iterable[str], configs: Mapping[str, Mapping[str, An
 
     ok, skipped = [], {}
     for name in names:
+        if name == "tpe":
+            try:
+                import optuna  # noqa: F401
+            except ImportError as exc:
+                skipped[name] = f"ImportError: {exc} (pip install 'rlnas[bench]')"
+            else:
+                ok.append(name)
+            continue
+        agent, config = agent_and_config(name, (configs or {}).get(name))
         try:
-            cls = agent_class(name)
+            cls = agent_class(agent)
         except (ImportError, AttributeError) as exc:
             skipped[name] = f"{type(exc).__name__}: {exc}"
             continue
-        cls(NB201Space(), dict((configs or {}).get(name, {})), seed=0)
+        cls(NB201Space(), config, seed=0)
         ok.append(name)
     return ok, skipped
 
@@ -225,16 +355,16 @@ def make_jobs(cfg: BenchConfig, agents: Sequence[str]) -> list[Job]:
                                     n_trials=None if budgets else cfg.queries,
                                     budget_seconds=budgets[dataset] if budgets else None,
                                     agent_config=dict(cfg.agent_configs.get(agent, {})),
-                                    noisy=cfg.noisy and protocol == 200))
+                                    noisy=cfg.noisy and protocol == 200, benchmark=cfg.benchmark))
     return jobs
 
 
-def optima(datasets: Iterable[str], protocols: Iterable[int]) -> dict[str, dict[str, Any]]:
+def optima(datasets: Iterable[str], protocols: Iterable[int], benchmark: str = "nb201") -> dict[str, dict[str, Any]]:
     """Per ``"<protocol>/<dataset>"``: the reward optimum (key, value) and the best test accuracy."""
     out = {}
     for protocol in protocols:
         for dataset in datasets:
-            ev = evaluator_for(dataset, PROTOCOLS[protocol].fidelity)
+            ev = evaluator_for(dataset, PROTOCOLS[protocol].fidelity, benchmark=benchmark)
             key, value = ev.optimum("valid_acc")
             out[f"{protocol}/{dataset}"] = {"reward_optimum_key": key, "reward_optimum": value,
                                             "test_optimum": ev.optimum("test_acc")[1],
@@ -260,7 +390,7 @@ def search_benchmark(cfg: BenchConfig, log: Any = print) -> tuple[list[RunResult
         "noisy": cfg.noisy, "agent_configs": cfg.agent_configs, "wall_seconds": wall,
         "cpu_count": os.cpu_count(), "load_before": list(load_before), "load_after": list(os.getloadavg()),
         "budgets": {str(p): dict(PROTOCOLS[p].budgets or {}) for p in cfg.protocols},
-        "optima": optima(cfg.datasets, cfg.protocols),
+        "optima": optima(cfg.datasets, cfg.protocols, cfg.benchmark), "benchmark": cfg.benchmark,
     }
     return runs, meta
 
@@ -291,40 +421,49 @@ def _csv(text: str) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     """Command-line options -> :class:`BenchConfig` (bad values exit with one clear line)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--agents", default=",".join(ALL_AGENTS), help="comma-separated agent names")
-    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: cifar10,cifar100,imagenet16-120")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", default="nb201", choices=sorted(BENCHMARK_DATASETS),
+                   help="nb201 (NAS-Bench-201) or nbgraph (NAS-Bench-Graph, protocol 200 only)")
+    p.add_argument("--agents", default=",".join(ALL_AGENTS),
+                   help=f"comma-separated agent names (also: {', '.join(EXTRA_AGENTS)}; tpe needs optuna)")
+    p.add_argument("--datasets", default=None, help="comma-separated (default: all of the benchmark's)")
     p.add_argument("--seeds", type=int, default=50, help="runs per agent and data set (seeds first-seed..)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--queries", type=int, default=500, help="queries per run under protocol 200")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 = inline)")
-    p.add_argument("--protocols", default="200,12", help="comma-separated: 200 (fixed queries), 12 (NATS budget)")
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated: 200 (fixed queries), 12 (NATS budget; nb201 only); default: all that apply")
     p.add_argument("--agent-config", action="append", default=[], metavar="AGENT:JSON",
                    help="override an agent's config, e.g. 'evolution:{\"sample_size\": 5}' (repeatable)")
     p.add_argument("--noisy", action="store_true", help="protocol 200: reward from one random training seed")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results/<benchmark>)")
     p.add_argument("--save-runs", action="store_true", help="also write every run's trials to runs.json.gz")
     a = p.parse_args(argv)
 
-    agents, datasets = _csv(a.agents), _csv(a.datasets)
+    known = ALL_AGENTS + EXTRA_AGENTS
+    choices = BENCHMARK_DATASETS[a.benchmark]
+    agents = _csv(a.agents)
+    datasets = _csv(a.datasets) if a.datasets is not None else list(choices)
     for name in agents:
-        if name not in ALL_AGENTS:
-            p.error(f"unknown agent {name!r} (choices: {', '.join(ALL_AGENTS)})")
+        if name not in known:
+            p.error(f"unknown agent {name!r} (choices: {', '.join(known)})")
     for name in datasets:
-        if name not in DATASETS:
-            p.error(f"unknown dataset {name!r} (choices: {', '.join(DATASETS)})")
+        if name not in choices:
+            p.error(f"unknown dataset {name!r} for {a.benchmark} (choices: {', '.join(choices)})")
+    text = a.protocols if a.protocols is not None else ("200,12" if a.benchmark == "nb201" else "200")
     try:
-        protocols = [int(x) for x in _csv(a.protocols)]
+        protocols = [int(x) for x in _csv(text)]
     except ValueError:
-        p.error(f"--protocols must list 200 and/or 12, got {a.protocols!r}")
-    if not protocols or any(x not in PROTOCOLS for x in protocols):
-        p.error(f"--protocols must list 200 and/or 12, got {a.protocols!r}")
+        p.error(f"--protocols must list 200 and/or 12, got {text!r}")
+    if not protocols or any(x not in PROTOCOLS for x in protocols) or (a.benchmark != "nb201" and protocols != [200]):
+        p.error(f"--protocols must list 200 and/or 12 (nbgraph: 200 only), got {text!r}")
     if a.seeds < 1 or a.queries < 1 or a.workers < 1:
         p.error("--seeds, --queries and --workers must be positive")
     configs: dict[str, dict[str, Any]] = {}
     for item in a.agent_config:
         name, sep, text = item.partition(":")
-        if not sep or name not in ALL_AGENTS:
+        if not sep or name not in known:
             p.error(f"--agent-config needs AGENT:JSON with a known agent, got {item!r}")
         try:
             value = json.loads(text)
@@ -334,8 +473,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
             p.error(f"--agent-config {name}: JSON must be an object, got {text!r}")
         configs[name] = {**configs.get(name, {}), **value}
     return BenchConfig(agents=agents, datasets=datasets, seeds=a.seeds, first_seed=a.first_seed, queries=a.queries,
-                       workers=a.workers, protocols=protocols, agent_configs=configs, noisy=a.noisy, out=a.out,
-                       save_runs=a.save_runs)
+                       workers=a.workers, protocols=protocols, agent_configs=configs, noisy=a.noisy,
+                       out=a.out if a.out is not None else DEFAULT_OUT.with_name(a.benchmark),
+                       save_runs=a.save_runs, benchmark=a.benchmark)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

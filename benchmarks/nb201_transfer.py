@@ -2,9 +2,11 @@
 ``--init-from`` a CIFAR-10 search.
 
 For every agent that can transfer and every seed, one worker runs a CIFAR-10 search
-(``--source-queries`` queries), then searches CIFAR-100 and ImageNet16-120 twice with the
-same seed: from scratch and starting from the CIFAR-10 agent (``Study.init_from``, what
-``rlnas search --init-from`` does). A run reaches the target at the first query whose
+(``--source-queries`` queries), then searches CIFAR-100 and ImageNet16-120 with the same
+seed: from scratch and starting from the CIFAR-10 agent (``Study.init_from``, what
+``rlnas search --init-from`` does). L2NAS runs three transfer modes (its ``transfer``
+config field): architectures only, weights only, both; evolution carries its population,
+REINFORCE and PPO their controller. A run reaches the target at the first query whose
 best-by-validation cell has a test accuracy of at least the target (default: within 0.5
 points of the test accuracy of the data set's best-by-validation cell). Reported per agent
 and data set: the share of runs that reached the target within ``--queries`` and the median
@@ -28,9 +30,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nb201 import _init_worker, _single_thread_torch, evaluator_for  # noqa: E402
+from nb201 import _init_worker, _single_thread_torch, evaluator_for
 
 TRANSFER_AGENTS = ("evolution", "reinforce", "ppo", "l2nas")
+TRANSFER_MODES = ("architectures", "weights", "both")
+"""L2NAS's ``transfer`` config values: what ``--init-from`` carries over."""
+CARRIES = {
+    "cold": "nothing (from scratch)",
+    "architectures": "the source's top-K architectures, proposed first and used as the first state (no weights)",
+    "weights": "actor and critic weights only (no architecture is proposed first)",
+    "both": "actor and critic weights and the source's top-K architectures",
+    "population": "the source's final population, best first, proposed first (evolution)",
+    "controller": "the controller's weights (reinforce, ppo)",
+}
+
+
+def modes_of(agent: str) -> tuple[str, ...]:
+    """Runs per target data set: from scratch, then each thing the agent can carry over."""
+    if agent == "l2nas":
+        return ("cold", *TRANSFER_MODES)
+    return ("cold", "population" if agent == "evolution" else "controller")
 TARGETS = ("cifar100", "imagenet16-120")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "nb201_transfer"
 
@@ -63,10 +82,12 @@ def run_seed(agent: str, seed: int, source_queries: int, queries: int, margin: f
     result: dict[str, Any] = {"agent": agent, "seed": seed}
     for dataset in TARGETS:
         target = target_accuracy(dataset, margin)
-        for mode in ("cold", "warm"):
-            study = create_study(space="nb201", agent=agent, evaluator=evaluator_for(dataset, 200),
-                                 seed=10_000 + seed, checkpoint_every=0, name=f"{dataset}-{mode}")
-            if mode == "warm":
+        for mode in modes_of(agent):
+            config = {"transfer": mode} if mode in TRANSFER_MODES else {}
+            study = create_study(space="nb201", agent=agent, agent_config=config,
+                                 evaluator=evaluator_for(dataset, 200), seed=10_000 + seed, checkpoint_every=0,
+                                 name=f"{dataset}-{mode}")
+            if mode != "cold":
                 study.init_from(source)
             study.optimize(queries)
             result[f"{dataset}/{mode}"] = queries_to_target(study, target)
@@ -75,19 +96,20 @@ def run_seed(agent: str, seed: int, source_queries: int, queries: int, margin: f
 
 
 def summarize(results: list[dict[str, Any]], agents: list[str], queries: int, margin: float) -> str:
-    """Markdown table of reach rate and queries to target, cold vs warm."""
-    lines = [f"Target: test accuracy of the best-by-validation cell ≥ (the data set's best-by-validation "
-             f"cell) − {margin} points; {queries} queries per target run.", "",
-             "| agent | data set | target | start | reached | median queries | mean queries (reached) |",
+    """Markdown table of reach rate and queries to target, from scratch and per transfer mode."""
+    lines = [(f"Target: test accuracy of the best-by-validation cell ≥ (the data set's best-by-validation "
+             f"cell) − {margin} points; {queries} queries per target run."), "",
+             ("| agent | data set | target | start (what --init-from CIFAR-10 carries) | reached | median queries | "
+             "mean queries (reached) |"),
              "|---|---|---|---|---|---|---|"]
     for agent in agents:
         for dataset in TARGETS:
-            for mode in ("cold", "warm"):
+            for mode in modes_of(agent):
                 found = [r[f"{dataset}/{mode}"] for r in results if r["agent"] == agent]
                 reached = [q for q in found if q is not None]
                 median = statistics.median(q if q is not None else queries + 1 for q in found)
                 mean = f"{statistics.mean(reached):.1f}" if reached else "-"
-                label = "from scratch" if mode == "cold" else "--init-from CIFAR-10"
+                label = f"{mode}: {CARRIES[mode]}"
                 shown_median = f">{queries}" if median > queries else f"{median:g}"
                 lines.append(f"| {agent} | {dataset} | {target_accuracy(dataset, margin):.2f} | {label} | "
                              f"{len(reached)}/{len(found)} | {shown_median} | {mean} |")

@@ -124,3 +124,48 @@ def untrained_network(space: Space, candidate: Mapping[str, Choice], evaluator_s
         torch.manual_seed(0)  # the same network on every export
         model = create_model(space, candidate, **(kwargs | dict(options)))
     return model, input_shape or model_input_shape(space, model)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ trained networks
+NB201_CLASSES = {"cifar10": (10, (3, 32, 32)), "cifar100": (100, (3, 32, 32)), "imagenet16-120": (120, (3, 16, 16))}
+"""Classes and input shape of the data sets behind the NAS-Bench-201 table."""
+
+
+def study_model_options(evaluator_spec: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int, int] | None]:
+    """Network options and input shape that follow a study's data set (``{}, None`` when unknown).
+
+    An ``nb201`` study on CIFAR-100 exports a 100-class network, on ImageNet16-120 a 120-class
+    network for 16×16 inputs; a ``train`` study's network is built for its data set's classes
+    and channels (without loading the data when the weights file records them).
+    """
+    if evaluator_spec.get("name") == "nb201":
+        classes, shape = NB201_CLASSES[str(evaluator_spec.get("dataset", "cifar10"))]
+        return {"num_classes": classes}, shape
+    return {}, None
+
+
+def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The network of a COMPLETE ``trial`` with the weights the train evaluator kept, in eval mode, and its input shape.
+
+    Raises :class:`~rlnas.evaluators.weights.NoTrainedWeights` with the plain reason when there are none.
+    """
+    from rlnas.evaluators.weights import NoTrainedWeights, load_weights
+    from rlnas.models import create_model
+    from rlnas.study import space_of
+
+    who = f"trial {trial.number} of study {record.name!r}"
+    spec = dict(record.evaluator)
+    if spec.get("name") != "train" or not spec.get("weights_dir"):
+        raise NoTrainedWeights(f"{who} has no trained weights: the {spec.get('name')!r} evaluator of this study "
+                               "kept none (only the train evaluator with weights_dir keeps them)")
+    if "weights" not in trial.eval_info:
+        raise NoTrainedWeights(f"{who} has no trained weights: it was evaluated without keeping them")
+    payload = load_weights(spec["weights_dir"], trial.eval_info["weights"], trial=who)
+    if payload["key"] != trial.key:
+        raise NoTrainedWeights(f"{who}: the weights file {trial.eval_info['weights']} holds {payload['key']!r}, "
+                               f"not this trial's architecture")
+    space = space_of(record)
+    model = create_model(space, space.candidate(trial.candidate), **payload["model_kwargs"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, tuple(int(s) for s in payload["input_shape"])  # type: ignore[return-value]

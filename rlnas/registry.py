@@ -68,11 +68,15 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **options: Any) -> Any:
         """Call the object registered as ``name`` with ``args`` and keyword ``options``.
 
-        Options the callable does not accept are a :class:`ConfigError` naming them.
+        Options the callable does not accept, and values that do not fit the type a parameter
+        declares, are a :class:`ConfigError` naming them.
         """
+        from rlnas.checks import check_option_types
+
         factory = self.get(name)
-        check_options(f"{self.kind} {name!r}", factory, options, skip=len(args))  # type: ignore[arg-type]
-        return factory(*args, **options)  # type: ignore[operator]
+        what = f"{self.kind} {name!r}"
+        check_options(what, factory, options, skip=len(args))  # type: ignore[arg-type]
+        return factory(*args, **check_option_types(factory, options, what))  # type: ignore[operator, arg-type]
 
 
 def accepted_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:

@@ -4,8 +4,12 @@
 Reads the gzip'd CSVs of ``shared/data/nasbench201`` (see the SOURCE.md there) with the
 standard library, checks that every file lists the 15,625 cells in the same official order,
 and writes one ``.npz`` that ``numpy.load(..., allow_pickle=False)`` reads. Values are kept as
-float64, bit for bit as parsed from the CSVs. The zip is written with fixed timestamps, so
-running this script twice gives the same bytes.
+float64, bit for bit as parsed from the CSVs, with two corrections: the cells whose source
+``params`` contradict the closed form get the closed form (``params_from_closed_form``), and
+among them those whose training time is an outlier next to the cells with the same edge counts
+get their peers' median time (``train_time_estimated``). The zip is written with fixed
+timestamps, so running this script twice gives the same bytes; the list of corrected cells is
+written into the "Corrected cells" section of ``rlnas/data/NB201.md``.
 
 Usage::
 
@@ -28,10 +32,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "nasbench201"
 DEFAULT_OUTPUT = REPO / "rlnas" / "data" / "nb201.npz"
+DEFAULT_DOC = REPO / "rlnas" / "data" / "NB201.md"
+DOC_START, DOC_END = "<!-- corrections: written by scripts/build_nb201_table.py -->", "<!-- end of corrections -->"
 
 N_CELLS = 15625
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+NUM_CLASSES = (10, 100, 120)
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# Closed-form parameter count of the NB201 network (C=16, N=5): with no conv edge and a 10-class
+# head it has 73,306 parameters; a 3x3 conv edge adds 243,040 and a 1x1 conv edge 28,000 (one per
+# cell, 15 cells); every further class adds 65 (64 weights and a bias).
+BASE_PARAMS, CONV3_PARAMS, CONV1_PARAMS, PER_CLASS = 73_306, 243_040, 28_000, 65
+ROBUST_Z_LIMIT = 3.5
+"""A training time whose modified z-score (0.6745 (t - median) / MAD over its peers) exceeds this is an outlier."""
 SEED_LABELS = (777, 888, 999)
 
 ACC200 = "nb201_acc200_nb201v11.csv.gz"
@@ -110,7 +124,94 @@ def build(input_dir: Path) -> dict[str, np.ndarray]:
     devices = tables[LATENCY][0][2:]
     arrays["latency_devices"] = np.array(devices)
     arrays["latency_ms"] = stacked(tuple((LATENCY, d) for d in devices))
+
+    counts = [op_counts(a) for a in arch]
+    arrays["params_from_closed_form"] = correct_params(arrays["params_m"], counts)
+    arrays["train_time_estimated"] = estimate_outlier_times(arrays["train_time_s"], counts,
+                                                            arrays["params_from_closed_form"])
     return arrays
+
+
+def op_counts(arch_str: str) -> tuple[int, ...]:
+    """How many of the cell's six edges hold each operation of ``OPS``."""
+    ops = [token.split("~")[0] for node in arch_str.strip("|").split("|+|") for token in node.split("|")]
+    if len(ops) != 6 or not set(ops) <= set(OPS):
+        raise SystemExit(f"cannot read the operations of cell {arch_str!r}")
+    return tuple(ops.count(op) for op in OPS)
+
+
+def closed_form_params(counts: tuple[int, ...], num_classes: int) -> int:
+    """Parameters of the NB201 network of a cell with these operation counts."""
+    return (BASE_PARAMS + PER_CLASS * (num_classes - 10) + CONV3_PARAMS * counts[OPS.index("nor_conv_3x3")]
+            + CONV1_PARAMS * counts[OPS.index("nor_conv_1x1")])
+
+
+def correct_params(params_m: np.ndarray, counts: list[tuple[int, ...]]) -> np.ndarray:
+    """Replace (in place) source params that contradict the closed form; return which cells changed.
+
+    The wrong cells must be the same for every data set (the source's params field is per cell).
+    """
+    closed = np.array([[closed_form_params(c, k) for c in counts] for k in NUM_CLASSES], dtype=np.int64)
+    wrong = np.round(params_m * 1e6).astype(np.int64) != closed
+    if not (wrong == wrong[0]).all():
+        raise SystemExit("params contradict the closed form for different cells in different data sets")
+    params_m[:, wrong[0]] = closed[:, wrong[0]] / 1e6
+    return wrong[0]
+
+
+def estimate_outlier_times(times: np.ndarray, counts: list[tuple[int, ...]], suspect: np.ndarray) -> np.ndarray:
+    """Check the ``suspect`` cells' training times against the other cells with the same operation
+    counts; replace (in place) outliers by their peers' median and return where that happened."""
+    peers: dict[tuple[int, ...], list[int]] = {}
+    for i, c in enumerate(counts):
+        if not suspect[i]:
+            peers.setdefault(c, []).append(i)
+    estimated = np.zeros(times.shape, dtype=bool)
+    for d in range(times.shape[0]):
+        for i in np.flatnonzero(suspect):
+            peer_times = times[d, peers[counts[i]]]
+            median = np.median(peer_times)
+            mad = np.median(np.abs(peer_times - median))
+            if abs(0.6745 * (times[d, i] - median)) > ROBUST_Z_LIMIT * mad:
+                times[d, i] = median
+                estimated[d, i] = True
+    return estimated
+
+
+def corrections_markdown(arrays: dict[str, np.ndarray], source_times: np.ndarray) -> str:
+    """The "Corrected cells" section of NB201.md (between its markers), from the built arrays."""
+    fixed = np.flatnonzero(arrays["params_from_closed_form"])
+    estimated = np.flatnonzero(arrays["train_time_estimated"].any(axis=0))
+    lines = [
+        DOC_START,
+        f"**{len(fixed)} cells** take `params_m` from the closed form (`params_from_closed_form`); their",
+        "source value was off by one conv edge. Their indices:",
+        "",
+        ", ".join(str(i) for i in fixed) + ".",
+        "",
+        (f"Of these, **{len(estimated)} cells** have a training time that is an outlier next to the cells "
+         f"with the same operation counts (modified z-score above {ROBUST_Z_LIMIT}); their `train_time_s` "
+         "(and so the evaluator's `cost_seconds`) is the peers' median and marked in `train_time_estimated`:"),
+        "",
+        "| index | cell | " + " | ".join(f"{d}: source → estimate (s)" for d in DATASETS) + " |",
+        "|---|---|" + "---|" * len(DATASETS),
+    ]
+    for i in estimated:
+        cell = arrays["arch_str"][i].replace("|", "\\|")
+        times = [f"{source_times[d, i]:.1f} → {arrays['train_time_s'][d, i]:.1f}"
+                 if arrays["train_time_estimated"][d, i] else "unchanged" for d in range(len(DATASETS))]
+        lines.append(f"| {i} | `{cell}` | " + " | ".join(times) + " |")
+    lines.append(DOC_END)
+    return "\n".join(lines)
+
+
+def write_doc_section(doc: Path, section: str) -> None:
+    """Replace the text between the markers in ``doc`` by ``section``."""
+    text = doc.read_text(encoding="utf-8")
+    start, end = text.find(DOC_START), text.find(DOC_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{doc} has no corrections markers")
+    doc.write_text(text[:start] + section + text[end + len(DOC_END):], encoding="utf-8")
 
 
 def per_seed(path: Path, n_seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,9 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input_dir", nargs="?", type=Path, default=DEFAULT_INPUT,
                         help="folder holding the nb201_*.csv.gz files (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT, help="output .npz (default: %(default)s)")
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC,
+                        help="markdown file whose corrections section is rewritten (default: %(default)s)")
     args = parser.parse_args(argv)
     arrays = build(args.input_dir)
     write_npz(arrays, args.out)
+    source_times = np.stack([column(*read_csv(args.input_dir / COST), c, args.input_dir / COST)
+                             for _, c in PER_DATASET["train_time_s"]])
+    write_doc_section(args.doc, corrections_markdown(arrays, source_times))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, {len(arrays)} arrays)")
     return 0
 

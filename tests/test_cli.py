@@ -198,3 +198,28 @@ def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):
     assert '"threads"' not in shown and "nobody" in shown
     assert_one_line_error(run(rlnas_bin, "resume", "t", "--workers", "2", *common, check=False),
                           "inline executor runs one trial")
+
+
+def test_nbgraph_search_through_the_cli(rlnas_bin, sqlite_url, tmp_path):
+    """The nbgraph spaces get the nbgraph evaluator by default; proteins needs its own space."""
+    run(rlnas_bin, "search", "--space", "nbgraph", "--dataset", "citeseer", "--agent", "local", "--trials", "12",
+        "--storage", sqlite_url, "--name", "g", "--no-progress")
+    data = json.loads(run(rlnas_bin, "export", "g", "--format", "json", "--storage", sqlite_url).stdout)
+    done = [t for t in data["trials"] if t["state"] == "COMPLETE"]
+    assert len(done) == 12 and all(0 < t["reward"] < 100 and 0 < t["test_perf"] < 1 for t in done)
+    run(rlnas_bin, "search", "--space", "nbgraph_proteins", "--agent", "l2nas", "--trials", "5",
+        "--storage", sqlite_url, "--name", "p", "--no-progress")
+    assert_one_line_error(run(rlnas_bin, "search", "--space", "nbgraph", "--dataset", "proteins",
+                              "--storage", f"sqlite:///{tmp_path}/db.sqlite", check=False),
+                          "needs --space nbgraph_proteins")
+
+
+def test_rename_keeps_everything_and_refuses_a_taken_name(rlnas_bin, sqlite_url):
+    common = ["--storage", sqlite_url]
+    for name in ("a", "b"):
+        run(rlnas_bin, "search", "--agent", "random", "--trials", "5", "--name", name, "--no-progress", *common)
+    before = completed(rlnas_bin, "a", sqlite_url)
+    assert "renamed study 'a' to 'c'" in run(rlnas_bin, "rename", "a", "c", *common).stdout
+    assert completed(rlnas_bin, "c", sqlite_url) == before
+    assert_one_line_error(run(rlnas_bin, "rename", "c", "b", *common, check=False), "already exists")
+    assert_one_line_error(run(rlnas_bin, "show", "a", *common, check=False), "no study named 'a'")

@@ -1,6 +1,7 @@
 """The NAS-Bench-201 benchmark harness on the real table: tiny runs, numbers recomputed by hand."""
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +13,7 @@ pytest.importorskip("rlnas.evaluators.tabular")
 pytest.importorskip("rlnas.study")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _nb201_report as report
 import nb201
 
 
@@ -35,7 +37,10 @@ def test_runs_cover_every_agent_dataset_protocol_and_seed(bench) -> None:
     assert len(runs) == 2 * 3 * 2 * 2
     assert {(r.agent, r.dataset, r.protocol, r.seed) for r in runs} == {
         (a, d, p, s) for a in ("random", "evolution") for d in nb201.DATASETS for p in (200, 12) for s in (0, 1)}
-    assert all(len(r.rewards) == 30 for r in runs if r.protocol == 200)
+    # Protocol 200 runs go on until 30 distinct architectures; repeats (evolution has some) cost trials.
+    assert all(sum(r.new) == 30 and len(r.rewards) >= 30 and len(r.new) == len(r.rewards)
+               for r in runs if r.protocol == 200)
+    assert any(len(r.rewards) > 30 for r in runs if r.protocol == 200 and r.agent == "evolution")
 
 
 def test_table_cells_recompute_from_the_raw_runs(bench) -> None:
@@ -72,7 +77,9 @@ def test_a_run_is_reproducible_and_the_process_pool_gives_the_same_runs() -> Non
     jobs = [nb201.Job("evolution", "cifar10", 200, seed, n_trials=15, budget_seconds=None) for seed in (3, 4)]
     inline = nb201.run_jobs(jobs, workers=1, log=lambda *_: None)
     pooled = nb201.run_jobs(jobs, workers=2, log=lambda *_: None)
-    strip = lambda r: {k: v for k, v in asdict(r).items() if k != "wall_seconds"}  # noqa: E731
+    def strip(run: nb201.RunResult) -> dict:
+        return {k: v for k, v in asdict(run).items() if k != "wall_seconds"}
+
     assert [strip(r) for r in inline] == [strip(r) for r in pooled]
     assert inline[0].rewards != inline[1].rewards
 
@@ -88,3 +95,27 @@ def test_agent_config_overrides_reach_the_agent_and_bad_ones_fail_early() -> Non
     for bad in (["--agent-config", "evolution:{oops"], ["--agents", "nope"], ["--protocols", "100"]):
         with pytest.raises(SystemExit):
             nb201.parse_args(bad)
+
+
+def test_by_distinct_architectures_skips_repeats() -> None:
+    run = nb201.RunResult("x", "cifar10", 200, 0, rewards=[1.0, 5.0, 5.0, 3.0, 9.0], test_acc=[10, 50, 50, 30, 90],
+                          cost_seconds=[0] * 5, found_at=None, wall_seconds=0.0,
+                          new=[True, True, False, True, True])
+    assert [report.incumbent_at_distinct(run, n) for n in (1, 2, 3, 4)] == [10, 50, 50, 90]
+    assert math.isnan(report.incumbent_at_distinct(run, 5))
+    assert report.incumbent_reward(run, 4) == 5.0
+
+
+def test_variants_tpe_and_nbgraph_runs() -> None:
+    agent, config = nb201.agent_and_config("l2nas_nolearn", {"top_k": 3})
+    assert agent == "l2nas" and config == {"learn": False, "top_k": 3}
+    job = nb201.Job("l2nas_nolearn", "cora", 200, 0, n_trials=12, budget_seconds=None, benchmark="nbgraph")
+    run = nb201.run_job(job)
+    assert run.agent == "l2nas_nolearn" and sum(run.new) == 12 and 0 < max(run.rewards) < 100
+    pytest.importorskip("optuna")
+    tpe = [nb201.run_job(nb201.Job("tpe", "cifar10", 200, 1, n_trials=15, budget_seconds=None)) for _ in range(2)]
+    assert tpe[0].rewards == tpe[1].rewards and sum(tpe[0].new) == 15  # seeded: the same run twice
+    cfg = nb201.parse_args(["--benchmark", "nbgraph", "--agents", "tpe,local"])
+    assert cfg.datasets == list(nb201.NBGRAPH_DATASETS) and cfg.protocols == [200] and cfg.out.name == "nbgraph"
+    with pytest.raises(SystemExit):
+        nb201.parse_args(["--benchmark", "nbgraph", "--protocols", "12"])

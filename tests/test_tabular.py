@@ -99,9 +99,12 @@ def test_rows_match_raw_csvs(table):
             "params_m": ("params_mb_c10", "params_mb_c100", "params_mb_in16"),
             "train_time_s": ("train_time_s_c10v", "train_time_s_c100", "train_time_s_in16"),
         }
+        corrected = {"params_m": table.params_from_closed_form[i],  # see NB201.md, "Corrected cells"
+                     "train_time_s": table.train_time_estimated[:, i].any()}
         for field, columns in expect.items():
             for d, col in enumerate(columns):
-                assert getattr(table, field)[d, i] == float(row[col]), (field, col, i)
+                if not corrected.get(field, False):
+                    assert getattr(table, field)[d, i] == float(row[col]), (field, col, i)
         for k, dev in enumerate(table.latency_devices):
             assert table.latency_ms[k, i] == float(row[f"lat_ms_{dev}"])
         assert table.n_seeds[i] == int(row["n_seeds"])
@@ -240,8 +243,11 @@ def test_build_script_reproduces_shipped_file(tmp_path):
     spec = importlib.util.spec_from_file_location("build_nb201_table", REPO / "scripts" / "build_nb201_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "nb201.npz"
-    assert module.main([str(RAW), "--out", str(out)]) == 0
+    out, doc = tmp_path / "nb201.npz", tmp_path / "NB201.md"
+    shipped_doc = NB201_TABLE_PATH.with_name("NB201.md")
+    doc.write_text(shipped_doc.read_text(encoding="utf-8").replace("<!-- end", "stale text <!-- end"), encoding="utf-8")
+    assert module.main([str(RAW), "--out", str(out), "--doc", str(doc)]) == 0
+    assert doc.read_bytes() == shipped_doc.read_bytes()  # the corrections section is the script's
     with zipfile.ZipFile(out) as new, zipfile.ZipFile(NB201_TABLE_PATH) as shipped:
         assert new.namelist() == shipped.namelist()
         for name in shipped.namelist():

@@ -18,6 +18,7 @@ AGENTS: Registry[type[Agent]] = Registry("agent", {
     "reinforce": "rlnas.agents.reinforce:ReinforceAgent",
     "ppo": "rlnas.agents.ppo:PPOAgent",
     "l2nas": "rlnas.agents.l2nas:L2NASAgent",
+    "local": "rlnas.agents.local:LocalAgent",
     "enas": "rlnas.agents.enas:EnasAgent",
 })
 """Agent classes by name."""
@@ -44,5 +45,14 @@ def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfi
     return agent_class(name)(space, config, seed=seed, device=device)
 
 
-__all__ = ["Agent", "AgentConfig", "Proposal", "Result", "AGENTS", "register_agent", "list_agents",
-           "agent_class", "create_agent"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentConfig",
+    "Proposal",
+    "Result",
+    "agent_class",
+    "create_agent",
+    "list_agents",
+    "register_agent",
+]

@@ -6,11 +6,14 @@ generators and everything it needs travels through ``Proposal.info`` and ``tell`
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rlnas.checks import check_seed, check_value
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate, Space
 
@@ -29,14 +32,46 @@ Result = tuple[Proposal, "float | None"]
 
 @dataclass
 class AgentConfig:
-    """Base class of agent configurations (every field has a one-line docstring)."""
+    """Base class of agent configurations (every field has a one-line docstring).
+
+    Every field is checked against its declared type: a subclass's ``__post_init__`` (its range
+    checks) is wrapped so that values are normalised first (``5.0`` -> ``5`` for an int), then its
+    own messages come, then every field's type is checked; a raw ``TypeError``/``ValueError`` from
+    the subclass (a string compared with a number) is replaced by the message naming the field.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None:
+            cls.__post_init__ = _with_type_checks(cls, own)  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        self._check_types()
+
+    def _check_types(self, *, strict: bool = True) -> None:
+        """Check every field against its annotation, normalising values that fit (``5.0`` -> ``5`` for
+        an int); with ``strict=False`` values that do not fit are left for a later check."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                checked = check_value(value, hints.get(f.name, Any), f"option {f.name!r} of {type(self).__qualname__}")
+            except ConfigError:
+                if strict:
+                    raise
+                continue
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> AgentConfig:
-        """Build a config from a mapping, naming unknown fields in a :class:`ConfigError`."""
+        """Build a config from a mapping, naming unknown fields and ill-typed values in a :class:`ConfigError`."""
+        if values is not None and not isinstance(values, Mapping):
+            raise ConfigError(f"{cls.__qualname__} options must be a JSON object, got {type(values).__name__}")
         values = dict(values or {})
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
             raise ConfigError(f"unknown option(s) {unknown} for {cls.__qualname__} (known: {sorted(known)})")
         return cls(**values)
@@ -44,6 +79,24 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the fields."""
         return dataclasses.asdict(self)
+
+
+def _with_type_checks(cls: type[AgentConfig], post_init: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``post_init`` followed by the type check of every field (only in the outermost class's call)."""
+    @functools.wraps(post_init)
+    def checked(self: AgentConfig) -> None:
+        self._check_types(strict=False)
+        try:
+            post_init(self)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            self._check_types()  # names the field whose type broke the subclass's checks
+            raise
+        outermost = next(k for k in type(self).__mro__ if "__post_init__" in vars(k))
+        if outermost is cls:
+            self._check_types()
+    return checked
 
 
 class Agent(ABC):
@@ -63,9 +116,10 @@ class Agent(ABC):
         if config is None or isinstance(config, Mapping):
             config = self.Config.from_dict(config)
         elif not isinstance(config, self.Config):
-            raise ConfigError(f"{type(self).__name__} expects a {self.Config.__qualname__}, got {type(config).__name__}")
+            raise ConfigError(f"{type(self).__name__} expects a {self.Config.__qualname__}, "
+                              f"got {type(config).__name__}")
         self.config = config
-        self.seed = seed
+        self.seed = None if seed is None else check_seed(seed)
         self.device = device
 
     @property

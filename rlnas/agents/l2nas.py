@@ -8,21 +8,24 @@ One search step, as in the method:
    exploration adds Gaussian noise to ``a`` or, with probability ε, replaces it by the one-hot
    vector of a uniformly random architecture; both noise and ε decay on a schedule;
 3. the architecture is the argmax of ``a`` in every decision block (``space.decode(a)``);
-4. its reward is told back with the raw action, and the (s, a, reward) triple enters a replay
-   buffer;
-5. the critic learns (s, a) → a high quantile of the (normalised) reward with the pinball
-   loss, on batches that favour the top-rewarded entries; the actor is then moved along the
-   critic's gradient to maximise ``critic(s, actor(s))`` (DDPG with a one-step return).
+4. its reward is told back, and (s, architecture, reward) enters a replay buffer;
+5. the critic learns (s, one-hot architecture) → a high quantile of the (normalised) reward
+   with the pinball loss, on batches that favour the top-rewarded entries; the actor is then
+   moved along the critic's gradient to maximise ``critic(s, actor(s))`` (DDPG, one-step return).
+
+The critic also ranks: each proposal draws ``screen`` noisy actions around the actor's action
+and keeps the new architecture the critic rates highest. ``learn=False`` is the ablation "top-K
+local search": actor and critic are never trained and nothing is ranked, so every proposal is
+the first new architecture among noisy draws around the (untrained) actor's action, which is
+the per-decision mode of the top-K.
 
 Engineering beyond the papers (each one a config knob, see docs/agents/l2nas.md): reward
-normalisation on the scale of the best rewards, an actor skip term toward the state, never re-proposing
-an architecture already asked (noise grows until the argmax is new), and scoring
-several noisy actions with the critic and keeping the best.
+normalisation on the scale of the best rewards, an actor skip term toward the state, never
+re-proposing an architecture already asked (noise grows until the argmax is new), critic
+screening, and constant memory (ring buffer + elite, seen-set bitmap).
 
 The networks are NumPy with hand-written gradients (``l2nas_parts``): at this size PyTorch's
 per-operation overhead cost ~2 ms per trial, the NumPy version a few tenths of that.
-Policy transfer (:meth:`L2NASAgent.load_policy`) takes actor, critic and the source's
-top-K architectures (not their rewards).
 """
 from __future__ import annotations
 
@@ -32,17 +35,40 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal, Result, rng_state, set_rng_state
-from rlnas.agents.l2nas_parts import Actor, Adam, Critic, ReplayBuffer, RewardScale, decayed, pinball_grad, pinball_loss
+from rlnas.agents.base import (
+    Agent,
+    AgentConfig,
+    Proposal,
+    Result,
+    rng_state,
+    set_rng_state,
+)
+from rlnas.agents.l2nas_parts import (
+    Actor,
+    Adam,
+    Critic,
+    ReplayBuffer,
+    SeenSet,
+    TopScale,
+    decayed,
+    pinball_grad,
+    pinball_loss,
+)
 from rlnas.errors import ConfigError
+
+TRANSFER_MODES = ("both", "architectures", "weights")
+"""What :meth:`L2NASAgent.load_policy` takes from the source search (config field ``transfer``)."""
 
 
 @dataclass
 class L2NASConfig(AgentConfig):
-    """Options of the L²NAS agent (defaults tuned on NAS-Bench-201, see docs/agents/l2nas.md)."""
+    """Options of the L²NAS agent (defaults tuned on NAS-Bench-201 seeds 0-49, see docs/agents/l2nas.md)."""
 
+    learn: bool = True
+    """Train actor and critic and rank proposals with the critic; false = the "top-K local search" ablation."""
+    train_actor: bool = True
+    """With learning: move the actor along the critic's gradient (false: the actor stays at the top-K mode)."""
     top_k: int = 5
     """Number of best architectures whose mean encoding is the state."""
     hidden: int = 64
@@ -53,25 +79,23 @@ class L2NASConfig(AgentConfig):
     """Adam learning rate of the critic."""
     quantile: float = 0.75
     """Quantile τ of the normalised reward that the critic predicts (pinball loss), in (0, 1)."""
-    reward_norm: str = "top"
-    """Critic target scale: ``zscore`` (all rewards), ``top`` (z-score of the ``top_n`` best, clipped) or ``rank``."""
     reward_clip: float = 3.0
-    """With ``reward_norm='top'``: targets below ``-reward_clip`` are clipped to it."""
+    """Critic targets are z-scores w.r.t. the ``top_n`` best rewards, clipped below at ``-reward_clip``."""
     batch: int = 32
     """Replay samples per gradient step."""
-    updates_per_result: int = 2
+    updates_per_result: int = 4
     """Critic + actor gradient steps per successful result told."""
     warmup: int = 8
     """Successful results needed before the first gradient step."""
-    buffer_capacity: int = 10_000
-    """Most (state, action, reward) triples kept; the oldest go first."""
+    buffer_capacity: int = 1000
+    """Most recent (state, architecture, reward) triples kept (the ``top_n`` best are kept as well)."""
     top_n: int = 32
-    """Size of the list of top-rewarded buffer entries that batches favour."""
+    """Size of the elite: the best entries, which batches favour and which set the reward scale."""
     top_share: float = 0.5
-    """Share of every batch drawn from the ``top_n`` best entries (the rest: uniform)."""
+    """Share of every batch drawn from the ``top_n`` best entries (the rest: uniform over the ring)."""
     initial_random: int = 10
     """First proposals that are uniformly random architectures (one-hot actions)."""
-    epsilon_start: float = 0.4
+    epsilon_start: float = 0.1
     """Probability of a random architecture right after ``initial_random``."""
     epsilon_end: float = 0.02
     """Floor of the random-architecture probability."""
@@ -86,18 +110,25 @@ class L2NASConfig(AgentConfig):
     logit_bound: float = 4.0
     """Bound of the actor's learned logits (``bound · tanh``) before the per-block softmax."""
     state_skip: float = 8.0
-    """Weight of the state added to the actor's logits (pull toward the top-K mode)."""
+    """Weight of the state added to the actor's logits (an untrained actor's argmax is the top-K mode)."""
     screen: int = 32
-    """Noisy actions drawn per proposal and scored by the critic; the best new one is kept (1: no screening)."""
+    """Noisy actions drawn per noise level; the critic keeps the best new one (``learn=False``: the first)."""
+    pool: int = 32
+    """With learning: widen the noise until at least this many new architectures are drawn for the critic to rank."""
     avoid_repeats: bool = True
     """Never re-propose an architecture already asked (while unseen ones remain)."""
     max_retries: int = 60
     """Noise redraws (each ``retry_growth`` times wider) before falling back to a random new architecture."""
     retry_growth: float = 1.1
-    """Factor by which the noise std grows at every redraw that gave an already-seen architecture."""
+    """Factor by which the noise std grows at every redraw that gave only already-seen architectures."""
+    transfer: str = "both"
+    """What ``load_policy`` (``--init-from``) takes: ``architectures``, ``weights`` (actor, critic) or ``both``."""
 
     def __post_init__(self) -> None:
-        positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "max_retries")
+        for name in ("learn", "train_actor", "avoid_repeats"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"l2nas option {name} must be true or false, got {getattr(self, name)!r}")
+        positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -111,18 +142,16 @@ class L2NASConfig(AgentConfig):
         for name in ("top_share", "epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"l2nas option {name} must lie in [0, 1], got {getattr(self, name)!r}")
-        for name in ("actor_lr", "critic_lr", "logit_bound"):
+        for name in ("actor_lr", "critic_lr", "logit_bound", "reward_clip"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"l2nas option {name} must be > 0, got {getattr(self, name)!r}")
         for name in ("noise_start", "noise_end", "noise_halflife", "epsilon_halflife", "state_skip"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"l2nas option {name} must be >= 0, got {getattr(self, name)!r}")
-        if self.reward_norm not in RewardScale.MODES:
-            raise ConfigError(f"l2nas option reward_norm must be one of {list(RewardScale.MODES)}, got {self.reward_norm!r}")
-        if not self.reward_clip > 0:
-            raise ConfigError(f"l2nas option reward_clip must be > 0, got {self.reward_clip!r}")
         if not self.retry_growth >= 1.0:
             raise ConfigError(f"l2nas option retry_growth must be >= 1, got {self.retry_growth!r}")
+        if self.transfer not in TRANSFER_MODES:
+            raise ConfigError(f"l2nas option transfer must be one of {list(TRANSFER_MODES)}, got {self.transfer!r}")
 
 
 class L2NASAgent(Agent):
@@ -130,58 +159,58 @@ class L2NASAgent(Agent):
 
     name = "l2nas"
     Config = L2NASConfig
+    config: L2NASConfig
 
     def __init__(self, space, config=None, *, seed=None, device="cpu"):
         super().__init__(space, config, seed=seed, device=device)
-        cfg: L2NASConfig = self.config
+        cfg = self.config
         self.rng = np.random.default_rng(seed)
         init_rng = np.random.default_rng(int(self.rng.integers(2**62)))
         self.sizes = np.array(space.sizes)
         self.offsets = np.array(space.offsets)
-        self._space_size = space.size
         # Equal block sizes (NB201: 6 x 5) let the per-block argmax run as one reshape.
         self._uniform_k = int(self.sizes[0]) if len(set(space.sizes)) == 1 else None
         self.actor = Actor(space.sizes, cfg.hidden, cfg.logit_bound, cfg.state_skip, init_rng)
         self.critic = Critic(space.dim, cfg.hidden, init_rng)
         self.actor_opt = Adam(len(self.actor.net.theta), cfg.actor_lr)
         self.critic_opt = Adam(len(self.critic.net.theta), cfg.critic_lr)
-        self.buffer = ReplayBuffer(space.dim, cfg.buffer_capacity)
-        self.scale = RewardScale(cfg.reward_norm, cfg.top_n, cfg.reward_clip)
-        self.history: list[tuple[tuple[int, ...], float]] = []   # successful (indices, reward), in order
-        self.top: list[int] = []                                   # positions in history of the top-K
-        self.seen: dict[tuple[int, ...], None] = {}                # every architecture asked (ordered set)
+        self.buffer = ReplayBuffer(space.dim, len(space.sizes), cfg.buffer_capacity, cfg.top_n)
+        self.scale = TopScale(cfg.reward_clip)
+        # Spaces that know which candidates are the same architecture (nbgraph) say so.
+        canonical = getattr(space, "canonical_codes", None)
+        self.seen = SeenSet(space.sizes, canonical() if callable(canonical) else None)
+        # The top-K results so far as (reward, order told, indices), best first (ties: earliest).
+        self.top: list[tuple[float, int, tuple[int, ...]]] = []
         # Transferred architectures (load_policy) still to propose, and the prior state they
         # define until this search has results of its own.
         self.transferred: list[tuple[int, ...]] = []
         self.prior: list[tuple[int, ...]] = []
-        # Mixed-radix integer codes of the seen architectures, for vectorised look-ups
-        # (only when every code fits in an int64).
-        self._radix = (np.cumprod((1,) + space.sizes[:0:-1])[::-1].astype(np.int64)
-                       if self._space_size < 2**62 else None)
-        self._seen_codes: set[int] = set()
-        self.asked = self.told = self.failed = self.updates = 0
+        self.asked = self.told = self.failed = self.updates = self.successes = 0
         self.retry_level = 0                                       # noise level of the last actor proposal
         self._state_cache: np.ndarray | None = None
         self._mean_cache: np.ndarray | None = None                # actor(state) until state or actor change
 
     # ----------------------------------------------------------------- state
+    def encode_rows(self, rows: np.ndarray) -> np.ndarray:
+        """One-hot encodings (rows × ``space.dim``) of rows of choice indices."""
+        rows = np.atleast_2d(rows)
+        x = np.zeros((len(rows), self.space.dim), dtype=np.float32)
+        x[np.arange(len(rows))[:, None], self.offsets + rows] = 1.0
+        return x
+
     def encode_indices(self, indices: Sequence[int]) -> np.ndarray:
         """Concatenated one-hot vector of choice ``indices`` (same as ``space.encode``)."""
-        x = np.zeros(self.space.dim)
-        x[self.offsets + np.asarray(indices)] = 1.0
-        return x
+        return self.encode_rows(np.asarray(indices)[None])[0]
 
     def current_state(self) -> np.ndarray:
         """Mean encoding of the top-K architectures so far; before any result, the uniform vector
-        (or, after :meth:`load_policy`, the mean encoding of the transferred top-K)."""
+        (or, after :meth:`load_policy` with architectures, the mean encoding of the transferred top-K)."""
         if self._state_cache is None:
-            members = [self.history[i][0] for i in self.top] or self.prior
+            members = [ix for _, _, ix in self.top] or self.prior
             if not members:
-                self._state_cache = np.concatenate([np.full(k, 1.0 / k) for k in self.sizes])
+                self._state_cache = np.concatenate([np.full(k, 1.0 / k) for k in self.sizes]).astype(np.float32)
             else:
-                onehot = np.zeros((len(members), self.space.dim))
-                onehot[np.arange(len(members))[:, None], self.offsets + np.array(members)] = 1.0
-                self._state_cache = onehot.mean(axis=0)
+                self._state_cache = self.encode_rows(np.array(members)).mean(axis=0)
         return self._state_cache
 
     def epsilon(self, step: int) -> float:
@@ -203,23 +232,11 @@ class L2NASAgent(Agent):
             return actions.reshape(len(actions), -1, self._uniform_k).argmax(axis=2)
         return np.stack([actions[:, o:o + k].argmax(axis=1) for o, k in zip(self.offsets, self.sizes)], axis=1)
 
-    def _exhausted(self) -> bool:
-        return len(self.seen) >= self._space_size
-
-    def _mark_seen(self, indices: tuple[int, ...]) -> None:
-        if indices in self.seen:
-            return
-        self.seen[indices] = None
-        if self._radix is not None:
-            self._seen_codes.add(int(np.dot(indices, self._radix)))
-
     def _new_mask(self, rows: np.ndarray) -> np.ndarray:
         """Which rows of choice indices are architectures not asked yet (all, when repeats are allowed)."""
-        if not self.config.avoid_repeats or self._exhausted():
+        if not self.config.avoid_repeats or self.seen.exhausted():
             return np.ones(len(rows), dtype=bool)
-        if self._radix is not None:
-            return np.array([code not in self._seen_codes for code in (rows @ self._radix).tolist()])
-        return np.array([tuple(row.tolist()) not in self.seen for row in rows])
+        return ~self.seen.contains(rows)
 
     def _random_action(self) -> np.ndarray:
         """One-hot action of a uniformly random architecture (a new one while any is left)."""
@@ -229,32 +246,47 @@ class L2NASAgent(Agent):
                 break
         return self.encode_indices(indices)
 
-    def _actor_action(self, state: np.ndarray, std: float) -> tuple[np.ndarray, str]:
-        """Noisy actor action whose argmax is new; screened by the critic when ``screen > 1``.
+    def _ranking(self) -> bool:
+        return self.config.learn and self.updates > 0
 
-        Draw ``screen`` noisy actions with std ``std · retry_growth^level``; while none of them
-        decodes to a new architecture, draw again one level up. Among the new ones of the
-        first successful draw, keep the one the critic rates highest. The next proposal
-        starts two levels below the level that succeeded (so the widening is not redone
-        from scratch every time, and the noise comes back down when it can).
+    def _actor_action(self, state: np.ndarray, std: float) -> np.ndarray | None:
+        """Noisy actor action whose argmax is new; when learning, the one the critic rates highest.
+
+        Draw ``screen`` noisy actions with std ``std · retry_growth^level``, one level up
+        after another, collecting the distinct new architectures they decode to. Without
+        learning, stop at the first level that gave any and keep the first one (the nearest
+        new neighbours of the actor's argmax). With learning, go on until ``pool`` of them are
+        collected and keep the one the critic rates highest. The next proposal starts two
+        levels below the level reached (so the widening is not redone from scratch every
+        time, and the noise comes back down when it can). ``None`` after ``max_retries`` levels
+        without any new architecture.
         """
         cfg = self.config
         if self._mean_cache is None:
             self._mean_cache = self.actor.forward(state[None])[0][0]
         mean = self._mean_cache
+        wanted = cfg.pool if self._ranking() else 1
         start = max(self.retry_level - 2, 0)
+        actions: list[np.ndarray] = []
+        rows: dict[bytes, np.ndarray] = {}
         for level in range(start, start + cfg.max_retries):
-            scale = std * cfg.retry_growth ** level
-            actions = mean + scale * self.rng.standard_normal((cfg.screen, len(mean)))
-            new = np.flatnonzero(self._new_mask(self._argmax(actions)))
-            if len(new) == 0:
-                continue
-            self.retry_level = level
-            if len(new) == 1 or not self.updates:
-                return actions[new[0]], "actor"
-            q = self.critic.forward(np.broadcast_to(state, (len(new), len(state))), actions[new])[0]
-            return actions[new[int(np.argmax(q))]], "actor"
-        return self._random_action(), "fallback"
+            draws = mean + (std * cfg.retry_growth ** level) * self.rng.standard_normal((cfg.screen, len(mean)))
+            decoded = self._argmax(draws)
+            for i in np.flatnonzero(self._new_mask(decoded)):
+                code = decoded[i].tobytes()
+                if code not in rows:
+                    rows[code] = decoded[i]
+                    actions.append(draws[i])
+            if len(rows) >= wanted:
+                break
+        if not rows:
+            return None
+        self.retry_level = level
+        if len(rows) == 1 or not self._ranking():
+            return actions[0]
+        candidates = self.encode_rows(np.array(list(rows.values())))
+        q = self.critic.forward(np.broadcast_to(state, (len(rows), len(state))), candidates)[0]
+        return actions[int(np.argmax(q))]
 
     def ask(self, n: int = 1) -> list[Proposal]:
         """Propose ``n`` architectures; ``info`` holds the raw action, the state and the exploration."""
@@ -264,69 +296,72 @@ class L2NASAgent(Agent):
             eps, std = self.epsilon(step), self.noise_std(step)
             while self.transferred and not self._new_mask(np.array([self.transferred[0]]))[0]:
                 self.transferred.pop(0)
+            action = None
             if self.transferred:
                 action, source = self.encode_indices(self.transferred.pop(0)), "transfer"
             elif self.rng.random() < eps:
                 action, source = self._random_action(), "random"
             else:
-                action, source = self._actor_action(state, std)
+                action, source = self._actor_action(state, std), "actor"
+                if action is None:
+                    action, source = self._random_action(), "fallback"
             indices = tuple(int(v) for v in self._argmax(action[None])[0])
-            self._mark_seen(indices)
+            self.seen.add(indices)
             self.asked += 1
             info = {"action": [float(v) for v in action], "state": [float(v) for v in state],
-                    "source": source, "epsilon": eps, "noise_std": std, "q_pred": self._q_pred(state, action)}
+                    "source": source, "epsilon": eps, "noise_std": std, "q_pred": self._q_pred(state, indices)}
             proposals.append(Proposal(self.space.from_indices(indices), info))
         return proposals
 
-    def _q_pred(self, state: np.ndarray, action: np.ndarray) -> float:
-        """Critic's prediction for (state, action) on the reward scale (NaN before any update)."""
-        if not self.updates:
+    def _q_pred(self, state: np.ndarray, indices: Sequence[int]) -> float:
+        """Critic's prediction, on the reward scale, for (state, architecture) (NaN before any update)."""
+        if not self._ranking():
             return math.nan
-        return self.scale.inverse(float(self.critic.forward(state[None], action[None])[0][0]))
+        return self.scale.inverse(float(self.critic.forward(state[None], self.encode_indices(indices)[None])[0][0]))
 
     # ------------------------------------------------------------------ tell
     def _record(self, indices: tuple[int, ...], reward: float) -> None:
-        """Add a successful result to the history and keep the top-K list (ties: earliest first)."""
-        self.history.append((indices, reward))
-        self.top.append(len(self.history) - 1)
-        self.top.sort(key=lambda i: (-self.history[i][1], i))
-        del self.top[self.config.top_k:]
+        """Keep the top-K list (ties: the earliest first)."""
+        k = self.config.top_k
+        if len(self.top) == k and reward <= self.top[-1][0]:
+            return
+        self.top.append((reward, self.successes, indices))
+        self.top.sort(key=lambda entry: (-entry[0], entry[1]))
+        del self.top[k:]
         self._state_cache = self._mean_cache = None
 
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
-        """Store results (failed ones are only counted) and train critic and actor."""
+        """Store results (failed ones are only counted) and, when learning, train critic and actor."""
         cfg = self.config
         successes = 0
         last_q = math.nan
         for proposal, reward in results:
             self.told += 1
-            indices = self.space.indices(proposal.candidate)
-            self._mark_seen(tuple(indices))
+            indices = tuple(self.space.indices(proposal.candidate))
+            self.seen.add(indices)
             if reward is None or not math.isfinite(float(reward)):
                 self.failed += 1
                 continue
             reward = float(reward)
             state = proposal.info.get("state")
-            action = proposal.info.get("action")
-            if state is None or action is None:  # told a proposal that this agent did not make
-                state, action = self.current_state(), self.encode_indices(indices)
-            self._record(tuple(indices), reward)
-            self.buffer.add(state, action, reward)
+            state = self.current_state() if state is None else np.asarray(state, dtype=np.float32)
+            self._record(indices, reward)
+            self.buffer.add(state, indices, reward)
+            self.successes += 1
             last_q = float(proposal.info.get("q_pred", math.nan))
             successes += 1
         if successes:
-            self.scale.fit(self.buffer.rewards[:len(self.buffer)])
-        losses = [self._update() for _ in range(cfg.updates_per_result * successes)
-                  if len(self.buffer) >= max(cfg.warmup, 1)]
-        critic_loss = float(np.mean([c for c, _ in losses])) if losses else math.nan
-        actor_q = float(np.mean([a for _, a in losses])) if losses else math.nan
+            self.scale.fit(self.buffer.elite())
+        losses = []
+        if cfg.learn and self.successes >= max(cfg.warmup, 1):
+            losses = [self._update() for _ in range(cfg.updates_per_result * successes)]
         return {
-            "critic_loss": critic_loss,
-            "actor_q": actor_q,
+            "critic_loss": float(np.mean([c for c, _ in losses])) if losses else math.nan,
+            "actor_q": float(np.mean([a for _, a in losses])) if losses and cfg.train_actor else math.nan,
             "epsilon": self.epsilon(self.asked),
             "noise_std": self.noise_std(self.asked),
-            "topk_mean_reward": float(np.mean([self.history[i][1] for i in self.top])) if self.top else math.nan,
-            "best_reward": self.history[self.top[0]][1] if self.top else math.nan,
+            "topk_mean_reward": float(np.mean([r for r, _, _ in self.top])) if self.top else math.nan,
+            "best_reward": self.top[0][0] if self.top else math.nan,
             "buffer_size": float(len(self.buffer)),
             "q_pred": last_q,
             "updates": float(self.updates),
@@ -335,17 +370,21 @@ class L2NASAgent(Agent):
         }
 
     def _update(self) -> tuple[float, float]:
-        """One critic step (pinball loss) and one actor step (maximise the critic); returns both."""
+        """One critic step (pinball loss) and one actor step (maximise the critic); returns the critic's
+        loss and the actor's mean critic value (NaN when the actor is not trained)."""
         cfg = self.config
-        states, actions, rewards = self.buffer.sample(self.rng, cfg.batch, cfg.top_n, cfg.top_share)
+        states, archs, rewards = self.buffer.sample(self.rng, cfg.batch, cfg.top_share)
         targets = self.scale(rewards)
 
-        q, inputs = self.critic.forward(states, actions)
+        q, inputs = self.critic.forward(states, self.encode_rows(archs))
         critic_loss = pinball_loss(q, targets, cfg.quantile)
         self.critic.net.grad[:] = 0.0
         self.critic.backward(inputs, pinball_grad(q, targets, cfg.quantile))
         self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
+        self.updates += 1
 
+        if not cfg.train_actor:
+            return critic_loss, math.nan
         # The actor ascends Q(s, actor(s)) on the batch's states plus the current one; the
         # critic only passes the gradient through to the action (its weights stay put).
         actor_states = np.vstack([states, self.current_state()[None]])
@@ -355,32 +394,31 @@ class L2NASAgent(Agent):
         self.actor.net.grad[:] = 0.0
         self.actor.backward(actor_cache, grad_action)
         self.actor_opt.step(self.actor.net.theta, self.actor.net.grad)
-        self.updates += 1
         self._mean_cache = None
         return critic_loss, float(actor_q.mean())
 
     # ------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizers, replay buffer, history, transfer prior, RNG state and counters."""
+        """Networks, optimizers, replay buffer, top-K, seen set, transfer prior, RNG and counters
+        (all of bounded size: the checkpoint does not grow with the number of trials)."""
         return {
-            "actor": torch.from_numpy(self.actor.net.theta.copy()),
-            "critic": torch.from_numpy(self.critic.net.theta.copy()),
+            "actor": self.actor.net.theta.copy(),
+            "critic": self.critic.net.theta.copy(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "history": [[list(indices), reward] for indices, reward in self.history],
-            "top": list(self.top),
-            "seen": [list(indices) for indices in self.seen],
+            "top": [[reward, order, list(indices)] for reward, order, indices in self.top],
+            "seen": self.seen.state_dict(),
             "transferred": [list(indices) for indices in self.transferred],
             "prior": [list(indices) for indices in self.prior],
             "rng": rng_state(self.rng),
             "counters": {"asked": self.asked, "told": self.told, "failed": self.failed, "updates": self.updates,
-                         "retry_level": self.retry_level},
+                         "successes": self.successes, "retry_level": self.retry_level},
         }
 
     def _load_weights(self, state: Mapping[str, Any]) -> None:
         for net, key in ((self.actor.net, "actor"), (self.critic.net, "critic")):
-            weights = state[key].numpy().reshape(-1)
+            weights = np.asarray(state[key]).reshape(-1)
             if weights.shape != net.theta.shape:
                 raise ConfigError(f"l2nas state: {key} has {weights.size} weights, this agent's has {net.theta.size} "
                                   "(different space or hidden width)")
@@ -393,12 +431,9 @@ class L2NASAgent(Agent):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.buffer.load_state_dict(state["buffer"])
-        self.scale.fit(self.buffer.rewards[:len(self.buffer)])
-        self.history = [(tuple(int(i) for i in indices), float(reward)) for indices, reward in state["history"]]
-        self.top = [int(i) for i in state["top"]]
-        self.seen, self._seen_codes = {}, set()
-        for indices in state["seen"]:
-            self._mark_seen(tuple(int(i) for i in indices))
+        self.scale.fit(self.buffer.elite())
+        self.top = [(float(r), int(order), tuple(int(i) for i in ix)) for r, order, ix in state["top"]]
+        self.seen.load_state_dict(state["seen"])
         self.transferred = [tuple(int(i) for i in ix) for ix in state.get("transferred", [])]
         self.prior = [tuple(int(i) for i in ix) for ix in state.get("prior", [])]
         self._state_cache = None
@@ -406,22 +441,24 @@ class L2NASAgent(Agent):
         counters = state["counters"]
         self.asked, self.told = int(counters["asked"]), int(counters["told"])
         self.failed, self.updates = int(counters["failed"]), int(counters["updates"])
-        self.retry_level = int(counters["retry_level"])
+        self.successes, self.retry_level = int(counters["successes"]), int(counters["retry_level"])
 
     def load_policy(self, state: Mapping[str, Any]) -> None:
-        """Policy transfer from a search of the same space on another task.
+        """Policy transfer from a search of the same space on another task (``config.transfer``).
 
-        Taken: the actor's and the critic's weights (the critic predicts a *normalised*
-        reward, so its scale carries over), and the source's top-K architectures without
-        their rewards. Those architectures are proposed first (instead of the first random
-        ones) and, until this search has results of its own, their mean encoding is the
-        state. Not taken: rewards, replay buffer and history (another task, another reward
-        scale), the optimizers' moments, the counters and the RNG: this agent keeps its own
-        seed, and its exploration schedules start from the beginning.
+        ``weights``: the actor's and the critic's weights (the critic predicts a reward
+        normalised per search, so its scale carries over). ``architectures``: the source's
+        top-K architectures without their rewards; they are proposed first (instead of the
+        first random ones) and, until this search has results of its own, their mean encoding
+        is the state. ``both``: the two. Never taken: rewards, replay buffer, the optimizers'
+        moments, the counters and the RNG (another task, another reward scale; this agent
+        keeps its own seed, and its exploration schedules start from the beginning).
         """
-        self._load_weights(state)
-        history = state["history"]
-        top = [tuple(int(i) for i in history[int(pos)][0]) for pos in state["top"]]
-        self.prior = [tuple(self.space.indices(self.space.from_indices(ix))) for ix in top[:self.config.top_k]]
-        self.transferred = list(self.prior)
-        self._state_cache = None
+        mode = self.config.transfer
+        if mode in ("both", "weights"):
+            self._load_weights(state)
+        if mode in ("both", "architectures"):
+            top = [tuple(int(i) for i in ix) for _, _, ix in state["top"]]
+            self.prior = [tuple(self.space.indices(self.space.from_indices(ix))) for ix in top[:self.config.top_k]]
+            self.transferred = list(self.prior)
+            self._state_cache = self._mean_cache = None

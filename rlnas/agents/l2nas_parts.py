@@ -9,12 +9,13 @@ top to bottom.
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 DTYPE = np.float32
 """Precision of weights, gradients and optimizer moments (as in PyTorch's default)."""
@@ -72,7 +73,7 @@ class Dense:
     """
 
     def __init__(self, sizes: Sequence[int], rng: np.random.Generator):
-        shapes = [shape for fan_in, fan_out in zip(sizes[:-1], sizes[1:]) for shape in ((fan_in, fan_out), (fan_out,))]
+        shapes = [shape for fan_in, fan_out in itertools.pairwise(sizes) for shape in ((fan_in, fan_out), (fan_out,))]
         total = sum(math.prod(shape) for shape in shapes)
         self.theta, self.grad = np.zeros(total, dtype=DTYPE), np.zeros(total, dtype=DTYPE)
         self.layers = len(shapes) // 2
@@ -115,14 +116,18 @@ class Dense:
 class Actor:
     """state → action: ``softmax_block(bound · tanh(mlp(s)) + skip · s)``, one score per choice.
 
-    The skip term biases the action toward the state (the top-K mean), so the argmax of an
-    untrained actor is the per-decision mode of the best architectures found so far.
+    The MLP's output layer starts at zero, so an untrained actor's action is
+    ``softmax_block(skip · s)``: its argmax is the per-decision mode of the top-K architectures
+    (the state). Training moves the action away from that mode wherever the critic says so;
+    the learned term is bounded by ``bound`` per logit.
     """
 
     def __init__(self, sizes: Sequence[int], hidden: int, logit_bound: float, state_skip: float,
                  rng: np.random.Generator):
         dim = sum(sizes)
         self.net = Dense([dim, hidden, dim], rng)
+        self.net.weights[-2][...] = 0.0
+        self.net.weights[-1][...] = 0.0
         self.same_block = block_matrix(sizes).astype(DTYPE)
         self.logit_bound, self.state_skip = logit_bound, state_skip
 
@@ -180,112 +185,175 @@ class Adam:
 
     def state_dict(self) -> dict[str, Any]:
         """Moments (tensors) and step count."""
-        return {"m": torch.from_numpy(self.m.copy()), "v": torch.from_numpy(self.v.copy()), "t": self.t}
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": self.t}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        self.m[:] = state["m"].numpy()
-        self.v[:] = state["v"].numpy()
+        self.m[:] = np.asarray(state["m"])
+        self.v[:] = np.asarray(state["v"])
         self.t = int(state["t"])
 
 
 # --------------------------------------------------------------- replay buffer
 class ReplayBuffer:
-    """(state, action, reward) triples; samples favour the top-rewarded entries.
+    """(state, architecture, reward) triples in a ring of ``capacity`` plus the ``top_n`` best ever.
 
-    A share ``top_share`` of every batch is drawn uniformly from the ``top_n`` best entries
-    (by raw reward), the rest uniformly from the whole buffer. Beyond ``capacity`` the oldest
-    entries are dropped. Storage grows by doubling, so ``add`` is amortised O(1).
+    Architectures are stored as choice indices (the critic sees their one-hot encoding). A
+    share ``top_share`` of every batch is drawn uniformly from the ``top_n`` best entries told
+    so far (the "elite", kept even after the ring forgot them), the rest uniformly from the
+    ring. Every operation costs O(batch + top_n), whatever the number of results told.
     """
 
-    def __init__(self, dim: int, capacity: int):
-        self.dim, self.capacity, self.size = dim, capacity, 0
-        self.states = np.zeros((16, dim), dtype=DTYPE)
-        self.actions = np.zeros((16, dim), dtype=DTYPE)
-        self.rewards = np.zeros(16)
+    def __init__(self, dim: int, decisions: int, capacity: int, top_n: int):
+        self.dim, self.decisions, self.capacity, self.top_n = dim, decisions, capacity, top_n
+        self.states = np.zeros((capacity, dim), dtype=DTYPE)
+        self.archs = np.zeros((capacity, decisions), dtype=np.int32)
+        self.rewards = np.zeros(capacity)
+        self.size = self.next = 0
+        self.elite_states = np.zeros((top_n, dim), dtype=DTYPE)
+        self.elite_archs = np.zeros((top_n, decisions), dtype=np.int32)
+        self.elite_rewards = np.zeros(top_n)
+        self.elite_size = 0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, state: Sequence[float], action: Sequence[float], reward: float) -> None:
-        """Append one triple (dropping the oldest when full)."""
-        if self.size == self.capacity:
-            keep = self.capacity - 1
-            self.states[:keep], self.actions[:keep] = self.states[1:self.size], self.actions[1:self.size]
-            self.rewards[:keep] = self.rewards[1:self.size]
-            self.size = keep
-        if self.size == len(self.rewards):
-            grow = min(2 * self.size, self.capacity)
-            self.states = np.resize(self.states, (grow, self.dim))
-            self.actions = np.resize(self.actions, (grow, self.dim))
-            self.rewards = np.resize(self.rewards, grow)
-        self.states[self.size], self.actions[self.size], self.rewards[self.size] = state, action, reward
-        self.size += 1
+    def add(self, state: np.ndarray, arch: Sequence[int], reward: float) -> None:
+        """Store one triple (overwriting the oldest when the ring is full; the elite keeps the best)."""
+        self.states[self.next], self.archs[self.next], self.rewards[self.next] = state, arch, reward
+        self.next = (self.next + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        if self.elite_size < self.top_n:
+            slot = self.elite_size
+            self.elite_size += 1
+        else:
+            slot = int(np.argmin(self.elite_rewards))
+            if reward <= self.elite_rewards[slot]:
+                return
+        self.elite_states[slot], self.elite_archs[slot], self.elite_rewards[slot] = state, arch, reward
 
-    def sample(self, rng: np.random.Generator, batch: int, top_n: int,
+    def sample(self, rng: np.random.Generator, batch: int,
                top_share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A batch ``(states, actions, rewards)`` of ``batch`` entries drawn with replacement."""
-        n_top = int(round(batch * top_share)) if self.size > top_n else 0
-        idx = rng.integers(self.size, size=batch)
-        if n_top:
-            best = np.argpartition(-self.rewards[:self.size], top_n - 1)[:top_n]
-            idx[:n_top] = best[rng.integers(top_n, size=n_top)]
-        return self.states[idx], self.actions[idx], self.rewards[idx]
+        """A batch ``(states, archs, rewards)`` drawn with replacement (elite rows first)."""
+        n_top = round(batch * top_share) if self.elite_size == self.top_n and self.size > self.top_n else 0
+        ring = rng.integers(self.size, size=batch - n_top)
+        elite = rng.integers(self.elite_size, size=n_top)
+        return (np.concatenate([self.elite_states[elite], self.states[ring]]),
+                np.concatenate([self.elite_archs[elite], self.archs[ring]]),
+                np.concatenate([self.elite_rewards[elite], self.rewards[ring]]))
+
+    def elite(self) -> np.ndarray:
+        """Rewards of the elite (the ``top_n`` best told so far, unordered)."""
+        return self.elite_rewards[:self.elite_size]
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors of the stored triples, oldest first."""
-        return {"states": torch.from_numpy(self.states[:self.size].copy()),
-                "actions": torch.from_numpy(self.actions[:self.size].copy()),
-                "rewards": torch.from_numpy(self.rewards[:self.size].copy())}
+        """Tensors of the ring (oldest first) and of the elite."""
+        order = (np.arange(self.size) + (self.next if self.size == self.capacity else 0)) % self.capacity
+        return {"states": self.states[order].copy(),
+                "archs": self.archs[order].copy(),
+                "rewards": self.rewards[order].copy(),
+                "elite_states": self.elite_states[:self.elite_size].copy(),
+                "elite_archs": self.elite_archs[:self.elite_size].copy(),
+                "elite_rewards": self.elite_rewards[:self.elite_size].copy()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        rewards = state["rewards"].numpy().astype(np.float64).reshape(-1)
-        self.size = len(rewards)
-        room = max(16, self.size)
-        self.states = np.zeros((room, self.dim), dtype=DTYPE)
-        self.actions = np.zeros((room, self.dim), dtype=DTYPE)
-        self.rewards = np.zeros(room)
-        self.states[:self.size] = state["states"].numpy().reshape(-1, self.dim)
-        self.actions[:self.size] = state["actions"].numpy().reshape(-1, self.dim)
+        rewards = np.asarray(state["rewards"]).astype(np.float64).reshape(-1)
+        if len(rewards) > self.capacity:
+            raise ValueError(f"replay buffer state holds {len(rewards)} entries, capacity is {self.capacity}")
+        self.size, self.next = len(rewards), len(rewards) % self.capacity
+        self.states[:self.size] = np.asarray(state["states"]).reshape(-1, self.dim)
+        self.archs[:self.size] = np.asarray(state["archs"]).reshape(-1, self.decisions)
         self.rewards[:self.size] = rewards
+        elite = np.asarray(state["elite_rewards"]).astype(np.float64).reshape(-1)
+        self.elite_size = len(elite)
+        self.elite_states[:self.elite_size] = np.asarray(state["elite_states"]).reshape(-1, self.dim)
+        self.elite_archs[:self.elite_size] = np.asarray(state["elite_archs"]).reshape(-1, self.decisions)
+        self.elite_rewards[:self.elite_size] = elite
 
 
-class RewardScale:
-    """Maps raw rewards to the critic's target scale, fitted on the rewards in the buffer.
+class TopScale:
+    """Maps raw rewards to the critic's target scale: ``(r − mean) / std`` of the ``top_n`` best
+    rewards, clipped below at ``−clip``. The resolution is where the search is (the few tenths
+    of a point between good architectures), not in the tens of points down to broken ones."""
 
-    ``zscore``: ``(r - mean) / std`` over all rewards. ``top``: ``(r - mean) / std`` over the
-    ``top_n`` best rewards, clipped below at ``-clip`` (resolution where the search is: the
-    few tenths of a point between good architectures, not the tens of points to bad ones).
-    ``rank``: the mid-rank of ``r`` among all rewards, in [0, 1].
-    """
-
-    MODES = ("zscore", "top", "rank")
-
-    def __init__(self, mode: str, top_n: int, clip: float):
-        self.mode, self.top_n, self.clip = mode, top_n, clip
+    def __init__(self, clip: float):
+        self.clip = clip
         self.mean, self.std = 0.0, 1.0
-        self.sorted = np.zeros(0)
 
-    def fit(self, rewards: np.ndarray) -> None:
-        """Fit on ``rewards`` (the buffer's raw rewards)."""
-        self.sorted = np.sort(rewards)
-        ref = self.sorted[-self.top_n:] if self.mode == "top" else self.sorted
-        if len(ref):
-            self.mean, self.std = float(ref.mean()), max(float(ref.std()), 1e-6)
+    def fit(self, best: np.ndarray) -> None:
+        """Fit on the best rewards (the replay buffer's elite)."""
+        if len(best):
+            self.mean, self.std = float(best.mean()), max(float(best.std()), 1e-6)
 
     def __call__(self, rewards: np.ndarray) -> np.ndarray:
         """Targets of raw ``rewards``."""
-        if self.mode == "rank":
-            n = max(len(self.sorted), 1)
-            left = np.searchsorted(self.sorted, rewards, "left")
-            right = np.searchsorted(self.sorted, rewards, "right")
-            return (left + right) / (2.0 * n)
-        y = (rewards - self.mean) / self.std
-        return np.maximum(y, -self.clip) if self.mode == "top" else y
+        return np.maximum((rewards - self.mean) / self.std, -self.clip)
 
     def inverse(self, y: float) -> float:
         """Raw reward of target ``y`` (for diagnostics)."""
-        if self.mode == "rank":
-            return float(np.quantile(self.sorted, min(max(y, 0.0), 1.0))) if len(self.sorted) else math.nan
         return self.mean + self.std * y
+
+
+# ------------------------------------------------------------------- seen set
+class SeenSet:
+    """Which architectures (rows of choice indices) were asked, in constant memory.
+
+    Spaces of at most ``2**EXACT_BITS`` architectures get an exact bitmap indexed by the
+    mixed-radix code of the indices (NAS-Bench-201: 15,625 bits); with ``canonical`` (a space's
+    ``canonical_codes()``) equivalent architectures share the bit of their representative. Larger spaces get a Bloom
+    filter of ``2**BLOOM_BITS`` bits and three hashes: a false positive only means that one
+    never-asked architecture is treated as asked, which in such a space costs nothing.
+    """
+
+    EXACT_BITS = 22
+    BLOOM_BITS = 20
+
+    def __init__(self, sizes: Sequence[int], canonical: np.ndarray | None = None):
+        self.space_size = math.prod(int(k) for k in sizes)
+        self.exact = self.space_size <= 2 ** self.EXACT_BITS
+        self.radix = np.cumprod((1,) + tuple(int(k) for k in sizes[:0:-1]))[::-1].astype(np.int64)
+        self.bits = np.zeros(self.space_size if self.exact else 2 ** self.BLOOM_BITS, dtype=bool)
+        self.count = 0
+        # Equivalent architectures share one bit: code -> code of the class representative.
+        self.canonical = canonical if self.exact else None
+        if self.canonical is not None:
+            self.space_size = len(np.unique(self.canonical))
+
+    def _slots(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, hashes) bit positions of every row."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.int64))
+        if self.exact:
+            codes = rows @ self.radix
+            return (codes if self.canonical is None else self.canonical[codes])[:, None]
+        digest = np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=12).digest(), "little")
+                           for r in rows], dtype=object)
+        mask = 2 ** self.BLOOM_BITS - 1
+        return np.array([[(int(d) >> (32 * j)) & mask for j in range(3)] for d in digest], dtype=np.int64)
+
+    def contains(self, rows: np.ndarray) -> np.ndarray:
+        """Boolean per row: asked already (or, for a Bloom filter, a rare false positive)."""
+        return self.bits[self._slots(rows)].all(axis=1)
+
+    def add(self, row: Sequence[int]) -> None:
+        """Mark one architecture as asked."""
+        slots = self._slots(np.asarray(row))[0]
+        if not self.bits[slots].all():
+            self.count += 1
+        self.bits[slots] = True
+
+    def exhausted(self) -> bool:
+        """True once every architecture of the space was asked."""
+        return self.count >= self.space_size
+
+    def state_dict(self) -> dict[str, Any]:
+        """Packed bits (a fixed-size tensor) and the count."""
+        return {"bits": np.packbits(self.bits), "count": self.count}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        bits = np.unpackbits(np.asarray(state["bits"]))[:len(self.bits)].astype(bool)
+        if len(bits) != len(self.bits):
+            raise ValueError(f"seen-set state has {len(bits)} bits, this space needs {len(self.bits)}")
+        self.bits[:] = bits
+        self.count = int(state["count"])

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 import torch
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal
-from rlnas.agents.controllers import build_controller, check_controller_options, make_generator
+from rlnas.agents.controllers import (
+    build_controller,
+    check_controller_options,
+    make_generator,
+)
 from rlnas.spaces.base import Candidate
 
 
@@ -31,10 +35,10 @@ class ControllerConfig(AgentConfig):
     """Weight of the entropy bonus in the loss (0 disables it)."""
     lstm_hidden: int = 64
     """Hidden size of the LSTM controller (and of its choice embeddings)."""
-    temperature: float | None = None
-    """LSTM only: divide logits by this before the tanh (ENAS used 5); null = off."""
-    tanh_constant: float | None = None
-    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS used 2.5); null = off."""
+    temperature: float | None = 5.0
+    """LSTM only: divide logits by this before the tanh (ENAS's 5 by default); null = off."""
+    tanh_constant: float | None = 2.5
+    """LSTM only: logits become tanh_constant * tanh(logits) (ENAS's 2.5 by default); null = off."""
 
     def __post_init__(self) -> None:
         if self.lr is None and self.controller in self.DEFAULT_LR:

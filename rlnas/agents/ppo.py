@@ -8,7 +8,9 @@ Architecture search is a one-step, stateless episode: the controller samples a c
     policy_loss = mean[ max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε)) ],   ρ = π(a) / π_old(a)
 
 with ``π_old`` the log-probability recorded when the candidate was sampled (``info``),
-and advantages ``A = R − b`` (optionally normalised per batch). The baseline ``b`` is either
+and advantages ``A = R − b``, divided by their batch standard deviation (the mean is not
+subtracted unless ``center_advantages``, so the baseline decides which candidates are
+reinforced and which are discouraged). The baseline ``b`` is either
 the bias-corrected EMA of past rewards ("ema") or a learned scalar value ("value"): with no
 state to condition on, a value head reduces to one parameter fitted to the rewards by MSE.
 """
@@ -52,7 +54,11 @@ class PPOConfig(ControllerConfig):
     max_grad_norm: float | None = 0.5
     """Clip the controller's gradient to this global norm; null = no clipping."""
     normalize_advantages: bool = True
-    """Standardise advantages within each batch (this also cancels any constant baseline)."""
+    """Divide advantages by their standard deviation within each batch (the baseline still sets their sign)."""
+    center_advantages: bool = False
+    """Also subtract the batch mean before dividing (full standardisation; this cancels the baseline)."""
+    entropy_weight: float = 0.01
+    """Weight of the entropy bonus in the loss (0 disables it)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,8 +72,9 @@ class PPOConfig(ControllerConfig):
             raise ConfigError(f"ppo: value_lr must be a positive number, got {self.value_lr!r}")
         if self.max_grad_norm is not None and (not is_finite_number(self.max_grad_norm) or not self.max_grad_norm > 0):
             raise ConfigError(f"ppo: max_grad_norm must be a positive number or null, got {self.max_grad_norm!r}")
-        if not isinstance(self.normalize_advantages, bool):
-            raise ConfigError(f"ppo: normalize_advantages must be true or false, got {self.normalize_advantages!r}")
+        for name in ("normalize_advantages", "center_advantages"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ppo: {name} must be true or false, got {getattr(self, name)!r}")
 
 
 class PPOAgent(ControllerAgent):
@@ -121,8 +128,10 @@ class PPOAgent(ControllerAgent):
         baseline = self.baseline_value(reward)
         advantage = reward - baseline
         scaled = advantage
+        if cfg.center_advantages and len(batch) > 1:
+            scaled = scaled - scaled.mean()
         if cfg.normalize_advantages and len(batch) > 1:
-            scaled = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            scaled = scaled / (advantage.std() + 1e-8)
 
         def value_loss() -> tuple[torch.Tensor, dict[str, float]]:
             loss = (self.value - reward).pow(2).mean()

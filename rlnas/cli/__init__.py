@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
-from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console
+from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError
 
-COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "export", "retrain", "query")
+COMMAND_MODULES = ("search", "resume", "ls", "show", "best", "compare", "plot", "report", "export", "retrain", "rm",
+                   "rename", "agents", "spaces", "query")
 """Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
 
 
@@ -34,6 +37,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlnas`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _warn_on_one_line
     console = make_console(stderr=getattr(args, "stderr_console", False))
     try:
         return args.run(args, console)
@@ -45,9 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _warn_on_one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """Library warnings (e.g. an unreadable checkpoint skipped on resume) as ``rlnas: warning: ...``."""
+    sys.stderr.write(f"rlnas: warning: {printable(str(message).strip().splitlines()[0])}\n")
+
+
 def _one_line(exc: Exception) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return printable(text.splitlines()[0]) if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -110,9 +111,19 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def printable(value: Any) -> str:
+    """``str(value)`` with control characters (escape sequences, bells, ...) written as ``\\x1b``
+    etc., so that stored text cannot drive the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def literal(value: Any) -> Text:
-    """Text shown as is: never read as rich markup (study names and keys come from users)."""
-    return Text(str(value))
+    """Text shown as is: never read as rich markup, control characters escaped (study names,
+    keys and error messages come from users and evaluators)."""
+    return Text(printable(value))
 
 
 def field_table(title: str) -> Table:
@@ -139,6 +150,17 @@ def open_existing_store(storage: str) -> Any:
     return open_store(storage, create=False)
 
 
+def write_output(path: str | Path, data: bytes | str) -> Path:
+    """Write an output file of a command: missing folders are created (the one rule for every
+    ``-o`` / ``--output`` / ``--onnx`` / ``--arch``), the file appears whole or not at all."""
+    from rlnas.reports.render import write_atomically
+
+    try:
+        return write_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as exc:
+        raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console that does not cut long architecture strings when writing to a pipe or a log."""
     console = Console(stderr=stderr)
@@ -149,4 +171,4 @@ def make_console(stderr: bool = False) -> Console:
 
 __all__ = ["Parser", "CommandFailed", "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "json_object", "assignment",
            "add_storage", "add_run_options", "run_options", "check_limits", "fmt", "literal", "field_table",
-           "add_metric_rows", "open_existing_store", "make_console"]
+           "add_metric_rows", "open_existing_store", "make_console", "write_output"]

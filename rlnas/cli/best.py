@@ -15,6 +15,7 @@ def add_parser(commands: Any) -> None:
     """Register ``best``."""
     best = commands.add_parser("best", help="the best architecture of a study")
     best.add_argument("name")
+    best.add_argument("--json", action="store_true", help="print the best trial as JSON")
     add_storage(best)
     best.set_defaults(run=run)
 
@@ -34,6 +35,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
     best = best_trial_of(store, record)
+    if args.json:
+        import json
+
+        from rlnas.cli._status import trial_json
+
+        print(json.dumps({"study": record.name, "reward_spec": record.reward, **trial_json(best)}, indent=2))
+        return 0
     table = field_table(f"Best architecture of study {record.name!r}")
     table.add_row("architecture", literal(best.key))
     add_metric_rows(table, best, record.reward)

@@ -1,42 +1,42 @@
-"""``rlnas ls``: the studies in a database, one row each."""
+"""``rlnas ls``: the studies in a database, one row each, with where each one stands."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from rlnas.cli._common import add_storage, fmt, literal, open_existing_store
-from rlnas.trial import TrialState
+from rlnas.cli._status import STATUSES, study_status, target_text
 
 
 def add_parser(commands: Any) -> None:
     """Register ``ls``."""
-    ls = commands.add_parser("ls", help="list the studies in a database")
+    ls = commands.add_parser("ls", help="list the studies in a database with their status",
+                             description="Status: " + ", ".join(STATUSES) + " (see docs/cli/studies.md).")
+    ls.add_argument("--json", action="store_true", help="print one JSON object per study (a JSON list)")
     add_storage(ls)
     ls.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """One row per study."""
-    from rlnas.study import best_of
-
     store = open_existing_store(args.storage)
+    rows = [(record, study_status(store, record)) for record in store.list_studies()]
+    if args.json:
+        print(json.dumps([status for _, status in rows], indent=2))
+        return 0
     table = Table(title=literal(f"Studies in {getattr(store, 'url', args.storage)}"))
-    for column in ("name", "space", "agent", "evaluator", "seed", "complete", "failed", "best reward", "driver",
-                   "created"):
+    for column in ("name", "status", "space", "agent", "evaluator", "seed", "finished", "target", "failed",
+                   "best reward", "created"):
         table.add_column(column)
-    for record in store.list_studies():
-        trials = store.trials(record.id)
-        complete = sum(t.state is TrialState.COMPLETE for t in trials)
-        failed = sum(t.state is TrialState.FAIL for t in trials)
-        best = best_of(trials)
-        lease = store.get_lease(record.id)
+    for record, s in rows:
         evaluator = " ".join(str(v) for k, v in record.evaluator.items() if k in ("name", "dataset"))
-        table.add_row(literal(record.name), record.space_name, record.agent, literal(evaluator), str(record.seed),
-                      str(complete), str(failed), fmt(best.reward if best else None),
-                      "-" if lease is None else f"pid {lease.pid}@{lease.host}",
-                      record.created_at.strftime("%Y-%m-%d %H:%M") if record.created_at else "-")
+        status = s["status"] if s["driver"] is None else f"running ({s['driver']})"
+        table.add_row(literal(record.name), literal(status), record.space_name, record.agent, literal(evaluator),
+                      str(record.seed), str(s["finished"]), target_text(record.settings), str(s["failed"]),
+                      fmt(s["best"]["reward"] if s["best"] else None), s["created"] or "-")
     console.print(table)
     return 0

@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_run_options, add_storage, assignment, check_limits, json_object, run_options
+from rlnas.cli._common import (
+    add_run_options,
+    add_storage,
+    assignment,
+    check_limits,
+    json_object,
+    literal,
+    run_options,
+)
 from rlnas.cli.summary import run_and_report
 from rlnas.errors import ConfigError
 
@@ -16,15 +26,23 @@ EVALUATOR_FLAGS = ("dataset", "epochs", "data_root", "fidelity", "noisy", "laten
 
 def add_parser(commands: Any) -> None:
     """Register ``search`` and its options."""
+    from rlnas.agents import list_agents
+    from rlnas.evaluators import list_evaluators
+    from rlnas.spaces import list_spaces
     from rlnas.study import DEFAULT_CHECKPOINT_EVERY
 
-    p = commands.add_parser("search", help="start (or continue) a search")
+    p = commands.add_parser("search", help="start (or continue) a search",
+                            description="Spaces and their evaluators: rlnas spaces. Agents and every agent option "
+                                        "with its default and meaning: rlnas agents.")
     what = p.add_argument_group("what to search (the study's stored definition)")
-    what.add_argument("--space", default="nb201", help="search space (default nb201; see rlnas.list_spaces())")
-    what.add_argument("--agent", default="l2nas", help="search agent (default l2nas)")
-    what.add_argument("--evaluator", default=None, help="evaluator (default: the space's tabular benchmark)")
+    what.add_argument("--space", default="nb201", help=f"search space: {', '.join(list_spaces())} (default nb201)")
+    what.add_argument("--agent", default="l2nas", help=f"search agent: {', '.join(list_agents())} (default l2nas; "
+                                                      "options: rlnas agents NAME)")
+    what.add_argument("--evaluator", default=None, help=f"evaluator: {', '.join(list_evaluators())} "
+                                                        "(default: the space's tabular benchmark)")
     what.add_argument("--dataset", default=None,
-                      help="nb201: cifar10 (default), cifar100 or imagenet16-120; train: digits (default), "
+                      help="nb201: cifar10 (default), cifar100 or imagenet16-120; nbgraph: cora (default), arxiv, "
+                           "citeseer, computers, cs, photo, physics, proteins, pubmed; train: digits (default), "
                            "mnist5k, cifar10 or imagefolder")
     what.add_argument("--epochs", type=float, default=None, help="train: epochs per candidate")
     what.add_argument("--data-root", default=None, help="train: folder of cifar10 batches or an image folder")
@@ -45,7 +63,12 @@ def add_parser(commands: Any) -> None:
                       help="enas: controller update, ppo (clipped, several epochs per batch; default) or reinforce")
     what.add_argument("--reuse-repeats", action="store_true",
                       help="answer a candidate the study already evaluated from the store, without spending budget")
-    p.add_argument("--name", default=None, help="study name (default SPACE-AGENT-DATASET-SEED)")
+    p.add_argument("--name", default=None,
+                   help="study name (default SPACE-AGENT-DATASET-SEED, plus a short hash of the other options "
+                        "when any differs from its default, so differently configured searches never collide)")
+    p.add_argument("--keep-weights", default="all", metavar="K|all|none",
+                   help="train: keep the trained weights of every trial (all, the default), of the best K by "
+                        "valid_acc, or none; they go next to a SQLite database (runs.db -> runs.db-weights/NAME/)")
     p.add_argument("--init-from", default=None, metavar="STUDY",
                    help="start the agent from another study's agent (same space and agent, same storage)")
     p.add_argument("--trials", type=int, default=None, help="number of trials (default 100 without a budget)")
@@ -58,14 +81,25 @@ def add_parser(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
+TABULAR_EVALUATORS = {"nb201": "nb201", "nbgraph": "nbgraph", "nbgraph_proteins": "nbgraph"}
+"""The evaluator a space gets when ``--evaluator`` is not given."""
+
+
 def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[str, Any]]:
     """The evaluator's name and options from the flags (a flag the evaluator does not take is an error)."""
     from rlnas.evaluators import EVALUATORS
     from rlnas.registry import accepted_options
 
-    name = args.evaluator or ("nb201" if args.space == "nb201" else None)
+    name = args.evaluator or TABULAR_EVALUATORS.get(args.space)
     if name is None:
         raise ConfigError(f"space {args.space!r} has no tabular benchmark: choose one with --evaluator (e.g. train)")
+    if name == "nbgraph":
+        dataset = dict(args.eval_option).get("dataset", args.dataset)
+        if dataset is None and args.space == "nbgraph_proteins":
+            args.dataset = dataset = "proteins"
+        wanted = "nbgraph_proteins" if dataset == "proteins" else "nbgraph"
+        if args.space != wanted:
+            raise ConfigError(f"the nbgraph evaluator on {dataset or 'cora'} needs --space {wanted}")
     accepted = accepted_options(EVALUATORS.get(name)) or []
     options: dict[str, Any] = {"space": space} if "space" in accepted else {}
     for flag in EVALUATOR_FLAGS:
@@ -88,6 +122,88 @@ def agent_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any]) -> str:
+    """``SPACE-AGENT-DATASET-SEED``, plus ``-`` and 6 hex digits of the options that differ from the
+    defaults (agent config, evaluator options, reward, repeats), so that two different searches
+    never get the same default name."""
+    import hashlib
+
+    from rlnas.agents import agent_class
+    from rlnas.evaluators import build_evaluator
+
+    config = agent_class(args.agent).Config
+    wanted, default = config.from_dict(agent_config(args)).to_dict(), config.from_dict({}).to_dict()
+    base_options = {k: v for k, v in evaluator_options.items() if k in ("space", "dataset")}
+    spec = build_evaluator({"name": evaluator_name, **evaluator_options}).spec()
+    base = build_evaluator({"name": evaluator_name, **base_options}).spec()
+    differences = {"agent": {k: v for k, v in wanted.items() if default.get(k) != v},
+                   "evaluator": {k: v for k, v in spec.items() if base.get(k) != v},
+                   "reward": args.reward if args.reward != "valid_acc" else None,
+                   "reuse_repeats": args.reuse_repeats or None}
+    dataset = spec.get("dataset", evaluator_name)
+    name = f"{args.space}-{args.agent}-{dataset}-{args.seed}"
+    if any(differences.values()):
+        text = json.dumps(differences, sort_keys=True, default=str)
+        name += "-" + hashlib.sha256(text.encode()).hexdigest()[:6]
+    return name
+
+
+def weights_options(args: argparse.Namespace, evaluator_name: str, options: dict[str, Any],
+                    name: str) -> dict[str, Any]:
+    """``weights_dir`` / ``keep_weights`` of a train evaluator from ``--keep-weights`` (``{}`` for other evaluators)."""
+    from rlnas.evaluators import EVALUATORS
+    from rlnas.registry import accepted_options
+
+    if "weights_dir" not in (accepted_options(EVALUATORS.get(evaluator_name)) or []) or "weights_dir" in options:
+        if args.keep_weights != "all":
+            raise ConfigError(f"--keep-weights applies to the train evaluator, not {evaluator_name!r}")
+        return {}
+    keep = str(args.keep_weights).lower()
+    if keep == "none":
+        return {}
+    if keep != "all" and not (keep.isdigit() and int(keep) > 0):
+        raise ConfigError(f"--keep-weights must be all, none or a positive number, got {args.keep_weights!r}")
+    return {"weights_dir": default_weights_dir(args.storage, name),
+            "keep_weights": None if keep == "all" else int(keep)}
+
+
+def default_weights_dir(storage: str, name: str) -> str:
+    """``<database file>-weights/<name>`` next to a SQLite file, else ``rlnas-weights/<name>`` in the working folder."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(storage)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+    except Exception:  # noqa: BLE001 - not a URL: the store reports it when it is opened
+        database = None
+    folder = f"{database}-weights" if database and database != ":memory:" else "rlnas-weights"
+    return str(Path(folder) / name)
+
+
+def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Console) -> None:
+    """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
+    mobile network does not shrink the images to a single pixel long before its last layer."""
+    space_name = space.name
+    measured = getattr(evaluator, "space", None)
+    if measured is not None and getattr(measured, "fingerprint", None) != space.fingerprint:
+        raise ConfigError(f"evaluator {evaluator_name!r} measures space {measured.name!r}, not {space_name!r}: "
+                          f"choose --evaluator train (or --space {measured.name})")
+    if not isinstance(getattr(type(evaluator), "data", None), property):
+        return
+    data = evaluator.data  # a missing or unreadable data set stops here, with its one-line reason
+    if hasattr(space, "arch") and "smallest" in space.known():
+        from rlnas.reports.arch import collapse_point, mobile_blocks
+
+        size = int(data.input_shape[-1])
+        blocks = mobile_blocks(space, space.known()["smallest"], int(data.input_shape[0]), resolution=size)
+        at = collapse_point(blocks)
+        if at is not None:
+            console.print(literal(
+                f"warning: on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
+                f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use larger "
+                "images (e.g. --dataset mnist5k) or more epochs"), style="yellow")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the study (checking everything before anything is stored) and run it."""
     from rlnas.evaluators import build_evaluator
@@ -101,10 +217,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
     space = resolve_space(args.space)  # an unknown space: one line, before anything else
     evaluator_name, evaluator_options = evaluator_choice(args, space)
+    name = args.name or default_name(args, evaluator_name, evaluator_options)
+    evaluator_options = evaluator_options | weights_options(args, evaluator_name, evaluator_options, name)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
-    dataset = evaluator.spec().get("dataset", evaluator_name) if hasattr(evaluator, "spec") else evaluator_name
-    name = args.name or f"{args.space}-{args.agent}-{dataset}-{args.seed}"
+    check_evaluator(space, evaluator_name, evaluator, console)
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
@@ -112,7 +229,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     study = create_study(space=space, agent=args.agent, agent_config=agent_config(args), evaluator=evaluator,
                          reward=args.reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
-                         reuse_repeats=args.reuse_repeats, device=args.device)
+                         reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,
+                         budget_seconds=args.budget_seconds)
     if source is not None and study.settings.get("init_from") != source.name:
         if study.n_finished:
             raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")

@@ -7,17 +7,21 @@ from typing import Any
 from rich.console import Console
 
 from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal
+from rlnas.errors import StorageError
 from rlnas.trial import TrialState
 
 
 def run_and_report(study: Any, trials: int | None, budget: float | None, options: Any, console: Console) -> int:
-    """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed."""
+    """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed or the storage
+    failed during the run (disk full, read-only, database deleted)."""
     try:
         study.optimize(trials, budget, run=options)
     except KeyboardInterrupt:
         console.print(literal(f"interrupted: {study.n_finished} trials are stored; continue with "
                               f"`rlnas resume {study.name}`"), style="yellow")
         return EXIT_INTERRUPTED
+    except StorageError as exc:
+        raise CommandFailed(f"the search stopped, storage failed: {exc} (what was stored before is kept)") from None
     stored = study.trials
     print_summary(study, stored, console)
     if not any(t.state is TrialState.COMPLETE for t in stored):
@@ -50,7 +54,12 @@ def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     evaluated = [t for t in trials if t.repeat_of is None and not t.orphaned and t.state.finished]
     failed = [t for t in evaluated if t.state is TrialState.FAIL]
     table.add_row("trials finished", str(len(evaluated)))
-    table.add_row("distinct architectures", str(len({t.key for t in evaluated})))
+    distinct = len({t.key for t in evaluated})
+    table.add_row("distinct architectures", str(distinct))
+    if evaluated and distinct <= len(evaluated) // 2 and not getattr(study.record, "reuse_repeats", False):
+        table.add_row("note", literal(f"{len(evaluated) - distinct} of {len(evaluated)} trials evaluated an "
+                                      "architecture again; with --reuse-repeats a new study answers repeats from "
+                                      "the store without spending budget"))
     repeats = sum(t.repeat_of is not None for t in trials)
     if repeats:
         table.add_row("repeats answered from the store", str(repeats))

@@ -15,7 +15,7 @@ import numpy as np
 from rlnas.errors import InvalidCandidate
 
 NB201_TABLE_PATH = Path(__file__).with_name("nb201.npz")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +38,11 @@ class NB201Table:
     """(3, 15625) millions of parameters (datasets differ only by the classifier)."""
     train_time_s: np.ndarray
     """(3, 15625) simulated seconds to train 200 epochs on the benchmark authors' GPUs."""
+    params_from_closed_form: np.ndarray
+    """(15625,) bool: the source's params contradicted the closed form, which ``params_m`` holds instead."""
+    train_time_estimated: np.ndarray
+    """(3, 15625) bool: ``train_time_s`` is the median of the cells with the same operation counts
+    (the source's time was an outlier for a cell whose params were wrong; see NB201.md)."""
     seed_acc: np.ndarray
     """(3, 15625, 3) per-seed 200-epoch accuracy, NaN-padded: cifar10 valid, cifar100/ImageNet valtest."""
     n_seeds: np.ndarray
@@ -100,6 +105,8 @@ def load_nb201_table(path: str | Path | None = None) -> NB201Table:
         test_acc_12ep=_frozen(data["test_acc_12ep"]),
         params_m=_frozen(data["params_m"]),
         train_time_s=_frozen(data["train_time_s"]),
+        params_from_closed_form=_frozen(data["params_from_closed_form"]),
+        train_time_estimated=_frozen(data["train_time_estimated"]),
         seed_acc=_frozen(data["seed_acc"]),
         n_seeds=_frozen(data["n_seeds"]),
         seed_labels=tuple(int(s) for s in data["seed_labels"]),

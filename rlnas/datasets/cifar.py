@@ -1,81 +1,67 @@
-"""CIFAR-10 in its official "python version" format, read without trusting pickle.
+"""CIFAR-10 in its official "python version" format, read without unpickling.
 
 The official batches (``data_batch_1`` .. ``data_batch_5``, ``test_batch``) are Python-2
 pickles of dicts with byte-string keys: ``b"data"`` a uint8 array ``[N, 3072]`` (1024 red, then
 1024 green, then 1024 blue values of a 32x32 image, row-major) and ``b"labels"`` a list of ints.
-They must be read with ``encoding="bytes"``. Plain ``pickle.load`` would run any callable a
-crafted file names, so :class:`RestrictedUnpickler` resolves only the few globals a NumPy array
-needs (``numpy``'s ``_reconstruct``, ``ndarray``, ``dtype``, and ``_codecs.encode`` that
-Python 3 uses for bytes in protocol-2 pickles); anything else raises :class:`ConfigError`.
+Unpickling runs whatever a crafted file names, and even NumPy's own constructors can build an
+object array over bytes the file controls, so the batches are parsed by
+:func:`rlnas.datasets.plain_pickle.load_plain`, which builds only plain data and numeric arrays;
+anything else is refused with a :class:`ConfigError`.
 """
 from __future__ import annotations
 
-import io
-import pickle
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split
+from rlnas.datasets.plain_pickle import load_plain
 from rlnas.errors import ConfigError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("codecs").encode,
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild dicts, lists, bytes and NumPy arrays, and nothing else."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise ConfigError(
-                f"refusing to load {module}.{name} from a CIFAR batch (only NumPy arrays are allowed)"
-            ) from None
-
 
 def read_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``[N, 3, 32, 32]`` uint8 and labels ``[N]`` int64 of one pickled batch."""
+    """Images ``[N, 3, 32, 32]`` uint8 and labels ``[N]`` int64 (0..9) of one pickled batch."""
     try:
-        batch = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+        batch = load_plain(data)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-    except Exception as err:  # truncated or not a pickle at all
-        raise ConfigError(f"{where} is not a CIFAR python batch ({type(err).__name__}: {err})") from None
+        raise ConfigError(f"{where} is not a CIFAR python batch: {err}") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ConfigError(f"{where} is not a CIFAR python batch (needs keys b'data' and b'labels')")
-    images = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if images.ndim != 2 or images.shape[1] != 3072 or images.shape[0] != labels.shape[0]:
-        raise ConfigError(f"{where}: data of shape {images.shape} with {labels.shape[0]} labels, "
+    images, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        raise ConfigError(f"{where}: b'data' must be a uint8 array, got {_describe(images)}")
+    if not (isinstance(labels, list) and all(isinstance(x, int) and 0 <= x < 10 for x in labels)):
+        raise ConfigError(f"{where}: b'labels' must be a list of ints 0..9")
+    if images.ndim != 2 or images.shape[1] != 3072 or images.shape[0] != len(labels):
+        raise ConfigError(f"{where}: data of shape {images.shape} with {len(labels)} labels, "
                           "expected [N, 3072] and N labels")
-    return images.reshape(-1, 3, 32, 32), labels
+    return images.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array"
+    return f"a {type(value).__name__}"
 
 
 def _batch_reader(root: Path):
     """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz``."""
     if root.is_file() and tarfile.is_tarfile(root):
-        archive = tarfile.open(root)
-        members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+        wanted = {*TRAIN_BATCHES, TEST_BATCH}
+        with tarfile.open(root) as archive:
+            found = {Path(m.name).name: archive.extractfile(m).read()  # type: ignore[union-attr]
+                     for m in archive.getmembers() if m.isfile() and Path(m.name).name in wanted}
 
         def read_tar(name: str) -> bytes:
-            if name not in members:
+            if name not in found:
                 raise ConfigError(f"{root} holds no member named {name!r}")
-            return archive.extractfile(members[name]).read()  # type: ignore[union-attr]
+            return found[name]
         return read_tar
     for folder in (root, root / "cifar-10-batches-py"):
         if (folder / TEST_BATCH).is_file():

@@ -10,6 +10,7 @@ from rlnas.registry import Registry, accepted_options
 
 EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator", {
     "nb201": "rlnas.evaluators.tabular:NB201Evaluator",
+    "nbgraph": "rlnas.evaluators.nbgraph:NBGraphEvaluator",
     "train": "rlnas.evaluators.train:TrainEvaluator",
     "shared": "rlnas.evaluators.shared:SharedEvaluator",
 })

@@ -38,6 +38,8 @@ class NB201Evaluator:
 
     ``cost_seconds`` is the simulated training time: ``train_time_s``, or 12/200 of it at
     ``fidelity=12`` (an approximation: the table has no 12-epoch times). ``budget`` is ignored.
+    For the few cells whose source time was replaced by an estimate (see ``rlnas/data/NB201.md``)
+    ``info["train_time_estimated"]`` is true.
     """
 
     name = "nb201"
@@ -64,6 +66,7 @@ class NB201Evaluator:
         self._params = table.params_m[self._row].tolist()
         self._time = table.train_time_s[self._row].tolist()
         self._cost = (table.train_time_s[self._row] * (self.fidelity / 200)).tolist()
+        self._time_estimated = set(np.flatnonzero(table.train_time_estimated[self._row]).tolist())
         self._latency = table.latency_ms[table.latency_devices.index(self.latency_device)].tolist()
         seed_rewards = self._seed_reward_matrix().tolist()
         self._seed_values = [row[:n] for row, n in zip(seed_rewards, table.n_seeds.tolist())]
@@ -77,6 +80,8 @@ class NB201Evaluator:
         except (KeyError, TypeError):
             i = self._resolve(candidate)
         info: dict[str, Any] = {"index": i, "arch_str": self.table.arch_str[i]}
+        if i in self._time_estimated:
+            info["train_time_estimated"] = True
         if not self.noisy:
             valid = self._reward[i]
         else:
@@ -191,4 +196,4 @@ def _choice(option: str, value: Any, choices: tuple[Any, ...]) -> Any:
     return value
 
 
-__all__ = ["NB201Evaluator", "NB201_DATASETS", "NB201_FIDELITIES"]
+__all__ = ["NB201_DATASETS", "NB201_FIDELITIES", "NB201Evaluator"]

@@ -20,11 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlnas.checks import check_seed
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
+from rlnas.evaluators.weights import save_weights
 from rlnas.spaces.base import Candidate, Space
 
 Progress = Callable[[int, int, Mapping[str, float]], None]
@@ -47,6 +49,18 @@ class TrainingDiverged(RlnasError):
     """The training loss became NaN or infinite; the message says when."""
 
 
+def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float | None,
+                  threads: int | None) -> None:
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"train evaluator: momentum must be in [0, 1), got {momentum!r}")
+    if not weight_decay >= 0:
+        raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
+    if valid_fraction is not None and not 0 < valid_fraction < 1:
+        raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"train evaluator: threads must be an integer >= 1, got {threads!r}")
+
+
 class TrainEvaluator:
     """Trains each candidate from scratch on a small image set (see the module docstring).
 
@@ -55,6 +69,10 @@ class TrainEvaluator:
     the last epoch), ``train_time_s`` (wall seconds of the training loop), ``params_m``
     (millions) and ``flops_m`` (MFLOPs of one image, multiply-add = 2). ``info["curve"]`` holds
     per-epoch ``train_loss`` and ``valid_acc``.
+
+    With ``weights_dir``, the trained weights of every network (or of the ``keep_weights`` best
+    by ``valid_acc``) are saved there and ``info["weights"]`` names the file (``None`` when it
+    was not kept); see :mod:`rlnas.evaluators.weights`.
 
     ``budget`` in :meth:`evaluate` overrides ``epochs`` (a float is allowed: 0.5 = half the
     steps of one epoch) or, when the evaluator was built with ``steps``, the number of steps.
@@ -68,7 +86,8 @@ class TrainEvaluator:
                  model_kwargs: Mapping[str, Any] | None = None, split_seed: int = 0,
                  valid_fraction: float | None = None, dataset_options: Mapping[str, Any] | None = None,
                  augment: bool = False, device: str = "cpu", threads: int | None = None,
-                 eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None):
+                 eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None,
+                 weights_dir: str | None = None, keep_weights: int | None = None):
         if isinstance(space, str):
             from rlnas.spaces import create_space
 
@@ -80,6 +99,18 @@ class TrainEvaluator:
                 raise ConfigError(f"train evaluator: {label} must be a positive number, got {value!r}")
         if steps is not None and (not isinstance(steps, int) or steps <= 0):
             raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
+        _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction, threads=threads)
+        seed = check_seed(seed, "train evaluator: seed")
+        split_seed = check_seed(split_seed, "train evaluator: split_seed")
+        if model_kwargs is not None and model_fn is None:
+            from rlnas.models import check_options_for
+
+            check_options_for(space, model_kwargs)
+        if keep_weights is not None and (isinstance(keep_weights, bool) or not isinstance(keep_weights, int)
+                                         or keep_weights < 1):
+            raise ConfigError(f"train evaluator: keep_weights must be a positive integer or null (all), "
+                              f"got {keep_weights!r}")
+        self.weights_dir, self.keep_weights = weights_dir, keep_weights
         self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
@@ -102,6 +133,7 @@ class TrainEvaluator:
             "weight_decay": self.weight_decay, "seed": self.seed, "data_root": self.data_root,
             "model_kwargs": self.model_kwargs, "split_seed": self.split_seed, "valid_fraction": self.valid_fraction,
             "dataset_options": self.dataset_options, "augment": self.augment, "eval_batch_size": self.eval_batch_size,
+            "weights_dir": self.weights_dir, "keep_weights": self.keep_weights,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,6 +150,19 @@ class TrainEvaluator:
             self._data = load_dataset(self.dataset, self.data_root, split_seed=self.split_seed,
                                       valid_fraction=self.valid_fraction, **self.dataset_options)
         return self._data
+
+    def prepare(self) -> None:
+        """Check, before a study is created, that evaluations can run: load the data set and pass
+        two images through the network of one sampled candidate in training mode (a data folder
+        that is missing, or a network that does not fit the images, is a :class:`ConfigError`)."""
+        import numpy as np
+
+        data = self.data
+        candidate = self.space.sample(np.random.default_rng(0))
+        with num_threads(self.threads), torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = self.build_model(candidate).to(self.device).train()
+            x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
+            model(x.to(self.device))
 
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model builder: the space's small defaults or ``model_kwargs``,
@@ -167,6 +212,11 @@ class TrainEvaluator:
             "flops_m": count_flops(model.cpu(), data.input_shape) / 1e6,
         }
         info = {"epochs": total_steps / steps_per_epoch, "steps": total_steps, "seed": seed, "curve": curve}
+        if self.weights_dir is not None:
+            info["weights"] = save_weights(
+                self.weights_dir, model, space=self.space.name, key=self.space.key(candidate), seed=seed,
+                model_kwargs=self.resolved_model_kwargs(), input_shape=tuple(data.input_shape), metrics=metrics,
+                keep=self.keep_weights)
         return Measurement(metrics, time.perf_counter() - start, info)
 
     # ------------------------------------------------------------------ helpers
@@ -185,7 +235,7 @@ class TrainEvaluator:
                 x, y = data.train.batch(order[i * batch : (i + 1) * batch])
                 if self.augment:
                     x = augment_batch(x, gen)
-                loss = F.cross_entropy(model(x.to(self.device)), y.to(self.device))
+                loss = training_loss(model, model(x.to(self.device)), y.to(self.device))
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"training diverged: loss is {loss.item()} at step {step + 1} of {total_steps} "
@@ -214,6 +264,16 @@ class TrainEvaluator:
             x, y = split.batch(torch.arange(start, min(start + self.eval_batch_size, len(split))))
             correct += int((model(x.to(self.device)).argmax(1).cpu() == y).sum())
         return 100.0 * correct / max(len(split), 1)
+
+
+def training_loss(model: nn.Module, output: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                  labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the logits; for ``(logits, aux_logits)`` (an auxiliary head in training
+    mode) plus ``model.auxiliary_weight`` times the auxiliary head's cross-entropy."""
+    if isinstance(output, tuple):
+        logits, aux = output
+        return F.cross_entropy(logits, labels) + model.auxiliary_weight * F.cross_entropy(aux, labels)
+    return F.cross_entropy(output, labels)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:

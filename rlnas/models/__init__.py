@@ -16,6 +16,8 @@ from typing import Any
 
 from torch import nn
 
+from rlnas.checks import check_option_types
+from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
 from rlnas.models.enas import EnasMacroNetwork, EnasMicroNetwork
 from rlnas.models.mobilenet import MobileNet
@@ -25,17 +27,17 @@ from rlnas.spaces.base import Choice, Space
 
 
 def _nb201(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", NB201Network, kw, skip=1)
+    kw = check_model_options(space, NB201Network, kw)
     return NB201Network(space.candidate(candidate), **kw)
 
 
 def _darts(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", DartsNetworkCIFAR, kw, skip=1)
+    kw = check_model_options(space, DartsNetworkCIFAR, kw)
     return DartsNetworkCIFAR(space.candidate(candidate), **kw)
 
 
 def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
-    check_options(f"model of space {space.name!r}", MobileNet, kw, skip=1)
+    kw = check_model_options(space, MobileNet, kw)
     arch = space.arch(candidate)  # type: ignore[attr-defined]
     model = MobileNet(arch.layers, **kw)
     model.resolution = arch.resolution
@@ -65,6 +67,31 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
 """Network builders by space name, each called as ``(space, candidate, **options)``."""
 
 
+_POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult")
+_PROBABILITY = ("drop_path_prob", "dropout")
+
+
+def check_model_options(space: Space, network: type[nn.Module], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of ``network`` (all but its first parameter, the architecture) checked for name,
+    type and range: sizes must be positive, dropout probabilities in [0, 1)."""
+    what = f"the {space.name} model"
+    check_options(what, network, options, skip=1)
+    checked = check_option_types(network, options, what)
+    for key, value in checked.items():
+        if key in _POSITIVE and not value > 0:
+            raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
+        if key in _PROBABILITY and not 0 <= value < 1:
+            raise ConfigError(f"{what} option {key!r} must be in [0, 1), got {value!r}")
+    return checked
+
+
+def check_options_for(space: Space, options: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`check_model_options` for the network :func:`create_model` builds for ``space``, without
+    building it (builders registered by others are not checked)."""
+    network = {_nb201: NB201Network, _darts: DartsNetworkCIFAR, _mobile: MobileNet}.get(MODELS.get(space.name))
+    return dict(options) if network is None else check_model_options(space, network, options)
+
+
 def list_models() -> list[str]:
     """Space names :func:`create_model` can build networks for, sorted."""
     return MODELS.list()
@@ -85,6 +112,6 @@ def count_parameters(model: nn.Module, exclude: str | None = None) -> int:
 
 
 __all__ = [
-    "create_model", "list_models", "count_parameters", "MODELS",
+    "create_model", "list_models", "check_model_options", "check_options_for", "count_parameters", "MODELS",
     "NB201Network", "DartsNetworkCIFAR", "MobileNet", "nb201_param_count",
 ]

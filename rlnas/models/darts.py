@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from rlnas.errors import ConfigError
 from rlnas.spaces.base import Choice
 from rlnas.spaces.darts import DARTS_NODES, cell_edges
 
@@ -139,19 +140,25 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < 8:  # 5x5 pooling with stride 3, then a 2x2 convolution
+            raise ConfigError(f"the DARTS auxiliary head needs an 8x8 feature map where it attaches "
+                              f"(32x32 images), got {x.shape[-2]}x{x.shape[-1]}: set auxiliary=False for "
+                              "these images")
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
 class DartsNetworkCIFAR(nn.Module):
     """DARTS CIFAR network. In training mode with ``auxiliary=True`` ``forward`` returns
     ``(logits, aux_logits)``; otherwise it returns the logits. ``drop_path_prob`` is an
-    attribute so a trainer can schedule it."""
+    attribute so a trainer can schedule it; a trainer adds ``auxiliary_weight`` (DARTS: 0.4)
+    times the auxiliary loss to the main one."""
 
     def __init__(self, candidate: Mapping[str, Choice], num_classes: int = 10, channels: int = 36,
                  layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
-                 stem_multiplier: int = 3, in_channels: int = 3):
+                 stem_multiplier: int = 3, in_channels: int = 3, auxiliary_weight: float = 0.4):
         super().__init__()
         self.drop_path_prob = drop_path_prob
+        self.auxiliary_weight = auxiliary_weight
         self.aux_position = 2 * layers // 3
         c_curr = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))

@@ -1,1 +1,1 @@
-"""Plot data as pure functions, and their matplotlib renderers (``pip install rlnas[plot]``)."""
+"""Old home of the plots; everything now lives in :mod:`rlnas.reports`."""

@@ -17,9 +17,12 @@ from rlnas.spaces.mobilenet import (
     TunasMobileNetV3Space,
 )
 from rlnas.spaces.nb201 import NB201_OPS, NB201Space
+from rlnas.spaces.nbgraph import NBGraphSpace
 
 SPACES: Registry[Callable[..., Space]] = Registry("space", {
     "nb201": "rlnas.spaces.nb201:NB201Space",
+    "nbgraph": "rlnas.spaces.nbgraph:NBGraphSpace",
+    "nbgraph_proteins": "rlnas.spaces.nbgraph:nbgraph_proteins_space",
     "darts": "rlnas.spaces.darts:DartsSpace",
     "ofa_mbv3": "rlnas.spaces.mobilenet:OFAMobileNetV3Space",
     "proxyless": "rlnas.spaces.mobilenet:ProxylessSpace",
@@ -51,6 +54,6 @@ def create_space(name: str, **kwargs: Any) -> Space:
 __all__ = [
     "Candidate", "Categorical", "Choice", "Space", "NB201Space", "NB201_OPS", "DartsSpace", "DARTS_OPS",
     "MobileSpace", "MobileArch", "OFAMobileNetV3Space", "ProxylessSpace", "ProxylessEnlargedSpace",
-    "TunasMobileNetV3Space",
+    "TunasMobileNetV3Space", "NBGraphSpace",
     "SPACES", "register_space", "list_spaces", "create_space",
 ]

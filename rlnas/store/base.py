@@ -101,6 +101,11 @@ class Store(ABC):
     def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
         """``(slot, payload)`` of the newest checkpoint, or ``None``."""
 
+    def checkpoints(self, study_id: int) -> list[tuple[int, bytes]]:
+        """``(slot, payload)`` of every kept checkpoint, newest first (by default only the newest)."""
+        latest = self.latest_checkpoint(study_id)
+        return [] if latest is None else [latest]
+
     @abstractmethod
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
         """Record the diagnostics an agent returned from ``tell`` after ``slot`` told proposals."""
@@ -112,6 +117,10 @@ class Store(ABC):
     @abstractmethod
     def delete_study(self, name: str) -> None:
         """Remove a study and everything it owns."""
+
+    @abstractmethod
+    def rename_study(self, name: str, new_name: str) -> None:
+        """Give study ``name`` the name ``new_name`` (:class:`DuplicateStudy` if that is taken)."""
 
     # Leases: the primitives :mod:`rlnas.study.lease` builds "one driver per study" on.
     @abstractmethod
@@ -225,6 +234,13 @@ class InMemoryStore(Store):
         del self._studies[name]
         for table in (self._trials, self._checkpoints, self._diagnostics, self._leases):
             table.pop(record.id, None)
+
+    def rename_study(self, name, new_name) -> None:
+        record = self.get_study(name)
+        if new_name in self._studies:
+            raise DuplicateStudy(f"a study named {new_name!r} already exists")
+        del self._studies[name]
+        self._studies[new_name] = replace(record, name=new_name)
 
     def get_lease(self, study_id):
         return self._leases.get(study_id)

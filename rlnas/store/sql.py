@@ -5,7 +5,10 @@ a process killed between two statements leaves the database consistent.
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
 from rlnas.store.base import Lease, Store, StudyRecord, utcnow
@@ -131,7 +135,10 @@ class SQLStore(Store):
         self._conn: sa.Connection | None = None
         self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
         self._cursor: Any = None  # its one cursor
+        self._file = _sqlite_file(engine)
+        self._identity: tuple[int, int] | None = None  # of the file, once the schema is there
         self._check_schema(create)
+        self._identity = _identity(self._file) if self._file else None
         self._next_number: dict[int, int] = {}
         self._lock_numbers = engine.dialect.name == "postgresql"
         self._shared: set[int] = set()  # studies another writer has added trials to since we cached a number
@@ -150,6 +157,7 @@ class SQLStore(Store):
     def _transaction(self) -> Iterator[sa.Connection]:
         """One transaction on the store's own connection (kept open: checkouts cost more than writes)."""
         with self._lock:
+            self._check_file()
             if self._conn is None or self._conn.closed or self._conn.invalidated:
                 self._conn = self.engine.connect()
             with self._conn.begin():
@@ -159,6 +167,7 @@ class SQLStore(Store):
     def _write(self) -> Iterator[Any]:
         """One transaction on the cursor of the store's own write connection (see :class:`_Prepared`)."""
         with self._lock:
+            self._check_file()
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
                 self._cursor = self._raw.cursor()
@@ -169,9 +178,29 @@ class SQLStore(Store):
                 self._raw.rollback()
                 raise
 
+    def _check_file(self) -> None:
+        """On a SQLite file: refuse to go on once the file was deleted or replaced (writes would go
+        to a file no one can open again, and the run would seem to succeed)."""
+        if self._identity is not None and _identity(self._file) != self._identity:  # type: ignore[arg-type]
+            raise StorageError(f"the database file {self._file} was deleted or replaced while this process was "
+                               "using it: nothing more can be stored there")
+
     # ---------------------------------------------------------------- schema
     def _check_schema(self, create: bool) -> None:
+        """Create the tables in an empty database, or check (and migrate) an existing one.
+
+        Processes opening one fresh database at once take turns: on SQLite the check runs in a
+        ``BEGIN IMMEDIATE`` transaction (whose DDL, unlike the driver's default, is not
+        autocommitted statement by statement), on PostgreSQL under an advisory lock.
+        """
+        if self.engine.dialect.name == "sqlite" and create:
+            try:
+                self._create_sqlite_schema()
+            except self.engine.dialect.dbapi.Error as exc:
+                raise StorageError(f"cannot use {self.url}: {_reason(exc)}") from None
         with self._transaction() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, 0)"), {"space": _NUMBER_LOCK_SPACE + 1})
             names = set(sa.inspect(conn).get_table_names())
             if schema_version.name not in names:
                 if not create:
@@ -185,6 +214,31 @@ class SQLStore(Store):
                 found = SCHEMA_VERSION
             if found != SCHEMA_VERSION:
                 raise StorageError(f"{self.url} has rlnas schema version {found}; this rlnas reads version {SCHEMA_VERSION}")
+
+    def _create_sqlite_schema(self) -> None:
+        """On SQLite: create every table and the version row in one write transaction, if missing."""
+        raw = self.engine.raw_connection()
+        driver = raw.driver_connection
+        previous = driver.isolation_level
+        driver.isolation_level = None  # this connection issues its own BEGIN / COMMIT
+        try:
+            driver.execute("BEGIN IMMEDIATE")  # the write lock first: a second creator waits here
+            try:
+                found = driver.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                       (schema_version.name,)).fetchone()
+                if found is None:
+                    for table in metadata.sorted_tables:
+                        driver.execute(str(CreateTable(table).compile(dialect=self.engine.dialect)))
+                        for index in table.indexes:
+                            driver.execute(str(CreateIndex(index).compile(dialect=self.engine.dialect)))
+                    driver.execute(f"INSERT INTO {schema_version.name} (version) VALUES (?)", (SCHEMA_VERSION,))
+                driver.execute("COMMIT")
+            except BaseException:
+                driver.execute("ROLLBACK")
+                raise
+        finally:
+            driver.isolation_level = previous
+            raw.close()
 
     # --------------------------------------------------------------- studies
     @staticmethod
@@ -235,6 +289,14 @@ class SQLStore(Store):
             for table in (trials, checkpoints, diagnostics, leases):
                 conn.execute(table.delete().where(table.c.study_id == record.id))
             conn.execute(studies.delete().where(studies.c.id == record.id))
+
+    def rename_study(self, name: str, new_name: str) -> None:
+        record = self.get_study(name)
+        try:
+            with self._transaction() as conn:
+                conn.execute(studies.update().where(studies.c.id == record.id).values(name=new_name))
+        except IntegrityError:
+            raise DuplicateStudy(f"a study named {new_name!r} already exists in {self.url}") from None
 
     # ---------------------------------------------------------------- trials
     def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
@@ -326,8 +388,8 @@ class SQLStore(Store):
             by_trial: dict[int, dict[str, float]] = {}
             joined = sa.select(trial_metrics.c.trial_id, trial_metrics.c.name, trial_metrics.c.value).join(
                 trials, trials.c.id == trial_metrics.c.trial_id).where(trials.c.study_id == study_id)
-            for r in conn.execute(joined):
-                by_trial.setdefault(r.trial_id, {})[r.name] = r.value
+            for r in conn.execute(joined):  # SQLite stores a NaN as NULL: every stored metric is a float
+                by_trial.setdefault(r.trial_id, {})[r.name] = math.nan if r.value is None else r.value
         return [self._trial(r, by_trial.get(r.id, {})) for r in rows]
 
     # ----------------------------------------------------------- checkpoints
@@ -350,6 +412,12 @@ class SQLStore(Store):
             row = conn.execute(sa.select(checkpoints.c.slot, checkpoints.c.payload).where(
                 checkpoints.c.study_id == study_id).order_by(checkpoints.c.id.desc()).limit(1)).first()
         return None if row is None else (row.slot, bytes(row.payload))
+
+    def checkpoints(self, study_id: int) -> list[tuple[int, bytes]]:
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(checkpoints.c.slot, checkpoints.c.payload).where(
+                checkpoints.c.study_id == study_id).order_by(checkpoints.c.id.desc()))
+            return [(r.slot, bytes(r.payload)) for r in rows]
 
     # ----------------------------------------------------------- diagnostics
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
@@ -417,6 +485,52 @@ def _dump_reward(reward: str | Mapping[str, Any]) -> str:
 
 def _load_reward(text: str) -> str | dict[str, Any]:
     return json.loads(text) if text.startswith("{") else text
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The absolute path of a file-backed SQLite database, else ``None``."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of ``path``, ``None`` when it is gone."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a database error's own message (without SQLAlchemy's statement dump)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"a stored value is damaged (not JSON: {exc})"
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0]
+
+
+def _reported(method: Any) -> Any:
+    """Turn database errors (and undecodable stored JSON) of a store method into one-line StorageErrors."""
+    @functools.wraps(method)
+    def wrapper(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StorageError:
+            raise
+        except (sa.exc.SQLAlchemyError, self.engine.dialect.dbapi.Error, json.JSONDecodeError) as exc:
+            raise StorageError(f"{self.url}: {_reason(exc)}") from exc
+    return wrapper
+
+
+for _method in ("create_study", "get_study", "list_studies", "update_settings", "delete_study", "add_trial",
+                "finish_trial", "fail_orphans", "trials", "save_checkpoint", "latest_checkpoint", "checkpoints",
+                "log_diagnostics", "diagnostics", "get_lease", "insert_lease", "replace_lease", "renew_lease",
+                "release_lease"):
+    setattr(SQLStore, _method, _reported(getattr(SQLStore, _method)))
 
 
 def _migrate_1_to_2(conn: sa.Connection) -> None:

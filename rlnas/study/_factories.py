@@ -10,7 +10,7 @@ from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
 from rlnas.rewards import create_reward
 from rlnas.spaces import SPACES, Space, create_space
 from rlnas.store import Store, StudyRecord, open_store
-from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY, Study
+from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY, Study, check_limits
 from rlnas.study.spec import StudySpec, check_seed, evaluator_identity
 
 
@@ -48,7 +48,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
                  evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] | None = None, seed: int = 0,
                  name: str | None = None, storage: str | Store | None = None,
                  checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, load_if_exists: bool = False,
-                 reuse_repeats: bool = False, device: str = "cpu") -> Study:
+                 reuse_repeats: bool = False, device: str = "cpu", n_trials: int | None = None,
+                 budget_seconds: float | None = None) -> Study:
     """Create (or with ``load_if_exists`` reopen) a study.
 
     ``storage`` is a SQLAlchemy URL, a :class:`Store`, or ``None`` for an in-memory study.
@@ -56,12 +57,16 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     evaluator's ``default_reward`` metric, else ``valid_acc``. Reopening checks that
     the stored study is the same study (space, agent and config, evaluator, reward, seed,
     repeats): a difference is a :class:`DuplicateStudy` naming it. Nothing is written unless
-    every check passed.
+    every check passed (an evaluator's ``prepare()``, if it has one, is one of them: e.g. the
+    train evaluator loads its data). ``n_trials`` / ``budget_seconds`` are stored with a new study as its stop
+    conditions, so that a run killed before :meth:`Study.optimize` began can be resumed.
     """
     from rlnas import __version__
 
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
+    stop = {k: v for k, v in (("n_trials", n_trials), ("budget_seconds", budget_seconds)) if v is not None}
     resolved = resolve_space(space)
     if reward is None:
         reward = getattr(evaluator, "default_reward", "valid_acc")
@@ -74,10 +79,13 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         if existing is not None:
             return _reopen(store, existing, spec, evaluator, device)
     agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
+    prepare = getattr(evaluator, "prepare", None)
+    if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing stored
+        prepare()
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,
-        seed=spec.seed, settings={"checkpoint_every": checkpoint_every}, version=__version__,
+        seed=spec.seed, settings={"checkpoint_every": checkpoint_every, **stop}, version=__version__,
         reuse_repeats=reuse_repeats,
     )
     try:

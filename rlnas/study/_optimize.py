@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rlnas.errors import ConfigError, RlnasError
+from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
 from rlnas.study.lease import LeaseLost
@@ -73,10 +74,19 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
 
 
 def tell_outcome(study: Study, outcome: Outcome) -> Trial:
-    """Store what the executor reports for a trial (a timeout or a dead worker is a FAIL with its reason)."""
+    """Store what the executor reports for a trial (a timeout or a dead worker is a FAIL with its reason).
+
+    An evaluator that returns something else than a :class:`Measurement` cannot work at all: the
+    trial is stored FAIL saying what it returned, and a :class:`ConfigError` stops the search.
+    """
     number = outcome.task.number
     if outcome.kind == OK:
-        assert outcome.measurement is not None
+        if not isinstance(outcome.measurement, Measurement):
+            got = outcome.measurement
+            problem = (f"the evaluator returned {type(got).__name__} {got!r:.60}, not a Measurement "
+                       "(rlnas.evaluators.Measurement(metrics, cost_seconds, info))")
+            study.tell(number, None, state=TrialState.FAIL, error=problem)
+            raise ConfigError(problem)
         return study.tell(number, outcome.measurement)
     error = outcome.error or outcome.kind
     if outcome.kind == TIMEOUT and not error.startswith("timeout"):

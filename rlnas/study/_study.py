@@ -14,6 +14,7 @@ one. One process drives a study at a time (see :mod:`rlnas.study.lease`).
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -115,6 +116,7 @@ class Study:
         self._last_checkpoint = 0
         self._window = 1          # batches that may be asked but not yet told
         self._running: dict[int, tuple[_Batch, int]] = {}  # trial number -> (batch, position)
+        self._asked: dict[int, Trial] = {}  # trial number -> the RUNNING record handed out
         self._finished = 0
         self._spent = 0.0
         self._best: Trial | None = None
@@ -122,6 +124,7 @@ class Study:
         self._repeats_in_a_row = 0
         self._callbacks: tuple[Callback, ...] = ()
         self._rebuilt = False     # the agent has been restored from the store
+        self._logged: set[int] = set()  # told counts whose diagnostics are stored (known while replaying)
         self._replaying = False   # stored results are being told again
         self._lease: Lease | None = None
         self._heartbeat: Heartbeat | None = None
@@ -157,6 +160,12 @@ class Study:
         """COMPLETE trials in slot order: the run's history, the same with or without crashes."""
         done = self.store.trials(self.record.id, [TrialState.COMPLETE])
         return sorted(done, key=lambda t: (t.slot, t.number))
+
+    def trials_dataframe(self) -> Any:
+        """Every stored trial as a pandas ``DataFrame`` (needs pandas; columns in :mod:`rlnas.reports.frame`)."""
+        from rlnas.reports.frame import trials_dataframe
+
+        return trials_dataframe(self.trials, [d.name for d in self.space.decisions])
 
     @property
     def best_trial(self) -> Trial | None:
@@ -209,9 +218,8 @@ class Study:
         that is missing or not finite makes the trial FAIL. Returns the stored record.
         """
         self.claim()
-        number = trial if isinstance(trial, int) else trial.number
-        if number not in self._running:
-            raise RlnasError(f"trial {number} of study {self.name!r} is not running in this process")
+        number = self._running_number(trial)
+        state = _told_state(state)
         metrics: dict[str, float] = {}
         cost, eval_info, reward = 0.0, {}, None
         if isinstance(value, Measurement):
@@ -238,9 +246,26 @@ class Study:
             stored = self.store.finish_trial(self.record.id, number, TrialState.FAIL, metrics=metrics,
                                              cost_seconds=cost, error=f"the evaluator's info cannot be stored: {exc}")
         batch, position = self._running.pop(number)
+        self._asked.pop(number, None)
         self._record_result(batch, position, stored)
         self._flush()
         return stored
+
+    def _running_number(self, trial: Trial | int) -> int:
+        """The number of a trial this process asked and has not told yet (a Trial must be that trial)."""
+        if isinstance(trial, Trial):
+            number = trial.number
+        elif isinstance(trial, numbers.Integral) and not isinstance(trial, bool):
+            number = int(trial)
+        else:
+            raise ConfigError(f"trial must be a Trial or a trial number, got {type(trial).__name__} {trial!r}")
+        if number not in self._running:
+            raise RlnasError(f"trial {number} of study {self.name!r} is not running in this process")
+        asked = self._asked.get(number)
+        if isinstance(trial, Trial) and asked is not None and trial != asked:
+            raise RlnasError(f"trial {number} (slot {trial.slot}, {trial.key}) was not asked from study "
+                             f"{self.name!r}: tell a trial to the study that asked it")
+        return number
 
     # -------------------------------------------------------------- optimize
     def optimize(self, n_trials: int | None = None, budget_seconds: float | None = None, *,
@@ -265,20 +290,12 @@ class Study:
 
     def limits(self, n_trials: int | None, budget_seconds: float | None) -> tuple[int | None, float | None]:
         """Check the stop conditions (or take the stored ones) and store them."""
-        if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral)
-                                     or n_trials < 0):
-            raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
-        if budget_seconds is not None and (isinstance(budget_seconds, bool)
-                                           or not isinstance(budget_seconds, numbers.Real)
-                                           or not math.isfinite(budget_seconds) or not budget_seconds > 0):
-            raise ConfigError(f"budget_seconds must be a positive finite number, got {budget_seconds!r}")
+        n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
         if n_trials is None and budget_seconds is None:
             n_trials = self.record.settings.get("n_trials")
             budget_seconds = self.record.settings.get("budget_seconds")
             if n_trials is None and budget_seconds is None:
                 raise ConfigError(f"study {self.name!r} has no stored stop condition: give n_trials or budget_seconds")
-        n_trials = None if n_trials is None else int(n_trials)
-        budget_seconds = None if budget_seconds is None else float(budget_seconds)
         self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
         return n_trials, budget_seconds
 
@@ -340,6 +357,7 @@ class Study:
                 self._forget_running(number)
 
     def _forget_running(self, number: int) -> None:
+        self._asked.pop(number, None)
         entry = self._running.pop(number, None)
         if entry is not None:
             batch, position = entry
@@ -366,6 +384,7 @@ class Study:
                                              proposal.candidate.to_dict(), proposal.info)
                 batch.numbers[position] = trial.number
                 self._running[trial.number] = (batch, position)
+                self._asked[trial.number] = trial
                 return trial
             self._answer_repeat(batch, position, proposal, key, earlier)
 
@@ -424,7 +443,9 @@ class Study:
             told = [(p, batch.results[i]) for i, p in enumerate(batch.proposals)]
             values = self.agent.tell(told)
             self._told += len(told)
-            if values and not self._replaying:  # replayed tells were logged the first time
+            # a replayed tell was logged the first time, unless the process died between storing the
+            # result and telling it
+            if values and (not self._replaying or self._told not in self._logged):
                 self.store.log_diagnostics(self.record.id, self._told, values)
             every = int(self.record.settings.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY))
             if every > 0 and self._told - self._last_checkpoint >= every and not self._replaying:
@@ -485,22 +506,54 @@ class Study:
     def _restore(self) -> None:
         stored = [t for t in self.store.trials(self.record.id) if not t.orphaned and t.state.finished]
         by_slot = {t.slot: t for t in stored}
-        checkpoint = self.store.latest_checkpoint(self.record.id)
-        if checkpoint is not None:
-            payload = codec.decode(checkpoint[1])
-            self.agent.load_state_dict(payload["agent"])
-            if "evaluator" in payload and _is_stateful(self.evaluator):
-                self.evaluator.load_state_dict(payload["evaluator"])  # type: ignore[union-attr]
-            self._next_slot = int(payload["next_slot"])
-            self._told = self._last_checkpoint = int(payload["told"])
+        self._logged = {slot for slot, _ in self.store.diagnostics(self.record.id)}
+        payload = self._newest_readable_checkpoint()
+        if payload is not None:
+            self._next_slot = payload["next_slot"]
+            self._told = self._last_checkpoint = payload["told"]
             self._window = int(payload.get("window", 1))
-            for b in payload["outstanding"]:
-                proposals = [Proposal(self.space.candidate(p["candidate"]), dict(p["info"])) for p in b["proposals"]]
-                self._batches.append(_Batch(int(b["start"]), proposals))
+            self._batches.extend(payload["batches"])
         for t in stored:
             self._count(t)
         if not isinstance(self.agent, WeightSharingAgent):  # its driver resumes from the checkpoint alone
             self._replay(by_slot)
+
+    def _newest_readable_checkpoint(self) -> dict[str, Any] | None:
+        """Load the newest checkpoint that decodes and restores (agent, and a stateful evaluator);
+        each unreadable newer one is skipped with a warning. ``None``: start from the seed."""
+        stored = self.store.checkpoints(self.record.id)
+        if not stored:
+            return None
+        # copies: a state dict may share its arrays with the object, which a failed load half-overwrites
+        fresh_agent = copy.deepcopy(self.agent.state_dict())
+        stateful = _is_stateful(self.evaluator)
+        fresh_evaluator = copy.deepcopy(self.evaluator.state_dict()) if stateful else None  # type: ignore[union-attr]
+        unreadable: list[str] = []
+        for slot, blob in stored:
+            try:
+                payload = codec.decode(blob)
+                self.agent.load_state_dict(payload["agent"])
+                if "evaluator" in payload and stateful:
+                    self.evaluator.load_state_dict(payload["evaluator"])  # type: ignore[union-attr]
+                batches = [_Batch(int(b["start"]), [Proposal(self.space.candidate(p["candidate"]), dict(p["info"]))
+                                                     for p in b["proposals"]]) for b in payload["outstanding"]]
+                payload = {**payload, "next_slot": int(payload["next_slot"]), "told": int(payload["told"]),
+                           "batches": batches}
+            except Exception as exc:  # noqa: BLE001  (any damage: the next older checkpoint may be fine)
+                unreadable.append(f"the one after {slot} told trials ({type(exc).__name__}: {exc})")
+                self.agent.load_state_dict(copy.deepcopy(fresh_agent))
+                if stateful:
+                    self.evaluator.load_state_dict(copy.deepcopy(fresh_evaluator))  # type: ignore[union-attr]
+                continue
+            if unreadable:
+                warnings.warn(f"study {self.name!r}: unreadable checkpoint(s): {'; '.join(unreadable)}; resuming "
+                              f"from the newest readable one, after {slot} told trials", RuntimeWarning,
+                              stacklevel=5)
+            return payload
+        if unreadable:
+            warnings.warn(f"study {self.name!r}: unreadable checkpoint(s): {'; '.join(unreadable)}; none is readable: "
+                          "replaying every stored trial from the seed", RuntimeWarning, stacklevel=5)
+        return None
 
     def _replay(self, by_slot: Mapping[int, Trial]) -> None:
         """Feed stored results back to the agent, asking it again where the checkpoint left off."""
@@ -523,6 +576,30 @@ class Study:
         while self._next_slot <= last_slot and len(self._batches) < self._window:
             fill(self._new_batch())
             self._flush()
+
+
+def check_limits(n_trials: Any, budget_seconds: Any) -> tuple[int | None, float | None]:
+    """Stop conditions as ``(int or None, float or None)``, or a :class:`ConfigError` naming the bad one."""
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral)
+                                 or n_trials < 0):
+        raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, numbers.Real)
+                                       or not math.isfinite(budget_seconds) or not budget_seconds > 0):
+        raise ConfigError(f"budget_seconds must be a positive finite number, got {budget_seconds!r}")
+    return (None if n_trials is None else int(n_trials)), (None if budget_seconds is None else float(budget_seconds))
+
+
+def _told_state(state: Any) -> TrialState | None:
+    """``state`` of :meth:`Study.tell` as a finished :class:`TrialState` (names are accepted)."""
+    if state is None:
+        return None
+    try:
+        state = TrialState(state)
+    except ValueError:
+        raise ConfigError(f"state must be one of COMPLETE, FAIL, PRUNED, got {state!r}") from None
+    if not state.finished:
+        raise ConfigError("state RUNNING cannot be told: a trial is told COMPLETE, FAIL or PRUNED")
+    return state
 
 
 def _counts(trial: Trial) -> bool:
@@ -549,4 +626,5 @@ def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[
     return metrics, float(cost), dict(m.info), None
 
 
-__all__ = ["Study", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of", "is_better"]
+__all__ = ["Study", "check_limits", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of",
+           "is_better"]

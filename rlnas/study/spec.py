@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rlnas.checks import SEED_MAX as MAX_SEED
+from rlnas.checks import check_seed
 from rlnas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,20 +21,8 @@ Callback = Callable[["Study", "Trial"], None]
 """Called after every finished trial with the study and the stored trial."""
 
 EXECUTORS = ("inline", "processes", "ray")
-MAX_SEED = 2**31 - 1
-"""Seeds are stored as 32-bit integers on every backend."""
-
 RUN_OPTION_KEYS = ("threads", "device")
 """Evaluator constructor options that say how to run, not what to measure: never part of the spec."""
-
-
-def check_seed(seed: Any, what: str = "seed") -> int:
-    """``seed`` as an int in ``[0, 2**31 - 1]``, or a :class:`ConfigError` naming it."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ConfigError(f"{what} must be an integer, got {type(seed).__name__} {seed!r}")
-    if not 0 <= int(seed) <= MAX_SEED:
-        raise ConfigError(f"{what} must be between 0 and {MAX_SEED}, got {seed}")
-    return int(seed)
 
 
 def evaluator_identity(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,11 @@
 """Contract every agent must honour; call :func:`check_agent_contract` from a test.
 
 It checks that proposals are valid and JSON-able, that failed trials (reward ``None``) are
-accepted, that the same seed gives the same run, and that a ``state_dict`` saved with
-``torch.save`` and loaded with ``weights_only=True`` continues the run exactly.
+accepted, that the same seed gives the same run, and that a ``state_dict`` stored as a
+checkpoint (:mod:`rlnas.study.checkpoint`) and loaded back continues the run exactly.
 """
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 
@@ -43,13 +42,10 @@ def conv3x3_count(candidate: Candidate) -> float:
 
 
 def roundtrip_state(agent: Agent) -> dict:
-    """``agent.state_dict()`` after a trip through ``torch.save`` / ``torch.load(weights_only=True)``."""
-    import torch
+    """``agent.state_dict()`` after a trip through the study's checkpoint encoding (no pickle)."""
+    from rlnas.study import checkpoint
 
-    buffer = io.BytesIO()
-    torch.save(agent.state_dict(), buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
+    return checkpoint.decode(checkpoint.encode(agent.state_dict()))
 
 
 def check_agent_contract(factory: AgentFactory, space: Space, reward: Callable[[Candidate], float | None],

@@ -1,4 +1,5 @@
-"""Evaluators that misbehave on purpose (slow, hanging, dying) or count, for executor and lease tests.
+"""Evaluators that misbehave on purpose (slow, hanging, dying, returning odd results) or count,
+for executor, lease and fault tests.
 
 All are module-level classes of options only, so they pickle to worker processes and Ray.
 Each wraps the toy evaluator (:class:`~rlnas.testing.toy.ToyEvaluator`, 4 decisions x 5 choices).
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rlnas.errors import ConfigError
 from rlnas.evaluators.base import Measurement
 from rlnas.spaces.base import Candidate
 from rlnas.testing.toy import ToyEvaluator
@@ -93,4 +95,50 @@ class CountingToyEvaluator(ToyEvaluator):
         return {"name": "counting_toy"}
 
 
-__all__ = ["SlowToyEvaluator", "HangingToyEvaluator", "DyingToyEvaluator", "CountingToyEvaluator"]
+ODD_RESULTS = ("numpy_int_info", "text_metric", "text_cost", "nan_cost", "nan_metric", "inf_metric",
+               "none", "float", "object_info")
+
+
+class OddResultEvaluator:
+    """The toy evaluator returning, for every candidate, one kind of result a study must handle:
+    a NumPy integer or an object in ``info``, a text metric, a text or NaN cost, a NaN or infinite
+    non-reward metric, ``None`` or a bare float instead of a :class:`Measurement`."""
+
+    name = "odd_toy"
+
+    def __init__(self, kind: str, decisions: int = 4, choices: int = 5):
+        if kind not in ODD_RESULTS:
+            raise ConfigError(f"odd evaluator: kind must be one of {', '.join(ODD_RESULTS)}, got {kind!r}")
+        self.kind = kind
+        self.toy = ToyEvaluator(decisions, choices)
+        self.space = self.toy.space
+
+    def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Any:
+        """A result of the chosen kind around the toy reward."""
+        value = self.toy.reward_of(candidate)
+        metrics: dict[str, Any] = {"valid_acc": value, "test_acc": value - 1}
+        cost: Any = 1.0
+        info: dict[str, Any] = {}
+        odd = {"numpy_int_info": lambda: info.update(count=np.int64(3)),
+               "object_info": lambda: info.update(when=object()),
+               "text_metric": lambda: metrics.update(test_acc="high"),
+               "nan_metric": lambda: metrics.update(test_acc=float("nan")),
+               "inf_metric": lambda: metrics.update(test_acc=float("inf"))}
+        if self.kind in odd:
+            odd[self.kind]()
+        elif self.kind == "text_cost":
+            cost = "1 second"
+        elif self.kind == "nan_cost":
+            cost = float("nan")
+        elif self.kind == "none":
+            return None
+        elif self.kind == "float":
+            return value
+        return Measurement(metrics, cost, info)
+
+    def spec(self) -> dict[str, Any]:
+        """Options for ``OddResultEvaluator(**options)``."""
+        return {"name": self.name, "kind": self.kind, "decisions": self.toy.decisions, "choices": self.toy.choices}
+
+
+__all__ = ["SlowToyEvaluator", "HangingToyEvaluator", "DyingToyEvaluator", "CountingToyEvaluator", "OddResultEvaluator"]

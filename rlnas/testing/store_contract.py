@@ -63,6 +63,14 @@ def check_store_contract(store: Store) -> None:
     store.log_diagnostics(record.id, 6, {"entropy": 1.0, "kl": 0.01})
     assert store.diagnostics(record.id) == [(3, {"entropy": 1.25}), (6, {"entropy": 1.0, "kl": 0.01})]
 
+    with pytest.raises(DuplicateStudy):
+        store.rename_study("contract", "other")
+    store.rename_study("contract", "renamed")
+    with pytest.raises(StudyNotFound):
+        store.get_study("contract")
+    assert store.get_study("renamed").id == record.id and len(store.trials(record.id)) == 3
+    store.rename_study("renamed", "contract")
+
     store.delete_study("contract")
     with pytest.raises(StudyNotFound):
         store.get_study("contract")

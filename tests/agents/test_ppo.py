@@ -37,7 +37,7 @@ def test_one_epoch_moves_logits_by_exactly_lr_and_nothing_is_clipped() -> None:
     # At the first epoch the ratio is 1, so PPO's gradient is REINFORCE's: -A/2 on the better
     # candidate's logits, +A/2 on the worse one's; Adam's first step is lr * sign(-gradient).
     evaluator = ToyEvaluator(3, 4)
-    agent = PPOAgent(evaluator.space, {"lr": 0.05, "batch_size": 2, "epochs": 1}, seed=0)
+    agent = PPOAgent(evaluator.space, {"lr": 0.05, "batch_size": 2, "epochs": 1, "entropy_weight": 0.0}, seed=0)
     good = Proposal(evaluator.space.from_indices([1, 2, 3]), {"log_prob": -3 * math.log(4)})
     bad = Proposal(evaluator.space.from_indices([0, 0, 0]), {"log_prob": -3 * math.log(4)})
     diagnostics = agent.tell([(good, 80.0), (bad, 20.0)])
@@ -173,3 +173,30 @@ def test_bad_config_is_a_one_line_config_error(options: dict, message: str) -> N
     assert str(error.value) == message
     with pytest.raises(ConfigError, match="unknown option"):
         create_agent("ppo", ToyEvaluator().space, {"learning_rate": 0.1})
+
+
+def test_defaults_follow_the_methods() -> None:
+    """Entropy bonus on; ENAS's logit shaping for the LSTM; advantages scaled, not centred."""
+    config = PPOConfig()
+    assert config.entropy_weight > 0 and config.normalize_advantages and not config.center_advantages
+    assert (config.temperature, config.tanh_constant) == (5.0, 2.5)
+
+
+def test_the_baseline_matters_unless_advantages_are_centred() -> None:
+    """Same batch, two baselines: with scaling only the updates differ (the baseline sets the sign of
+    each advantage); with centring they are identical (the batch mean cancels any constant)."""
+    evaluator = ToyEvaluator(3, 4)
+    batch = [(evaluator.space.from_indices([1, 2, 3]), 80.0), (evaluator.space.from_indices([0, 0, 0]), 60.0)]
+
+    def logits_after(center: bool, baseline: float) -> torch.Tensor:
+        agent = PPOAgent(evaluator.space, {"batch_size": 2, "epochs": 1, "entropy_weight": 0.0,
+                                           "center_advantages": center}, seed=0)
+        agent.ema.update([baseline])
+        agent.tell([(Proposal(c, {"log_prob": -3 * math.log(4)}), r) for c, r in batch])
+        return agent.controller.logits.detach().clone()
+
+    assert not torch.allclose(logits_after(False, 50.0), logits_after(False, 90.0))
+    # Baseline 50: both advantages positive, both candidates reinforced, so a choice neither took
+    # loses mass; baseline 90: both discouraged, so it gains.
+    assert (logits_after(False, 50.0)[0, 2] < 0) and (logits_after(False, 90.0)[0, 2] > 0)
+    assert torch.allclose(logits_after(True, 50.0), logits_after(True, 90.0))

@@ -6,7 +6,6 @@ import pytest
 
 from rlnas import create_study, load_study
 from rlnas.errors import ConfigError, DuplicateStudy
-from rlnas.evaluators.tabular import NB201Evaluator
 from rlnas.testing.toy import ToyEvaluator
 from rlnas.trial import TrialState
 
@@ -70,12 +69,13 @@ def test_reuse_repeats_answers_known_candidates_from_the_store():
     assert len({t.key for t in plain.trials}) < 4  # without it, repeats cost trials
 
 
-def test_tabular_searches_do_not_import_torch(tmp_path):
+@pytest.mark.parametrize("agent", ["random", "evolution", "local", "l2nas"])
+def test_tabular_searches_do_not_import_torch(agent, tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
     code = ("import sys; from rlnas.cli import main; "
-            f"main(['search', '--agent', 'evolution', '--trials', '60', '--storage', 'sqlite:///{tmp_path}/r.db', "
+            f"main(['search', '--agent', '{agent}', '--trials', '60', '--storage', '{url}', "
             "'--no-progress', '--checkpoint-every', '20']); "
-            "main(['resume', 'nb201-evolution-cifar10-0', '--trials', '80', '--no-progress', "
-            f"'--storage', 'sqlite:///{tmp_path}/r.db']); print('torch imported:', 'torch' in sys.modules)")
+            f"main(['resume', 'nb201-{agent}-cifar10-0', '--trials', '80', '--no-progress', '--storage', '{url}']); "
+            "print('torch imported:', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "torch imported: False" in out
-    assert isinstance(NB201Evaluator(), NB201Evaluator)

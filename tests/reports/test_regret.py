@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from rlnas.plots.regret import incumbent_values, mean_band, pad_last, plot_bands, regret_curve
+from rlnas.reports.regret import incumbent_values, mean_band, pad_last, regret_curve
+from rlnas.reports.render import plot_bands
 
 
 def test_incumbent_follows_the_best_reward_keeping_the_earliest_on_ties() -> None:
@@ -45,3 +46,9 @@ def test_plot_bands_writes_a_png(tmp_path) -> None:
     bands = [mean_band("x", [[3.0, 1.0, 0.0], [2.0, 0.5, 0.5]])]
     path = plot_bands({"panel A": bands, "panel B": bands}, tmp_path / "sub" / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_old_import_path_still_works() -> None:
+    from rlnas.plots import regret
+
+    assert regret.mean_band is mean_band and regret.plot_bands is plot_bands

@@ -1,0 +1,165 @@
+"""Checks of user-supplied values against declared types and ranges, each failing with one line.
+
+Options arrive from JSON, ``KEY=VALUE`` flags and stored records, so a value may be a string
+where a number is declared. :func:`check_value` compares a value with a type annotation
+(``int``, ``float``, ``bool``, ``str``, unions with ``None``, ``Literal``, containers, classes)
+and :func:`check_option_types` checks keyword options against a callable's annotations (the
+registries call it), so a wrong value is refused with a :class:`ConfigError` naming it before
+anything is built or stored.
+"""
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import math
+import numbers
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from rlnas.errors import ConfigError
+
+SEED_MAX = 2**31 - 1
+"""Largest seed: it fits the 32-bit signed integer column of every database backend."""
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` as an int in ``[0, SEED_MAX]``, or a :class:`ConfigError` naming it."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"{what} must be an integer, got {type(seed).__name__} {_show(seed)}")
+    if not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"{what} must be between 0 and {SEED_MAX}, got {seed}")
+    return int(seed)
+
+
+def check_value(value: Any, annotation: Any, what: str) -> Any:
+    """``value`` if it matches ``annotation`` (an integral float becomes an ``int`` for an ``int``,
+    a list becomes a tuple for a ``tuple``); otherwise a :class:`ConfigError` naming ``what``.
+
+    Floats must be finite. Annotations this function does not understand accept anything.
+    """
+    ok, result = _match(value, annotation)
+    if not ok:
+        raise ConfigError(f"{what} must be {describe(annotation)}, got {_show(value)}")
+    return result
+
+
+def check_option_types(factory: Callable[..., Any], options: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``options`` with each value checked by :func:`check_value` against the annotation of the
+    keyword parameter of ``factory`` (a function or a class) it goes to; names are not checked
+    here (the registry does that). Unannotated parameters and ``**kwargs`` accept anything."""
+    hints = _type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    return {key: check_value(value, hints[key], f"{what} option {key!r}") if key in hints else value
+            for key, value in options.items()}
+
+
+def describe(annotation: Any) -> str:
+    """Words for what ``annotation`` accepts, e.g. ``"an integer or null"``."""
+    if annotation is type(None) or annotation is None:
+        return "null"
+    words = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    if annotation in words:
+        return words[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return f"a list of {_plural(args[0])}" if args else "a list"
+    if origin in (dict, collections.abc.Mapping):
+        return "a JSON object"
+    if origin is collections.abc.Callable:
+        return "a function"
+    return f"a {getattr(annotation, '__name__', str(annotation))}"
+
+
+def _plural(annotation: Any) -> str:
+    return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(annotation, describe(annotation))
+
+
+def _match(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """``(matches, value to keep)``."""
+    if annotation is Any or annotation is inspect.Parameter.empty or isinstance(annotation, (str, typing.TypeVar)):
+        return True, value
+    if annotation is None or annotation is type(None):
+        return value is None, value
+    if annotation is bool:
+        return isinstance(value, (bool, np.bool_)), bool(value) if isinstance(value, np.bool_) else value
+    if annotation is int:
+        return _integer(value)
+    if annotation is float:
+        return _number(value)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            ok, result = _match(value, member)
+            if ok:
+                return True, result
+        return False, value
+    if origin is typing.Literal:
+        return value in args, value
+    if origin in (list, tuple, collections.abc.Sequence):
+        return _sequence(value, origin, args)
+    if origin in (dict, collections.abc.Mapping):
+        return isinstance(value, collections.abc.Mapping), value
+    if origin is collections.abc.Callable or annotation is collections.abc.Callable:
+        return callable(value), value
+    if isinstance(annotation, type):
+        return isinstance(value, annotation), value
+    return True, value
+
+
+def _integer(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, (bool, np.bool_)):
+        return False, value
+    if isinstance(value, (int, np.integer)):
+        return True, int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return True, int(value)
+    return False, value
+
+
+def _number(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False, value
+    try:
+        return math.isfinite(value), value
+    except OverflowError:  # an int too large for a float
+        return False, value
+
+
+def _sequence(value: Any, origin: Any, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return False, value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        args = args[:1]
+    if origin is tuple and len(args) > 1:
+        if len(value) != len(args):
+            return False, value
+        pairs = list(zip(value, args))
+    else:
+        pairs = [(item, args[0] if args else Any) for item in value]
+    checked = []
+    for item, annotation in pairs:
+        ok, result = _match(item, annotation)
+        if not ok:
+            return False, value
+        checked.append(result)
+    return True, tuple(checked) if origin is tuple else checked
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations of ``func``; names that cannot be resolved are left unchecked."""
+    try:
+        return typing.get_type_hints(func)
+    except (NameError, TypeError, AttributeError):
+        return {}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,73 @@
+"""Where a study stands, read from the store: status, driver, target, counts, best (for ls / show / --json)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rlnas.trial import Trial, TrialState
+
+STATUSES = ("new", "running", "interrupted", "finished")
+"""``new``: no trial yet; ``running``: a live driver holds the lease; ``finished``: the stored target
+(trials or budget) is reached; ``interrupted``: neither (stopped, crashed or killed: ``rlnas resume``)."""
+
+
+def counts(trial: Trial) -> bool:
+    """Whether ``trial`` counts towards the target (finished, not orphaned, not a repeat answered from the store)."""
+    return trial.state.finished and not trial.orphaned and getattr(trial, "repeat_of", None) is None
+
+
+def target_text(settings: dict[str, Any]) -> str:
+    """``'300 trials'``, ``'20000 s'``, both, or ``'-'``."""
+    parts = []
+    if settings.get("n_trials") is not None:
+        parts.append(f"{settings['n_trials']} trials")
+    if settings.get("budget_seconds") is not None:
+        parts.append(f"{settings['budget_seconds']:g} s")
+    return " or ".join(parts) or "-"
+
+
+def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> dict[str, Any]:
+    """A JSON-able summary of the study's state (see :data:`STATUSES`)."""
+    from rlnas.study import best_of
+    from rlnas.study.lease import is_stale
+    from rlnas.study.spec import RunOptions
+
+    trials = store.trials(record.id) if trials is None else trials
+    counted = [t for t in trials if counts(t)]
+    spent = sum(t.cost_seconds for t in counted)
+    lease = store.get_lease(record.id)
+    live = lease is not None and not is_stale(lease, RunOptions().lease_seconds)
+    n_trials, budget = record.settings.get("n_trials"), record.settings.get("budget_seconds")
+    reached = (n_trials is not None and len(counted) >= n_trials) or (budget is not None and spent >= budget)
+    status = "running" if live else "finished" if reached else "new" if not trials else "interrupted"
+    best = best_of(trials)
+    return {
+        "name": record.name, "status": status, "driver": lease.describe() if live else None,
+        "target": {"n_trials": n_trials, "budget_seconds": budget}, "finished": len(counted),
+        "complete": sum(t.state is TrialState.COMPLETE for t in trials),
+        "failed": sum(t.state is TrialState.FAIL and not t.orphaned for t in trials),
+        "running": sum(t.state is TrialState.RUNNING for t in trials),
+        "spent_seconds": spent, "distinct_architectures": len({t.key for t in counted}),
+        "best": None if best is None else {"trial": best.number, "key": best.key, "reward": best.reward,
+                                           "metrics": dict(best.metrics)},
+        "space": record.space_name, "agent": record.agent, "evaluator": dict(record.evaluator),
+        "seed": record.seed, "created": record.created_at.isoformat(sep=" ", timespec="seconds")
+        if record.created_at else None,
+    }
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """The study's stored definition as JSON-able values."""
+    return {"name": record.name, "space": record.space_name, "fingerprint": record.fingerprint,
+            "agent": record.agent, "agent_config": record.agent_config, "evaluator": record.evaluator,
+            "reward": record.reward, "seed": record.seed, "reuse_repeats": getattr(record, "reuse_repeats", False),
+            "settings": record.settings, "version": record.version}
+
+
+def trial_json(trial: Trial) -> dict[str, Any]:
+    """One trial as JSON-able values."""
+    return {"number": trial.number, "slot": trial.slot, "state": trial.state.value, "key": trial.key,
+            "candidate": trial.candidate, "reward": trial.reward, "metrics": dict(trial.metrics),
+            "cost_seconds": trial.cost_seconds, "error": trial.error, "orphaned": trial.orphaned,
+            "repeat_of": getattr(trial, "repeat_of", None),
+            "started_at": trial.started_at.isoformat() if trial.started_at else None,
+            "finished_at": trial.finished_at.isoformat() if trial.finished_at else None}

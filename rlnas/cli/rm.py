@@ -1,0 +1,50 @@
+"""``rlnas rm``: delete studies (trials, checkpoints, diagnostics and the trained weights they kept)."""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rlnas.cli._common import add_storage, literal, open_existing_store
+from rlnas.errors import ConfigError
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``rm``."""
+    p = commands.add_parser("rm", help="delete studies and everything they stored")
+    p.add_argument("names", nargs="+", metavar="NAME", help="study name or shell glob")
+    p.add_argument("--keep-weights", action="store_true", help="leave the trained-weights folder on disk")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    add_storage(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Check every name first (a running study is refused), then delete."""
+    from rlnas.cli._status import study_status
+    from rlnas.reports.snapshot import match_studies
+
+    store = open_existing_store(args.storage)
+    names: list[str] = []
+    for pattern in args.names:
+        names += [n for n in match_studies(store, pattern) if n not in names]
+    records = [store.get_study(n) for n in names]
+    for record in records:
+        status = study_status(store, record)
+        if status["driver"] is not None:
+            raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
+    for record in records:
+        folder = record.evaluator.get("weights_dir")
+        weights = Path(folder) if folder and not args.keep_weights and Path(folder).is_dir() else None
+        what = f"study {record.name!r}" + (f" and its weights folder {weights}" if weights else "")
+        if args.dry_run:
+            console.print(literal(f"would delete {what}"))
+            continue
+        store.delete_study(record.name)
+        if weights is not None:
+            shutil.rmtree(weights)
+        console.print(literal(f"deleted {what}"))
+    return 0

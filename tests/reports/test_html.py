@@ -1,0 +1,47 @@
+"""The HTML report without a browser: self-contained, complete, and honest about what is missing."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from report_fixtures import snapshot, trial
+from report_study import write_nb201_report
+
+pytest.importorskip("matplotlib")
+
+from rlnas.reports.html import CSP, best_trials, build_report, failure_reasons
+from rlnas.spaces import create_space
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> str:
+    return write_nb201_report(tmp_path_factory.mktemp("report") / "report.html", trials=40).read_text()
+
+
+def test_every_source_is_inline_and_a_policy_forbids_the_rest(page: str) -> None:
+    assert f'content="{CSP}"' in page and "default-src 'none'" in CSP
+    sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
+    assert sources and all(s.startswith("data:") for s in sources)
+    assert "<link" not in page and "@import" not in page
+    assert set(re.findall(r"url\((.)", page)) <= {"#"}  # only references inside the page
+
+
+def test_the_page_holds_the_definition_the_table_the_plots_and_the_cell(page: str) -> None:
+    assert page.count('<figure class="plot') == 5 and 'class="missing' not in page
+    assert page.count("<tr><td class=\"num\"") == 20
+    assert "nb201 (6 decisions, 1.56e+04 candidates" in page and "&quot;batch_size&quot;: 5" in page
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg"') == 1 and "nor_conv_3x3" in page
+
+
+def test_best_trials_are_distinct_and_ordered() -> None:
+    trials = [trial(0, 5.0, key="a"), trial(1, 7.0, key="b"), trial(2, 7.0, key="a"), trial(3, None, key="c")]
+    best = best_trials(snapshot("s", trials), top=5)
+    assert [(t.number, t.key) for t in best] == [(1, "b"), (2, "a")]
+    assert failure_reasons(snapshot("s", trials)) == [("boom", 1)]
+
+
+def test_a_study_without_results_says_so() -> None:
+    space = create_space("nb201")
+    failed = [trial(i, None) for i in range(3)]
+    page = build_report(snapshot("empty", failed, space_name="nb201"), space)
+    assert "No trial completed." in page and "Not drawn:" in page and "<td><code>boom</code></td>" in page

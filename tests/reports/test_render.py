@@ -1,0 +1,55 @@
+"""Smoke tests of every renderer: each plot kind becomes a PNG and an SVG."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from report_fixtures import snapshot, trial
+
+pytest.importorskip("matplotlib")
+
+from rlnas.errors import ConfigError, RlnasError
+from rlnas.reports import render
+from rlnas.reports.compare import regret_bands
+from rlnas.reports.history import accuracy_vs_cost, diagnostic_series, search_history
+from rlnas.reports.policy import Heatmap
+
+TRIALS = [trial(i, float(i % 7), metrics={"test_acc": 90.0 + i % 5, "params_m": 1.0 + i % 3}) for i in range(30)]
+
+
+def _figures():
+    snap = snapshot("a", TRIALS, diagnostics=[(i, {"loss": 1.0 / i, "entropy": 2.0}) for i in range(1, 10)])
+    heat = Heatmap(("d=0", "d=1"), np.array([0.0, 5.0, 10.0]), np.array([[0.5, 0.7, 0.9], [0.5, 0.3, 0.1]]),
+                   "proposals told", "test")
+    return {
+        "history": render.history_figure({"a": search_history(snap.history), "b": search_history(snap.history[:10])}),
+        "regret": render.regret_figure(regret_bands({"a": [snap, snap]})),
+        "diagnostics": render.diagnostics_figure(diagnostic_series(snap.diagnostics)),
+        "heatmap": render.heatmap_figure(heat),
+        "pareto": render.pareto_figure(accuracy_vs_cost(snap.history)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["history", "regret", "diagnostics", "heatmap", "pareto"])
+def test_every_plot_kind_renders_to_png_and_svg(kind, tmp_path) -> None:
+    figure = _figures()[kind]
+    png = render.save_figure(figure, tmp_path / f"{kind}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    svg = render.save_figure(figure, tmp_path / f"{kind}.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_svg_bytes_are_the_same_for_the_same_data() -> None:
+    assert render.figure_bytes(_figures()["pareto"], "svg") == render.figure_bytes(_figures()["pareto"], "svg")
+
+
+def test_bad_output_paths_are_refused(tmp_path) -> None:
+    figure = _figures()["pareto"]
+    with pytest.raises(ConfigError, match=r"must end in \.png or \.svg"):
+        render.save_figure(figure, tmp_path / "plot.jpg")
+    assert render.save_figure(figure, tmp_path / "new" / "plot.png").is_file()  # folders are created
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RlnasError, match="cannot write"):
+        render.save_figure(figure, tmp_path / "file" / "plot.png")
+    assert not (tmp_path / "plot.jpg").exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == ["plot.png"]
+    with pytest.raises(ConfigError, match="no diagnostics"):
+        render.diagnostics_figure({})
