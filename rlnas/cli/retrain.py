@@ -9,7 +9,6 @@ writes the architectures (as ``rlnas export --arch`` does) with both measurement
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from rich.console import Console
@@ -35,14 +34,16 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--output", default=None, metavar="FILE", help="also write the answers and results as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file (never a database)")
     add_storage(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Choose the answers, train each from scratch, print (and write) the results."""
-    from rlnas.cli.export import write_text
+    from rlnas.cli.export import check_output, write_text
     from rlnas.export import export_architecture_json
+    from rlnas.jsonsafe import strict_json_text
     from rlnas.retrain import retrain, retrain_options, search_answers
     from rlnas.study import load_study
 
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--top must be a positive number, got {args.top}")
     if not args.epochs > 0:
         raise ConfigError(f"--epochs must be positive, got {args.epochs}")
+    if args.output is not None:
+        check_output(args.output, args.force)  # before hours of training, not after
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
     answers = search_answers(study, args.samples, args.trial)
     chosen = [a for a in answers if a.source != "sampled"] + [a for a in answers if a.source == "sampled"][:args.top]
@@ -71,6 +74,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     if args.output is not None:
         data = {"study": study.name, "retrain_options": options, "seed": args.seed, "results": results}
-        write_text(args.output, json.dumps(data, indent=2) + "\n")
+        write_text(args.output, strict_json_text(data, indent=2) + "\n")
         console.print(literal(f"wrote {len(results)} retrained answers to {args.output}"))
     return 0

@@ -168,6 +168,8 @@ def test_cli_retrain_writes_the_architectures_and_results(rlnas_bin, searched, t
         assert 0 <= result["retrained"]["test_acc"] <= 100 and "shared_acc" in result["search_metrics"]
     bad = run(rlnas_bin, "retrain", "s", "--top", "0", "--storage", searched, check=False)
     assert bad.returncode == 2 and "--top must be a positive number" in bad.stderr
+    again = run(rlnas_bin, "retrain", "s", "--output", str(target), "--storage", searched, check=False)
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr  # refused before any training
 
 
 def test_retrain_of_a_study_without_weight_sharing_uses_its_best_trial(tmp_path):
