@@ -183,3 +183,19 @@ def test_retrain_of_a_study_without_weight_sharing_uses_its_best_trial(tmp_path)
     with pytest.raises(ConfigError, match="sampled answers need a weight-sharing study"):
         search_answers(load_study("r", url), samples=3)
     assert retrain_options(load_study("r", url), 1)["dataset"] == "digits"
+
+
+def test_a_new_search_can_start_from_another_searchs_controller(sqlite_url):
+    import torch
+
+    source = tiny_study(sqlite_url, "ppo", "src", epochs=1)
+    source.optimize(100)
+    warm = tiny_study(sqlite_url, "ppo", "warm", epochs=1)
+    warm.init_from(load_study("src", sqlite_url))
+    transferred = warm.agent.controller.state_dict()
+    for name, value in source.agent.controller.state_dict().items():
+        assert torch.equal(transferred[name], value), name
+    warm.close()
+    resumed = load_study("warm", sqlite_url)  # the transferred controller is the first checkpoint
+    resumed.optimize(100)
+    assert resumed.completed_trials and resumed.settings["init_from"] == "src"
