@@ -91,6 +91,12 @@ BENCHMARKS = (
               "An L2NAS search that trains every candidate on the 8x8 digits, against the median random "
               "architecture of the same space trained the same way.",
               ("benchmarks/train_search.py",), "benchmarks/results/train_search/nb201.md"),
+    Benchmark("enas", "ENAS: PPO vs REINFORCE on MNIST-5k (issue: ENAS-PPO)",
+              "ENAS searches of `enas_micro` with shared weights on MNIST-5k, the controller trained with PPO, "
+              "with ENAS's REINFORCE update, and with REINFORCE on PPO's standardised advantages (ablation); their "
+              "answers retrained from scratch against the best of as many random children trained the same way; "
+              "controller entropy during the search and wall time.",
+              ("benchmarks/enas.py", "--workers", "2"), "benchmarks/results/enas/results.md"),
     Benchmark("train_throughput", "Train evaluator throughput (issue: real networks)",
               "Images per second of training on digits, per space, at the train evaluator's default widths.",
               ("benchmarks/train_throughput.py", "--steps", "30", "--candidates", "3")),

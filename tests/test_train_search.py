@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from rlnas.agents import agent_class, list_agents
+from rlnas.agents.base import WeightSharingAgent
 from rlnas.evaluators.train import TrainEvaluator
 from rlnas.export import export_onnx, load_architecture_json, model_input_shape
 from rlnas.models import create_model, list_models
@@ -71,6 +72,8 @@ def _matrix():
     for space in list_models():  # spaces with a network to train
         marks = () if space in FAST_SPACES else (pytest.mark.slow,)
         for agent in list_agents():
+            if issubclass(agent_class(agent), WeightSharingAgent):  # they train a supernet, not each trial
+                continue
             yield pytest.param(space, agent, marks=marks, id=f"{space}-{agent}")
 
 

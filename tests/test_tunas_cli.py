@@ -51,7 +51,7 @@ def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqli
         np.testing.assert_allclose(logits, model(x).numpy(), atol=1e-4)
 
     out = run(rlnas_bin, "retrain", "t", "--epochs", "0.5", "--threads", "1", "--storage", sqlite_url).stdout
-    assert "training trial 4 of 't'" in out
+    assert "training the mode answer of 't'" in out and "t-retrain-0" in out
     retrained = json.loads(run(rlnas_bin, "export", "t-retrain-0", "--format", "json", "--storage", sqlite_url).stdout)
     assert retrained["agent"] == "fixed" and retrained["evaluator"]["name"] == "train"
     assert [t["key"] for t in retrained["trials"]] == [trials[-1]["key"]]

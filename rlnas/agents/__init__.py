@@ -21,6 +21,7 @@ AGENTS: Registry[type[Agent]] = Registry("agent", {
     "local": "rlnas.agents.local:LocalAgent",
     "tunas": "rlnas.agents.tunas:TunasAgent",
     "fixed": "rlnas.agents.fixed:FixedAgent",
+    "enas": "rlnas.agents.enas:EnasAgent",
 })
 """Agent classes by name."""
 

@@ -18,7 +18,7 @@ from torch's global RNG, so runs are reproducible and resumable.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -47,6 +47,11 @@ class Controller(nn.Module):
 
     def mode(self) -> torch.Tensor:
         """The greedy candidate (argmax of every decision in turn) as indices ``[D]``."""
+        raise NotImplementedError
+
+    def decision_log_probs(self, indices: torch.Tensor) -> list[torch.Tensor]:
+        """Along each row of ``indices [n, D]``: the log-probabilities of every choice of decision
+        ``i`` (given the earlier ones), one ``[n, K_i]`` tensor per decision."""
         raise NotImplementedError
 
 
@@ -88,6 +93,10 @@ class FactorizedController(Controller):
     def mode(self) -> torch.Tensor:
         return self.log_probs().argmax(dim=1)
 
+    def decision_log_probs(self, indices: torch.Tensor) -> list[torch.Tensor]:
+        lp = self.log_probs()
+        return [lp[i, :k].expand(indices.shape[0], k) for i, k in enumerate(self.sizes)]
+
 
 class LSTMController(Controller):
     """Autoregressive LSTM policy (NAS / ENAS).
@@ -127,13 +136,13 @@ class LSTMController(Controller):
             logits = self.tanh_constant * torch.tanh(logits)
         return logits
 
-    def rollout(self, n: int, indices: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the LSTM over all decisions, following ``indices`` or choosing (sampled or greedy)."""
+    def steps(self, n: int, indices: torch.Tensor | None = None, generator: torch.Generator | None = None,
+              greedy: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Run the LSTM over all decisions, following ``indices`` or choosing (sampled or greedy);
+        yield each decision's log-probabilities ``[n, K_i]`` and choices ``[n]``."""
         x = self.start.expand(n, -1)
         h = x.new_zeros(n, self.hidden)
         c = x.new_zeros(n, self.hidden)
-        chosen, log_prob, entropy = [], x.new_zeros(n), x.new_zeros(n)
         for i in range(len(self.sizes)):
             h, c = self.cell(x, (h, c))
             lp = F.log_softmax(self.step_logits(i, h), dim=1)
@@ -143,11 +152,19 @@ class LSTMController(Controller):
                 a = lp.argmax(dim=1)
             else:
                 a = torch.multinomial(lp.detach().exp(), 1, generator=generator).squeeze(1)
+            yield lp, a
+            if i + 1 < len(self.sizes):
+                x = self.embeddings[i](a)
+
+    def rollout(self, n: int, indices: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Choices ``[n, D]``, their log-probability and the summed step entropies along the path
+        (see :meth:`steps`)."""
+        chosen, log_prob, entropy = [], self.start.new_zeros(n), self.start.new_zeros(n)
+        for lp, a in self.steps(n, indices, generator, greedy):
             log_prob = log_prob + lp.gather(1, a[:, None]).squeeze(1)
             entropy = entropy - (lp.exp() * lp).sum(1)
             chosen.append(a)
-            if i + 1 < len(self.sizes):
-                x = self.embeddings[i](a)
         return torch.stack(chosen, dim=1), log_prob, entropy
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -159,6 +176,9 @@ class LSTMController(Controller):
 
     def mode(self) -> torch.Tensor:
         return self.rollout(1, greedy=True)[0][0]
+
+    def decision_log_probs(self, indices: torch.Tensor) -> list[torch.Tensor]:
+        return [lp for lp, _ in self.steps(indices.shape[0], indices=indices)]
 
 
 def _factorized(sizes: Sequence[int], *, hidden: int, temperature: float | None, tanh_constant: float | None,

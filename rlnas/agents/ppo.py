@@ -16,7 +16,8 @@ state to condition on, a value head reduces to one parameter fitted to the rewar
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from torch import nn
 
 from rlnas.agents.base import Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import is_finite_number
+from rlnas.agents.controllers import Controller, is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
 
@@ -123,10 +124,7 @@ class PPOAgent(ControllerAgent):
         cfg = self.config
         indices = torch.tensor([ix for ix, _, _ in batch], dtype=torch.long)
         reward = torch.tensor([r for _, r, _ in batch], dtype=torch.float32)
-        with torch.no_grad():
-            current, _ = self.controller.log_prob_and_entropy(indices)
-        # A candidate told without its sampling log-prob is scored as if sampled by the current policy.
-        old_log_prob = torch.tensor([current[i].item() if lp is None else lp for i, (_, _, lp) in enumerate(batch)])
+        old_log_prob = sampling_log_probs(self.controller, indices, [lp for _, _, lp in batch])
 
         baseline = self.baseline_value(reward)
         advantage = reward - baseline
@@ -136,42 +134,20 @@ class PPOAgent(ControllerAgent):
         if cfg.normalize_advantages and len(batch) > 1:
             scaled = scaled / (advantage.std() + 1e-8)
 
-        clipped = []
-        for epoch in range(cfg.epochs):
-            log_prob, entropy = self.controller.log_prob_and_entropy(indices)
-            ratio = torch.exp(log_prob - old_log_prob)
-            policy_loss = torch.max(-scaled * ratio, -scaled * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-            entropy_bonus = entropy.mean()
-            loss = policy_loss
-            if cfg.entropy_weight > 0:
-                loss = loss - cfg.entropy_weight * entropy_bonus
-            value_loss = None
-            if cfg.baseline == "value":
-                value_loss = (self.value - reward).pow(2).mean()
-                loss = loss + value_loss
-            if epoch == 0:
-                start_entropy = entropy_bonus.item()
-            clipped.append(((ratio.detach() - 1).abs() > cfg.clip).float().mean().item())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.controller.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-        self.updates += 1
+        def value_loss() -> tuple[torch.Tensor, dict[str, float]]:
+            loss = (self.value - reward).pow(2).mean()
+            return loss, {"value_loss": loss.item()}
 
-        with torch.no_grad():
-            log_ratio = self.controller.log_prob_and_entropy(indices)[0] - old_log_prob
-            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()
-        diagnostics = {
-            "loss": loss.item(), "policy_loss": policy_loss.item(), "entropy": start_entropy,
-            "approx_kl": approx_kl, "clip_fraction": sum(clipped) / len(clipped), "baseline": baseline,
-            "advantage_mean": advantage.mean().item(),
+        diagnostics = clipped_surrogate_update(
+            self.controller, self.optimizer, indices, scaled, old_log_prob, epochs=cfg.epochs, clip=cfg.clip,
+            entropy_weight=cfg.entropy_weight, max_grad_norm=cfg.max_grad_norm,
+            extra_loss=value_loss if cfg.baseline == "value" else None)
+        self.updates += 1
+        return diagnostics | {
+            "baseline": baseline, "advantage_mean": advantage.mean().item(),
             "advantage_std": advantage.std().item() if len(batch) > 1 else 0.0,
             "reward_mean": reward.mean().item(),
         }
-        if value_loss is not None:
-            diagnostics["value_loss"] = value_loss.item()
-        return diagnostics
 
     def baseline_value(self, reward: torch.Tensor) -> float:
         """The baseline for this batch (from past batches only; the first batch uses its own mean)."""
@@ -211,3 +187,58 @@ class PPOAgent(ControllerAgent):
                         for ix, r, lp in state["pending"]]
         self.told = int(state["told"])
         self.updates = int(state["updates"])
+
+
+ExtraLoss = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+"""A loss term added at every epoch, with the diagnostics it reports (the last epoch's are kept)."""
+
+
+def sampling_log_probs(controller: Controller, indices: torch.Tensor, recorded: Sequence[float | None]) -> torch.Tensor:
+    """The log-probabilities recorded when each row of ``indices`` was sampled; a row recorded
+    without one is scored as if sampled by the current policy."""
+    with torch.no_grad():
+        current, _ = controller.log_prob_and_entropy(indices)
+    return torch.tensor([current[i].item() if lp is None else lp for i, lp in enumerate(recorded)])
+
+
+def clipped_surrogate_update(controller: Controller, optimizer: torch.optim.Optimizer, indices: torch.Tensor,
+                             advantage: torch.Tensor, old_log_prob: torch.Tensor, *, epochs: int, clip: float,
+                             entropy_weight: float = 0.0, max_grad_norm: float | None = None,
+                             extra_loss: ExtraLoss | None = None) -> dict[str, float]:
+    """``epochs`` full-batch steps of ``optimizer`` on PPO's clipped surrogate (see the module docstring).
+
+    Returns ``loss`` and ``policy_loss`` (last epoch), ``entropy`` (mean, first epoch),
+    ``approx_kl`` (of the updated policy against the sampling one) and ``clip_fraction`` (share
+    of clipped ratios, averaged over epochs), plus what ``extra_loss`` reports.
+    """
+    clipped, extra = [], {}
+    for epoch in range(epochs):
+        log_prob, entropy = controller.log_prob_and_entropy(indices)
+        ratio = torch.exp(log_prob - old_log_prob)
+        policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip, 1 + clip)).mean()
+        entropy_bonus = entropy.mean()
+        loss = policy_loss
+        if entropy_weight > 0:  # otherwise keep the entropy out of the backward pass
+            loss = loss - entropy_weight * entropy_bonus
+        if extra_loss is not None:
+            term, extra = extra_loss()
+            loss = loss + term
+        if epoch == 0:
+            start_entropy = entropy_bonus.item()
+        clipped.append(((ratio.detach() - 1).abs() > clip).float().mean().item())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(controller.parameters(), max_grad_norm)
+        optimizer.step()
+    return {"loss": loss.item(), "policy_loss": policy_loss.item(), "entropy": start_entropy,
+            "approx_kl": approx_kl(controller, indices, old_log_prob), "clip_fraction": sum(clipped) / len(clipped),
+            **extra}
+
+
+def approx_kl(controller: Controller, indices: torch.Tensor, old_log_prob: torch.Tensor) -> float:
+    """``mean((ρ − 1) − log ρ)``: an unbiased, non-negative estimate of KL(old ‖ current) from
+    samples of the old policy."""
+    with torch.no_grad():
+        log_ratio = controller.log_prob_and_entropy(indices)[0] - old_log_prob
+    return ((log_ratio.exp() - 1) - log_ratio).mean().item()

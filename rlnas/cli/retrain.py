@@ -1,10 +1,14 @@
-"""``rlnas retrain``: train a study's answer from scratch with the ``train`` evaluator, as a study of its own.
+"""``rlnas retrain``: train a study's answers from scratch, each stored as a study of its own.
 
-The new study (default name ``NAME-retrain-SEED``) has one trial: the architecture proposed by
-the ``fixed`` agent, trained on the source study's data set, with the network options the
-source used (a supernet study's width multiplier, ``stem_stride`` and ``input_size``), so
-``show``, ``best`` and ``export`` work on it. Running the command again with the same options
-reports the stored result instead of training again.
+The answers (:func:`rlnas.retrain.search_answers`): a weight-sharing study (TuNAS, ENAS) answers
+with its controller's most likely architecture and, with ``--samples N``, the best ``--top K``
+of N architectures sampled from its final controller by shared-weight validation accuracy; any
+other study with its best trial (or ``--trial``). Each answer is trained with the ``train``
+evaluator on the source's data set, built as the search built it, as a one-trial study of the
+``fixed`` agent (the first answer ``NAME-retrain-SEED`` or ``--as``, the sampled ones
+``...-sampled-K``), so ``show``, ``best`` and ``export`` work on it; running the command again
+reports the stored results instead of training again. ``--output`` writes the architectures with
+both measurements as JSON.
 """
 from __future__ import annotations
 
@@ -12,84 +16,100 @@ import argparse
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
-from rlnas.cli._common import add_storage, assignment, literal, open_existing_store
-from rlnas.cli.summary import run_and_report
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.cli._common import CommandFailed, add_storage, assignment, fmt, literal
+from rlnas.errors import ConfigError
 from rlnas.trial import TrialState
-
-COPIED_OPTIONS = ("dataset", "data_root", "split_seed", "dataset_options", "batch_size")
-"""Options of the source study's evaluator that the training keeps."""
 
 
 def add_parser(commands: Any) -> None:
     """Register ``retrain``."""
-    p = commands.add_parser("retrain", help="train a study's architecture from scratch (stored as a study of its own)")
-    p.add_argument("name", help="the study whose architecture to train")
-    p.add_argument("--trial", type=int, default=None,
-                   help="trial number (default: the study's answer: the last recorded trial of a weight-sharing "
-                        "search, else the best trial)")
+    p = commands.add_parser("retrain", help="train a study's answers from scratch (each stored as a study)")
+    p.add_argument("name", help="the study whose answers to train")
+    p.add_argument("--samples", type=int, default=0,
+                   help="weight-sharing studies: also rank N architectures sampled from the final controller "
+                        "by shared-weight validation accuracy and retrain the best (default 0)")
+    p.add_argument("--top", type=int, default=1, help="how many of the ranked sampled architectures to retrain")
+    p.add_argument("--trial", type=int, default=None, help="retrain this trial instead (default: the answers)")
     p.add_argument("--epochs", type=float, default=10, help="training epochs (default 10)")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default the train evaluator's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch order (default 0)")
     p.add_argument("--as", dest="new_name", default=None, metavar="NAME",
-                   help="name of the new study (default NAME-retrain-SEED)")
+                   help="name of the first answer's study (default NAME-retrain-SEED)")
     p.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
-                   help="extra train evaluator option (repeatable), e.g. augment=true")
+                   help="train evaluator option, e.g. augment=true or model_kwargs='{\"channels\": 16}' (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the answers and results as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file (never a database)")
     add_storage(p)
     p.set_defaults(run=run)
 
 
-def answer_trial(store: Any, record: Any, number: int | None) -> Any:
-    """Trial ``number``, or the study's answer (see ``--trial``); it must be COMPLETE."""
-    from rlnas.agents import agent_class
-    from rlnas.agents.base import WeightSharingAgent
-    from rlnas.cli.export import chosen_trial
-
-    if number is not None or not issubclass(agent_class(record.agent), WeightSharingAgent):
-        return chosen_trial(store, record, number)
-    done = [t for t in store.trials(record.id, [TrialState.COMPLETE]) if not t.orphaned]
-    if not done:
-        raise RlnasError(f"study {record.name!r} has no completed trial yet")
-    return max(done, key=lambda t: t.slot)
-
-
-def train_options(args: argparse.Namespace, record: Any) -> dict[str, Any]:
-    """Train evaluator options: the source's data and network options, then the command's."""
-    from rlnas.evaluators import build_evaluator
-    from rlnas.study.spec import evaluator_identity
-
-    source = evaluator_identity(record.evaluator or {})
-    options = {k: source[k] for k in COPIED_OPTIONS if k in source}
-    if source.get("name") in ("supernet", "train"):
-        options["model_kwargs"] = build_evaluator(source).resolved_model_kwargs()
-    options |= {"epochs": args.epochs, "seed": args.seed, "channels_last": True}
-    if args.lr is not None:
-        options["lr"] = args.lr
-    return options | dict(args.eval_option)
-
-
 def run(args: argparse.Namespace, console: Console) -> int:
-    """Train the chosen architecture as a one-trial study and print the result."""
-    from rlnas.evaluators import build_evaluator
-    from rlnas.study import create_study, space_of
-    from rlnas.study.spec import RunOptions
+    """Choose the answers, train each as a one-trial study, print (and write) the results."""
+    from rlnas.cli.export import check_output, write_text
+    from rlnas.export import export_architecture_json
+    from rlnas.jsonsafe import strict_json_text
+    from rlnas.retrain import retrain_options, search_answers
+    from rlnas.study import load_study
 
+    if args.top < 1:
+        raise ConfigError(f"--top must be a positive number, got {args.top}")
     if not args.epochs > 0:
         raise ConfigError(f"--epochs must be positive, got {args.epochs:g}")
-    store = open_existing_store(args.storage)
-    record = store.get_study(args.name)
-    trial = answer_trial(store, record, args.trial)
-    space = space_of(record)
-    evaluator = build_evaluator({"name": "train", "space": space, **train_options(args, record)},
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be positive, got {args.lr:g}")
+    if args.output is not None:
+        check_output(args.output, args.force)  # before hours of training, not after
+    study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
+    answers = search_answers(study, args.samples, args.trial)
+    chosen = [a for a in answers if a.source != "sampled"] + [a for a in answers if a.source == "sampled"][:args.top]
+    overrides = ({"lr": args.lr} if args.lr is not None else {}) | dict(args.eval_option)
+    options = retrain_options(study, args.epochs, overrides)
+    base = args.new_name or f"{study.name}-retrain-{args.seed}"
+    table = Table(title=literal(f"Retrained answers of study {study.name!r} ({args.epochs:g} epochs, seed {args.seed})"))
+    for column in ("answer", "study", "architecture", "search", "valid_acc", "test_acc", "params_m", "train_time_s"):
+        table.add_column(column, overflow="fold")
+    results = []
+    for index, answer in enumerate(chosen):
+        name = base if index == 0 else f"{base}-sampled-{index}"
+        metrics = _train_as_study(study, answer, options, name, args, console)
+        search = ", ".join(f"{k} {fmt(v, 2)}" for k, v in answer.metrics.items())
+        table.add_row(answer.source, literal(name), literal(answer.key), literal(search),
+                      *(fmt(metrics.get(k), 3 if k == "params_m" else 2)
+                        for k in ("valid_acc", "test_acc", "params_m", "train_time_s")))
+        results.append({"answer": answer.source, "study": name,
+                        "architecture": export_architecture_json(study.space, answer.candidate),
+                        "search_metrics": answer.metrics, "retrained": metrics})
+    console.print(table)
+    if args.output is not None:
+        data = {"study": study.name, "retrain_options": options, "seed": args.seed, "results": results}
+        write_text(args.output, strict_json_text(data, indent=2) + "\n")
+        console.print(literal(f"wrote {len(results)} retrained answers to {args.output}"))
+    return 0
+
+
+def _train_as_study(source: Any, answer: Any, options: dict[str, Any], name: str, args: argparse.Namespace,
+                    console: Console) -> dict[str, float]:
+    """Train ``answer`` as the one trial of study ``name`` (or read it back) and return its metrics."""
+    from rlnas.evaluators import build_evaluator
+    from rlnas.study import create_study
+    from rlnas.study.spec import RunOptions
+
+    evaluator = build_evaluator({"name": "train", "space": source.space, **options},
                                 threads=args.threads, device=args.device)
-    name = args.new_name or f"{record.name}-retrain-{args.seed}"
-    study = create_study(space=space, agent="fixed", agent_config={"key": trial.key}, evaluator=evaluator,
+    study = create_study(space=source.space, agent="fixed", agent_config={"key": answer.key}, evaluator=evaluator,
                          reward="valid_acc", seed=args.seed, name=name, storage=args.storage, load_if_exists=True)
-    origin = {"study": record.name, "trial": trial.number, "key": trial.key}
+    origin = {"study": source.name, "answer": answer.source, "key": answer.key}
     if study.record.settings.get("retrain_of") != origin:
         study.store.update_settings(study.record.id, dict(study.record.settings) | {"retrain_of": origin})
-    console.print(literal(f"training trial {trial.number} of {record.name!r} ({trial.key}) as study {name!r}"))
-    return run_and_report(study, 1, None, RunOptions(threads=args.threads, device=args.device), console)
+    if study.n_finished == 0:
+        console.print(literal(f"training the {answer.source} answer of {source.name!r} ({answer.key}) as study {name!r}"))
+        study.optimize(1, None, run=RunOptions(threads=args.threads, device=args.device))
+    done = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    if not done:
+        failed = [t.error for t in study.trials if t.error]
+        raise CommandFailed(f"training the {answer.source} answer failed" + (f": {failed[-1]}" if failed else ""))
+    return {k: float(v) for k, v in done[-1].metrics.items()}

@@ -78,6 +78,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--set", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                       help="one agent option (repeatable)")
     what.add_argument("--controller", default=None, help="controller of reinforce/ppo: factorized or lstm")
+    what.add_argument("--algo", default=None, choices=("ppo", "reinforce"),
+                      help="enas: controller update, ppo (clipped, several epochs per batch; default) or reinforce")
     what.add_argument("--reuse-repeats", action="store_true",
                       help="answer a candidate the study already evaluated from the store, without spending budget")
     p.add_argument("--name", default=None,
@@ -151,10 +153,12 @@ def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any
 
 
 def agent_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Agent options from ``--agent-config``, ``--set`` and ``--controller``."""
+    """Agent options from ``--agent-config``, ``--set``, ``--controller`` and ``--algo``."""
     config = dict(args.agent_config) | dict(args.set)
     if args.controller is not None:
         config["controller"] = args.controller
+    if args.algo is not None:
+        config["algo"] = args.algo
     return config
 
 

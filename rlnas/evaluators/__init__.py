@@ -14,6 +14,7 @@ EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator", {
     "train": "rlnas.evaluators.train:TrainEvaluator",
     "supernet": "rlnas.evaluators.supernet:SupernetEvaluator",
     "optimizer": "rlnas.evaluators.optimizer:OptimizerEvaluator",
+    "shared": "rlnas.evaluators.shared:SharedEvaluator",
 })
 """Evaluator classes by name; ``create_evaluator(**evaluator.spec())`` rebuilds an equal one."""
 

@@ -40,6 +40,8 @@ DEFAULT_MODEL_KWARGS: dict[str, dict[str, Any]] = {
     "proxyless": {"width_mult": 0.35},
     "proxyless_enlarged": {"width_mult": 0.35},
     "tunas_mbv3": {"width_mult": 0.35},
+    "enas_macro": {"channels": 8},
+    "enas_micro": {"channels": 8, "layers": 2},
 }
 
 

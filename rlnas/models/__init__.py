@@ -27,6 +27,7 @@ from torch import nn
 from rlnas.checks import check_option_types
 from rlnas.errors import ConfigError
 from rlnas.models.darts import DartsNetworkCIFAR
+from rlnas.models.enas import EnasMacroNetwork, EnasMicroNetwork
 from rlnas.models.mobilenet import MobileNet, scaled_input_size
 from rlnas.models.nb201 import NB201Network, nb201_param_count
 from rlnas.registry import Registry, check_options
@@ -53,6 +54,16 @@ def _mobile(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Modu
     return model
 
 
+def _enas_macro(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", EnasMacroNetwork, kw, skip=1)
+    return EnasMacroNetwork(space.candidate(candidate), **kw)
+
+
+def _enas_micro(space: Space, candidate: Mapping[str, Choice], **kw: Any) -> nn.Module:
+    check_options(f"model of space {space.name!r}", EnasMicroNetwork, kw, skip=1)
+    return EnasMicroNetwork(space.candidate(candidate), **kw)
+
+
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "nb201": _nb201,
     "darts": _darts,
@@ -60,6 +71,8 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
     "proxyless": _mobile,
     "proxyless_enlarged": _mobile,
     "tunas_mbv3": _mobile,
+    "enas_macro": _enas_macro,
+    "enas_micro": _enas_micro,
 })
 """Network builders by space name, each called as ``(space, candidate, **options)``."""
 

@@ -29,6 +29,8 @@ SPACES: Registry[Callable[..., Space]] = Registry("space", {
     "proxyless_enlarged": "rlnas.spaces.mobilenet:ProxylessEnlargedSpace",
     "tunas_mbv3": "rlnas.spaces.mobilenet:TunasMobileNetV3Space",
     "optimizer_rules": "rlnas.spaces.optimizer_rules:OptimizerRulesSpace",
+    "enas_macro": "rlnas.spaces.enas:EnasMacroSpace",
+    "enas_micro": "rlnas.spaces.enas:EnasMicroSpace",
 })
 """Space factories by name (``create_space`` calls them with its keyword options)."""
 
