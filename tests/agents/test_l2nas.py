@@ -112,7 +112,9 @@ def test_hand_written_gradients_match_autograd() -> None:
     states = rng.random((6, dim)).astype(np.float32)
 
     def torch_mlp(net, x):
-        weights = [torch.tensor(w.copy(), requires_grad=True) for w in net.weights]
+        # A one-member ensemble (the critic) has a leading member axis; its biases are (1, 1, out).
+        weights = [torch.tensor((w[0, 0] if w.ndim == 3 and w.shape[1] == 1 else w[0] if w.ndim == 3 else w).copy(),
+                                requires_grad=True) for w in net.weights]
         for i in range(0, len(weights), 2):
             x = x @ weights[i] + weights[i + 1]
             x = torch.relu(x) if i < len(weights) - 2 else x
@@ -127,8 +129,8 @@ def test_hand_written_gradients_match_autograd() -> None:
     ours, cache = actor.forward(states)
     assert np.allclose(ours, action.detach().numpy(), atol=1e-6)
     q_ours, inputs = critic.forward(states, ours)
-    assert np.allclose(q_ours, q.detach().numpy()[:, 0], atol=1e-5)
-    grad_action = critic.backward(inputs, np.full(6, -1 / 6), params=False)
+    assert np.allclose(q_ours[0], q.detach().numpy()[:, 0], atol=1e-5)
+    grad_action = critic.backward(inputs, np.full((1, 6), -1 / 6), params=False)[0]
     actor.backward(cache, grad_action)
     for mine, reference in zip(actor.net.grads, actor_weights):
         assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
@@ -140,7 +142,7 @@ def test_hand_written_gradients_match_autograd() -> None:
     torch.maximum(0.7 * residual, -0.3 * residual).mean().backward()
     critic.backward(inputs, pinball_grad(q_ours, targets, 0.7))
     for mine, reference in zip(critic.net.grads, critic_weights):
-        assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
+        assert np.allclose(mine.reshape(reference.shape), reference.grad.numpy(), atol=1e-6)
 
 
 def test_schedules_follow_their_closed_forms() -> None:
