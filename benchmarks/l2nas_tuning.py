@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ class Table:
     radix: np.ndarray
 
 
-@lru_cache(maxsize=None)
+@cache
 def table(benchmark: str, dataset: str) -> tuple[Any, Table]:
     """The space and the :class:`Table` of one data set."""
     if benchmark == "nbgraph":
@@ -110,7 +110,9 @@ def incumbent(run: Mapping[str, Any], q: int) -> tuple[float, float]:
 
 def _welch(a: np.ndarray, b: np.ndarray) -> float:
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    return (a.mean() - b.mean()) / se if se > 0 else (0.0 if a.mean() == b.mean() else math.copysign(99, a.mean() - b.mean()))
+    if se > 0:
+        return (a.mean() - b.mean()) / se
+    return 0.0 if a.mean() == b.mean() else math.copysign(99.0, a.mean() - b.mean())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

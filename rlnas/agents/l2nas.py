@@ -118,7 +118,7 @@ class L2NASConfig(AgentConfig):
     pool: int = 32
     """With learning: widen the noise until at least this many new architectures are drawn for the critic to rank."""
     neighbours: int = 0
-    """With learning, the critic also ranks the new cells this many edits (0, 1 or 2) from the top-K (2: two-edit of the best)."""
+    """With learning, the critic also ranks new cells 1 edit from the top-K (1), and 2 edits from the best (2)."""
     critics: int = 1
     """Members of the critic ensemble (each its own initialisation and batches)."""
     optimism: float = 0.0
