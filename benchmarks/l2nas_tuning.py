@@ -28,6 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import _blas_one_thread  # noqa: F401  (one BLAS thread, before NumPy loads)
 import numpy as np
 
 DATASETS = {"nb201": ("cifar10", "cifar100", "imagenet16-120"),
