@@ -109,6 +109,11 @@ def incumbent(run: Mapping[str, Any], q: int) -> tuple[float, float]:
     return float(run["valid"][i]), float(run["test"][i])
 
 
+def tab_valid(benchmark: str, dataset: str) -> np.ndarray:
+    """Validation accuracy of every candidate of a data set."""
+    return table(benchmark, dataset)[1].valid
+
+
 def _welch(a: np.ndarray, b: np.ndarray) -> float:
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     if se > 0:
@@ -167,10 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cell += f" [{_welch(vt[:, 1], rt[:, 1]):+.1f}/{_welch(vt[:, 0], rt[:, 0]):+.1f}]"
                 cells.append(cell)
             found = [r["found"] for r in group if r["found"] is not None]
+            best = max(np.nanmax(tab_valid(a.benchmark, d)), 0)
+            auc = np.mean([best - np.fmax.accumulate(np.nan_to_num(r["valid"], nan=-np.inf))[24:].mean()
+                           for r in group])  # mean validation regret over queries 25..end
             found_at = np.mean([r["found"] or a.queries + 1 for r in group])
             ms = 1000 * np.mean([r["seconds"] for r in group]) / a.queries
             print(f"  {name:24s} " + "  ".join(cells) + f"  found {len(found)}/{len(group)} at {found_at:.0f}"
-                  f"  {ms:.1f} ms/q (CPU)")
+                  f"  regret {auc:.3f}  {ms:.1f} ms/q (CPU)")
             out[f"{d}/{name}"] = {"test": [[incumbent(r, q)[1] for q in points] for r in group],
                                   "valid": [[incumbent(r, q)[0] for q in points] for r in group],
                                   "found": [r["found"] for r in group]}

@@ -119,6 +119,10 @@ class L2NASConfig(AgentConfig):
     """With learning: widen the noise until at least this many new architectures are drawn for the critic to rank."""
     neighbours: int = 0
     """With learning, the critic also ranks new cells 1 edit from the top-K (1), and 2 edits from the best (2)."""
+    random_pool: int = 0
+    """With learning, this many uniformly random new cells join the pool the critic ranks."""
+    elite_neighbours: bool = False
+    """With ``neighbours``, take the one-edit neighbours of the whole elite (``top_n``) instead of the top-K."""
     critics: int = 1
     """Members of the critic ensemble (each its own initialisation and batches)."""
     optimism: float = 0.0
@@ -133,7 +137,7 @@ class L2NASConfig(AgentConfig):
     """What ``load_policy`` (``--init-from``) takes: ``architectures``, ``weights`` (actor, critic) or ``both``."""
 
     def __post_init__(self) -> None:
-        for name in ("learn", "train_actor", "avoid_repeats"):
+        for name in ("learn", "train_actor", "avoid_repeats", "elite_neighbours"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"l2nas option {name} must be true or false, got {getattr(self, name)!r}")
         positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries", "critics")
@@ -141,7 +145,7 @@ class L2NASConfig(AgentConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"l2nas option {name} must be an integer >= 1, got {value!r}")
-        for name in ("updates_per_result", "warmup", "initial_random"):
+        for name in ("updates_per_result", "warmup", "initial_random", "random_pool"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"l2nas option {name} must be an integer >= 0, got {value!r}")
@@ -298,9 +302,9 @@ class L2NASAgent(Agent):
         if not self._ranking():
             return actions[0], "actor"
         pool = np.array(list(rows.values()))
-        extra = self._neighbour_rows()
-        if len(extra):
-            pool = np.vstack([pool, extra])
+        for extra in (self._neighbour_rows(), self._random_rows()):
+            if len(extra):
+                pool = np.vstack([pool, extra])
         if len(pool) == 1:
             return actions[0], "actor"
         best = int(np.argmax(self._score(state, self.encode_rows(pool))))
@@ -314,12 +318,23 @@ class L2NASAgent(Agent):
         if not self.config.neighbours or not self.top:
             return np.zeros((0, len(self.sizes)), dtype=np.int64)
         members = np.array([ix for _, _, ix in self.top])
-        rows = neighbours_of(members, self.sizes, self.edits[0])
+        if self.config.elite_neighbours and self.buffer.elite_size:
+            elite = self.buffer.elite_archs[:self.buffer.elite_size]
+            rows = neighbours_of(elite[np.argsort(-self.buffer.elite(), kind="stable")], self.sizes, self.edits[0])
+        else:
+            rows = neighbours_of(members, self.sizes, self.edits[0])
         if self.config.neighbours == 2:
             rows = np.vstack([rows, neighbours_of(members[:1], self.sizes, self.edits[1])])
         rows = rows[self._new_mask(rows)]
         _, first = np.unique(self.seen.slots(rows), axis=0, return_index=True)
         return rows[np.sort(first)]
+
+    def _random_rows(self) -> np.ndarray:
+        """``random_pool`` uniformly random new cells (fewer when some draws were seen already)."""
+        if not self.config.random_pool:
+            return np.zeros((0, len(self.sizes)), dtype=np.int64)
+        rows = self.rng.integers(self.sizes, size=(self.config.random_pool, len(self.sizes)))
+        return rows[self._new_mask(rows)]
 
     def _score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Ranking score of candidate one-hot rows: the critics' mean plus ``optimism`` times their spread."""
