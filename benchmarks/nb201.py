@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _blas_one_thread  # noqa: F401  (one BLAS thread, before NumPy loads)
 import _nb201_report as report
 
 from rlnas.errors import RlnasError

@@ -52,6 +52,8 @@ from rlnas.agents.l2nas_parts import (
     SeenSet,
     TopScale,
     decayed,
+    neighbours_of,
+    one_and_two_edits,
     pinball_grad,
     pinball_loss,
 )
@@ -115,6 +117,16 @@ class L2NASConfig(AgentConfig):
     """Noisy actions drawn per noise level; the critic keeps the best new one (``learn=False``: the first)."""
     pool: int = 32
     """With learning: widen the noise until at least this many new architectures are drawn for the critic to rank."""
+    neighbours: int = 0
+    """With learning, the critic also ranks new cells 1 edit from the top-K (1), and 2 edits from the best (2)."""
+    random_pool: int = 0
+    """With learning, this many uniformly random new cells join the pool the critic ranks."""
+    elite_neighbours: bool = False
+    """With ``neighbours``, take the one-edit neighbours of the whole elite (``top_n``) instead of the top-K."""
+    critics: int = 1
+    """Members of the critic ensemble (each its own initialisation and batches)."""
+    optimism: float = 0.0
+    """The ranking score is the members' mean prediction plus ``optimism`` times their standard deviation."""
     avoid_repeats: bool = True
     """Never re-propose an architecture already asked (while unseen ones remain)."""
     max_retries: int = 60
@@ -125,15 +137,15 @@ class L2NASConfig(AgentConfig):
     """What ``load_policy`` (``--init-from``) takes: ``architectures``, ``weights`` (actor, critic) or ``both``."""
 
     def __post_init__(self) -> None:
-        for name in ("learn", "train_actor", "avoid_repeats"):
+        for name in ("learn", "train_actor", "avoid_repeats", "elite_neighbours"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"l2nas option {name} must be true or false, got {getattr(self, name)!r}")
-        positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries")
+        positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries", "critics")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"l2nas option {name} must be an integer >= 1, got {value!r}")
-        for name in ("updates_per_result", "warmup", "initial_random"):
+        for name in ("updates_per_result", "warmup", "initial_random", "random_pool"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"l2nas option {name} must be an integer >= 0, got {value!r}")
@@ -148,6 +160,10 @@ class L2NASConfig(AgentConfig):
         for name in ("noise_start", "noise_end", "noise_halflife", "epsilon_halflife", "state_skip"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"l2nas option {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.neighbours not in (0, 1, 2) or isinstance(self.neighbours, bool):
+            raise ConfigError(f"l2nas option neighbours must be 0, 1 or 2, got {self.neighbours!r}")
+        if not self.optimism >= 0:
+            raise ConfigError(f"l2nas option optimism must be >= 0, got {self.optimism!r}")
         if not self.retry_growth >= 1.0:
             raise ConfigError(f"l2nas option retry_growth must be >= 1, got {self.retry_growth!r}")
         if self.transfer not in TRANSFER_MODES:
@@ -171,7 +187,8 @@ class L2NASAgent(Agent):
         # Equal block sizes (NB201: 6 x 5) let the per-block argmax run as one reshape.
         self._uniform_k = int(self.sizes[0]) if len(set(space.sizes)) == 1 else None
         self.actor = Actor(space.sizes, cfg.hidden, cfg.logit_bound, cfg.state_skip, init_rng)
-        self.critic = Critic(space.dim, cfg.hidden, init_rng)
+        self.critic = Critic(space.dim, cfg.hidden, init_rng, members=cfg.critics)
+        self.edits = one_and_two_edits(space.sizes)
         self.actor_opt = Adam(len(self.actor.net.theta), cfg.actor_lr)
         self.critic_opt = Adam(len(self.critic.net.theta), cfg.critic_lr)
         self.buffer = ReplayBuffer(space.dim, len(space.sizes), cfg.buffer_capacity, cfg.top_n)
@@ -249,7 +266,7 @@ class L2NASAgent(Agent):
     def _ranking(self) -> bool:
         return self.config.learn and self.updates > 0
 
-    def _actor_action(self, state: np.ndarray, std: float) -> np.ndarray | None:
+    def _actor_action(self, state: np.ndarray, std: float) -> tuple[np.ndarray, str] | None:
         """Noisy actor action whose argmax is new; when learning, the one the critic rates highest.
 
         Draw ``screen`` noisy actions with std ``std · retry_growth^level``, one level up
@@ -282,11 +299,49 @@ class L2NASAgent(Agent):
         if not rows:
             return None
         self.retry_level = level
-        if len(rows) == 1 or not self._ranking():
-            return actions[0]
-        candidates = self.encode_rows(np.array(list(rows.values())))
-        q = self.critic.forward(np.broadcast_to(state, (len(rows), len(state))), candidates)[0]
-        return actions[int(np.argmax(q))]
+        if not self._ranking():
+            return actions[0], "actor"
+        pool = np.array(list(rows.values()))
+        for extra in (self._neighbour_rows(), self._random_rows()):
+            if len(extra):
+                pool = np.vstack([pool, extra])
+        if len(pool) == 1:
+            return actions[0], "actor"
+        best = int(np.argmax(self._score(state, self.encode_rows(pool))))
+        if best < len(actions):
+            return actions[best], "actor"
+        return self.encode_indices(pool[best]), "neighbour"
+
+    def _neighbour_rows(self) -> np.ndarray:
+        """New cells one edit from a top-K member (``neighbours >= 1``) or two edits from the best
+        (``neighbours == 2``), each class of equivalent cells once."""
+        if not self.config.neighbours or not self.top:
+            return np.zeros((0, len(self.sizes)), dtype=np.int64)
+        members = np.array([ix for _, _, ix in self.top])
+        if self.config.elite_neighbours and self.buffer.elite_size:
+            elite = self.buffer.elite_archs[:self.buffer.elite_size]
+            rows = neighbours_of(elite[np.argsort(-self.buffer.elite(), kind="stable")], self.sizes, self.edits[0])
+        else:
+            rows = neighbours_of(members, self.sizes, self.edits[0])
+        if self.config.neighbours == 2:
+            rows = np.vstack([rows, neighbours_of(members[:1], self.sizes, self.edits[1])])
+        rows = rows[self._new_mask(rows)]
+        _, first = np.unique(self.seen.slots(rows), axis=0, return_index=True)
+        return rows[np.sort(first)]
+
+    def _random_rows(self) -> np.ndarray:
+        """``random_pool`` uniformly random new cells (fewer when some draws were seen already)."""
+        if not self.config.random_pool:
+            return np.zeros((0, len(self.sizes)), dtype=np.int64)
+        rows = self.rng.integers(self.sizes, size=(self.config.random_pool, len(self.sizes)))
+        return rows[self._new_mask(rows)]
+
+    def _score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Ranking score of candidate one-hot rows: the critics' mean plus ``optimism`` times their spread."""
+        q = self.critic.forward(state[None], candidates)[0]
+        if self.config.optimism and len(q) > 1:
+            return q.mean(axis=0) + self.config.optimism * q.std(axis=0)
+        return q.mean(axis=0)
 
     def ask(self, n: int = 1) -> list[Proposal]:
         """Propose ``n`` architectures; ``info`` holds the raw action, the state and the exploration."""
@@ -302,9 +357,8 @@ class L2NASAgent(Agent):
             elif self.rng.random() < eps:
                 action, source = self._random_action(), "random"
             else:
-                action, source = self._actor_action(state, std), "actor"
-                if action is None:
-                    action, source = self._random_action(), "fallback"
+                chosen = self._actor_action(state, std)
+                action, source = chosen if chosen is not None else (self._random_action(), "fallback")
             indices = tuple(int(v) for v in self._argmax(action[None])[0])
             self.seen.add(indices)
             self.asked += 1
@@ -317,7 +371,7 @@ class L2NASAgent(Agent):
         """Critic's prediction, on the reward scale, for (state, architecture) (NaN before any update)."""
         if not self._ranking():
             return math.nan
-        return self.scale.inverse(float(self.critic.forward(state[None], self.encode_indices(indices)[None])[0][0]))
+        return self.scale.inverse(float(self._score(state, self.encode_indices(indices)[None])[0]))
 
     # ------------------------------------------------------------------ tell
     def _record(self, indices: tuple[int, ...], reward: float) -> None:
@@ -373,13 +427,18 @@ class L2NASAgent(Agent):
         """One critic step (pinball loss) and one actor step (maximise the critic); returns the critic's
         loss and the actor's mean critic value (NaN when the actor is not trained)."""
         cfg = self.config
-        states, archs, rewards = self.buffer.sample(self.rng, cfg.batch, cfg.top_share)
-        targets = self.scale(rewards)
+        members = cfg.critics
+        states, archs, rewards = self.buffer.sample(self.rng, cfg.batch * members, cfg.top_share)
+        if members > 1:  # every member its own batch, each with its share of elite rows
+            order = np.arange(cfg.batch * members).reshape(-1, members).T.reshape(-1)
+            states, archs, rewards = states[order], archs[order], rewards[order]
+        targets = self.scale(rewards).reshape(members, cfg.batch)
+        states = states.reshape(members, cfg.batch, -1)
 
-        q, inputs = self.critic.forward(states, self.encode_rows(archs))
+        q, inputs = self.critic.forward(states, self.encode_rows(archs).reshape(members, cfg.batch, -1))
         critic_loss = pinball_loss(q, targets, cfg.quantile)
         self.critic.net.grad[:] = 0.0
-        self.critic.backward(inputs, pinball_grad(q, targets, cfg.quantile))
+        self.critic.backward(inputs, members * pinball_grad(q, targets, cfg.quantile))
         self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
         self.updates += 1
 
@@ -387,10 +446,11 @@ class L2NASAgent(Agent):
             return critic_loss, math.nan
         # The actor ascends Q(s, actor(s)) on the batch's states plus the current one; the
         # critic only passes the gradient through to the action (its weights stay put).
-        actor_states = np.vstack([states, self.current_state()[None]])
+        actor_states = np.vstack([states[0], self.current_state()[None]])
         action, actor_cache = self.actor.forward(actor_states)
         actor_q, critic_inputs = self.critic.forward(actor_states, action)
-        grad_action = self.critic.backward(critic_inputs, np.full(len(actor_q), -1.0 / len(actor_q)), params=False)
+        grad_q = np.full(actor_q.shape, -1.0 / actor_q.size)
+        grad_action = self.critic.backward(critic_inputs, grad_q, params=False).sum(axis=0)
         self.actor.net.grad[:] = 0.0
         self.actor.backward(actor_cache, grad_action)
         self.actor_opt.step(self.actor.net.theta, self.actor.net.grad)

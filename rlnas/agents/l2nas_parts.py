@@ -61,22 +61,52 @@ def block_softmax(logits: np.ndarray, same_block: np.ndarray) -> np.ndarray:
     return e / (e @ same_block)
 
 
+def one_and_two_edits(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every one-edit and every two-edit change of a cell with decisions of ``sizes`` choices.
+
+    One edit: rows ``(decision, shift)``; two edits: rows ``(decision, shift, decision', shift')``
+    with ``decision < decision'``; a shift ``1 … k-1`` moves a choice to ``(choice + shift) mod k``.
+    """
+    one = np.array([(d, s) for d, k in enumerate(sizes) for s in range(1, k)], dtype=np.int64)
+    two = np.array([(d, s, e, t) for (d, s), (e, t) in itertools.combinations(one.tolist(), 2) if d < e],
+                   dtype=np.int64).reshape(-1, 4)
+    return one, two
+
+
+def neighbours_of(rows: np.ndarray, sizes: Sequence[int], edits: np.ndarray) -> np.ndarray:
+    """The cells that ``edits`` (from :func:`one_and_two_edits`) make of each row of choice indices."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    out = np.repeat(np.asarray(rows, dtype=np.int64), len(edits), axis=0)
+    edits = np.tile(edits, (len(rows), 1))
+    at = np.arange(len(out))
+    for c in range(0, edits.shape[1], 2):
+        d, shift = edits[:, c], edits[:, c + 1]
+        out[at, d] = (out[at, d] + shift) % sizes[d]
+    return out
+
+
 # ---------------------------------------------------------------------- networks
 class Dense:
     """ReLU multilayer perceptron whose weights live in one flat vector ``theta``.
 
-    ``forward`` returns the output and the activations that ``backward`` needs; ``backward``
-    returns the gradient w.r.t. the input and (with ``params=True``) adds the weights'
-    gradient to ``grad``, a flat vector laid out like ``theta``. Initialisation is PyTorch's
-    default for ``nn.Linear`` (uniform ±1/√fan_in), drawn from ``rng``. Computations run in
-    :data:`DTYPE` (inputs are cast).
+    With ``members`` (an ensemble), every weight gets a leading member axis and the members
+    run side by side in one batched matrix product: inputs of shape (rows, in) go to every
+    member, inputs of shape (members, rows, in) give each member its own rows; outputs are
+    (members, rows, out). ``forward`` returns the output and the activations that
+    ``backward`` needs; ``backward`` returns the gradient w.r.t. the input and (with
+    ``params=True``) adds the weights' gradient to ``grad``, a flat vector laid out like
+    ``theta``. Initialisation is PyTorch's default for ``nn.Linear`` (uniform ±1/√fan_in),
+    drawn from ``rng``. Computations run in :data:`DTYPE` (inputs are cast).
     """
 
-    def __init__(self, sizes: Sequence[int], rng: np.random.Generator):
-        shapes = [shape for fan_in, fan_out in itertools.pairwise(sizes) for shape in ((fan_in, fan_out), (fan_out,))]
+    def __init__(self, sizes: Sequence[int], rng: np.random.Generator, members: int | None = None):
+        lead = () if members is None else (members,)
+        shapes = [shape for fan_in, fan_out in itertools.pairwise(sizes)
+                  for shape in (lead + (fan_in, fan_out), lead + ((1,) if lead else ()) + (fan_out,))]
         total = sum(math.prod(shape) for shape in shapes)
         self.theta, self.grad = np.zeros(total, dtype=DTYPE), np.zeros(total, dtype=DTYPE)
         self.layers = len(shapes) // 2
+        self.members = members
         self.weights, self.grads = [], []
         start = 0
         for shape in shapes:
@@ -85,7 +115,7 @@ class Dense:
             self.grads.append(self.grad[start:stop].reshape(shape))
             start = stop
         for i in range(0, len(shapes), 2):
-            bound = 1.0 / math.sqrt(shapes[i][0])
+            bound = 1.0 / math.sqrt(shapes[i][-2])
             for w in self.weights[i:i + 2]:
                 w[...] = rng.uniform(-bound, bound, w.shape)
 
@@ -105,9 +135,9 @@ class Dense:
         g = grad_out
         for i in reversed(range(self.layers)):
             if params:
-                self.grads[2 * i] += inputs[i].T @ g
-                self.grads[2 * i + 1] += g.sum(axis=0)
-            g = g @ self.weights[2 * i].T
+                self.grads[2 * i] += np.swapaxes(inputs[i], -1, -2) @ g
+                self.grads[2 * i + 1] += g.sum(axis=-2, keepdims=self.members is not None)
+            g = g @ np.swapaxes(self.weights[2 * i], -1, -2)
             if i > 0:
                 g = g * (inputs[i] > 0.0)  # inputs[i] is the ReLU output of layer i - 1
         return g
@@ -147,20 +177,29 @@ class Actor:
 
 
 class Critic:
-    """(state, action) → predicted quantile of the normalised reward (MLP on the concatenation)."""
+    """(state, action) → predicted quantile of the normalised reward: an ensemble of ``members``
+    MLPs on the concatenation, each from its own initialisation (and, in training, its own batches).
 
-    def __init__(self, dim: int, hidden: int, rng: np.random.Generator):
-        self.dim = dim
-        self.net = Dense([2 * dim, hidden, hidden, 1], rng)
+    Predictions are (members, rows); the members' spread is the uncertainty the agent's ranking
+    can add as optimism.
+    """
+
+    def __init__(self, dim: int, hidden: int, rng: np.random.Generator, members: int = 1):
+        self.dim, self.members = dim, members
+        self.net = Dense([2 * dim, hidden, hidden, 1], rng, members=members)
 
     def forward(self, state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Predictions (one per row) and what :meth:`backward` needs."""
+        """Predictions (members × rows) and what :meth:`backward` needs. ``state`` and ``action`` are
+        (rows, dim), shared by every member, or (members, rows, dim), one batch per member."""
+        if state.shape[:-1] != action.shape[:-1]:
+            shape = np.broadcast_shapes(state.shape[:-1], action.shape[:-1])
+            state, action = (np.broadcast_to(x, shape + x.shape[-1:]) for x in (state, action))
         out, inputs = self.net.forward(np.concatenate([state, action], axis=-1, dtype=DTYPE))
         return out[..., 0], inputs
 
     def backward(self, inputs: list[np.ndarray], grad_q: np.ndarray, params: bool = True) -> np.ndarray:
-        """Backpropagate d loss / d prediction; return d loss / d action."""
-        return self.net.backward(inputs, grad_q[:, None].astype(DTYPE), params=params)[:, self.dim:]
+        """Backpropagate d loss / d prediction (members × rows); return d loss / d action (members × rows × dim)."""
+        return self.net.backward(inputs, grad_q[..., None].astype(DTYPE), params=params)[..., self.dim:]
 
 
 class Adam:
@@ -320,8 +359,8 @@ class SeenSet:
         if self.canonical is not None:
             self.space_size = len(np.unique(self.canonical))
 
-    def _slots(self, rows: np.ndarray) -> np.ndarray:
-        """(rows, hashes) bit positions of every row."""
+    def slots(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, hashes) bit positions of every row (equal rows: the same architecture)."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.int64))
         if self.exact:
             codes = rows @ self.radix
@@ -333,11 +372,11 @@ class SeenSet:
 
     def contains(self, rows: np.ndarray) -> np.ndarray:
         """Boolean per row: asked already (or, for a Bloom filter, a rare false positive)."""
-        return self.bits[self._slots(rows)].all(axis=1)
+        return self.bits[self.slots(rows)].all(axis=1)
 
     def add(self, row: Sequence[int]) -> None:
         """Mark one architecture as asked."""
-        slots = self._slots(np.asarray(row))[0]
+        slots = self.slots(np.asarray(row))[0]
         if not self.bits[slots].all():
             self.count += 1
         self.bits[slots] = True

@@ -20,6 +20,8 @@ from rlnas.agents.l2nas_parts import (
     block_matrix,
     block_softmax,
     decayed,
+    neighbours_of,
+    one_and_two_edits,
     pinball_grad,
     pinball_loss,
 )
@@ -112,7 +114,9 @@ def test_hand_written_gradients_match_autograd() -> None:
     states = rng.random((6, dim)).astype(np.float32)
 
     def torch_mlp(net, x):
-        weights = [torch.tensor(w.copy(), requires_grad=True) for w in net.weights]
+        # A one-member ensemble (the critic) has a leading member axis; its biases are (1, 1, out).
+        weights = [torch.tensor((w[0, 0] if w.ndim == 3 and w.shape[1] == 1 else w[0] if w.ndim == 3 else w).copy(),
+                                requires_grad=True) for w in net.weights]
         for i in range(0, len(weights), 2):
             x = x @ weights[i] + weights[i + 1]
             x = torch.relu(x) if i < len(weights) - 2 else x
@@ -127,8 +131,8 @@ def test_hand_written_gradients_match_autograd() -> None:
     ours, cache = actor.forward(states)
     assert np.allclose(ours, action.detach().numpy(), atol=1e-6)
     q_ours, inputs = critic.forward(states, ours)
-    assert np.allclose(q_ours, q.detach().numpy()[:, 0], atol=1e-5)
-    grad_action = critic.backward(inputs, np.full(6, -1 / 6), params=False)
+    assert np.allclose(q_ours[0], q.detach().numpy()[:, 0], atol=1e-5)
+    grad_action = critic.backward(inputs, np.full((1, 6), -1 / 6), params=False)[0]
     actor.backward(cache, grad_action)
     for mine, reference in zip(actor.net.grads, actor_weights):
         assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
@@ -140,7 +144,64 @@ def test_hand_written_gradients_match_autograd() -> None:
     torch.maximum(0.7 * residual, -0.3 * residual).mean().backward()
     critic.backward(inputs, pinball_grad(q_ours, targets, 0.7))
     for mine, reference in zip(critic.net.grads, critic_weights):
-        assert np.allclose(mine, reference.grad.numpy(), atol=1e-6)
+        assert np.allclose(mine.reshape(reference.shape), reference.grad.numpy(), atol=1e-6)
+
+
+def test_critic_ensemble_members_match_autograd_on_their_own_batches() -> None:
+    """Each member of a three-member critic is its own network: predictions and gradients against autograd."""
+    rng = np.random.default_rng(1)
+    dim, members, rows = 4, 3, 5
+    critic = Critic(dim, 6, rng, members=members)
+    states = rng.random((members, rows, dim)).astype(np.float32)
+    actions = rng.random((members, rows, dim)).astype(np.float32)
+    targets = rng.random((members, rows))
+    q, inputs = critic.forward(states, actions)
+    assert q.shape == (members, rows)
+    critic.backward(inputs, pinball_grad(q, targets, 0.7) * members)  # the sum of the members' mean losses
+    shared_q, _ = critic.forward(states[0], actions[0])  # rows shared by every member
+    assert np.allclose(shared_q[0], q[0], atol=1e-6) and not np.allclose(shared_q[1], q[1])
+    for m in range(members):
+        weights = [torch.tensor(w[m].reshape(w.shape[-2:] if w.shape[1] > 1 else w.shape[-1:]).copy(),
+                                requires_grad=True) for w in critic.net.weights]
+        x = torch.cat([torch.tensor(states[m]), torch.tensor(actions[m])], -1)
+        for i in range(0, len(weights), 2):
+            x = x @ weights[i] + weights[i + 1]
+            x = torch.relu(x) if i < len(weights) - 2 else x
+        assert np.allclose(x.detach().numpy()[:, 0], q[m], atol=1e-5)
+        residual = torch.tensor(targets[m], dtype=torch.float32) - x[:, 0]
+        torch.maximum(0.7 * residual, -0.3 * residual).mean().backward()
+        for mine, reference in zip(critic.net.grads, weights):
+            assert np.allclose(mine[m].reshape(reference.shape), reference.grad.numpy(), atol=1e-6)
+
+
+def test_one_and_two_edit_neighbours() -> None:
+    sizes = (3, 2, 4)
+    one, two = one_and_two_edits(sizes)
+    assert len(one) == 2 + 1 + 3 and len(two) == 2 * 1 + 2 * 3 + 1 * 3  # sum of (k-1), sum over pairs
+    row = np.array([[2, 0, 1]])
+    for edits, distance in ((one, 1), (two, 2)):
+        cells = neighbours_of(row, sizes, edits)
+        assert len({tuple(c) for c in cells}) == len(edits)
+        assert ((cells != row).sum(axis=1) == distance).all() and (cells < np.array(sizes)).all()
+    assert len(neighbours_of(np.array([[0, 0, 0], [1, 1, 1]]), sizes, one)) == 2 * len(one)
+
+
+def test_neighbour_proposals_are_near_the_top_k() -> None:
+    space = create_space("nb201")
+    cfg = {**SMALL, "neighbours": 2, "critics": 3, "optimism": 1.0, "epsilon_start": 0.0, "epsilon_end": 0.0}
+    agent = L2NASAgent(space, cfg, seed=2)
+    sources = []
+    for _ in range(60):
+        (proposal,) = agent.ask()
+        row = np.array(space.indices(proposal.candidate))
+        if proposal.info["source"] == "neighbour":
+            top = np.array([ix for _, _, ix in agent.top])
+            assert (row != top).sum(axis=1).min() == 1 or (row != top[0]).sum() == 2
+            assert space.decode(proposal.info["action"]) == proposal.candidate
+        sources.append(proposal.info["source"])
+        agent.tell([(proposal, conv_count(proposal.candidate))])
+    assert "neighbour" in sources and "actor" in sources
+    assert len({space.key(space.from_indices(ix)) for _, _, ix in agent.top}) == len(agent.top)
 
 
 def test_schedules_follow_their_closed_forms() -> None:
