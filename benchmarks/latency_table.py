@@ -77,7 +77,8 @@ def main() -> None:
         rho = spearmanr(predicted, measured).statistic
         retest = spearmanr(measured, again).statistic
         ratio = float(np.mean(np.array(predicted) / np.array(measured)))
-        print(f"| {name} | {entries} | {build_s:.0f} | {min(measured):.1f}-{max(measured):.1f} | {rho:.3f} | {retest:.3f} | "
+        print(f"| {name} | {entries} | {build_s:.0f} | {min(measured):.1f}-{max(measured):.1f} | {rho:.3f} | "
+              f"{retest:.3f} | "
               f"{ratio:.2f} | {table.misses} |")
         if args.save:
             table.save(f"{args.save}/{name}.json")

@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import onnxruntime as ort
+
     from rlnas.models import create_model
 
     torch.set_num_threads(args.threads)
@@ -68,8 +69,8 @@ def main() -> None:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         x = torch.randn((1,) + shape)
         feed = {"input": x.numpy()}
-        ort_ms = time_call(lambda: session.run(None, feed), warmup=args.warmup, repeats=args.repeats,
-                           statistic=args.statistic)
+        ort_ms = time_call(lambda session=session, feed=feed: session.run(None, feed), warmup=args.warmup,
+                           repeats=args.repeats, statistic=args.statistic)
         with torch.no_grad():
             diff = float(np.abs(session.run(None, feed)[0] - model(x).numpy()).max())
         print(f"| {label} | {'x'.join(map(str, shape))} | {count_params(model) / 1e6:.2f} | "

@@ -84,7 +84,7 @@ def run_random(space_name: str, evaluator: TrainEvaluator, n: int, seed: int) ->
         candidate = space.sample(rng)
         try:
             m = evaluator.evaluate(candidate, seed=evaluation_seed(seed, i)).metrics
-        except Exception as exc:  # a diverged training counts as a failed architecture
+        except Exception as exc:  # noqa: BLE001 - a diverged training counts as a failed architecture
             rows.append({"key": space.key(candidate), "error": f"{type(exc).__name__}: {exc}"})
             continue
         rows.append({"key": space.key(candidate), "valid_acc": m["valid_acc"], "test_acc": m["test_acc"],
@@ -119,7 +119,9 @@ def render(args: argparse.Namespace, evaluator: TrainEvaluator, searches: list[d
         f"Command: `{command.strip()}`",
         "",
         f"Setup: `l2nas` (default config), {args.trials} trials per search; train evaluator on "
-        f"`{args.dataset}` ({'x'.join(map(str, data.input_shape))} images: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test images), "
+        f"`{args.dataset}` ({'x'.join(map(str, data.input_shape))} images: "
+        f"{len(data.train)} train / {len(data.valid)} valid / "
+        f"{len(data.test)} test images), "
         f"{args.epochs:g} epochs = {steps} SGD steps of {evaluator.batch_size} per candidate, network "
         f"`{kwargs}`; reward = valid accuracy, test accuracy reported only. "
         f"{args.random} random architectures (draw seed {args.random_seed}) trained with the same settings. "

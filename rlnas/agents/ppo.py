@@ -16,7 +16,6 @@ state to condition on, a value head reduces to one parameter fitted to the rewar
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     overrides = ({"lr": args.lr} if args.lr is not None else {}) | dict(args.eval_option)
     options = retrain_options(study, args.epochs, overrides)
     base = args.new_name or f"{study.name}-retrain-{args.seed}"
-    table = Table(title=literal(f"Retrained answers of study {study.name!r} ({args.epochs:g} epochs, seed {args.seed})"))
+    title = f"Retrained answers of study {study.name!r} ({args.epochs:g} epochs, seed {args.seed})"
+    table = Table(title=literal(title))
     for column in ("answer", "study", "architecture", "search", "valid_acc", "test_acc", "params_m", "train_time_s"):
         table.add_column(column, overflow="fold")
     results = []
@@ -106,7 +107,8 @@ def _train_as_study(source: Any, answer: Any, options: dict[str, Any], name: str
     if study.record.settings.get("retrain_of") != origin:
         study.store.update_settings(study.record.id, dict(study.record.settings) | {"retrain_of": origin})
     if study.n_finished == 0:
-        console.print(literal(f"training the {answer.source} answer of {source.name!r} ({answer.key}) as study {name!r}"))
+        console.print(literal(f"training the {answer.source} answer of {source.name!r} ({answer.key}) "
+                              f"as study {name!r}"))
         study.optimize(1, None, run=RunOptions(threads=args.threads, device=args.device))
     done = [t for t in study.trials if t.state is TrialState.COMPLETE]
     if not done:

@@ -180,7 +180,7 @@ class LatencyTable:
     # ------------------------------------------------------------------ build
     @classmethod
     def build(cls, space: Space, *, max_combos: int | None = 256, seed: int = 0, measure: bool = True,
-              **options: Any) -> "LatencyTable":
+              **options: Any) -> LatencyTable:
         """Measure every unit configuration ``space`` produces (see the module docstring).
 
         ``max_combos`` caps the combinations enumerated per unit position (random ones beyond,
@@ -213,7 +213,7 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path, space: Space | None = None, *,
              model_fn: Callable[[Candidate], nn.Module] | None = None,
-             unit_fn: Callable[[Candidate], list[Unit]] | None = None) -> "LatencyTable":
+             unit_fn: Callable[[Candidate], list[Unit]] | None = None) -> LatencyTable:
         """Read a table written by :meth:`save`; ``space`` defaults to ``create_space(<stored name>)``."""
         data = json.loads(Path(path).read_text())
         if space is None:
@@ -263,7 +263,7 @@ def _covering_units(space: Space, units_of: Callable[[Candidate], list[Unit]], m
                 for p in (p for p, (k, b) in enumerate(zip(keys, base_keys)) if k != b):
                     if d not in touching.setdefault(p, []):
                         touching[p].append(d)
-    for p, decisions in sorted(touching.items()):
+    for _, decisions in sorted(touching.items()):
         sizes = [space.sizes[d] for d in decisions]
         if max_combos is None or int(np.prod(sizes)) <= max_combos:
             combos: Iterable[tuple[int, ...]] = itertools.product(*(range(s) for s in sizes))

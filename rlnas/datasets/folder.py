@@ -55,7 +55,8 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_split(folder: Path, classes: list[str], image_size: tuple[int, int] | None) -> tuple[list[torch.Tensor], list[int]]:
+def _read_split(folder: Path, classes: list[str],
+                image_size: tuple[int, int] | None) -> tuple[list[torch.Tensor], list[int]]:
     images, labels = [], []
     for label, name in enumerate(classes):
         sub = folder / name
@@ -109,7 +110,8 @@ def load_image_folder(root: str | Path | None, *, valid_fraction: float = 0.2, t
     train_x, train_y = tensors.pop("train")
     fractions = {"test": test_fraction if "test" not in tensors else 0.0,
                  "valid": valid_fraction if "valid" not in tensors else 0.0}
-    test_idx, valid_idx, train_idx = stratified_split(train_y.numpy(), (fractions["test"], fractions["valid"]), split_seed)
+    test_idx, valid_idx, train_idx = stratified_split(train_y.numpy(), (fractions["test"], fractions["valid"]),
+                                                      split_seed)
     carved = [k for k in ("valid", "test") if k not in tensors]
     info = {"source": str(root), "classes": classes,
             "split": "folders " + ", ".join(f"{k}={d.name}" for k, d in split_dirs.items())

@@ -8,13 +8,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from rlnas.errors import InvalidCandidate
 
-Choice = Union[str, int, float, bool]
+Choice = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class Space:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Space":
+    def from_json(cls, data: Mapping[str, Any]) -> Space:
         """A generic :class:`Space` with the decisions of ``data`` (see :meth:`to_json`)."""
         return Space(data["name"], [Categorical(d["name"], tuple(d["choices"])) for d in data["decisions"]])
 

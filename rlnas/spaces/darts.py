@@ -105,7 +105,8 @@ class DartsSpace(Space):
             raise InvalidCandidate(f"{where} is not a Genotype(...) expression") from None
         if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"
                 and not tree.args):
-            raise InvalidCandidate(f"{where} must look like Genotype(normal=[...], normal_concat=[...], reduce=[...], reduce_concat=[...])")
+            raise InvalidCandidate(f"{where} must look like Genotype(normal=[...], normal_concat=[...], "
+                                   "reduce=[...], reduce_concat=[...])")
         fields: dict[str, object] = {}
         for kw in tree.keywords:
             try:

@@ -81,7 +81,8 @@ trial_metrics = sa.Table(
 checkpoints = sa.Table(
     "rlnas_checkpoints", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False,
+              index=True),
     sa.Column("slot", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
@@ -89,7 +90,8 @@ checkpoints = sa.Table(
 diagnostics = sa.Table(
     "rlnas_diagnostics", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("rlnas_studies.id", ondelete="CASCADE"), nullable=False,
+              index=True),
     sa.Column("slot", sa.Integer, nullable=False),
     sa.Column("values", sa.Text, nullable=False),
 )
@@ -147,9 +149,11 @@ class SQLStore(Store):
         self._insert_trial = _Prepared(_INSERT_TRIAL, dialect, _TRIAL_COLUMNS)
         self._finish_trial = _Prepared(_FINISH_TRIAL, dialect)
         self._insert_metric = _Prepared(_INSERT_METRIC, dialect, ["trial_id", "name", "value"])
-        self._insert_checkpoint = _Prepared(checkpoints.insert(), dialect, ["study_id", "slot", "created_at", "payload"])
+        self._insert_checkpoint = _Prepared(checkpoints.insert(), dialect,
+                                            ["study_id", "slot", "created_at", "payload"])
         self._max_number = _Prepared(_MAX_NUMBER, dialect)
-        self._delete_checkpoint = _Prepared(checkpoints.delete().where(checkpoints.c.id == sa.bindparam("cid")), dialect)
+        self._delete_checkpoint = _Prepared(checkpoints.delete().where(checkpoints.c.id == sa.bindparam("cid")),
+                                            dialect)
         self._insert_diagnostics = _Prepared(diagnostics.insert(), dialect, ["study_id", "slot", "values"])
         self._checkpoint_ids: dict[int, list[int]] = {}  # per study, oldest first
 
@@ -213,7 +217,8 @@ class SQLStore(Store):
                 _migrate_1_to_2(conn)
                 found = SCHEMA_VERSION
             if found != SCHEMA_VERSION:
-                raise StorageError(f"{self.url} has rlnas schema version {found}; this rlnas reads version {SCHEMA_VERSION}")
+                raise StorageError(f"{self.url} has rlnas schema version {found}; "
+                                   f"this rlnas reads version {SCHEMA_VERSION}")
 
     def _create_sqlite_schema(self) -> None:
         """On SQLite: create every table and the version row in one write transaction, if missing."""
@@ -316,7 +321,8 @@ class SQLStore(Store):
                     if number is None:
                         found = self._max_number.execute(cursor, {"sid": study_id}).fetchone()[0]
                         number = 0 if found is None else found + 1
-                    row_id = self._insert_trial.inserted_id(self._insert_trial.execute(cursor, params | {"number": number}))
+                    inserted = self._insert_trial.execute(cursor, params | {"number": number})
+                    row_id = self._insert_trial.inserted_id(inserted)
             except (IntegrityError, self.engine.dialect.dbapi.IntegrityError) as exc:
                 if not self._number_taken(study_id, number):  # some other constraint: not a race
                     raise StorageError(f"cannot add a trial to {self.url}: {exc}") from None
@@ -422,7 +428,8 @@ class SQLStore(Store):
     # ----------------------------------------------------------- diagnostics
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
         with self._write() as cursor:
-            self._insert_diagnostics.execute(cursor, {"study_id": study_id, "slot": slot, "values": _dumps(dict(values))})
+            row = {"study_id": study_id, "slot": slot, "values": _dumps(dict(values))}
+            self._insert_diagnostics.execute(cursor, row)
 
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
         with self._transaction() as conn:
@@ -548,7 +555,8 @@ _NUMBER_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"  # PostgreSQL only; releas
 _NUMBER_LOCK_SPACE = 0x726C6E73  # "rlns": the first key of the lock, so other advisory-lock users do not collide
 _MAX_NUMBER = sa.select(sa.func.max(trials.c.number)).where(trials.c.study_id == sa.bindparam("sid"))
 _INSERT_TRIAL = trials.insert()
-_SELECT_TRIAL = sa.select(trials).where(trials.c.study_id == sa.bindparam("sid"), trials.c.number == sa.bindparam("num"))
+_SELECT_TRIAL = sa.select(trials).where(trials.c.study_id == sa.bindparam("sid"),
+                                        trials.c.number == sa.bindparam("num"))
 _FINISH_TRIAL = trials.update().where(
     trials.c.id == sa.bindparam("tid"), trials.c.state == TrialState.RUNNING.value
 ).values(

@@ -34,5 +34,5 @@ def check_space_contract(space: Space, samples: int = 50) -> None:
         space.validate(wrong)
     with pytest.raises(InvalidCandidate):
         space.decode(np.zeros(space.dim + 1))
-    for name, candidate in space.known().items():
+    for _name, candidate in space.known().items():
         space.validate(candidate)

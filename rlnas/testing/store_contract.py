@@ -35,8 +35,8 @@ def check_store_contract(store: Store) -> None:
     assert (first.number, second.number) == (0, 1)
     assert store.add_trial(other.id, 0, "o0", {}, {}).number == 0, "numbers count per study"
     assert first.state is TrialState.RUNNING
-    done = store.finish_trial(record.id, 0, TrialState.COMPLETE, reward=91.5, metrics={"valid_acc": 91.5, "test_acc": 94.0},
-                              cost_seconds=12.5, eval_info={"index": 3})
+    done = store.finish_trial(record.id, 0, TrialState.COMPLETE, reward=91.5,
+                              metrics={"valid_acc": 91.5, "test_acc": 94.0}, cost_seconds=12.5, eval_info={"index": 3})
     assert done.state is TrialState.COMPLETE and done.reward == 91.5 and done.metrics["test_acc"] == 94.0
     with pytest.raises(StorageError):
         store.finish_trial(record.id, 0, TrialState.FAIL)

@@ -33,7 +33,8 @@ class ToyEvaluator:
 
     def __init__(self, decisions: int = 4, choices: int = 5, target: Sequence[int] | None = None):
         self.space = toy_space(decisions, choices)
-        self.target = tuple(int(t) for t in (target if target is not None else [(i + 1) % choices for i in range(decisions)]))
+        default = [(i + 1) % choices for i in range(decisions)]
+        self.target = tuple(int(t) for t in (target if target is not None else default))
         if len(self.target) != decisions:
             raise ConfigError(f"target must have {decisions} entries, got {len(self.target)}")
         self.decisions, self.choices = decisions, choices

@@ -44,11 +44,13 @@ def test_registered_and_spec_round_trips():
 
 def test_learns_digits_and_reports_metrics():
     seen = []
-    ev = TrainEvaluator("nb201", epochs=3, lr=0.2, model_fn=tiny_cnn, progress=lambda e, n, m: seen.append((e, n, dict(m))))
+    ev = TrainEvaluator("nb201", epochs=3, lr=0.2, model_fn=tiny_cnn,
+                        progress=lambda e, n, m: seen.append((e, n, dict(m))))
     m = ev.evaluate(CELL)
     assert m.metrics["valid_acc"] > 80 and m.metrics["test_acc"] > 80  # chance is 10 %
     assert set(m.metrics) == {"valid_acc", "test_acc", "train_loss", "train_time_s", "params_m", "flops_m"}
-    assert m.metrics["params_m"] == pytest.approx(count_params(tiny_cnn(SPACE, CELL, {"in_channels": 1, "num_classes": 10})) / 1e6)
+    network = tiny_cnn(SPACE, CELL, {"in_channels": 1, "num_classes": 10})
+    assert m.metrics["params_m"] == pytest.approx(count_params(network) / 1e6)
     # MACs: conv 1->16 3x3 at 8x8 positions, linear 256->10; FLOPs = 2 * MACs
     assert m.metrics["flops_m"] == pytest.approx(2 * (9 * 16 * 64 + 256 * 10) / 1e6)
     curve = m.info["curve"]
@@ -69,7 +71,8 @@ def test_same_seed_same_result_and_global_rng_untouched():
     assert torch.equal(torch.rand(1), before)  # the evaluator forked the global RNG
     b = ev.evaluate(CELL, seed=7)
     c = ev.evaluate(CELL, seed=8)
-    drop = lambda m: {k: v for k, v in m.metrics.items() if k != "train_time_s"}
+    def drop(m):
+        return {k: v for k, v in m.metrics.items() if k != "train_time_s"}
     assert drop(a) == drop(b) and a.info["curve"] == b.info["curve"]
     assert a.info["curve"]["train_loss"] != c.info["curve"]["train_loss"]
     assert TrainEvaluator("nb201", epochs=1, model_fn=tiny_cnn, seed=7).evaluate(CELL).info["curve"] == a.info["curve"]

@@ -48,7 +48,7 @@ def test_mobile_units_match_the_built_network(name):
         r = 32
         units = mobile_units(space, cand, resolution=r, **kw)
         shapes = []
-        hooks = [m.register_forward_pre_hook(lambda m, a: shapes.append(tuple(a[0].shape[1:])))
+        hooks = [m.register_forward_pre_hook(lambda m, a, shapes=shapes: shapes.append(tuple(a[0].shape[1:])))
                  for m in model.features]
         with torch.no_grad():
             feats = model.features(torch.zeros(1, 3, r, r))
