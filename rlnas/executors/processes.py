@@ -71,14 +71,27 @@ class ProcessExecutor(Executor):
         except Exception as exc:  # noqa: BLE001 - any pickling failure means the same to the user
             raise ConfigError(f"the evaluator cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
                               "use --executor inline") from None
-        self._pool = [self._spawn() for _ in range(self.workers)]
+        # Start every worker before waiting for any: their imports and evaluator loads overlap.
+        launched = [self._launch() for _ in range(self.workers)]
+        try:
+            self._pool = [self._await_ready(process, conn) for process, conn in launched]
+        except BaseException:
+            for process, conn in launched:
+                _stop(_Worker(process, conn))
+            raise
 
     def _spawn(self) -> _Worker:
+        return self._await_ready(*self._launch())
+
+    def _launch(self) -> tuple[Any, Connection]:
         parent, child = self._context.Pipe()
         process = self._context.Process(target=_worker_main, args=(child, self._evaluator_bytes, self.threads),
                                         daemon=True, name="rlnas-worker")
         process.start()
         child.close()
+        return process, parent
+
+    def _await_ready(self, process: Any, parent: Connection) -> _Worker:
         if not parent.poll(STARTUP_SECONDS) or _receive(parent) != READY:
             process.kill()
             raise ConfigError(f"a worker process did not start within {STARTUP_SECONDS:g} s (exit code "

@@ -32,7 +32,7 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         finally:
             study.close()
         return
-    study.set_window(max(1, options.workers // study.agent.batch_size))
+    study.set_window(untold_window(options.workers, study.agent.batch_size))
     study._callbacks = tuple(options.callbacks)
     bar = _progress_bar(study, n_trials, budget_seconds, options.executor == "inline") if options.progress else None
     executor = create_executor(options)
@@ -72,6 +72,19 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         if bar is not None:
             bar.stop()
         study.close()
+
+
+def untold_window(workers: int, batch_size: int) -> int:
+    """How many agent batches may be asked before the oldest is told.
+
+    Batch agents get one batch per ``batch_size`` workers. An asynchronous agent (batches of one)
+    on several workers gets ``2 * workers``: with only ``workers`` a worker whose trial finished
+    would wait for an older, slower trial to be told, so the window sets how stale the results an
+    asynchronous agent sees may be (at most ``2 * workers - 1`` trials), not how busy workers are.
+    """
+    if batch_size == 1 and workers > 1:
+        return 2 * workers
+    return max(1, workers // batch_size)
 
 
 def budget_of(evaluator: Any, slot: int) -> float | None:
