@@ -1,12 +1,13 @@
 """Executors side by side: the same search inline, on 2 local processes and on 2 Ray workers.
 
-    python benchmarks/executors.py [--trials 20] [--epochs 8] [--tabular-trials 400]
+    python benchmarks/executors.py [--trials 20] [--epochs 8] [--repeats 3] [--tabular-trials 400]
 
 Part 1 trains every candidate (the ``train`` evaluator: NB201 cells on the 8x8 digits, one torch
 thread per evaluation, random agent, seed 0), so the 20 trials are the same 20 networks on every
-executor; it reports wall time and speed-up over inline (goal: >= 1.7x with 2 workers on 2 cores)
-and checks that each executor stored the same candidates with the same accuracies. Ray is started
-before the clock starts (a user's cluster is already up); its start-up time is reported apart.
+executor, ``--repeats`` times in a rotating order; it reports the median wall time and the
+speed-up of the medians over inline (goal: >= 1.7x with 2 workers on 2 cores), and checks that
+each executor stored the same candidates with the same accuracies. Ray is started before the
+clock starts (a user's cluster is already up); its start-up time is reported apart.
 Part 2 runs the tabular NB201 evaluator, whose evaluation takes microseconds, so the difference in
 time per trial is the executor's own overhead.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=8)
     parser.add_argument("--tabular-trials", type=int, default=400)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each executor (rotating order)")
     args = parser.parse_args()
 
     import ray
@@ -57,14 +60,23 @@ def main() -> None:
         train = create_evaluator("train", space="nb201", dataset="digits", epochs=args.epochs)
         print(f"\n### Train evaluator: {args.trials} trials, {args.epochs:g} epochs each on digits, "
               f"{args.workers} workers\n")
-        print("| executor | wall s | speed-up over inline | same trials as inline |")
-        print("|---|---|---|---|")
-        reference = None
-        for label, options in runs.items():
-            seconds, rows = timed_search(train, args.trials, options, url, f"train-{label}")
-            if reference is None:
-                reference = (seconds, rows)
-            print(f"| {label} | {seconds:.1f} | {reference[0] / seconds:.2f}x | {rows == reference[1]} |")
+        print("| executor | wall s (median) | each run, s | speed-up over inline | same trials as inline |")
+        print("|---|---|---|---|---|")
+        labels = list(runs)
+        seconds: dict[str, list[float]] = {label: [] for label in labels}
+        same: dict[str, bool] = dict.fromkeys(labels, True)
+        reference_rows = None
+        for repeat in range(args.repeats):
+            for label in labels[repeat % len(labels):] + labels[:repeat % len(labels)]:
+                elapsed, rows = timed_search(train, args.trials, runs[label], url, f"train-{label}-{repeat}")
+                reference_rows = rows if reference_rows is None else reference_rows
+                seconds[label].append(elapsed)
+                same[label] = same[label] and rows == reference_rows
+        inline = statistics.median(seconds["inline"])
+        for label in labels:
+            median = statistics.median(seconds[label])
+            each = ", ".join(f"{x:.1f}" for x in seconds[label])
+            print(f"| {label} | {median:.1f} | {each} | {inline / median:.2f}x | {same[label]} |")
 
         tabular = create_evaluator("nb201", dataset="cifar10")
         print(f"\n### Tabular evaluator: {args.tabular_trials} trials (the executor's own cost)\n")
