@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from rlnas import create_study, load_study
-from rlnas.agents import list_agents
 from rlnas.errors import StorageError
 from rlnas.store import open_store
 from rlnas.testing.postgres import fresh_database
 from rlnas.testing.store_contract import check_store_contract, sample_record
-from rlnas.testing.toy import ToyEvaluator
+from rlnas.testing.toy import ToyEvaluator, per_trial_agents
 from rlnas.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +60,7 @@ def test_databases_are_separate_and_reopen(pg_url, postgres_server_url):
         open_store(other, create=False)
 
 
-@pytest.mark.parametrize("agent", list_agents())
+@pytest.mark.parametrize("agent", per_trial_agents())
 def test_postgres_run_equals_memory_run(agent, pg_url):
     reference = new_study(None, agent=agent, seed=2).optimize(40)
     stored = new_study(pg_url, agent=agent, seed=2).optimize(40)
@@ -69,7 +68,7 @@ def test_postgres_run_equals_memory_run(agent, pg_url):
     stored.store.close()
 
 
-@pytest.mark.parametrize("agent", list_agents())
+@pytest.mark.parametrize("agent", per_trial_agents())
 def test_crash_and_resume_on_postgres(agent, pg_url):
     reference = new_study(None, agent=agent, seed=1).optimize(60)
     crashed = new_study(pg_url, agent=agent, seed=1)

@@ -66,3 +66,12 @@ class ToyEvaluator:
 
     def spec(self) -> dict[str, Any]:
         return {"name": "toy", "decisions": self.decisions, "choices": self.choices, "target": list(self.target)}
+
+
+def per_trial_agents() -> list[str]:
+    """Registered agents that propose one candidate per trial for any evaluator: every agent but
+    the weight-sharing ones, which need a supernet evaluator (agent suites run these)."""
+    from rlnas.agents import agent_class, list_agents
+    from rlnas.agents.base import WeightSharingAgent
+
+    return [name for name in list_agents() if not issubclass(agent_class(name), WeightSharingAgent)]

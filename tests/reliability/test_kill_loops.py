@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from rlnas.agents import list_agents
 from rlnas.testing.campaign import kill_campaign
+from rlnas.testing.toy import per_trial_agents
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("agent", list_agents())
+@pytest.mark.parametrize("agent", per_trial_agents())
 def test_random_sigkills_lose_no_trial(agent, any_url):
     result = kill_campaign(agent, any_url, kills=3, trials=30, seed=11, checkpoint_every=5)
     assert result.kills == 3 and result.checkpoint_kills == 1 and result.mid_run_kills >= 2
