@@ -4,6 +4,7 @@ import pytest
 from rlnas import create_study
 from rlnas.errors import ConfigError
 from rlnas.study import RunOptions
+from rlnas.study._optimize import untold_window
 from rlnas.testing.faults import DyingToyEvaluator, HangingToyEvaluator, SlowToyEvaluator
 from rlnas.testing.toy import ToyEvaluator, toy_space
 from rlnas.trial import TrialState
@@ -34,6 +35,22 @@ def test_a_batch_agent_with_no_more_workers_than_its_batch_runs_as_inline():
     inline = search(ToyEvaluator(), agent="ppo", agent_config=config)
     parallel = search(SlowToyEvaluator(delay=0.02, jitter=True), agent="ppo", agent_config=config, run=PROCESSES)
     assert history(parallel) == history(inline)
+
+
+def test_untold_window_sizes():
+    assert [untold_window(1, 1), untold_window(2, 1), untold_window(4, 1)] == [1, 4, 8]
+    assert [untold_window(2, 4), untold_window(8, 4), untold_window(9, 4)] == [1, 2, 2]
+
+
+def test_a_slow_trial_does_not_hold_the_other_worker_idle():
+    slow = HangingToyEvaluator(hang_on=0, hang=2.0)  # every candidate whose first choice is 0 takes 2 s
+    study = search(slow, agent="random", trials=12, run=PROCESSES)
+    by_slot = sorted(study.completed_trials, key=lambda t: t.slot)
+    first_slow = next(t for t in by_slot if t.candidate["d0"] == 0)
+    later_done_first = [t for t in by_slot if t.slot > first_slow.slot and t.finished_at < first_slow.finished_at]
+    # 2 workers may have 4 results outstanding: up to 3 newer trials finish while the slow one runs
+    # (with only 2 outstanding the free worker would have stopped after one)
+    assert len(later_done_first) >= 2, [(t.slot, t.candidate["d0"]) for t in by_slot]
 
 
 @pytest.mark.parametrize("executor", ["inline", "processes"])
