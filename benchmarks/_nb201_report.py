@@ -154,13 +154,19 @@ def _found_table(by_agent: Mapping[str, Any], agents: Sequence[str]) -> list[str
     return lines + [""]
 
 
+COMPARED = {"test_at": "test accuracy of the best-by-validation cell",
+            "valid_at": "validation accuracy of that cell (the search reward itself)"}
+"""What :func:`_comparison_table` can compare: summary key -> its wording on the page."""
+
+
 def _comparison_table(by_agent: Mapping[str, Any], agents: Sequence[str], points: Sequence[int],
-                      reference: str = "l2nas") -> list[str]:
-    """Difference of mean test accuracy, ``reference`` minus each other agent, in standard errors."""
+                      reference: str = "l2nas", metric: str = "test_at") -> list[str]:
+    """Difference of the mean ``metric`` (a :data:`COMPARED` key), ``reference`` minus each other agent,
+    in standard errors."""
     if reference not in by_agent:
         return []
-    lines = [(f"{reference} minus each agent (by queries): difference of the means and, in brackets, that "
-              "difference over its standard error (Welch):"), "",
+    lines = [(f"{reference} minus each agent by the {COMPARED[metric]} (by queries): difference of the means "
+              "and, in brackets, that difference over its standard error (Welch):"), "",
              "| vs | " + " | ".join(f"{p} queries" for p in points) + " |", "|---" * (len(points) + 1) + "|"]
     ref = by_agent[reference]
     for agent in agents:
@@ -168,7 +174,7 @@ def _comparison_table(by_agent: Mapping[str, Any], agents: Sequence[str], points
             continue
         cells = []
         for p in points:
-            (m1, s1, n1), (m2, s2, n2) = ref["test_at"][str(p)], by_agent[agent]["test_at"][str(p)]
+            (m1, s1, n1), (m2, s2, n2) = ref[metric][str(p)], by_agent[agent][metric][str(p)]
             se = math.sqrt(s1 ** 2 / max(n1, 1) + s2 ** 2 / max(n2, 1))
             z = (m1 - m2) / se if se > 0 else math.copysign(math.inf, m1 - m2) if m1 != m2 else 0.0
             cells.append(f"{m1 - m2:+.3f} ({z:+.1f})")
@@ -226,6 +232,7 @@ def markdown(summary: Mapping[str, Any], meta: Mapping[str, Any], plot_name: str
             lines += _distinct_table(by_agent, meta["agents"], points)
             lines += _found_table(by_agent, meta["agents"])
             lines += _comparison_table(by_agent, meta["agents"], points)
+            lines += _comparison_table(by_agent, meta["agents"], points, metric="valid_at")
         if plot_name:
             lines += [f"![test regret]({plot_name})", "",
                       ("Test regret = best test accuracy in the table − test accuracy of the best-by-validation "

@@ -119,3 +119,14 @@ def test_variants_tpe_and_nbgraph_runs() -> None:
     assert cfg.datasets == list(nb201.NBGRAPH_DATASETS) and cfg.protocols == [200] and cfg.out.name == "nbgraph"
     with pytest.raises(SystemExit):
         nb201.parse_args(["--benchmark", "nbgraph", "--protocols", "12"])
+
+
+def test_comparison_by_the_search_reward_uses_the_validation_column() -> None:
+    # l2nas minus a peer: difference 1.0 over sqrt(1/4 + 1/4) = 0.707 standard errors -> +1.4 (valid);
+    # the test column differs the other way, so a table that read it would show a negative difference.
+    by_agent = {"l2nas": {"valid_at": {"50": [2.0, 1.0, 4]}, "test_at": {"50": [0.0, 1.0, 4]}},
+                "tpe": {"valid_at": {"50": [1.0, 1.0, 4]}, "test_at": {"50": [1.0, 1.0, 4]}}}
+    valid = report._comparison_table(by_agent, ["l2nas", "tpe"], [50], metric="valid_at")
+    test = report._comparison_table(by_agent, ["l2nas", "tpe"], [50])
+    assert "validation accuracy" in valid[0] and "| tpe | +1.000 (+1.4) |" in valid
+    assert "test accuracy" in test[0] and "| tpe | -1.000 (-1.4) |" in test
