@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond pip: headless Chromium for the HTML report test
-# (tests/reports/test_report_browser.py). Debian's own package, since a browser downloaded at
-# install time by a tool cannot be fetched everywhere the tests run. Safe to run twice.
+# System packages the test suite needs beyond pip, from Debian's own packages (a browser or a
+# database server downloaded at install time by a tool cannot be fetched everywhere the tests run):
+#   - headless Chromium for the HTML report test (tests/reports/test_report_browser.py);
+#   - the PostgreSQL server binaries (initdb, pg_ctl): rlnas.testing.postgres starts a throwaway
+#     server for the PostgreSQL tests (store contract, two drivers on one study, crash and resume).
+# Safe to run twice; installs only what is missing.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    missing+=(postgresql)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    # Not root: leave the system alone; the browser test skips (CI runs as root and installs it).
-    echo "install_test_deps.sh: chromium is missing and this is not root: the browser test will be skipped" \
-         "(install it with: sudo apt-get install -y chromium)" >&2
+    # Not root: leave the system alone; the tests that need these skip (CI runs as root and installs them).
+    echo "install_test_deps.sh: missing ${missing[*]} and this is not root: the tests that need them will be" \
+         "skipped (install them with: sudo apt-get install -y ${missing[*]})" >&2
     exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
