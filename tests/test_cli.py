@@ -149,8 +149,7 @@ def _kill_when(process, path, at_least):
     process.wait()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("agent", ["evolution", "reinforce", "l2nas"])
+@pytest.mark.parametrize("agent", ["evolution", pytest.param("reinforce", marks=pytest.mark.slow), "l2nas"])
 def test_sigkill_and_resume_end_like_an_uninterrupted_run(rlnas_bin, tmp_path, agent):
     trials = "300"
     common = ["--agent", agent, "--seed", "4", "--name", "run", "--checkpoint-every", "25", "--no-progress"]
@@ -189,8 +188,9 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
 
 def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):
     common = ["--storage", sqlite_url, "--no-progress"]
-    run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--epochs", "0.5", "--agent", "random",
-        "--trials", "3", "--threads", "2", "--name", "t", *common)
+    run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--dataset", "digits", "--agent", "random",
+        "--eval-option", "steps=5", "--eval-option", "batch_size=16", "--trials", "3", "--threads", "2",
+        "--name", "t", *common)
     out = run(rlnas_bin, "resume", "t", "--trials", "6", "--threads", "1", "--executor", "processes",
               "--workers", "2", *common).stdout
     assert re.search(r"trials finished\s*│\s*6\s", out), out

@@ -57,6 +57,11 @@ def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqli
     assert [t["key"] for t in retrained["trials"]] == [trials[-1]["key"]]
     assert retrained["evaluator"]["model_kwargs"]["stem_stride"] == 1
     assert "test_acc" in retrained["trials"][0]
+    again = run(rlnas_bin, "retrain", "t", "--epochs", "0.5", "--threads", "1", "--storage", sqlite_url).stdout
+    assert "training the" not in again  # the stored result is reported, nothing is trained again
+    assert f"{retrained['trials'][0]['test_acc']:.2f}" in again
+    assert len(json.loads(run(rlnas_bin, "export", "t-retrain-0", "--format", "json", "--storage",
+                              sqlite_url).stdout)["trials"]) == 1
 
 
 @pytest.mark.parametrize("args, message", [
@@ -75,7 +80,6 @@ def test_bad_cost_rewards_are_one_line_errors_and_store_nothing(rlnas_bin, sqlit
     assert "bad" not in run(rlnas_bin, "ls", "--storage", sqlite_url, check=False).stdout
 
 
-@pytest.mark.slow
 def test_sigkill_and_resume_end_in_the_same_architecture(rlnas_bin, tmp_path):
     common = [*TINY, *ABS, "--epochs", "1.5", "--seed", "3", "--name", "run"]
     reference = f"sqlite:///{tmp_path}/ref.db"

@@ -100,7 +100,6 @@ def _count_trials(path) -> int:
         return 0
 
 
-@pytest.mark.slow
 def test_sigkill_and_resume_end_like_an_uninterrupted_search(rlnas_bin, tmp_path):
     common = [*SEARCH, "--algo", "ppo", "--epochs", "3", "--seed", "2", "--name", "k"]
     reference = f"sqlite:///{tmp_path}/ref.db"
