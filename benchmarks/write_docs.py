@@ -47,9 +47,9 @@ BENCHMARKS = (
               "at least 500 stored trials/s; the store costing no more than 3x the bare loop, for evolution too.",
               ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "5")),
     Benchmark("executors", "Executors: inline, 2 processes, 2 Ray workers (issue: study/run)",
-              "The same 20 trained candidates on each executor, 3 runs each (goal: 2 workers >= 1.7x faster than "
+              "The same 20 trained candidates on each executor, 5 runs each (goal: 2 workers >= 1.7x faster than "
               "inline on 2 cores), and each executor's own cost per trial on the tabular evaluator.",
-              ("benchmarks/executors.py", "--trials", "20", "--epochs", "8", "--repeats", "3",
+              ("benchmarks/executors.py", "--trials", "20", "--epochs", "8", "--repeats", "5",
                "--tabular-trials", "400")),
     Benchmark("main_command", "CPU time of the README's main command (issue: study/run)",
               "Today's code against the commit before the study/run rework (9f0fb67), run alternately; goal: at "
