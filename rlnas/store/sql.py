@@ -10,6 +10,7 @@ import json
 import math
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -115,10 +116,12 @@ _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode  # one e
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # The busy timeout first: switching a fresh file to WAL needs its lock too, and several
+    # processes may open the same new file at once.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; durable on process kill
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     # Checkpoint the WAL into the database (and fsync) every ~40 MB instead of every ~4 MB: the
     # fsyncs, not the writes, are what a stream of small transactions waits for.
     cursor.execute("PRAGMA wal_autocheckpoint=10000")
@@ -199,7 +202,7 @@ class SQLStore(Store):
         """
         if self.engine.dialect.name == "sqlite" and create:
             try:
-                self._create_sqlite_schema()
+                self._create_sqlite_schema_patiently()
             except self.engine.dialect.dbapi.Error as exc:
                 raise StorageError(f"cannot use {self.url}: {_reason(exc)}") from None
         with self._transaction() as conn:
@@ -219,6 +222,24 @@ class SQLStore(Store):
             if found != SCHEMA_VERSION:
                 raise StorageError(f"{self.url} has rlnas schema version {found}; "
                                    f"this rlnas reads version {SCHEMA_VERSION}")
+
+    def _create_sqlite_schema_patiently(self, patience: float = 30.0) -> None:
+        """:meth:`_create_sqlite_schema`, tried again while SQLite answers "database is locked".
+
+        Processes opening one new file at once race for its first locks (the switch to WAL, the
+        first write); SQLite can answer some of those at once instead of waiting out the busy
+        timeout. The creation is idempotent, so trying again is safe.
+        """
+        deadline, pause = time.monotonic() + patience, 0.02
+        while True:
+            try:
+                self._create_sqlite_schema()
+                return
+            except self.engine.dialect.dbapi.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(2 * pause, 1.0)
 
     def _create_sqlite_schema(self) -> None:
         """On SQLite: create every table and the version row in one write transaction, if missing."""

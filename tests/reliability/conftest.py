@@ -1,28 +1,8 @@
-"""Fixtures of the fault suite: a PostgreSQL server started by the tests, a fresh database on each backend."""
+"""Fixtures of the fault suite: a fresh database on each backend (the PostgreSQL server and its
+``pg_url`` databases come from ``tests/conftest.py``)."""
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import pytest
-
-from rlnas.testing.postgres import PostgresUnavailable, fresh_database, postgres_server
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url():
-    """URL of the session's throwaway PostgreSQL server; skipped, with the reason, where there is none."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_server())
-        except PostgresUnavailable as exc:
-            pytest.skip(f"no PostgreSQL server: {exc}")
-        yield url
-
-
-@pytest.fixture
-def pg_url(postgres_server_url):
-    """URL of a new, empty database on the session's server."""
-    return fresh_database(postgres_server_url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,4 +11,3 @@ def any_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'runs.db'}"
     return request.getfixturevalue("pg_url")
-
