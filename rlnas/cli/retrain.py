@@ -50,6 +50,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     """Choose the answers, train each as a one-trial study, print (and write) the results."""
     from rlnas.cli.export import check_output, write_text
+    from rlnas.evaluators import build_evaluator
     from rlnas.export import export_architecture_json
     from rlnas.jsonsafe import strict_json_text
     from rlnas.retrain import retrain_options, search_answers
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     chosen = [a for a in answers if a.source != "sampled"] + [a for a in answers if a.source == "sampled"][:args.top]
     overrides = ({"lr": args.lr} if args.lr is not None else {}) | dict(args.eval_option)
     options = retrain_options(study, args.epochs, overrides)
+    evaluator = build_evaluator({"name": "train", "space": study.space, **options},
+                                threads=args.threads, device=args.device)  # one for every answer
     base = args.new_name or f"{study.name}-retrain-{args.seed}"
     title = f"Retrained answers of study {study.name!r} ({args.epochs:g} epochs, seed {args.seed})"
     table = Table(title=literal(title))
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     results = []
     for index, answer in enumerate(chosen):
         name = base if index == 0 else f"{base}-sampled-{index}"
-        metrics = _train_as_study(study, answer, options, name, args, console)
+        metrics = _train_as_study(study, answer, evaluator, name, args, console)
         search = ", ".join(f"{k} {fmt(v, 2)}" for k, v in answer.metrics.items())
         table.add_row(answer.source, literal(name), literal(answer.key), literal(search),
                       *(fmt(metrics.get(k), 3 if k == "params_m" else 2)
@@ -92,15 +95,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _train_as_study(source: Any, answer: Any, options: dict[str, Any], name: str, args: argparse.Namespace,
+def _train_as_study(source: Any, answer: Any, evaluator: Any, name: str, args: argparse.Namespace,
                     console: Console) -> dict[str, float]:
-    """Train ``answer`` as the one trial of study ``name`` (or read it back) and return its metrics."""
-    from rlnas.evaluators import build_evaluator
+    """Train ``answer`` with ``evaluator`` as the one trial of study ``name`` (or read it back); its metrics."""
     from rlnas.study import create_study
     from rlnas.study.spec import RunOptions
 
-    evaluator = build_evaluator({"name": "train", "space": source.space, **options},
-                                threads=args.threads, device=args.device)
     study = create_study(space=source.space, agent="fixed", agent_config={"key": answer.key}, evaluator=evaluator,
                          reward="valid_acc", seed=args.seed, name=name, storage=args.storage, load_if_exists=True)
     origin = {"study": source.name, "answer": answer.source, "key": answer.key}
