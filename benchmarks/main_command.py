@@ -6,13 +6,19 @@ Both versions run ``rlnas search --space nb201 --dataset cifar10 --agent l2nas -
 --seed 0`` in a fresh folder (a new SQLite file each time), alternating, as child processes whose
 user + system CPU time is read from ``getrusage``. The baseline's package is extracted from git
 (``git archive``) and put first on ``PYTHONPATH``; the dependencies are the same environment's.
+Each version runs twice per round: from a tree byte-compiled beforehand (``compileall``: what every
+run after a user's first one costs, as Python caches bytecode on the first import) and from a tree
+with no bytecode, which compiles every module of the package on each run (the first run; or every
+run where ``PYTHONDONTWRITEBYTECODE`` is set, as on the machine these numbers come from).
 """
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,35 +43,59 @@ def run_once(source: Path, folder: Path) -> tuple[float, float]:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
+def prepare_trees(tmp: Path, baseline: str) -> dict[str, Path]:
+    """Package trees to put on ``PYTHONPATH``: baseline and current code, each with and without bytecode."""
+    trees = {}
+    for label in ("baseline", "current"):
+        for cached in (True, False):
+            tree = tmp / f"{label}-{'pyc' if cached else 'source'}"
+            tree.mkdir()
+            if label == "baseline":
+                archive = subprocess.run(["git", "archive", baseline, "rlnas"], cwd=ROOT, check=True,
+                                         capture_output=True)
+                subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+            else:
+                shutil.copytree(ROOT / "rlnas", tree / "rlnas", ignore=shutil.ignore_patterns("__pycache__"))
+            if cached:
+                compileall.compile_dir(tree / "rlnas", quiet=1)
+            trees[f"{label}, {'bytecode cached' if cached else 'no bytecode cache'}"] = tree
+    return trees
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="9f0fb67", help="commit to compare with (default: before issue 8)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "rlnas"], cwd=ROOT, check=True, capture_output=True)
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
-        results: dict[str, list[tuple[float, float]]] = {"baseline": [], "current": []}
+        trees = prepare_trees(Path(tmp), args.baseline)
+        results: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
         for repeat in range(args.repeats):
-            for label, source in (("baseline", base), ("current", ROOT)):
-                folder = Path(tmp) / f"{label}-{repeat}"
+            for number, (label, source) in enumerate(trees.items()):
+                folder = Path(tmp) / f"run-{repeat}-{number}"
                 folder.mkdir()
                 results[label].append(run_once(source, folder))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
           f"Python {platform.python_version()}; command: rlnas {' '.join(COMMAND)}")
-    print(f"repeats: {args.repeats} each, alternating (medians)\n")
-    print("| code | CPU s (user + system) | wall s |")
-    print("|---|---|---|")
-    medians = {}
+    print(f"repeats: {args.repeats} rounds, each running the four trees in turn; baseline = {args.baseline}, "
+          f"current = {commit.strip()}\n")
+    print("| code | CPU s, median | CPU s, min | wall s, median |")
+    print("|---|---|---|---|")
+    medians, minima = {}, {}
     for label, rows in results.items():
-        cpu, wall = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-        medians[label] = cpu
-        name = f"baseline {args.baseline}" if label == "baseline" else f"current {commit.strip()}"
-        print(f"| {name} | {cpu:.2f} | {wall:.2f} |")
-    print(f"\nCPU time, current / baseline: {medians['current'] / medians['baseline']:.2f} (goal <= 0.5)")
+        medians[label], minima[label] = statistics.median(r[0] for r in rows), min(r[0] for r in rows)
+        print(f"| {label} | {medians[label]:.2f} | {minima[label]:.2f} | {statistics.median(r[1] for r in rows):.2f} |")
+    print()
+    print("CPU time, current / baseline (goal <= 0.5): the ratio of the medians; the median and the range of the "
+          "ratios of the runs made next to each other (the machine's speed drifts between rounds)\n")
+    print("| condition | ratio of medians | median paired ratio | paired ratios, min - max |")
+    print("|---|---|---|---|")
+    for condition in ("bytecode cached", "no bytecode cache"):
+        current, baseline = results[f"current, {condition}"], results[f"baseline, {condition}"]
+        paired = [c[0] / b[0] for c, b in zip(current, baseline)]
+        print(f"| {condition} | {medians['current, ' + condition] / medians['baseline, ' + condition]:.2f} | "
+              f"{statistics.median(paired):.2f} | {min(paired):.2f} - {max(paired):.2f} |")
 
 
 if __name__ == "__main__":

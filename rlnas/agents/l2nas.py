@@ -438,7 +438,7 @@ class L2NASAgent(Agent):
         q, inputs = self.critic.forward(states, self.encode_rows(archs).reshape(members, cfg.batch, -1))
         critic_loss = pinball_loss(q, targets, cfg.quantile)
         self.critic.net.grad[:] = 0.0
-        self.critic.backward(inputs, members * pinball_grad(q, targets, cfg.quantile))
+        self.critic.learn(inputs, members * pinball_grad(q, targets, cfg.quantile))
         self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
         self.updates += 1
 

@@ -130,13 +130,17 @@ class Dense:
                 x = np.maximum(x, 0.0)
         return x, inputs
 
-    def backward(self, inputs: list[np.ndarray], grad_out: np.ndarray, params: bool = True) -> np.ndarray:
-        """Backpropagate ``grad_out`` (d loss / d output); return d loss / d input."""
+    def backward(self, inputs: list[np.ndarray], grad_out: np.ndarray, params: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``grad_out`` (d loss / d output): add d loss / d weights to ``grad`` (with
+        ``params``) and return d loss / d input (``None`` without ``input_grad``)."""
         g = grad_out
         for i in reversed(range(self.layers)):
             if params:
                 self.grads[2 * i] += np.swapaxes(inputs[i], -1, -2) @ g
                 self.grads[2 * i + 1] += g.sum(axis=-2, keepdims=self.members is not None)
+            if i == 0 and not input_grad:
+                return None
             g = g @ np.swapaxes(self.weights[2 * i], -1, -2)
             if i > 0:
                 g = g * (inputs[i] > 0.0)  # inputs[i] is the ReLU output of layer i - 1
@@ -173,7 +177,7 @@ class Actor:
         """Add to ``net.grad`` the gradient of a loss whose gradient w.r.t. the action is ``grad_action``."""
         inputs, squashed, action = cache
         grad_logits = action * (grad_action - (action * grad_action) @ self.same_block)
-        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), params=True)
+        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False)
 
 
 class Critic:
@@ -199,7 +203,13 @@ class Critic:
 
     def backward(self, inputs: list[np.ndarray], grad_q: np.ndarray, params: bool = True) -> np.ndarray:
         """Backpropagate d loss / d prediction (members × rows); return d loss / d action (members × rows × dim)."""
-        return self.net.backward(inputs, grad_q[..., None].astype(DTYPE), params=params)[..., self.dim:]
+        grad_input = self.net.backward(inputs, grad_q[..., None].astype(DTYPE), params=params)
+        assert grad_input is not None
+        return grad_input[..., self.dim:]
+
+    def learn(self, inputs: list[np.ndarray], grad_q: np.ndarray) -> None:
+        """Add to ``net.grad`` the gradient of a loss whose gradient w.r.t. the predictions is ``grad_q``."""
+        self.net.backward(inputs, grad_q[..., None].astype(DTYPE), input_grad=False)
 
 
 class Adam:

@@ -5,14 +5,22 @@ parse arguments into a study's definition and run options, call the library and 
 user mistake ends with one line ``rlnas: error: ...`` and exit code 2; a command that ran but
 failed (e.g. no trial completed) exits 1; nothing stored is changed by a command that fails its
 checks.
+
+The command uses one BLAS thread unless ``OPENBLAS_NUM_THREADS`` says otherwise: its NumPy work is
+small matrices (the agents' networks), on which a threaded OpenBLAS spins its threads and costs
+more CPU time than it saves (and starting its threads is a third of NumPy's import). Torch keeps
+its own threads (``--threads``).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports NumPy
 
 from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError

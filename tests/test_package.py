@@ -1,0 +1,41 @@
+"""The top-level package: lazy exports, and what ``import rlnas.cli`` loads and sets."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import rlnas
+
+
+def test_every_export_resolves_to_the_object_of_its_module():
+    import rlnas.study
+    import rlnas.trial
+
+    assert set(rlnas.__all__) == {"__version__", *rlnas._MODULE_OF}
+    for name in rlnas._MODULE_OF:
+        assert getattr(rlnas, name) is getattr(sys.modules[rlnas._MODULE_OF[name]], name)
+    assert rlnas.Study is rlnas.study.Study and rlnas.TrialState is rlnas.trial.TrialState
+    assert {"Study", "create_study"} <= set(dir(rlnas))
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rlnas.nope  # noqa: B018
+
+
+def run_python(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=dict(environ, **env)).stdout
+
+
+def test_the_cli_loads_no_numpy_before_it_chose_one_blas_thread():
+    out = run_python("import sys, os, rlnas.cli; "
+                     "print('numpy' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'])")
+    assert out.split() == ["False", "1"]
+
+
+def test_a_blas_thread_count_the_user_chose_is_kept():
+    assert run_python("import os, rlnas.cli; print(os.environ['OPENBLAS_NUM_THREADS'])",
+                      OPENBLAS_NUM_THREADS="2").strip() == "2"
