@@ -52,9 +52,14 @@ BENCHMARKS = (
               ("benchmarks/executors.py", "--trials", "20", "--epochs", "8", "--repeats", "5",
                "--tabular-trials", "400")),
     Benchmark("main_command", "CPU time of the README's main command (issue: study/run)",
-              "Today's code against the commit before the study/run rework (9f0fb67), run alternately; goal: at "
-              "most half the CPU time. Tabular searches with NumPy agents no longer import torch.",
-              ("benchmarks/main_command.py", "--baseline", "9f0fb67", "--repeats", "5")),
+              "Today's code against the commit before the study/run rework (9f0fb67), run in turn, each from a "
+              "byte-compiled tree (every run after a user's first) and from sources only (the first run, or every "
+              "run where PYTHONDONTWRITEBYTECODE is set); goal: at most half the CPU time. What changed: tabular "
+              "searches with NumPy agents import no torch, the per-trial writes go through one fast path, the "
+              "command uses one BLAS thread (a threaded OpenBLAS spins on the agents' small matrices). This "
+              "machine's speed drifts by tens of percent from minute to minute, so the ratios of runs made next "
+              "to each other are the measure.",
+              ("benchmarks/main_command.py", "--baseline", "9f0fb67", "--repeats", "9")),
     Benchmark("nb201", "NAS-Bench-201: every agent, three data sets, 50 seeds from 100 (issue 12 acceptance)",
               "Test accuracy of the best-by-validation cell, 200-epoch validation reward, seeds 100-149 (never "
               "used for tuning). Peers: regularized evolution, local search (best and first improvement), "

@@ -177,10 +177,11 @@ def with_failed_reward(config: dict[str, Any], agent: str, evaluator: Any) -> di
     return config | {"fail_reward": failed}
 
 
-def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any]) -> str:
+def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any],
+                 spec: dict[str, Any]) -> str:
     """``SPACE-AGENT-DATASET-SEED``, plus ``-`` and 6 hex digits of the options that differ from the
     defaults (agent config, evaluator options, reward, repeats), so that two different searches
-    never get the same default name."""
+    never get the same default name. ``spec`` is that of the evaluator built from ``evaluator_options``."""
     import hashlib
 
     from rlnas.agents import agent_class
@@ -189,8 +190,8 @@ def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_option
     config = agent_class(args.agent).Config
     wanted, default = config.from_dict(agent_config(args)).to_dict(), config.from_dict({}).to_dict()
     base_options = {k: v for k, v in evaluator_options.items() if k in ("space", "dataset")}
-    spec = build_evaluator({"name": evaluator_name, **evaluator_options}).spec()
-    base = build_evaluator({"name": evaluator_name, **base_options}).spec()
+    base = spec if base_options == evaluator_options else build_evaluator({"name": evaluator_name,
+                                                                            **base_options}).spec()
     differences = {"agent": {k: v for k, v in wanted.items() if default.get(k) != v},
                    "evaluator": {k: v for k, v in spec.items() if base.get(k) != v},
                    "reward": args.reward if args.reward != "valid_acc" else None,
@@ -277,10 +278,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
     space = resolve_space(args.space)  # an unknown space: one line, before anything else
     evaluator_name, evaluator_options = evaluator_choice(args, space)
-    name = args.name or default_name(args, evaluator_name, evaluator_options)
-    evaluator_options = evaluator_options | weights_options(args, evaluator_name, evaluator_options, name)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
+    name = args.name or default_name(args, evaluator_name, evaluator_options, evaluator.spec())
+    weights = weights_options(args, evaluator_name, evaluator_options, name)
+    if weights:  # the weights folder is named after the study
+        evaluator = build_evaluator({"name": evaluator_name, **evaluator_options, **weights}, threads=args.threads,
+                                    device=args.device)
     check_evaluator(space, evaluator_name, evaluator, console)
     source = None
     if args.init_from is not None:
