@@ -59,7 +59,7 @@ BENCHMARKS = (
               "command uses one BLAS thread (a threaded OpenBLAS spins on the agents' small matrices). This "
               "machine's speed drifts by tens of percent from minute to minute, so the ratios of runs made next "
               "to each other are the measure.",
-              ("benchmarks/main_command.py", "--baseline", "9f0fb67", "--repeats", "9")),
+              ("benchmarks/main_command.py", "--baseline", "9f0fb67", "--repeats", "15")),
     Benchmark("nb201", "NAS-Bench-201: every agent, three data sets, 50 seeds from 100 (issue 12 acceptance)",
               "Test accuracy of the best-by-validation cell, 200-epoch validation reward, seeds 100-149 (never "
               "used for tuning). Peers: regularized evolution, local search (best and first improvement), "

@@ -437,7 +437,6 @@ class L2NASAgent(Agent):
 
         q, inputs = self.critic.forward(states, self.encode_rows(archs).reshape(members, cfg.batch, -1))
         critic_loss = pinball_loss(q, targets, cfg.quantile)
-        self.critic.net.grad[:] = 0.0
         self.critic.learn(inputs, members * pinball_grad(q, targets, cfg.quantile))
         self.critic_opt.step(self.critic.net.theta, self.critic.net.grad)
         self.updates += 1
@@ -451,7 +450,6 @@ class L2NASAgent(Agent):
         actor_q, critic_inputs = self.critic.forward(actor_states, action)
         grad_q = np.full(actor_q.shape, -1.0 / actor_q.size)
         grad_action = self.critic.backward(critic_inputs, grad_q, params=False).sum(axis=0)
-        self.actor.net.grad[:] = 0.0
         self.actor.backward(actor_cache, grad_action)
         self.actor_opt.step(self.actor.net.theta, self.actor.net.grad)
         self._mean_cache = None

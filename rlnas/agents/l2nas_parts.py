@@ -131,14 +131,19 @@ class Dense:
         return x, inputs
 
     def backward(self, inputs: list[np.ndarray], grad_out: np.ndarray, params: bool = True,
-                 input_grad: bool = True) -> np.ndarray | None:
+                 input_grad: bool = True, accumulate: bool = True) -> np.ndarray | None:
         """Backpropagate ``grad_out`` (d loss / d output): add d loss / d weights to ``grad`` (with
-        ``params``) and return d loss / d input (``None`` without ``input_grad``)."""
+        ``params``; ``accumulate=False`` overwrites it instead) and return d loss / d input
+        (``None`` without ``input_grad``)."""
         g = grad_out
+        keepdims = self.members is not None
         for i in reversed(range(self.layers)):
-            if params:
+            if params and accumulate:
                 self.grads[2 * i] += np.swapaxes(inputs[i], -1, -2) @ g
-                self.grads[2 * i + 1] += g.sum(axis=-2, keepdims=self.members is not None)
+                self.grads[2 * i + 1] += g.sum(axis=-2, keepdims=keepdims)
+            elif params:
+                np.matmul(np.swapaxes(inputs[i], -1, -2), g, out=self.grads[2 * i])
+                np.sum(g, axis=-2, keepdims=keepdims, out=self.grads[2 * i + 1])
             if i == 0 and not input_grad:
                 return None
             g = g @ np.swapaxes(self.weights[2 * i], -1, -2)
@@ -174,10 +179,11 @@ class Actor:
         return action, (inputs, squashed, action)
 
     def backward(self, cache: tuple, grad_action: np.ndarray) -> None:
-        """Add to ``net.grad`` the gradient of a loss whose gradient w.r.t. the action is ``grad_action``."""
+        """Set ``net.grad`` to the gradient of a loss whose gradient w.r.t. the action is ``grad_action``."""
         inputs, squashed, action = cache
         grad_logits = action * (grad_action - (action * grad_action) @ self.same_block)
-        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False)
+        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False,
+                          accumulate=False)
 
 
 class Critic:
@@ -208,8 +214,8 @@ class Critic:
         return grad_input[..., self.dim:]
 
     def learn(self, inputs: list[np.ndarray], grad_q: np.ndarray) -> None:
-        """Add to ``net.grad`` the gradient of a loss whose gradient w.r.t. the predictions is ``grad_q``."""
-        self.net.backward(inputs, grad_q[..., None].astype(DTYPE), input_grad=False)
+        """Set ``net.grad`` to the gradient of a loss whose gradient w.r.t. the predictions is ``grad_q``."""
+        self.net.backward(inputs, grad_q[..., None].astype(DTYPE), input_grad=False, accumulate=False)
 
 
 class Adam:
@@ -218,19 +224,23 @@ class Adam:
     def __init__(self, size: int, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.lr, self.betas, self.eps = lr, betas, eps
         self.m, self.v, self.t = np.zeros(size, dtype=DTYPE), np.zeros(size, dtype=DTYPE), 0
+        self._scratch, self._denom = np.zeros(size, dtype=DTYPE), np.zeros(size, dtype=DTYPE)
 
     def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
         """Move ``theta`` (in place) against ``grad``."""
         b1, b2 = self.betas
         self.t += 1
+        scratch, denom = self._scratch, self._denom
         self.m *= b1
-        self.m += DTYPE(1.0 - b1) * grad
+        self.m += np.multiply(DTYPE(1.0 - b1), grad, out=scratch)
         self.v *= b2
-        self.v += DTYPE(1.0 - b2) * grad * grad
-        denom = np.sqrt(self.v)
+        np.multiply(DTYPE(1.0 - b2), grad, out=scratch)
+        self.v += np.multiply(scratch, grad, out=scratch)
+        np.sqrt(self.v, out=denom)
         denom *= DTYPE(1.0 / math.sqrt(1.0 - b2 ** self.t))
         denom += DTYPE(self.eps)
-        theta -= DTYPE(self.lr / (1.0 - b1 ** self.t)) * self.m / denom
+        np.multiply(DTYPE(self.lr / (1.0 - b1 ** self.t)), self.m, out=scratch)
+        theta -= np.divide(scratch, denom, out=scratch)
 
     def state_dict(self) -> dict[str, Any]:
         """Moments (tensors) and step count."""
