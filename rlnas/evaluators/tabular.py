@@ -68,8 +68,10 @@ class NB201Evaluator:
         self._cost = (table.train_time_s[self._row] * (self.fidelity / 200)).tolist()
         self._time_estimated = set(np.flatnonzero(table.train_time_estimated[self._row]).tolist())
         self._latency = table.latency_ms[table.latency_devices.index(self.latency_device)].tolist()
-        seed_rewards = self._seed_reward_matrix().tolist()
-        self._seed_values = [row[:n] for row, n in zip(seed_rewards, table.n_seeds.tolist())]
+        self._seed_values: list[list[float]] = []
+        if self.noisy:  # per-seed values, only for noisy draws
+            seed_rewards = self._seed_reward_matrix().tolist()
+            self._seed_values = [row[:n] for row, n in zip(seed_rewards, table.n_seeds.tolist())]
         self._index_cache: dict[Candidate, int] = {}
 
     # ----------------------------------------------------------------- protocol
@@ -144,7 +146,7 @@ class NB201Evaluator:
             "n_seeds": n,
             "seed_labels": list(t.seed_labels[:n]),
             "seed_acc": t.seed_acc[d, i, :n].tolist(),
-            "seed_valid_acc": list(self._seed_values[i]),
+            "seed_valid_acc": self._seed_reward_matrix()[i, :n].tolist(),
         }
 
     # ---------------------------------------------------------------- internals
