@@ -59,3 +59,36 @@ def test_foreign_schema_version_is_refused(sqlite_url):
         conn.execute(sa.text("UPDATE rlnas_schema_version SET version = 99"))
     with pytest.raises(StorageError, match="schema version 99"):
         open_store(sqlite_url)
+
+
+def test_diagnostics_ride_on_the_next_trial_write_and_are_all_there_after_a_search(sqlite_url):
+    from rlnas import create_study
+    from rlnas.evaluators.tabular import NB201Evaluator
+
+    writer, reader = open_store(sqlite_url), open_store(sqlite_url)
+    record = writer.create_study(sample_record())
+    writer.log_diagnostics(record.id, 1, {"loss": 0.5})
+    assert reader.diagnostics(record.id) == []  # queued: no transaction of its own
+    writer.add_trial(record.id, 0, "k", {"a": 1}, {})
+    assert reader.diagnostics(record.id) == [(1, {"loss": 0.5})]  # written with the trial
+    writer.log_diagnostics(record.id, 2, {"loss": 0.25})
+    assert writer.diagnostics(record.id)[-1] == (2, {"loss": 0.25})  # a reader in the writing process flushes
+    writer.log_diagnostics(record.id, 3, {"loss": 0.125})
+    writer.close()
+    assert [slot for slot, _ in reader.diagnostics(record.id)] == [1, 2, 3]
+
+    study = create_study(space="nb201", agent="evolution", evaluator=NB201Evaluator("cifar10"), seed=0,
+                         storage=sqlite_url, name="diagnosed")
+    study.optimize(30)
+    told = [slot for slot, _ in reader.diagnostics(study.record.id)]
+    assert told and told[-1] == 30  # the last tell's diagnostics too, without closing the store
+
+
+def test_deleting_a_study_with_queued_diagnostics_leaves_the_store_writable(sqlite_url):
+    store = open_store(sqlite_url)
+    doomed = store.create_study(sample_record())
+    store.log_diagnostics(doomed.id, 1, {"loss": 0.5})
+    store.delete_study(doomed.name)
+    kept = store.create_study(sample_record())
+    store.add_trial(kept.id, 0, "k", {"a": 1}, {})
+    assert [t.key for t in store.trials(kept.id)] == ["k"] and store.diagnostics(kept.id) == []

@@ -108,7 +108,10 @@ class Store(ABC):
 
     @abstractmethod
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
-        """Record the diagnostics an agent returned from ``tell`` after ``slot`` told proposals."""
+        """Record the diagnostics an agent returned from ``tell`` after ``slot`` told proposals.
+
+        A store may queue them and write them with its next write or at :meth:`flush`: they are
+        derived data, which a resumed study logs again for the tells it replays."""
 
     @abstractmethod
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
@@ -142,6 +145,9 @@ class Store(ABC):
     @abstractmethod
     def release_lease(self, study_id: int, holder: str) -> None:
         """Give the lease up (nothing happens when ``holder`` does not hold it)."""
+
+    def flush(self) -> None:
+        """Write what :meth:`log_diagnostics` queued (no-op by default)."""
 
     def close(self) -> None:
         """Release connections (no-op by default)."""

@@ -158,6 +158,7 @@ class SQLStore(Store):
         self._delete_checkpoint = _Prepared(checkpoints.delete().where(checkpoints.c.id == sa.bindparam("cid")),
                                             dialect)
         self._insert_diagnostics = _Prepared(diagnostics.insert(), dialect, ["study_id", "slot", "values"])
+        self._queued_diagnostics: list[dict[str, Any]] = []  # written by the next _write (one commit less a trial)
         self._checkpoint_ids: dict[int, list[int]] = {}  # per study, oldest first
 
     @contextmanager
@@ -178,12 +179,16 @@ class SQLStore(Store):
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
                 self._cursor = self._raw.cursor()
+            queued = len(self._queued_diagnostics)
             try:
                 yield self._cursor
+                if queued:
+                    self._insert_diagnostics.executemany(self._cursor, self._queued_diagnostics[:queued])
                 self._raw.commit()
             except BaseException:
                 self._raw.rollback()
                 raise
+            del self._queued_diagnostics[:queued]
 
     def _check_file(self) -> None:
         """On a SQLite file: refuse to go on once the file was deleted or replaced (writes would go
@@ -308,6 +313,7 @@ class SQLStore(Store):
             conn.execute(studies.update().where(studies.c.id == study_id).values(settings=_dumps(dict(settings))))
 
     def delete_study(self, name: str) -> None:
+        self.flush()  # queued rows of this study must not outlive it
         record = self.get_study(name)
         with self._transaction() as conn:
             trial_ids = sa.select(trials.c.id).where(trials.c.study_id == record.id).scalar_subquery()
@@ -448,11 +454,18 @@ class SQLStore(Store):
 
     # ----------------------------------------------------------- diagnostics
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
-        with self._write() as cursor:
-            row = {"study_id": study_id, "slot": slot, "values": _dumps(dict(values))}
-            self._insert_diagnostics.execute(cursor, row)
+        """Queued, and written in the transaction of the next trial write (or at :meth:`flush`)."""
+        with self._lock:
+            self._queued_diagnostics.append({"study_id": study_id, "slot": slot, "values": _dumps(dict(values))})
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._queued_diagnostics:
+                with self._write():
+                    pass
 
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
+        self.flush()
         with self._transaction() as conn:
             rows = conn.execute(sa.select(diagnostics.c.slot, diagnostics.c["values"]).where(
                 diagnostics.c.study_id == study_id).order_by(diagnostics.c.id))
@@ -491,6 +504,10 @@ class SQLStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self.flush()
+            except StorageError:  # the file is gone: nothing left to write to
+                self._queued_diagnostics.clear()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -556,7 +573,7 @@ def _reported(method: Any) -> Any:
 
 for _method in ("create_study", "get_study", "list_studies", "update_settings", "delete_study", "add_trial",
                 "finish_trial", "fail_orphans", "trials", "save_checkpoint", "latest_checkpoint", "checkpoints",
-                "log_diagnostics", "diagnostics", "get_lease", "insert_lease", "replace_lease", "renew_lease",
+                "log_diagnostics", "flush", "diagnostics", "get_lease", "insert_lease", "replace_lease", "renew_lease",
                 "release_lease"):
     setattr(SQLStore, _method, _reported(getattr(SQLStore, _method)))
 

@@ -339,15 +339,18 @@ class Study:
 
     def close(self) -> None:
         """Stop driving the study: give its lease up. Trials still RUNNING stay so, and the next
-        driver marks them orphaned and evaluates their slots again."""
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
-            self._heartbeat = None
-        if self._lease is not None:
-            try:
-                self.store.release_lease(self.record.id, self._lease.holder)
-            finally:
-                self._lease = None
+        driver marks them orphaned and evaluates their slots again. Queued diagnostics are written first."""
+        try:
+            self.store.flush()
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                self._heartbeat = None
+            if self._lease is not None:
+                try:
+                    self.store.release_lease(self.record.id, self._lease.holder)
+                finally:
+                    self._lease = None
 
     def abandon_running(self, reason: str) -> None:
         """Mark this driver's RUNNING trials orphaned (their slots are evaluated again later)."""
