@@ -1,7 +1,7 @@
 """rlnas: neural architecture and optimizer search with reinforcement learning.
 
-The names below are imported on first use (PEP 562), so that ``import rlnas.cli`` loads only
-what a command needs, and can set up the process (one BLAS thread) before NumPy loads.
+The public names (``__all__``) are imported on first use (PEP 562), so that ``import rlnas.cli``
+loads only what a command needs and can set the process up (one BLAS thread) before NumPy loads.
 """
 from __future__ import annotations
 
