@@ -168,6 +168,7 @@ def report(args: argparse.Namespace, rows: list[dict], target: float, n_test: in
         lines.append(f"- stand-alone test accuracy, training seed {seeds[0]} vs seed {seeds[1]} (the ceiling of any "
                      f"predictor): {tau_rho(test[:, 0], test[:, 1])}")
         lines.append(f"- stand-alone valid vs test accuracy, seed {seeds[0]}: {tau_rho(valid[:, 0], test[:, 0])}")
+        lines.append(f"- stand-alone valid vs test accuracy, mean of all seeds: {tau_rho(mean_valid, mean_test)}")
     lines += ["", "Noise floor (test accuracy, percentage points):", "",
               f"- one architecture over training seeds: standard deviation {within:.2f}",
               f"- binomial standard error of one accuracy on {n_test} test images: {binomial:.2f}",
@@ -175,6 +176,18 @@ def report(args: argparse.Namespace, rows: list[dict], target: float, n_test: in
               f"{mean_test.min():.2f} to {mean_test.max():.2f}); less the training noise of a {len(seeds)}-seed mean: "
               f"{true_spread:.2f}",
               f"- the answer's mean test accuracy ranks {rank} of {len(rows)} in its band", ""]
+    curves = np.array([[x["curve"] for x in r["runs"]] for r in rows])  # arch, seed, epoch
+    if len(seeds) > 1:
+        lines += ["Stand-alone validation accuracy after each epoch of the same runs (one cosine schedule over all "
+                  "epochs, so an early epoch is not a shorter training's end):", "",
+                  "| epoch | mean acc | sd over seeds | sd of the band's means | tau seed vs seed | tau supernet vs "
+                  "mean |", "|---|---|---|---|---|---|"]
+        for e in range(curves.shape[2]):
+            v = curves[:, :, e]
+            lines.append(f"| {e + 1} | {v.mean():.2f} | {np.sqrt(v.var(1, ddof=1).mean()):.2f} | "
+                         f"{v.mean(1).std(ddof=1):.2f} | {stats.kendalltau(v[:, 0], v[:, 1])[0]:+.2f} | "
+                         f"{stats.kendalltau(supernet, v.mean(1))[0]:+.2f} |")
+        lines.append("")
     return "\n".join(lines)
 
 
