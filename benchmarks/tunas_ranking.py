@@ -5,7 +5,7 @@ within a +-5 % latency band the controller can only pick well if (a) the superne
 with inherited weights orders the band's architectures like their stand-alone accuracy does, and
 (b) those stand-alone accuracies differ by more than the noise of measuring them.
 
-This benchmark measures both, on one search (seed 0, the middle target, the settings of
+This benchmark measures both, on one search (``--seed``, the middle target, the settings of
 ``benchmarks/tunas_search.py``): after the search, ``--archs`` architectures drawn uniformly
 from the answer's +-5 % band, plus the answer, are each
 
@@ -21,9 +21,10 @@ predictor can do); the noise floor: the standard deviation of one architecture's
 over training seeds, the binomial standard error of an accuracy on the test split, against the
 spread of the band's mean accuracies; and where the answer ranks in its band.
 
-    python benchmarks/tunas_ranking.py                         # seed 0, 12 archs, 3 training seeds
+    python benchmarks/tunas_ranking.py             # search seed 0, 12 archs, 3 training seeds
+    python benchmarks/tunas_ranking.py --seed 1    # the same on a seed not tuned on
 
-Writes ``benchmarks/results/tunas_ranking/results.md`` (printed too) and ``runs.json``.
+Writes ``benchmarks/results/tunas_ranking/seed<N>.md`` (printed too) and ``seed<N>.json``.
 """
 from __future__ import annotations
 
@@ -127,10 +128,10 @@ def main() -> None:
         print(f"arch {i}: supernet {row['supernet_valid']:.1f}, test "
               f"{[r['test_acc'] for r in row['runs']]}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "runs.json").write_text(json.dumps({"args": vars(args), "search": SEARCH, "target": target,
+    (RESULTS / f"seed{args.seed}.json").write_text(json.dumps({"args": vars(args), "search": SEARCH, "target": target,
                                                    "rows": rows}, indent=1))
     text = report(args, rows, target, len(trainer.data.test), time.perf_counter() - start)
-    (RESULTS / "results.md").write_text(text)
+    (RESULTS / f"seed{args.seed}.md").write_text(text)
     print(text)
 
 

@@ -167,7 +167,10 @@ BENCHMARKS = (
               "retraining comparison below with 3 training seeds each: rank correlations, the noise of one "
               "retraining against the spread of the band, and where the answer ranks. These measurements chose "
               "the protocol of the comparison below.",
-              ("benchmarks/tunas_ranking.py",), "benchmarks/results/tunas_ranking/results.md"),
+              ("benchmarks/tunas_ranking.py", "--seed", "0"), "benchmarks/results/tunas_ranking/seed0.md"),
+    Benchmark("tunas_ranking_untuned", "TuNAS: the same ranking measurement on search seed 1 (issue 9)",
+              "As above after the seed-1 search (a seed not used to choose any setting or the protocol).",
+              ("benchmarks/tunas_ranking.py", "--seed", "1"), "benchmarks/results/tunas_ranking/seed1.md"),
     Benchmark("tunas_retrain", "TuNAS: retrained answer vs random architectures of its latency band (issue 9)",
               "The middle-target answers of the five seeds above (seed 0 tuned on, 1-4 not) and 3 random "
               "architectures from the same +-5 % latency band per seed, all trained from scratch the same way with "
