@@ -44,8 +44,11 @@ BENCHMARKS = (
     Benchmark("overhead", "Store overhead (issues: foundation; study/run)",
               "Random, evolution and l2nas on the NB201 tabular evaluator through `Study.optimize`, without a "
               "store (in-memory) and with the SQLite store (trials, per-tell diagnostics, checkpoints). Goals: "
-              "at least 500 stored trials/s; the store costing no more than 3x the bare loop, for evolution too.",
-              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "5")),
+              "at least 500 stored trials/s; the store costing no more than 3x the bare loop, for evolution too. "
+              "The SQLite store writes two transactions per trial (start; result with its metrics); an agent's "
+              "per-tell diagnostics ride on the next one. A bare run of random search lasts a third of a second, "
+              "so single runs swing by tens of percent on this machine: 9 repeats, medians and best runs.",
+              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "9")),
     Benchmark("executors", "Executors: inline, 2 processes, 2 Ray workers (issue: study/run)",
               "The same 20 trained candidates on each executor, 5 runs each (goal: 2 workers >= 1.7x faster than "
               "inline on 2 cores), and each executor's own cost per trial on the tabular evaluator.",
