@@ -46,9 +46,11 @@ BENCHMARKS = (
               "store (in-memory) and with the SQLite store (trials, per-tell diagnostics, checkpoints). Goals: "
               "at least 500 stored trials/s; the store costing no more than 3x the bare loop, for evolution too. "
               "The SQLite store writes two transactions per trial (start; result with its metrics); an agent's "
-              "per-tell diagnostics ride on the next one. A bare run of random search lasts a third of a second, "
-              "so single runs swing by tens of percent on this machine: 9 repeats, medians and best runs.",
-              ("benchmarks/overhead.py", "--trials", "5000", "--repeats", "9")),
+              "per-tell diagnostics ride on the next one. This machine's speed swings by tens of percent within "
+              "seconds, so the runs are long (a bare run of 5,000 random trials lasts a third of a second; "
+              "these last seconds) and taken in turn.",
+              ("benchmarks/overhead.py", "--agents", "random,evolution,l2nas:3000", "--trials", "30000",
+               "--repeats", "5")),
     Benchmark("executors", "Executors: inline, 2 processes, 2 Ray workers (issue: study/run)",
               "The same 20 trained candidates on each executor, 5 runs each (goal: 2 workers >= 1.7x faster than "
               "inline on 2 cores), and each executor's own cost per trial on the tabular evaluator.",
