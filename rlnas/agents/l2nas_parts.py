@@ -94,7 +94,7 @@ class Dense:
     member, inputs of shape (members, rows, in) give each member its own rows; outputs are
     (members, rows, out). ``forward`` returns the output and the activations that
     ``backward`` needs; ``backward`` returns the gradient w.r.t. the input and (with
-    ``params=True``) adds the weights' gradient to ``grad``, a flat vector laid out like
+    ``params=True``) writes the weights' gradient into ``grad``, a flat vector laid out like
     ``theta``. Initialisation is PyTorch's default for ``nn.Linear`` (uniform ±1/√fan_in),
     drawn from ``rng``. Computations run in :data:`DTYPE` (inputs are cast).
     """
@@ -131,17 +131,13 @@ class Dense:
         return x, inputs
 
     def backward(self, inputs: list[np.ndarray], grad_out: np.ndarray, params: bool = True,
-                 input_grad: bool = True, accumulate: bool = True) -> np.ndarray | None:
-        """Backpropagate ``grad_out`` (d loss / d output): add d loss / d weights to ``grad`` (with
-        ``params``; ``accumulate=False`` overwrites it instead) and return d loss / d input
-        (``None`` without ``input_grad``)."""
+                 input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``grad_out`` (d loss / d output): write d loss / d weights into ``grad``
+        (with ``params``) and return d loss / d input (``None`` without ``input_grad``)."""
         g = grad_out
         keepdims = self.members is not None
         for i in reversed(range(self.layers)):
-            if params and accumulate:
-                self.grads[2 * i] += np.swapaxes(inputs[i], -1, -2) @ g
-                self.grads[2 * i + 1] += g.sum(axis=-2, keepdims=keepdims)
-            elif params:
+            if params:
                 np.matmul(np.swapaxes(inputs[i], -1, -2), g, out=self.grads[2 * i])
                 np.sum(g, axis=-2, keepdims=keepdims, out=self.grads[2 * i + 1])
             if i == 0 and not input_grad:
@@ -182,8 +178,7 @@ class Actor:
         """Set ``net.grad`` to the gradient of a loss whose gradient w.r.t. the action is ``grad_action``."""
         inputs, squashed, action = cache
         grad_logits = action * (grad_action - (action * grad_action) @ self.same_block)
-        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False,
-                          accumulate=False)
+        self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False)
 
 
 class Critic:
@@ -215,7 +210,7 @@ class Critic:
 
     def learn(self, inputs: list[np.ndarray], grad_q: np.ndarray) -> None:
         """Set ``net.grad`` to the gradient of a loss whose gradient w.r.t. the predictions is ``grad_q``."""
-        self.net.backward(inputs, grad_q[..., None].astype(DTYPE), input_grad=False, accumulate=False)
+        self.net.backward(inputs, grad_q[..., None].astype(DTYPE), input_grad=False)
 
 
 class Adam:

@@ -142,7 +142,7 @@ def test_hand_written_gradients_match_autograd() -> None:
     q, critic_weights = torch_mlp(critic.net, torch.cat([s, torch.tensor(ours)], -1))
     residual = torch.tensor(targets, dtype=torch.float32) - q[:, 0]
     torch.maximum(0.7 * residual, -0.3 * residual).mean().backward()
-    critic.backward(inputs, pinball_grad(q_ours, targets, 0.7))
+    critic.learn(inputs, pinball_grad(q_ours, targets, 0.7))  # the agent's critic step
     for mine, reference in zip(critic.net.grads, critic_weights):
         assert np.allclose(mine.reshape(reference.shape), reference.grad.numpy(), atol=1e-6)
 
