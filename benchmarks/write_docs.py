@@ -96,6 +96,13 @@ BENCHMARKS = (
     Benchmark("l2nas_ablation", "L2NAS ablation: which part does what (issue 12)",
               "Each variant removes one part of the full agent; seeds 50-59 (not used for tuning).",
               ("benchmarks/l2nas_ablation.py", "--seeds", "10", "--first-seed", "50"), pool=True),
+    Benchmark("l2nas_ranking", "L2NAS: how well the critic ranks its candidates (issue 12)",
+              "With learning, each proposal is the critic's pick from a pool of 32 new candidates around the "
+              "actor's action. Where that pick stands in its pool by true validation accuracy, next to other "
+              "pickers on the same pools (the nearest new candidate, which learn=false takes; a random one; two "
+              "classical surrogates fitted on the critic's targets), and the same agent with an oracle ranking "
+              "(the true validation accuracy): the headroom of a better critic. Seeds 100-129.",
+              ("benchmarks/l2nas_ranking.py", "--seeds", "30", "--first-seed", "100"), pool=True),
     Benchmark("l2nas_cost", "L2NAS cost as the search grows (issue 12)",
               "Agent time per trial (ask + tell) and checkpoint size at the start and after 1,000 / 2,000 "
               "trials; the replay ring (1,000 entries) fills by trial 1,000, after which nothing grows.",
