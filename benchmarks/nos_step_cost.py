@@ -51,7 +51,7 @@ class RandomDrawsOnly(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
         self.draws.drop_(self.buffers, 0.1)
-        self.draws.gauss(self.buffers, 0.1)
+        self.draws.gauss_(self.buffers, 0.1)
 
 
 def models() -> dict[str, nn.Module]:

@@ -9,8 +9,7 @@ straight-line: about one ``torch._foreach_*`` call (or a float expression) per f
 rule, and nothing is computed that the rule does not read. Three things keep memory traffic down,
 as in torch's own Adam:
 
-* a temporary is made by an out-of-place ``torch._foreach_*`` call and overwritten in place
-  (``torch._foreach_*_``) at its last use;
+* a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
 * a final quotient or product of two lists is not formed: the optimizer applies it to the
   weights with one ``addcdiv_`` / ``addcmul_``;
 * a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
@@ -87,27 +86,28 @@ class _Emitter:
 
     def new(self, var: str, op: str, first: str, rest: str = "", *, nonneg: bool = False, uses: int = 1,
             scale: str | None = None) -> Value:
-        """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)``.
+        """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)`` in a scratch list.
 
-        ``op`` is the name of an out-of-place ``torch._foreach_*`` function, ``gauss`` (noise of
-        std ``first``) or, in a scratch list ``ws(k)`` (kept by the optimizer from step to step),
-        ``full`` (the float ``first``), ``rpow`` (``first`` to the power of the list ``rest``) or
-        ``drop`` (``first`` copied in, then dropped out at the rate ``rest``).
+        Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
+        step, so no step allocates memory (fresh allocations of large tensors cost page faults
+        once freed memory goes back to the system). ``op`` is an in-place ``torch._foreach_*_``
+        name applied after copying ``first`` in, or ``gauss`` (noise of std ``first``), ``full``
+        (the float ``first``), ``rpow`` (``first`` to the power of the list ``rest``) or ``drop``.
         """
+        self.line(f"{var} = ws({self.scratch})")
+        self.scratch += 1
         if op == "gauss":
-            self.line(f"{var} = rng.gauss(w, {first})")
-        elif op in ("full", "rpow", "drop"):
-            self.line(f"{var} = ws({self.scratch})")
-            self.scratch += 1
-            if op == "full":
-                self.line(f"_fill_({var}, {first})")
-            elif op == "rpow":
-                self.line(f"_rpow_({var}, {first}, {rest})")
-            else:
-                self.line(f"torch._foreach_copy_({var}, {first})")
-                self.line(f"rng.drop_({var}{rest})")
+            self.line(f"rng.gauss_({var}, {first})")
+        elif op == "full":
+            self.line(f"_fill_({var}, {first})")
+        elif op == "rpow":
+            self.line(f"_rpow_({var}, {first}, {rest})")
         else:
-            self.line(f"{var} = torch._foreach_{op}({first}{rest})")
+            self.line(f"torch._foreach_copy_({var}, {first})")
+            if op == "drop":
+                self.line(f"rng.drop_({var}{rest})")
+            else:
+                self.line(f"torch._foreach_{op}_({var}{rest})")
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
 

@@ -7,8 +7,8 @@ A compiled rule is a function ``update(w, g, s, h, rng, ws)`` over one *bucket* 
 (same step count, device and dtype): ``w`` the weights, ``g`` their gradients and ``s`` the
 running averages (lists of tensors), ``h`` the scalars of this step, ``rng`` the rule's random
 draws (:class:`Draws`; ``None`` for a rule without random operands), ``ws(k)`` the ``k``-th
-scratch list (shaped like ``w``, kept from step to step). It returns the update as ``(u, c)``:
-``u`` a list of tensors, one float for all elements, or ``("div", a, b)`` / ``("mul", a, b)``
+scratch list (shaped like ``w``, kept from step to step so that a step allocates no memory). It
+returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all elements, or ``("div", a, b)`` / ``("mul", a, b)``
 (the element-wise quotient / product of two lists, applied with one ``addcdiv_`` /
 ``addcmul_``), and ``c`` a float factor; the optimizer applies ``w ← w − lr·c·u``.
 
@@ -94,7 +94,7 @@ class Draws:
     * ``drop_(xs, p)`` keeps an element when its word ``u`` (uniform on 0 … 65535) is at least
       ``round(p · 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536
       (0.1 → 0.100006; 0.5 exactly);
-    * ``gauss(like, std)`` draws an element as ``std · gaussian_table()[u]``: 65,536 equiprobable
+    * ``gauss_(xs, std)`` sets an element to ``std · gaussian_table()[u]``: 65,536 equiprobable
       levels of N(0, 1), variance exactly 1, tails cut at ±4.325 (Kolmogorov distance to N(0, 1)
       1.0e-5).
 
@@ -142,15 +142,18 @@ class Draws:
         torch.ge(self._words(mask.numel(), mask.device), round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2, out=mask)
         torch._foreach_mul_(xs, pieces)
 
-    def gauss(self, like: Tensors, std: float) -> Tensors:
-        """New tensors shaped like ``like``, filled with Gaussian noise of standard deviation ``std``."""
-        if not self._fast(like):
-            return [torch.empty_like(x).normal_(0.0, std, generator=self.generator) for x in like]
-        index, _ = self._buffer("index", like, torch.int32)
-        values, pieces = self._buffer("values", like, like[0].dtype)
+    def gauss_(self, xs: Tensors, std: float) -> None:
+        """Fill with Gaussian noise of standard deviation ``std``."""
+        if not self._fast(xs):
+            for x in xs:
+                x.normal_(0.0, std, generator=self.generator)
+            return
+        index, _ = self._buffer("index", xs, torch.int32)
+        values, pieces = self._buffer("values", xs, xs[0].dtype)
         index.copy_(self._words(index.numel(), index.device).view(torch.uint16))  # 0 … 65535
         torch.index_select(gaussian_table(values.dtype, values.device), 0, index, out=values)
-        return list(torch._foreach_mul(pieces, std))
+        torch._foreach_copy_(xs, pieces)
+        torch._foreach_mul_(xs, std)
 
 
 # ----------------------------------------------------------- element-wise helpers
