@@ -8,9 +8,10 @@ A compiled rule is a function ``update(w, g, s, h, rng, ws)`` over one *bucket* 
 running averages (lists of tensors), ``h`` the scalars of this step, ``rng`` the rule's random
 draws (:class:`Draws`; ``None`` for a rule without random operands), ``ws(k)`` the ``k``-th
 scratch list (shaped like ``w``, kept from step to step so that a step allocates no memory). It
-returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all elements, or ``("div", a, b)`` / ``("mul", a, b)``
-(the element-wise quotient / product of two lists, applied with one ``addcdiv_`` /
-``addcmul_``), and ``c`` a float factor; the optimizer applies ``w ← w − lr·c·u``.
+returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all elements, or
+``("div", a, b)`` / ``("mul", a, b)`` (the element-wise quotient / product of two lists, applied
+with one ``addcdiv_`` / ``addcmul_``), and ``c`` a float factor; the optimizer applies
+``w ← w − lr·c·u``.
 
 Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
 ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
