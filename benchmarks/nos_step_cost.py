@@ -8,8 +8,10 @@ shared machine), the optimizers taking turns repeat by repeat, and the minimum a
 the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
 models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
 784-512-512-10 (0.67 M weights: memory traffic dominates). Rules with random operands (``drop``,
-``eps``) draw one random number per weight and operand from torch's CPU generator; the last row
-times those draws alone, the floor of such a rule.
+``eps``) draw one 16-bit word per weight and operand from torch's CPU generator (the fast draws of
+``rlnas.optim.runtime.Draws``); the ``exact_random`` rows draw with torch's ``uniform_`` /
+``normal_`` instead (the ablation); the last two rows time those draws alone, the floor of such a
+rule in each mode.
 
     python benchmarks/nos_step_cost.py --steps 200 --repeats 7
 """
@@ -27,26 +29,29 @@ from torch import nn
 
 from rlnas.models.children import create_child
 from rlnas.optim import RuleOptimizer
+from rlnas.optim.runtime import Draws
 
 RULES = ("adam", "sgd", "momentum", "rmsprop", "powersign", "addsign", "addsign-ld",
          "drop(adam, 0.1) * 1", "adam + eps", "drop(adam, 0.1) + eps")
+RANDOM_RULES = ("drop(adam, 0.1) * 1", "adam + eps", "drop(adam, 0.1) + eps")
+DRAWS = {False: "random draws only (drop + Gaussian per weight)",
+         True: "random draws only, exact_random (uniform_ + normal_ per weight)"}
 
 
 class RandomDrawsOnly(torch.optim.Optimizer):
-    """Not an optimizer: a step draws what ``drop(adam, 0.1) + eps`` draws (one uniform and one
-    Gaussian number per weight, torch's CPU generator) and nothing else: the floor of any rule
-    with those operands, whatever its implementation."""
+    """Not an optimizer: a step draws what ``drop(adam, 0.1) + eps`` draws (a drop mask and
+    Gaussian noise for every weight, with the rules' own ``Draws``) and nothing else: the floor of
+    any rule with those operands in that mode."""
 
-    def __init__(self, params: list[nn.Parameter]):
+    def __init__(self, params: list[nn.Parameter], exact: bool):
         super().__init__(params, {})
-        self.gen = torch.Generator().manual_seed(0)
+        self.draws = Draws(torch.Generator().manual_seed(0), exact, {})
         self.buffers = [torch.empty_like(p) for group in self.param_groups for p in group["params"]]
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
-        for buffer in self.buffers:
-            buffer.uniform_(generator=self.gen)
-            buffer.normal_(0.0, 0.1, generator=self.gen)
+        self.draws.drop_(self.buffers, 0.1)
+        self.draws.gauss_(self.buffers, 0.1)
 
 
 def models() -> dict[str, nn.Module]:
@@ -91,7 +96,11 @@ def main() -> None:
         candidates += [(f"RuleOptimizer {name}",
                         lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9))
                        for name in RULES]
-        candidates.append(("random draws only (1 uniform + 1 Gaussian per weight)", RandomDrawsOnly))
+        candidates += [(f"RuleOptimizer {name}, exact_random",
+                        lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9,
+                                                            exact_random=True))
+                       for name in RANDOM_RULES]
+        candidates += [(label, lambda ps, exact=exact: RandomDrawsOnly(ps, exact)) for exact, label in DRAWS.items()]
         timed = time_interleaved({name: make(params) for name, make in candidates}, args.steps, args.repeats)
         rows = [(name, best, median) for name, (best, median) in timed.items()]
         adam = min(best for name, best, _ in rows[:2])  # the faster of torch's two Adam implementations
@@ -100,10 +109,12 @@ def main() -> None:
         print("|---|---:|---:|---:|")
         for name, best, median in rows:
             print(f"| {name} | {best:.1f} | {median:.1f} | {best / adam:.2f} |")
-        draws = timed["random draws only (1 uniform + 1 Gaussian per weight)"][0]
-        both = timed["RuleOptimizer drop(adam, 0.1) + eps"][0]
-        print(f"\ndrop(adam, 0.1) + eps less its random draws: {both - draws:.1f} µs = {(both - draws) / adam:.2f}x "
-              f"Adam; the draws alone: {draws / adam:.2f}x Adam")
+        print()
+        for exact, suffix in ((False, ""), (True, ", exact_random")):
+            draws = timed[DRAWS[exact]][0]
+            both = timed[f"RuleOptimizer drop(adam, 0.1) + eps{suffix}"][0]
+            print(f"drop(adam, 0.1) + eps{suffix} less its random draws: {both - draws:.1f} µs = "
+                  f"{(both - draws) / adam:.2f}x Adam; the draws alone: {draws / adam:.2f}x Adam")
 
 
 if __name__ == "__main__":

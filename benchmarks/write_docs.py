@@ -140,11 +140,13 @@ BENCHMARKS = (
               ("benchmarks/onnx_latency.py", "--threads", "1", "--repeats", "30", "--statistic", "min")),
     Benchmark("nos_step_cost", "Neural Optimizer Search: step cost of compiled rules (issue: NOS)",
               "`optimizer.step()` of `RuleOptimizer` against `torch.optim.Adam` on the same model, fixed gradients, "
-              "thread CPU time, one thread. Goal: no more than 2x Adam's step. Every rule without random operands "
-              "meets it; a rule with them (drop, eps) draws one random number per weight and operand from "
-              "torch's CPU generator, and on the large model those draws alone cost more than 2x Adam's whole "
-              "step (last row): such a rule is reported as its cost less the draws. `drop` compares a uniform "
-              "draw with p (half the time of `bernoulli_`).",
+              "thread CPU time, one thread. Goal: no more than 2x Adam's step. A rule with random operands "
+              "(drop, eps) draws one 16-bit word per weight and operand from torch's CPU generator (64-bit "
+              "words over their full range, 4 weights per word): `drop` keeps a weight whose word is at least "
+              "round(p * 65536), a Gaussian is a level of a 65,536-quantile table of N(0, 1) (variance 1, "
+              "tails cut at +-4.325). The `exact_random` rows are the ablation: torch's `uniform_` (compared "
+              "with p) and `normal_`, one float each per weight, as before. The last two rows time the draws "
+              "alone, the floor of such a rule in each mode.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("nos_search", "Neural Optimizer Search on MNIST-5k (issue: NOS)",
               "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "

@@ -1,14 +1,17 @@
 """Compile a rule into the source of a multi-tensor (``torch._foreach_*``) update function.
 
 The function has the signature and meaning described in :mod:`rlnas.optim.runtime` and runs in
-that module's namespace (``torch``, ``_drop_``, ``_gauss_``, ``_s1``, ...). Every value of the rule
+that module's namespace (``torch``, ``_fill_``, ``_s1``, ...; random operands through its ``rng``
+argument, a :class:`~rlnas.optim.runtime.Draws`). Every value of the rule
 is known, before running it, to be either a list of tensors (anything reading ``g``, ``w``, the
 running averages or noise) or one float (constants and decays), so the generated code is
 straight-line: about one ``torch._foreach_*`` call (or a float expression) per function of the
-rule, and nothing is computed that the rule does not read. Two things keep memory traffic down,
+rule, and nothing is computed that the rule does not read. Three things keep memory traffic down,
 as in torch's own Adam:
 
 * a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
+* a final quotient or product of two lists is not formed: the optimizer applies it to the
+  weights with one ``addcdiv_`` / ``addcmul_``;
 * a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
   ``rmsprop``) is carried along as a float expression instead of being multiplied in, and is
   applied where a function needs it, at the latest by the learning rate of the final update.
@@ -41,7 +44,7 @@ class Value:
 
 @dataclass(frozen=True)
 class CompiledSource:
-    """The source of ``def <name>(w, g, s, h, gen, ws)`` and what the optimizer must provide for it."""
+    """The source of ``def <name>(w, g, s, h, rng, ws)`` and what the optimizer must provide for it."""
 
     name: str
     source: str
@@ -75,6 +78,8 @@ class _Emitter:
         self.uses = uses
         self.remaining: dict[str, int] = {}
         self.scratch = 0
+        self.fusable: tuple[str, str, str, str, int] | None = None
+        """The last quotient / product of two lists: (result, "div" | "mul", a, b, number of lines after it)."""
 
     def line(self, text: str) -> None:
         self.lines.append(f"    {text}")
@@ -84,15 +89,15 @@ class _Emitter:
         """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)`` in a scratch list.
 
         Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
-        step, so no step allocates memory (fresh allocations of large tensors cost page faults).
-        ``op`` is an in-place ``torch._foreach_*_`` name applied after copying ``first`` in, or
-        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``), ``rpow`` (``first`` to
-        the power of the list ``rest``) or ``drop``.
+        step, so no step allocates memory (fresh allocations of large tensors cost page faults
+        once freed memory goes back to the system). ``op`` is an in-place ``torch._foreach_*_``
+        name applied after copying ``first`` in, or ``gauss`` (noise of std ``first``), ``full``
+        (the float ``first``), ``rpow`` (``first`` to the power of the list ``rest``) or ``drop``.
         """
         self.line(f"{var} = ws({self.scratch})")
         self.scratch += 1
         if op == "gauss":
-            self.line(f"_gauss_({var}, {first}, gen)")
+            self.line(f"rng.gauss_({var}, {first})")
         elif op == "full":
             self.line(f"_fill_({var}, {first})")
         elif op == "rpow":
@@ -100,11 +105,23 @@ class _Emitter:
         else:
             self.line(f"torch._foreach_copy_({var}, {first})")
             if op == "drop":
-                self.line(f"_drop_({var}{rest}, gen)")
-            elif op != "copy":
+                self.line(f"rng.drop_({var}{rest})")
+            else:
                 self.line(f"torch._foreach_{op}_({var}{rest})")
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
+
+    def product(self, var: str, op: str, a: Value, b: Value, own_a: bool, uses: int, scale: str | None,
+                b_code: str | None = None) -> Value:
+        """``a op b`` (``op``: mul or div) of two lists, noted as fusable into the final update."""
+        b_code = b_code or b.code
+        if own_a:
+            self.line(f"torch._foreach_{op}_({a.code}, {b_code})")
+            result = self.reuse(a, uses, scale=scale)
+        else:
+            result = self.new(var, op, a.code, f", {b_code}", uses=uses, scale=scale)
+        self.fusable = (result.code, op, a.code, b_code, len(self.lines))
+        return result
 
     def owned(self, x: Value) -> bool:
         """Consume one use of ``x``; True when that was its last use of a fresh temporary."""
@@ -179,7 +196,7 @@ class _Emitter:
             return self._in_place(var, x, own, [], "sign", x.nonneg, None)
         if kind == "drop":
             if own:
-                self.line(f"_drop_({x.code}, {level}, gen)")
+                self.line(f"rng.drop_({x.code}, {level})")
                 return self.reuse(x, 1, x.nonneg, x.scale)
             return self.new(var, "drop", x.code, f", {level}", nonneg=x.nonneg, scale=x.scale)
         if x.scale is not None:  # neg, exp, log, clip need the value itself
@@ -214,7 +231,7 @@ class _Emitter:
         kind, _, level = name.partition("_")
         if kind == "drop":
             value = self.new(var, "full", arg, nonneg=x.nonneg)
-            self.line(f"_drop_({var}, {level}, gen)")
+            self.line(f"rng.drop_({var}, {level})")
             return value
         expr = {
             "neg": f"-{arg}",
@@ -276,13 +293,9 @@ class _Emitter:
     def _mul(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
         if a.kind == T and b.kind == T:
             scale = _times(a.scale, b.scale)
-            if own_a:
-                self.line(f"torch._foreach_mul_({a.code}, {b.code})")
-                return self.reuse(a, uses, scale=scale)
-            if own_b:
-                self.line(f"torch._foreach_mul_({b.code}, {a.code})")
-                return self.reuse(b, uses, scale=scale)
-            return self.new(var, "mul", a.code, f", {b.code}", uses=uses, scale=scale)
+            if own_b and not own_a:
+                a, b, own_a = b, a, True
+            return self.product(var, "mul", a, b, own_a, uses, scale)
         tensors, own, factor = (a, own_a, b.code) if a.kind == T else (b, own_b, a.code)
         factor = factor if tensors.scale is None else f"{factor} * ({tensors.scale})"
         if own:
@@ -315,10 +328,7 @@ class _Emitter:
             self.remaining[divisor] = uses
             return Value(divisor, T, False, True)
         scale = _ratio(a.scale, b.scale) if (a.scale or b.scale) else None
-        if own_a:
-            self.line(f"torch._foreach_div_({a.code}, {divisor})")
-            return self.reuse(a, uses, scale=scale)
-        return self.new(var, "div", a.code, f", {divisor}", uses=uses, scale=scale)
+        return self.product(var, "div", a, b, own_a, uses, scale, divisor)
 
     def _pow(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
         if b.kind == T and b.scale:
@@ -344,9 +354,16 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
         out = emit.binary(f"o{k}", it.binary, a, b, uses[f"o{k}"])
         emit.values[f"o{k}"] = out
     assert out is not None
+    scale = out.scale or "1.0"
+    if out.kind == S:
+        result = f"float({out.code}), 1.0"
+    elif emit.fusable and emit.fusable[0] == out.code and emit.fusable[4] == len(emit.lines):
+        emit.lines.pop()  # the final quotient / product goes into the update of the weights
+        result = f'("{emit.fusable[1]}", {emit.fusable[2]}, {emit.fusable[3]}), {scale}'
+    else:
+        result = f"{out.code}, {scale}"
     body = "\n".join(emit.lines)
-    result = f"float({out.code}), 1.0" if out.kind == S else f"{out.code}, {out.scale or '1.0'}"
-    source = (f"def {name}(w, g, s, h, gen, ws):\n"
+    source = (f"def {name}(w, g, s, h, rng, ws):\n"
               f"    # {rule}\n"
               f"{body}\n"
               f"    return {result}\n")

@@ -3,12 +3,14 @@
 This module imports only the standard library and torch: :func:`rlnas.optim.write_optimizer_module`
 copies its source into the modules it writes, so a found optimizer runs without rlnas.
 
-A compiled rule is a function ``update(w, g, s, h, gen, ws)`` over one *bucket* of parameters
+A compiled rule is a function ``update(w, g, s, h, rng, ws)`` over one *bucket* of parameters
 (same step count, device and dtype): ``w`` the weights, ``g`` their gradients and ``s`` the
-running averages (lists of tensors), ``h`` the scalars of this step, ``gen`` the random
-generator (``None``: torch's global RNG), ``ws(k)`` the ``k``-th scratch list (shaped like ``w``,
-kept from step to step so that a step allocates no memory). It returns the update as ``(u, c)``: ``u`` a list of
-tensors (or one float for all elements) and ``c`` a float factor, and the optimizer applies
+running averages (lists of tensors), ``h`` the scalars of this step, ``rng`` the rule's random
+draws (:class:`Draws`; ``None`` for a rule without random operands), ``ws(k)`` the ``k``-th
+scratch list (shaped like ``w``, kept from step to step so that a step allocates no memory). It
+returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all elements, or
+``("div", a, b)`` / ``("mul", a, b)`` (the element-wise quotient / product of two lists, applied
+with one ``addcdiv_`` / ``addcmul_``), and ``c`` a float factor; the optimizer applies
 ``w ← w − lr·c·u``.
 
 Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
@@ -34,7 +36,7 @@ Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch
 
 HYPER_DEFAULTS: dict[str, Any] = {
     "beta1": 0.9, "beta2": 0.999, "beta3": 0.999, "delta": 1e-8, "noise_std": 0.1,
-    "cycles": 0.5, "restarts": 3, "total_steps": None,
+    "cycles": 0.5, "restarts": 3, "total_steps": None, "exact_random": False,
 }
 """Hyperparameters of every compiled rule (per parameter group), besides ``lr``."""
 
@@ -55,19 +57,107 @@ def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dic
     }
 
 
+# ----------------------------------------------------------- random draws
+GAUSS_LEVELS = 65536
+"""Levels of the fast Gaussian draws (one 16-bit random word per element)."""
+
+BULK_MIN_ELEMENTS = 4096
+"""Fewest elements of a bucket for which the fast draws run (below, the fixed cost of their few calls
+exceeds what they save: torch's own draws are as cheap or cheaper)."""
+
+_INT64_MIN = -(2 ** 63)
+_tables: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def gaussian_table(dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The 65,536 values of the fast Gaussian draws, ascending: equiprobable quantiles of N(0, 1).
+
+    Value ``i`` is the quantile ``Φ⁻¹((i + ½) / 65536)``, the whole table divided by its root mean
+    square so that its variance is exactly 1 (a factor of 1.00001); its mean is 0 (the table is
+    symmetric). The extreme values are ±4.325: the tails beyond (probability 1.5e-5) are cut off.
+    Kolmogorov distance to N(0, 1): 1.0e-5, below the resolution 1/65536.
+    """
+    key = (dtype, torch.device(device))
+    if key not in _tables:
+        upper = torch.special.ndtri(0.5 + (torch.arange(GAUSS_LEVELS // 2, dtype=torch.float64) + 0.5) / GAUSS_LEVELS)
+        table = torch.cat([-upper.flip(0), upper])
+        _tables[key] = (table / table.square().mean().sqrt()).to(dtype=dtype, device=key[1])
+    return _tables[key]
+
+
+class Draws:
+    """The random operands of a compiled rule over one bucket (tensors of one device and dtype).
+
+    Fast draws (CPU, not ``exact``, at least ``BULK_MIN_ELEMENTS`` elements): one call of torch's
+    generator fills 64-bit words over their full range, read as one 16-bit word per element
+    (half the random bits of ``uniform_``, which takes 32 per float):
+
+    * ``drop_(xs, p)`` keeps an element when its word ``u`` (uniform on 0 … 65535) is at least
+      ``round(p · 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536
+      (0.1 → 0.100006; 0.5 exactly);
+    * ``gauss_(xs, std)`` sets an element to ``std · gaussian_table()[u]``: 65,536 equiprobable
+      levels of N(0, 1), variance exactly 1, tails cut at ±4.325 (Kolmogorov distance to N(0, 1)
+      1.0e-5).
+
+    Exact draws (``exact``, and always off the CPU): torch's own, as before: ``drop_`` compares a
+    ``uniform_`` draw with ``p`` (drop probability ``p`` up to float rounding), ``gauss_`` is
+    ``normal_``. Both read ``generator`` (``None``: torch's global
+    RNG); ``cache`` keeps the buffers of the fast draws from step to step.
+    """
+
+    def __init__(self, generator: torch.Generator | None, exact: bool, cache: dict[Any, Any]) -> None:
+        self.generator = generator
+        self.exact = exact
+        self.cache = cache
+
+    def _fast(self, xs: Tensors) -> bool:
+        return (not self.exact and bool(xs) and xs[0].device.type == "cpu"
+                and sum(x.numel() for x in xs) >= BULK_MIN_ELEMENTS)
+
+    def _words(self, n: int, device: torch.device) -> torch.Tensor:
+        """``n`` fresh uniform 16-bit words (int16: −32768 … 32767, each value equally likely)."""
+        key = ("words", n, device)
+        if key not in self.cache:
+            self.cache[key] = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+        words = self.cache[key]
+        # from the int64 minimum with no upper bound: all 64 bits uniform (the default range
+        # [0, 2^63) would leave every fourth 16-bit word's top bit at 0)
+        words.random_(_INT64_MIN, None, generator=self.generator)
+        return words.view(torch.int16)[:n]
+
+    def _buffer(self, name: str, xs: Tensors, dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A flat buffer over all elements of ``xs`` and its pieces shaped like them (made once)."""
+        key = (name, tuple(x.shape for x in xs), dtype, xs[0].device)
+        if key not in self.cache:
+            flat = torch.empty(sum(x.numel() for x in xs), dtype=dtype, device=xs[0].device)
+            self.cache[key] = flat, [piece.view(x.shape) for piece, x in zip(flat.split([x.numel() for x in xs]), xs)]
+        return self.cache[key]
+
+    def drop_(self, xs: Tensors, p: float) -> None:
+        """Set each element to 0 with probability ``p`` (no rescaling), in place."""
+        if not self._fast(xs):
+            for x in xs:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
+                x.mul_(torch.empty_like(x).uniform_(generator=self.generator).ge_(p))
+            return
+        mask, pieces = self._buffer("mask", xs, xs[0].dtype)
+        torch.ge(self._words(mask.numel(), mask.device), round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2, out=mask)
+        torch._foreach_mul_(xs, pieces)
+
+    def gauss_(self, xs: Tensors, std: float) -> None:
+        """Fill with Gaussian noise of standard deviation ``std``."""
+        if not self._fast(xs):
+            for x in xs:
+                x.normal_(0.0, std, generator=self.generator)
+            return
+        index, _ = self._buffer("index", xs, torch.int32)
+        values, pieces = self._buffer("values", xs, xs[0].dtype)
+        index.copy_(self._words(index.numel(), index.device).view(torch.uint16))  # 0 … 65535
+        torch.index_select(gaussian_table(values.dtype, values.device), 0, index, out=values)
+        torch._foreach_copy_(xs, pieces)
+        torch._foreach_mul_(xs, std)
+
+
 # ----------------------------------------------------------- element-wise helpers
-def _drop_(xs: Tensors, p: float, gen: torch.Generator | None) -> None:
-    """Set each element to 0 with probability ``p`` (no rescaling), in place."""
-    for x in xs:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
-        x.mul_(torch.empty_like(x).uniform_(generator=gen).ge_(p))
-
-
-def _gauss_(xs: Tensors, std: float, gen: torch.Generator | None) -> None:
-    """Fill with Gaussian noise of standard deviation ``std``."""
-    for x in xs:
-        x.normal_(0.0, std, generator=gen)
-
-
 def _fill_(xs: Tensors, value: float) -> None:
     """Fill with ``value``."""
     for x in xs:
@@ -98,7 +188,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     written form), ``state_names`` (running averages the rule reads, of ``m v gamma``),
     ``uses_random`` and ``uses_decay``. ``seed`` gives the rule's random operands (``eps``,
     ``noise``, ``drop``) their own generator, saved in ``state_dict``; ``None`` uses torch's
-    global RNG, like ``nn.Dropout``.
+    global RNG, like ``nn.Dropout``. The hyperparameter ``exact_random`` (default False) draws
+    them with torch's ``uniform_`` / ``normal_`` instead of the fast draws of :class:`Draws`.
     """
 
     update: Update
@@ -117,6 +208,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
         self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
+        self._draw_buffers: dict[tuple[int, ...], dict[Any, Any]] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -176,9 +268,16 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
             **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
         }
-        update, factor = self.update(w, g, s, h, gen, self._workspace(w))
+        rng = None
+        if self.uses_random:
+            rng = Draws(gen, bool(group.get("exact_random", False)),
+                        self._draw_buffers.setdefault(tuple(id(p) for p in w), {}))
+        update, factor = self.update(w, g, s, h, rng, self._workspace(w))
         if isinstance(update, float):
             torch._foreach_add_(w, -group["lr"] * update * factor)
+        elif isinstance(update, tuple) and isinstance(update[0], str):  # ("div" | "mul", a, b)
+            fused = torch._foreach_addcdiv_ if update[0] == "div" else torch._foreach_addcmul_
+            fused(w, update[1], update[2], value=-group["lr"] * factor)
         else:
             torch._foreach_add_(w, update, alpha=-group["lr"] * factor)
 
@@ -225,6 +324,8 @@ def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> Non
             raise ValueError(f"{name} must be in [0, 1), got {group[name]!r}")
     if group["delta"] < 0 or group["noise_std"] < 0:
         raise ValueError("delta and noise_std must be >= 0")
+    if not isinstance(group["exact_random"], bool):
+        raise ValueError(f"exact_random must be True or False, got {group['exact_random']!r}")
     restarts = group["restarts"]
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}")

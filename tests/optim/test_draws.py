@@ -1,0 +1,148 @@
+"""The random operands' draws: the fast CPU draws (16-bit words) are unbiased and seeded, the
+exact mode keeps torch's own ``uniform_`` / ``normal_`` draws."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rlnas.errors import ConfigError
+from rlnas.optim import RuleOptimizer
+from rlnas.optim.runtime import BULK_MIN_ELEMENTS, GAUSS_LEVELS, Draws, gaussian_table
+
+
+def tensors(dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """Two tensors of odd sizes (the 64-bit words do not line up with them): 2^21 + 3 elements."""
+    return [torch.ones(2 ** 20 + 1, dtype=dtype), torch.ones(1023, 1025, dtype=dtype)]
+
+
+N = sum(x.numel() for x in tensors())
+
+
+def fast(seed: int) -> Draws:
+    return Draws(torch.Generator().manual_seed(seed), False, {})
+
+
+def gauss(draws: Draws, xs: list[torch.Tensor], std: float) -> list[torch.Tensor]:
+    draws.gauss_(xs, std)
+    return xs
+
+
+def test_words_are_uniform_in_every_lane_of_the_64_bit_draws():
+    words = fast(0)._words(4 * 2 ** 20, torch.device("cpu")).view(torch.uint16).to(torch.int64)
+    expected = 2 ** 20 / 256
+    for lane in range(4):  # the default range of random_ would leave one lane's top bit at 0
+        counts = torch.bincount(words[lane::4] >> 8, minlength=256).double()
+        chi2 = ((counts - expected) ** 2 / expected).sum().item()
+        assert chi2 < 255 + 6 * math.sqrt(2 * 255), (lane, chi2)  # 255 degrees of freedom: mean 255, sd 22.6
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_fast_drop_drops_at_the_quantised_rate(p):
+    xs = tensors()
+    fast(1).drop_(xs, p)
+    rate = round(p * GAUSS_LEVELS) / GAUSS_LEVELS
+    se = math.sqrt(rate * (1 - rate) / N)
+    dropped = torch.cat([x.reshape(-1) for x in xs]) == 0
+    assert abs(dropped.double().mean().item() - rate) < 5 * se
+    for lane in range(4):  # elements from each 16-bit lane of the 64-bit words
+        share = dropped[lane::4].double().mean().item()
+        assert abs(share - rate) < 5 * se * 2, (lane, share)
+    assert set(torch.cat([x.reshape(-1) for x in xs]).unique().tolist()) == {0.0, 1.0}  # kept as they were
+
+
+def test_gaussian_table_levels_variance_and_distance_to_the_normal():
+    table = gaussian_table()
+    assert table.numel() == GAUSS_LEVELS and bool((table[1:] > table[:-1]).all())
+    assert torch.equal(table, -table.flip(0))
+    assert table.square().mean().item() == pytest.approx(1.0, abs=1e-12)
+    assert table.max().item() == pytest.approx(4.325, abs=1e-3)
+    cdf = torch.special.ndtr(table)
+    k = torch.arange(GAUSS_LEVELS, dtype=torch.float64)
+    distance = torch.maximum(cdf - k / GAUSS_LEVELS, (k + 1) / GAUSS_LEVELS - cdf).max().item()
+    assert distance < 1 / GAUSS_LEVELS
+
+
+def test_fast_gaussian_draws_moments_and_kolmogorov_distance():
+    draws = torch.cat([x.reshape(-1).double() for x in gauss(fast(2), tensors(torch.float64), 1.0)])
+    assert abs(draws.mean().item()) < 5 / math.sqrt(N)
+    assert abs(draws.var().item() - 1.0) < 5 * math.sqrt(2 / N)
+    assert bool(torch.isin(draws, gaussian_table()).all())  # every draw is a level of the table
+    ordered = draws.sort().values
+    cdf = torch.special.ndtr(ordered)
+    ranks = torch.arange(N, dtype=torch.float64)
+    ks = torch.maximum((ranks + 1) / N - cdf, cdf - ranks / N).max().item()
+    # the table's own distance (1 / 65536 at most) + the DKW bound at 99.9 %
+    assert ks < 1 / GAUSS_LEVELS + math.sqrt(math.log(2 / 0.001) / (2 * N))
+
+
+def test_fast_draws_are_seeded_and_scale_with_std():
+    a, b, c = (gauss(fast(s), tensors(), 0.25) for s in (3, 3, 4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+    unit = gauss(fast(3), tensors(), 1.0)
+    assert all(torch.equal(x, 0.25 * u) for x, u in zip(a, unit))
+    masks = []
+    for s in (5, 5, 6):
+        xs = tensors()
+        fast(s).drop_(xs, 0.3)
+        masks.append(xs)
+    assert torch.equal(masks[0][1], masks[1][1]) and not torch.equal(masks[0][1], masks[2][1])
+
+
+def test_without_a_generator_the_fast_draws_follow_the_global_rng():
+    def draw() -> torch.Tensor:
+        torch.manual_seed(9)
+        return gauss(Draws(None, False, {}), [torch.empty(5000)], 1.0)[0]
+
+    assert torch.equal(draw(), draw())
+
+
+def run_rule(text: str, n: int, seed: int, exact: bool) -> torch.Tensor:
+    """The first update of rule ``text`` on ``n`` weights at 0 with gradient 1 (lr 1): −rule."""
+    p = nn.Parameter(torch.zeros(n))
+    p.grad = torch.ones(n)
+    RuleOptimizer([p], text, lr=1.0, seed=seed, exact_random=exact).step()
+    return -p.detach()
+
+
+@pytest.mark.parametrize("n", [BULK_MIN_ELEMENTS - 1, 20_000])
+def test_exact_mode_and_small_buckets_draw_with_torchs_uniform_and_normal(n):
+    gen = torch.Generator().manual_seed(11)
+    noise = torch.empty(n).normal_(0.0, 0.1, generator=gen)
+    gen = torch.Generator().manual_seed(11)
+    kept = torch.empty(n).uniform_(generator=gen).ge(0.3).float()
+    exact = n < BULK_MIN_ELEMENTS  # below the threshold the default mode draws exactly too
+    for mode in (True, False):
+        same = mode or exact
+        assert torch.equal(run_rule("keep(eps, 1)", n, 11, mode), noise) == same
+        assert torch.equal(run_rule("drop(g, 0.3) * 1", n, 11, mode), kept) == same
+
+
+def test_exact_random_round_trips_through_state_dict_and_is_checked():
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Linear(100, 60)
+
+    def steps(net: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
+        for _ in range(k):
+            for q in net.parameters():
+                q.grad = torch.ones_like(q)
+            optimizer.step()
+
+    straight = model()
+    steps(straight, RuleOptimizer(straight.parameters(), "drop(adam, 0.1) + eps", seed=1, exact_random=True), 6)
+    first = model()
+    first_opt = RuleOptimizer(first.parameters(), "drop(adam, 0.1) + eps", seed=1, exact_random=True)
+    steps(first, first_opt, 3)
+    resumed = model()
+    resumed.load_state_dict(first.state_dict())
+    resumed_opt = RuleOptimizer(resumed.parameters(), "drop(adam, 0.1) + eps", seed=1)  # default: fast
+    resumed_opt.load_state_dict(copy.deepcopy(first_opt.state_dict()))
+    assert resumed_opt.param_groups[0]["exact_random"] is True
+    steps(resumed, resumed_opt, 3)
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
+    with pytest.raises(ConfigError, match="exact_random must be True or False"):
+        RuleOptimizer(straight.parameters(), "adam + eps", exact_random="yes")
