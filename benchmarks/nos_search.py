@@ -203,21 +203,27 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--recheck-seeds", type=int, nargs="+", default=[1000, 1001, 1002])
     parser.add_argument("--db-dir", default="/tmp/rlnas-nos-bench")
+    parser.add_argument("--exact-random", action="store_true",
+                        help="torch's own draws for drop / eps / noise (RuleOptimizer exact_random), as the "
+                             "stored searches were made before the fast draws existed")
     parser.add_argument("--report", action="store_true", help="only rebuild results.md")
     parser.add_argument("--fresh", action="store_true",
                         help="re-train the check of the stored search (default: a finished search with the same "
                              "settings is only reported again); delete its JSON file and --db-dir to search again")
     args = parser.parse_args()
     out = RESULTS / f"{args.agent}-seed{args.seed}.json"
-    same = ("seed", "agent", "trials", "batch_size", "steps", "schedule", "top", "recheck_seeds")
+    same = ("seed", "agent", "trials", "batch_size", "steps", "schedule", "top", "recheck_seeds", "exact_random")
     stored = json.loads(out.read_text()) if out.exists() else None
-    if stored is not None and any(stored["args"].get(k) != getattr(args, k) for k in same):
-        stored = None
+    if stored is not None:
+        stored["args"].setdefault("exact_random", True)  # searches stored before the fast draws used torch's
+        if any(stored["args"].get(k) != getattr(args, k) for k in same):
+            stored = None
     if args.report or (stored is not None and not args.fresh):
         print(write_report().read_text())
         return 0
     torch.set_num_threads(1)
-    evaluator = OptimizerEvaluator(steps=args.steps, lr_grid=GRID, schedule=parse_schedule(args.schedule), threads=1)
+    evaluator = OptimizerEvaluator(steps=args.steps, lr_grid=GRID, schedule=parse_schedule(args.schedule),
+                                   exact_random=args.exact_random, threads=1)
     load = load_average()
     if stored is not None:  # --fresh: the stored search, its check trained again
         found = {"trials": stored["trials"], "agent_config": stored["agent_config"], "wall_s": 1.0,
@@ -226,7 +232,8 @@ def main() -> int:
         found = search(args, evaluator)
     rules = shortlist(found["trials"], args.top)
     print(f"recheck of {rules}", file=sys.stderr, flush=True)
-    optimizers = {f"found: `{r}`": rule_optimizer(as_rule(r)) for r in rules} | BASELINES
+    hyper = {"exact_random": True} if args.exact_random else {}
+    optimizers = {f"found: `{r}`": rule_optimizer(as_rule(r), **hyper) for r in rules} | BASELINES
     check = recheck(evaluator, optimizers, args.recheck_seeds, args.steps)
     best = max((label for label in check if label.startswith("found: ")),
                key=lambda label: statistics.mean(check[label]["valid"]))

@@ -153,9 +153,12 @@ BENCHMARKS = (
               "ConvNet child over a learning-rate grid; its best rules re-trained on unseen seeds against SGD "
               "with momentum, Adam, PowerSign and AddSign at their best grid lr. Goal: found rules beat "
               "SGD-momentum on the child task. Seed 0 is the command below; the other sections come from "
-              "`python benchmarks/nos_search.py --seed N` (untuned seeds) and `--agent random` (the same budget "
-              "of uniformly drawn rules: the no-learning ablation), one JSON each, same settings.",
-              ("benchmarks/nos_search.py", "--seed", "0"), "benchmarks/results/nos_search/results.md"),
+              "`python benchmarks/nos_search.py --seed N --exact-random` (untuned seeds) and `--agent random` "
+              "(the same budget of uniformly drawn rules: the no-learning ablation), one JSON each, same "
+              "settings. These searches predate the fast random draws: `--exact-random` trains with torch's "
+              "own draws, as they did (without it, a new search runs with the fast draws).",
+              ("benchmarks/nos_search.py", "--seed", "0", "--exact-random"),
+              "benchmarks/results/nos_search/results.md"),
     Benchmark("nos_transfer", "Neural Optimizer Search: the best found rule on another task (issue: NOS)",
               "The seed-0 search's best rule trains an MLP on the 8x8 digits (another network and data set), "
               "against Adam, SGD-momentum, PowerSign and AddSign, each at its best lr of the same grid, 3 seeds.",

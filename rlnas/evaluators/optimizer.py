@@ -90,7 +90,8 @@ class OptimizerEvaluator:
                  schedule: Sequence[Sequence[int]] | None = None, seed: int = 0, split_seed: int = 0,
                  data_root: str | None = None, network_options: Mapping[str, Any] | None = None,
                  dataset_options: Mapping[str, Any] | None = None, divergence_loss: float = 100.0,
-                 eval_batch_size: int = 1000, threads: int | None = None, device: str = "cpu"):
+                 eval_batch_size: int = 1000, exact_random: bool = False, threads: int | None = None,
+                 device: str = "cpu"):
         for label, value in (("steps", steps), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"optimizer evaluator: {label} must be a positive integer, got {value!r}")
@@ -108,7 +109,10 @@ class OptimizerEvaluator:
         self.seed, self.split_seed, self.data_root = int(seed), int(split_seed), data_root
         self.network_options = dict(network_options or {})
         self.dataset_options = dict(dataset_options or {})
+        if not isinstance(exact_random, bool):
+            raise ConfigError(f"optimizer evaluator: exact_random must be true or false, got {exact_random!r}")
         self.divergence_loss, self.eval_batch_size = float(divergence_loss), eval_batch_size
+        self.exact_random = exact_random
         self.threads, self.device = threads, device
         self._data: DatasetSplits | None = None
 
@@ -122,6 +126,8 @@ class OptimizerEvaluator:
             "seed": self.seed, "split_seed": self.split_seed, "data_root": self.data_root,
             "network_options": self.network_options, "dataset_options": self.dataset_options,
             "divergence_loss": self.divergence_loss, "eval_batch_size": self.eval_batch_size,
+            # only when set: studies stored before the option existed keep their identity
+            **({"exact_random": True} if self.exact_random else {}),
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -154,7 +160,8 @@ class OptimizerEvaluator:
                       lr_grid: Sequence[float] | None = None) -> Measurement:
         """:meth:`evaluate` for a rule given directly (a :class:`Rule`, its written form or a name)."""
         parsed = as_rule(rule)
-        measurement = self.evaluate_optimizer(rule_optimizer(parsed), steps=steps, seed=seed, lr_grid=lr_grid,
+        hyper = {"exact_random": True} if self.exact_random else {}
+        measurement = self.evaluate_optimizer(rule_optimizer(parsed, **hyper), steps=steps, seed=seed, lr_grid=lr_grid,
                                               label=f"rule {str(parsed)!r}")
         return Measurement(measurement.metrics, measurement.cost_seconds, {"rule": str(parsed), **measurement.info})
 

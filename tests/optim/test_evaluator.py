@@ -137,6 +137,20 @@ def test_study_optimize_gives_each_trial_the_schedules_budget():
     assert steps and all(value == (3 if slot < 2 else 6) for slot, value in steps.items())
 
 
+def test_exact_random_trains_with_torchs_own_draws_and_joins_the_spec_only_when_set():
+    rule_text = "drop(g, 0.5) + eps"
+    fast, exact = tiny(lr_grid=[0.1]), tiny(lr_grid=[0.1], exact_random=True)
+    assert "exact_random" not in fast.spec() and exact.spec()["exact_random"] is True
+    # the tiny child's 4.8 k weights take the fast draws by default: another run than torch's draws
+    assert fast.evaluate_rule(rule_text, seed=2).info["per_lr"] != exact.evaluate_rule(rule_text, seed=2).info["per_lr"]
+    again = tiny(lr_grid=[0.1], exact_random=True).evaluate_rule(rule_text, seed=2)
+    assert again.info["per_lr"] == exact.evaluate_rule(rule_text, seed=2).info["per_lr"]
+    spec = exact.spec()
+    assert create_evaluator(spec.pop("name"), **spec).spec() == exact.spec()
+    with pytest.raises(ConfigError, match="exact_random must be true or false, got 'yes'"):
+        tiny(exact_random="yes")
+
+
 def test_evaluator_pickles_without_its_data_and_rebuilds_from_its_spec():
     evaluator = tiny(lr_grid=[0.1])
     before = evaluator.evaluate_rule("adam", seed=1)
