@@ -6,12 +6,14 @@ argument, a :class:`~rlnas.optim.runtime.Draws`). Every value of the rule
 is known, before running it, to be either a list of tensors (anything reading ``g``, ``w``, the
 running averages or noise) or one float (constants and decays), so the generated code is
 straight-line: about one ``torch._foreach_*`` call (or a float expression) per function of the
-rule, and nothing is computed that the rule does not read. Three things keep memory traffic down,
-as in torch's own Adam:
+rule, and nothing is computed that the update does not depend on (the second argument of
+``keep``, iterations whose output nothing reads, and the running averages and random draws only
+they would need: :func:`live_reads`). Four things keep memory traffic down, as in torch's own Adam:
 
 * a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
 * a final quotient or product of two lists is not formed: the optimizer applies it to the
   weights with one ``addcdiv_`` / ``addcmul_``;
+* a final float factor is not multiplied in: it joins the learning rate;
 * a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
   ``rmsprop``) is carried along as a float expression instead of being multiplied in, and is
   applied where a function needs it, at the latest by the learning rate of the final update.
@@ -78,8 +80,10 @@ class _Emitter:
         self.uses = uses
         self.remaining: dict[str, int] = {}
         self.scratch = 0
-        self.fusable: tuple[str, str, str, str, int] | None = None
-        """The last quotient / product of two lists: (result, "div" | "mul", a, b, number of lines after it)."""
+        self.fusable: tuple[str, str, str, str, int, int] | None = None
+        """The last quotient / product of two lists: (result, "div" | "mul", a, b, first and end line of its code)."""
+        self.scaled: tuple[str, str, str, int, int] | None = None
+        """The last list times a float: (result, list, float expression, first and end line of its code)."""
 
     def line(self, text: str) -> None:
         self.lines.append(f"    {text}")
@@ -115,12 +119,13 @@ class _Emitter:
                 b_code: str | None = None) -> Value:
         """``a op b`` (``op``: mul or div) of two lists, noted as fusable into the final update."""
         b_code = b_code or b.code
+        start = len(self.lines)
         if own_a:
             self.line(f"torch._foreach_{op}_({a.code}, {b_code})")
             result = self.reuse(a, uses, scale=scale)
         else:
             result = self.new(var, op, a.code, f", {b_code}", uses=uses, scale=scale)
-        self.fusable = (result.code, op, a.code, b_code, len(self.lines))
+        self.fusable = (result.code, op, a.code, b_code, start, len(self.lines))
         return result
 
     def owned(self, x: Value) -> bool:
@@ -177,7 +182,10 @@ class _Emitter:
             self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
             numerator, scale = (('s["m"]', '(h["bc2"] ** 0.5 / h["bc1"])') if op == "adam"
                                 else ("g", '(h["bc2"] ** 0.5)'))
-            return self.new(op, "div", numerator, f", {op}_denom", uses=uses, scale=scale)
+            start = len(self.lines)
+            value = self.new(op, "div", numerator, f", {op}_denom", uses=uses, scale=scale)
+            self.fusable = (value.code, "div", numerator, f"{op}_denom", start, len(self.lines))
+            return value
         raise KeyError(op)  # o1, o2, ... are defined when their iteration is emitted
 
     # ------------------------------------------------------------ functions
@@ -244,13 +252,16 @@ class _Emitter:
         self.line(f"{var} = {expr}")
         return Value(var, S, kind in ("exp", "sqrt") or (kind in ("sign", "clip") and x.nonneg))
 
+    def keep(self, a: Value, uses: int) -> Value:
+        """``keep(a, b)`` = ``a`` (``b`` is never computed)."""
+        self.owned(a)
+        if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
+            self.remaining[a.code] += uses
+            return replace(a, fresh=True)
+        return replace(a, fresh=False)
+
     def binary(self, var: str, name: str, a: Value, b: Value, uses: int) -> Value:
         own_a, own_b = self.owned(a), self.owned(b)
-        if name == "keep":
-            if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
-                self.remaining[a.code] += uses
-                return replace(a, fresh=True)
-            return replace(a, fresh=False)
         if a.kind == S and b.kind == S:
             expr = {"add": f"{a.code} + {b.code}", "sub": f"{a.code} - {b.code}", "mul": f"{a.code} * {b.code}",
                     "div": f'_s2(torch.div, {a.code}, {b.code} + h["delta"])',
@@ -298,10 +309,14 @@ class _Emitter:
             return self.product(var, "mul", a, b, own_a, uses, scale)
         tensors, own, factor = (a, own_a, b.code) if a.kind == T else (b, own_b, a.code)
         factor = factor if tensors.scale is None else f"{factor} * ({tensors.scale})"
+        start = len(self.lines)
         if own:
             self.line(f"torch._foreach_mul_({tensors.code}, {factor})")
-            return self.reuse(tensors, uses)
-        return self.new(var, "mul", tensors.code, f", {factor}", uses=uses)
+            result = self.reuse(tensors, uses)
+        else:
+            result = self.new(var, "mul", tensors.code, f", {factor}", uses=uses)
+        self.scaled = (result.code, tensors.code, factor, start, len(self.lines))
+        return result
 
     def _div(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
         if b.kind == S:  # a·sa / (c + δ)
@@ -343,34 +358,61 @@ class _Emitter:
         return self.new(var, "pow", a.code, f", {b.code}", uses=uses)
 
 
+def live_reads(rule: Rule) -> dict[int, tuple[tuple[str, str], ...]]:
+    """The (operand, unary) pairs that each iteration the update depends on reads, by iteration (from 1).
+
+    ``keep(a, b)`` does not read ``b``, and an iteration whose output nothing reads is left out
+    (only the last one's output is the update): their code would compute values nobody uses.
+    """
+    reads: dict[int, tuple[tuple[str, str], ...]] = {}
+    wanted = {len(rule)}
+    for k in range(len(rule), 0, -1):
+        if k not in wanted:
+            continue
+        it = rule.iterations[k - 1]
+        reads[k] = ((it.op1, it.u1),) if it.binary == "keep" else ((it.op1, it.u1), (it.op2, it.u2))
+        wanted |= {int(op[1:]) for op, _ in reads[k] if op.startswith("o") and op[1:].isdigit()}
+    return dict(sorted(reads.items()))
+
+
 def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
     """The source of the update function of ``rule`` (see the module docstring)."""
-    uses = Counter(op for it in rule.iterations for op in (it.op1, it.op2))
+    reads = live_reads(rule)
+    uses = Counter(op for pairs in reads.values() for op, _ in pairs)
     emit = _Emitter(uses)
     out = None
-    for k, it in enumerate(rule.iterations, 1):
+    for k in reads:
+        it = rule.iterations[k - 1]
         a = emit.unary(f"a{k}", it.u1, emit.operand(it.op1))
-        b = emit.unary(f"b{k}", it.u2, emit.operand(it.op2))
-        out = emit.binary(f"o{k}", it.binary, a, b, uses[f"o{k}"])
+        if it.binary == "keep":
+            out = emit.keep(a, uses[f"o{k}"])
+        else:
+            b = emit.unary(f"b{k}", it.u2, emit.operand(it.op2))
+            out = emit.binary(f"o{k}", it.binary, a, b, uses[f"o{k}"])
         emit.values[f"o{k}"] = out
     assert out is not None
-    scale = out.scale or "1.0"
+    code, scale = out.code, out.scale or "1.0"
+    # A final float factor is not multiplied in: it joins the learning rate of the update.
+    if out.kind == T and emit.scaled and emit.scaled[0] == code and emit.scaled[4] == len(emit.lines):
+        del emit.lines[emit.scaled[3]:]
+        code, scale = emit.scaled[1], emit.scaled[2]
     if out.kind == S:
         result = f"float({out.code}), 1.0"
-    elif emit.fusable and emit.fusable[0] == out.code and emit.fusable[4] == len(emit.lines):
-        emit.lines.pop()  # the final quotient / product goes into the update of the weights
+    elif emit.fusable and emit.fusable[0] == code and emit.fusable[5] == len(emit.lines):
+        del emit.lines[emit.fusable[4]:]  # the final quotient / product goes into the update of the weights
         result = f'("{emit.fusable[1]}", {emit.fusable[2]}, {emit.fusable[3]}), {scale}'
     else:
-        result = f"{out.code}, {scale}"
-    body = "\n".join(emit.lines)
+        result = f"{code}, {scale}"
+    body = "".join(f"{line}\n" for line in emit.lines)
     source = (f"def {name}(w, g, s, h, rng, ws):\n"
               f"    # {rule}\n"
-              f"{body}\n"
+              f"{body}"
               f"    return {result}\n")
-    operands = rule.operands()
+    operands = {op for pairs in reads.values() for op, _ in pairs}
+    unaries = {u for pairs in reads.values() for _, u in pairs}
     return CompiledSource(
         name=name, source=source, rule_text=str(rule),
         state_names=tuple(n for n, readers in STATE_READERS.items() if operands & set(readers)),
-        uses_random=bool(operands & RANDOM_OPERANDS) or any(u.startswith("drop") for u in rule.unaries()),
+        uses_random=bool(operands & RANDOM_OPERANDS) or any(u.startswith("drop") for u in unaries),
         uses_decay=bool(operands & DECAY_OPERANDS),
     )

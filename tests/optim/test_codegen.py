@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from rlnas.optim import BINARY, UNARY, Iteration, Rule, RuleOptimizer
+from rlnas.optim.codegen import compile_source
 from rlnas.optim.rule import RANDOM_OPERANDS
 from rlnas.optim.runtime import decays
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
@@ -112,3 +113,33 @@ def test_shared_storage_is_never_overwritten_while_still_needed():
         w.grad = g.clone()
         RuleOptimizer([w], rule, lr=1.0).step()
         assert close(before - w.detach(), reference_update(rule, before, [g], 10)), text
+
+
+def test_nothing_the_update_does_not_depend_on_is_computed():
+    space = OptimizerRulesSpace(2)
+
+    def compiled(text: str):
+        return compile_source(space.rule_of(space.from_key(text)))
+
+    def body(source: str) -> str:  # without the signature and the comment that quotes the rule
+        return source.split("\n", 2)[2]
+
+    # keep's second argument: neither sign nor log is computed, and only v is kept up to date
+    best_found = compiled("keep(rmsprop, log(sign(g))); keep(o1, 1)")
+    assert "sign" not in body(best_found.source) and "log" not in body(best_found.source)
+    assert best_found.state_names == ("v",)
+    # an iteration whose output nothing reads: no draws, no running averages
+    dead = compiled("g + eps; keep(g, o1)")
+    assert not dead.uses_random and dead.state_names == () and "rng." not in body(dead.source)
+    assert compiled("drop(m, 0.5) * v; keep(sign(g), o1)").state_names == ()
+
+
+def test_the_final_quotient_product_or_float_factor_goes_into_the_weights_update():
+    space = OptimizerRulesSpace(2)
+    texts = ("m / sqrt(v); keep(o1, 1)", "sign(g) * m; keep(o1, 1)", "sign(g) * ld; keep(o1, 1)",
+             "adam * 2; keep(o1, 1)", "exp(g) / v; o1 * 2")
+    for text in texts:
+        source = compile_source(space.rule_of(space.from_key(text))).source.split("\n", 2)[2]
+        assert "_foreach_div_" not in source and "_foreach_mul_" not in source, (text, source)
+    # and each computes what the rule says (the first is Adam's direction)
+    check_rules([space.rule_of(space.from_key(text)) for text in texts], torch.Generator().manual_seed(2))
