@@ -31,7 +31,9 @@ from rlnas.models.children import create_child
 from rlnas.optim import RuleOptimizer
 from rlnas.optim.runtime import Draws
 
-RULES = ("adam", "sgd", "momentum", "rmsprop", "powersign", "addsign", "addsign-ld",
+FOUND_RULES = ("keep(rmsprop, log(sign(g)))", "drop(rmsprop, 0.1) - sqrt(g^3)", "adam + g")
+"""The best rule of each PPO search of benchmarks/nos_search.py (seeds 0, 1, 2): what a user exports."""
+RULES = ("adam", "sgd", "momentum", "rmsprop", "powersign", "addsign", "addsign-ld", *FOUND_RULES,
          "drop(adam, 0.1) * 1", "adam + eps", "drop(adam, 0.1) + eps")
 RANDOM_RULES = ("drop(adam, 0.1) * 1", "adam + eps", "drop(adam, 0.1) + eps")
 DRAWS = {False: "random draws only (drop + Gaussian per weight)",
