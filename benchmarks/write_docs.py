@@ -94,8 +94,8 @@ BENCHMARKS = (
                "--queries", "200", "--agents", "evolution,local,l2nas,l2nas_nolearn,tpe"),
               "benchmarks/results/nbgraph/results.md", pool=True),
     Benchmark("l2nas_ablation", "L2NAS ablation: which part does what (issue 12)",
-              "Each variant removes one part of the full agent; seeds 50-59 (not used for tuning).",
-              ("benchmarks/l2nas_ablation.py", "--seeds", "10", "--first-seed", "50"), pool=True),
+              "Each variant removes one part of the full agent; seeds 50-99 (not used for tuning).",
+              ("benchmarks/l2nas_ablation.py", "--seeds", "50", "--first-seed", "50"), pool=True),
     Benchmark("l2nas_ranking", "L2NAS: how well the critic ranks its candidates (issue 12)",
               "With learning, each proposal is the critic's pick from a pool of 32 new candidates around the "
               "actor's action. Where that pick stands in its pool by true validation accuracy, next to other "
