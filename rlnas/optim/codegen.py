@@ -182,10 +182,7 @@ class _Emitter:
             self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
             numerator, scale = (('s["m"]', '(h["bc2"] ** 0.5 / h["bc1"])') if op == "adam"
                                 else ("g", '(h["bc2"] ** 0.5)'))
-            start = len(self.lines)
-            value = self.new(op, "div", numerator, f", {op}_denom", uses=uses, scale=scale)
-            self.fusable = (value.code, "div", numerator, f"{op}_denom", start, len(self.lines))
-            return value
+            return self.product(op, "div", Value(numerator, T), Value(f"{op}_denom", T), False, uses, scale)
         raise KeyError(op)  # o1, o2, ... are defined when their iteration is emitted
 
     # ------------------------------------------------------------ functions
