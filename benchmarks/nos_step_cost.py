@@ -8,8 +8,8 @@ shared machine), the optimizers taking turns repeat by repeat, and the minimum a
 the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
 models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
 784-512-512-10 (0.67 M weights: memory traffic dominates). Rules with random operands (``drop``,
-``eps``) draw one 16-bit word per weight and operand from torch's CPU generator (the fast draws of
-``rlnas.optim.runtime.Draws``); the ``exact_random`` rows draw with torch's ``uniform_`` /
+``eps``) draw one 16-bit word per weight and operand from an additive lagged-Fibonacci generator
+(the fast draws of ``rlnas.optim.runtime.Draws``); the ``exact_random`` rows draw with torch's ``uniform_`` /
 ``normal_`` instead (the ablation); the last two rows time those draws alone, the floor of such a
 rule in each mode.
 

@@ -142,12 +142,12 @@ BENCHMARKS = (
               "`optimizer.step()` of `RuleOptimizer` against `torch.optim.Adam` on the same model, fixed gradients, "
               "thread CPU time, one thread. Goal: no more than 2x Adam's step. The three rules after addsign-ld "
               "are the best found rules of the three PPO searches below (seeds 0, 1, 2). A rule with random operands "
-              "(drop, eps) draws one 16-bit word per weight and operand from torch's CPU generator (64-bit "
-              "words over their full range, 4 weights per word): `drop` keeps a weight whose word is at least "
-              "round(p * 65536), a Gaussian is a level of a 65,536-quantile table of N(0, 1) (variance 1, "
-              "tails cut at +-4.325). The `exact_random` rows are the ablation: torch's `uniform_` (compared "
-              "with p) and `normal_`, one float each per weight, as before. The last two rows time the draws "
-              "alone, the floor of such a rule in each mode.",
+              "(drop, eps) draws one 16-bit word per weight and operand from an additive lagged-Fibonacci "
+              "generator (lags 756839 and 215747, one in-place add per 215,747 words): `drop` keeps a weight "
+              "whose word is at least round(p * 65536), a Gaussian is a level of a 65,536-quantile table of "
+              "N(0, 1) (variance 1, tails cut at +-4.325). The `exact_random` rows are the ablation: torch's "
+              "`uniform_` (compared with p) and `normal_`, one float each per weight, as before. The last two "
+              "rows time the draws alone, the floor of such a rule in each mode.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("nos_search", "Neural Optimizer Search on MNIST-5k (issue: NOS)",
               "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from rlnas.cli._common import assignment, field_table, fmt, literal, write_output
 from rlnas.errors import ConfigError
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         best_lr = _evaluate(args, rule, table)
     console.print(table)
     if args.code:
-        console.print(literal(compiled.source))
+        console.print(Text(compiled.source), soft_wrap=True)  # generated from the parsed rule: no markup, no escapes
     if args.output is not None:
         from rlnas.optim.export import FoundRule, optimizer_module_source
 

@@ -8,9 +8,11 @@ running averages or noise) or one float (constants and decays), so the generated
 straight-line: about one ``torch._foreach_*`` call (or a float expression) per function of the
 rule, and nothing is computed that the update does not depend on (the second argument of
 ``keep``, iterations whose output nothing reads, and the running averages and random draws only
-they would need: :func:`live_reads`). Four things keep memory traffic down, as in torch's own Adam:
+they would need: :func:`live_reads`). Five things keep memory traffic down, as in torch's own Adam:
 
 * a fresh temporary is overwritten in place (``torch._foreach_*_``) at its last use;
+* a function of a list that must stay intact (``g``, ``m``, ``v``, ...) is written into its
+  scratch list in one pass, tensor by tensor, where the tensors are large (``_into_``);
 * a final quotient or product of two lists is not formed: the optimizer applies it to the
   weights with one ``addcdiv_`` / ``addcmul_``;
 * a final float factor is not multiplied in: it joins the learning rate;
@@ -94,9 +96,10 @@ class _Emitter:
 
         Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
         step, so no step allocates memory (fresh allocations of large tensors cost page faults
-        once freed memory goes back to the system). ``op`` is an in-place ``torch._foreach_*_``
-        name applied after copying ``first`` in, or ``gauss`` (noise of std ``first``), ``full``
-        (the float ``first``), ``rpow`` (``first`` to the power of the list ``rest``) or ``drop``.
+        once freed memory goes back to the system). ``op`` is a torch function applied to ``first``
+        (by :func:`~rlnas.optim.runtime._into_`: in one pass where the tensors are large), or
+        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``), ``rpow`` (``first`` to
+        the power of the list ``rest``) or ``drop``.
         """
         self.line(f"{var} = ws({self.scratch})")
         self.scratch += 1
@@ -106,12 +109,11 @@ class _Emitter:
             self.line(f"_fill_({var}, {first})")
         elif op == "rpow":
             self.line(f"_rpow_({var}, {first}, {rest})")
-        else:
+        elif op == "drop":
             self.line(f"torch._foreach_copy_({var}, {first})")
-            if op == "drop":
-                self.line(f"rng.drop_({var}{rest})")
-            else:
-                self.line(f"torch._foreach_{op}_({var}{rest})")
+            self.line(f"rng.drop_({var}{rest})")
+        else:
+            self.line(f'_into_("{op}", {var}, {first}{rest})')
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
 

@@ -25,7 +25,7 @@ filling ``T``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -65,7 +65,6 @@ BULK_MIN_ELEMENTS = 4096
 """Fewest elements of a bucket for which the fast draws run (below, the fixed cost of their few calls
 exceeds what they save: torch's own draws are as cheap or cheaper)."""
 
-_INT64_MIN = -(2 ** 63)
 _tables: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
 
@@ -85,12 +84,62 @@ def gaussian_table(dtype: torch.dtype = torch.float64, device: torch.device | st
     return _tables[key]
 
 
+class WordStream:
+    """Uniform 16-bit words on the CPU, fast: an additive lagged-Fibonacci generator.
+
+    ``x[n] = x[n − 756839] + x[n − 215747]`` modulo 2^16 (Knuth, TAOCP vol. 2, 3.2.2). The trinomial
+    ``z^756839 + z^215747 + 1`` is primitive over GF(2) (Kumada et al., Math. Comp. 69, 2000), so
+    the period is ``2^15 · (2^756839 − 1)``, and no three-term relation between words closer than
+    215,747 places exists. One in-place add makes up to 215,747 new words, so a draw costs about
+    one pass over 2 bytes per element: a tenth of the time torch's CPU generator (mt19937) takes
+    for the same bits. The last 756,839 words (1.5 MB) are the state; they are filled once, on
+    the first draw, from ``generator`` (``None``: torch's global RNG) and saved by the optimizer's
+    ``state_dict``, so a resumed run draws what an uninterrupted one would.
+    """
+
+    LONG_LAG = 756_839
+    SHORT_LAG = 215_747
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+        self.ring: torch.Tensor | None = None
+        self.position = 0
+
+    def chunks(self, n: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """The next ``n`` words (int16, −32768 … 32767) as ``(offset, words)`` pieces in order; each
+        piece stays valid for the next 756,839 words drawn."""
+        if self.ring is None:
+            ring = torch.empty(self.LONG_LAG, dtype=torch.int16)
+            ring.random_(-(2 ** 15), 2 ** 15, generator=self.generator)
+            ring[0] |= 1  # an odd word: without one, the low bit would stay 0 forever
+            self.ring = ring
+        done = 0
+        while done < n:
+            start = self.position
+            source = (start - self.SHORT_LAG) % self.LONG_LAG
+            size = min(n - done, self.SHORT_LAG, self.LONG_LAG - start, self.LONG_LAG - source)
+            words = self.ring[start:start + size]
+            words.add_(self.ring[source:source + size])  # int16 wraps around: addition modulo 2^16
+            yield done, words
+            done += size
+            self.position = (start + size) % self.LONG_LAG
+
+    def state(self) -> dict[str, Any] | None:
+        """The generator's state (``None`` before the first draw)."""
+        return None if self.ring is None else {"ring": self.ring.clone(), "position": self.position}
+
+    def load(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state`."""
+        self.ring = None if state is None else state["ring"].to(dtype=torch.int16, device="cpu").clone()
+        self.position = 0 if state is None else int(state["position"])
+
+
 class Draws:
     """The random operands of a compiled rule over one bucket (tensors of one device and dtype).
 
-    Fast draws (CPU, not ``exact``, at least ``BULK_MIN_ELEMENTS`` elements): one call of torch's
-    generator fills 64-bit words over their full range, read as one 16-bit word per element
-    (half the random bits of ``uniform_``, which takes 32 per float):
+    Fast draws (CPU, not ``exact``, at least ``BULK_MIN_ELEMENTS`` elements): one 16-bit word per
+    element from ``stream`` (a :class:`WordStream`, kept by the optimizer from step to step; made
+    from ``generator`` when not given):
 
     * ``drop_(xs, p)`` keeps an element when its word ``u`` (uniform on 0 … 65535) is at least
       ``round(p · 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536
@@ -105,25 +154,16 @@ class Draws:
     RNG); ``cache`` keeps the buffers of the fast draws from step to step.
     """
 
-    def __init__(self, generator: torch.Generator | None, exact: bool, cache: dict[Any, Any]) -> None:
+    def __init__(self, generator: torch.Generator | None, exact: bool, cache: dict[Any, Any],
+                 stream: WordStream | None = None) -> None:
         self.generator = generator
         self.exact = exact
         self.cache = cache
+        self.stream = stream if stream is not None else cache.setdefault("stream", WordStream(generator))
 
     def _fast(self, xs: Tensors) -> bool:
         return (not self.exact and bool(xs) and xs[0].device.type == "cpu"
                 and sum(x.numel() for x in xs) >= BULK_MIN_ELEMENTS)
-
-    def _words(self, n: int, device: torch.device) -> torch.Tensor:
-        """``n`` fresh uniform 16-bit words (int16: −32768 … 32767, each value equally likely)."""
-        key = ("words", n, device)
-        if key not in self.cache:
-            self.cache[key] = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
-        words = self.cache[key]
-        # from the int64 minimum with no upper bound: all 64 bits uniform (the default range
-        # [0, 2^63) would leave every fourth 16-bit word's top bit at 0)
-        words.random_(_INT64_MIN, None, generator=self.generator)
-        return words.view(torch.int16)[:n]
 
     def _buffer(self, name: str, xs: Tensors, dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """A flat buffer over all elements of ``xs`` and its pieces shaped like them (made once)."""
@@ -133,6 +173,13 @@ class Draws:
             self.cache[key] = flat, [piece.view(x.shape) for piece, x in zip(flat.split([x.numel() for x in xs]), xs)]
         return self.cache[key]
 
+    def _scaled_table(self, std: float, dtype: torch.dtype) -> torch.Tensor:
+        """``std · gaussian_table()``, remade only when ``std`` changes (annealed noise: every step)."""
+        key = ("table", dtype)
+        if key not in self.cache or self.cache[key][0] != std:
+            self.cache[key] = std, gaussian_table(dtype) * std
+        return self.cache[key][1]
+
     def drop_(self, xs: Tensors, p: float) -> None:
         """Set each element to 0 with probability ``p`` (no rescaling), in place."""
         if not self._fast(xs):
@@ -140,7 +187,9 @@ class Draws:
                 x.mul_(torch.empty_like(x).uniform_(generator=self.generator).ge_(p))
             return
         mask, pieces = self._buffer("mask", xs, xs[0].dtype)
-        torch.ge(self._words(mask.numel(), mask.device), round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2, out=mask)
+        threshold = round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2
+        for offset, words in self.stream.chunks(mask.numel()):
+            torch.ge(words, threshold, out=mask[offset:offset + words.numel()])
         torch._foreach_mul_(xs, pieces)
 
     def gauss_(self, xs: Tensors, std: float) -> None:
@@ -149,15 +198,35 @@ class Draws:
             for x in xs:
                 x.normal_(0.0, std, generator=self.generator)
             return
-        index, _ = self._buffer("index", xs, torch.int32)
-        values, pieces = self._buffer("values", xs, xs[0].dtype)
-        index.copy_(self._words(index.numel(), index.device).view(torch.uint16))  # 0 … 65535
-        torch.index_select(gaussian_table(values.dtype, values.device), 0, index, out=values)
-        torch._foreach_copy_(xs, pieces)
-        torch._foreach_mul_(xs, std)
+        index, index_pieces = self._buffer("index", xs, torch.int32)
+        for offset, words in self.stream.chunks(index.numel()):
+            index[offset:offset + words.numel()].copy_(words.view(torch.uint16))  # 0 … 65535
+        table = self._scaled_table(std, xs[0].dtype)
+        for x, piece in zip(xs, index_pieces):
+            if x.is_contiguous():
+                torch.index_select(table, 0, piece.view(-1), out=x.view(-1))
+            else:
+                x.copy_(table[piece])
 
 
 # ----------------------------------------------------------- element-wise helpers
+INTO_MIN_MEAN_ELEMENTS = 16384
+"""Mean tensor size from which :func:`_into_` writes tensor by tensor (one pass, one call per tensor)
+instead of copying then applying the multi-tensor op (two passes, two calls in all)."""
+
+
+def _into_(op: str, out: Tensors, first: Tensors, *args: Any, **kwargs: Any) -> None:
+    """``out = op(first, *args, **kwargs)`` element-wise, for a torch function ``op`` that has an
+    ``out=`` form and a ``torch._foreach_<op>_`` one; a list in ``args`` pairs up with ``first``."""
+    if sum(x.numel() for x in first) >= INTO_MIN_MEAN_ELEMENTS * len(first):
+        function = getattr(torch, op)
+        for i, (target, x) in enumerate(zip(out, first)):
+            function(x, *(a[i] if isinstance(a, list) else a for a in args), out=target, **kwargs)
+        return
+    torch._foreach_copy_(out, first)
+    getattr(torch, f"_foreach_{op}_")(out, *args, **kwargs)
+
+
 def _fill_(xs: Tensors, value: float) -> None:
     """Fill with ``value``."""
     for x in xs:
@@ -188,8 +257,10 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     written form), ``state_names`` (running averages the rule reads, of ``m v gamma``),
     ``uses_random`` and ``uses_decay``. ``seed`` gives the rule's random operands (``eps``,
     ``noise``, ``drop``) their own generator, saved in ``state_dict``; ``None`` uses torch's
-    global RNG, like ``nn.Dropout``. The hyperparameter ``exact_random`` (default False) draws
-    them with torch's ``uniform_`` / ``normal_`` instead of the fast draws of :class:`Draws`.
+    global RNG, like ``nn.Dropout``. The fast draws of :class:`Draws` come from one
+    :class:`WordStream`, seeded from that generator on the first draw and saved in ``state_dict``.
+    The hyperparameter ``exact_random`` (default False) draws them with torch's ``uniform_`` /
+    ``normal_`` instead.
     """
 
     update: Update
@@ -207,6 +278,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._stream: WordStream | None = None
         self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
         self._draw_buffers: dict[tuple[int, ...], dict[Any, Any]] = {}
 
@@ -270,8 +342,10 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         }
         rng = None
         if self.uses_random:
+            if self._stream is None:
+                self._stream = WordStream(self._generator(torch.device("cpu")))
             rng = Draws(gen, bool(group.get("exact_random", False)),
-                        self._draw_buffers.setdefault(tuple(id(p) for p in w), {}))
+                        self._draw_buffers.setdefault(tuple(id(p) for p in w), {}), self._stream)
         update, factor = self.update(w, g, s, h, rng, self._workspace(w))
         if isinstance(update, float):
             torch._foreach_add_(w, -group["lr"] * update * factor)
@@ -297,6 +371,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         state = super().state_dict()
         state["rule"] = self.rule_text
         state["generators"] = {str(d): g.get_state() for d, g in self._generators.items()}
+        if self._stream is not None and self._stream.ring is not None:
+            state["word_stream"] = self._stream.state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -307,12 +383,17 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             raise ValueError(f"state of rule {rule_text!r} cannot be loaded into an optimizer of rule "
                              f"{self.rule_text!r}")
         generators = state_dict.pop("generators", {})
+        word_stream = state_dict.pop("word_stream", None)
         super().load_state_dict(state_dict)
         self._generators = {}
         for device, rng_state in generators.items():
             gen = torch.Generator(device=torch.device(device))
             gen.set_state(rng_state)
             self._generators[torch.device(device)] = gen
+        self._stream = None
+        if word_stream is not None:
+            self._stream = WordStream(self._generator(torch.device("cpu")))
+            self._stream.load(word_stream)
 
 
 def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:

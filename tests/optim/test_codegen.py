@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from rlnas.optim import BINARY, UNARY, Iteration, Rule, RuleOptimizer
+from rlnas.optim import BINARY, UNARY, Iteration, Rule, RuleOptimizer, runtime
 from rlnas.optim.codegen import compile_source
 from rlnas.optim.rule import RANDOM_OPERANDS
 from rlnas.optim.runtime import decays
@@ -76,14 +77,23 @@ def check_rules(rules, gen: torch.Generator) -> None:
         assert close(ours, expected), f"{rule}: {ours} vs {expected}"
 
 
-def test_generated_code_computes_what_the_rule_says():
+@pytest.fixture(params=["multi-tensor", "tensor by tensor"])
+def into_mode(request, monkeypatch):
+    """Both ways ``_into_`` writes a function of a list into a scratch list: these tests' tensors
+    are small (the multi-tensor way), and with the threshold at 0 every list goes tensor by tensor."""
+    if request.param == "tensor by tensor":
+        monkeypatch.setattr(runtime, "INTO_MIN_MEAN_ELEMENTS", 0)
+    return request.param
+
+
+def test_generated_code_computes_what_the_rule_says(into_mode):
     space = OptimizerRulesSpace(3)
     rng = np.random.default_rng(0)
     rules = (space.rule_of(space.sample(rng)) for _ in range(2000))
     check_rules([r for r in rules if deterministic(r)][:400], torch.Generator().manual_seed(0))
 
 
-def test_scaled_running_averages_in_every_function():
+def test_scaled_running_averages_in_every_function(into_mode):
     # m, v, gamma, adam and rmsprop carry their bias correction as a factor: combine them with
     # every deterministic function and with each other, a plain list and a scalar, on both sides
     rng = np.random.default_rng(1)
@@ -101,7 +111,7 @@ def test_scaled_running_averages_in_every_function():
     check_rules(rules, torch.Generator().manual_seed(1))
 
 
-def test_shared_storage_is_never_overwritten_while_still_needed():
+def test_shared_storage_is_never_overwritten_while_still_needed(into_mode):
     # keep() makes o1 share m's storage; m is used again later, o1 too: nothing may be overwritten early
     for text in ("keep(m, 1); exp(m) * o1", "keep(m, 1); o1 / m", "keep(sign(g), 1); o1 - sign(g); o2 + o1",
                  "m * m; keep(o1, o1); o2 / o1"):
@@ -140,6 +150,7 @@ def test_the_final_quotient_product_or_float_factor_goes_into_the_weights_update
              "adam * 2; keep(o1, 1)", "exp(g) / v; o1 * 2")
     for text in texts:
         source = compile_source(space.rule_of(space.from_key(text))).source.split("\n", 2)[2]
-        assert "_foreach_div_" not in source and "_foreach_mul_" not in source, (text, source)
+        for op in ("div", "mul"):
+            assert f"_foreach_{op}_" not in source and f'_into_("{op}"' not in source, (text, source)
     # and each computes what the rule says (the first is Adam's direction)
     check_rules([space.rule_of(space.from_key(text)) for text in texts], torch.Generator().manual_seed(2))

@@ -1,17 +1,20 @@
-"""The random operands' draws: the fast CPU draws (16-bit words) are unbiased and seeded, the
-exact mode keeps torch's own ``uniform_`` / ``normal_`` draws."""
+"""The random operands' draws: the fast CPU draws (16-bit words of a lagged-Fibonacci generator)
+follow their recurrence, are uniform, seeded and resumable; the exact mode keeps torch's own
+``uniform_`` / ``normal_`` draws."""
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rlnas.errors import ConfigError
 from rlnas.optim import RuleOptimizer
-from rlnas.optim.runtime import BULK_MIN_ELEMENTS, GAUSS_LEVELS, Draws, gaussian_table
+from rlnas.optim.runtime import BULK_MIN_ELEMENTS, GAUSS_LEVELS, Draws, WordStream, gaussian_table
 
 
 def tensors(dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
@@ -31,13 +34,57 @@ def gauss(draws: Draws, xs: list[torch.Tensor], std: float) -> list[torch.Tensor
     return xs
 
 
-def test_words_are_uniform_in_every_lane_of_the_64_bit_draws():
-    words = fast(0)._words(4 * 2 ** 20, torch.device("cpu")).view(torch.uint16).to(torch.int64)
-    expected = 2 ** 20 / 256
-    for lane in range(4):  # the default range of random_ would leave one lane's top bit at 0
-        counts = torch.bincount(words[lane::4] >> 8, minlength=256).double()
-        chi2 = ((counts - expected) ** 2 / expected).sum().item()
-        assert chi2 < 255 + 6 * math.sqrt(2 * 255), (lane, chi2)  # 255 degrees of freedom: mean 255, sd 22.6
+def draw_words(stream: WordStream, sizes: list[int]) -> torch.Tensor:
+    """The words of successive draws of ``sizes`` words, as int64 in 0 … 65535."""
+    out = []
+    for n in sizes:
+        pieces = [(offset, words.view(torch.uint16).to(torch.int64)) for offset, words in stream.chunks(n)]
+        assert [offset for offset, _ in pieces] == list(itertools.accumulate([0] + [len(w) for _, w in pieces[:-1]]))
+        out.append(torch.cat([w for _, w in pieces]))
+        assert out[-1].numel() == n
+    return torch.cat(out)
+
+
+def test_word_stream_follows_the_lagged_fibonacci_recurrence_across_chunks_and_wraps():
+    stream = WordStream(torch.Generator().manual_seed(0))
+    sizes = [1, 999, 215_747, 300_001, 756_839, 2 ** 20 + 7]  # odd sizes: pieces split at the ring's ends
+    got = draw_words(stream, sizes)
+    long, short = WordStream.LONG_LAG, WordStream.SHORT_LAG
+    seed = torch.empty(long, dtype=torch.int16).random_(-(2 ** 15), 2 ** 15, generator=torch.Generator().manual_seed(0))
+    x = np.zeros(long + got.numel(), dtype=np.int64)  # the sequence written out, no ring
+    x[:long] = seed.view(torch.uint16).to(torch.int64).numpy()
+    x[0] |= 1
+    for n in range(long, x.size, short):  # blocks of at most the short lag depend only on earlier words
+        stop = min(n + short, x.size)
+        x[n:stop] = (x[n - long:stop - long] + x[n - short:stop - short]) % 65536
+    assert np.array_equal(got.numpy(), x[long:])
+
+
+def test_words_are_uniform_in_high_and_low_bits_and_pairs():
+    words = draw_words(WordStream(torch.Generator().manual_seed(1)), [2 ** 22])
+    n = words.numel()
+
+    def chi2(cells: torch.Tensor, k: int) -> float:
+        counts = torch.bincount(cells, minlength=k).double()
+        return ((counts - cells.numel() / k) ** 2 / (cells.numel() / k)).sum().item()
+
+    limit = 255 + 6 * math.sqrt(2 * 255)  # 255 degrees of freedom: mean 255, sd 22.6
+    assert chi2(words >> 8, 256) < limit  # high byte
+    assert chi2(words & 255, 256) < limit  # low byte: the weakest bits of an additive generator
+    high = words >> 12
+    assert chi2(high[:-1] * 16 + high[1:], 256) < limit  # neighbours (in one step: neighbouring weights)
+    lag = WordStream.SHORT_LAG  # pairs at the short lag are independent too (only triples are related)
+    assert chi2(high[:-lag] * 16 + high[lag:], 256) < limit
+    assert n == 2 ** 22
+
+
+def test_word_stream_state_round_trips():
+    stream = WordStream(torch.Generator().manual_seed(2))
+    assert stream.state() is None
+    draw_words(stream, [300_000])
+    copy_of = WordStream(None)
+    copy_of.load(copy.deepcopy(stream.state()))
+    assert torch.equal(draw_words(stream, [500_000]), draw_words(copy_of, [500_000]))
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
@@ -48,9 +95,9 @@ def test_fast_drop_drops_at_the_quantised_rate(p):
     se = math.sqrt(rate * (1 - rate) / N)
     dropped = torch.cat([x.reshape(-1) for x in xs]) == 0
     assert abs(dropped.double().mean().item() - rate) < 5 * se
-    for lane in range(4):  # elements from each 16-bit lane of the 64-bit words
-        share = dropped[lane::4].double().mean().item()
-        assert abs(share - rate) < 5 * se * 2, (lane, share)
+    for part in dropped.chunk(4):  # each quarter (the pieces of several additions)
+        share = part.double().mean().item()
+        assert abs(share - rate) < 5 * se * 2, share
     assert set(torch.cat([x.reshape(-1) for x in xs]).unique().tolist()) == {0.0, 1.0}  # kept as they were
 
 
@@ -146,3 +193,31 @@ def test_exact_random_round_trips_through_state_dict_and_is_checked():
     assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
     with pytest.raises(ConfigError, match="exact_random must be True or False"):
         RuleOptimizer(straight.parameters(), "adam + eps", exact_random="yes")
+
+
+def test_fast_draws_resume_bit_for_bit_from_state_dict():
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Linear(200, 60)  # 12,060 weights: the fast draws
+
+    def steps(net: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
+        for _ in range(k):
+            for q in net.parameters():
+                q.grad = torch.ones_like(q)
+            optimizer.step()
+
+    straight = model()
+    steps(straight, RuleOptimizer(straight.parameters(), "drop(adam, 0.3) + eps"), 6)
+    first = model()  # seed None: the stream is seeded from the global RNG, set alike by model()
+    first_opt = RuleOptimizer(first.parameters(), "drop(adam, 0.3) + eps")
+    steps(first, first_opt, 3)
+    saved = copy.deepcopy(first_opt.state_dict())
+    assert saved["word_stream"]["ring"].numel() == WordStream.LONG_LAG
+    resumed = model()
+    resumed.load_state_dict(first.state_dict())
+    torch.manual_seed(123)  # the global RNG elsewhere: the stream comes from the state
+    resumed_opt = RuleOptimizer(resumed.parameters(), "drop(adam, 0.3) + eps")
+    resumed_opt.load_state_dict(saved)
+    steps(resumed, resumed_opt, 3)
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
+    assert "word_stream" not in RuleOptimizer(model().parameters(), "adam").state_dict()
