@@ -14,14 +14,16 @@ they would need: :func:`live_reads`). Five things keep memory traffic down, as i
 * a function of a list that must stay intact (``g``, ``m``, ``v``, ...) is written into its
   scratch list in one pass, tensor by tensor, where the tensors are large (``_into_``);
 * a final quotient or product of two lists is not formed: the optimizer applies it to the
-  weights with one ``addcdiv_`` / ``addcmul_``;
+  weights with one ``addcdiv_`` / ``addcmul_`` (and a list added to it last, with one ``add_``);
 * a final float factor is not multiplied in: it joins the learning rate;
 * a positive scalar factor of a list (the bias corrections of ``m``, ``v``, ``gamma``, ``adam``,
-  ``rmsprop``) is carried along as a float expression instead of being multiplied in, and is
-  applied where a function needs it, at the latest by the learning rate of the final update.
+  ``rmsprop``, the factor of ``1e-4w`` ... ``1e-1w``) is carried along as a float expression
+  instead of being multiplied in, and is applied where a function needs it, at the latest by the
+  learning rate of the final update.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -86,6 +88,8 @@ class _Emitter:
         """The last quotient / product of two lists: (result, "div" | "mul", a, b, first and end line of its code)."""
         self.scaled: tuple[str, str, str, int, int] | None = None
         """The last list times a float: (result, list, float expression, first and end line of its code)."""
+        self.summed: tuple[str, str, str, int] | None = None
+        """The last sum of two lists in place, ``result += factor · other``: (result, other, factor, line)."""
 
     def line(self, text: str) -> None:
         self.lines.append(f"    {text}")
@@ -177,8 +181,8 @@ class _Emitter:
         if op in ("eps", "noise"):
             std = "noise_std" if op == "eps" else "anneal_std"
             return self.new(op, "gauss", f'h["{std}"]', uses=uses)
-        if op.endswith("w"):
-            return self.new(f"w_{op[:-1].replace('-', '_')}", "mul", "w", f", {op[:-1]}", uses=uses)
+        if op.endswith("w"):  # 1e-4w ... 1e-1w: the weights with a positive scale
+            return Value("w", T, False, False, op[:-1])
         if op in ("adam", "rmsprop"):  # m̂ / (sqrt(v̂) + δ) = m / (sqrt(v) + δ·sqrt(bc2)) · sqrt(bc2) / bc1
             self.new(f"{op}_denom", "sqrt", 's["v"]', uses=0)
             self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
@@ -272,13 +276,17 @@ class _Emitter:
 
     def _add_sub(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
         if a.kind == T and b.kind == T:  # a·sa ± b·sb = sa·(a ± (sb/sa)·b)
-            alpha = "" if a.scale == b.scale else f", alpha={_ratio(b.scale, a.scale)}"
+            factor = "1.0" if a.scale == b.scale else _ratio(b.scale, a.scale)
+            alpha = "" if a.scale == b.scale else f", alpha={factor}"
             if own_a:
                 self.line(f"torch._foreach_{name}_({a.code}, {b.code}{alpha})")
+                self.summed = (a.code, b.code, factor if name == "add" else f"-{factor}", len(self.lines) - 1)
                 return self.reuse(a, uses, scale=a.scale)
             if name == "add" and own_b:
-                alpha = "" if a.scale == b.scale else f", alpha={_ratio(a.scale, b.scale)}"
+                factor = "1.0" if a.scale == b.scale else _ratio(a.scale, b.scale)
+                alpha = "" if a.scale == b.scale else f", alpha={factor}"
                 self.line(f"torch._foreach_add_({b.code}, {a.code}{alpha})")
+                self.summed = (b.code, a.code, factor, len(self.lines) - 1)
                 return self.reuse(b, uses, scale=b.scale)
             return self.new(var, name, a.code, f", {b.code}{alpha}", uses=uses, scale=a.scale)
         if a.kind == T:  # a·sa ± c = sa·(a ± c/sa)
@@ -357,6 +365,25 @@ class _Emitter:
         return self.new(var, "pow", a.code, f", {b.code}", uses=uses)
 
 
+def _mentions(line: str, code: str) -> bool:
+    """Whether a line of generated code reads or writes the list ``code`` (a name or ``s["m"]``)."""
+    return re.search(rf'(?<![\w"]){re.escape(code)}(?![\w"])', line) is not None
+
+
+def _fusable_sum(emit: _Emitter, code: str) -> bool:
+    """Whether the update ``code`` is a quotient / product of two lists plus (or minus) another list,
+    added last, with nothing in between touching the three lists: then the weights take the
+    other list through one ``add_`` and then the quotient / product through one ``addcdiv_`` /
+    ``addcmul_``, and neither the quotient nor the sum is formed. (The other list may be the
+    weights, read before they change; the quotient's may not.)"""
+    if not (emit.fusable and emit.summed and emit.fusable[0] == code and emit.summed[0] == code):
+        return False
+    _, _, a, b, _, end = emit.fusable
+    other, line = emit.summed[1], emit.summed[3]
+    return (line == len(emit.lines) - 1 and other not in (code, a, b) and "w" not in (a, b)
+            and not any(_mentions(text, name) for text in emit.lines[end:line] for name in (code, a, b)))
+
+
 def live_reads(rule: Rule) -> dict[int, tuple[tuple[str, str], ...]]:
     """The (operand, unary) pairs that each iteration the update depends on reads, by iteration (from 1).
 
@@ -400,6 +427,13 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
     elif emit.fusable and emit.fusable[0] == code and emit.fusable[5] == len(emit.lines):
         del emit.lines[emit.fusable[4]:]  # the final quotient / product goes into the update of the weights
         result = f'("{emit.fusable[1]}", {emit.fusable[2]}, {emit.fusable[3]}), {scale}'
+    elif _fusable_sum(emit, code):
+        assert emit.fusable is not None and emit.summed is not None
+        _, op, a, b, start, end = emit.fusable
+        _, other, factor, line = emit.summed
+        del emit.lines[line]  # the final quotient / product plus another list: two updates of the weights
+        del emit.lines[start:end]
+        result = f'("{op}", {a}, {b}, {other}, {factor}), {scale}'
     else:
         result = f"{code}, {scale}"
     body = "".join(f"{line}\n" for line in emit.lines)

@@ -10,8 +10,9 @@ draws (:class:`Draws`; ``None`` for a rule without random operands), ``ws(k)`` t
 scratch list (shaped like ``w``, kept from step to step so that a step allocates no memory). It
 returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all elements, or
 ``("div", a, b)`` / ``("mul", a, b)`` (the element-wise quotient / product of two lists, applied
-with one ``addcdiv_`` / ``addcmul_``), and ``c`` a float factor; the optimizer applies
-``w ← w − lr·c·u``.
+with one ``addcdiv_`` / ``addcmul_``) or ``("div" | "mul", a, b, d, k)`` (that plus ``k·d``, ``d``
+a list and ``k`` a float, applied first with one more ``add_``), and ``c`` a float factor; the
+optimizer applies ``w ← w − lr·c·u``.
 
 Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
 ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
@@ -32,7 +33,7 @@ import torch
 
 Tensors = list[torch.Tensor]
 Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch.Generator | None,
-                   Callable[[int], Tensors]], tuple[Tensors | float, float]]
+                   Callable[[int], Tensors]], tuple[Tensors | float | tuple[Any, ...], float]]
 
 HYPER_DEFAULTS: dict[str, Any] = {
     "beta1": 0.9, "beta2": 0.999, "beta3": 0.999, "delta": 1e-8, "noise_std": 0.1,
@@ -349,7 +350,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         update, factor = self.update(w, g, s, h, rng, self._workspace(w))
         if isinstance(update, float):
             torch._foreach_add_(w, -group["lr"] * update * factor)
-        elif isinstance(update, tuple) and isinstance(update[0], str):  # ("div" | "mul", a, b)
+        elif isinstance(update, tuple) and isinstance(update[0], str):  # ("div" | "mul", a, b[, c, k])
+            if len(update) == 5:  # first: the list may be the weights themselves
+                torch._foreach_add_(w, update[3], alpha=-group["lr"] * factor * update[4])
             fused = torch._foreach_addcdiv_ if update[0] == "div" else torch._foreach_addcmul_
             fused(w, update[1], update[2], value=-group["lr"] * factor)
         else:

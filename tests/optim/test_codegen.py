@@ -154,3 +154,24 @@ def test_the_final_quotient_product_or_float_factor_goes_into_the_weights_update
             assert f"_foreach_{op}_" not in source and f'_into_("{op}"' not in source, (text, source)
     # and each computes what the rule says (the first is Adam's direction)
     check_rules([space.rule_of(space.from_key(text)) for text in texts], torch.Generator().manual_seed(2))
+
+
+def test_a_final_quotient_or_product_plus_a_list_updates_the_weights_twice_without_forming_either(into_mode):
+    space = OptimizerRulesSpace(2)
+
+    def rule(text: str) -> Rule:
+        return space.rule_of(space.from_key(text if ";" in text else f"{text}; keep(o1, 1)"))
+
+    fused = ("adam + g", "adam - g", "g + adam", "m / v; o1 + sign(g)", "sign(g) * m; o1 - exp(g)",
+             "rmsprop + 1e-3w")
+    for text in fused:
+        source = compile_source(rule(text)).source
+        assert '_into_("div"' not in source and '_into_("mul"' not in source, source
+        assert 'return ("div"' in source or 'return ("mul"' in source, source
+    # formed as written when the quotient's input changes before the sum (exp in place on
+    # sign(g)), the list is the quotient itself, or the quotient is dropped first
+    # ... and not when the quotient reads the weights (they change with the first update)
+    unfused = ("sign(g) / v; o1 + exp(sign(g))", "adam + adam", "1e-2w / v; o1 + g", "drop(adam, 0.1) + g")
+    for text in unfused:
+        assert "return (" not in compile_source(rule(text)).source, text
+    check_rules([rule(text) for text in fused + unfused[:3]], torch.Generator().manual_seed(3))
