@@ -149,6 +149,11 @@ BENCHMARKS = (
               "`uniform_` (compared with p) and `normal_`, one float each per weight, as before. The last two "
               "rows time the draws alone, the floor of such a rule in each mode.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
+    Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
+              "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
+              "z^215747 + 1 is primitive over GF(2); with 2^756839 - 1 a Mersenne prime, irreducible suffices, "
+              "checked as z^(2^r) = z mod the trinomial (r squarings, one coefficient per byte).",
+              ("benchmarks/lfg_trinomial.py",)),
     Benchmark("nos_search", "Neural Optimizer Search on MNIST-5k (issue: NOS)",
               "A PPO search with the LSTM controller over one-iteration rules, each rule training the small "
               "ConvNet child over a learning-rate grid; its best rules re-trained on unseen seeds against SGD "

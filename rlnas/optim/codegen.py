@@ -84,6 +84,7 @@ class _Emitter:
         self.uses = uses
         self.remaining: dict[str, int] = {}
         self.scratch = 0
+        self.drops = 0
         self.fusable: tuple[str, str, str, str, int, int] | None = None
         """The last quotient / product of two lists: (result, "div" | "mul", a, b, first and end line of its code)."""
         self.scaled: tuple[str, str, str, int, int] | None = None
@@ -102,8 +103,8 @@ class _Emitter:
         step, so no step allocates memory (fresh allocations of large tensors cost page faults
         once freed memory goes back to the system). ``op`` is a torch function applied to ``first``
         (by :func:`~rlnas.optim.runtime._into_`: in one pass where the tensors are large), or
-        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``), ``rpow`` (``first`` to
-        the power of the list ``rest``) or ``drop``.
+        ``gauss`` (noise of std ``first``), ``full`` (the float ``first``) or ``rpow`` (``first``
+        to the power of the list ``rest``).
         """
         self.line(f"{var} = ws({self.scratch})")
         self.scratch += 1
@@ -113,24 +114,21 @@ class _Emitter:
             self.line(f"_fill_({var}, {first})")
         elif op == "rpow":
             self.line(f"_rpow_({var}, {first}, {rest})")
-        elif op == "drop":
-            self.line(f"torch._foreach_copy_({var}, {first})")
-            self.line(f"rng.drop_({var}{rest})")
         else:
             self.line(f'_into_("{op}", {var}, {first}{rest})')
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
 
     def product(self, var: str, op: str, a: Value, b: Value, own_a: bool, uses: int, scale: str | None,
-                b_code: str | None = None) -> Value:
+                b_code: str | None = None, nonneg: bool = False) -> Value:
         """``a op b`` (``op``: mul or div) of two lists, noted as fusable into the final update."""
         b_code = b_code or b.code
         start = len(self.lines)
         if own_a:
             self.line(f"torch._foreach_{op}_({a.code}, {b_code})")
-            result = self.reuse(a, uses, scale=scale)
+            result = self.reuse(a, uses, nonneg, scale=scale)
         else:
-            result = self.new(var, op, a.code, f", {b_code}", uses=uses, scale=scale)
+            result = self.new(var, op, a.code, f", {b_code}", nonneg=nonneg, uses=uses, scale=scale)
         self.fusable = (result.code, op, a.code, b_code, start, len(self.lines))
         return result
 
@@ -169,12 +167,8 @@ class _Emitter:
         averages = {"m": "bc1", "v": "bc2", "gamma": "bc3"}
         if op in averages:  # the running average read in place, its bias correction carried as a scale
             return Value(f's["{op}"]', T, op == "v", False, f'(1.0 / h["{averages[op]}"])')
-        if op == "g^2":
-            return self.new("g_2", "mul", "g", ", g", nonneg=True, uses=uses)
-        if op == "g^3":
-            value = self.new("g_3", "mul", "g", ", g", uses=uses)
-            self.line("torch._foreach_mul_(g_3, g)")
-            return value
+        if op in ("g^2", "g^3"):  # torch's pow by 2 or 3 is a product, in one pass
+            return self.new(f"g_{op[-1]}", "pow", "g", f", {op[-1]}", nonneg=op == "g^2", uses=uses)
         if op in ("sign(g)", "sign(m)"):
             source = "g" if op == "sign(g)" else 's["m"]'
             return self.new(f"sign_{op[5]}", "sign", source, uses=uses)
@@ -205,11 +199,11 @@ class _Emitter:
             return self._in_place(var, x, own, [] if x.nonneg else ["abs"], "sqrt", True, scale)
         if kind == "sign":
             return self._in_place(var, x, own, [], "sign", x.nonneg, None)
-        if kind == "drop":
-            if own:
-                self.line(f"rng.drop_({x.code}, {level})")
-                return self.reuse(x, 1, x.nonneg, x.scale)
-            return self.new(var, "drop", x.code, f", {level}", nonneg=x.nonneg, scale=x.scale)
+        if kind == "drop":  # x times a fresh 0/1 mask: as a product, it can join the final update
+            self.drops += 1
+            mask = f"{var}_mask"
+            self.line(f"{mask} = rng.mask(w, {level}, {self.drops})")
+            return self.product(var, "mul", x, Value(mask, T, True), own, 1, x.scale, nonneg=x.nonneg)
         if x.scale is not None:  # neg, exp, log, clip need the value itself
             x, own = self.plain(var, x, own), True
         if kind in ("neg", "exp"):

@@ -142,14 +142,14 @@ class Draws:
     element from ``stream`` (a :class:`WordStream`, kept by the optimizer from step to step; made
     from ``generator`` when not given):
 
-    * ``drop_(xs, p)`` keeps an element when its word ``u`` (uniform on 0 … 65535) is at least
-      ``round(p · 65536)``: the drop probability is ``p`` rounded to a multiple of 1/65536
-      (0.1 → 0.100006; 0.5 exactly);
+    * ``mask(like, p)`` (and ``drop_(xs, p)``, which multiplies by it) is 1 where an element's
+      word ``u`` (uniform on 0 … 65535) is at least ``round(p · 65536)``, else 0: the drop
+      probability is ``p`` rounded to a multiple of 1/65536 (0.1 → 0.100006; 0.5 exactly);
     * ``gauss_(xs, std)`` sets an element to ``std · gaussian_table()[u]``: 65,536 equiprobable
       levels of N(0, 1), variance exactly 1, tails cut at ±4.325 (Kolmogorov distance to N(0, 1)
       1.0e-5).
 
-    Exact draws (``exact``, and always off the CPU): torch's own, as before: ``drop_`` compares a
+    Exact draws (``exact``, and always off the CPU): torch's own, as before: ``mask`` compares a
     ``uniform_`` draw with ``p`` (drop probability ``p`` up to float rounding), ``gauss_`` is
     ``normal_``. Both read ``generator`` (``None``: torch's global
     RNG); ``cache`` keeps the buffers of the fast draws from step to step.
@@ -181,17 +181,22 @@ class Draws:
             self.cache[key] = std, gaussian_table(dtype) * std
         return self.cache[key][1]
 
+    def mask(self, like: Tensors, p: float, slot: int = 0) -> Tensors:
+        """A list shaped like ``like`` of 0 (probability ``p``) and 1, drawn afresh; kept in buffer
+        ``slot`` until the next draw for that slot."""
+        flat, pieces = self._buffer(f"mask{slot}", like, like[0].dtype)
+        if not self._fast(like):
+            for piece in pieces:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
+                piece.uniform_(generator=self.generator).ge_(p)
+            return pieces
+        threshold = round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2
+        for offset, words in self.stream.chunks(flat.numel()):
+            torch.ge(words, threshold, out=flat[offset:offset + words.numel()])
+        return pieces
+
     def drop_(self, xs: Tensors, p: float) -> None:
         """Set each element to 0 with probability ``p`` (no rescaling), in place."""
-        if not self._fast(xs):
-            for x in xs:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
-                x.mul_(torch.empty_like(x).uniform_(generator=self.generator).ge_(p))
-            return
-        mask, pieces = self._buffer("mask", xs, xs[0].dtype)
-        threshold = round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2
-        for offset, words in self.stream.chunks(mask.numel()):
-            torch.ge(words, threshold, out=mask[offset:offset + words.numel()])
-        torch._foreach_mul_(xs, pieces)
+        torch._foreach_mul_(xs, self.mask(xs, p))
 
     def gauss_(self, xs: Tensors, std: float) -> None:
         """Fill with Gaussian noise of standard deviation ``std``."""
@@ -333,8 +338,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             torch._foreach_addcmul_(s["v"], g, g, value=1.0 - group["beta2"])
         if "gamma" in s:
             torch._foreach_mul_(s["gamma"], group["beta3"])
-            torch._foreach_add_(s["gamma"], torch._foreach_mul(torch._foreach_mul(g, g), g),
-                                alpha=1.0 - group["beta3"])
+            torch._foreach_add_(s["gamma"], torch._foreach_pow(g, 3), alpha=1.0 - group["beta3"])
         h = {
             "t": float(t), "delta": group["delta"], "noise_std": group["noise_std"],
             "anneal_std": (1.0 + t) ** -0.275,

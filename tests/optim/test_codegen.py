@@ -171,7 +171,9 @@ def test_a_final_quotient_or_product_plus_a_list_updates_the_weights_twice_witho
     # formed as written when the quotient's input changes before the sum (exp in place on
     # sign(g)), the list is the quotient itself, or the quotient is dropped first
     # ... and not when the quotient reads the weights (they change with the first update)
-    unfused = ("sign(g) / v; o1 + exp(sign(g))", "adam + adam", "1e-2w / v; o1 + g", "drop(adam, 0.1) + g")
+    drop = compile_source(rule("drop(adam, 0.1) + g")).source  # a dropout mask is a product too
+    assert 'return ("mul", adam, a1_mask, g' in drop, drop
+    unfused = ("sign(g) / v; o1 + exp(sign(g))", "adam + adam", "1e-2w / v; o1 + g")
     for text in unfused:
         assert "return (" not in compile_source(rule(text)).source, text
     check_rules([rule(text) for text in fused + unfused[:3]], torch.Generator().manual_seed(3))

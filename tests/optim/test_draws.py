@@ -221,3 +221,13 @@ def test_fast_draws_resume_bit_for_bit_from_state_dict():
     steps(resumed, resumed_opt, 3)
     assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
     assert "word_stream" not in RuleOptimizer(model().parameters(), "adam").state_dict()
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_dropout_mask_joining_the_final_update_drops_at_its_rate(exact):
+    # drop(g, 0.3) - g = -(1 - mask)·g: with g = 1 and lr 1 from w = 0, w ends at 1 - mask
+    n = 200_000
+    moved = -run_rule("drop(g, 0.3) - g", n, 7, exact)
+    assert set(moved.unique().tolist()) <= {0.0, 1.0}
+    rate = round(0.3 * GAUSS_LEVELS) / GAUSS_LEVELS if not exact else 0.3
+    assert abs(moved.mean().item() - rate) < 5 * math.sqrt(rate * (1 - rate) / n)
