@@ -89,9 +89,10 @@ class WordStream:
     """Uniform 16-bit words on the CPU, fast: an additive lagged-Fibonacci generator.
 
     ``x[n] = x[n − 756839] + x[n − 215747]`` modulo 2^16 (Knuth, TAOCP vol. 2, 3.2.2). The trinomial
-    ``z^756839 + z^215747 + 1`` is primitive over GF(2) (Kumada et al., Math. Comp. 69, 2000), so
-    the period is ``2^15 · (2^756839 − 1)``, and no three-term relation between words closer than
-    215,747 places exists. One in-place add makes up to 215,747 new words, so a draw costs about
+    ``z^756839 + z^215747 + 1`` is primitive over GF(2) (irreducible, checked by
+    ``benchmarks/lfg_trinomial.py``, and 2^756839 − 1 is prime), so the period is
+    ``2^15 · (2^756839 − 1)``, and no linear relation holds between words fewer than 756,839
+    places apart. One in-place add makes up to 215,747 new words, so a draw costs about
     one pass over 2 bytes per element: a tenth of the time torch's CPU generator (mt19937) takes
     for the same bits. The last 756,839 words (1.5 MB) are the state; they are filled once, on
     the first draw, from ``generator`` (``None``: torch's global RNG) and saved by the optimizer's
@@ -107,8 +108,8 @@ class WordStream:
         self.position = 0
 
     def chunks(self, n: int) -> Iterator[tuple[int, torch.Tensor]]:
-        """The next ``n`` words (int16, −32768 … 32767) as ``(offset, words)`` pieces in order; each
-        piece stays valid for the next 756,839 words drawn."""
+        """The next ``n`` words (int16, −32768 … 32767) as ``(offset, words)`` pieces in order; a
+        piece is a view of the ring, valid until 756,839 more words are drawn."""
         if self.ring is None:
             ring = torch.empty(self.LONG_LAG, dtype=torch.int16)
             ring.random_(-(2 ** 15), 2 ** 15, generator=self.generator)

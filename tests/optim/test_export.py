@@ -29,7 +29,8 @@ torch.manual_seed(0)
 out = {}
 for cls in found.OPTIMIZERS:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    width = int(sys.argv[2])
+    model = torch.nn.Sequential(torch.nn.Linear(5, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
     opt = cls(model.parameters(), seed=3, total_steps=6)
     gen = torch.Generator().manual_seed(1)
     for _ in range(6):
@@ -41,9 +42,9 @@ print(json.dumps({"rules": found.RULES, "trained": out}))
 """
 
 
-def train_here(rule: str, lr: float) -> list[list[float]]:
+def train_here(rule: str, lr: float, width: int = 8) -> list[list[float]]:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    model = nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 2))
     optimizer = RuleOptimizer(model.parameters(), rule, lr=lr, seed=3, total_steps=6)
     gen = torch.Generator().manual_seed(1)
     for _ in range(6):
@@ -54,10 +55,11 @@ def train_here(rule: str, lr: float) -> list[list[float]]:
     return [p.detach().flatten().tolist() for p in model.parameters()]
 
 
-def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_path):
+@pytest.mark.parametrize("width", [8, 1000])  # 66 weights: torch's draws; 8,002: the fast draws
+def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_path, width):
     path = write_optimizer_module(RULES, tmp_path / "found.py")
     assert path.read_text().startswith('"""Update rules found by rlnas Neural Optimizer Search.')
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path), str(width)], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -65,7 +67,7 @@ def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_pat
     for i, found in enumerate(RULES, 1):
         trained = result["trained"][f"NOSRule{i}"]
         assert trained["lr"] == found.lr  # the searched lr is the class default
-        assert trained["weights"] == train_here(found.rule, found.lr)
+        assert trained["weights"] == train_here(found.rule, found.lr, width)
 
 
 def test_module_imports_only_torch_and_the_standard_library():
