@@ -168,16 +168,23 @@ def test_exact_mode_and_small_buckets_draw_with_torchs_uniform_and_normal(n):
         assert torch.equal(run_rule("drop(g, 0.3) * 1", n, 11, mode), kept) == same
 
 
+def linear(inputs: int) -> nn.Module:
+    """A linear layer to 60 outputs, its weights from torch's global RNG seeded with 0."""
+    torch.manual_seed(0)
+    return nn.Linear(inputs, 60)
+
+
+def steps(net: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
+    """``k`` steps with every gradient 1."""
+    for _ in range(k):
+        for q in net.parameters():
+            q.grad = torch.ones_like(q)
+        optimizer.step()
+
+
 def test_exact_random_round_trips_through_state_dict_and_is_checked():
     def model() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Linear(100, 60)
-
-    def steps(net: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
-        for _ in range(k):
-            for q in net.parameters():
-                q.grad = torch.ones_like(q)
-            optimizer.step()
+        return linear(100)  # 6,060 weights
 
     straight = model()
     steps(straight, RuleOptimizer(straight.parameters(), "drop(adam, 0.1) + eps", seed=1, exact_random=True), 6)
@@ -197,14 +204,7 @@ def test_exact_random_round_trips_through_state_dict_and_is_checked():
 
 def test_fast_draws_resume_bit_for_bit_from_state_dict():
     def model() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Linear(200, 60)  # 12,060 weights: the fast draws
-
-    def steps(net: nn.Module, optimizer: torch.optim.Optimizer, k: int) -> None:
-        for _ in range(k):
-            for q in net.parameters():
-                q.grad = torch.ones_like(q)
-            optimizer.step()
+        return linear(200)  # 12,060 weights: the fast draws
 
     straight = model()
     steps(straight, RuleOptimizer(straight.parameters(), "drop(adam, 0.3) + eps"), 6)
