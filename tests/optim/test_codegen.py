@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlnas.optim import BINARY, UNARY, Iteration, Rule, RuleOptimizer, runtime
-from rlnas.optim.codegen import compile_source
+from rlnas.optim.codegen import compile_source, live_reads
 from rlnas.optim.rule import RANDOM_OPERANDS
 from rlnas.optim.runtime import decays
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
@@ -177,3 +177,56 @@ def test_a_final_quotient_or_product_plus_a_list_updates_the_weights_twice_witho
     for text in unfused:
         assert "return (" not in compile_source(rule(text)).source, text
     check_rules([rule(text) for text in fused + unfused[:3]], torch.Generator().manual_seed(3))
+
+
+def reference_with_drops(rule: Rule, w: torch.Tensor, g: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The first step's update (of 6) of a rule with ``drop`` and no noise: the definitions one value at a
+    time, each ``drop`` a fresh ``uniform_ >= p`` mask from ``gen``, drawn in the order the compiled
+    code draws them (iteration by iteration, first argument first; none for what the update does
+    not depend on)."""
+    values = {}
+    binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": lambda a, b: a / (b + DELTA),
+              "pow": torch.pow, "keep": lambda a, b: a}
+    plain = {"identity": lambda x: x, "neg": lambda x: -x, "exp": torch.exp, "log": lambda x: torch.log(x.abs()),
+             "sqrt": lambda x: torch.sqrt(x.abs()), "sign": torch.sign,
+             **{f"clip_{c}": clipper(float(c)) for c in ("1e-5", "1e-4", "1e-3")}}
+    out = None
+    for k, reads in live_reads(rule).items():
+        it = rule.iterations[k - 1]
+        args = []
+        for op, unary in reads:
+            if op.startswith("o"):
+                x = values[op]
+            else:  # the operand's value, from the reference of the rule keep(op, 1)
+                x = reference_update(Rule((Iteration(op, "1", "identity", "identity", "keep"),)), w, [g], 6)
+            if unary.startswith("drop"):
+                x = x * torch.empty_like(w).uniform_(generator=gen).ge_(float(unary.split("_")[1]))
+            else:
+                x = plain[unary](x)
+            args.append(x)
+        out = args[0] if it.binary == "keep" else binary[it.binary](*args)
+        values[f"o{k}"] = out
+    return out.expand_as(w)
+
+
+def test_rules_with_drops_compute_what_they_say_with_the_same_masks(into_mode):
+    # exact draws from a seeded generator: the masks of the compiled code (products, fused into the
+    # weights' update or not) are the reference's own, so the updates must agree element by element
+    space = OptimizerRulesSpace(2)
+    rng = np.random.default_rng(4)
+    rules = []
+    while len(rules) < 150:
+        rule = space.rule_of(space.sample(rng))
+        if any(u.startswith("drop") for u in rule.unaries()) and not rule.operands() & {"eps", "noise"}:
+            rules.append(rule)
+    for i, rule in enumerate(rules):
+        gen = torch.Generator().manual_seed(i)
+        w0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+        g = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+        p = torch.nn.Parameter(w0.clone())
+        p.grad = g.clone()
+        RuleOptimizer([p], rule, lr=1.0, seed=100 + i, exact_random=True, total_steps=6).step()
+        ours = w0 - p.detach()
+        expected = reference_with_drops(rule, w0, g, torch.Generator().manual_seed(100 + i))
+        expected = w0 - (w0 - expected)
+        assert close(ours, expected), f"{rule}: {ours} vs {expected}"
