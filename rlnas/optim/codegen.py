@@ -83,7 +83,10 @@ class _Emitter:
         self.values: dict[str, Value] = {}
         self.uses = uses
         self.remaining: dict[str, int] = {}
-        self.scratch = 0
+        self.holders: dict[int, str] = {}
+        """Scratch slot ``k`` (``ws(k)``) -> the temporary it holds now."""
+        self.dying: set[str] = set()
+        """Temporaries read for the last time by the function being emitted."""
         self.drops = 0
         self.fusable: tuple[str, str, str, str, int, int] | None = None
         """The last quotient / product of two lists: (result, "div" | "mul", a, b, first and end line of its code)."""
@@ -106,8 +109,9 @@ class _Emitter:
         ``gauss`` (noise of std ``first``), ``full`` (the float ``first``) or ``rpow`` (``first``
         to the power of the list ``rest``).
         """
-        self.line(f"{var} = ws({self.scratch})")
-        self.scratch += 1
+        slot = self._free_slot(f"{first}{rest}")
+        self.holders[slot] = var
+        self.line(f"{var} = ws({slot})")
         if op == "gauss":
             self.line(f"rng.gauss_({var}, {first})")
         elif op == "full":
@@ -118,6 +122,22 @@ class _Emitter:
             self.line(f'_into_("{op}", {var}, {first}{rest})')
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
+
+    def _free_slot(self, reads: str) -> int:
+        """A scratch slot whose temporary nobody reads any more (the lowest), else a new slot.
+
+        A temporary that the function being emitted reads for the last time gives its slot only
+        to a call that reads it (``reads``): that call's output overwrites it element by element
+        (``_into_``), which is exact; a later line of the function may still need it. Kept: the
+        operands and result of the last product of two lists (the final update may still take
+        them: :func:`compile_source`).
+        """
+        pinned = set(self.fusable[0:1] + self.fusable[2:4]) if self.fusable else set()
+        for slot, holder in sorted(self.holders.items()):
+            if (self.remaining.get(holder, 0) == 0 and holder not in pinned
+                    and (holder not in self.dying or _mentions(reads, holder))):
+                return slot
+        return len(self.holders)
 
     def product(self, var: str, op: str, a: Value, b: Value, own_a: bool, uses: int, scale: str | None,
                 b_code: str | None = None, nonneg: bool = False) -> Value:
@@ -137,6 +157,8 @@ class _Emitter:
         if not x.fresh:
             return False
         self.remaining[x.code] -= 1
+        if self.remaining[x.code] == 0:
+            self.dying.add(x.code)
         return self.remaining[x.code] == 0
 
     def reuse(self, x: Value, uses: int, nonneg: bool = False, scale: str | None = None) -> Value:
@@ -187,6 +209,7 @@ class _Emitter:
 
     # ------------------------------------------------------------ functions
     def unary(self, var: str, name: str, x: Value) -> Value:
+        self.dying.clear()
         if name == "identity":
             return x
         if x.kind == S:
@@ -251,6 +274,7 @@ class _Emitter:
 
     def keep(self, a: Value, uses: int) -> Value:
         """``keep(a, b)`` = ``a`` (``b`` is never computed)."""
+        self.dying.clear()
         self.owned(a)
         if a.kind == T and a.fresh:  # the output shares a's storage: count its uses there too
             self.remaining[a.code] += uses
@@ -258,6 +282,7 @@ class _Emitter:
         return replace(a, fresh=False)
 
     def binary(self, var: str, name: str, a: Value, b: Value, uses: int) -> Value:
+        self.dying.clear()
         own_a, own_b = self.owned(a), self.owned(b)
         if a.kind == S and b.kind == S:
             expr = {"add": f"{a.code} + {b.code}", "sub": f"{a.code} - {b.code}", "mul": f"{a.code} * {b.code}",

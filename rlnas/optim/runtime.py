@@ -224,13 +224,16 @@ instead of copying then applying the multi-tensor op (two passes, two calls in a
 
 def _into_(op: str, out: Tensors, first: Tensors, *args: Any, **kwargs: Any) -> None:
     """``out = op(first, *args, **kwargs)`` element-wise, for a torch function ``op`` that has an
-    ``out=`` form and a ``torch._foreach_<op>_`` one; a list in ``args`` pairs up with ``first``."""
-    if sum(x.numel() for x in first) >= INTO_MIN_MEAN_ELEMENTS * len(first):
+    ``out=`` form and a ``torch._foreach_<op>_`` one; a list in ``args`` pairs up with ``first``.
+    ``out`` may be one of the input lists (then it is overwritten element by element)."""
+    overwrites_argument = any(a is out for a in args)
+    if overwrites_argument or sum(x.numel() for x in first) >= INTO_MIN_MEAN_ELEMENTS * len(first):
         function = getattr(torch, op)
         for i, (target, x) in enumerate(zip(out, first)):
             function(x, *(a[i] if isinstance(a, list) else a for a in args), out=target, **kwargs)
         return
-    torch._foreach_copy_(out, first)
+    if out is not first:
+        torch._foreach_copy_(out, first)
     getattr(torch, f"_foreach_{op}_")(out, *args, **kwargs)
 
 

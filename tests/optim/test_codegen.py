@@ -1,6 +1,8 @@
 """The generated multi-tensor code against a plain element-wise reading of the rule."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -207,6 +209,31 @@ def reference_with_drops(rule: Rule, w: torch.Tensor, g: torch.Tensor, gen: torc
         out = args[0] if it.binary == "keep" else binary[it.binary](*args)
         values[f"o{k}"] = out
     return out.expand_as(w)
+
+
+def test_a_temporary_no_longer_read_gives_its_scratch_list_to_a_later_one():
+    space = OptimizerRulesSpace(2)
+
+    def slots(text: str) -> set[str]:
+        source = compile_source(space.rule_of(space.from_key(text))).source
+        return set(re.findall(r"ws\((\d+)\)", source))
+
+    # rmsprop's quotient overwrites its denominator; g^3 needs a second list, not a third
+    assert slots("drop(rmsprop, 0.1) - sqrt(g^3); keep(o1, 1)") == {"0", "1"}
+    # o1 = exp(g) · v is still read by the second iteration: exp(m) may not take its list
+    assert slots("exp(g) * v; o1 - exp(m)") == {"0", "1"}
+    # sign(g) is read twice: the second read comes after o1 is formed, in place on exp(g)'s list
+    assert len(slots("exp(g) - sign(g); o1 * sign(g)")) == 2
+
+
+@pytest.mark.parametrize("op", ["div", "sub", "pow"])
+def test_into_may_overwrite_the_list_it_reads(into_mode, op):
+    gen = torch.Generator().manual_seed(5)
+    first = [torch.rand(3, generator=gen) + 0.5, torch.rand(2, 2, generator=gen) + 0.5]
+    second = [torch.rand_like(x) + 0.5 for x in first]
+    expected = [getattr(torch, op)(a, b) for a, b in zip(first, second)]
+    runtime._into_(op, second, first, second)
+    assert all(torch.equal(x, y) for x, y in zip(second, expected))
 
 
 def test_rules_with_drops_compute_what_they_say_with_the_same_masks(into_mode):
