@@ -1,7 +1,8 @@
 """Write found update rules as a Python module that needs only torch.
 
-The module holds the runtime of :mod:`rlnas.optim.runtime` (copied verbatim), one generated
-update function per rule (the same code :class:`~rlnas.optim.RuleOptimizer` runs) and one
+The module holds the runtime of :mod:`rlnas.optim.runtime` (copied verbatim), two generated
+update functions per rule (the same code :class:`~rlnas.optim.RuleOptimizer` runs: multi-tensor,
+and element-wise for ``fused=True``) and one
 ``torch.optim.Optimizer`` subclass per rule, plus ``RULES`` (class name -> written rule) and
 ``OPTIMIZERS`` (the classes, best first)::
 
@@ -21,6 +22,7 @@ from typing import Any
 from rlnas.errors import ConfigError
 from rlnas.optim import runtime
 from rlnas.optim.codegen import compile_source
+from rlnas.optim.fused import fused_source
 from rlnas.optim.rule import Rule, as_rule
 
 
@@ -88,7 +90,9 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
     parts = [header, _runtime_body()]
     for i, (name, f) in enumerate(zip(names, found), 1):
         compiled = compile_source(as_rule(f.rule), f"_update_{i}")
+        fused = fused_source(as_rule(f.rule), f"_fused_update_{i}")
         parts.append("\n\n" + compiled.source)
+        parts.append("\n\n" + fused.source)
         parts.append(
             f"\n\nclass {name}(CompiledRuleOptimizer):\n"
             f'    """Update rule ``{compiled.rule_text}``."""\n\n'
@@ -96,9 +100,12 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
             f"    state_names = {compiled.state_names!r}\n"
             f"    uses_random = {compiled.uses_random!r}\n"
             f"    uses_decay = {compiled.uses_decay!r}\n"
-            f"    update = staticmethod(_update_{i})\n\n"
-            f"    def __init__(self, params, lr: float = {f.lr!r}, *, seed: int | None = None, **hyper):\n"
-            f"        super().__init__(params, lr, seed=seed, **hyper)\n")
+            f"    update = staticmethod(_update_{i})\n"
+            f"    fused_update = staticmethod(_fused_update_{i})\n"
+            f"    draw_plan = {fused.draws!r}\n\n"
+            f"    def __init__(self, params, lr: float = {f.lr!r}, *, seed: int | None = None, fused: bool = False,\n"
+            f"                 **hyper):\n"
+            f"        super().__init__(params, lr, seed=seed, fused=fused, **hyper)\n")
     parts.append(f"\n\nRULES = {dict(zip(names, (f.rule for f in found)))!r}\n"
                  f"OPTIMIZERS = [{', '.join(names)}]\n")
     text = "".join(parts)

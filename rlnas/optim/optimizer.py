@@ -1,23 +1,25 @@
 """``RuleOptimizer``: any update rule of the language as a ``torch.optim.Optimizer``."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
 from rlnas.errors import ConfigError
 from rlnas.optim import runtime
 from rlnas.optim.codegen import CompiledSource, compile_source
+from rlnas.optim.fused import FusedSource, fused_source
 from rlnas.optim.rule import Rule, as_rule
 
 
 @lru_cache(maxsize=256)
-def compiled(rule_text: str) -> tuple[CompiledSource, runtime.Update]:
-    """The generated source of a rule and its function, compiled once per rule."""
-    source = compile_source(as_rule(rule_text))
+def compiled(rule_text: str) -> tuple[CompiledSource, runtime.Update, FusedSource, Callable[..., None]]:
+    """The generated sources of a rule (multi-tensor and fused) and their functions, made once per rule."""
+    rule = as_rule(rule_text)
+    source, fused = compile_source(rule), fused_source(rule)
     namespace = dict(vars(runtime))
-    exec(compile(source.source, f"<rule {rule_text}>", "exec"), namespace)
-    return source, namespace[source.name]
+    exec(compile(f"{source.source}\n\n{fused.source}", f"<rule {rule_text}>", "exec"), namespace)
+    return source, namespace[source.name], fused, namespace[fused.name]
 
 
 class RuleOptimizer(runtime.CompiledRuleOptimizer):
@@ -27,23 +29,29 @@ class RuleOptimizer(runtime.CompiledRuleOptimizer):
     name (``"powersign"``). Hyperparameters (per parameter group): ``lr``, ``beta1`` (0.9),
     ``beta2`` (0.999), ``beta3`` (0.999), ``delta`` (1e-8), ``noise_std`` (0.1), ``cycles`` (0.5),
     ``restarts`` (3), ``total_steps`` (needed by rules reading ``ld``, ``cd`` or ``rd``); ``seed``
-    seeds the rule's own random generator (``None``: torch's global RNG).
+    seeds the rule's own random generator (``None``: torch's global RNG). ``fused=True`` runs each
+    step as one ``torch.compile``-d element-wise loop per tensor (:mod:`rlnas.optim.fused`): seconds
+    to compile per rule, then the fastest steps, for long training runs; it needs what
+    ``torch.compile`` needs (on the CPU, a C++ compiler).
 
     Bad input raises a one-line :class:`~rlnas.errors.ConfigError` (or
     :class:`~rlnas.optim.rule.RuleSyntaxError` for a malformed rule).
     """
 
     def __init__(self, params: Iterable[Any], rule: Rule | str, lr: float = 1e-3, *, seed: int | None = None,
-                 **hyper: Any):
-        source, function = compiled(str(as_rule(rule)))
+                 fused: bool = False, **hyper: Any):
+        source, function, fused_plan, fused_function = compiled(str(as_rule(rule)))
         self.rule_text = source.rule_text
         self.state_names = source.state_names
         self.uses_random = source.uses_random
         self.uses_decay = source.uses_decay
-        self.update = function  # an instance attribute: called without self
+        self.update = function  # instance attributes: called without self
+        self.fused_update = fused_function
+        self.draw_plan = fused_plan.draws
         self.source = source.source
+        self.fused_source = fused_plan.source
         try:
-            super().__init__(params, lr, seed=seed, **hyper)
+            super().__init__(params, lr, seed=seed, fused=fused, **hyper)
         except ValueError as err:
             raise ConfigError(f"RuleOptimizer: {err}") from None
 

@@ -199,6 +199,25 @@ class Draws:
         """Set each element to 0 with probability ``p`` (no rescaling), in place."""
         torch._foreach_mul_(xs, self.mask(xs, p))
 
+    def for_fused(self, like: Tensors, kind: str, argument: float, slot: int) -> Tensors:
+        """A draw of a fused update function (:mod:`rlnas.optim.fused`): with the fast draws, the 16-bit
+        words themselves, shaped like ``like`` (as int32, −32768 … 32767: the compiled loop vectorizes
+        int32, not int16), which the function compares or looks up as :meth:`mask` and :meth:`gauss_` do;
+        else the exact draw, ``mask(like, argument)`` or ``gauss(like, argument)``."""
+        if not self._fast(like):
+            return self.mask(like, argument, slot) if kind == "mask" else self.gauss(like, argument, slot)
+        flat, pieces = self._buffer(f"words{slot}", like, torch.int32)
+        for offset, words in self.stream.chunks(flat.numel()):
+            flat[offset:offset + words.numel()].copy_(words)
+        return pieces
+
+    def gauss(self, like: Tensors, std: float, slot: int = 0) -> Tensors:
+        """A list shaped like ``like`` of Gaussian noise of standard deviation ``std``, drawn afresh; kept
+        in buffer ``slot`` until the next draw for that slot."""
+        _, pieces = self._buffer(f"gauss{slot}", like, like[0].dtype)
+        self.gauss_(pieces, std)
+        return pieces
+
     def gauss_(self, xs: Tensors, std: float) -> None:
         """Fill with Gaussian noise of standard deviation ``std``."""
         if not self._fast(xs):
@@ -260,6 +279,25 @@ def _s2(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: float, b: f
 
 
 # ------------------------------------------------------------------ optimizer
+FUSED_SCALARS = ("beta1", "beta2", "beta3", "one_minus_beta1", "one_minus_beta2", "one_minus_beta3",
+                 "bc1", "bc2", "bc3", "delta", "ld", "cd", "rd", "lr", "noise_std", "anneal_std")
+"""The scalars a fused update function reads from its ``h`` (float64), in order (see
+:mod:`rlnas.optim.fused`); ``1 − β`` comes computed, as in the multi-tensor code."""
+
+FUSED_MIN_ELEMENTS = 16384
+"""Fewest elements of a tensor that ``fused=True`` updates with the compiled loop: a call of it costs
+tens of microseconds (guards, wrappers), so smaller tensors take the multi-tensor code together."""
+
+_compiled_functions: dict[Callable[..., None], Callable[..., None]] = {}
+
+
+def _compiled(function: Callable[..., None]) -> Callable[..., None]:
+    """``torch.compile`` of a fused update function, made once per function (sizes are dynamic)."""
+    if function not in _compiled_functions:
+        _compiled_functions[function] = torch.compile(function, dynamic=True, fullgraph=True)
+    return _compiled_functions[function]
+
+
 class CompiledRuleOptimizer(torch.optim.Optimizer):
     """Base of optimizers running a compiled rule (``update``), with per-parameter state.
 
@@ -274,12 +312,20 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     """
 
     update: Update
+    fused_update: Callable[..., None] | None = None
+    draw_plan: tuple[tuple[str, str], ...] = ()
     rule_text: str = ""
     state_names: tuple[str, ...] = ()
     uses_random: bool = False
     uses_decay: bool = False
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, seed: int | None = None, **hyper: Any):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, seed: int | None = None, fused: bool = False,
+                 **hyper: Any):
+        if not isinstance(fused, bool):
+            raise ValueError(f"fused must be True or False, got {fused!r}")
+        if fused and self.fused_update is None:
+            raise ValueError("fused=True needs the rule's element-wise function (fused_update)")
+        self.fused = fused
         unknown = sorted(set(hyper) - set(HYPER_DEFAULTS))
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {unknown} (known: lr, seed, {', '.join(HYPER_DEFAULTS)})")
@@ -335,6 +381,21 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
 
     def _step_bucket(self, group: dict[str, Any], t: int, w: Tensors, g: Tensors, s: dict[str, Tensors],
                      gen: torch.Generator | None) -> None:
+        h = {
+            "t": float(t), "delta": group["delta"], "noise_std": group["noise_std"],
+            "anneal_std": (1.0 + t) ** -0.275,
+            "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
+            **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
+        }
+        if self.fused:  # large tensors one by one through the compiled loop, small ones together as below
+            large = [i for i, x in enumerate(w) if x.numel() >= FUSED_MIN_ELEMENTS]
+            if large:
+                self._fused_step(group, h, *_pick(large, w, g, s), gen)
+            small = [i for i, x in enumerate(w) if x.numel() < FUSED_MIN_ELEMENTS]
+            if not small:
+                return
+            w, g, s = _pick(small, w, g, s)
+        rng = self._draws(group, w, gen)
         if "m" in s:
             torch._foreach_lerp_(s["m"], g, 1.0 - group["beta1"])
         if "v" in s:
@@ -343,28 +404,51 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if "gamma" in s:
             torch._foreach_mul_(s["gamma"], group["beta3"])
             torch._foreach_add_(s["gamma"], torch._foreach_pow(g, 3), alpha=1.0 - group["beta3"])
-        h = {
-            "t": float(t), "delta": group["delta"], "noise_std": group["noise_std"],
-            "anneal_std": (1.0 + t) ** -0.275,
-            "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
-            **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
-        }
-        rng = None
-        if self.uses_random:
-            if self._stream is None:
-                self._stream = WordStream(self._generator(torch.device("cpu")))
-            rng = Draws(gen, bool(group.get("exact_random", False)),
-                        self._draw_buffers.setdefault(tuple(id(p) for p in w), {}), self._stream)
         update, factor = self.update(w, g, s, h, rng, self._workspace(w))
         if isinstance(update, float):
             torch._foreach_add_(w, -group["lr"] * update * factor)
         elif isinstance(update, tuple) and isinstance(update[0], str):  # ("div" | "mul", a, b[, c, k])
             if len(update) == 5:  # first: the list may be the weights themselves
                 torch._foreach_add_(w, update[3], alpha=-group["lr"] * factor * update[4])
-            fused = torch._foreach_addcdiv_ if update[0] == "div" else torch._foreach_addcmul_
-            fused(w, update[1], update[2], value=-group["lr"] * factor)
+            apply = torch._foreach_addcdiv_ if update[0] == "div" else torch._foreach_addcmul_
+            apply(w, update[1], update[2], value=-group["lr"] * factor)
         else:
             torch._foreach_add_(w, update, alpha=-group["lr"] * factor)
+
+    def _draws(self, group: dict[str, Any], w: Tensors, gen: torch.Generator | None) -> Draws | None:
+        """The random draws of a bucket (``None`` for a rule without random operands)."""
+        if not self.uses_random:
+            return None
+        if self._stream is None:
+            self._stream = WordStream(self._generator(torch.device("cpu")))
+        return Draws(gen, bool(group.get("exact_random", False)),
+                     self._draw_buffers.setdefault(tuple(id(p) for p in w), {}), self._stream)
+
+    def _fused_step(self, group: dict[str, Any], h: dict[str, float], w: Tensors, g: Tensors,
+                    s: dict[str, Tensors], gen: torch.Generator | None) -> None:
+        """The step of ``fused=True``: the draws of ``draw_plan`` for the whole bucket, then the compiled
+        element-wise function tensor by tensor (the running averages are updated there)."""
+        rng = self._draws(group, w, gen)
+        draws: list[Tensors] = []
+        for slot, (kind, argument) in enumerate(self.draw_plan):
+            assert rng is not None
+            draws.append(rng.for_fused(w, kind, float(argument) if kind == "mask" else h[argument], slot))
+        scalars = {"lr": group["lr"], **h}
+        for k in (1, 2, 3):
+            scalars[f"beta{k}"] = group[f"beta{k}"]
+            scalars[f"one_minus_beta{k}"] = 1.0 - group[f"beta{k}"]
+        # float64, as the multi-tensor code's floats: what only scalars compute is computed in float64 too
+        vector = torch.tensor([scalars.get(name, 0.0) for name in FUSED_SCALARS], dtype=torch.float64,
+                              device=w[0].device)
+        function = _compiled(self.fused_update)
+        table = gaussian_table(w[0].dtype, w[0].device)
+        for i, weights in enumerate(w):
+            tensors = [weights, g[i], *(s[name][i] for name in self.state_names), *(d[i] for d in draws)]
+            if all(x.is_contiguous() for x in tensors):  # one compiled loop for every shape
+                tensors = [x.view(-1) for x in tensors]
+            weights, grad, *rest = tensors
+            function(weights, grad, tuple(rest[:len(self.state_names)]), tuple(rest[len(self.state_names):]), vector,
+                     table)
 
     def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
         """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""
@@ -405,6 +489,28 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if word_stream is not None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
             self._stream.load(word_stream)
+
+
+def _mask(draw: torch.Tensor, p: float) -> torch.Tensor:
+    """In a fused update function: the keep-mask (bool) of 16-bit words, as ``Draws.mask`` makes it, or
+    an exact draw's mask itself."""
+    if draw.dtype == torch.int32:
+        return draw >= round(p * GAUSS_LEVELS) - GAUSS_LEVELS // 2
+    return draw
+
+
+def _gauss(draw: torch.Tensor, std: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """In a fused update function: the Gaussian of 16-bit words, as ``Draws.gauss_`` makes it (the
+    table's value at the word read as unsigned), or an exact draw itself (already scaled)."""
+    if draw.dtype == torch.int32:
+        return table[draw & (GAUSS_LEVELS - 1)] * std
+    return draw
+
+
+def _pick(indices: list[int], w: Tensors, g: Tensors,
+          s: dict[str, Tensors]) -> tuple[Tensors, Tensors, dict[str, Tensors]]:
+    """The weights, gradients and running averages of the tensors at ``indices`` of a bucket."""
+    return [w[i] for i in indices], [g[i] for i in indices], {n: [x[i] for i in indices] for n, x in s.items()}
 
 
 def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:

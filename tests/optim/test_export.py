@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.errors import ConfigError
-from rlnas.optim import RuleOptimizer, write_optimizer_module
+from rlnas.optim import RuleOptimizer, runtime, write_optimizer_module
 from rlnas.optim.export import FoundRule, best_rules, optimizer_module_source
 
 RULES = [FoundRule("sign(g) * sign(m); exp(o1) * g", 0.05, 91.5, 12),
@@ -25,13 +25,16 @@ sys.modules["rlnas"] = None  # importing rlnas now fails: the module must not ne
 import torch, torch.nn.functional as F
 sys.path.insert(0, sys.argv[1])
 import found
+fused = sys.argv[3] == "fused"
+if fused:  # the fused functions as plain torch code (what torch.compile compiles), on every tensor
+    found._compiled, found.FUSED_MIN_ELEMENTS = (lambda function: function), 0
 torch.manual_seed(0)
 out = {}
 for cls in found.OPTIMIZERS:
     torch.manual_seed(0)
     width = int(sys.argv[2])
     model = torch.nn.Sequential(torch.nn.Linear(5, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
-    opt = cls(model.parameters(), seed=3, total_steps=6)
+    opt = cls(model.parameters(), seed=3, total_steps=6, fused=fused)
     gen = torch.Generator().manual_seed(1)
     for _ in range(6):
         x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
@@ -42,10 +45,10 @@ print(json.dumps({"rules": found.RULES, "trained": out}))
 """
 
 
-def train_here(rule: str, lr: float, width: int = 8) -> list[list[float]]:
+def train_here(rule: str, lr: float, width: int = 8, fused: bool = False) -> list[list[float]]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 2))
-    optimizer = RuleOptimizer(model.parameters(), rule, lr=lr, seed=3, total_steps=6)
+    optimizer = RuleOptimizer(model.parameters(), rule, lr=lr, seed=3, total_steps=6, fused=fused)
     gen = torch.Generator().manual_seed(1)
     for _ in range(6):
         x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
@@ -55,19 +58,23 @@ def train_here(rule: str, lr: float, width: int = 8) -> list[list[float]]:
     return [p.detach().flatten().tolist() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("width", [8, 1000])  # 66 weights: torch's draws; 8,002: the fast draws
-def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_path, width):
+@pytest.mark.parametrize("width, mode", [(8, "multi-tensor"), (1000, "multi-tensor"), (1000, "fused")])
+def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_path, width, mode, monkeypatch):
+    # 66 weights: torch's draws; 8,002: the fast draws. fused: the element-wise functions, uncompiled
+    if mode == "fused":
+        monkeypatch.setattr(runtime, "_compiled", lambda function: function)
+        monkeypatch.setattr(runtime, "FUSED_MIN_ELEMENTS", 0)
     path = write_optimizer_module(RULES, tmp_path / "found.py")
     assert path.read_text().startswith('"""Update rules found by rlnas Neural Optimizer Search.')
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path), str(width)], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path), str(width), mode], capture_output=True,
+                         text=True, check=False)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["rules"] == {f"NOSRule{i}": r.rule for i, r in enumerate(RULES, 1)}
     for i, found in enumerate(RULES, 1):
         trained = result["trained"][f"NOSRule{i}"]
         assert trained["lr"] == found.lr  # the searched lr is the class default
-        assert trained["weights"] == train_here(found.rule, found.lr, width)
+        assert trained["weights"] == train_here(found.rule, found.lr, width, mode == "fused")
 
 
 def test_module_imports_only_torch_and_the_standard_library():

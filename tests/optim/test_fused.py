@@ -1,0 +1,116 @@
+"""fused=True: the element-wise function of a rule (rlnas.optim.fused), run through torch.compile,
+against the multi-tensor code."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlnas.errors import ConfigError
+from rlnas.optim import RuleOptimizer, runtime
+from rlnas.optim.fused import fused_source
+from rlnas.optim.rule import as_rule
+from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
+
+needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                                    reason="torch.compile on the CPU needs a C++ compiler")
+
+
+def model(hidden: int = 40, dtype: torch.dtype = torch.float32) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(30, hidden), nn.Tanh(), nn.Linear(hidden, 5)).to(dtype)
+
+
+def train(net: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> torch.Tensor:
+    """Steps on fixed random gradients; the weights after them, flat."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for p in net.parameters():
+            p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+        optimizer.step()
+    return torch.cat([p.detach().view(-1) for p in net.parameters()])
+
+
+def mismatches(a: torch.Tensor, b: torch.Tensor) -> int:
+    """Elements that differ beyond float32 rounding (relative to the largest weight: a weight that went
+    up to 1000 and back keeps 1000's rounding), or are NaN or inf in one only."""
+    special = (a.isnan() != b.isnan()) | (a.isinf() != b.isinf())
+    finite = a.isfinite() & b.isfinite()
+    scale = max(1.0, a[finite].abs().max().item()) if finite.any() else 1.0
+    apart = finite & ~torch.isclose(a, b, rtol=1e-4, atol=1e-6 * scale)
+    return int((special | apart).sum())
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return mismatches(a, b) == 0
+
+
+@pytest.fixture
+def uncompiled(monkeypatch):
+    """The fused functions run as plain torch code (what torch.compile compiles), on every tensor."""
+    monkeypatch.setattr(runtime, "_compiled", lambda function: function)
+    monkeypatch.setattr(runtime, "FUSED_MIN_ELEMENTS", 0)
+
+
+def test_the_fused_function_computes_what_the_multi_tensor_code_computes(uncompiled):
+    # 300 random rules of up to 3 iterations, random operands included: the fused function draws
+    # the same numbers (the same seed, the same order), so the weights agree after 3 steps. In
+    # float64: in float32, rounding decides jumps both ways (adam at step 1 is ±1 within float32's
+    # rounding: log(adam) is 0 or a hair off, and pow of a negative base to it 1 or NaN)
+    space = OptimizerRulesSpace(3)
+    rng = np.random.default_rng(7)
+    for i in range(300):
+        rule = space.rule_of(space.sample(rng))
+        exact = bool(i % 2)
+        runs = []
+        for fused in (False, True):
+            net = model(hidden=8, dtype=torch.float64)
+            optimizer = RuleOptimizer(net.parameters(), rule, lr=0.01, seed=i, fused=fused, exact_random=exact,
+                                      total_steps=5)
+            runs.append(train(net, optimizer, 3))
+        assert same(*runs), f"{rule} (exact_random={exact})"
+
+
+def test_fast_draws_of_a_fused_step_are_the_multi_tensor_codes_draws(uncompiled):
+    # a bucket of 4,000+ elements takes the fast draws (16-bit words): as words in the fused loop
+    def run(text: str, fused: bool, seed: int) -> torch.Tensor:
+        net = model(hidden=200)
+        return train(net, RuleOptimizer(net.parameters(), text, lr=0.01, seed=seed, fused=fused), 4)
+
+    for text in ("drop(adam, 0.3) + eps", "sign(g) * noise; drop(o1, 0.5) - 1e-2w"):
+        assert same(run(text, False, 3), run(text, True, 3)), text
+        assert not same(run(text, True, 3), run(text, True, 4)), text  # the draws do matter
+
+
+def test_fused_source_reads_only_what_the_update_depends_on():
+    source = fused_source(as_rule("keep(rmsprop, log(sign(g)))"))
+    body = source.source.split("\n", 2)[2]  # without the signature and the comment quoting the rule
+    assert "log" not in body and "sign" not in body and "(v,) = s" in body and source.draws == ()
+    noisy = fused_source(as_rule("drop(adam, 0.1) + eps"))
+    assert noisy.draws == (("mask", "0.1"), ("gauss", "noise_std"))
+
+
+@needs_compiler
+@pytest.mark.parametrize("text", ["adam", "drop(rmsprop, 0.1) - sqrt(g^3)", "drop(adam, 0.1) + eps"])
+def test_compiled_fused_steps_train_like_the_multi_tensor_code(text):
+    # hidden=600: the first layer (18,000 weights) goes through the compiled loop, the others not
+    runs = []
+    for fused in (False, True):
+        net = model(hidden=600)
+        runs.append(train(net, RuleOptimizer(net.parameters(), text, lr=0.01, seed=5, fused=fused), 5))
+    if text == "adam":  # deterministic: the same weights
+        assert same(*runs), text
+    else:  # random: the large tensor draws apart from the small ones, so other numbers, alike in size
+        assert runs[1].isfinite().all() and not torch.equal(*runs)
+        moved = [(run - torch.cat([p.detach().view(-1) for p in model(hidden=600).parameters()])).abs().mean()
+                 for run in runs]
+        assert 0.8 < float(moved[1] / moved[0]) < 1.25
+
+
+def test_bad_fused_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="fused must be True or False"):
+        RuleOptimizer(model().parameters(), "adam", fused="yes")
