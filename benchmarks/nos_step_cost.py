@@ -11,7 +11,10 @@ models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and
 ``eps``) draw one 16-bit word per weight and operand from an additive lagged-Fibonacci generator
 (the fast draws of ``rlnas.optim.runtime.Draws``); the ``exact_random`` rows draw with torch's ``uniform_`` /
 ``normal_`` instead (the ablation); the last two rows time those draws alone, the floor of such a
-rule in each mode.
+rule in each mode. The ``fused`` rows run ``RuleOptimizer(..., fused=True)``: tensors of at least
+``FUSED_MIN_ELEMENTS`` elements (the MLP's two large ones) take one ``torch.compile``-d loop each,
+the others the multi-tensor code (all of the ConvNet's: there the rows equal the plain ones); the
+seconds its first step takes (compiling, into an empty cache) are listed.
 
     python benchmarks/nos_step_cost.py --steps 200 --repeats 7
 """
@@ -21,6 +24,7 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -28,7 +32,7 @@ import torch
 from torch import nn
 
 from rlnas.models.children import create_child
-from rlnas.optim import RuleOptimizer
+from rlnas.optim import RuleOptimizer, runtime
 from rlnas.optim.runtime import Draws
 
 FOUND_RULES = ("keep(rmsprop, log(sign(g)))", "drop(rmsprop, 0.1) - sqrt(g^3)", "adam + g")
@@ -85,6 +89,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="nos_step_cost_")  # compile times: cold
     print(f"torch {torch.__version__}, {platform.machine()}, 1 thread, thread CPU time; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for label, model in models().items():
@@ -103,7 +108,17 @@ def main() -> None:
                                                             exact_random=True))
                        for name in RANDOM_RULES]
         candidates += [(label, lambda ps, exact=exact: RandomDrawsOnly(ps, exact)) for exact, label in DRAWS.items()]
-        timed = time_interleaved({name: make(params) for name, make in candidates}, args.steps, args.repeats)
+        candidates += [(f"RuleOptimizer {name}, fused",
+                        lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9, fused=True))
+                       for name in RULES]
+        optimizers = {name: make(params) for name, make in candidates}
+        first_step = {}
+        for name, optimizer in optimizers.items():
+            if name.endswith(", fused"):  # torch.compile compiles on the first step
+                start = time.perf_counter()
+                optimizer.step()
+                first_step[name] = time.perf_counter() - start
+        timed = time_interleaved(optimizers, args.steps, args.repeats)
         rows = [(name, best, median) for name, (best, median) in timed.items()]
         adam = min(best for name, best, _ in rows[:2])  # the faster of torch's two Adam implementations
         print(f"\n{label}\n")
@@ -117,6 +132,10 @@ def main() -> None:
             both = timed[f"RuleOptimizer drop(adam, 0.1) + eps{suffix}"][0]
             print(f"drop(adam, 0.1) + eps{suffix} less its random draws: {both - draws:.1f} µs = "
                   f"{(both - draws) / adam:.2f}x Adam; the draws alone: {draws / adam:.2f}x Adam")
+        compile_times = ", ".join(f"{name.removeprefix('RuleOptimizer ').removesuffix(', fused')} {sec:.1f}"
+                                  for name, sec in first_step.items())
+        print(f"\nfused: wall seconds of the first step (torch.compile of the tensors of >= "
+              f"{runtime.FUSED_MIN_ELEMENTS:,} elements, into an empty cache): {compile_times}")
 
 
 if __name__ == "__main__":
