@@ -442,6 +442,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                               device=w[0].device)
         function = _compiled(self.fused_update)
         table = gaussian_table(w[0].dtype, w[0].device)
+        torch._dynamo.mark_static(table)  # 65,536 values: indices & 65535 need no bounds check
         for i, weights in enumerate(w):
             tensors = [weights, g[i], *(s[name][i] for name in self.state_names), *(d[i] for d in draws)]
             if all(x.is_contiguous() for x in tensors):  # one compiled loop for every shape
@@ -503,7 +504,8 @@ def _gauss(draw: torch.Tensor, std: torch.Tensor, table: torch.Tensor) -> torch.
     """In a fused update function: the Gaussian of 16-bit words, as ``Draws.gauss_`` makes it (the
     table's value at the word read as unsigned), or an exact draw itself (already scaled)."""
     if draw.dtype == torch.int32:
-        return table[draw & (GAUSS_LEVELS - 1)] * std
+        # unsafe: no bounds check per element (the indices are within the table by construction)
+        return torch.ops.aten._unsafe_index(table, [draw & (GAUSS_LEVELS - 1)]) * std
     return draw
 
 
