@@ -442,7 +442,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                               device=w[0].device)
         function = _compiled(self.fused_update)
         table = gaussian_table(w[0].dtype, w[0].device)
-        torch._dynamo.mark_static(table)  # 65,536 values: indices & 65535 need no bounds check
+        torch._dynamo.mark_static(table)  # its size a constant of the compiled loop
         for i, weights in enumerate(w):
             tensors = [weights, g[i], *(s[name][i] for name in self.state_names), *(d[i] for d in draws)]
             if all(x.is_contiguous() for x in tensors):  # one compiled loop for every shape
