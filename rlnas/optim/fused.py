@@ -46,10 +46,10 @@ STATE_UPDATES = {
 
 @dataclass(frozen=True)
 class FusedSource:
-    """The source of ``def <name>(w, g, s, d, h)`` and the draws it needs, in order.
+    """The source of ``def <name>(w, g, s, d, h, table)`` and the draws it needs, in order.
 
-    ``draws``: ``("mask", p)`` (1 with probability ``1 − p``, else 0) or ``("gauss", scalar)``
-    (Gaussian noise of standard deviation ``noise_std`` or ``anneal_std``).
+    ``draws``: ``("mask", p)`` (keep with probability ``1 − p``) or ``("gauss", scalar)`` (Gaussian
+    noise of standard deviation ``noise_std`` or ``anneal_std``), as ``Draws.for_fused`` draws them.
     """
 
     name: str

@@ -12,7 +12,9 @@ returns the update as ``(u, c)``: ``u`` a list of tensors, one float for all ele
 ``("div", a, b)`` / ``("mul", a, b)`` (the element-wise quotient / product of two lists, applied
 with one ``addcdiv_`` / ``addcmul_``) or ``("div" | "mul", a, b, d, k)`` (that plus ``k·d``, ``d``
 a list and ``k`` a float, applied first with one more ``add_``), and ``c`` a float factor; the
-optimizer applies ``w ← w − lr·c·u``.
+optimizer applies ``w ← w − lr·c·u``. With ``fused=True`` a rule's element-wise function (written by
+:mod:`rlnas.optim.fused`) runs instead, compiled by ``torch.compile``, on each tensor of at least
+``FUSED_MIN_ELEMENTS`` elements.
 
 Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
 ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
@@ -303,7 +305,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
 
     Subclasses set ``update`` (the compiled function, as a ``staticmethod``), ``rule_text`` (the rule's
     written form), ``state_names`` (running averages the rule reads, of ``m v gamma``),
-    ``uses_random`` and ``uses_decay``. ``seed`` gives the rule's random operands (``eps``,
+    ``uses_random`` and ``uses_decay``, and for ``fused=True`` ``fused_update`` (the element-wise
+    function, a ``staticmethod``) and ``draw_plan`` (its draws). ``seed`` gives the rule's random operands (``eps``,
     ``noise``, ``drop``) their own generator, saved in ``state_dict``; ``None`` uses torch's
     global RNG, like ``nn.Dropout``. The fast draws of :class:`Draws` come from one
     :class:`WordStream`, seeded from that generator on the first draw and saved in ``state_dict``.
