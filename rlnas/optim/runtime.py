@@ -64,6 +64,10 @@ def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dic
 GAUSS_LEVELS = 65536
 """Levels of the fast Gaussian draws (one 16-bit random word per element)."""
 
+GAUSS_CHUNK = 65536
+"""Elements per table lookup of the fast Gaussian draws: their indices (int32) go through one buffer of
+this size, which stays in the cache, instead of one as large as the weights."""
+
 BULK_MIN_ELEMENTS = 4096
 """Fewest elements of a bucket for which the fast draws run (below, the fixed cost of their few calls
 exceeds what they save: torch's own draws are as cheap or cheaper)."""
@@ -226,15 +230,28 @@ class Draws:
             for x in xs:
                 x.normal_(0.0, std, generator=self.generator)
             return
-        index, index_pieces = self._buffer("index", xs, torch.int32)
-        for offset, words in self.stream.chunks(index.numel()):
-            index[offset:offset + words.numel()].copy_(words.view(torch.uint16))  # 0 … 65535
         table = self._scaled_table(std, xs[0].dtype)
-        for x, piece in zip(xs, index_pieces):
-            if x.is_contiguous():
-                torch.index_select(table, 0, piece.view(-1), out=x.view(-1))
-            else:
-                x.copy_(table[piece])
+        key = ("index", xs[0].device)
+        if key not in self.cache:
+            self.cache[key] = torch.empty(GAUSS_CHUNK, dtype=torch.int32, device=xs[0].device)
+        index = self.cache[key]
+        pieces = (words for _, words in self.stream.chunks(sum(x.numel() for x in xs)))
+        words, used = next(pieces), 0
+        for x in xs:
+            flat = x.view(-1) if x.is_contiguous() else torch.empty(x.numel(), dtype=x.dtype, device=x.device)
+            done = 0
+            while done < flat.numel():
+                if used == words.numel():
+                    words, used = next(pieces), 0
+                size = min(GAUSS_CHUNK, flat.numel() - done, words.numel() - used)
+                chunk = index[:size]
+                chunk.copy_(words[used:used + size].view(torch.uint16))  # 0 … 65535
+                torch.index_select(table, 0, chunk, out=flat[done:done + size])
+                done, used = done + size, used + size
+            if not x.is_contiguous():
+                x.copy_(flat.view(x.shape))
+        leftover = next(pieces, None)  # runs the stream on to the end of this draw (its position)
+        assert leftover is None
 
 
 # ----------------------------------------------------------- element-wise helpers

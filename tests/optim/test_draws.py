@@ -126,6 +126,19 @@ def test_fast_gaussian_draws_moments_and_kolmogorov_distance():
     assert ks < 1 / GAUSS_LEVELS + math.sqrt(math.log(2 / 0.001) / (2 * N))
 
 
+def test_gaussian_draws_are_the_table_at_the_streams_words_in_order():
+    # tensors longer than a lookup chunk, one not contiguous, draws across the stream's pieces and
+    # its ring's end: every element is the table's level at its word, and each draw goes on from
+    # the word after the last one of the draw before
+    draws, stream = fast(8), WordStream(torch.Generator().manual_seed(8))
+    xs = [torch.empty(70_001), torch.empty(300, 700).t(), torch.empty(5)]
+    n = sum(x.numel() for x in xs)
+    for _ in range(3):
+        draws.gauss_(xs, 1.0)
+        expected = gaussian_table(torch.float32)[draw_words(stream, [n])]
+        assert torch.equal(torch.cat([x.reshape(-1) for x in xs]), expected)
+
+
 def test_fast_draws_are_seeded_and_scale_with_std():
     a, b, c = (gauss(fast(s), tensors(), 0.25) for s in (3, 3, 4))
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
