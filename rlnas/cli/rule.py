@@ -16,7 +16,8 @@ def add_parser(commands: Any) -> None:
     p = commands.add_parser("rule", help="check an update rule of the optimizer search; train with it or write it")
     p.add_argument("rule", help="a written rule, e.g. 'sign(g) * sign(m); exp(o1) * g', or a name "
                                 "(adam, powersign, ...)")
-    p.add_argument("--code", action="store_true", help="print the torch code the rule compiles to")
+    p.add_argument("--code", action="store_true", help="print the torch code the rule compiles to: the multi-tensor "
+                                                        "update and the element-wise function of fused=True")
     p.add_argument("--evaluate", action="store_true",
                    help="train the optimizer evaluator's child network with the rule at every lr of its grid")
     p.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
@@ -55,7 +56,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         best_lr = _evaluate(args, rule, table)
     console.print(table)
     if args.code:
-        console.print(Text(compiled.source), soft_wrap=True)  # generated from the parsed rule: no markup, no escapes
+        from rlnas.optim.fused import fused_source
+
+        source = f"{compiled.source}\n# fused=True: one torch.compile-d loop per tensor\n{fused_source(rule).source}"
+        console.print(Text(source), soft_wrap=True)  # generated from the parsed rule: no markup, no escapes
     if args.output is not None:
         from rlnas.optim.export import FoundRule, optimizer_module_source
 

@@ -62,6 +62,7 @@ def test_rule_command_shows_code_trains_and_writes(capsys, tmp_path):
                  "--output", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "m / sqrt(v)" in shown and '\n    _into_("sqrt", b1, s["v"])\n' in shown  # the code, line by line
+    assert "\ndef fused_update(w, g, s, d, h, table):\n" in shown  # and the element-wise function
     assert "valid_acc at lr 0.01" in shown
     assert "lr: float = 0.01" in out.read_text()  # the evaluated best lr became the class default
 
