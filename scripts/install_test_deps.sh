@@ -3,7 +3,8 @@
 # database server downloaded at install time by a tool cannot be fetched everywhere the tests run):
 #   - headless Chromium for the HTML report test (tests/reports/test_report_browser.py);
 #   - the PostgreSQL server binaries (initdb, pg_ctl): rlnas.testing.postgres starts a throwaway
-#     server for the PostgreSQL tests (store contract, two drivers on one study, crash and resume).
+#     server for the PostgreSQL tests (store contract, two drivers on one study, crash and resume);
+#   - a C++ compiler, which torch.compile needs on the CPU (tests of RuleOptimizer(fused=True)).
 # Safe to run twice; installs only what is missing.
 set -euo pipefail
 missing=()
@@ -11,6 +12,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     missing+=(postgresql)
 fi
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
