@@ -468,8 +468,13 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             if all(x.is_contiguous() for x in tensors):  # one compiled loop for every shape
                 tensors = [x.view(-1) for x in tensors]
             weights, grad, *rest = tensors
-            function(weights, grad, tuple(rest[:len(self.state_names)]), tuple(rest[len(self.state_names):]), vector,
-                     table)
+            try:
+                function(weights, grad, tuple(rest[:len(self.state_names)]), tuple(rest[len(self.state_names):]),
+                         vector, table)
+            except torch._dynamo.exc.TorchDynamoException as err:  # no C++ compiler, no triton, ...
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise RuntimeError(f"fused=True: torch.compile could not compile the step of rule {self.rule_text!r} "
+                                   f"({reason}); use fused=False") from None
 
     def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
         """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""

@@ -2,6 +2,7 @@
 against the multi-tensor code."""
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import shutil
@@ -128,3 +129,35 @@ def test_compiled_fused_steps_train_like_the_multi_tensor_code(text, compiled_st
 def test_bad_fused_option_is_a_config_error():
     with pytest.raises(ConfigError, match="fused must be True or False"):
         RuleOptimizer(model().parameters(), "adam", fused="yes")
+
+
+def test_a_failing_compilation_is_a_one_line_error(monkeypatch):
+    def broken(function):
+        def call(*args):
+            raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(runtime, "_compiled", broken)
+    net = model(hidden=600)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = RuleOptimizer(net.parameters(), "adam", fused=True)
+    with pytest.raises(RuntimeError, match=r"^fused=True: torch.compile could not compile the step of rule 'm / "
+                                           r"sqrt\(v\)' \(InvalidCxxCompiler: No working C\+\+ compiler found\); "
+                                           r"use fused=False$"):
+        train(net, optimizer, 1)
+    assert all(torch.equal(p.detach(), q) for p, q in zip(net.parameters(), before))  # nothing was updated
+
+
+def test_fused_state_dict_round_trip_continues_identically(compiled_steps):
+    # a resumed fused run (fast draws of a drop rule included) goes on exactly as an uninterrupted one
+    text = "drop(rmsprop, 0.3) - sqrt(g^3)"
+    net = model(hidden=600)
+    optimizer = RuleOptimizer(net.parameters(), text, lr=0.01, seed=2, fused=True)
+    train(net, optimizer, 3)
+    saved_weights, saved_state = copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
+    uninterrupted = train(net, optimizer, 3)
+    resumed_net = model(hidden=600)
+    resumed_net.load_state_dict(saved_weights)
+    resumed = RuleOptimizer(resumed_net.parameters(), text, lr=0.01, seed=2, fused=True)
+    resumed.load_state_dict(saved_state)
+    assert torch.equal(train(resumed_net, resumed, 3), uninterrupted)
