@@ -63,6 +63,11 @@ class CompiledSource:
 STATE_READERS = {"m": ("m", "sign(m)", "adam"), "v": ("v", "adam", "rmsprop"), "gamma": ("gamma",)}
 
 
+def averages_read(operands: set[str]) -> tuple[str, ...]:
+    """The running averages (of ``m v gamma``, in that order) that code reading ``operands`` needs."""
+    return tuple(n for n, readers in STATE_READERS.items() if operands & set(readers))
+
+
 def _times(a: str | None, b: str | None) -> str | None:
     """The product of two scale expressions (``None`` is 1)."""
     if a is None or b is None:
@@ -464,7 +469,7 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
     unaries = {u for pairs in reads.values() for _, u in pairs}
     return CompiledSource(
         name=name, source=source, rule_text=str(rule),
-        state_names=tuple(n for n, readers in STATE_READERS.items() if operands & set(readers)),
+        state_names=averages_read(operands),
         uses_random=bool(operands & RANDOM_OPERANDS) or any(u.startswith("drop") for u in unaries),
         uses_decay=bool(operands & DECAY_OPERANDS),
     )

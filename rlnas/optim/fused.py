@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlnas.optim.codegen import STATE_READERS, live_reads
+from rlnas.optim.codegen import averages_read, live_reads
 from rlnas.optim.rule import RANDOM_OPERANDS, Rule
 from rlnas.optim.runtime import FUSED_SCALARS
 
@@ -60,12 +60,11 @@ class FusedSource:
 def fused_source(rule: Rule, name: str = "fused_update") -> FusedSource:
     """The element-wise function of ``rule`` (see the module docstring)."""
     reads = live_reads(rule)
-    operands = {op for pairs in reads.values() for op, _ in pairs}
-    state_names = tuple(n for n, readers in STATE_READERS.items() if operands & set(readers))
+    averages = averages_read({op for pairs in reads.values() for op, _ in pairs})
     lines = [f"{', '.join(FUSED_SCALARS)} = h.unbind(0)"]
-    if state_names:
-        lines.append(f"({', '.join(state_names)}{',' if len(state_names) == 1 else ''}) = s")
-        lines += [STATE_UPDATES[n] for n in state_names]
+    if averages:
+        lines.append(f"({', '.join(averages)}{',' if len(averages) == 1 else ''}) = s")
+        lines += [STATE_UPDATES[n] for n in averages]
     draws: list[tuple[str, str]] = []
     values: dict[str, str] = {}
 
