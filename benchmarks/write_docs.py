@@ -146,8 +146,12 @@ BENCHMARKS = (
               "generator (lags 756839 and 215747, one in-place add per 215,747 words): `drop` keeps a weight "
               "whose word is at least round(p * 65536), a Gaussian is a level of a 65,536-quantile table of "
               "N(0, 1) (variance 1, tails cut at +-4.325). The `exact_random` rows are the ablation: torch's "
-              "`uniform_` (compared with p) and `normal_`, one float each per weight, as before. The last two "
-              "rows time the draws alone, the floor of such a rule in each mode.",
+              "`uniform_` (compared with p) and `normal_`, one float each per weight, as before. The two rows "
+              "`random draws only` time the draws alone, the floor of such a rule in each mode. The `fused` rows "
+              "run `RuleOptimizer(..., fused=True)`: each tensor of at least 16,384 elements through one "
+              "torch.compile-d element-wise loop (the MLP's two large ones; none of the ConvNet's, where the "
+              "rows equal the plain ones); the wall seconds of their first step (the compilation) follow the "
+              "tables. This machine's timings swing by about 15% from run to run.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
               "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
