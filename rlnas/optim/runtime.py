@@ -357,6 +357,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         self._stream: WordStream | None = None
         self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
         self._draw_buffers: dict[tuple[int, ...], dict[Any, Any]] = {}
+        self._real_views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -389,12 +390,15 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                     for name in self.state_names:
                         state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                w, g, s = buckets.setdefault((state["step"], p.device, p.dtype),
+                # a complex tensor is updated as its real and imaginary parts, as torch's optimizers do
+                real = torch.view_as_real if p.is_complex() else _same
+                weights = self._real_view(p) if p.is_complex() else p
+                w, g, s = buckets.setdefault((state["step"], p.device, weights.dtype),
                                              ([], [], {n: [] for n in self.state_names}))
-                w.append(p)
-                g.append(p.grad)
+                w.append(weights)
+                g.append(real(p.grad))
                 for name in self.state_names:
-                    s[name].append(state[name])
+                    s[name].append(real(state[name]))
             for (t, device, _), (w, g, s) in buckets.items():
                 self._step_bucket(group, t, w, g, s, self._generator(device))
         return loss
@@ -476,6 +480,14 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"fused=True: torch.compile could not compile the step of rule {self.rule_text!r} "
                                    f"({reason}); use fused=False") from None
 
+    def _real_view(self, p: torch.Tensor) -> torch.Tensor:
+        """``view_as_real(p)``, the same tensor from step to step (the scratch and draw buffers are
+        keyed by the weights' identities)."""
+        cached = self._real_views.get(id(p))
+        if cached is None or cached[0] is not p or cached[1].data_ptr() != p.data_ptr():
+            cached = self._real_views[id(p)] = (p, torch.view_as_real(p))
+        return cached[1]
+
     def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
         """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""
         lists = self._scratch.setdefault(tuple(id(p) for p in w), [])
@@ -515,6 +527,10 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if word_stream is not None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
             self._stream.load(word_stream)
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _mask(draw: torch.Tensor, p: float) -> torch.Tensor:

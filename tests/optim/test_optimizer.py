@@ -228,6 +228,33 @@ def test_parameter_groups_parameters_without_gradients_and_closure():
     assert frozen not in optimizer.state
 
 
+@pytest.mark.parametrize("text", ["adam", "drop(rmsprop, 0.1) - sqrt(g^3)"])
+def test_complex_weights_update_as_their_real_and_imaginary_parts(text):
+    """As torch's optimizers do: a complex tensor is stepped as its ``view_as_real``; the state stays complex."""
+    gen = torch.Generator().manual_seed(3)
+    start = torch.randn(40, 30, dtype=torch.complex128, generator=gen)
+    complex_w, real_w = nn.Parameter(start.clone()), nn.Parameter(torch.view_as_real(start).clone())
+    on_complex = RuleOptimizer([complex_w], text, lr=0.01, seed=5)
+    on_real = RuleOptimizer([real_w], text, lr=0.01, seed=5)
+    for _ in range(5):
+        grad = torch.randn(40, 30, dtype=torch.complex128, generator=gen)
+        complex_w.grad, real_w.grad = grad, torch.view_as_real(grad).clone()
+        on_complex.step()
+        on_real.step()
+    assert torch.equal(torch.view_as_real(complex_w.detach()), real_w.detach())
+    assert not torch.equal(complex_w.detach(), start)
+    assert all(v.is_complex() for k, v in on_complex.state[complex_w].items() if k != "step")
+    if text == "adam":
+        reference = nn.Parameter(start.clone())
+        torch_adam = torch.optim.Adam([reference], lr=0.01)
+        gen = torch.Generator().manual_seed(3)
+        torch.randn(40, 30, dtype=torch.complex128, generator=gen)
+        for _ in range(5):
+            reference.grad = torch.randn(40, 30, dtype=torch.complex128, generator=gen)
+            torch_adam.step()
+        assert (reference - complex_w).abs().max().item() < 1e-12
+
+
 def test_scalar_only_rules_move_every_weight_by_the_same_amount():
     p = one_param([0.0, 1.0], [3.0, -7.0])
     RuleOptimizer([p], "2 + 1", lr=0.1).step()
