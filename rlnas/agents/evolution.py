@@ -18,7 +18,7 @@ import numpy as np
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal, Result, rng_state, set_rng_state
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Candidate
+from rlnas.spaces.base import Candidate, Space
 
 Member = tuple[tuple[int, ...], float]
 """A population member: choice indices of the candidate and its reward."""
@@ -50,7 +50,8 @@ class EvolutionAgent(Agent):
     Config = EvolutionConfig
     config: EvolutionConfig
 
-    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+    def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
+                 seed: int | None = None, device: str = "cpu") -> None:
         super().__init__(space, config, seed=seed, device=device)
         self.rng = np.random.default_rng(seed)
         self.population: deque[Member] = deque()

@@ -58,6 +58,7 @@ from rlnas.agents.l2nas_parts import (
     pinball_loss,
 )
 from rlnas.errors import ConfigError
+from rlnas.spaces.base import Space
 
 TRANSFER_MODES = ("both", "architectures", "weights")
 """What :meth:`L2NASAgent.load_policy` takes from the source search (config field ``transfer``)."""
@@ -177,7 +178,8 @@ class L2NASAgent(Agent):
     Config = L2NASConfig
     config: L2NASConfig
 
-    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+    def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
+                 seed: int | None = None, device: str = "cpu") -> None:
         super().__init__(space, config, seed=seed, device=device)
         cfg = self.config
         self.rng = np.random.default_rng(seed)

@@ -26,6 +26,7 @@ from rlnas.agents.base import (
     set_rng_state,
 )
 from rlnas.errors import ConfigError
+from rlnas.spaces.base import Space
 
 MOVES = ("best", "first")
 
@@ -53,7 +54,8 @@ class LocalAgent(Agent):
     Config = LocalConfig
     config: LocalConfig
 
-    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+    def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
+                 seed: int | None = None, device: str = "cpu") -> None:
         super().__init__(space, config, seed=seed, device=device)
         self.rng = np.random.default_rng(seed)
         self.known: dict[tuple[int, ...], float | None] = {}   # evaluated architectures -> reward (None: failed)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal, Result, rng_state, set_rng_state
+from rlnas.spaces.base import Space
 
 
 @dataclass
@@ -21,7 +22,8 @@ class RandomAgent(Agent):
     name = "random"
     Config = RandomConfig
 
-    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+    def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
+                 seed: int | None = None, device: str = "cpu") -> None:
         super().__init__(space, config, seed=seed, device=device)
         self.rng = np.random.default_rng(seed)
         self.told = 0

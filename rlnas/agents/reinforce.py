@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlnas.agents.base import Result
+from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
+from rlnas.spaces.base import Space
 
 
 @dataclass
@@ -49,7 +50,8 @@ class ReinforceAgent(ControllerAgent):
     Config = ReinforceConfig
     config: ReinforceConfig
 
-    def __init__(self, space, config=None, *, seed=None, device="cpu"):
+    def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
+                 seed: int | None = None, device: str = "cpu") -> None:
         super().__init__(space, config, seed=seed, device=device)
         cfg = self.config
         self._build_controller()

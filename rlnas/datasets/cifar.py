@@ -11,6 +11,7 @@ anything else is refused with a :class:`ConfigError`.
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _batch_reader(root: Path):
+def _batch_reader(root: Path) -> Callable[[str], bytes]:
     """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz``."""
     if root.is_file() and tarfile.is_tarfile(root):
         wanted = {*TRAIN_BATCHES, TEST_BATCH}

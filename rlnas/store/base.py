@@ -191,7 +191,8 @@ class InMemoryStore(Store):
         record = self._by_id(study_id)
         self._studies[record.name] = replace(record, settings=dict(settings))
 
-    def add_trial(self, study_id, slot, key, candidate, info, *, repeat_of=None) -> Trial:
+    def add_trial(self, study_id: int, slot: int, key: str, candidate: Mapping[str, Any],
+                  info: Mapping[str, Any], *, repeat_of: int | None = None) -> Trial:
         trials = self._trials[study_id]
         trial = Trial(number=len(trials), slot=slot, state=TrialState.RUNNING, key=key,
                       candidate=dict(candidate), info=copy.deepcopy(dict(info)), started_at=utcnow(),
@@ -199,8 +200,9 @@ class InMemoryStore(Store):
         trials.append(trial)
         return trial
 
-    def finish_trial(self, study_id, number, state, *, reward=None, metrics=None, cost_seconds=0.0,
-                     error=None, eval_info=None) -> Trial:
+    def finish_trial(self, study_id: int, number: int, state: TrialState, *, reward: float | None = None,
+                     metrics: Mapping[str, float] | None = None, cost_seconds: float = 0.0,
+                     error: str | None = None, eval_info: Mapping[str, Any] | None = None) -> Trial:
         trials = self._trials[study_id]
         if not 0 <= number < len(trials):
             raise StorageError(f"study {study_id} has no trial {number}")
@@ -212,64 +214,64 @@ class InMemoryStore(Store):
         trials[number] = trial
         return trial
 
-    def fail_orphans(self, study_id, reason) -> list[int]:
+    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
         trials = self._trials[study_id]
         numbers = [t.number for t in trials if t.state is TrialState.RUNNING]
         for n in numbers:
             trials[n] = replace(trials[n], state=TrialState.FAIL, error=reason, orphaned=True, finished_at=utcnow())
         return numbers
 
-    def trials(self, study_id, states=None) -> list[Trial]:
+    def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
         wanted = set(states) if states is not None else None
         return [t for t in self._trials[study_id] if wanted is None or t.state in wanted]
 
-    def save_checkpoint(self, study_id, slot, payload) -> None:
+    def save_checkpoint(self, study_id: int, slot: int, payload: bytes) -> None:
         self._checkpoints[study_id] = (slot, bytes(payload))
 
-    def latest_checkpoint(self, study_id):
+    def latest_checkpoint(self, study_id: int) -> tuple[int, bytes] | None:
         return self._checkpoints.get(study_id)
 
-    def log_diagnostics(self, study_id, slot, values) -> None:
+    def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
         self._diagnostics[study_id].append((slot, dict(values)))
 
-    def diagnostics(self, study_id):
+    def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
         return list(self._diagnostics[study_id])
 
-    def delete_study(self, name) -> None:
+    def delete_study(self, name: str) -> None:
         record = self.get_study(name)
         del self._studies[name]
         for table in (self._trials, self._checkpoints, self._diagnostics, self._leases):
             table.pop(record.id, None)
 
-    def rename_study(self, name, new_name) -> None:
+    def rename_study(self, name: str, new_name: str) -> None:
         record = self.get_study(name)
         if new_name in self._studies:
             raise DuplicateStudy(f"a study named {new_name!r} already exists")
         del self._studies[name]
         self._studies[new_name] = replace(record, name=new_name)
 
-    def get_lease(self, study_id):
+    def get_lease(self, study_id: int) -> Lease | None:
         return self._leases.get(study_id)
 
-    def insert_lease(self, study_id, lease) -> bool:
+    def insert_lease(self, study_id: int, lease: Lease) -> bool:
         if study_id in self._leases:
             return False
         self._leases[study_id] = lease
         return True
 
-    def replace_lease(self, study_id, old, new) -> bool:
+    def replace_lease(self, study_id: int, old: Lease, new: Lease) -> bool:
         if self._leases.get(study_id) != old:
             return False
         self._leases[study_id] = new
         return True
 
-    def renew_lease(self, study_id, holder) -> bool:
+    def renew_lease(self, study_id: int, holder: str) -> bool:
         lease = self._leases.get(study_id)
         if lease is None or lease.holder != holder:
             return False
         self._leases[study_id] = replace(lease, renewed_at=utcnow())
         return True
 
-    def release_lease(self, study_id, holder) -> None:
+    def release_lease(self, study_id: int, holder: str) -> None:
         if study_id in self._leases and self._leases[study_id].holder == holder:
             del self._leases[study_id]
