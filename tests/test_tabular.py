@@ -255,3 +255,20 @@ def test_build_script_reproduces_shipped_file(tmp_path):
     assert out.read_bytes() == NB201_TABLE_PATH.read_bytes()
     rebuilt = load_nb201_table(out)
     assert rebuilt.arch_str == load_nb201_table().arch_str
+
+
+def test_a_table_of_another_format_is_refused_and_arrays_are_read_only(tmp_path):
+    from rlnas.data.nbgraph import NBGRAPH_TABLE_PATH, load_nbgraph_table
+
+    for path, load, name in [(NB201_TABLE_PATH, load_nb201_table, "NB201"),
+                             (NBGRAPH_TABLE_PATH, load_nbgraph_table, "NAS-Bench-Graph")]:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["format_version"] = np.array(int(arrays["format_version"]) + 1)
+        other = tmp_path / f"{name}.npz"
+        np.savez(other, **arrays)
+        with pytest.raises(ValueError, match=f"^{name} table format {int(arrays['format_version'])} is not supported"):
+            load(str(other))
+    table = load_nb201_table()
+    with pytest.raises(ValueError, match="read-only"):
+        table.test_acc[0, 0] = 0.0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlnas.data.npz_table import read_npz_table
 from rlnas.errors import InvalidCandidate
 
 NB201_TABLE_PATH = Path(__file__).with_name("nb201.npz")
@@ -78,11 +79,6 @@ class NB201Table:
             raise KeyError(dataset) from None
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
-
-
 @lru_cache(maxsize=4)
 def load_nb201_table(path: str | Path | None = None) -> NB201Table:
     """The NAS-Bench-201 table (cached per path; arrays are read-only).
@@ -90,27 +86,23 @@ def load_nb201_table(path: str | Path | None = None) -> NB201Table:
     ``path`` defaults to the ``nb201.npz`` shipped in this package; pass another file written
     by ``scripts/build_nb201_table.py`` to use it instead.
     """
-    with np.load(NB201_TABLE_PATH if path is None else Path(path), allow_pickle=False) as z:
-        data = {name: z[name] for name in z.files}
-    version = int(data["format_version"])
-    if version != FORMAT_VERSION:
-        raise ValueError(f"NB201 table format {version} is not supported (expected {FORMAT_VERSION})")
+    data = read_npz_table(NB201_TABLE_PATH if path is None else path, FORMAT_VERSION, "NB201")
     arch = tuple(data["arch_str"].tolist())
     return NB201Table(
         arch_str=arch,
         datasets=tuple(data["datasets"].tolist()),
-        valid_acc=_frozen(data["valid_acc"]),
-        test_acc=_frozen(data["test_acc"]),
-        valid_acc_12ep=_frozen(data["valid_acc_12ep"]),
-        test_acc_12ep=_frozen(data["test_acc_12ep"]),
-        params_m=_frozen(data["params_m"]),
-        train_time_s=_frozen(data["train_time_s"]),
-        params_from_closed_form=_frozen(data["params_from_closed_form"]),
-        train_time_estimated=_frozen(data["train_time_estimated"]),
-        seed_acc=_frozen(data["seed_acc"]),
-        n_seeds=_frozen(data["n_seeds"]),
+        valid_acc=data["valid_acc"],
+        test_acc=data["test_acc"],
+        valid_acc_12ep=data["valid_acc_12ep"],
+        test_acc_12ep=data["test_acc_12ep"],
+        params_m=data["params_m"],
+        train_time_s=data["train_time_s"],
+        params_from_closed_form=data["params_from_closed_form"],
+        train_time_estimated=data["train_time_estimated"],
+        seed_acc=data["seed_acc"],
+        n_seeds=data["n_seeds"],
         seed_labels=tuple(int(s) for s in data["seed_labels"]),
         latency_devices=tuple(data["latency_devices"].tolist()),
-        latency_ms=_frozen(data["latency_ms"]),
+        latency_ms=data["latency_ms"],
         index={a: i for i, a in enumerate(arch)},
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlnas.data.npz_table import read_npz_table
+
 NBGRAPH_TABLE_PATH = Path(__file__).with_name("nbgraph.npz")
 FORMAT_VERSION = 1
 
@@ -47,11 +49,6 @@ class NBGraphTable:
             raise KeyError(dataset) from None
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
-
-
 @lru_cache(maxsize=4)
 def load_nbgraph_table(path: str | Path | None = None) -> NBGraphTable:
     """The NAS-Bench-Graph table (cached per path; arrays are read-only).
@@ -59,15 +56,11 @@ def load_nbgraph_table(path: str | Path | None = None) -> NBGraphTable:
     ``path`` defaults to the ``nbgraph.npz`` shipped in this package; pass another file written
     by ``scripts/build_nbgraph_table.py`` to use it instead.
     """
-    with np.load(NBGRAPH_TABLE_PATH if path is None else Path(path), allow_pickle=False) as z:
-        data = {name: z[name] for name in z.files}
-    version = int(data["format_version"])
-    if version != FORMAT_VERSION:
-        raise ValueError(f"NAS-Bench-Graph table format {version} is not supported (expected {FORMAT_VERSION})")
-    key = _frozen(data["key"])
+    data = read_npz_table(NBGRAPH_TABLE_PATH if path is None else path, FORMAT_VERSION, "NAS-Bench-Graph")
+    key = data["key"]
     return NBGraphTable(
         datasets=tuple(data["datasets"].tolist()), key=key,
-        valid_perf=_frozen(data["valid_perf"]), test_perf=_frozen(data["test_perf"]),
-        latency_s=_frozen(data["latency_s"]), params_m=_frozen(data["params_m"]),
+        valid_perf=data["valid_perf"], test_perf=data["test_perf"],
+        latency_s=data["latency_s"], params_m=data["params_m"],
         column={int(k): i for i, k in enumerate(key.tolist())},
     )
