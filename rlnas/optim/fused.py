@@ -24,12 +24,14 @@ from rlnas.optim.rule import RANDOM_OPERANDS, Rule
 from rlnas.optim.runtime import FUSED_SCALARS
 
 OPERANDS = {
-    "g": "g", "g^2": "g * g", "g^3": "g * g * g", "m": "m / bc1", "v": "v / bc2", "gamma": "gamma / bc3",
+    "g": "g", "g^2": "g * g", "g^3": "g * g * g", "m": "m * inv_bc1", "v": "v * inv_bc2", "gamma": "gamma * inv_bc3",
     "sign(g)": "torch.sign(g)", "sign(m)": "torch.sign(m)", "1": "torch.ones_like(lr)",
     "2": "torch.full_like(lr, 2.0)", "1e-4w": "1e-4 * w", "1e-3w": "1e-3 * w", "1e-2w": "1e-2 * w",
-    "1e-1w": "1e-1 * w", "adam": "(m / bc1) / (torch.sqrt(v / bc2) + delta)",
-    "rmsprop": "g / (torch.sqrt(v / bc2) + delta)", "ld": "ld", "cd": "cd", "rd": "rd",
+    "1e-1w": "1e-1 * w", "adam": "(m * inv_bc1) / (torch.sqrt(v * inv_bc2) + delta)",
+    "rmsprop": "g / (torch.sqrt(v * inv_bc2) + delta)", "ld": "ld", "cd": "cd", "rd": "rd",
 }
+"""Bias corrections are multiplications by ``1 / bc`` (a scalar of the step): a division per element
+costs as much as a square root on the CPU."""
 UNARY = {
     "identity": "{}", "neg": "(-{})", "exp": "torch.exp({})", "log": "torch.log(torch.abs({}))",
     "sqrt": "torch.sqrt(torch.abs({}))", "sign": "torch.sign({})", "clip_1e-5": "torch.clamp({}, -1e-5, 1e-5)",

@@ -299,9 +299,10 @@ def _s2(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: float, b: f
 
 # ------------------------------------------------------------------ optimizer
 FUSED_SCALARS = ("beta1", "beta2", "beta3", "one_minus_beta1", "one_minus_beta2", "one_minus_beta3",
-                 "bc1", "bc2", "bc3", "delta", "ld", "cd", "rd", "lr", "noise_std", "anneal_std")
+                 "inv_bc1", "inv_bc2", "inv_bc3", "delta", "ld", "cd", "rd", "lr", "noise_std", "anneal_std")
 """The scalars a fused update function reads from its ``h`` (float64), in order (see
-:mod:`rlnas.optim.fused`); ``1 − β`` comes computed, as in the multi-tensor code."""
+:mod:`rlnas.optim.fused`); ``1 − β`` comes computed, as in the multi-tensor code, and so does ``1 / bc``
+(the bias correction ``1 − βᵗ``)."""
 
 FUSED_MIN_ELEMENTS = 16384
 """Fewest elements of a tensor that ``fused=True`` updates with the compiled loop: a call of it costs
@@ -461,6 +462,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         for k in (1, 2, 3):
             scalars[f"beta{k}"] = group[f"beta{k}"]
             scalars[f"one_minus_beta{k}"] = 1.0 - group[f"beta{k}"]
+            scalars[f"inv_bc{k}"] = 1.0 / h[f"bc{k}"]
         # float64, as the multi-tensor code's floats: what only scalars compute is computed in float64 too
         vector = torch.tensor([scalars.get(name, 0.0) for name in FUSED_SCALARS], dtype=torch.float64,
                               device=w[0].device)
