@@ -34,8 +34,9 @@ from typing import Any
 import torch
 
 Tensors = list[torch.Tensor]
-Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], torch.Generator | None,
+Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], "Draws | None",
                    Callable[[int], Tensors]], tuple[Tensors | float | tuple[Any, ...], float]]
+"""A compiled rule's multi-tensor update: ``(w, g, s, h, rng, ws) -> (update, factor)`` (see codegen)."""
 
 HYPER_DEFAULTS: dict[str, Any] = {
     "beta1": 0.9, "beta2": 0.999, "beta3": 0.999, "delta": 1e-8, "noise_std": 0.1,
@@ -466,6 +467,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         # float64, as the multi-tensor code's floats: what only scalars compute is computed in float64 too
         vector = torch.tensor([scalars.get(name, 0.0) for name in FUSED_SCALARS], dtype=torch.float64,
                               device=w[0].device)
+        assert self.fused_update is not None  # checked by __init__
         function = _compiled(self.fused_update)
         table = gaussian_table(w[0].dtype, w[0].device)
         torch._dynamo.mark_static(table)  # its size a constant of the compiled loop
