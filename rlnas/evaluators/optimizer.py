@@ -37,8 +37,9 @@ from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
-from rlnas.models.children import create_child
+from rlnas.models.children import CHILD_NETWORKS, create_child
 from rlnas.optim.rule import Rule, as_rule
+from rlnas.registry import check_options
 from rlnas.spaces.optimizer_rules import FIELDS, OptimizerRulesSpace
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter], float, int, int], torch.optim.Optimizer]
@@ -108,6 +109,7 @@ class OptimizerEvaluator:
         self.schedule = check_schedule(schedule)
         self.seed, self.split_seed, self.data_root = int(seed), int(split_seed), data_root
         self.network_options = dict(network_options or {})
+        check_options(f"child network {network!r}", CHILD_NETWORKS.get(network), self.network_options, skip=2)
         self.dataset_options = dict(dataset_options or {})
         if not isinstance(exact_random, bool):
             raise ConfigError(f"optimizer evaluator: exact_random must be true or false, got {exact_random!r}")
@@ -137,10 +139,26 @@ class OptimizerEvaluator:
 
     @property
     def data(self) -> DatasetSplits:
-        """The train/valid/test splits (loaded on first use, then kept)."""
+        """The train/valid/test splits (loaded on first use, then kept; the child network is built once
+        then, so that an option value it cannot take is a :class:`ConfigError` before any training)."""
         if self._data is None:
-            self._data = load_dataset(self.dataset, self.data_root, split_seed=self.split_seed, **self.dataset_options)
+            data = load_dataset(self.dataset, self.data_root, split_seed=self.split_seed, **self.dataset_options)
+            self._check_child(data)
+            self._data = data
         return self._data
+
+    def _check_child(self, data: DatasetSplits) -> None:
+        try:
+            with torch.random.fork_rng(devices=[]):
+                model = create_child(self.network, data.input_shape, data.num_classes, **self.network_options)
+                with torch.no_grad():
+                    model(data.valid.tensors()[0][:1])
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, RuntimeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"child network {self.network!r} with options {self.network_options} cannot "
+                              f"take {self.dataset} images: {reason}") from None
 
     def budget_for(self, slot: int) -> int:
         """Training steps for the trial in ``slot`` under ``schedule`` (``steps`` without one)."""

@@ -12,7 +12,17 @@ from typing import Any
 
 from torch import nn
 
+from rlnas.errors import ConfigError
 from rlnas.registry import Registry, check_options
+
+
+def _positive_ints(label: str, values: Any) -> list[int]:
+    """``values`` (a list, or one integer) as a list of integers >= 1, else a :class:`ConfigError`."""
+    items = [values] if isinstance(values, int) else values
+    if (isinstance(items, (str, bytes)) or not hasattr(items, "__iter__")
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in items)):
+        raise ConfigError(f"{label} must be integers >= 1, got {values!r}")
+    return list(items)
 
 
 def convnet(input_shape: Sequence[int], num_classes: int, *, channels: Sequence[int] = (8, 16),
@@ -22,16 +32,21 @@ def convnet(input_shape: Sequence[int], num_classes: int, *, channels: Sequence[
     Strided convolutions instead of max pooling: on one CPU thread pooling cost more than the
     convolutions of this small network.
     """
+    channels = _positive_ints("child network 'convnet': channels", channels)
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+        raise ConfigError(f"child network 'convnet': kernel_size must be an integer >= 1, got {kernel_size!r}")
     c, h, w = (int(s) for s in input_shape)
     layers: list[nn.Module] = []
     for width in channels:
-        layers += [nn.Conv2d(c, int(width), kernel_size, stride=2, padding=kernel_size // 2), nn.ReLU()]
-        c, h, w = int(width), (h + 1) // 2, (w + 1) // 2
+        pad = kernel_size // 2
+        layers += [nn.Conv2d(c, int(width), kernel_size, stride=2, padding=pad), nn.ReLU()]
+        c, h, w = int(width), (h + 2 * pad - kernel_size) // 2 + 1, (w + 2 * pad - kernel_size) // 2 + 1
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, num_classes))
 
 
 def mlp(input_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] = (64,)) -> nn.Module:
     """A multi-layer perceptron on the flattened image."""
+    hidden = _positive_ints("child network 'mlp': hidden", hidden)
     width = 1
     for s in input_shape:
         width *= int(s)

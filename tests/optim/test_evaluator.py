@@ -13,7 +13,7 @@ from rlnas.evaluators.optimizer import (
     RuleDiverged,
     rule_of_candidate,
 )
-from rlnas.models.children import create_child
+from rlnas.models.children import CHILD_NETWORKS, create_child
 from rlnas.optim import rule
 from rlnas.spaces.optimizer_rules import OptimizerRulesSpace
 from rlnas.study import RunOptions, create_study, load_study
@@ -180,7 +180,32 @@ def test_bad_options_and_candidates_are_config_errors():
         with pytest.raises(ConfigError, match=message):
             tiny(**options)
     with pytest.raises(ConfigError, match="unknown child network 'resnet'"):
-        tiny(network="resnet").evaluate_rule("sgd")
+        tiny(network="resnet")  # at construction: before a study stores anything
+    with pytest.raises(ConfigError, match=r"child network 'mlp': unknown option\(s\) width \(accepted: hidden\)"):
+        tiny(network_options={"width": 3})
+    for options, message in (({"hidden": [-3]}, r"^child network 'mlp': hidden must be integers >= 1, got \[-3\]"),
+                             ({"hidden": "64"}, r"^child network 'mlp': hidden must be integers >= 1, got '64'")):
+        evaluator = tiny(network_options=options)  # a value: checked when the data's shape is known
+        with pytest.raises(ConfigError, match=message):
+            _ = evaluator.data
+        assert evaluator._data is None  # nothing kept: the same error next time
+    for kernel_size in (1, 2, 4, 5):  # even kernels change the maps' size: the classifier still fits
+        child = create_child("convnet", (1, 28, 28), 10, channels=[4, 4], kernel_size=kernel_size)
+        assert child(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_child_network_that_cannot_take_the_images_is_a_config_error_before_training():
+    def needs_rgb(input_shape, num_classes):
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
+
+    CHILD_NETWORKS.register("needs_rgb", needs_rgb)
+    try:
+        evaluator = tiny(network="needs_rgb")
+        with pytest.raises(ConfigError, match=r"^child network 'needs_rgb' with options \{\} cannot take digits "
+                                              r"images: .*expected input\[1, 1, 8, 8\] to have 3 channels"):
+            _ = evaluator.data
+    finally:
+        CHILD_NETWORKS.unregister("needs_rgb")
     with pytest.raises(ConfigError, match="not a candidate of the optimizer_rules space"):
         rule_of_candidate({"edge": "conv"})
     assert rule_of_candidate(OptimizerRulesSpace(2).candidate_of(rule("powersign"))) == rule("powersign")

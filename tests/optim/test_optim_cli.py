@@ -72,3 +72,17 @@ def test_export_optimizer_refuses_other_studies_and_other_files(capsys, sqlite_u
     assert main(["export", "cells", "--optimizer", str(tmp_path / "x.py"), "--storage", sqlite_url]) == 2
     assert "needs a study of the optimizer_rules space" in capsys.readouterr().err
     assert not (tmp_path / "x.py").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    ("network=resnet", "unknown child network 'resnet' (choices: convnet, mlp)"),
+    ('network_options={"hidden": [0]}', "child network 'mlp': hidden must be integers >= 1, got [0]"),
+])
+def test_a_search_with_a_bad_child_network_stores_nothing(capsys, tmp_path, option, message):
+    database = tmp_path / "nos.db"
+    args = ["search", *TINY, "--eval-option", option, "--agent", "ppo", "--trials", "2",
+            "--storage", f"sqlite:///{database}"]
+    assert main(args) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("rlnas: error: ") and message in stderr and stderr.count("\n") == 1
+    assert not database.exists()
