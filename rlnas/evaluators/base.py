@@ -1,10 +1,11 @@
 """What every evaluator returns, and the protocol it follows."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate
 
 
@@ -29,6 +30,9 @@ class Evaluator(Protocol):
     ``seed`` makes a noisy evaluation reproducible: the study passes a seed derived from its
     own seed and the trial's slot. ``spec()`` returns the JSON-able ``{"name": ..., **options}``
     that ``create_evaluator`` turns back into an equal evaluator (used by resume).
+
+    Optional: ``metrics``, the names of the metrics every measurement reports. A study refuses a
+    reward that reads another metric before anything runs or is stored (:func:`check_reward_metrics`).
     """
 
     def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Measurement:
@@ -36,3 +40,16 @@ class Evaluator(Protocol):
 
     def spec(self) -> dict[str, Any]:
         ...
+
+
+def check_reward_metrics(reads: Iterable[str], evaluator: Any) -> None:
+    """A :class:`ConfigError` when a reward reads a metric (``reads``) that ``evaluator`` declares it
+    does not report (its ``metrics``); nothing is checked for an evaluator that declares none."""
+    declared = getattr(evaluator, "metrics", None)
+    if declared is None:
+        return
+    missing = [m for m in reads if m not in declared]
+    if missing:
+        name = getattr(evaluator, "name", type(evaluator).__name__)
+        raise ConfigError(f"the reward reads metric(s) {', '.join(map(repr, missing))}, which evaluator {name!r} "
+                          f"does not report (it reports: {', '.join(declared)})")

@@ -35,6 +35,7 @@ class NBGraphEvaluator:
     """
 
     name = "nbgraph"
+    metrics = ("valid_acc", "test_acc", "valid_perf", "test_perf", "latency_s", "params_m")
 
     def __init__(self, dataset: str = "cora"):
         if not isinstance(dataset, str) or dataset.lower() not in NBGRAPH_DATASETS:

@@ -82,6 +82,7 @@ class OptimizerEvaluator:
     """Rewards an update rule with the accuracy of a child network it trained (see the module docstring)."""
 
     name = "optimizer"
+    metrics = ("valid_acc", "test_acc", "best_lr", "train_loss", "diverged_lrs", "train_time_s")
     failed_reward = 0.0
     """What a failed evaluation (a rule diverging at every learning rate) is worth to a controller:
     the lowest accuracy. The CLI gives it to REINFORCE / PPO as their ``fail_reward``."""
@@ -159,6 +160,11 @@ class OptimizerEvaluator:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"child network {self.network!r} with options {self.network_options} cannot "
                               f"take {self.dataset} images: {reason}") from None
+
+    def prepare(self) -> None:
+        """Check, before a study is created, that rules can be evaluated: load the data set and build
+        the child network once (see :attr:`data`)."""
+        _ = self.data
 
     def budget_for(self, slot: int) -> int:
         """Training steps for the trial in ``slot`` under ``schedule`` (``steps`` without one)."""

@@ -38,6 +38,7 @@ class SharedEvaluator(WeightSharingEvaluator):
 
     name = "shared"
     quality_metric = "shared_acc"
+    metrics = ("shared_acc",)
 
     def __init__(self, space: str | Space = "enas_micro", dataset: str = "mnist5k", *, epochs: float = 10,
                  batch_size: int = 64, valid_batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,

@@ -145,6 +145,14 @@ class SupernetEvaluator(WeightSharingEvaluator):
         return WarmupPath(self.space.candidate(choices), frozenset(all_ops))
 
     # ---------------------------------------------------------------- cost
+    def prepare(self) -> None:
+        """:meth:`WeightSharingEvaluator.prepare`, and the cost model (a latency table that is missing
+        or does not fit the space is a :class:`ConfigError` before a study is created; a table to
+        ``"build"`` is measured at the first evaluation, as before, since a resumed search restores it)."""
+        super().prepare()
+        if self.latency_table != "build":
+            _ = self.cost_model
+
     @property
     def cost_model(self) -> CostModel:
         """The cost of deployable networks (see :mod:`rlnas.costs.models`)."""
@@ -157,6 +165,12 @@ class SupernetEvaluator(WeightSharingEvaluator):
     def cost_metric(self) -> str:
         """Name of the metric holding the cost in its unit: ``latency_ms``, ``flops_m`` or ``params_m``."""
         return COST_UNITS[self.cost][1]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Names of the metrics :meth:`evaluate` reports: the accuracy and the cost (twice: ``cost`` and
+        the name of its unit)."""
+        return self.quality_metric, "cost", self.cost_metric
 
     def extra_metrics(self, candidate: Candidate) -> dict[str, float]:
         value = self.cost_model(candidate)

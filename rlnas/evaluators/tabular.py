@@ -43,6 +43,7 @@ class NB201Evaluator:
     """
 
     name = "nb201"
+    metrics = ("valid_acc", "test_acc", "params_m", "latency_ms", "train_time_s")
 
     def __init__(self, dataset: str = "cifar10", fidelity: int = 200, noisy: bool = False,
                  latency_device: str = "pixel3"):

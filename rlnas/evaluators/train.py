@@ -79,6 +79,7 @@ class TrainEvaluator:
     """
 
     name = "train"
+    metrics = ("valid_acc", "test_acc", "train_loss", "train_time_s", "params_m", "flops_m")
 
     def __init__(self, space: str | Space = "nb201", dataset: str = "digits", *, epochs: float = 10,
                  steps: int | None = None, batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9,

@@ -125,6 +125,11 @@ class WeightSharingEvaluator(ABC):
         return {}
 
     # ---------------------------------------------------------------- protocol
+    def prepare(self) -> None:
+        """Check, before a study is created, that the search can run: load the data set and build the
+        supernet (an option it cannot take is a :class:`ConfigError`; the search would build it first)."""
+        self._ensure_built()
+
     @property
     def data(self) -> Any:
         """The train/valid/test splits (loaded on first use)."""

@@ -7,6 +7,7 @@ from typing import Any
 from rlnas.agents import agent_class, create_agent
 from rlnas.errors import ConfigError, DuplicateStudy, StorageError
 from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
+from rlnas.evaluators.base import check_reward_metrics
 from rlnas.rewards import create_reward
 from rlnas.spaces import SPACES, Space, create_space
 from rlnas.store import Store, StudyRecord, open_store
@@ -39,8 +40,10 @@ def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, 
     config = agent_class(agent).Config.from_dict(agent_config).to_dict()
     if not isinstance(reuse_repeats, bool):
         raise ConfigError(f"reuse_repeats must be true or false, got {reuse_repeats!r}")
+    reward_obj = create_reward(reward)
+    check_reward_metrics(reward_obj.metrics, evaluator)  # a metric the evaluator never reports: before any trial
     return StudySpec(space=space.name, fingerprint=space.fingerprint, agent=agent, agent_config=config,
-                     evaluator=evaluator_spec(evaluator), reward=create_reward(reward).spec(),
+                     evaluator=evaluator_spec(evaluator), reward=reward_obj.spec(),
                      seed=check_seed(seed), reuse_repeats=reuse_repeats)
 
 
@@ -73,15 +76,15 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
     name = f"{resolved.name}-{agent}-{spec.seed}" if name is None else name
     check_name(name)
+    prepare = getattr(evaluator, "prepare", None)
+    if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing, not even a file
+        prepare()
     store = open_store(storage)
     if load_if_exists:
         existing = _find(store, name)
         if existing is not None:
             return _reopen(store, existing, spec, evaluator, device)
     agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
-    prepare = getattr(evaluator, "prepare", None)
-    if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing stored
-        prepare()
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,
