@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +225,19 @@ def weights_options(args: argparse.Namespace, evaluator_name: str, options: dict
             "keep_weights": None if keep == "all" else int(keep)}
 
 
+def weights_folder_name(name: str) -> str:
+    """A study's weights folder: its name where that is a plain file name, else the name with every
+    character outside ``A-Z a-z 0-9 . _ -`` replaced by ``_`` and a hash of the name appended, so that a
+    name like ``../x`` or ``a/b`` stays inside the weights folder and two names never share one."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+    if safe == name:
+        return name
+    return f"{safe or 'study'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def default_weights_dir(storage: str, name: str) -> str:
-    """``<database file>-weights/<name>`` next to a SQLite file, else ``rlnas-weights/<name>`` in the working folder."""
+    """``<database file>-weights/<name>`` next to a SQLite file, else ``rlnas-weights/<name>`` in the working
+    folder (``<name>`` made a plain file name by :func:`weights_folder_name`)."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -233,7 +246,7 @@ def default_weights_dir(storage: str, name: str) -> str:
     except Exception:  # noqa: BLE001 - not a URL: the store reports it when it is opened
         database = None
     folder = f"{database}-weights" if database and database != ":memory:" else "rlnas-weights"
-    return str(Path(folder) / name)
+    return str(Path(folder) / weights_folder_name(name))
 
 
 def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Console) -> None:

@@ -1,0 +1,20 @@
+"""A study's trained weights stay inside ``<database>-weights/`` whatever the study is named."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlnas.cli.search import default_weights_dir, weights_folder_name
+
+
+def test_plain_names_are_kept_and_others_stay_inside_the_weights_folder(tmp_path):
+    assert weights_folder_name("nb201-l2nas-digits-0-1a2b3c") == "nb201-l2nas-digits-0-1a2b3c"
+    names = ["../escape", "a/b", "a_b", "/abs", ".hidden", "..", "naïve name", "a\\b"]
+    folders = [weights_folder_name(n) for n in names]
+    assert len(set(folders)) == len(names)  # "a/b" and "a_b" do not share a folder
+    database = tmp_path / "runs.db"
+    for name in names:
+        folder = Path(default_weights_dir(f"sqlite:///{database}", name)).resolve()
+        assert folder.parent == Path(f"{database}-weights").resolve(), name
+        assert not folder.name.startswith(".") and folder.name not in ("", "..")
+    assert weights_folder_name("../escape").startswith("_escape-")
+    assert Path(default_weights_dir("postgresql+psycopg://u@h/db", "../x")).parent == Path("rlnas-weights")
