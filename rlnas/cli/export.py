@@ -149,6 +149,9 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
     if args.onnx is not None:
         from rlnas.export import export_onnx
 
+        if space.name == "optimizer_rules":
+            raise ConfigError(f"--onnx exports a network; study {record.name!r} searched update rules (export them "
+                              f"with: rlnas export {record.name} --optimizer FILE.py)")
         model, input_shape, weights = onnx_network(args, record, trial, space, candidate)
         try:
             export_onnx(model, args.onnx, input_shape)

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # before hours of training, not after
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
+    if study.space.name == "optimizer_rules":
+        raise ConfigError(f"retrain trains networks; study {study.name!r} searched update rules (train one "
+                          f"with rlnas rule RULE --evaluate, export them with rlnas export {study.name} "
+                          "--optimizer FILE.py)")
     answers = search_answers(study, args.samples, args.trial)
     chosen = [a for a in answers if a.source != "sampled"] + [a for a in answers if a.source == "sampled"][:args.top]
     overrides = ({"lr": args.lr} if args.lr is not None else {}) | dict(args.eval_option)

@@ -134,7 +134,9 @@ def plot_bands(panels: Mapping[str, Sequence[Band]], path: str | Path, **options
 def diagnostics_figure(series: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> Any:
     """One small panel per diagnostic against the number of proposals told."""
     if not series:
-        raise ConfigError("the agent stored no diagnostics (only learning agents report them after each update)")
+        raise ConfigError("the study has no diagnostics: an agent stores them after each learning update (none "
+                          "happened yet, e.g. fewer results than a policy-gradient batch; random search, evolution "
+                          "and local search never learn)")
     cols = min(3, len(series))
     rows = -(-len(series) // cols)
     fig = _figure(3.4 * cols, 2.3 * rows)

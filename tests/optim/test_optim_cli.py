@@ -86,3 +86,16 @@ def test_a_search_with_a_bad_child_network_stores_nothing(capsys, tmp_path, opti
     stderr = capsys.readouterr().err
     assert stderr.startswith("rlnas: error: ") and message in stderr and stderr.count("\n") == 1
     assert not database.exists()
+
+
+def test_network_commands_on_a_rule_study_say_what_applies_instead(capsys, sqlite_url, tmp_path):
+    assert main(["search", *TINY, "--agent", "ppo", "--trials", "2", "--name", "nos", "--storage", sqlite_url]) == 0
+    capsys.readouterr()
+    assert main(["retrain", "nos", "--storage", sqlite_url]) == 2
+    assert "retrain trains networks; study 'nos' searched update rules" in capsys.readouterr().err
+    assert main(["export", "nos", "--onnx", str(tmp_path / "x.onnx"), "--storage", sqlite_url]) == 2
+    assert "rlnas export nos --optimizer FILE.py" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+    assert main(["plot", "nos", "--kind", "diagnostics", "--output", str(tmp_path / "d.png"),
+                 "--storage", sqlite_url]) == 2  # PPO's batch is larger than 2 results: no update yet
+    assert "the study has no diagnostics" in capsys.readouterr().err
