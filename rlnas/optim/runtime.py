@@ -354,6 +354,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         defaults = dict(HYPER_DEFAULTS, lr=lr, **hyper)
         _check_hyper(defaults, self.rule_text, self.uses_decay)
         super().__init__(params, defaults)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63):
+            raise ValueError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
         self._stream: WordStream | None = None
@@ -564,11 +566,15 @@ def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> Non
     lr = group["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
         raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    def number(value: Any) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
     for name in ("beta1", "beta2", "beta3"):
-        if not 0.0 <= group[name] < 1.0:
+        if not number(group[name]) or not 0.0 <= group[name] < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {group[name]!r}")
-    if group["delta"] < 0 or group["noise_std"] < 0:
-        raise ValueError("delta and noise_std must be >= 0")
+    for name in ("delta", "noise_std"):
+        if not number(group[name]) or group[name] < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {group[name]!r}")
     if not isinstance(group["exact_random"], bool):
         raise ValueError(f"exact_random must be True or False, got {group['exact_random']!r}")
     restarts = group["restarts"]

@@ -301,3 +301,10 @@ def test_bad_options_are_one_line_config_errors():
         RuleOptimizer([p], "adam", lr=float("nan"))
     with pytest.raises(ConfigError, match="unknown rule name|unknown operand"):
         RuleOptimizer([p], "adamw")
+    for options, message in (({"seed": "7"}, r"seed must be None or an integer in \[0, 2\*\*63\), got '7'"),
+                             ({"seed": -1}, "seed must be None or an integer"),
+                             ({"beta2": "0.9"}, r"beta2 must be in \[0, 1\), got '0.9'"),
+                             ({"delta": float("inf")}, "delta must be a finite number >= 0, got inf"),
+                             ({"noise_std": -0.1}, "noise_std must be a finite number >= 0")):
+        with pytest.raises(ConfigError, match=message):
+            RuleOptimizer([p], "drop(adam, 0.1) + eps", **options)
