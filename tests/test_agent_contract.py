@@ -29,3 +29,24 @@ def test_config_is_documented_and_checked(agent):
     assert cls.Config.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown option"):
         cls.Config.from_dict({"no_such_field": 1})
+
+
+@pytest.mark.parametrize("agent", list_agents())
+def test_bad_input_to_ask_tell_and_load_state_dict_is_a_one_line_config_error(agent):
+    a = create_agent(agent, TOY.space, seed=0)
+    assert a.ask(0) == []
+    for n in (-1, "2", 1.0, True):
+        with pytest.raises(ConfigError, match=r"\.ask: n must be an integer >= 0"):
+            a.ask(n)
+    proposal = a.ask(1)[0]
+    for reward in ("0.5", [0.5], True):
+        with pytest.raises(ConfigError, match=r"\.tell: a reward is a real number or None"):
+            a.tell([(proposal, reward)])
+    with pytest.raises(ConfigError, match=r"\.tell takes \(proposal, reward\) pairs"):
+        a.tell([proposal])
+    a.tell([(proposal, None)])  # a failure is still told as None
+    fresh = create_agent(agent, TOY.space, seed=0)
+    fresh.load_state_dict(a.state_dict())
+    if a.state_dict():  # an agent with state refuses a dict it did not write
+        with pytest.raises(ConfigError, match=r"\.load_state_dict: not a state this agent saved"):
+            fresh.load_state_dict({"unrelated": 1})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rlnas.checks import check_seed, check_value
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, RlnasError
 from rlnas.spaces.base import Candidate, Space
 
 
@@ -104,11 +105,20 @@ class Agent(ABC):
 
     Subclasses set ``name`` and ``Config`` and implement ``ask``, ``tell``, ``state_dict``
     and ``load_state_dict``. ``batch_size`` is how many proposals the study asks for at once
-    and evaluates before telling them together (1 for asynchronous agents).
+    and evaluates before telling them together (1 for asynchronous agents). Every subclass's
+    ``ask``, ``tell`` and ``load_state_dict`` check their input the same way (:func:`_checked`):
+    bad input is a one-line :class:`ConfigError`, and ``ask(0)`` is ``[]``.
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every agent's ask / tell / load_state_dict check their input the same way (see _checked).
+        super().__init_subclass__(**kwargs)
+        for method in ("ask", "tell", "load_state_dict"):
+            if method in cls.__dict__:
+                setattr(cls, method, _checked(method, cls.__dict__[method]))
 
     def __init__(self, space: Space, config: AgentConfig | Mapping[str, Any] | None = None, *,
                  seed: int | None = None, device: str = "cpu"):
@@ -151,6 +161,45 @@ class Agent(ABC):
         and random generators. Agents that learn nothing transferable refuse.
         """
         raise ConfigError(f"agent {self.name!r} has nothing to transfer: --init-from is not supported")
+
+
+def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (an agent's ``ask``, ``tell`` or ``load_state_dict``) behind one-line checks of its input:
+    ``ask(n)`` takes an integer n >= 0 (0: no proposal); ``tell`` takes (proposal, reward) pairs whose
+    reward is a real number or None (NaN and infinities count as failures, as before); a state that is
+    not one this agent saved is a :class:`ConfigError` instead of a ``KeyError`` deep inside."""
+    if getattr(function, "_checked", False) or getattr(function, "__isabstractmethod__", False):
+        return function
+
+    @functools.wraps(function)
+    def ask(self: Agent, n: int = 1) -> list[Proposal]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"{type(self).__name__}.ask: n must be an integer >= 0, got {n!r}")
+        return [] if n == 0 else function(self, n)
+
+    @functools.wraps(function)
+    def tell(self: Agent, results: Sequence[Result]) -> dict[str, float]:
+        for item in results:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], Proposal)):
+                raise ConfigError(f"{type(self).__name__}.tell takes (proposal, reward) pairs, got {item!r}")
+            reward = item[1]
+            if reward is not None and (isinstance(reward, bool) or not isinstance(reward, numbers.Real)):
+                raise ConfigError(f"{type(self).__name__}.tell: a reward is a real number or None, got {reward!r}")
+        return function(self, results)
+
+    @functools.wraps(function)
+    def load_state_dict(self: Agent, state: Mapping[str, Any]) -> None:
+        try:
+            function(self, state)
+        except RlnasError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
+            raise ConfigError(f"{type(self).__name__}.load_state_dict: not a state this agent saved "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+    checked = {"ask": ask, "tell": tell, "load_state_dict": load_state_dict}[method]
+    checked._checked = True  # type: ignore[attr-defined]
+    return checked
 
 
 def rng_state(generator: Any) -> dict[str, Any]:
