@@ -179,6 +179,7 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def tell(self: Agent, results: Sequence[Result]) -> dict[str, float]:
+        results = list(results)  # a generator is read once, here
         for item in results:
             if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], Proposal)):
                 raise ConfigError(f"{type(self).__name__}.tell takes (proposal, reward) pairs, got {item!r}")
