@@ -45,8 +45,13 @@ def test_bad_input_to_ask_tell_and_load_state_dict_is_a_one_line_config_error(ag
     with pytest.raises(ConfigError, match=r"\.tell takes \(proposal, reward\) pairs"):
         a.tell([proposal])
     a.tell([(proposal, None)])  # a failure is still told as None
-    second = a.ask(1)[0]
-    a.tell(pair for pair in [(second, 0.5)])  # any iterable of pairs, a generator included
+    twins = [create_agent(agent, TOY.space, seed=3) for _ in range(2)]
+    for _ in range(12):  # a generator of results is told like a list
+        proposals = [t.ask(1)[0] for t in twins]
+        assert proposals[0].candidate == proposals[1].candidate
+        reward = TOY.reward_of(proposals[0].candidate)
+        twins[0].tell([(proposals[0], reward)])
+        twins[1].tell(pair for pair in [(proposals[1], reward)])
     fresh = create_agent(agent, TOY.space, seed=0)
     fresh.load_state_dict(a.state_dict())
     if a.state_dict():  # an agent with state refuses a dict it did not write
