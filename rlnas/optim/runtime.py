@@ -415,15 +415,19 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
             **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
         }
-        if self.fused:  # large tensors one by one through the compiled loop, small ones together as below
-            large = [i for i, x in enumerate(w) if x.numel() >= FUSED_MIN_ELEMENTS]
-            if large:
-                self._fused_step(group, h, *_pick(large, w, g, s), gen)
+        large = [i for i, x in enumerate(w) if x.numel() >= FUSED_MIN_ELEMENTS] if self.fused else []
+        rng: Draws | _Replay | None
+        if large:  # large tensors one by one through the compiled loop, small ones together as below
+            # the draws of the whole bucket, as the multi-tensor code makes them: the same seed, the same numbers
+            draws = self._fused_draws(group, h, w, gen)
+            self._fused_step(group, h, *_pick(large, w, g, s), [[d[i] for i in large] for d in draws])
             small = [i for i, x in enumerate(w) if x.numel() < FUSED_MIN_ELEMENTS]
             if not small:
                 return
             w, g, s = _pick(small, w, g, s)
-        rng = self._draws(group, w, gen)
+            rng = _Replay([[d[i] for i in small] for d in draws])
+        else:
+            rng = self._draws(group, w, gen)
         if "m" in s:
             torch._foreach_lerp_(s["m"], g, 1.0 - group["beta1"])
         if "v" in s:
@@ -452,15 +456,20 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         return Draws(gen, bool(group.get("exact_random", False)),
                      self._draw_buffers.setdefault(tuple(id(p) for p in w), {}), self._stream)
 
-    def _fused_step(self, group: dict[str, Any], h: dict[str, float], w: Tensors, g: Tensors,
-                    s: dict[str, Tensors], gen: torch.Generator | None) -> None:
-        """The step of ``fused=True``: the draws of ``draw_plan`` for the whole bucket, then the compiled
-        element-wise function tensor by tensor (the running averages are updated there)."""
+    def _fused_draws(self, group: dict[str, Any], h: dict[str, float], w: Tensors,
+                     gen: torch.Generator | None) -> list[Tensors]:
+        """The draws of ``draw_plan`` for every tensor of a bucket, in order (see ``Draws.for_fused``)."""
         rng = self._draws(group, w, gen)
         draws: list[Tensors] = []
         for slot, (kind, argument) in enumerate(self.draw_plan):
             assert rng is not None
             draws.append(rng.for_fused(w, kind, float(argument) if kind == "mask" else h[argument], slot))
+        return draws
+
+    def _fused_step(self, group: dict[str, Any], h: dict[str, float], w: Tensors, g: Tensors,
+                    s: dict[str, Tensors], draws: list[Tensors]) -> None:
+        """The step of ``fused=True`` for large tensors: the compiled element-wise function tensor by
+        tensor (the running averages are updated there), given the draws of ``draw_plan`` for them."""
         scalars = {"lr": group["lr"], **h}
         for k in (1, 2, 3):
             scalars[f"beta{k}"] = group[f"beta{k}"]
@@ -533,6 +542,31 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if word_stream is not None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
             self._stream.load(word_stream)
+
+
+class _Replay:
+    """The draws of a bucket's small tensors under ``fused=True``, for the multi-tensor code: taken, in
+    order, from the draws made once for the whole bucket (``Draws.for_fused``: 16-bit words or exact
+    values), so that each tensor gets the numbers the multi-tensor code alone would have drawn for it."""
+
+    def __init__(self, draws: list[Tensors]) -> None:
+        self.queue = list(draws)
+
+    def mask(self, like: Tensors, p: float, slot: int = 0) -> Tensors:
+        """The next draw as masks of 0 and 1 (``Draws.mask``)."""
+        return [piece if piece.dtype != torch.int32 else _mask(piece, p).to(x.dtype)
+                for piece, x in zip(self.queue.pop(0), like)]
+
+    def drop_(self, xs: Tensors, p: float) -> None:
+        """``Draws.drop_`` with the next draw."""
+        torch._foreach_mul_(xs, self.mask(xs, p))
+
+    def gauss_(self, xs: Tensors, std: float) -> None:
+        """``Draws.gauss_`` with the next draw: the table at the words, or the exact draw itself."""
+        for piece, x in zip(self.queue.pop(0), xs):
+            if piece.dtype == torch.int32:
+                piece = gaussian_table(x.dtype, x.device)[piece.long() & (GAUSS_LEVELS - 1)] * std
+            x.copy_(piece)
 
 
 def _same(x: torch.Tensor) -> torch.Tensor:

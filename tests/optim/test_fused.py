@@ -102,6 +102,23 @@ def test_fast_draws_of_a_fused_step_are_the_multi_tensor_codes_draws(uncompiled)
         assert not same(run(text, True, 3), run(text, True, 4)), text  # the draws do matter
 
 
+def test_small_tensors_of_a_fused_step_get_the_draws_the_multi_tensor_code_gives_them(monkeypatch):
+    # a real model mixes large tensors (the compiled loop) and small ones (biases: the multi-tensor code):
+    # the whole bucket is drawn once, in the multi-tensor code's order, so both kinds get the same numbers
+    monkeypatch.setattr(runtime, "_compiled", lambda function: function)
+    monkeypatch.setattr(runtime, "FUSED_MIN_ELEMENTS", 250)  # weights (6,000 and 1,000) fused, biases not
+
+    def run(text: str, fused: bool, seed: int, exact: bool) -> torch.Tensor:
+        net = model(hidden=200)
+        return train(net, RuleOptimizer(net.parameters(), text, lr=0.01, seed=seed, fused=fused,
+                                        exact_random=exact), 4)
+
+    for text in ("drop(adam, 0.3) + eps", "sign(g) * noise; drop(o1, 0.5) - 1e-2w", "drop(1, 0.3) * eps"):
+        for exact in (False, True):
+            assert same(run(text, False, 3, exact), run(text, True, 3, exact)), (text, exact)
+        assert not same(run(text, True, 3, False), run(text, True, 4, False)), text
+
+
 def test_fused_source_reads_only_what_the_update_depends_on():
     source = fused_source(as_rule("keep(rmsprop, log(sign(g)))"))
     body = source.source.split("\n", 2)[2]  # without the signature and the comment quoting the rule
