@@ -35,6 +35,33 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return int(seed)
 
 
+def check_device(device: Any, what: str = "device") -> str:
+    """``device`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``; a string or a ``torch.device``) as a string when
+    this machine has it, else a :class:`ConfigError` naming it (before anything is built or stored)."""
+    if device == "cpu":  # the default: no torch import (a tabular search never loads torch)
+        return "cpu"
+    import torch
+
+    text = str(device) if isinstance(device, torch.device) else device
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{what} must be a torch device such as cpu or cuda, got {device!r}")
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{what} {text!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ConfigError(f"{what} {text!r} is not available: this machine has {count} CUDA GPU(s) "
+                              f"(torch {torch.__version__})")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{what} {text!r} is not available on this machine")
+    elif parsed.type != "cpu":
+        raise ConfigError(f"{what} {text!r}: rlnas runs on cpu, cuda or mps")
+    return text
+
+
 def check_value(value: Any, annotation: Any, what: str) -> Any:
     """``value`` if it matches ``annotation`` (an integral float becomes an ``int`` for an ``int``,
     a list becomes a tuple for a ``tuple``); otherwise a :class:`ConfigError` naming ``what``.

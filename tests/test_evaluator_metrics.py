@@ -60,3 +60,24 @@ def test_a_failing_prepare_leaves_no_database_file(tmp_path):
     with pytest.raises(ConfigError, match="channels must be a positive integer, got 0"):
         create_study(space="enas_micro", agent="enas", evaluator=shared, storage=f"sqlite:///{database}")
     assert not database.exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_stored(tmp_path):
+    from rlnas.checks import check_device
+
+    assert check_device("cpu") == "cpu" and check_device(torch.device("cpu")) == "cpu"
+    with pytest.raises(ConfigError, match="^device 'tpu' is not a torch device"):
+        check_device("tpu")
+    with pytest.raises(ConfigError, match="^device must be a torch device"):
+        check_device(3)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ConfigError, match=f"^device 'cuda:{count}' is not available: this machine has {count} CUDA"):
+        check_device(f"cuda:{count}")
+    database = tmp_path / "runs.db"
+    for bad in ("tpu", f"cuda:{count}"):
+        with pytest.raises(ConfigError, match=f"device '{bad}'"):
+            create_study(space="nb201", agent="ppo", evaluator=create_evaluator("nb201", dataset="cifar10"),
+                         device=bad, storage=f"sqlite:///{database}")
+        with pytest.raises(ConfigError, match=f"device '{bad}'"):
+            create_evaluator("train", space="nb201", dataset="digits", device=bad)
+    assert not database.exists()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rlnas.checks import check_seed, check_value
+from rlnas.checks import check_device, check_seed, check_value
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.spaces.base import Candidate, Space
 
@@ -130,7 +130,7 @@ class Agent(ABC):
                               f"got {type(config).__name__}")
         self.config = config
         self.seed = None if seed is None else check_seed(seed)
-        self.device = device
+        self.device = check_device(device)
 
     @property
     def batch_size(self) -> int:

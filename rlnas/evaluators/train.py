@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_seed
+from rlnas.checks import check_device, check_seed
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -117,7 +117,7 @@ class TrainEvaluator:
         self.dataset_options = dict(dataset_options or {})
         self.epochs, self.steps, self.batch_size = epochs, steps, int(batch_size)
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        self.seed, self.augment, self.device, self.threads = int(seed), bool(augment), device, threads
+        self.seed, self.augment, self.device, self.threads = int(seed), bool(augment), check_device(device), threads
         self.eval_batch_size = int(eval_batch_size)
         self.channels_last = bool(channels_last)
         self.model_kwargs = dict(model_kwargs) if model_kwargs is not None else None

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlnas.agents import agent_class, create_agent
+from rlnas.checks import check_device
 from rlnas.errors import ConfigError, DuplicateStudy, StorageError
 from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
 from rlnas.evaluators.base import check_reward_metrics
@@ -76,6 +77,7 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
     name = f"{resolved.name}-{agent}-{spec.seed}" if name is None else name
     check_name(name)
+    check_device(device)  # the agent is made once the store is open: check first
     prepare = getattr(evaluator, "prepare", None)
     if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing, not even a file
         prepare()
