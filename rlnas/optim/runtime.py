@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 Tensors = list[torch.Tensor]
-Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], "Draws | None",
+Update = Callable[[Tensors, Tensors, dict[str, Tensors], dict[str, float], "Draws | _Replay | None",
                    Callable[[int], Tensors]], tuple[Tensors | float | tuple[Any, ...], float]]
 """A compiled rule's multi-tensor update: ``(w, g, s, h, rng, ws) -> (update, factor)`` (see codegen)."""
 
