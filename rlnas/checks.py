@@ -35,6 +35,13 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return int(seed)
 
 
+def check_threads(threads: Any) -> int | None:
+    """``threads`` (torch threads of an evaluation) as ``None`` or an int >= 1, else a :class:`ConfigError`."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    return None if threads is None else int(threads)
+
+
 def check_device(device: Any, what: str = "device") -> str:
     """``device`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``; a string or a ``torch.device``) as a string when
     this machine has it, else a :class:`ConfigError` naming it (before anything is built or stored)."""

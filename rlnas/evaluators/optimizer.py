@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device
+from rlnas.checks import check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
 from rlnas.errors import ConfigError, RlnasError
@@ -117,7 +117,7 @@ class OptimizerEvaluator:
             raise ConfigError(f"optimizer evaluator: exact_random must be true or false, got {exact_random!r}")
         self.divergence_loss, self.eval_batch_size = float(divergence_loss), eval_batch_size
         self.exact_random = exact_random
-        self.threads, self.device = threads, check_device(device)
+        self.threads, self.device = check_threads(threads), check_device(device)
         self._data: DatasetSplits | None = None
 
     # ----------------------------------------------------------------- protocol

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device, check_seed
+from rlnas.checks import check_device, check_seed, check_threads
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -49,16 +49,13 @@ class TrainingDiverged(RlnasError):
     """The training loss became NaN or infinite; the message says when."""
 
 
-def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float | None,
-                  threads: int | None) -> None:
+def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float | None) -> None:
     if not 0 <= momentum < 1:
         raise ConfigError(f"train evaluator: momentum must be in [0, 1), got {momentum!r}")
     if not weight_decay >= 0:
         raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
     if valid_fraction is not None and not 0 < valid_fraction < 1:
         raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"train evaluator: threads must be an integer >= 1, got {threads!r}")
 
 
 class TrainEvaluator:
@@ -100,7 +97,7 @@ class TrainEvaluator:
                 raise ConfigError(f"train evaluator: {label} must be a positive number, got {value!r}")
         if steps is not None and (not isinstance(steps, int) or steps <= 0):
             raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
-        _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction, threads=threads)
+        _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction)
         seed = check_seed(seed, "train evaluator: seed")
         split_seed = check_seed(split_seed, "train evaluator: split_seed")
         if model_kwargs is not None and model_fn is None:
@@ -117,7 +114,8 @@ class TrainEvaluator:
         self.dataset_options = dict(dataset_options or {})
         self.epochs, self.steps, self.batch_size = epochs, steps, int(batch_size)
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        self.seed, self.augment, self.device, self.threads = int(seed), bool(augment), check_device(device), threads
+        self.seed, self.augment, self.device = int(seed), bool(augment), check_device(device)
+        self.threads = check_threads(threads)
         self.eval_batch_size = int(eval_batch_size)
         self.channels_last = bool(channels_last)
         self.model_kwargs = dict(model_kwargs) if model_kwargs is not None else None

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device
+from rlnas.checks import check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import load_dataset
 from rlnas.errors import ConfigError
@@ -95,7 +95,7 @@ class WeightSharingEvaluator(ABC):
                                          or record_every < 1):
             raise ConfigError(f"record_every must be a positive integer number of steps, got {record_every!r}")
         self.record_every = record_every
-        self.seed, self.device, self.threads = int(seed), check_device(device), threads
+        self.seed, self.device, self.threads = int(seed), check_device(device), check_threads(threads)
         self.step = 0
         self._data: Any = None
         self._supernet: nn.Module | None = None
