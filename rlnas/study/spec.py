@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rlnas.checks import SEED_MAX as MAX_SEED
-from rlnas.checks import check_seed
+from rlnas.checks import check_seed, check_threads
 from rlnas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -108,8 +108,7 @@ class RunOptions:
         if self.executor == "inline" and self.workers != 1:
             raise ConfigError(f"the inline executor runs one trial at a time; for --workers {self.workers} "
                               "choose --executor processes or ray")
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
+        check_threads(self.threads)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be a name such as 'cpu' or 'cuda', got {self.device!r}")
         for name in ("cpus_per_trial", "gpus_per_trial"):
