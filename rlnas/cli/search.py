@@ -140,7 +140,8 @@ def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any
     """``--reward`` as a metric name, or the spec of a cost-aware reward from ``--target/--beta/--cost``."""
     if args.reward not in COST_REWARDS:
         if args.target is not None or args.beta is not None:
-            raise ConfigError(f"--target and --beta apply to --reward {'/'.join(COST_REWARDS)}, not {args.reward!r}")
+            shown = repr(args.reward) if args.reward is not None else "the evaluator's metric (the default)"
+            raise ConfigError(f"--target and --beta apply to --reward {'/'.join(COST_REWARDS)}, not {shown}")
         return args.reward
     if args.target is None:
         raise ConfigError(f"--reward {args.reward} needs --target (the cost to aim at)")

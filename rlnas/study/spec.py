@@ -75,6 +75,10 @@ def _changed_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 _MISSING = object()
 
 
+RAY_ONLY_DEFAULTS: dict[str, Any] = {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "ray_address": None}
+"""Options only the ray executor reads, with their defaults; another executor refuses other values."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How one ``optimize`` / ``search`` / ``resume`` runs; none of it is part of the study.
@@ -115,6 +119,11 @@ class RunOptions:
             value = getattr(self, name)
             if not _finite(value) or value < 0:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        ray_only = [name for name, default in RAY_ONLY_DEFAULTS.items() if getattr(self, name) != default]
+        if ray_only and self.executor != "ray":
+            verb = "is an option" if len(ray_only) == 1 else "are options"
+            raise ConfigError(f"{', '.join(ray_only)} {verb} of the ray executor, not of {self.executor!r} "
+                              "(choose executor ray)")
         if self.trial_timeout is not None and (not _finite(self.trial_timeout) or not self.trial_timeout > 0):
             raise ConfigError(f"trial timeout must be a positive number of seconds, got {self.trial_timeout!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:

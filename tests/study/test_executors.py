@@ -91,3 +91,11 @@ def test_run_options_are_checked():
         RunOptions(trial_timeout=0)
     with pytest.raises(ConfigError, match="workers"):
         RunOptions(executor="processes", workers=0)
+
+
+def test_ray_only_options_need_the_ray_executor():
+    with pytest.raises(ConfigError, match="ray_address is an option of the ray executor, not of 'processes'"):
+        RunOptions(executor="processes", workers=2, ray_address="head:6379")
+    with pytest.raises(ConfigError, match="cpus_per_trial, gpus_per_trial are options of the ray executor"):
+        RunOptions(cpus_per_trial=4, gpus_per_trial=1)
+    assert RunOptions(executor="ray", workers=2, cpus_per_trial=4, ray_address="head:6379").cpus_per_trial == 4
