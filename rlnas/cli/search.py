@@ -294,7 +294,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     evaluator_name, evaluator_options = evaluator_choice(args, space)
     evaluator = build_evaluator({"name": evaluator_name, **evaluator_options}, threads=args.threads,
                                 device=args.device)
-    name = args.name or default_name(args, evaluator_name, evaluator_options, evaluator.spec())
+    name = args.name  # an empty --name '' is refused by create_study, not replaced by the default
+    if name is None:
+        name = default_name(args, evaluator_name, evaluator_options, evaluator.spec())
     weights = weights_options(args, evaluator_name, evaluator_options, name)
     if weights:  # the weights folder is named after the study
         evaluator = build_evaluator({"name": evaluator_name, **evaluator_options, **weights}, threads=args.threads,

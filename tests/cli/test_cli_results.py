@@ -161,6 +161,9 @@ def test_search_checks_space_evaluator_and_data_before_storing_anything(capsys, 
                          "--data-root", str(tmp_path / "none"), "--storage", url)
     assert code == 2 and "holds no CIFAR-10 python batches" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # not even an empty database
+    code, _, err = rlnas(capsys, "search", "--name", "", "--storage", url)  # an unset variable, not the default
+    assert code == 2 and "a study name must be a non-empty string, got ''" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_summary_points_to_reuse_repeats_when_most_trials_repeat(capsys, tmp_path) -> None:
