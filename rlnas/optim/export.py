@@ -12,6 +12,7 @@ and element-wise for ``fused=True``) and one
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import math
 from collections.abc import Iterable, Sequence
@@ -67,6 +68,22 @@ def _runtime_body() -> str:
     return "\n".join(line for line in lines[body_start:] if line.strip() != "from __future__ import annotations")
 
 
+def _module_names(rules: int) -> set[str]:
+    """The names the written module defines or reads at its top level: the runtime's, the builtins,
+    the generated update functions' and ``RULES`` / ``OPTIMIZERS``."""
+    names = set(dir(builtins)) | {"RULES", "OPTIMIZERS"}
+    names |= {f"{prefix}{i}" for prefix in ("_update_", "_fused_update_") for i in range(1, rules + 1)}
+    for node in ast.parse(Path(runtime.__file__).read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
 def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_names: Sequence[str] | None = None,
                             title: str = "Update rules found by rlnas Neural Optimizer Search") -> str:
     """The text of a Python module defining one ``torch.optim.Optimizer`` subclass per rule."""
@@ -75,8 +92,11 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
         raise ConfigError("no rule to export")
     names = list(class_names) if class_names is not None else [f"NOSRule{i}" for i in range(1, len(found) + 1)]
     if len(names) != len(found) or len(set(names)) != len(names) or not all(
-            n.isidentifier() and not keyword.iskeyword(n) for n in names):
+            isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) for n in names):
         raise ConfigError(f"class names {names!r} must be {len(found)} distinct Python identifiers")
+    taken = sorted(set(names) & _module_names(len(found)))
+    if taken:
+        raise ConfigError(f"class name(s) {taken} would hide a name the written module uses itself")
     for f in found:
         if not (math.isfinite(f.lr) and f.lr > 0):
             raise ConfigError(f"rule {f.rule!r}: lr must be a positive number, got {f.lr!r}")
@@ -84,6 +104,7 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
                         + (f", searched valid_acc {f.valid_acc:.2f}" if f.valid_acc is not None else "")
                         + (f", trial {f.trial}" if f.trial is not None else "") + ")"
                         for name, f in zip(names, found))
+    title = title.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # the docstring shows it as given
     header = (f'"""{title}.\n\nNeeds only torch. Each class is a torch.optim.Optimizer applying w <- w - lr * rule:\n\n'
               f'{listing}\n\nHow the rules run:\n\n{runtime.__doc__.strip()}\n"""\n'
               "from __future__ import annotations\n")

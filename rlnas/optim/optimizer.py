@@ -52,12 +52,22 @@ class RuleOptimizer(runtime.CompiledRuleOptimizer):
         self.fused_source = fused_plan.source
         try:
             super().__init__(params, lr, seed=seed, fused=fused, **hyper)
+        except ConfigError:  # from add_param_group below: already said
+            raise
         except ValueError as err:
             raise ConfigError(f"RuleOptimizer: {err}") from None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a parameter group (checked first: a refused group is not added)."""
         try:
             super().add_param_group(param_group)
+        except ValueError as err:
+            raise ConfigError(f"RuleOptimizer: {err}") from None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a ``state_dict`` of an optimizer of the same rule over parameters of the same shapes."""
+        try:
+            super().load_state_dict(state_dict)
         except ValueError as err:
             raise ConfigError(f"RuleOptimizer: {err}") from None
 

@@ -28,6 +28,7 @@ filling ``T``).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -43,6 +44,19 @@ HYPER_DEFAULTS: dict[str, Any] = {
     "cycles": 0.5, "restarts": 3, "total_steps": None, "exact_random": False,
 }
 """Hyperparameters of every compiled rule (per parameter group), besides ``lr``."""
+
+SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "base_lr", "swa_lr", "max_momentum", "base_momentum",
+                  "param_names")
+"""Keys a parameter group may carry besides ``params``, ``lr`` and the hyperparameters: what torch's
+learning-rate schedulers and ``named_parameters`` put there (any other key is refused as a typo)."""
+
+MAX_RESTARTS = 64
+"""Most restarts of the ``rd`` decay (its first period is ``1 / (2^restarts − 1)`` of the run)."""
+
+BUCKET_CACHE_SIZE = 8
+"""Buckets (sets of tensors stepped together) whose scratch lists and draw buffers are kept from step
+to step: when the tensors with gradients change from step to step (mixture of experts, layer drop),
+older sets are forgotten, so the memory stays bounded."""
 
 
 def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dict[str, float]:
@@ -359,13 +373,22 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
         self._stream: WordStream | None = None
-        self._scratch: dict[tuple[int, ...], list[Tensors]] = {}
-        self._draw_buffers: dict[tuple[int, ...], dict[Any, Any]] = {}
+        self._fused_ran = False  # a fused step has run (compiled) in this optimizer
+        self._param_scratch: dict[int, list[torch.Tensor]] = {}  # per tensor: its temporaries
+        self._scratch: OrderedDict[tuple[int, ...], list[Tensors]] = OrderedDict()  # per bucket: the lists
+        self._draw_buffers: OrderedDict[tuple[int, ...], dict[Any, Any]] = OrderedDict()
         self._real_views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checked before anything is added (a refused group leaves the optimizer as it was)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        unknown = sorted(set(param_group) - {"params", "lr", *HYPER_DEFAULTS, *SCHEDULER_KEYS})
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {unknown} in a parameter group "
+                             f"(known: lr, {', '.join(HYPER_DEFAULTS)})")
+        _check_hyper({**self.defaults, **param_group}, self.rule_text, self.uses_decay)
         super().add_param_group(param_group)
-        _check_hyper(self.param_groups[-1], self.rule_text, self.uses_decay)
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
         if not self.uses_random or self.seed is None:
@@ -381,30 +404,33 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if any(p.grad is not None and p.grad.is_sparse for group in self.param_groups for p in group["params"]):
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
         for group in self.param_groups:
-            buckets: dict[tuple[int, torch.device, torch.dtype], tuple[Tensors, Tensors, dict[str, Tensors]]] = {}
+            buckets: dict[tuple[int, torch.device, torch.dtype],
+                          tuple[Tensors, Tensors, Tensors, dict[str, Tensors]]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     for name in self.state_names:
                         state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
                 # a complex tensor is updated as its real and imaginary parts, as torch's optimizers do
                 real = torch.view_as_real if p.is_complex() else _same
                 weights = self._real_view(p) if p.is_complex() else p
-                w, g, s = buckets.setdefault((state["step"], p.device, weights.dtype),
-                                             ([], [], {n: [] for n in self.state_names}))
+                stepped, w, g, s = buckets.setdefault((state["step"] + 1, p.device, weights.dtype),
+                                                      ([], [], [], {n: [] for n in self.state_names}))
+                stepped.append(p)
                 w.append(weights)
                 g.append(real(p.grad))
                 for name in self.state_names:
                     s[name].append(real(state[name]))
-            for (t, device, _), (w, g, s) in buckets.items():
+            for (t, device, _), (stepped, w, g, s) in buckets.items():
                 self._step_bucket(group, t, w, g, s, self._generator(device))
+                for p in stepped:  # counted once done: a step that raised (fused=True without a compiler) is not
+                    self.state[p]["step"] = t
         return loss
 
     def _step_bucket(self, group: dict[str, Any], t: int, w: Tensors, g: Tensors, s: dict[str, Tensors],
@@ -418,9 +444,17 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         large = [i for i, x in enumerate(w) if x.numel() >= FUSED_MIN_ELEMENTS] if self.fused else []
         rng: Draws | _Replay | None
         if large:  # large tensors one by one through the compiled loop, small ones together as below
-            # the draws of the whole bucket, as the multi-tensor code makes them: the same seed, the same numbers
-            draws = self._fused_draws(group, h, w, gen)
-            self._fused_step(group, h, *_pick(large, w, g, s), [[d[i] for i in large] for d in draws])
+            # the first fused step compiles; where that fails, the random draws it made are taken back
+            saved = None if self._fused_ran else self._random_state()
+            try:
+                # the draws of the whole bucket, as the multi-tensor code makes them: the same seed, the same numbers
+                draws = self._fused_draws(group, h, w, gen)
+                self._fused_step(group, h, *_pick(large, w, g, s), [[d[i] for i in large] for d in draws])
+            except RuntimeError:
+                if saved is not None:
+                    self._restore_random_state(saved)
+                raise
+            self._fused_ran = True
             small = [i for i, x in enumerate(w) if x.numel() < FUSED_MIN_ELEMENTS]
             if not small:
                 return
@@ -447,14 +481,30 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         else:
             torch._foreach_add_(w, update, alpha=-group["lr"] * factor)
 
+    def _random_state(self) -> tuple[Any, ...]:
+        """What the random operands have drawn so far: the word stream, the rule's generators and torch's
+        global CPU generator (drawn from when ``seed`` is None)."""
+        stream = None if self._stream is None else self._stream.state()
+        return stream, {d: g.get_state() for d, g in self._generators.items()}, torch.get_rng_state()
+
+    def _restore_random_state(self, saved: tuple[Any, ...]) -> None:
+        stream, generators, global_state = saved
+        if stream is None:
+            self._stream = None
+        else:
+            assert self._stream is not None
+            self._stream.load(stream)
+        for device, state in generators.items():
+            self._generators[device].set_state(state)
+        torch.set_rng_state(global_state)
+
     def _draws(self, group: dict[str, Any], w: Tensors, gen: torch.Generator | None) -> Draws | None:
         """The random draws of a bucket (``None`` for a rule without random operands)."""
         if not self.uses_random:
             return None
         if self._stream is None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
-        return Draws(gen, bool(group.get("exact_random", False)),
-                     self._draw_buffers.setdefault(tuple(id(p) for p in w), {}), self._stream)
+        return Draws(gen, bool(group.get("exact_random", False)), _recent(self._draw_buffers, w, dict), self._stream)
 
     def _fused_draws(self, group: dict[str, Any], h: dict[str, float], w: Tensors,
                      gen: torch.Generator | None) -> list[Tensors]:
@@ -504,15 +554,26 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         return cached[1]
 
     def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
-        """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state)."""
-        lists = self._scratch.setdefault(tuple(id(p) for p in w), [])
+        """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state). The
+        temporaries belong to the tensors (one per tensor and ``k``), the lists to the bucket."""
+        lists = _recent(self._scratch, w, list)
 
         def ws(k: int) -> Tensors:
             while len(lists) <= k:
-                lists.append([torch.empty_like(p, memory_format=torch.preserve_format) for p in w])
+                lists.append([self._temporary(p, len(lists)) for p in w])
             return lists[k]
 
         return ws
+
+    def _temporary(self, p: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``k``-th temporary of tensor ``p`` (made like ``p`` on first use)."""
+        temporaries = self._param_scratch.setdefault(id(p), [])
+        if temporaries and (temporaries[0].shape != p.shape or temporaries[0].dtype != p.dtype
+                            or temporaries[0].device != p.device):
+            temporaries.clear()  # the id of a tensor gone, now another's
+        while len(temporaries) <= k:
+            temporaries.append(torch.empty_like(p, memory_format=torch.preserve_format))
+        return temporaries[k]
 
     def state_dict(self) -> dict[str, Any]:
         """Torch's optimizer state plus the rule and the random generators' states."""
@@ -526,10 +587,14 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the rule must be the same)."""
         state_dict = dict(state_dict)
-        rule_text = state_dict.pop("rule", self.rule_text)
+        if "rule" not in state_dict:
+            raise ValueError("not the state of a rule optimizer: it has no 'rule' entry (the state_dict of "
+                             "another optimizer?)")
+        rule_text = state_dict.pop("rule")
         if rule_text != self.rule_text:
             raise ValueError(f"state of rule {rule_text!r} cannot be loaded into an optimizer of rule "
                              f"{self.rule_text!r}")
+        self._check_loaded(state_dict)
         generators = state_dict.pop("generators", {})
         word_stream = state_dict.pop("word_stream", None)
         super().load_state_dict(state_dict)
@@ -542,6 +607,32 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if word_stream is not None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
             self._stream.load(word_stream)
+
+
+    def _check_loaded(self, state_dict: dict[str, Any]) -> None:
+        """Refuse, before anything is loaded, a state whose groups lack hyperparameters or whose
+        per-parameter entries lack a running average or do not have their parameter's shape (torch
+        pairs the saved parameters with this optimizer's in order, and checks only the counts)."""
+        groups = state_dict.get("param_groups", [])
+        for k, group in enumerate(groups):
+            missing = [n for n in ("lr", *HYPER_DEFAULTS) if n not in group]
+            if missing:
+                raise ValueError(f"the saved parameter group {k} lacks the hyperparameter(s) {missing}")
+        ours = [p for group in self.param_groups for p in group["params"]]
+        saved = [i for group in groups for i in group.get("params", [])]
+        if len(groups) != len(self.param_groups) or len(saved) != len(ours):
+            return  # torch's own check says so
+        for p, i in zip(ours, saved):
+            entry = state_dict.get("state", {}).get(i)
+            if not entry:
+                continue
+            missing = [n for n in ("step", *self.state_names) if n not in entry]
+            if missing:
+                raise ValueError(f"the saved state of parameter {i} lacks {missing}")
+            for name in self.state_names:
+                if tuple(entry[name].shape) != tuple(p.shape):
+                    raise ValueError(f"the saved {name!r} of parameter {i} has shape {tuple(entry[name].shape)}, "
+                                     f"the parameter {tuple(p.shape)}")
 
 
 class _Replay:
@@ -573,6 +664,19 @@ def _same(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _recent(cache: OrderedDict[tuple[int, ...], Any], w: Tensors, make: Callable[[], Any]) -> Any:
+    """The entry of bucket ``w`` (its tensors' identities) in ``cache``, made on first use; the cache
+    keeps the ``BUCKET_CACHE_SIZE`` buckets used last."""
+    key = tuple(id(p) for p in w)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    cache[key] = entry = make()
+    while len(cache) > BUCKET_CACHE_SIZE:
+        cache.popitem(last=False)
+    return entry
+
+
 def _mask(draw: torch.Tensor, p: float) -> torch.Tensor:
     """In a fused update function: the keep-mask (bool) of 16-bit words, as ``Draws.mask`` makes it, or
     an exact draw's mask itself."""
@@ -596,13 +700,16 @@ def _pick(indices: list[int], w: Tensors, g: Tensors,
     return [w[i] for i in indices], [g[i] for i in indices], {n: [x[i] for i in indices] for n, x in s.items()}
 
 
-def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:
-    lr = group["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
-    def number(value: Any) -> bool:
-        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
+
+def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:
+    """Refuse a parameter group's bad hyperparameter (``ValueError``, one line)."""
+    number = _number
+    if not number(group["lr"]) or group["lr"] < 0:
+        raise ValueError(f"lr must be a finite number >= 0, got {group['lr']!r}")
     for name in ("beta1", "beta2", "beta3"):
         if not number(group[name]) or not 0.0 <= group[name] < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {group[name]!r}")
@@ -611,9 +718,11 @@ def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> Non
             raise ValueError(f"{name} must be a finite number >= 0, got {group[name]!r}")
     if not isinstance(group["exact_random"], bool):
         raise ValueError(f"exact_random must be True or False, got {group['exact_random']!r}")
+    if not number(group["cycles"]) or not group["cycles"] > 0:
+        raise ValueError(f"cycles must be a finite number > 0, got {group['cycles']!r}")
     restarts = group["restarts"]
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or not 1 <= restarts <= MAX_RESTARTS:
+        raise ValueError(f"restarts must be an integer in [1, {MAX_RESTARTS}], got {restarts!r}")
     total = group["total_steps"]
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
         raise ValueError(f"total_steps must be a positive integer or None, got {total!r}")

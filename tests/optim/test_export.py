@@ -104,3 +104,16 @@ def test_bad_exports_fail_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="no rule to export"):
         write_optimizer_module([], tmp_path / "found.py")
     assert not list(tmp_path.iterdir())
+    for names in (["torch", "B", "C"], ["A", "math", "C"], ["Draws", "B", "C"], ["RULES", "B", "C"],
+                  ["A", "B", "len"], ["A", "_update_2", "C"]):
+        with pytest.raises(ConfigError, match=r"class name\(s\) \[.+\] would hide a name the written module uses"):
+            write_optimizer_module(RULES, tmp_path / "found.py", class_names=names)
+    assert not list(tmp_path.iterdir())
+
+
+def test_any_title_is_written_as_given(tmp_path):
+    title = 'Rules of study "a"""\\N{b}\\x'
+    path = write_optimizer_module(RULES[:1], tmp_path / "titled.py", title=title)
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    assert namespace["__doc__"].startswith(title + ".\n")

@@ -163,6 +163,28 @@ def test_a_failing_compilation_is_a_one_line_error(monkeypatch):
                                            r"use fused=False$"):
         train(net, optimizer, 1)
     assert all(torch.equal(p.detach(), q) for p, q in zip(net.parameters(), before))  # nothing was updated
+    assert all(state["step"] == 0 for state in optimizer.state.values())  # nor counted
+
+
+def test_a_failing_compilation_takes_back_its_draws_and_steps(monkeypatch):
+    # falling back to fused=False from the failed optimizer's state continues as a run that never fused
+    def broken(function):
+        def call(*args):
+            raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found")
+        return call
+
+    text = "drop(adam, 0.1) + eps"
+    straight, failed = model(hidden=600), model(hidden=600)
+    reference = RuleOptimizer(straight.parameters(), text, seed=3)
+    train(straight, reference, 2)
+    monkeypatch.setattr(runtime, "_compiled", broken)
+    optimizer = RuleOptimizer(failed.parameters(), text, seed=3, fused=True)
+    with pytest.raises(RuntimeError, match="use fused=False"):
+        train(failed, optimizer, 1)
+    fallback = RuleOptimizer(failed.parameters(), text, seed=3)
+    fallback.load_state_dict(optimizer.state_dict())
+    train(failed, fallback, 2)
+    assert all(torch.equal(p, q) for p, q in zip(straight.parameters(), failed.parameters()))
 
 
 def test_fused_state_dict_round_trip_continues_identically(compiled_steps):

@@ -308,3 +308,83 @@ def test_bad_options_are_one_line_config_errors():
                              ({"noise_std": -0.1}, "noise_std must be a finite number >= 0")):
         with pytest.raises(ConfigError, match=message):
             RuleOptimizer([p], "drop(adam, 0.1) + eps", **options)
+
+
+def test_a_refused_parameter_group_is_not_added():
+    w, p = one_param([1.0], [1.0]), one_param([1.0], [1.0])
+    optimizer = RuleOptimizer([w], "sgd", lr=0.1)
+    for group, message in (({"params": [p], "lr": -5.0}, "lr must be a finite number >= 0, got -5.0"),
+                           ({"params": [p], "weight_decay": 0.1}, r"unknown hyperparameter\(s\) \['weight_decay'\] "
+                                                                  "in a parameter group"),
+                           ({"params": [p], "beta_1": 0.5}, r"unknown hyperparameter\(s\) \['beta_1'\]")):
+        with pytest.raises(ConfigError, match=f"^RuleOptimizer: {message}"):
+            optimizer.add_param_group(group)
+    assert len(optimizer.param_groups) == 1
+    optimizer.step()
+    assert (w.item(), p.item()) == pytest.approx((0.9, 1.0))
+    optimizer.add_param_group({"params": [p], "lr": 0.5, "initial_lr": 0.5})  # what schedulers put there is fine
+    optimizer.step()
+    assert p.item() == pytest.approx(0.5)
+
+
+def test_a_bad_group_at_construction_is_said_once():
+    with pytest.raises(ConfigError, match="^RuleOptimizer: lr must be") as err:
+        RuleOptimizer([{"params": [one_param([1.0])], "lr": -1.0}], "adam")
+    assert str(err.value).count("RuleOptimizer") == 1
+
+
+def test_decay_hyperparameters_are_checked_when_made():
+    p = one_param([1.0], [1.0])
+    for options, message in (({"cycles": "x"}, "cycles must be a finite number > 0, got 'x'"),
+                             ({"cycles": float("nan")}, "cycles must be a finite number > 0, got nan"),
+                             ({"cycles": 0}, "cycles must be"),
+                             ({"restarts": 1100}, r"restarts must be an integer in \[1, 64\], got 1100")):
+        with pytest.raises(ConfigError, match=message):
+            RuleOptimizer([p], "powersign-cd", total_steps=5, **options)
+    optimizer = RuleOptimizer([p], "powersign-rd", total_steps=10, restarts=64)
+    for _ in range(10):
+        optimizer.step()
+    assert math.isfinite(p.item())
+
+
+def test_a_step_that_fails_counts_for_nothing():
+    dense, sparse = one_param([1.0, 2.0], [1.0, 1.0]), one_param([1.0, 2.0])
+    sparse.grad = torch.tensor([1.0, 0.0], dtype=torch.float64).to_sparse()
+    optimizer = RuleOptimizer([{"params": [dense]}, {"params": [sparse]}], "adam")
+    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+        optimizer.step()
+    assert dense.tolist() == [1.0, 2.0] and not optimizer.state  # the first group was not stepped either
+
+
+def test_the_state_of_another_optimizer_or_other_shapes_is_refused_before_loading():
+    p = one_param([1.0, 2.0], [1.0, 1.0])
+    adam = torch.optim.Adam([p])
+    adam.step()
+    optimizer = RuleOptimizer([p], "adam")
+    with pytest.raises(ConfigError, match="not the state of a rule optimizer: it has no 'rule' entry"):
+        optimizer.load_state_dict(adam.state_dict())
+    other = one_param([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    saved = RuleOptimizer([other], "adam")
+    saved.step()
+    with pytest.raises(ConfigError, match=r"the saved 'm' of parameter 0 has shape \(3,\), the parameter \(2,\)"):
+        optimizer.load_state_dict(saved.state_dict())
+    state = saved.state_dict()
+    del state["param_groups"][0]["beta2"]
+    with pytest.raises(ConfigError, match=r"the saved parameter group 0 lacks the hyperparameter\(s\) \['beta2'\]"):
+        RuleOptimizer([other], "adam").load_state_dict(state)
+    optimizer.step()  # nothing was loaded: the optimizer goes on from its own state
+    assert optimizer.state[p]["step"] == 1
+
+
+def test_scratch_memory_stays_bounded_when_the_parameters_with_gradients_change():
+    # mixture of experts / layer drop: another subset of the parameters has gradients at every step
+    params = [one_param([0.0] * 64) for _ in range(12)]
+    optimizer = RuleOptimizer(params, "drop(adam, 0.1) + eps", seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        for p in params:
+            p.grad = torch.ones_like(p) if torch.rand(1, generator=gen).item() < 0.5 else None
+        optimizer.step()
+    temporaries = {id(t) for lists in optimizer._scratch.values() for ts in lists for t in ts}
+    assert len(optimizer._scratch) <= 8 and len(optimizer._draw_buffers) <= 8
+    assert len(temporaries) <= len(params) * max(len(ts) for ts in optimizer._param_scratch.values())
