@@ -16,6 +16,7 @@ from torch import nn
 
 from rlnas.costs.measure import eval_mode
 from rlnas.errors import ConfigError, InvalidCandidate
+from rlnas.files import replacing
 from rlnas.spaces.base import Candidate, Choice, Space
 
 
@@ -32,7 +33,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
     if len(shape) != 4:
         raise ConfigError(f"export_onnx needs input_shape (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(shape)
     options: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "opset_version": opset}
     if dynamo:
@@ -50,7 +50,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # harmless (strided Slice)
-        torch.onnx.export(model, (example,), str(path), dynamo=dynamo, **options)
+        with replacing(path) as temporary:  # a failed export leaves no half file and keeps an old one
+            torch.onnx.export(model, (example,), str(temporary), dynamo=dynamo, **options)
     return path
 
 
@@ -156,8 +157,9 @@ def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int,
     who = f"trial {trial.number} of study {record.name!r}"
     spec = dict(record.evaluator)
     if spec.get("name") != "train" or not spec.get("weights_dir"):
-        raise NoTrainedWeights(f"{who} has no trained weights: the {spec.get('name')!r} evaluator of this study "
-                               "kept none (only the train evaluator with weights_dir keeps them)")
+        evaluator = f"the {spec['name']!r} evaluator of this study" if spec.get("name") else "this study's evaluator"
+        raise NoTrainedWeights(f"{who} has no trained weights: {evaluator} kept none (only the train evaluator "
+                               "with weights_dir keeps them)")
     if "weights" not in trial.eval_info:
         raise NoTrainedWeights(f"{who} has no trained weights: it was evaluated without keeping them")
     payload = load_weights(spec["weights_dir"], trial.eval_info["weights"], trial=who)

@@ -55,6 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RlnasError, StorageError) as exc:
         sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as other tools do
+        _silence_stdout()
+        return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that flushing it at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests capture it)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _warn_on_one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,

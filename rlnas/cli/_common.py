@@ -153,7 +153,7 @@ def open_existing_store(storage: str) -> Any:
 def write_output(path: str | Path, data: bytes | str) -> Path:
     """Write an output file of a command: missing folders are created (the one rule for every
     ``-o`` / ``--output`` / ``--onnx`` / ``--arch``), the file appears whole or not at all."""
-    from rlnas.reports.render import write_atomically
+    from rlnas.files import write_atomically
 
     try:
         return write_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from rlnas.cli._common import add_metric_rows, add_storage, field_table, literal, open_existing_store
 from rlnas.errors import RlnasError
+from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
 
 
@@ -36,11 +37,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     record = store.get_study(args.name)
     best = best_trial_of(store, record)
     if args.json:
-        import json
-
         from rlnas.cli._status import trial_json
 
-        print(json.dumps({"study": record.name, "reward_spec": record.reward, **trial_json(best)}, indent=2))
+        print(strict_json_text({"study": record.name, "reward_spec": record.reward, **trial_json(best)}, indent=2))
         return 0
     table = field_table(f"Best architecture of study {record.name!r}")
     table.add_row("architecture", literal(best.key))

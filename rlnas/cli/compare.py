@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
@@ -10,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlnas.cli._common import add_storage, literal, open_existing_store
+from rlnas.jsonsafe import strict_json_text
 
 
 def add_parser(commands: Any) -> None:
@@ -47,11 +47,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     groups = take_groups(open_existing_store(args.storage), args.names)
     rows = compare_groups(groups, args.metric)
     if args.json:
-        print(json.dumps([{"name": r.label, "studies": list(r.studies), "best_reward": _json_pair(r.best_reward),
-                           f"best_{args.metric}": _json_pair(r.best_test),
-                           "queries_to_best": _json_pair(r.queries_to_best),
-                           "distinct_architectures": _json_pair(r.distinct), "finished": _json_pair(r.finished),
-                           "failed": r.failed} for r in rows], indent=2))
+        print(strict_json_text([{"name": r.label, "studies": list(r.studies), "best_reward": _json_pair(r.best_reward),
+                                 f"best_{args.metric}": _json_pair(r.best_test),
+                                 "queries_to_best": _json_pair(r.queries_to_best),
+                                 "distinct_architectures": _json_pair(r.distinct), "finished": _json_pair(r.finished),
+                                 "failed": r.failed} for r in rows], indent=2))
     else:
         table = Table(title="Comparison (mean ± std over the studies of each row)")
         for column in ("name", "studies", "best reward", f"{args.metric} of best", "queries to best",

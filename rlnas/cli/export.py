@@ -23,7 +23,7 @@ def add_parser(commands: Any) -> None:
     """Register ``export``."""
     p = commands.add_parser("export", help="write every trial of a study as CSV or JSON")
     p.add_argument("name")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json"), default=None, help="of the trials (default csv)")
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="instead: write the network of the best (or --trial) architecture as ONNX: with the "
@@ -44,7 +44,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--optimizer", default=None, metavar="FILE.py",
                    help="instead: write the best update rules of an optimizer search as a Python module of "
                         "torch.optim.Optimizer classes that needs only torch")
-    p.add_argument("--top", type=int, default=3, help="--optimizer: how many distinct rules, best first (default 3)")
+    p.add_argument("--top", type=int, default=None,
+                   help="--optimizer: how many distinct rules, best first (default 3)")
     p.add_argument("--finetune-epochs", type=float, default=0.0,
                    help="--onnx of a weight-sharing study: fine-tune the inherited weights this many epochs first")
     p.add_argument("--threads", type=int, default=None, help="torch threads for --finetune-epochs")
@@ -53,14 +54,18 @@ def add_parser(commands: Any) -> None:
 
 
 def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Flat rows (one per trial: number, state, key, reward, metrics, ...) and their columns."""
-    metric_names = sorted({m for t in trials for m in t.metrics})
-    columns = ["number", "slot", "state", "key", "reward", *metric_names, "cost_seconds", "orphaned", "repeat_of",
-               "error", "started_at", "finished_at"]
+    """Flat rows (one per trial: number, state, key, reward, metrics, ...) and their columns; a metric
+    named like a column of its own (``number``, ``error``, ...) is the column ``metric_<name>``."""
+    from rlnas.reports.frame import metric_columns
+
+    fixed = ["number", "slot", "state", "key", "reward", "cost_seconds", "orphaned", "repeat_of", "error",
+             "started_at", "finished_at", "candidate"]  # the JSON rows have a candidate too
+    metrics = metric_columns(sorted({m for t in trials for m in t.metrics}), fixed)
+    columns = [*fixed[:5], *metrics.values(), *fixed[5:-1]]
     rows = []
     for t in trials:
         row = {"number": t.number, "slot": t.slot, "state": t.state.value, "key": t.key, "reward": t.reward}
-        row |= {m: t.metrics.get(m) for m in metric_names}
+        row |= {column: t.metrics.get(m) for m, column in metrics.items()}
         row |= {"cost_seconds": t.cost_seconds, "orphaned": t.orphaned, "repeat_of": t.repeat_of, "error": t.error,
                 "started_at": t.started_at.isoformat() if t.started_at else None,
                 "finished_at": t.finished_at.isoformat() if t.finished_at else None}
@@ -133,19 +138,13 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
 
 
 def export_one(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
-    """``--arch`` / ``--onnx``: one trial's architecture or network."""
+    """``--arch`` / ``--onnx``: one trial's architecture or network (the network first: where it cannot
+    be made or written, no architecture file is left either)."""
     from rlnas.study import space_of
 
     trial = chosen_trial(store, record, args.trial)
     space = space_of(record)
     candidate = space.candidate(trial.candidate)
-    if args.arch is not None:
-        from rlnas.export import export_architecture_json
-
-        data = export_architecture_json(space, candidate) | {"study": record.name, "trial": trial.number,
-                                                             "reward": trial.reward, "metrics": trial.metrics}
-        write_text(args.arch, strict_json_text(data, indent=2) + "\n")
-        console.print(literal(f"wrote architecture of trial {trial.number} to {args.arch}"))
     if args.onnx is not None:
         from rlnas.export import export_onnx
 
@@ -158,6 +157,13 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
         except OSError as exc:
             raise RlnasError(f"cannot write {args.onnx}: {exc.strerror}") from None
         console.print(literal(f"wrote the network of trial {trial.number} ({trial.key}) to {args.onnx} {weights}"))
+    if args.arch is not None:
+        from rlnas.export import export_architecture_json
+
+        data = export_architecture_json(space, candidate) | {"study": record.name, "trial": trial.number,
+                                                             "reward": trial.reward, "metrics": trial.metrics}
+        write_text(args.arch, strict_json_text(data, indent=2) + "\n")
+        console.print(literal(f"wrote architecture of trial {trial.number} to {args.arch}"))
     return 0
 
 
@@ -170,9 +176,10 @@ def export_optimizer(args: argparse.Namespace, console: Console, store: Any, rec
                           f"{record.space_name!r}")
     if not args.optimizer.endswith(".py"):
         raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
-    if args.top < 1:
-        raise ConfigError(f"--top must be a positive number, got {args.top}")
-    found = best_rules(store.trials(record.id), args.top)
+    top = 3 if args.top is None else args.top
+    if top < 1:
+        raise ConfigError(f"--top must be a positive number, got {top}")
+    found = best_rules(store.trials(record.id), top)
     if not found:
         raise RlnasError(f"study {record.name!r} has no COMPLETE trial to export")
     path = write_output(args.optimizer, optimizer_module_source(
@@ -208,8 +215,37 @@ def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> 
     return model.to(memory_format=torch.contiguous_format), tuple(evaluator.data.input_shape)  # type: ignore[union-attr]
 
 
+ONE_TRIAL_OPTIONS = {"trial": ("--trial", None), "as_searched": ("--as-searched", False),
+                     "untrained": ("--untrained", False), "model_option": ("--model-option", []),
+                     "finetune_epochs": ("--finetune-epochs", 0.0), "threads": ("--threads", None)}
+"""Options of ``--arch`` / ``--onnx`` (all but ``--trial`` of ``--onnx`` alone): argument name -> (flag, default)."""
+
+
+def check_request(args: argparse.Namespace) -> None:
+    """Refuse options that the requested output would not use, and two outputs to one file: each
+    ``rlnas export`` writes one kind of output (the trials, one trial's architecture and/or network,
+    or the rule module)."""
+    given = {name: flag for name, (flag, default) in ONE_TRIAL_OPTIONS.items() if getattr(args, name) != default}
+    one_trial = args.arch is not None or args.onnx is not None
+    kinds = [flag for flag, on in (("--output/--format (the trials)", args.output is not None or args.format),
+                                   ("--arch/--onnx (one trial)", one_trial),
+                                   ("--optimizer (the rules)", args.optimizer is not None)) if on]
+    if len(kinds) > 1:
+        raise ConfigError(f"one export writes one kind of output, not {' and '.join(kinds)}: run rlnas export "
+                          "once for each")
+    if given and not one_trial:
+        raise ConfigError(f"{', '.join(given.values())} apply to --onnx (and --trial to --arch)")
+    if args.arch is not None and args.onnx is None and set(given) - {"trial"}:
+        raise ConfigError(f"{', '.join(f for n, f in given.items() if n != 'trial')} apply to --onnx, not --arch")
+    if args.top is not None and args.optimizer is None:
+        raise ConfigError("--top applies to --optimizer")
+    if args.arch is not None and args.onnx is not None and os.path.abspath(args.arch) == os.path.abspath(args.onnx):
+        raise ConfigError(f"--arch and --onnx name the same file {args.arch!r}")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Write the trials, one trial's architecture / network, or the best update rules."""
+    check_request(args)
     for path in (args.output, args.arch, args.onnx, args.optimizer):
         if path is not None:
             check_output(path, args.force)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +9,7 @@ from rich.table import Table
 
 from rlnas.cli._common import add_storage, fmt, literal, open_existing_store
 from rlnas.cli._status import STATUSES, study_status, target_text
+from rlnas.jsonsafe import strict_json_text
 
 
 def add_parser(commands: Any) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     store = open_existing_store(args.storage)
     rows = [(record, study_status(store, record)) for record in store.list_studies()]
     if args.json:
-        print(json.dumps([status for _, status in rows], indent=2))
+        print(strict_json_text([status for _, status in rows], indent=2))
         return 0
     table = Table(title=literal(f"Studies in {getattr(store, 'url', args.storage)}"))
     for column in ("name", "status", "space", "agent", "evaluator", "seed", "finished", "target", "failed",

@@ -71,7 +71,11 @@ def make_figure(args: argparse.Namespace, groups: dict[str, list[Any]]) -> Any:
     from rlnas.study import space_of
 
     if args.kind == "history":
-        return render.history_figure({s.name: search_history(s.history, args.x) for g in groups.values() for s in g})
+        histories = {s.name: search_history(s.history, args.x) for g in groups.values() for s in g}
+        if not any(len(h.x) for h in histories.values()):
+            raise ConfigError(f"no finished trial to draw: {', '.join(histories)} "
+                              f"{'has' if len(histories) == 1 else 'have'} none yet")
+        return render.history_figure(histories)
     if args.kind == "regret":
         optimum, source = (args.optimum, "given") if args.optimum is not None else known_optimum(groups, args.metric)
         return render.regret_figure(regret_bands(groups, args.metric, optimum, optimum_source=source))

@@ -54,17 +54,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     best_lr = None
     if args.evaluate:
         best_lr = _evaluate(args, rule, table)
+    module = None
+    if args.output is not None:  # made (and checked) before anything is printed
+        from rlnas.optim.export import FoundRule, optimizer_module_source
+
+        lr = args.lr if args.lr is not None else best_lr if best_lr is not None else 1e-3
+        module = optimizer_module_source([FoundRule(str(rule), lr)])
     console.print(table)
     if args.code:
         from rlnas.optim.fused import fused_source
 
         source = f"{compiled.source}\n# fused=True: one torch.compile-d loop per tensor\n{fused_source(rule).source}"
         console.print(Text(source), soft_wrap=True)  # generated from the parsed rule: no markup, no escapes
-    if args.output is not None:
-        from rlnas.optim.export import FoundRule, optimizer_module_source
-
-        lr = args.lr if args.lr is not None else best_lr if best_lr is not None else 1e-3
-        path = write_output(args.output, optimizer_module_source([FoundRule(str(rule), lr)]))
+    if module is not None:
+        path = write_output(args.output, module)
         console.print(literal(f"wrote NOSRule1 ({rule}, lr {lr:g}) to {path}"))
     return 0
 

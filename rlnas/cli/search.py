@@ -5,6 +5,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,8 @@ def weights_folder_name(name: str) -> str:
 
 def default_weights_dir(storage: str, name: str) -> str:
     """``<database file>-weights/<name>`` next to a SQLite file, else ``rlnas-weights/<name>`` in the working
-    folder (``<name>`` made a plain file name by :func:`weights_folder_name`)."""
+    folder (``<name>`` made a plain file name by :func:`weights_folder_name`), as an absolute path: the
+    study stores it, and commands run from another folder (export, retrain, rm) must find it."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -247,7 +249,7 @@ def default_weights_dir(storage: str, name: str) -> str:
     except Exception:  # noqa: BLE001 - not a URL: the store reports it when it is opened
         database = None
     folder = f"{database}-weights" if database and database != ":memory:" else "rlnas-weights"
-    return str(Path(folder) / weights_folder_name(name))
+    return str(Path(os.path.abspath(folder)) / weights_folder_name(name))
 
 
 def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Console) -> None:

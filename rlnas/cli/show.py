@@ -11,6 +11,7 @@ from rich.table import Table
 
 from rlnas.cli._common import add_storage, field_table, fmt, literal, open_existing_store
 from rlnas.errors import ConfigError
+from rlnas.jsonsafe import strict_json_text
 
 
 def add_parser(commands: Any) -> None:
@@ -41,8 +42,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         from rlnas.cli._status import record_json, study_status, trial_json
 
-        print(json.dumps({"definition": record_json(record), "status": study_status(store, record, trials),
-                          "last_trials": [trial_json(t) for t in trials[-args.last:]] if args.last else []}, indent=2))
+        last = [trial_json(t) for t in trials[-args.last:]] if args.last else []
+        print(strict_json_text({"definition": record_json(record), "status": study_status(store, record, trials),
+                                "last_trials": last}, indent=2))
         return 0
     print_definition(store, record, trials, console)
     if args.last:

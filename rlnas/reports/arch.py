@@ -198,6 +198,9 @@ def architecture_svg(space: Space, candidate: Mapping[str, Choice], *, width: in
             drawn, height = _cell_svg(graph, y, width)
             parts += drawn
             y += height
+    elif getattr(space, "arch", None) is None:
+        raise ConfigError(f"rlnas draws the cells of nb201 and darts and the blocks of mobile spaces, not the "
+                          f"architectures of space {space.name!r}")
     else:
         drawn, height = _blocks_svg(mobile_blocks(space, candidate), y + 6, width)
         parts += drawn

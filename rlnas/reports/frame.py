@@ -1,9 +1,9 @@
 """Trials as a table: plain rows (no dependency) or a pandas ``DataFrame`` (``Study.trials_dataframe``).
 
 Columns, in order: ``number``, ``slot``, ``state``, ``key``, ``reward``, one column per metric
-(its own name, e.g. ``valid_acc``), ``cost_seconds``, ``started_at``, ``finished_at``,
-``duration_s``, ``error``, ``orphaned``, then one ``params_<decision>`` column per decision of
-the space (the choices, as Optuna names its parameters).
+(its own name, e.g. ``valid_acc``; ``metric_<name>`` for a metric named like another column),
+``cost_seconds``, ``started_at``, ``finished_at``, ``duration_s``, ``error``, ``orphaned``, then one
+``params_<decision>`` column per decision of the space (the choices, as Optuna names its parameters).
 """
 from __future__ import annotations
 
@@ -14,20 +14,35 @@ from rlnas.errors import ConfigError
 from rlnas.trial import Trial
 
 
+def metric_columns(metrics: Sequence[str], taken: Sequence[str]) -> dict[str, str]:
+    """The column of each metric: its name, or ``metric_<name>`` where the name is one of the ``taken``
+    columns (a metric called ``number`` or ``error`` must not overwrite the trial's own)."""
+    used = set(taken)
+    columns = {}
+    for name in metrics:
+        column = name
+        while column in used:
+            column = f"metric_{column}"
+        used.add(column)
+        columns[name] = column
+    return columns
+
+
 def trial_table(trials: Sequence[Trial],
                 decisions: Sequence[str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """``(columns, rows)`` of ``trials`` (see the module docstring); ``decisions`` default to the first trial's."""
-    metrics = sorted({m for t in trials for m in t.metrics})
     if decisions is None:
         decisions = list(trials[0].candidate) if trials else []
-    columns = ["number", "slot", "state", "key", "reward", *metrics, "cost_seconds", "started_at", "finished_at",
-               "duration_s", "error", "orphaned", *(f"params_{d}" for d in decisions)]
+    fixed = ["number", "slot", "state", "key", "reward", "cost_seconds", "started_at", "finished_at", "duration_s",
+             "error", "orphaned", *(f"params_{d}" for d in decisions)]
+    metrics = metric_columns(sorted({m for t in trials for m in t.metrics}), fixed)
+    columns = [*fixed[:5], *metrics.values(), *fixed[5:]]
     rows = []
     for t in trials:
         duration = (t.finished_at - t.started_at).total_seconds() if t.started_at and t.finished_at else None
         row: dict[str, Any] = {"number": t.number, "slot": t.slot, "state": t.state.value, "key": t.key,
                                "reward": t.reward}
-        row |= {m: t.metrics.get(m) for m in metrics}
+        row |= {column: t.metrics.get(m) for m, column in metrics.items()}
         row |= {"cost_seconds": t.cost_seconds, "started_at": t.started_at, "finished_at": t.finished_at,
                 "duration_s": duration, "error": t.error, "orphaned": t.orphaned}
         row |= {f"params_{d}": t.candidate.get(d) for d in decisions}

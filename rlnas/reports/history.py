@@ -51,6 +51,8 @@ def search_history(trials: Sequence[Trial], x: str = "trials") -> History:
         xs = np.arange(1, len(trials) + 1, dtype=float)
     elif x == "time":
         xs = np.cumsum([float(t.cost_seconds) for t in trials])
+    elif not trials:
+        xs = np.zeros(0)
     else:
         starts = [t.started_at for t in trials if t.started_at is not None]
         if len(starts) < len(trials) or any(t.finished_at is None for t in trials):

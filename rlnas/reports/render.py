@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.errors import ConfigError, RlnasError
+from rlnas.files import write_atomically
 from rlnas.reports.compare import RegretData
 from rlnas.reports.history import CostAccuracy, History
 from rlnas.reports.policy import Heatmap
@@ -41,24 +42,6 @@ def save_figure(figure: Any, path: str | Path) -> Path:
         return write_atomically(path, data)
     except OSError as exc:
         raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def write_atomically(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (created when missing)."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def figure_bytes(figure: Any, fmt: str = "svg") -> bytes:

@@ -56,10 +56,12 @@ def take_snapshot(store: Store, name: str) -> StudySnapshot:
 def match_studies(store: Store, pattern: str) -> list[str]:
     """Names of the studies matching ``pattern`` (a name or a shell glob such as ``'c10-ppo-*'``), in creation order.
 
-    A pattern without glob characters must name an existing study; a glob must match at least one.
+    The study named exactly ``pattern`` wins over a glob reading of it (a study may be called
+    ``run[1]``); otherwise a pattern without glob characters must name an existing study, and a glob
+    must match at least one.
     """
     names = [r.name for r in store.list_studies()]
-    if not any(ch in pattern for ch in "*?["):
+    if pattern in names or not any(ch in pattern for ch in "*?["):
         if pattern not in names:
             raise StudyNotFound(f"no study named {pattern!r}")
         return [pattern]

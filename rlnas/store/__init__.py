@@ -43,6 +43,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 raise StorageError(f"no database at {shown}")
             if os.path.isdir(path):
                 raise StorageError(f"cannot open {shown}: {path} is a folder")
+            if not create and os.path.getsize(path) == 0:  # SQLite would make it a database: a write
+                raise StorageError(f"no database at {shown}: {path} is an empty file")
     try:
         engine = sa.create_engine(parsed)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:

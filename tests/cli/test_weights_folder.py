@@ -17,4 +17,9 @@ def test_plain_names_are_kept_and_others_stay_inside_the_weights_folder(tmp_path
         assert folder.parent == Path(f"{database}-weights").resolve(), name
         assert not folder.name.startswith(".") and folder.name not in ("", "..")
     assert weights_folder_name("../escape").startswith("_escape-")
-    assert Path(default_weights_dir("postgresql+psycopg://u@h/db", "../x")).parent == Path("rlnas-weights")
+    assert Path(default_weights_dir("postgresql+psycopg://u@h/db", "../x")).parent == Path.cwd() / "rlnas-weights"
+
+
+def test_the_weights_folder_is_stored_absolute_so_other_folders_find_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert default_weights_dir("sqlite:///sub/../runs.db", "s") == str(tmp_path / "runs.db-weights" / "s")

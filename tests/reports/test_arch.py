@@ -60,3 +60,10 @@ def test_collapse_point_finds_downsampling_of_a_single_pixel() -> None:
     assert at is not None and on_digits[at - 1].size == 1 and "s2" in on_digits[at].label
     assert collapse_point(mobile_blocks(space, smallest, 1, resolution=28)) is None  # mnist5k: 1x1 only at the end
     assert collapse_point(mobile_blocks(space, smallest)) is None  # 224x224
+
+
+def test_spaces_without_a_drawing_say_which_are_drawn() -> None:
+    space = create_space("enas_micro")
+    with pytest.raises(ConfigError, match="rlnas draws the cells of nb201 and darts and the blocks of mobile spaces, "
+                                          "not the architectures of space 'enas_micro'"):
+        architecture_svg(space, space.sample(np.random.default_rng(0)))

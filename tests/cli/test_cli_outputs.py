@@ -1,0 +1,147 @@
+"""What the output commands hand out: the study asked for, whole files with the usual permissions,
+valid JSON, one kind of output per export, and a quiet end when the reader of a pipe goes away."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from rlnas.cli import main
+from rlnas.evaluators.base import Measurement
+from rlnas.export import export_onnx
+from rlnas.study import create_study
+from rlnas.testing.toy import ToyEvaluator
+
+
+def rlnas(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+class CollidingMetrics(ToyEvaluator):
+    """Metrics named like the export's own columns, and an infinite one."""
+
+    def evaluate(self, candidate, *, budget=None, seed=None) -> Measurement:
+        value = self.reward_of(candidate)
+        return Measurement({"valid_acc": value, "error": 5.0, "number": 99.0, "key": 7.0, "test_acc": float("inf")},
+                           cost_seconds=1.0)
+
+
+@pytest.fixture()
+def url(tmp_path, capsys) -> str:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    for name, trials in (("run[1]", 3), ("run1", 4)):
+        assert main(["search", "--agent", "random", "--trials", str(trials), "--name", name, "--storage", url,
+                     "--no-progress"]) == 0
+    capsys.readouterr()
+    return url
+
+
+def test_a_name_with_glob_characters_is_that_study_first(capsys, url) -> None:
+    code, stdout, _ = rlnas(capsys, "compare", "run[1]", "--json", "--storage", url)
+    assert code == 0 and json.loads(stdout)[0]["studies"] == ["run[1]"]
+    code, stdout, _ = rlnas(capsys, "rm", "run[1]", "--storage", url)
+    assert code == 0 and "'run[1]'" in stdout
+    names = [s["name"] for s in json.loads(rlnas(capsys, "ls", "--json", "--storage", url)[1])]
+    assert names == ["run1"]  # the glob reading of 'run[1]' would have deleted this one
+
+
+def test_one_export_writes_one_kind_of_output_and_nothing_on_failure(capsys, url, tmp_path) -> None:
+    out = tmp_path / "out"
+    cases = [(["--output", str(out / "t.csv"), "--arch", str(out / "a.json")], "one export writes one kind of output"),
+             (["--arch", str(out / "same"), "--onnx", str(out / "same")], "--arch and --onnx name the same file"),
+             (["--top", "2"], "--top applies to --optimizer"),
+             (["--trial", "0"], "--trial apply to --onnx (and --trial to --arch)"),
+             (["--arch", str(out / "a.json"), "--untrained"], "--untrained apply to --onnx, not --arch"),
+             (["--arch", str(out / "a.json"), "--onnx", str(out / "n.onnx"), "--model-option", "bogus=1"], "bogus")]
+    for extra, message in cases:
+        code, _, err = rlnas(capsys, "export", "run1", *extra, "--storage", url)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not out.exists()  # not even the architecture of the network that could not be made
+    code, _, _ = rlnas(capsys, "export", "run1", "--trial", "0", "--arch", str(out / "a.json"), "--storage", url)
+    assert code == 0 and json.loads((out / "a.json").read_text())["trial"] == 0
+
+
+def test_output_files_get_the_permissions_of_the_umask_or_of_the_file_they_replace(capsys, url, tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        for flag, name in (("--output", "t.csv"), ("--arch", "a.json")):
+            assert rlnas(capsys, "export", "run1", flag, str(tmp_path / name), "--storage", url)[0] == 0
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+        (tmp_path / "t.csv").chmod(0o600)
+        assert rlnas(capsys, "export", "run1", "--output", str(tmp_path / "t.csv"), "--force", "--storage", url)[0] == 0
+        assert stat.S_IMODE((tmp_path / "t.csv").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_failing_onnx_export_keeps_the_old_file_and_leaves_no_other(tmp_path, monkeypatch) -> None:
+    import torch
+
+    target = tmp_path / "net.onnx"
+    export_onnx(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), target, (3, 2, 2))
+    good = target.read_bytes()
+
+    def half_written(model, args, f, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"half an onnx file")
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(torch.onnx, "export", half_written)
+    with pytest.raises(OSError, match="File too large"):
+        export_onnx(torch.nn.Linear(12, 2), target, (3, 2, 2))
+    assert target.read_bytes() == good and os.listdir(tmp_path) == ["net.onnx"]
+
+
+def test_metrics_named_like_columns_and_infinite_values(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = create_study(space=ToyEvaluator().space, evaluator=CollidingMetrics(), name="collide", storage=url)
+    study.optimize(3)
+    study.close()
+    code, stdout, _ = rlnas(capsys, "export", "collide", "--storage", url)
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    header = stdout.splitlines()[0].split(",")
+    assert code == 0 and len(header) == len(set(header))
+    assert [r["number"] for r in rows] == ["0", "1", "2"] and rows[0]["metric_number"] == "99.0"
+    assert rows[0]["metric_error"] == "5.0" and rows[0]["error"] == "" and rows[0]["metric_key"] == "7.0"
+    exported = json.loads(rlnas(capsys, "export", "collide", "--format", "json", "--storage", url)[1])
+    assert exported["trials"][1]["number"] == 1 and exported["trials"][1]["metric_number"] == 99.0
+    for command in (["best", "collide", "--json"], ["show", "collide", "--json"], ["ls", "--json"],
+                    ["compare", "collide", "--json"]):
+        code, stdout, _ = rlnas(capsys, *command, "--storage", url)
+        assert code == 0 and "Infinity" not in stdout and "NaN" not in stdout, command
+        json.loads(stdout)
+
+
+def test_a_history_of_no_trials_is_a_one_line_error(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    create_study(space="nb201", name="empty", storage=url).close()
+    for axis in ("trials", "time", "wall"):
+        code, _, err = rlnas(capsys, "plot", "empty", "--kind", "history", "--x", axis, "-o", str(tmp_path / "h.svg"),
+                             "--storage", url)
+        assert code == 2 and "no finished trial to draw: empty has none yet" in err and err.count("\n") == 1
+    assert not (tmp_path / "h.svg").exists()
+
+
+def test_an_empty_file_is_not_made_a_database_by_a_command_that_reads(capsys, tmp_path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, _, err = rlnas(capsys, "ls", "--storage", f"sqlite:///{empty}")
+    assert code == 2 and "is an empty file" in err
+    assert empty.stat().st_size == 0 and os.listdir(tmp_path) == ["empty.db"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(url) -> None:
+    script = os.path.join(os.path.dirname(sys.executable), "rlnas")
+    process = subprocess.Popen([script, "export", "run1", "--format", "json", "--storage", url],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line is written
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and stderr == b""
