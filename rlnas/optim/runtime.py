@@ -608,7 +608,6 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             self._stream = WordStream(self._generator(torch.device("cpu")))
             self._stream.load(word_stream)
 
-
     def _check_loaded(self, state_dict: dict[str, Any]) -> None:
         """Refuse, before anything is loaded, a state whose groups lack hyperparameters or whose
         per-parameter entries lack a running average or do not have their parameter's shape (torch
