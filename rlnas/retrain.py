@@ -20,7 +20,7 @@ from rlnas.evaluators.base import Measurement
 from rlnas.spaces.base import Candidate, Space
 from rlnas.trial import TrialState
 
-DATA_OPTIONS = ("dataset", "data_root", "split_seed", "dataset_options")
+DATA_OPTIONS = ("dataset", "data_root", "split_seed", "valid_fraction", "dataset_options")
 """Options of the search evaluator that the retraining copies: the same data and the same split."""
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import CommandFailed, add_storage, assignment, fmt, literal
+from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_storage, assignment, fmt, literal
 from rlnas.errors import ConfigError
 from rlnas.trial import TrialState
 
@@ -34,7 +34,9 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--trial", type=int, default=None, help="retrain this trial instead (default: the answers)")
     p.add_argument("--epochs", type=float, default=10, help="training epochs (default 10)")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default the train evaluator's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch order (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of each retrain study (default 0); its one trial trains with the seed the study "
+                        "derives from it, as every study's trials do")
     p.add_argument("--as", dest="new_name", default=None, metavar="NAME",
                    help="name of the first answer's study (default NAME-retrain-SEED)")
     p.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
@@ -73,9 +75,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     chosen = [a for a in answers if a.source != "sampled"] + [a for a in answers if a.source == "sampled"][:args.top]
     overrides = ({"lr": args.lr} if args.lr is not None else {}) | dict(args.eval_option)
     options = retrain_options(study, args.epochs, overrides)
+    base = args.new_name if args.new_name is not None else f"{study.name}-retrain-{args.seed}"
+    if "weights_dir" not in overrides:  # kept, as a search keeps them: export NAME --onnx carries them
+        from rlnas.cli.search import default_weights_dir
+
+        options["weights_dir"] = default_weights_dir(args.storage, base)
     evaluator = build_evaluator({"name": "train", "space": study.space, **options},
                                 threads=args.threads, device=args.device)  # one for every answer
-    base = args.new_name or f"{study.name}-retrain-{args.seed}"
+    evaluator.prepare()  # the data loads and the network runs on it, before any study is stored
     title = f"Retrained answers of study {study.name!r} ({args.epochs:g} epochs, seed {args.seed})"
     table = Table(title=literal(title))
     for column in ("answer", "study", "architecture", "search", "valid_acc", "test_acc", "params_m", "train_time_s"):
@@ -83,7 +90,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     results = []
     for index, answer in enumerate(chosen):
         name = base if index == 0 else f"{base}-sampled-{index}"
-        metrics = _train_as_study(study, answer, evaluator, name, args, console)
+        try:
+            metrics = _train_as_study(study, answer, evaluator, name, args, console)
+        except KeyboardInterrupt:
+            console.print(literal(f"interrupted: run the same rlnas retrain again to go on ({index} of "
+                                  f"{len(chosen)} answers done)"), style="yellow")
+            return EXIT_INTERRUPTED
         search = ", ".join(f"{k} {fmt(v, 2)}" for k, v in answer.metrics.items())
         table.add_row(answer.source, literal(name), literal(answer.key), literal(search),
                       *(fmt(metrics.get(k), 3 if k == "params_m" else 2)

@@ -36,15 +36,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
         status = study_status(store, record)
         if status["driver"] is not None:
             raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
+    doomed = {r.name for r in records}
     for record in records:
         folder = record.evaluator.get("weights_dir")
         weights = Path(folder) if folder and not args.keep_weights and Path(folder).is_dir() else None
-        what = f"study {record.name!r}" + (f" and its weights folder {weights}" if weights else "")
+        shared = weights is not None and any(
+            r.name not in doomed and (r.evaluator or {}).get("weights_dir") == folder for r in store.list_studies())
+        files = _own_weight_files(store, record, weights) if shared else []
+        what = f"study {record.name!r}" + (f" and its {len(files)} weights file(s) in {weights}, a folder other "
+                                           f"studies share" if shared else
+                                           f" and its weights folder {weights}" if weights else "")
         if args.dry_run:
             console.print(literal(f"would delete {what}"))
             continue
         store.delete_study(record.name)
-        if weights is not None:
+        if weights is not None and not shared:
             shutil.rmtree(weights)
+        for path in files:
+            path.unlink(missing_ok=True)
         console.print(literal(f"deleted {what}"))
     return 0
+
+
+def _own_weight_files(store: Any, record: Any, folder: Path) -> list[Path]:
+    """The weights files in ``folder`` that the trials of ``record`` name."""
+    names = {t.eval_info.get("weights") for t in store.trials(record.id)}
+    return sorted(folder / n for n in names if isinstance(n, str) and (folder / n).is_file())

@@ -184,7 +184,7 @@ def with_failed_reward(config: dict[str, Any], agent: str, evaluator: Any) -> di
 def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_options: dict[str, Any],
                  spec: dict[str, Any]) -> str:
     """``SPACE-AGENT-DATASET-SEED``, plus ``-`` and 6 hex digits of the options that differ from the
-    defaults (agent config, evaluator options, reward, repeats), so that two different searches
+    defaults (agent config, evaluator options, reward, repeats, kept weights), so that two different searches
     never get the same default name. ``spec`` is that of the evaluator built from ``evaluator_options``."""
     import hashlib
 
@@ -199,7 +199,9 @@ def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_option
     differences = {"agent": {k: v for k, v in wanted.items() if default.get(k) != v},
                    "evaluator": {k: v for k, v in spec.items() if base.get(k) != v},
                    "reward": args.reward if args.reward != "valid_acc" else None,
-                   "reuse_repeats": args.reuse_repeats or None}
+                   "reuse_repeats": args.reuse_repeats or None,
+                   # what the train evaluator keeps is stored with it: another --keep-weights is another study
+                   "keep_weights": str(args.keep_weights).lower() if str(args.keep_weights).lower() != "all" else None}
     dataset = spec.get("dataset", evaluator_name)
     name = f"{args.space}-{args.agent}-{dataset}-{args.seed}"
     if any(differences.values()):

@@ -11,6 +11,8 @@ Every split is normalized per channel with the mean and std of its train split.
 """
 from __future__ import annotations
 
+import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,9 +46,19 @@ def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int =
     imagefolder), ``train_size`` (cifar10: keep a stratified subset of the train split),
     ``image_size=(H, W)`` (imagefolder: resize every image).
     """
+    from rlnas.errors import ConfigError
+
     if valid_fraction is not None:
         options["valid_fraction"] = valid_fraction
-    return DATASETS.create(name, root, split_seed=split_seed, **options)
+    try:
+        return DATASETS.create(name, root, split_seed=split_seed, **options)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, tarfile.TarError, zlib.error) as exc:
+        # what a reader raises on a file it cannot read: the user's data, not a defect
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f" from {root}" if root is not None else ""
+        raise ConfigError(f"cannot load data set {name!r}{where}: {reason}") from None
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rlnas.errors import ConfigError
+
 
 class ImageData(Dataset):
     """Images (``N x C x H x W``, any dtype) and int64 labels held in memory.
@@ -80,8 +82,8 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
     ``round(n_c * fractions[0])`` go to part 0, the next ``round(n_c * fractions[1])`` to part 1,
     ..., the rest to the last part. Each part is returned sorted.
     """
-    if any(f < 0 for f in fractions) or sum(fractions) >= 1:
-        raise ValueError(f"split fractions {list(fractions)} must be >= 0 and sum to less than 1")
+    if any(not 0 <= f < 1 for f in fractions) or sum(fractions) >= 1:
+        raise ConfigError(f"split fractions {list(fractions)} must be >= 0 and sum to less than 1")
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
     for cls in np.unique(labels):
@@ -118,6 +120,13 @@ def make_splits(name: str, images: torch.Tensor, labels: torch.Tensor, parts: di
         return images[idx], labels[idx]
 
     tensors = {k: take(k) for k in ("train", "valid", "test")}
+    empty = [k for k, (x, _) in tensors.items() if len(x) == 0]
+    if empty:
+        sizes = ", ".join(f"{k} {len(x)}" for k, (x, _) in tensors.items())
+        raise ConfigError(f"data set {name!r}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} "
+                          f"empty ({sizes} images): give more images or other split fractions")
+    if any(x.is_floating_point() and not torch.isfinite(x).all() for x, _ in tensors.values()):
+        raise ConfigError(f"data set {name!r}: some pixels are NaN or infinite")
     mean, std = channel_stats(tensors["train"][0], scale)
     data = {k: ImageData(x, y, scale=scale, mean=mean, std=std) for k, (x, y) in tensors.items()}
     info = {**info, "sizes": {k: len(v) for k, v in data.items()}, "mean": mean, "std": std}

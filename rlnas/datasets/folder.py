@@ -24,35 +24,76 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (".npy",) + PIL_SUFFIXES
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""Pillow modes of 16-bit images (a 16-bit grey PNG opens as ``I;16`` or ``I``): divided by 65,535."""
+
+
 def read_image(path: Path) -> np.ndarray:
-    """One image as float32 ``C x H x W`` in ``[0, 1]`` (integer pixels are divided by their max)."""
+    """One image as float32 ``C x H x W`` in ``[0, 1]``: 8-bit pixels are divided by 255, 16-bit ones by
+    65,535; a float ``.npy`` must already lie in ``[0, 1]``. A file that cannot be read, or pixels of
+    another type or range, are a one-line :class:`ConfigError` naming the file."""
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-    elif suffix in PIL_SUFFIXES:
-        try:
-            from PIL import Image
-        except ImportError:
-            raise ConfigError(f"reading {path.name} needs Pillow (pip install 'rlnas[images]'), "
-                              "or store the images as .npy") from None
-        with Image.open(path) as img:
-            if img.mode not in ("L", "RGB"):
-                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-            array = np.asarray(img)
-    else:
-        raise ConfigError(f"{path}: unsupported image type {suffix!r} (use one of {', '.join(SUFFIXES)})")
+    try:
+        if suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif suffix in PIL_SUFFIXES:
+            array = _decode(path)
+        else:
+            raise ConfigError(f"{path}: unsupported image type {suffix!r} (use one of {', '.join(SUFFIXES)})")
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, not an image, pickled objects, ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read image {path}: {reason}") from None
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise ConfigError(f"{path}: image of shape {array.shape}, expected H x W or H x W x C with C in 1, 3, 4")
     array = array[:, :, :3]  # drop alpha
-    if np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
-    return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+    return np.ascontiguousarray(_unit_range(array, path).transpose(2, 0, 1), dtype=np.float32)
+
+
+def _decode(path: Path) -> np.ndarray:
+    """A PNG or JPEG as an ``H x W`` or ``H x W x C`` array (uint8, or uint16 for 16-bit images)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ConfigError(f"reading {path.name} needs Pillow (pip install 'rlnas[images]'), "
+                          "or store the images as .npy") from None
+    with Image.open(path) as img:
+        if img.mode in SIXTEEN_BIT_MODES:
+            array = np.asarray(img)
+            if array.min() < 0 or array.max() > 65535:
+                raise ConfigError(f"{path}: pixels of mode {img.mode} outside 0..65535")
+            return array.astype(np.uint16)
+        if img.mode not in ("L", "RGB"):
+            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        return np.asarray(img)
+
+
+def _unit_range(array: np.ndarray, path: Path) -> np.ndarray:
+    """Pixels as float32 in ``[0, 1]``: uint8 / 255, uint16 / 65,535, bool as 0 / 1, floats as they are."""
+    if array.dtype in (np.uint8, np.uint16):
+        return array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ConfigError(f"{path}: float pixels must be finite and lie in [0, 1], some are NaN or infinite")
+        if array.min() < 0 or array.max() > 1:
+            raise ConfigError(f"{path}: float pixels must be finite and lie in [0, 1], got {array.min():g} to "
+                              f"{array.max():g}")
+        return array.astype(np.float32)
+    raise ConfigError(f"{path}: pixels of type {array.dtype}: store uint8 (0..255), uint16 (0..65535) "
+                      "or float in [0, 1]")
 
 
 def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files of a class folder (hidden ones, such as macOS ``._x.png``, are not images)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and not p.is_dir())
 
 
 def _read_split(folder: Path, classes: list[str],
@@ -60,7 +101,7 @@ def _read_split(folder: Path, classes: list[str],
     images, labels = [], []
     for label, name in enumerate(classes):
         sub = folder / name
-        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in SUFFIXES) if sub.is_dir() else []
+        files = _image_files(sub) if sub.is_dir() else []
         for path in files:
             x = torch.from_numpy(read_image(path))
             if image_size is not None and tuple(x.shape[1:]) != tuple(image_size):
@@ -84,6 +125,9 @@ def load_image_folder(root: str | Path | None, *, valid_fraction: float = 0.2, t
     """Load an image folder (see the module docstring); grey images join colour ones as RGB."""
     if root is None:
         raise ConfigError("imagefolder needs data_root: a folder with one subfolder of images per class")
+    if image_size is not None and (not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in image_size)):
+        raise ConfigError(f"image_size must be two positive integers (H, W), got {image_size!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ConfigError(f"image folder {root} does not exist")
@@ -96,8 +140,16 @@ def load_image_folder(root: str | Path | None, *, valid_fraction: float = 0.2, t
     else:
         split_dirs = {"train": root}
     classes = [p.name for p in _class_dirs(split_dirs["train"])]
-    if not classes:
-        raise ConfigError(f"{split_dirs['train']} has no class subfolders")
+    if len(classes) < 2:
+        raise ConfigError(f"{split_dirs['train']} has {len(classes)} class subfolder(s): a classifier needs two "
+                          "or more (one subfolder of images per class)")
+    empty = [name for name in classes if not _image_files(split_dirs["train"] / name)]
+    if empty:
+        raise ConfigError(f"class folder(s) {empty} under {split_dirs['train']} hold no {'/'.join(SUFFIXES)} images")
+    for key, folder in split_dirs.items():
+        unknown = sorted(p.name for p in _class_dirs(folder) if p.name not in classes)
+        if key != "train" and unknown:
+            raise ConfigError(f"{folder} has class folder(s) {unknown} that {split_dirs['train']} lacks")
     read = {k: _read_split(d, classes, image_size) for k, d in split_dirs.items()}
     everything = [x for imgs, _ in read.values() for x in imgs]
     if not read["train"][0]:

@@ -12,6 +12,7 @@ permutation of the train split in ``len(train) // batch_size`` full batches.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -56,6 +57,15 @@ def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float
         raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
     if valid_fraction is not None and not 0 < valid_fraction < 1:
         raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` with ``~`` expanded, made absolute (``None`` stays ``None``)."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigError(f"train evaluator: a folder must be a path, got {path!r}")
+    return os.path.abspath(os.path.expanduser(path))
 
 
 class TrainEvaluator:
@@ -108,8 +118,16 @@ class TrainEvaluator:
                                          or keep_weights < 1):
             raise ConfigError(f"train evaluator: keep_weights must be a positive integer or null (all), "
                               f"got {keep_weights!r}")
-        self.weights_dir, self.keep_weights = weights_dir, keep_weights
-        self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
+        clash = sorted({"split_seed", "valid_fraction"} & set(dataset_options or {}))
+        if clash:
+            raise ConfigError(f"train evaluator: {', '.join(clash)} is an option of the evaluator itself, not of "
+                              "dataset_options")
+        if keep_weights is not None and weights_dir is None:
+            raise ConfigError("train evaluator: keep_weights needs weights_dir (the folder to keep them in)")
+        # absolute: the study stores them, and resume / retrain / export may run from another folder
+        self.weights_dir = _absolute(weights_dir)
+        self.keep_weights = keep_weights
+        self.dataset, self.data_root, self.split_seed = dataset, _absolute(data_root), int(split_seed)
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
         self.epochs, self.steps, self.batch_size = epochs, steps, int(batch_size)
@@ -163,11 +181,25 @@ class TrainEvaluator:
         import numpy as np
 
         data = self.data
+        kwargs = self.resolved_model_kwargs()
+        classes, channels = kwargs.get("num_classes"), kwargs.get("in_channels")
+        if isinstance(classes, int) and classes < data.num_classes:
+            raise ConfigError(f"train evaluator: model_kwargs num_classes={classes}, but data set {self.dataset!r} "
+                              f"has {data.num_classes} classes")
+        if isinstance(channels, int) and channels != data.input_shape[0]:
+            raise ConfigError(f"train evaluator: model_kwargs in_channels={channels}, but the images of data set "
+                              f"{self.dataset!r} have {data.input_shape[0]} channel(s)")
         candidate = self.space.sample(np.random.default_rng(0))
         with num_threads(self.threads), torch.random.fork_rng(devices=[]), torch.no_grad():
             model = self.build_model(candidate).to(self.device).train()
             x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
-            model(x.to(self.device))
+            try:
+                model(x.to(self.device))
+            except (RuntimeError, ValueError) as exc:  # shapes that do not fit: images too small, ...
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                shape = "x".join(map(str, data.input_shape))
+                raise ConfigError(f"train evaluator: the {self.space.name} network does not run on the {shape} "
+                                  f"images of {self.dataset!r}: {reason}") from None
 
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model builder: the space's small defaults or ``model_kwargs``,

@@ -193,13 +193,94 @@ def test_unknown_names_and_options_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_dataset("imagefolder", tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no class subfolders"):
+    with pytest.raises(ConfigError, match="has 0 class subfolder"):
         load_dataset("imagefolder", tmp_path / "empty")
 
 
 def test_png_without_pillow_says_what_to_install(tmp_path, monkeypatch):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # import PIL now fails
     with pytest.raises(ConfigError, match=r"needs Pillow \(pip install 'rlnas\[images\]'\)"):
         load_dataset("imagefolder", tmp_path)
+
+
+def test_unreadable_or_odd_images_are_one_line_errors_naming_the_file(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    cases = {"truncated.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "empty.png": b"", "garbage.npy": b"not numpy"}
+    for name, content in cases.items():
+        root = tmp_path / name
+        _npy_folder(root)
+        (root / "cat" / name).write_bytes(content)
+        with pytest.raises(ConfigError, match=f"cannot read image .*{name}"):
+            load_dataset("imagefolder", root)
+    root = tmp_path / "object"
+    _npy_folder(root)
+    np.save(root / "cat" / "objects.npy", np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(ConfigError, match="cannot read image .*objects.npy"):
+        load_dataset("imagefolder", root)
+    for name, array, message in (("wide.npy", np.zeros((6, 6), dtype=np.int64), "pixels of type int64"),
+                                 ("bright.npy", np.full((6, 6), 200.0), r"must be finite and lie in \[0, 1\]"),
+                                 ("nan.npy", np.full((6, 6), np.nan, dtype=np.float32), "float pixels must be finite")):
+        root = tmp_path / name
+        _npy_folder(root)
+        np.save(root / "dog" / name, array)
+        with pytest.raises(ConfigError, match=message):
+            load_dataset("imagefolder", root)
+    root = tmp_path / "hidden"
+    _npy_folder(root)
+    (root / "cat" / "._0.png").write_bytes(b"AppleDouble")  # macOS metadata, not an image
+    assert load_dataset("imagefolder", root).info["sizes"] == {"train": 6, "valid": 2, "test": 2}
+    assert Image is not None
+
+
+def test_sixteen_bit_images_keep_their_range(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for c, name in enumerate(("a", "b")):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((4, 4), 10000 * (c + 1) + i, dtype=np.uint16)).save(tmp_path / name / f"{i}.png")
+    data = load_dataset("imagefolder", tmp_path)
+    every = torch.cat([data.train.images, data.valid.images, data.test.images])[:, 0, 0, 0]
+    assert sorted(round(float(v) * 65535) for v in every)[::5] == [10000, 20000]  # not clipped at 255
+
+
+def test_classes_and_splits_must_hold_images(tmp_path):
+    _npy_folder(tmp_path / "one")
+    (tmp_path / "one" / "eel").mkdir()  # an empty class folder
+    with pytest.raises(ConfigError, match=r"class folder\(s\) \['eel'\] .* hold no"):
+        load_dataset("imagefolder", tmp_path / "one")
+    (tmp_path / "single" / "cat").mkdir(parents=True)
+    np.save(tmp_path / "single" / "cat" / "0.npy", np.zeros((6, 6), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="has 1 class subfolder"):
+        load_dataset("imagefolder", tmp_path / "single")
+    _npy_folder(tmp_path / "split" / "train")
+    _npy_folder(tmp_path / "split" / "valid", classes=("cat", "dog", "eel"))
+    with pytest.raises(ConfigError, match=r"class folder\(s\) \['eel'\] that .* lacks"):
+        load_dataset("imagefolder", tmp_path / "split")
+    _npy_folder(tmp_path / "few", n=1)
+    with pytest.raises(ConfigError, match=r"the valid and test splits are empty \(train 2, valid 0, test 0"):
+        load_dataset("imagefolder", tmp_path / "few")
+    for options in ({"valid_fraction": 0.99}, {"test_fraction": -0.1}):
+        with pytest.raises(ConfigError, match="split fractions"):
+            load_dataset("digits", **options)
+    with pytest.raises(ConfigError, match="image_size must be two positive integers"):
+        load_dataset("imagefolder", tmp_path / "few", image_size=(0, 4))
+
+
+def test_files_a_loader_cannot_read_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match=f"cannot load data set 'digits' from {tmp_path}"):
+        load_dataset("digits", tmp_path)  # a folder where the shipped sets take an .npz
+    np.savez(tmp_path / "nolabels.npz", images=np.zeros((4, 8, 8), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="cannot load data set 'digits' .*labels"):
+        load_dataset("digits", tmp_path / "nolabels.npz")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("data_batch_1", "test_batch"):
+            payload = tmp_path / name
+            payload.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 1]}))
+            tar.add(payload, arcname=f"cifar-10-batches-py/{name}")
+    archive.write_bytes(archive.read_bytes()[:-40])  # cut short
+    with pytest.raises(ConfigError, match="cannot load data set 'cifar10'"):
+        load_dataset("cifar10", archive)

@@ -131,3 +131,29 @@ def test_augment_batch_crops_and_flips_consistently():
         assert values <= set(x[i].flatten().tolist())
     again = augment_batch(x, torch.Generator().manual_seed(1), pad=2)
     assert torch.equal(out, again)
+
+
+def test_prepare_says_in_one_line_when_the_network_does_not_fit_the_data(tmp_path):
+    import numpy as np
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            np.save(tmp_path / c / f"{i}.npy", np.full((1, 1), i, dtype=np.uint8))
+    with pytest.raises(ConfigError, match="the nb201 network does not run on the 1x1x1 images of 'imagefolder': "):
+        TrainEvaluator("nb201", "imagefolder", data_root=str(tmp_path)).prepare()
+    for options, message in (({"model_kwargs": {"num_classes": 3}}, "num_classes=3, but data set 'digits' has 10"),
+                             ({"model_kwargs": {"in_channels": 3}}, "in_channels=3, but the images of data set "
+                                                                    "'digits' have 1 channel")):
+        with pytest.raises(ConfigError, match=message):
+            TrainEvaluator("nb201", "digits", **options).prepare()
+
+
+def test_folders_are_stored_absolute_and_options_that_cannot_apply_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = TrainEvaluator("nb201", "digits", weights_dir="w", keep_weights=1, data_root="~/x.npz").spec()
+    assert spec["weights_dir"] == str(tmp_path / "w") and spec["data_root"].startswith("/")
+    with pytest.raises(ConfigError, match="keep_weights needs weights_dir"):
+        TrainEvaluator("nb201", "digits", keep_weights=2)
+    with pytest.raises(ConfigError, match="split_seed is an option of the evaluator itself"):
+        TrainEvaluator("nb201", "digits", dataset_options={"split_seed": 3})

@@ -1,0 +1,56 @@
+"""Studies of the train evaluator through the CLI: where their weights live, and what retrain keeps."""
+from __future__ import annotations
+
+import json
+
+from rlnas.cli import main
+from rlnas.store import open_store
+
+TRAIN = ["--space", "nb201", "--agent", "random", "--evaluator", "train", "--epochs", "0.2", "--threads", "1",
+         "--no-progress"]
+
+
+def rlnas(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_rm_of_a_study_sharing_a_weights_folder_takes_only_its_own_files(capsys, tmp_path) -> None:
+    url, shared = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "weights"
+    for name in ("a", "b"):
+        assert main(["search", *TRAIN, "--trials", "2", "--name", name, "--storage", url,
+                     "--eval-option", f"weights_dir={shared}"]) == 0
+    assert len(list(shared.glob("*.pt"))) == 4
+    code, stdout, _ = rlnas(capsys, "rm", "a", "--storage", url)
+    assert code == 0 and "its 2 weights file(s) in" in stdout and "other studies share" in stdout
+    assert len(list(shared.glob("*.pt"))) == 2
+    code, _, err = rlnas(capsys, "export", "b", "--onnx", str(tmp_path / "b.onnx"), "--storage", url)
+    assert code == 0 and "with the weights it was trained with" in err
+
+
+def test_retrain_keeps_weights_and_the_search_split(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the study's folders are stored absolute: commands run from elsewhere find them
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["search", *TRAIN, "--trials", "1", "--name", "s", "--storage", url,
+                 "--eval-option", "valid_fraction=0.3"]) == 0
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["retrain", "s", "--epochs", "0.2", "--threads", "1", "--storage", url]) == 0
+    store = open_store(url, create=False)
+    retrained = store.get_study("s-retrain-0")
+    assert retrained.evaluator["valid_fraction"] == 0.3
+    assert retrained.evaluator["weights_dir"] == str(tmp_path / "r.db-weights" / "s-retrain-0")
+    capsys.readouterr()
+    code, _, err = rlnas(capsys, "export", "s-retrain-0", "--onnx", str(tmp_path / "r.onnx"), "--storage", url)
+    assert code == 0 and "with the weights it was trained with" in err
+    code, _, err = rlnas(capsys, "retrain", "s", "--as", "", "--storage", url)
+    assert code == 2 and "a study name must be a non-empty string" in err
+
+
+def test_another_keep_weights_is_another_default_name(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    for keep in ("all", "1", "none"):
+        assert main(["search", *TRAIN, "--trials", "1", "--keep-weights", keep, "--storage", url]) == 0
+    capsys.readouterr()
+    names = [s["name"] for s in json.loads(rlnas(capsys, "ls", "--json", "--storage", url)[1])]
+    assert len(set(names)) == 3  # before, the second search failed: "exists with evaluator keep_weights=..."
