@@ -22,7 +22,7 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports NumPy
 
-from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
+from rlnas.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError
 
 COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as other tools do
         _silence_stdout()
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before a search loop took it over (start-up), or in a command without one
+        sys.stderr.write("rlnas: interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 def _silence_stdout() -> None:

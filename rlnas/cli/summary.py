@@ -17,7 +17,12 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
     try:
         study.optimize(trials, budget, run=options)
     except KeyboardInterrupt:
-        console.print(literal(f"interrupted: {study.n_finished} trials are stored; continue with "
+        try:  # counted in the store: Ctrl-C may land between storing a trial and counting it
+            trials = study.store.trials(study.record.id)
+            stored = sum(t.state is not TrialState.RUNNING and not t.orphaned for t in trials)
+        except Exception:  # noqa: BLE001 - the store cannot answer now: what this process counted
+            stored = study.n_finished
+        console.print(literal(f"interrupted: {stored} trials are stored; continue with "
                               f"`rlnas resume {study.name}`"), style="yellow")
         return EXIT_INTERRUPTED
     except StorageError as exc:

@@ -30,15 +30,15 @@ def _worker_main(conn: Connection, evaluator_bytes: bytes, threads: int | None) 
     limit_threads(threads)
     evaluator = pickle.loads(evaluator_bytes)
     limit_threads(threads)  # unpickling may have imported torch
-    conn.send(READY)
-    while True:
-        try:
+    try:
+        conn.send(READY)
+        while True:
             task = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if task is None:
-            return
-        conn.send(evaluate_task(evaluator, task))
+            if task is None:
+                return
+            conn.send(evaluate_task(evaluator, task))
+    except (EOFError, OSError, KeyboardInterrupt):  # the driver is gone (killed, interrupted): nothing to answer
+        return
 
 
 @dataclass

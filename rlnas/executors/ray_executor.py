@@ -9,6 +9,7 @@ still running ``HARD_TIMEOUT_GRACE`` after that (stuck outside Python) is cancel
 """
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -69,6 +70,7 @@ class RayExecutor(Executor):
     def start(self, evaluator: Any) -> None:
         ray = self._ray
         if not ray.is_initialized():
+            check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
@@ -151,3 +153,17 @@ class RayExecutor(Executor):
 
 
 __all__ = ["RayExecutor"]
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address must accept a connection within ``timeout``
+    seconds: ``ray.init`` would otherwise retry an unreachable cluster for ever, deaf to Ctrl-C."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not host:port (or ray://host:port, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None

@@ -571,10 +571,10 @@ def _reported(method: Any) -> Any:
     return wrapper
 
 
-for _method in ("create_study", "get_study", "list_studies", "update_settings", "delete_study", "add_trial",
-                "finish_trial", "fail_orphans", "trials", "save_checkpoint", "latest_checkpoint", "checkpoints",
-                "log_diagnostics", "flush", "diagnostics", "get_lease", "insert_lease", "replace_lease", "renew_lease",
-                "release_lease"):
+REPORTED = tuple(sorted({*Store.__abstractmethods__, "checkpoints", "flush"}))
+"""The store methods whose database errors are one-line StorageErrors: every method of the interface."""
+
+for _method in REPORTED:
     setattr(SQLStore, _method, _reported(getattr(SQLStore, _method)))
 
 

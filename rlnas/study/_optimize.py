@@ -24,6 +24,11 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
     if study.evaluator is None:
         raise ConfigError(study._evaluator_error or f"study {study.name!r} has no evaluator to optimize with")
     study.claim(options)
+    try:
+        study.store_limits(n_trials, budget_seconds)
+    except BaseException:
+        study.close()
+        raise
     if isinstance(study.agent, WeightSharingAgent):
         from rlnas.study._weight_sharing import run_weight_sharing
 
@@ -60,18 +65,32 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
                     bar(study, finished)
         if stop is not None:
             raise stop
-    except KeyboardInterrupt:
-        study.abandon_running("orphaned: the search was interrupted before this trial finished")
-        raise
     except BaseException as exc:
-        study.abandon_running(f"orphaned: the search stopped ({type(exc).__name__}) before this trial finished")
+        why = "was interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({type(exc).__name__})"
+        # what stopped the search is what the caller hears: a store that fails now as well (a connection
+        # cut mid-query by Ctrl-C) does not replace it; the next driver marks these trials orphaned itself
+        _quietly(study.abandon_running, f"orphaned: the search {why} before this trial finished")
+        _quietly(executor.close)
+        _end_run(study, bar)
+        _quietly(study.close)
         raise
-    finally:
-        executor.close()
-        study._callbacks = ()
-        if bar is not None:
-            bar.stop()
-        study.close()
+    executor.close()
+    _end_run(study, bar)
+    study.close()
+
+
+def _end_run(study: Study, bar: SearchProgress | None) -> None:
+    study._callbacks = ()
+    if bar is not None:
+        bar.stop()
+
+
+def _quietly(action: Any, *args: Any) -> None:
+    """Run ``action`` while another exception is on its way out; its own errors give way to that one."""
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001 - the exception being raised already says what went wrong
+        pass
 
 
 def untold_window(workers: int, batch_size: int) -> int:

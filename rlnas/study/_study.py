@@ -30,7 +30,7 @@ from rlnas.rewards import Reward, RewardError, create_reward
 from rlnas.spaces import Space
 from rlnas.store import Lease, Store, StudyRecord
 from rlnas.study import checkpoint as codec
-from rlnas.study.lease import Heartbeat, LeaseLost, acquire
+from rlnas.study.lease import Heartbeat, acquire
 from rlnas.study.spec import Callback, RunOptions, StudySpec, evaluator_identity
 from rlnas.study.transfer import check_transfer_source
 from rlnas.trial import Trial, TrialState
@@ -285,19 +285,25 @@ class Study:
             options = replace(options, progress=options.progress or progress,
                               callbacks=(*options.callbacks, *callbacks))
         n_trials, budget_seconds = self.limits(n_trials, budget_seconds)
-        run_search(self, n_trials, budget_seconds, options)
+        run_search(self, n_trials, budget_seconds, options)  # stores the limits once it drives the study
         return self
 
     def limits(self, n_trials: int | None, budget_seconds: float | None) -> tuple[int | None, float | None]:
-        """Check the stop conditions (or take the stored ones) and store them."""
+        """Check the stop conditions, or take the stored ones (:meth:`store_limits` stores them)."""
         n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
         if n_trials is None and budget_seconds is None:
             n_trials = self.record.settings.get("n_trials")
             budget_seconds = self.record.settings.get("budget_seconds")
             if n_trials is None and budget_seconds is None:
                 raise ConfigError(f"study {self.name!r} has no stored stop condition: give n_trials or budget_seconds")
-        self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
         return n_trials, budget_seconds
+
+    def store_limits(self, n_trials: int | None, budget_seconds: float | None) -> None:
+        """Store the stop conditions, for ``resume``; only the driver does (a command refused because
+        another process drives the study must not change that run's target)."""
+        if self._lease is None:
+            raise RlnasError(f"study {self.name!r}: only its driver stores its stop conditions")
+        self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
 
     def limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
         """Whether no further trial may start (running ones count as started)."""
@@ -319,9 +325,8 @@ class Study:
         Raises :class:`~rlnas.study.lease.StudyBusy` when another live process drives it.
         """
         if self._lease is not None:
-            if self._heartbeat is not None and self._heartbeat.lost.is_set():
-                raise LeaseLost(f"study {self.name!r}: this process stopped renewing its lease and another driver "
-                                "took the study over; stopping")
+            if self._heartbeat is not None:
+                self._heartbeat.confirm(self.name)  # before every write: still this process's study?
             return
         options = options or RunOptions()
         acquired = acquire(self.store, self.record.id, self.name, options.lease_seconds)
@@ -383,6 +388,7 @@ class Study:
             earlier = self._evaluated.get(key) if self.record.reuse_repeats else None
             if earlier is None:
                 self._repeats_in_a_row = 0
+                self.claim()
                 trial = self.store.add_trial(self.record.id, batch.start + position, key,
                                              proposal.candidate.to_dict(), proposal.info)
                 batch.numbers[position] = trial.number
@@ -396,6 +402,7 @@ class Study:
         if self._repeats_in_a_row > MAX_REPEATS_IN_A_ROW:
             raise RlnasError(f"study {self.name!r}: the agent proposed only already evaluated candidates "
                              f"{MAX_REPEATS_IN_A_ROW} times in a row; it has converged")
+        self.claim()
         trial = self.store.add_trial(self.record.id, batch.start + position, key, proposal.candidate.to_dict(),
                                      proposal.info, repeat_of=earlier.number)
         stored = self.store.finish_trial(self.record.id, trial.number, TrialState.COMPLETE, reward=earlier.reward,

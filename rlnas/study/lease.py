@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rlnas.errors import RlnasError
+from rlnas.errors import RlnasError, StudyNotFound
 from rlnas.store import Lease, Store
 from rlnas.store.base import utcnow
 
@@ -79,6 +80,8 @@ def acquire(store: Store, study_id: int, study_name: str, lease_seconds: float) 
             raise StudyBusy(study_name, current)
         if store.replace_lease(study_id, current, mine):
             return Acquired(mine, current)
+    if not any(record.id == study_id for record in store.list_studies()):  # the lease's study row is gone
+        raise StudyNotFound(f"study {study_name!r} no longer exists (deleted, or renamed, by another command)")
     raise RlnasError(f"study {study_name!r}: could not take its lease (other drivers keep racing for it)")
 
 
@@ -86,12 +89,15 @@ class Heartbeat:
     """Renews a lease every ``interval`` seconds in a daemon thread until :meth:`stop`.
 
     If a renewal finds the lease taken over, ``lost`` is set; the driver checks it and stops.
-    A failing renewal (e.g. a database hiccup) is retried at the next beat.
+    A failing renewal (e.g. a database hiccup) is retried at the next beat. Before it writes, the
+    driver calls :meth:`confirm`, which renews at once when the last renewal is overdue: a process
+    that was paused (SIGSTOP, a suspended laptop) must not write after another driver took over.
     """
 
     def __init__(self, store: Store, study_id: int, holder: str, interval: float):
         self.store, self.study_id, self.holder, self.interval = store, study_id, holder, interval
         self.lost = threading.Event()
+        self._renewed = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rlnas-lease-{study_id}", daemon=True)
 
@@ -104,12 +110,28 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def confirm(self, study_name: str) -> None:
+        """Raise :class:`LeaseLost` when the lease is no longer this driver's; renews it here and now
+        when the last renewal is more than two beats old (the heartbeat thread could not run)."""
+        if not self.lost.is_set() and time.monotonic() - self._renewed > 2 * self.interval:
+            try:
+                if self.store.renew_lease(self.study_id, self.holder):
+                    self._renewed = time.monotonic()
+                else:
+                    self.lost.set()
+            except Exception:  # noqa: BLE001 - a store hiccup: the write that follows reports it itself
+                pass
+        if self.lost.is_set():
+            raise LeaseLost(f"study {study_name!r}: another driver took the study over while this one was not "
+                            "renewing its lease; stopping")
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 if not self.store.renew_lease(self.study_id, self.holder):
                     self.lost.set()
                     return
+                self._renewed = time.monotonic()
             except Exception:  # noqa: BLE001 - a transient store error must not kill the heartbeat
                 continue
 

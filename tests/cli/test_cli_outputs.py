@@ -145,3 +145,14 @@ def test_a_closed_pipe_ends_the_command_quietly(url) -> None:
     process.stdout.close()  # the reader is gone before the first line is written
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and stderr == b""
+
+
+def test_ctrl_c_outside_a_search_loop_is_one_line_and_exit_130(capsys, monkeypatch) -> None:
+    from rlnas.cli import ls as ls_command
+
+    def interrupted(args, console):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ls_command, "run", interrupted)
+    code, _, err = rlnas(capsys, "ls")
+    assert code == 130 and err == "rlnas: interrupted\n"

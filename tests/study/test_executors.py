@@ -99,3 +99,37 @@ def test_ray_only_options_need_the_ray_executor():
     with pytest.raises(ConfigError, match="cpus_per_trial, gpus_per_trial are options of the ray executor"):
         RunOptions(cpus_per_trial=4, gpus_per_trial=1)
     assert RunOptions(executor="ray", workers=2, cpus_per_trial=4, ray_address="head:6379").cpus_per_trial == 4
+
+
+def test_an_unreachable_ray_cluster_is_a_one_line_error_at_once():
+    from rlnas.executors.ray_executor import check_reachable
+
+    with pytest.raises(ConfigError, match="cannot reach the Ray cluster at '127.0.0.1:1'"):
+        check_reachable("127.0.0.1:1", timeout=2.0)
+    with pytest.raises(ConfigError, match="is not host:port"):
+        check_reachable("nowhere")
+    check_reachable("auto")
+    check_reachable(None)
+
+
+def test_ctrl_c_is_what_the_caller_hears_even_when_the_store_fails_too(monkeypatch):
+    from rlnas.errors import StorageError
+    from rlnas.testing.toy import ToyEvaluator
+
+    class Interrupted(ToyEvaluator):
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            raise KeyboardInterrupt
+
+    study = create_study(space=ToyEvaluator().space, evaluator=Interrupted(), storage=None)
+
+    fail_orphans = study.store.fail_orphans
+
+    def cut(*args, **kwargs):  # works when the driver starts, fails once Ctrl-C cut a query short
+        if study._running:
+            raise StorageError("sending query failed: another command is already in progress")
+        return fail_orphans(*args, **kwargs)
+
+    monkeypatch.setattr(study.store, "fail_orphans", cut)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(3)
+    assert study.lease is None  # the lease was given up all the same

@@ -12,7 +12,8 @@ from rlnas import create_study, load_study
 from rlnas.store import open_store
 from rlnas.store.base import utcnow
 from rlnas.study import StudyBusy
-from rlnas.study.lease import acquire
+from rlnas.study.lease import LeaseLost, acquire
+from rlnas.study.spec import RunOptions
 from rlnas.testing.toy import ToyEvaluator
 from rlnas.trial import TrialState
 
@@ -42,6 +43,35 @@ def test_a_silent_lease_goes_stale(sqlite_url):
     assert store.replace_lease(study.record.id, held, old)
     taken = acquire(store, study.record.id, "s", lease_seconds=30)
     assert taken.replaced == old and taken.lease.holder != held.holder
+
+
+def test_a_paused_driver_writes_nothing_once_another_took_over(sqlite_url):
+    # the first driver's heartbeat cannot run (as under SIGSTOP); its lease goes stale and a second driver
+    # takes the study over; when the first goes on, it stops before writing its next trial
+    first = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    first.claim(RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+    running = first.ask()
+    first._heartbeat.stop()
+    time.sleep(0.3)
+    second = load_study("s", sqlite_url)
+    second.claim(RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+    with pytest.raises(LeaseLost, match="another driver took the study over"):
+        first.tell(running, 50.0)
+    with pytest.raises(LeaseLost):
+        first.ask()
+    store = open_store(sqlite_url)
+    # nothing told, nothing asked: the one trial is the one the second driver found orphaned
+    assert [t.state for t in store.trials(first.record.id)] == [TrialState.FAIL]
+    second.close()
+
+
+def test_a_refused_driver_leaves_the_running_study_s_target_alone(sqlite_url):
+    first = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url, n_trials=3000)
+    first.claim()
+    with pytest.raises(StudyBusy):
+        load_study("s", sqlite_url).optimize(10)
+    assert open_store(sqlite_url).get_study("s").settings["n_trials"] == 3000
+    first.close()
 
 
 def driver(url, *extra):
@@ -90,3 +120,21 @@ def test_two_drivers_one_refused_then_resume_takes_over_after_sigkill(backend, r
     assert sorted(complete) == list(range(target))  # every slot exactly once: nothing duplicated, nothing lost
     assert all(t.orphaned for t in trials if t.state is TrialState.FAIL) and len(trials) <= target + 1
     assert store.get_lease(store.get_study("s").id) is None
+
+
+def test_taking_the_lease_of_a_deleted_study_says_so(sqlite_url):
+    from rlnas.errors import StudyNotFound
+
+    study = create_study(space=TOY.space, evaluator=TOY, name="gone", storage=sqlite_url)
+    store = open_store(sqlite_url)
+    store.delete_study("gone")
+    with pytest.raises(StudyNotFound, match="study 'gone' no longer exists"):
+        acquire(store, study.record.id, "gone", lease_seconds=30)
+
+
+def test_every_store_method_reports_database_errors_in_one_line():
+    from rlnas.store.base import Store
+    from rlnas.store.sql import SQLStore
+
+    for name in Store.__abstractmethods__:
+        assert hasattr(getattr(SQLStore, name), "__wrapped__"), name  # rename_study was not
