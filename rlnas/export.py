@@ -158,8 +158,8 @@ def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int,
     spec = dict(record.evaluator)
     if spec.get("name") != "train" or not spec.get("weights_dir"):
         evaluator = f"the {spec['name']!r} evaluator of this study" if spec.get("name") else "this study's evaluator"
-        raise NoTrainedWeights(f"{who} has no trained weights: {evaluator} kept none (only the train evaluator "
-                               "with weights_dir keeps them)")
+        raise NoTrainedWeights(f"{who} has no trained weights: {evaluator} kept none (the train evaluator keeps "
+                               f"them; rlnas retrain {record.name} trains the answer with it)")
     if "weights" not in trial.eval_info:
         raise NoTrainedWeights(f"{who} has no trained weights: it was evaluated without keeping them")
     payload = load_weights(spec["weights_dir"], trial.eval_info["weights"], trial=who)

@@ -21,13 +21,14 @@ from rlnas.trial import TrialState
 
 def add_parser(commands: Any) -> None:
     """Register ``export``."""
-    p = commands.add_parser("export", help="write every trial of a study as CSV or JSON")
+    p = commands.add_parser("export", help="write a study's trials (CSV, JSON), an architecture (JSON), its "
+                                           "network (ONNX) or found update rules (a Python module)")
     p.add_argument("name")
     p.add_argument("--format", choices=("csv", "json"), default=None, help="of the trials (default csv)")
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="instead: write the network of the best (or --trial) architecture as ONNX: with the "
-                        "trained weights the train evaluator kept for that trial, or those a weight-sharing "
+                        "trained weights the train evaluator kept for that trial, or those a TuNAS (supernet) "
                         "study's network inherits from its supernet, else untrained (seed 0) weights, and the "
                         "command says which and why")
     p.add_argument("--arch", default=None, metavar="FILE",
@@ -234,7 +235,9 @@ def check_request(args: argparse.Namespace) -> None:
         raise ConfigError(f"one export writes one kind of output, not {' and '.join(kinds)}: run rlnas export "
                           "once for each")
     if given and not one_trial:
-        raise ConfigError(f"{', '.join(given.values())} apply to --onnx (and --trial to --arch)")
+        flags = list(given.values())
+        raise ConfigError(f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to --arch or --onnx"
+                          if flags == ["--trial"] else f"{', '.join(flags)} apply to --onnx (--trial to --arch too)")
     if args.arch is not None and args.onnx is None and set(given) - {"trial"}:
         raise ConfigError(f"{', '.join(f for n, f in given.items() if n != 'trial')} apply to --onnx, not --arch")
     if args.top is not None and args.optimizer is None:

@@ -24,12 +24,17 @@ def describe(name: str) -> dict[str, Any]:
     from rlnas.cli.search import TABULAR_EVALUATORS
     from rlnas.models import MODELS
     from rlnas.spaces import SPACES, create_space
+    from rlnas.spaces.mobilenet import MobileSpace
 
     space = create_space(name)
     doc = inspect.getdoc(SPACES.get(name)) or ""
     evaluators = [TABULAR_EVALUATORS[name]] if name in TABULAR_EVALUATORS else []
     if name in MODELS:
         evaluators.append("train")
+    if name in ("enas_macro", "enas_micro"):  # the shared evaluator's ENAS supernets
+        evaluators.append("shared")
+    if isinstance(space, MobileSpace):  # TuNAS's supernet of the mobile spaces
+        evaluators.append("supernet")
     return {"name": name, "summary": " ".join(doc.split("\n\n")[0].split()), "decisions": len(space.decisions),
             "candidates": space.size, "evaluators": evaluators, "known": sorted(space.known())}
 
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       literal(", ".join(r["known"]) or "-"), literal(r["summary"]))
     console.print(table)
     console.print("Evaluators: nb201 = the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120); nbgraph = the "
-                  "NAS-Bench-Graph table; train = train every candidate (digits, mnist5k, cifar10, imagefolder). "
-                  "The first one listed is the default. Agents: rlnas agents.")
+                  "NAS-Bench-Graph table; optimizer = train a child network with each update rule; train = train "
+                  "every candidate (digits, mnist5k, cifar10, imagefolder); shared = ENAS's shared weights; "
+                  "supernet = TuNAS's one-shot supernet. The first one listed is the default. Agents: rlnas agents.")
     return 0

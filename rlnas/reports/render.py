@@ -7,6 +7,7 @@ writes as PNG or SVG and :func:`figure_bytes` turns into bytes for the HTML repo
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from rlnas.reports.policy import Heatmap
 from rlnas.reports.regret import Band
 
 FORMATS = ("png", "svg")
+PANEL_TITLE_CHARS = 48
+"""Characters per line of a panel's title (a 4.6-inch panel)."""
 
 
 def _figure(width: float, height: float) -> Any:
@@ -93,7 +96,7 @@ def bands_figure(panels: Mapping[str, Sequence[Band]], *, xlabel: str = "queries
         if logy:
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor)
-        ax.set_title(name)
+        ax.set_title(textwrap.fill(name, PANEL_TITLE_CHARS))  # a long title wraps instead of being cut off
         ax.set_xlabel(xlabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(ylabel)

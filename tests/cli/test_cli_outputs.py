@@ -58,7 +58,7 @@ def test_one_export_writes_one_kind_of_output_and_nothing_on_failure(capsys, url
     cases = [(["--output", str(out / "t.csv"), "--arch", str(out / "a.json")], "one export writes one kind of output"),
              (["--arch", str(out / "same"), "--onnx", str(out / "same")], "--arch and --onnx name the same file"),
              (["--top", "2"], "--top applies to --optimizer"),
-             (["--trial", "0"], "--trial apply to --onnx (and --trial to --arch)"),
+             (["--trial", "0"], "--trial applies to --arch or --onnx"),
              (["--arch", str(out / "a.json"), "--untrained"], "--untrained apply to --onnx, not --arch"),
              (["--arch", str(out / "a.json"), "--onnx", str(out / "n.onnx"), "--model-option", "bogus=1"], "bogus")]
     for extra, message in cases:
@@ -156,3 +156,9 @@ def test_ctrl_c_outside_a_search_loop_is_one_line_and_exit_130(capsys, monkeypat
     monkeypatch.setattr(ls_command, "run", interrupted)
     code, _, err = rlnas(capsys, "ls")
     assert code == 130 and err == "rlnas: interrupted\n"
+
+
+def test_spaces_list_every_evaluator_that_measures_them(capsys) -> None:
+    spaces = {s["name"]: s["evaluators"] for s in json.loads(rlnas(capsys, "spaces", "--json")[1])}
+    assert spaces["enas_micro"] == ["train", "shared"] and spaces["tunas_mbv3"] == ["train", "supernet"]
+    assert spaces["optimizer_rules"] == ["optimizer"] and spaces["darts"] == ["train"]
