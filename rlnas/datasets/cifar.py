@@ -23,6 +23,7 @@ from rlnas.errors import ConfigError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -52,7 +53,11 @@ def _describe(value: object) -> str:
 
 
 def _batch_reader(root: Path) -> Callable[[str], bytes]:
-    """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz``."""
+    """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz`` (or a
+    folder holding only that archive, as downloaded)."""
+    archive_in_folder = root / ARCHIVE
+    if root.is_dir() and not (root / TEST_BATCH).is_file() and archive_in_folder.is_file():
+        root = archive_in_folder
     if root.is_file() and tarfile.is_tarfile(root):
         wanted = {*TRAIN_BATCHES, TEST_BATCH}
         with tarfile.open(root) as archive:

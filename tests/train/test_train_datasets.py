@@ -98,6 +98,10 @@ def test_cifar10_reads_the_python_batches(tmp_path):
     packed = load_dataset("cifar10", archive, valid_fraction=0.5)
     assert torch.equal(packed.valid.images, data.valid.images)
     assert torch.equal(packed.test.images, data.test.images)
+    downloads = tmp_path / "downloads"  # a folder holding just the archive, as downloaded
+    downloads.mkdir()
+    archive.rename(downloads / archive.name)
+    assert torch.equal(load_dataset("cifar10", downloads, valid_fraction=0.5).test.images, data.test.images)
 
 
 def test_cifar10_train_size_keeps_a_subset(tmp_path):
