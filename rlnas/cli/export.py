@@ -234,12 +234,11 @@ def check_request(args: argparse.Namespace) -> None:
     if len(kinds) > 1:
         raise ConfigError(f"one export writes one kind of output, not {' and '.join(kinds)}: run rlnas export "
                           "once for each")
-    if given and not one_trial:
-        flags = list(given.values())
-        raise ConfigError(f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to --arch or --onnx"
-                          if flags == ["--trial"] else f"{', '.join(flags)} apply to --onnx (--trial to --arch too)")
-    if args.arch is not None and args.onnx is None and set(given) - {"trial"}:
-        raise ConfigError(f"{', '.join(f for n, f in given.items() if n != 'trial')} apply to --onnx, not --arch")
+    if "trial" in given and not one_trial:
+        raise ConfigError("--trial applies to --arch and --onnx")
+    onnx_only = [flag for name, flag in given.items() if name != "trial"]
+    if onnx_only and args.onnx is None:
+        raise ConfigError(f"{', '.join(onnx_only)} {'applies' if len(onnx_only) == 1 else 'apply'} to --onnx")
     if args.top is not None and args.optimizer is None:
         raise ConfigError("--top applies to --optimizer")
     if args.arch is not None and args.onnx is not None and os.path.abspath(args.arch) == os.path.abspath(args.onnx):

@@ -58,8 +58,8 @@ def test_one_export_writes_one_kind_of_output_and_nothing_on_failure(capsys, url
     cases = [(["--output", str(out / "t.csv"), "--arch", str(out / "a.json")], "one export writes one kind of output"),
              (["--arch", str(out / "same"), "--onnx", str(out / "same")], "--arch and --onnx name the same file"),
              (["--top", "2"], "--top applies to --optimizer"),
-             (["--trial", "0"], "--trial applies to --arch or --onnx"),
-             (["--arch", str(out / "a.json"), "--untrained"], "--untrained apply to --onnx, not --arch"),
+             (["--trial", "0"], "--trial applies to --arch and --onnx"),
+             (["--arch", str(out / "a.json"), "--untrained"], "--untrained applies to --onnx"),
              (["--arch", str(out / "a.json"), "--onnx", str(out / "n.onnx"), "--model-option", "bogus=1"], "bogus")]
     for extra, message in cases:
         code, _, err = rlnas(capsys, "export", "run1", *extra, "--storage", url)
