@@ -13,6 +13,7 @@ import collections.abc
 import inspect
 import math
 import numbers
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -33,6 +34,16 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     if not 0 <= int(seed) <= SEED_MAX:
         raise ConfigError(f"{what} must be between 0 and {SEED_MAX}, got {seed}")
     return int(seed)
+
+
+def absolute_path(path: Any, what: str) -> str | None:
+    """``path`` (a string or path) with ``~`` expanded, made absolute; ``None`` stays ``None``. Paths a
+    study stores are absolute: ``resume``, ``retrain`` and ``export`` may run from another folder."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigError(f"{what} must be a path, got {_show(path)}")
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def check_threads(threads: Any) -> int | None:

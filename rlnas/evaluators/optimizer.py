@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device, check_threads
+from rlnas.checks import absolute_path, check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
 from rlnas.errors import ConfigError, RlnasError
@@ -109,7 +109,8 @@ class OptimizerEvaluator:
         self.dataset, self.network, self.steps, self.batch_size = dataset, network, steps, batch_size
         self.lr_grid = [float(x) for x in grid]
         self.schedule = check_schedule(schedule)
-        self.seed, self.split_seed, self.data_root = int(seed), int(split_seed), data_root
+        self.seed, self.split_seed = int(seed), int(split_seed)
+        self.data_root = absolute_path(data_root, "optimizer evaluator: data_root")
         self.network_options = dict(network_options or {})
         check_options(f"child network {network!r}", CHILD_NETWORKS.get(network), self.network_options, skip=2)
         self.dataset_options = dict(dataset_options or {})

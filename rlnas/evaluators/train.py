@@ -12,7 +12,6 @@ permutation of the train split in ``len(train) // batch_size`` full batches.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device, check_seed, check_threads
+from rlnas.checks import absolute_path, check_device, check_seed, check_threads
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -57,15 +56,6 @@ def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float
         raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
     if valid_fraction is not None and not 0 < valid_fraction < 1:
         raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
-
-
-def _absolute(path: str | None) -> str | None:
-    """``path`` with ``~`` expanded, made absolute (``None`` stays ``None``)."""
-    if path is None:
-        return None
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ConfigError(f"train evaluator: a folder must be a path, got {path!r}")
-    return os.path.abspath(os.path.expanduser(path))
 
 
 class TrainEvaluator:
@@ -120,14 +110,15 @@ class TrainEvaluator:
                               f"got {keep_weights!r}")
         clash = sorted({"split_seed", "valid_fraction"} & set(dataset_options or {}))
         if clash:
-            raise ConfigError(f"train evaluator: {', '.join(clash)} is an option of the evaluator itself, not of "
+            what = "are options" if len(clash) > 1 else "is an option"
+            raise ConfigError(f"train evaluator: {' and '.join(clash)} {what} of the evaluator itself, not of "
                               "dataset_options")
         if keep_weights is not None and weights_dir is None:
             raise ConfigError("train evaluator: keep_weights needs weights_dir (the folder to keep them in)")
-        # absolute: the study stores them, and resume / retrain / export may run from another folder
-        self.weights_dir = _absolute(weights_dir)
+        self.weights_dir = absolute_path(weights_dir, "train evaluator: weights_dir")
         self.keep_weights = keep_weights
-        self.dataset, self.data_root, self.split_seed = dataset, _absolute(data_root), int(split_seed)
+        self.dataset, self.split_seed = dataset, int(split_seed)
+        self.data_root = absolute_path(data_root, "train evaluator: data_root")
         self.valid_fraction = valid_fraction
         self.dataset_options = dict(dataset_options or {})
         self.epochs, self.steps, self.batch_size = epochs, steps, int(batch_size)

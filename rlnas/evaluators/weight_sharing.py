@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import check_device, check_threads
+from rlnas.checks import absolute_path, check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import load_dataset
 from rlnas.errors import ConfigError
@@ -86,7 +86,8 @@ class WeightSharingEvaluator(ABC):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{self.name or 'weight-sharing'} evaluator: {label} must be a positive number, "
                                   f"got {value!r}")
-        self.dataset, self.data_root, self.split_seed = dataset, data_root, int(split_seed)
+        self.dataset, self.split_seed = dataset, int(split_seed)
+        self.data_root = absolute_path(data_root, f"{type(self).__name__}: data_root")
         self.dataset_options = dict(dataset_options or {})
         self.epochs, self.batch_size, self.valid_batch_size = epochs, int(batch_size), int(valid_batch_size)
         self.lr, self.momentum, self.weight_decay, self.grad_clip = float(lr), float(momentum), float(weight_decay), \
