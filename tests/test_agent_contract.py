@@ -57,3 +57,46 @@ def test_bad_input_to_ask_tell_and_load_state_dict_is_a_one_line_config_error(ag
     if a.state_dict():  # an agent with state refuses a dict it did not write
         with pytest.raises(ConfigError, match=r"\.load_state_dict: not a state this agent saved"):
             fresh.load_state_dict({"unrelated": 1})
+
+
+def _run(agent, rounds: int) -> list[str]:
+    keys = []
+    for _ in range(rounds):
+        proposals = agent.ask(agent.batch_size)
+        agent.tell([(p, TOY.reward_of(p.candidate)) for p in proposals])
+        keys += [TOY.space.key(p.candidate) for p in proposals]
+    return keys
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce", "l2nas", "evolution"])
+def test_a_saved_state_stays_what_it_was_while_the_agent_goes_on(agent):
+    # torch's state_dict shares live tensors: the state saved here must not follow the agent's later updates
+    a = create_agent(agent, TOY.space, seed=1)
+    _run(a, 4)
+    saved = a.state_dict()
+    after = _run(a, 4)
+    b = create_agent(agent, TOY.space, seed=1)
+    b.load_state_dict(saved)
+    assert _run(b, 4) == after
+
+
+def test_an_incomplete_registered_agent_is_a_one_line_error():
+    from rlnas.agents import AGENTS, Agent, register_agent
+
+    class Half(Agent):
+        name = "half"
+
+        def ask(self, n=1):
+            return []
+
+    register_agent("half", Half)
+    register_agent("not_an_agent", dict)
+    try:
+        with pytest.raises(ConfigError, match="agent 'half' \\(Half\\) does not implement load_state_dict, "
+                                              "state_dict, tell"):
+            create_agent("half", TOY.space)
+        with pytest.raises(ConfigError, match="is not a subclass of rlnas.agents.Agent"):
+            create_agent("not_an_agent", TOY.space)
+    finally:
+        for name in ("half", "not_an_agent"):
+            AGENTS.unregister(name)

@@ -130,3 +130,24 @@ def test_an_evaluator_that_cannot_work_stops_the_search_with_its_reason():
     with pytest.raises(ConfigError, match="/nope"):
         study.optimize(10)
     assert [(t.state, t.error) for t in study.trials] == [(TrialState.FAIL, "dataset folder /nope does not exist")]
+
+
+def test_tell_and_the_evaluator_protocol_are_checked_in_one_line():
+    from rlnas.errors import ConfigError
+    from rlnas.testing.toy import ToyEvaluator
+
+    evaluator = ToyEvaluator()
+    study = create_study(space=evaluator.space, evaluator=evaluator)
+    trial = study.ask()
+    for value in ("12.5", True, {"valid_acc": 3.0}):
+        with pytest.raises(ConfigError, match="tell: the value is a Measurement, a real number"):
+            study.tell(trial, value)
+    assert study.tell(trial, 12.5).reward == 12.5  # the trial was left RUNNING by the refusals
+
+    class NoBudget:
+        def evaluate(self, candidate):
+            return None
+
+    for bad, message in ((object(), "has no evaluate"), (NoBudget(), r"must take \(candidate, \*, budget=None")):
+        with pytest.raises(ConfigError, match=message):
+            create_study(space=evaluator.space, evaluator=bad)

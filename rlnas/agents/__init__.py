@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
+from rlnas.errors import ConfigError
 from rlnas.registry import Registry
 from rlnas.spaces.base import Space
 
@@ -37,8 +38,15 @@ def list_agents() -> list[str]:
 
 
 def agent_class(name: str) -> type[Agent]:
-    """The class registered as ``name``; :class:`ConfigError` names the choices when unknown."""
-    return AGENTS.get(name)
+    """The class registered as ``name``; :class:`ConfigError` names the choices when unknown, and says
+    what a registered class lacks (not an :class:`Agent`, or methods it does not implement)."""
+    cls = AGENTS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise ConfigError(f"agent {name!r} is registered as {cls!r}, which is not a subclass of rlnas.agents.Agent")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ConfigError(f"agent {name!r} ({cls.__name__}) does not implement {', '.join(missing)}")
+    return cls
 
 
 def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfig | None = None, *,

@@ -5,6 +5,7 @@ generators and everything it needs travels through ``Proposal.info`` and ``tell`
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import numbers
@@ -107,16 +108,17 @@ class Agent(ABC):
     and ``load_state_dict``. ``batch_size`` is how many proposals the study asks for at once
     and evaluates before telling them together (1 for asynchronous agents). Every subclass's
     ``ask``, ``tell`` and ``load_state_dict`` check their input the same way (:func:`_checked`):
-    bad input is a one-line :class:`ConfigError`, and ``ask(0)`` is ``[]``.
+    bad input is a one-line :class:`ConfigError`, and ``ask(0)`` is ``[]``; a state given or taken is
+    a copy, so a saved state stays what it was while the agent goes on.
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every agent's ask / tell / load_state_dict check their input the same way (see _checked).
+        # Every agent's ask / tell / state_dict / load_state_dict behave the same way (see _checked).
         super().__init_subclass__(**kwargs)
-        for method in ("ask", "tell", "load_state_dict"):
+        for method in ("ask", "tell", "state_dict", "load_state_dict"):
             if method in cls.__dict__:
                 setattr(cls, method, _checked(method, cls.__dict__[method]))
 
@@ -167,7 +169,9 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` (an agent's ``ask``, ``tell`` or ``load_state_dict``) behind one-line checks of its input:
     ``ask(n)`` takes an integer n >= 0 (0: no proposal); ``tell`` takes (proposal, reward) pairs whose
     reward is a real number or None (NaN and infinities count as failures, as before); a state that is
-    not one this agent saved is a :class:`ConfigError` instead of a ``KeyError`` deep inside."""
+    not one this agent saved is a :class:`ConfigError` instead of a ``KeyError`` deep inside; ``state_dict``
+    returns, and ``load_state_dict`` takes, a deep copy (torch's ``state_dict`` shares the live tensors:
+    a state saved, then restored after the agent went on, would not continue identically)."""
     if getattr(function, "_checked", False) or getattr(function, "__isabstractmethod__", False):
         return function
 
@@ -189,16 +193,20 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(self, results)
 
     @functools.wraps(function)
+    def state_dict(self: Agent) -> dict[str, Any]:
+        return copy.deepcopy(function(self))
+
+    @functools.wraps(function)
     def load_state_dict(self: Agent, state: Mapping[str, Any]) -> None:
         try:
-            function(self, state)
+            function(self, copy.deepcopy(state))
         except RlnasError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
             raise ConfigError(f"{type(self).__name__}.load_state_dict: not a state this agent saved "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
-    checked = {"ask": ask, "tell": tell, "load_state_dict": load_state_dict}[method]
+    checked = {"ask": ask, "tell": tell, "state_dict": state_dict, "load_state_dict": load_state_dict}[method]
     checked._checked = True  # type: ignore[attr-defined]
     return checked
 

@@ -1,6 +1,7 @@
 """``create_study`` / ``load_study``: the only place that decides whether a stored study may be reopened."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,22 @@ def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, 
                      seed=check_seed(seed), reuse_repeats=reuse_repeats)
 
 
+def check_evaluator_protocol(evaluator: Any) -> None:
+    """A :class:`ConfigError` unless ``evaluator.evaluate(candidate, budget=..., seed=...)`` can be called:
+    otherwise every trial of the search would fail with the same ``AttributeError`` or ``TypeError``."""
+    evaluate = getattr(evaluator, "evaluate", None)
+    if not callable(evaluate):
+        raise ConfigError(f"evaluator {type(evaluator).__name__} has no evaluate(candidate, *, budget=None, "
+                          "seed=None) method")
+    try:
+        inspect.signature(evaluate).bind(None, budget=None, seed=None)
+    except TypeError as exc:
+        raise ConfigError(f"evaluator {type(evaluator).__name__}.evaluate must take (candidate, *, budget=None, "
+                          f"seed=None): {exc}") from None
+    except ValueError:  # no signature to inspect (a builtin): it is called as it is
+        pass
+
+
 def create_study(*, space: str | Space, agent: str = "random", agent_config: Mapping[str, Any] | None = None,
                  evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] | None = None, seed: int = 0,
                  name: str | None = None, storage: str | Store | None = None,
@@ -72,6 +89,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
     stop = {k: v for k, v in (("n_trials", n_trials), ("budget_seconds", budget_seconds)) if v is not None}
     resolved = resolve_space(space)
+    if evaluator is not None:
+        check_evaluator_protocol(evaluator)
     if reward is None:
         reward = getattr(evaluator, "default_reward", "valid_acc")
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
@@ -155,6 +174,8 @@ def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator |
     ``device`` as run options where it takes them). A study whose evaluator is not registered
     here can still be read; driving it needs ``evaluator=``.
     """
+    if evaluator is not None:
+        check_evaluator_protocol(evaluator)
     store = open_store(storage, create=False)
     record = store.get_study(name)
     space = space_of(record)
@@ -170,4 +191,5 @@ def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator |
     return Study(store, record, space, agent, evaluator, create_reward(record.reward), evaluator_error=problem)
 
 
-__all__ = ["create_study", "load_study", "space_of", "resolve_space", "evaluator_spec", "make_spec", "check_name"]
+__all__ = ["create_study", "load_study", "space_of", "resolve_space", "evaluator_spec", "make_spec", "check_name",
+           "check_evaluator_protocol"]

@@ -217,6 +217,9 @@ class Study:
         ``state`` defaults to COMPLETE when a value is given and FAIL otherwise. A reward
         that is missing or not finite makes the trial FAIL. Returns the stored record.
         """
+        if value is not None and not isinstance(value, Measurement) and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise ConfigError(f"tell: the value is a Measurement, a real number (the reward) or None, got {value!r}")
         self.claim()
         number = self._running_number(trial)
         state = _told_state(state)
