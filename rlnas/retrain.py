@@ -55,13 +55,25 @@ def search_answers(study: Any, samples: int = 0, trial: int | None = None) -> li
     if evaluator is None:
         raise ConfigError(f"study {study.name!r}: its evaluator is not available here")
     mode = study.agent.mode()
-    answers = [Answer("mode", mode, space.key(mode), _metrics(evaluator.evaluate(mode, split="valid")))]
+    answers = [Answer("mode", mode, space.key(mode), _mode_metrics(study, mode, evaluator))]
     sampled: dict[str, Candidate] = {}
     for proposal in study.agent.ask(samples) if samples else []:
         sampled.setdefault(space.key(proposal.candidate), proposal.candidate)
     ranked = [Answer("sampled", c, k, _metrics(evaluator.evaluate(c, split="valid"))) for k, c in sampled.items()]
     metric = getattr(evaluator, "quality_metric", None) or next(iter(answers[0].metrics))
     return answers + sorted(ranked, key=lambda a: -a.metrics[metric])
+
+
+def _mode_metrics(study: Any, mode: Candidate, evaluator: Any) -> dict[str, float]:
+    """What the search measured for its final mode: the newest recorded trial when that is the mode (it
+    was measured with the newest checkpoint's weights, on the search's threads), else measured now."""
+    recorded = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    newest = max(recorded, key=lambda t: t.slot, default=None)
+    checkpoint = study.store.latest_checkpoint(study.record.id)
+    if (newest is not None and checkpoint is not None and checkpoint[0] == newest.slot + 1  # taken right after it
+            and newest.key == study.space.key(mode) and newest.metrics):
+        return {k: float(v) for k, v in newest.metrics.items()}
+    return _metrics(evaluator.evaluate(mode, split="valid"))
 
 
 def _trial_answer(study: Any, number: int | None) -> Answer:
