@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -207,8 +208,8 @@ def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> 
     if args.as_searched or args.model_option:
         raise RlnasError("--as-searched and --model-option do not apply to a weight-sharing study: its network "
                          "is the one the supernet trained")
-    if args.finetune_epochs < 0:
-        raise RlnasError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs:g}")
+    if not math.isfinite(args.finetune_epochs) or args.finetune_epochs < 0:
+        raise RlnasError(f"--finetune-epochs must be a finite number >= 0, got {args.finetune_epochs:g}")
     study = load_study(record.name, args.storage, threads=args.threads)
     study.rebuild()
     evaluator = study.evaluator

@@ -206,6 +206,9 @@ class SupernetEvaluator(WeightSharingEvaluator):
         """``candidate``'s stand-alone network with the inherited weights, optionally fine-tuned on the
         training split (SGD at a tenth of ``lr``, cosine, ``finetune_epochs``), BatchNorm statistics
         recalibrated on ``calibration_batches`` training batches; returned in eval mode."""
+        if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, (int, float)) or not (
+                math.isfinite(finetune_epochs) and finetune_epochs >= 0):
+            raise ConfigError(f"finetune_epochs must be a finite number >= 0, got {finetune_epochs!r}")
         candidate = self.space.candidate(candidate)
         supernet: MobileSupernet = self.supernet  # type: ignore[assignment]
         model = supernet.extract(candidate).to(memory_format=self.memory_format)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ def _alarm(seconds: float | None) -> Iterator[None]:
     def expire(_signum: int, _frame: Any) -> None:
         raise TrialTimeout()
 
+    _settle_lazy_imports()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -68,6 +70,14 @@ def _alarm(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _settle_lazy_imports() -> None:
+    """Import now, whole, what torch imports on an optimizer's first step (``torch._dynamo``, with sympy
+    and parts of inductor): a timeout raised in the middle of that import would leave those modules
+    half-initialised in ``sys.modules``, and every later evaluation in this process would fail."""
+    if "torch" in sys.modules and "torch._dynamo" not in sys.modules:
+        import torch._dynamo  # noqa: F401
 
 
 @contextmanager

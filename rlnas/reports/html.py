@@ -135,11 +135,12 @@ def _num(value: Any) -> str:
 
 def _definition(snapshot: StudySnapshot, space: Space) -> str:
     r = snapshot.record
+    reward = r.reward if isinstance(r.reward, str) else json.dumps(r.reward)  # a cost-aware reward is a spec
     described = (f"{escape(r.space_name)} ({len(space.decisions)} decisions, {space.size:.3g} candidates, "
                  f"fingerprint {escape(r.fingerprint)})")
     rows = [("name", escape(r.name)), ("space", described),
             ("agent", escape(r.agent)), ("agent config", f"<pre>{escape(json.dumps(r.agent_config, indent=1))}</pre>"),
-            ("evaluator", f"<pre>{escape(json.dumps(r.evaluator, indent=1))}</pre>"), ("reward", escape(r.reward)),
+            ("evaluator", f"<pre>{escape(json.dumps(r.evaluator, indent=1))}</pre>"), ("reward", escape(reward)),
             ("seed", str(r.seed)), ("settings", f"<pre>{escape(json.dumps(r.settings))}</pre>"),
             ("rlnas version", escape(r.version)),
             ("created", escape(r.created_at.isoformat(sep=" ", timespec="seconds") if r.created_at else "-"))]

@@ -1,6 +1,7 @@
 """The search loop: ask while a worker is free, hand the evaluation to the executor, tell outcomes."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from rlnas.errors import ConfigError, RlnasError
@@ -131,7 +132,9 @@ def tell_outcome(study: Study, outcome: Outcome) -> Trial:
     error = outcome.error or outcome.kind
     if outcome.kind == TIMEOUT and not error.startswith("timeout"):
         error = f"timeout: {error}"
-    return study.tell(number, None, state=TrialState.FAIL, error=error)
+    # the time a failure took counts, or a budget would never run out while every trial fails
+    seconds = outcome.seconds if math.isfinite(outcome.seconds) and outcome.seconds > 0 else 0.0
+    return study.tell(number, None, state=TrialState.FAIL, error=error, cost_seconds=seconds)
 
 
 def _check_lease(study: Study) -> None:

@@ -211,12 +211,17 @@ class Study:
         return batch.proposals[position]
 
     def tell(self, trial: Trial | int, value: Measurement | float | None = None, *,
-             state: TrialState | None = None, error: str | None = None) -> Trial:
+             state: TrialState | None = None, error: str | None = None, cost_seconds: float = 0.0) -> Trial:
         """Finish a RUNNING trial with a measurement, a plain reward, or a failure.
 
         ``state`` defaults to COMPLETE when a value is given and FAIL otherwise. A reward
-        that is missing or not finite makes the trial FAIL. Returns the stored record.
+        that is missing or not finite makes the trial FAIL. ``cost_seconds`` is what a trial told
+        without a :class:`Measurement` cost (a failure's time: a budget counts it). Returns the
+        stored record.
         """
+        if isinstance(cost_seconds, bool) or not isinstance(cost_seconds, numbers.Real) or not (
+                math.isfinite(cost_seconds) and cost_seconds >= 0):
+            raise ConfigError(f"tell: cost_seconds must be a finite number >= 0, got {cost_seconds!r}")
         if value is not None and not isinstance(value, Measurement) and (
                 isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise ConfigError(f"tell: the value is a Measurement, a real number (the reward) or None, got {value!r}")
@@ -224,7 +229,7 @@ class Study:
         number = self._running_number(trial)
         state = _told_state(state)
         metrics: dict[str, float] = {}
-        cost, eval_info, reward = 0.0, {}, None
+        cost, eval_info, reward = float(cost_seconds), {}, None
         if isinstance(value, Measurement):
             metrics, cost, eval_info, problem = _checked_measurement(value)
             if problem is None and state in (None, TrialState.COMPLETE):

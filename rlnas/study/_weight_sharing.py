@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rlnas.errors import ConfigError
@@ -56,6 +57,9 @@ def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float
     every = record_every(study)
     total = evaluator.total_steps
     stored = {t.slot: t for t in study.trials if t.state.finished and not t.orphaned}
+    # a resumed search replays the rounds after its newest checkpoint: their diagnostics rows are stored
+    # already (several per step for ENAS), so the replay logs only rows beyond those
+    diagnostics = _DiagnosticsLog(study)
     bar = None
     if options.progress:
         from rlnas.progress import SearchProgress
@@ -69,7 +73,7 @@ def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float
             target = min(total, (slot + 1) * every)
             while evaluator.step < target:
                 _check_lease(study)
-                _round(study, target, total)
+                _round(study, target, total, diagnostics)
             seconds = time.perf_counter() - started
             trial = stored.get(slot)
             if trial is None:  # a stored one was counted when the study was rebuilt
@@ -86,7 +90,21 @@ def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float
             bar.stop()
 
 
-def _round(study: Study, target: int, total: int) -> None:
+class _DiagnosticsLog:
+    """Logs an update's diagnostics at a shared step, except the rows that step already has stored."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.stored = Counter(slot for slot, _ in study.store.diagnostics(study.record.id))
+        self.seen: Counter[int] = Counter()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.seen[step] += 1
+        if self.seen[step] > self.stored[step]:
+            self.study.store.log_diagnostics(self.study.record.id, step, values)
+
+
+def _round(study: Study, target: int, total: int, diagnostics: _DiagnosticsLog) -> None:
     evaluator, agent = study.evaluator, study.agent
     shared, updates = agent.plan_round(evaluator.step, total, evaluator.steps_per_epoch)  # type: ignore[attr-defined]
     shared = max(0, min(int(shared), target - evaluator.step))
@@ -97,7 +115,7 @@ def _round(study: Study, target: int, total: int) -> None:
         results = [(p, _reward(study, evaluator.evaluate(p.candidate, split="valid_batch"))) for p in proposals]
         values = agent.tell(results)
         if values:
-            study.store.log_diagnostics(study.record.id, evaluator.step, values)
+            diagnostics.log(evaluator.step, values)
     if shared == 0 and updates == 0:
         raise ConfigError(f"agent {study.record.agent!r} planned an empty round at step {evaluator.step}")
 

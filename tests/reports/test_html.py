@@ -45,3 +45,10 @@ def test_a_study_without_results_says_so() -> None:
     failed = [trial(i, None) for i in range(3)]
     page = build_report(snapshot("empty", failed, space_name="nb201"), space)
     assert "No trial completed." in page and "Not drawn:" in page and "<td><code>boom</code></td>" in page
+
+
+def test_a_cost_aware_reward_is_shown_as_its_spec() -> None:
+    space = create_space("nb201")
+    spec = {"name": "abs", "metric": "valid_acc", "cost": "latency_ms", "target": 12.0, "beta": -7.0}
+    page = build_report(snapshot("abs", [trial(0, None)], space_name="nb201", reward=spec), space)
+    assert "&quot;target&quot;: 12.0" in page  # the report used to end in AttributeError on the dict

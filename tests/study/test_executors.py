@@ -133,3 +133,17 @@ def test_ctrl_c_is_what_the_caller_hears_even_when_the_store_fails_too(monkeypat
     with pytest.raises(KeyboardInterrupt):
         study.optimize(3)
     assert study.lease is None  # the lease was given up all the same
+
+
+def test_a_budget_counts_the_time_of_failed_trials():
+    import time as clock
+
+    class Failing(ToyEvaluator):
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            clock.sleep(0.02)
+            raise ValueError("diverged")
+
+    study = create_study(space=ToyEvaluator().space, evaluator=Failing(), storage=None)
+    study.optimize(500, budget_seconds=0.2)  # before, failures cost 0 s: it ran all 500 (or for ever)
+    failed = [t for t in study.trials if t.state is TrialState.FAIL]
+    assert 5 <= len(failed) < 50 and all(t.cost_seconds >= 0.02 for t in failed)

@@ -61,6 +61,8 @@ def test_resume_after_a_crash_mid_segment_gives_the_same_search(sqlite_url, monk
     resumed = load_study("ws", sqlite_url, evaluator=evaluator())
     resumed.optimize(100)
     assert history(resumed) == history(reference)
+    # the replayed rounds after the checkpoint do not store their diagnostics a second time
+    assert resumed.diagnostics() == reference.diagnostics()
     ref_weights = reference.evaluator.supernet.state_dict()
     for name, value in resumed.evaluator.supernet.state_dict().items():
         assert torch.equal(value, ref_weights[name]), name
