@@ -37,6 +37,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.optim.codegen import compile_source
     from rlnas.optim.rule import as_rule
 
+    unused = [f"{flag} needs {needed}" for flag, given, needed, present in (
+        ("--eval-option", bool(args.eval_option), "--evaluate", args.evaluate),
+        ("--seed", args.seed != 0, "--evaluate", args.evaluate),
+        ("--threads", args.threads is not None, "--evaluate", args.evaluate),
+        ("--lr", args.lr is not None, "--output", args.output is not None),
+        ("--force", args.force, "--output", args.output is not None)) if given and not present]
+    if unused:  # an option that would be ignored: say so rather than do something else than was asked
+        raise ConfigError("; ".join(unused))
+    if any(key == "schedule" for key, _ in args.eval_option):
+        raise ConfigError("schedule grows the training steps over a search's trials; one evaluation takes steps=N")
     rule = as_rule(args.rule)
     if args.output is not None:
         from rlnas.cli.export import check_output

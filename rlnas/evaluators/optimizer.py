@@ -53,6 +53,10 @@ class RuleDiverged(RlnasError):
     """Training with the rule diverged at every learning rate of the grid; the message says how."""
 
 
+MAX_LR = 1e6
+"""Largest learning rate of a grid (beyond it, lr times a rule's factors leaves the float range)."""
+
+
 @dataclass
 class ChildRun:
     """One training of the child network at one learning rate."""
@@ -99,9 +103,9 @@ class OptimizerEvaluator:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"optimizer evaluator: {label} must be a positive integer, got {value!r}")
         grid = list(lr_grid) if isinstance(lr_grid, (list, tuple)) else None
-        if not grid or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+        if not grid or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= MAX_LR
                                for x in grid):
-            raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of positive numbers, "
+            raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of numbers in (0, {MAX_LR:g}], "
                               f"got {lr_grid!r}")
         if not (isinstance(divergence_loss, (int, float)) and divergence_loss > 0):
             raise ConfigError(f"optimizer evaluator: divergence_loss must be a positive number, "
@@ -246,7 +250,12 @@ class OptimizerEvaluator:
                     break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                try:
+                    optimizer.step()
+                except RuntimeError as exc:  # e.g. lr x the rule's factor beyond float range: the rule failed here
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    run.diverged = f"the step failed at step {step + 1}: {reason}"
+                    break
                 losses.append(value)
                 if record_every and ((step + 1) % record_every == 0 or step + 1 == steps):
                     curve["step"].append(step + 1)

@@ -176,6 +176,7 @@ def test_bad_options_and_candidates_are_config_errors():
     for options, message in (({"steps": 0}, "steps must be a positive integer"),
                              ({"lr_grid": []}, "lr_grid must be a non-empty list"),
                              ({"lr_grid": [0.1, -1]}, "lr_grid must be"),
+                             ({"lr_grid": [0.1, 1e300]}, r"lr_grid must be .* numbers in \(0, 1e\+06\]"),
                              ({"divergence_loss": 0}, "divergence_loss")):
         with pytest.raises(ConfigError, match=message):
             tiny(**options)
@@ -209,3 +210,17 @@ def test_a_child_network_that_cannot_take_the_images_is_a_config_error_before_tr
     with pytest.raises(ConfigError, match="not a candidate of the optimizer_rules space"):
         rule_of_candidate({"edge": "conv"})
     assert rule_of_candidate(OptimizerRulesSpace(2).candidate_of(rule("powersign"))) == rule("powersign")
+
+
+def test_a_step_that_raises_is_that_learning_rate_diverging():
+    class Overflowing(torch.optim.SGD):
+        def step(self, closure=None):
+            if self.param_groups[0]["lr"] > 0.05:
+                raise RuntimeError("value cannot be converted to type float without overflow")
+            return super().step(closure)
+
+    measurement = tiny().evaluate_optimizer(lambda params, lr, seed, steps: Overflowing(params, lr=lr))
+    per_lr = {d["lr"]: d for d in measurement.info["per_lr"]}
+    assert per_lr[0.1]["diverged"] == ("the step failed at step 1: value cannot be converted to type float "
+                                       "without overflow")
+    assert per_lr[0.01]["diverged"] is None and measurement.metrics["best_lr"] == 0.01

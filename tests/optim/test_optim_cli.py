@@ -99,3 +99,12 @@ def test_network_commands_on_a_rule_study_say_what_applies_instead(capsys, sqlit
     assert main(["plot", "nos", "--kind", "diagnostics", "--output", str(tmp_path / "d.png"),
                  "--storage", sqlite_url]) == 2  # PPO's batch is larger than 2 results: no update yet
     assert "the study has no diagnostics" in capsys.readouterr().err
+
+
+def test_rule_options_that_would_be_ignored_are_refused(capsys, tmp_path):
+    for argv, message in ((["--lr", "5", "--seed", "2"], "--seed needs --evaluate; --lr needs --output"),
+                          (["--eval-option", "steps=5"], "--eval-option needs --evaluate"),
+                          (["--evaluate", "--eval-option", "schedule=[[0, 5]]"], "one evaluation takes steps=N")):
+        assert main(["rule", "adam", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
