@@ -54,9 +54,9 @@ MAX_RESTARTS = 64
 """Most restarts of the ``rd`` decay (its first period is ``1 / (2^restarts − 1)`` of the run)."""
 
 BUCKET_CACHE_SIZE = 8
-"""Buckets (sets of tensors stepped together) whose scratch lists and draw buffers are kept from step
-to step: when the tensors with gradients change from step to step (mixture of experts, layer drop),
-older sets are forgotten, so the memory stays bounded."""
+"""Buckets (sets of tensors stepped together) per parameter group whose scratch lists and draw buffers
+are kept from step to step: when the tensors with gradients change from step to step (mixture of
+experts, layer drop), older sets are forgotten, so the memory stays bounded."""
 
 
 def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dict[str, float]:
@@ -504,7 +504,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             return None
         if self._stream is None:
             self._stream = WordStream(self._generator(torch.device("cpu")))
-        return Draws(gen, bool(group.get("exact_random", False)), _recent(self._draw_buffers, w, dict), self._stream)
+        cached = _recent(self._draw_buffers, w, dict, BUCKET_CACHE_SIZE * len(self.param_groups))
+        return Draws(gen, bool(group.get("exact_random", False)), cached, self._stream)
 
     def _fused_draws(self, group: dict[str, Any], h: dict[str, float], w: Tensors,
                      gen: torch.Generator | None) -> list[Tensors]:
@@ -556,7 +557,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     def _workspace(self, w: Tensors) -> Callable[[int], Tensors]:
         """``ws(k)``: the bucket's ``k``-th scratch list, made on first use (not part of the state). The
         temporaries belong to the tensors (one per tensor and ``k``), the lists to the bucket."""
-        lists = _recent(self._scratch, w, list)
+        lists = _recent(self._scratch, w, list, BUCKET_CACHE_SIZE * len(self.param_groups))
 
         def ws(k: int) -> Tensors:
             while len(lists) <= k:
@@ -663,15 +664,15 @@ def _same(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _recent(cache: OrderedDict[tuple[int, ...], Any], w: Tensors, make: Callable[[], Any]) -> Any:
+def _recent(cache: OrderedDict[tuple[int, ...], Any], w: Tensors, make: Callable[[], Any], size: int) -> Any:
     """The entry of bucket ``w`` (its tensors' identities) in ``cache``, made on first use; the cache
-    keeps the ``BUCKET_CACHE_SIZE`` buckets used last."""
+    keeps the ``size`` buckets used last."""
     key = tuple(id(p) for p in w)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     cache[key] = entry = make()
-    while len(cache) > BUCKET_CACHE_SIZE:
+    while len(cache) > size:
         cache.popitem(last=False)
     return entry
 

@@ -386,5 +386,16 @@ def test_scratch_memory_stays_bounded_when_the_parameters_with_gradients_change(
             p.grad = torch.ones_like(p) if torch.rand(1, generator=gen).item() < 0.5 else None
         optimizer.step()
     temporaries = {id(t) for lists in optimizer._scratch.values() for ts in lists for t in ts}
-    assert len(optimizer._scratch) <= 8 and len(optimizer._draw_buffers) <= 8
+    assert len(optimizer._scratch) <= 8 and len(optimizer._draw_buffers) <= 8  # one group: 8 sets
     assert len(temporaries) <= len(params) * max(len(ts) for ts in optimizer._param_scratch.values())
+
+
+def test_many_parameter_groups_keep_their_buffers_from_step_to_step():
+    # layer-wise learning rates: one group per tensor; each group's buffers are made once, not every step
+    params = [one_param([0.0] * 64, [1.0] * 64) for _ in range(12)]
+    optimizer = RuleOptimizer([{"params": [p], "lr": 0.1 / (i + 1)} for i, p in enumerate(params)],
+                              "drop(adam, 0.1) + eps", seed=0)
+    optimizer.step()
+    kept = {key: id(value) for key, value in optimizer._draw_buffers.items()}
+    optimizer.step()
+    assert len(kept) == 12 and {key: id(value) for key, value in optimizer._draw_buffers.items()} == kept
