@@ -287,6 +287,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.agents.base import WeightSharingAgent
     from rlnas.evaluators import build_evaluator
     from rlnas.study import create_study, load_study, resolve_space
+    from rlnas.study._factories import check_weight_sharing_evaluator
     from rlnas.study.transfer import check_transfer_source
 
     check_limits(args.trials, args.budget_seconds)
@@ -315,6 +316,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)
     reward = reward_spec(args, evaluator)
+    if issubclass(agent_class(args.agent), WeightSharingAgent):
+        check_weight_sharing_evaluator(args.agent, evaluator)
     if args.trials is None and args.budget_seconds is None and issubclass(agent_class(args.agent), WeightSharingAgent):
         every = getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch
         trials = math.ceil(evaluator.total_steps / every)  # a one-shot search runs for the evaluator's epochs

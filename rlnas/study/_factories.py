@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlnas.agents import agent_class, create_agent
+from rlnas.agents.base import WeightSharingAgent
 from rlnas.checks import check_device
 from rlnas.errors import ConfigError, DuplicateStudy, StorageError
 from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
@@ -65,6 +66,25 @@ def check_evaluator_protocol(evaluator: Any) -> None:
         pass
 
 
+def check_budget_measurable(evaluator: Any, budget_seconds: float | None) -> None:
+    """A :class:`ConfigError` for a budget of seconds with an evaluator whose measurements cost nothing
+    (``reports_cost = False``, e.g. NAS-Bench-Graph's table): the search would never stop."""
+    if budget_seconds is not None and getattr(evaluator, "reports_cost", True) is False:
+        raise ConfigError(f"evaluator {getattr(evaluator, 'name', type(evaluator).__name__)!r} reports no "
+                          "evaluation time (its table has none): a budget of seconds would never run out; "
+                          "give a number of trials")
+
+
+def check_weight_sharing_evaluator(agent: str, evaluator: Any) -> None:
+    """A weight-sharing agent needs a weight-sharing evaluator (see ``rlnas.study._weight_sharing.REQUIRED``)."""
+    from rlnas.study._weight_sharing import REQUIRED
+
+    missing = [name for name in REQUIRED if not hasattr(evaluator, name)]
+    if missing:
+        raise ConfigError(f"agent {agent!r} shares weights and needs a weight-sharing evaluator (e.g. supernet or "
+                          f"shared); {type(evaluator).__name__} lacks {', '.join(missing)}")
+
+
 def create_study(*, space: str | Space, agent: str = "random", agent_config: Mapping[str, Any] | None = None,
                  evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] | None = None, seed: int = 0,
                  name: str | None = None, storage: str | Store | None = None,
@@ -91,21 +111,25 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     resolved = resolve_space(space)
     if evaluator is not None:
         check_evaluator_protocol(evaluator)
+        check_budget_measurable(evaluator, budget_seconds)
+        if issubclass(agent_class(agent), WeightSharingAgent):
+            check_weight_sharing_evaluator(agent, evaluator)
     if reward is None:
         reward = getattr(evaluator, "default_reward", "valid_acc")
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)
     name = f"{resolved.name}-{agent}-{spec.seed}" if name is None else name
     check_name(name)
-    check_device(device)  # the agent is made once the store is open: check first
+    check_device(device)
     prepare = getattr(evaluator, "prepare", None)
     if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing, not even a file
         prepare()
+    # made before the store is opened: a config the agent refuses (a fixed key not in the space) stores nothing
+    agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
     store = open_store(storage)
     if load_if_exists:
         existing = _find(store, name)
         if existing is not None:
             return _reopen(store, existing, spec, evaluator, device)
-    agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,

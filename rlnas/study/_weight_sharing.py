@@ -46,11 +46,10 @@ def planned_trials(study: Study) -> int:
 def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float | None,
                        options: RunOptions) -> None:
     """Drive a weight-sharing study (see the module docstring)."""
+    from rlnas.study._factories import check_weight_sharing_evaluator
+
     evaluator = study.evaluator
-    missing = [name for name in REQUIRED if not hasattr(evaluator, name)]
-    if missing:
-        raise ConfigError(f"agent {study.record.agent!r} shares weights and needs a weight-sharing evaluator "
-                          f"(e.g. supernet or shared); {type(evaluator).__name__} lacks {', '.join(missing)}")
+    check_weight_sharing_evaluator(study.record.agent, evaluator)
     if options.executor != "inline":
         raise ConfigError("a weight-sharing search is one training job: it runs inline (scale it with the "
                           "device, not with --workers)")

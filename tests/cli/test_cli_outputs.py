@@ -162,3 +162,20 @@ def test_spaces_list_every_evaluator_that_measures_them(capsys) -> None:
     spaces = {s["name"]: s["evaluators"] for s in json.loads(rlnas(capsys, "spaces", "--json")[1])}
     assert spaces["enas_micro"] == ["train", "shared"] and spaces["tunas_mbv3"] == ["train", "supernet"]
     assert spaces["optimizer_rules"] == ["optimizer"] and spaces["darts"] == ["train"]
+
+
+def test_searches_that_cannot_run_store_nothing(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    cases = [(["--agent", "tunas"], "agent 'tunas' shares weights and needs a weight-sharing evaluator"),
+             (["--agent", "tunas", "--trials", "5"], "NB201Evaluator lacks steps_per_epoch"),
+             (["--space", "nbgraph", "--budget-seconds", "100"], "evaluator 'nbgraph' reports no evaluation time"),
+             (["--agent", "fixed", "--set", "key=bogus"], "fixed: NB201 arch string 'bogus'")]
+    for extra, message in cases:
+        code, _, err = rlnas(capsys, "search", *extra, "--storage", url, "--no-progress")
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []  # not even an empty database
+    assert main(["search", "--space", "nbgraph", "--trials", "3", "--name", "g", "--storage", url,
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    code, _, err = rlnas(capsys, "resume", "g", "--budget-seconds", "100", "--storage", url)
+    assert code == 2 and "reports no evaluation time" in err  # it would never stop: it used to run for ever

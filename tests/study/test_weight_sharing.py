@@ -72,8 +72,10 @@ def test_weight_sharing_agents_need_a_weight_sharing_evaluator():
     from rlnas.testing import ToyEvaluator
 
     toy = ToyEvaluator()
-    study = create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=toy)
-    with pytest.raises(ConfigError, match="weight-sharing evaluator"):
+    with pytest.raises(ConfigError, match="weight-sharing evaluator"):  # when the study is made: nothing stored
+        create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=toy)
+    study = create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=None)
+    with pytest.raises(ConfigError, match="no evaluator to optimize with"):
         study.optimize(3)
     assert all(t.state is not TrialState.RUNNING for t in study.trials)
 
