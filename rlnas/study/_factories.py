@@ -216,4 +216,4 @@ def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator |
 
 
 __all__ = ["create_study", "load_study", "space_of", "resolve_space", "evaluator_spec", "make_spec", "check_name",
-           "check_evaluator_protocol"]
+           "check_evaluator_protocol", "check_budget_measurable", "check_weight_sharing_evaluator"]

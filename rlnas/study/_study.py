@@ -304,8 +304,8 @@ class Study:
             budget_seconds = self.record.settings.get("budget_seconds")
             if n_trials is None and budget_seconds is None:
                 raise ConfigError(f"study {self.name!r} has no stored stop condition: give n_trials or budget_seconds")
-        if budget_seconds is not None and getattr(self.evaluator, "reports_cost", True) is False:
-            from rlnas.study._factories import check_budget_measurable
+        if self.evaluator is not None:
+            from rlnas.study._factories import check_budget_measurable  # _factories imports this module
 
             check_budget_measurable(self.evaluator, budget_seconds)
         return n_trials, budget_seconds
