@@ -27,3 +27,10 @@ class StudyNotFound(StorageError, KeyError):
 
 class DuplicateStudy(StorageError):
     """A study of the given name already exists with another definition."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none: the reason a one-line
+    error gives for an exception it replaces."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports NumPy
 
 from rlnas.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
-from rlnas.errors import RlnasError, StorageError
+from rlnas.errors import RlnasError, StorageError, first_line
 
 COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
                    "rename", "agents", "spaces", "query", "rule")
@@ -81,8 +81,7 @@ def _warn_on_one_line(message: Warning | str, category: type[Warning], filename:
 
 
 def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return printable(text.splitlines()[0]) if text else type(exc).__name__
+    return printable(first_line(exc))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int =
     imagefolder), ``train_size`` (cifar10: keep a stratified subset of the train split),
     ``image_size=(H, W)`` (imagefolder: resize every image).
     """
-    from rlnas.errors import ConfigError
+    from rlnas.errors import ConfigError, first_line
 
     if valid_fraction is not None:
         options["valid_fraction"] = valid_fraction
@@ -56,7 +56,7 @@ def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int =
         raise
     except (OSError, ValueError, KeyError, EOFError, tarfile.TarError, zlib.error) as exc:
         # what a reader raises on a file it cannot read: the user's data, not a defect
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         where = f" from {root}" if root is not None else ""
         raise ConfigError(f"cannot load data set {name!r}{where}: {reason}") from None
 

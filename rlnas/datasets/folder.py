@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, first_line
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (".npy",) + PIL_SUFFIXES
@@ -41,8 +41,7 @@ def read_image(path: Path) -> np.ndarray:
         else:
             raise ConfigError(f"{path}: unsupported image type {suffix!r} (use one of {', '.join(SUFFIXES)})")
     except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, not an image, pickled objects, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot read image {path}: {reason}") from None
+        raise ConfigError(f"cannot read image {path}: {first_line(exc)}") from None
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):

@@ -36,7 +36,7 @@ from torch import nn
 from rlnas.checks import absolute_path, check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, first_line
 from rlnas.evaluators.base import Measurement
 from rlnas.models.children import CHILD_NETWORKS, create_child
 from rlnas.optim.rule import Rule, as_rule
@@ -163,9 +163,8 @@ class OptimizerEvaluator:
         except ConfigError:
             raise
         except (TypeError, ValueError, RuntimeError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"child network {self.network!r} with options {self.network_options} cannot "
-                              f"take {self.dataset} images: {reason}") from None
+                              f"take {self.dataset} images: {first_line(err)}") from None
 
     def prepare(self) -> None:
         """Check, before a study is created, that rules can be evaluated: load the data set and build
@@ -253,8 +252,7 @@ class OptimizerEvaluator:
                 try:
                     optimizer.step()
                 except RuntimeError as exc:  # e.g. lr x the rule's factor beyond float range: the rule failed here
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    run.diverged = f"the step failed at step {step + 1}: {reason}"
+                    run.diverged = f"the step failed at step {step + 1}: {first_line(exc)}"
                     break
                 losses.append(value)
                 if record_every and ((step + 1) % record_every == 0 or step + 1 == steps):

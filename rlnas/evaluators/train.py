@@ -24,7 +24,7 @@ from rlnas.checks import absolute_path, check_device, check_seed, check_threads
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, first_line
 from rlnas.evaluators.base import Measurement
 from rlnas.evaluators.weights import save_weights
 from rlnas.spaces.base import Candidate, Space
@@ -187,7 +187,7 @@ class TrainEvaluator:
             try:
                 model(x.to(self.device))
             except (RuntimeError, ValueError) as exc:  # shapes that do not fit: images too small, ...
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = first_line(exc)
                 shape = "x".join(map(str, data.input_shape))
                 raise ConfigError(f"train evaluator: the {self.space.name} network does not run on the {shape} "
                                   f"images of {self.dataset!r}: {reason}") from None

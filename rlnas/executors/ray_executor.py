@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, first_line
 from rlnas.executors.base import TIMEOUT, WORKER_DIED, Executor, Outcome, Task, limit_threads
 
 HARD_TIMEOUT_GRACE = 30.0
@@ -119,8 +119,7 @@ class RayExecutor(Executor):
             return Outcome(task, WORKER_DIED, error=f"worker died on each of {self.max_retries + 1} attempts: {exc}",
                            seconds=time.monotonic() - start, attempts=self.max_retries + 1)
         except self._ray.exceptions.RayError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {message}",
+            return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {first_line(exc)}",
                            seconds=time.monotonic() - start)
 
     @property
