@@ -37,11 +37,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if status["driver"] is not None:
             raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
     doomed = {r.name for r in records}
+    kept_folders = {(r.evaluator or {}).get("weights_dir") for r in store.list_studies() if r.name not in doomed}
     for record in records:
         folder = record.evaluator.get("weights_dir")
         weights = Path(folder) if folder and not args.keep_weights and Path(folder).is_dir() else None
-        shared = weights is not None and any(
-            r.name not in doomed and (r.evaluator or {}).get("weights_dir") == folder for r in store.list_studies())
+        shared = weights is not None and folder in kept_folders
         files = _own_weight_files(store, record, weights) if shared else []
         what = f"study {record.name!r}" + (f" and its {len(files)} weights file(s) in {weights}, a folder other "
                                            f"studies share" if shared else
