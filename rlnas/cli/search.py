@@ -316,9 +316,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)
     reward = reward_spec(args, evaluator)
-    if issubclass(agent_class(args.agent), WeightSharingAgent):
+    shares_weights = issubclass(agent_class(args.agent), WeightSharingAgent)
+    if shares_weights:  # before the default number of trials is read from the evaluator
         check_weight_sharing_evaluator(args.agent, evaluator)
-    if args.trials is None and args.budget_seconds is None and issubclass(agent_class(args.agent), WeightSharingAgent):
+    if args.trials is None and args.budget_seconds is None and shares_weights:
         every = getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch
         trials = math.ceil(evaluator.total_steps / every)  # a one-shot search runs for the evaluator's epochs
     config = with_failed_reward(agent_config(args), args.agent, evaluator)

@@ -8,7 +8,6 @@ from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
-from rlnas.study.lease import LeaseLost
 from rlnas.study.spec import RunOptions
 from rlnas.trial import Trial, TrialState
 
@@ -138,10 +137,8 @@ def tell_outcome(study: Study, outcome: Outcome) -> Trial:
 
 
 def _check_lease(study: Study) -> None:
-    heartbeat = study._heartbeat
-    if heartbeat is not None and heartbeat.lost.is_set():
-        raise LeaseLost(f"study {study.name!r}: another driver took the study over while this one was not renewing "
-                        "its lease; stopping")
+    if study._heartbeat is not None:
+        study._heartbeat.confirm(study.name)  # raises LeaseLost once another driver took the study over
 
 
 def _progress_bar(study: Study, n_trials: int | None, budget_seconds: float | None,
