@@ -40,7 +40,17 @@ class RuleOptimizer(runtime.CompiledRuleOptimizer):
 
     def __init__(self, params: Iterable[Any], rule: Rule | str, lr: float = 1e-3, *, seed: int | None = None,
                  fused: bool = False, **hyper: Any):
-        source, function, fused_plan, fused_function = compiled(str(as_rule(rule)))
+        self._use_rule(str(as_rule(rule)))
+        try:
+            super().__init__(params, lr, seed=seed, fused=fused, **hyper)
+        except ConfigError:  # from add_param_group below: already said
+            raise
+        except ValueError as err:
+            raise ConfigError(f"RuleOptimizer: {err}") from None
+
+    def _use_rule(self, rule_text: str) -> None:
+        """Take the compiled functions of a written rule (made once per rule)."""
+        source, function, fused_plan, fused_function = compiled(rule_text)
         self.rule_text = source.rule_text
         self.state_names = source.state_names
         self.uses_random = source.uses_random
@@ -50,12 +60,16 @@ class RuleOptimizer(runtime.CompiledRuleOptimizer):
         self.draw_plan = fused_plan.draws
         self.source = source.source
         self.fused_source = fused_plan.source
-        try:
-            super().__init__(params, lr, seed=seed, fused=fused, **hyper)
-        except ConfigError:  # from add_param_group below: already said
-            raise
-        except ValueError as err:
-            raise ConfigError(f"RuleOptimizer: {err}") from None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The base class's state plus the rule (its functions are compiled again on unpickling)."""
+        return {**super().__getstate__(), "rule_text": self.rule_text}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "rule_text" in state:  # unpickling (torch's load_state_dict calls this too, without it)
+            self._use_rule(state.pop("rule_text"))
+        super().__setstate__(state)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group (checked first: a refused group is not added)."""

@@ -374,10 +374,35 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         self._generators: dict[torch.device, torch.Generator] = {}
         self._stream: WordStream | None = None
         self._fused_ran = False  # a fused step has run (compiled) in this optimizer
+        self._reset_buffers()
+
+    def _reset_buffers(self) -> None:
+        """Empty the scratch and draw buffers (kept from step to step; not part of the state)."""
         self._param_scratch: dict[int, list[torch.Tensor]] = {}  # per tensor: its temporaries
         self._scratch: OrderedDict[tuple[int, ...], list[Tensors]] = OrderedDict()  # per bucket: the lists
         self._draw_buffers: OrderedDict[tuple[int, ...], dict[Any, Any]] = OrderedDict()
         self._real_views: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``copy.deepcopy`` and pickling keep: torch's optimizer state, the seed, ``fused`` and the
+        random generators' states (a copy draws what the original would draw next)."""
+        state = super().__getstate__()
+        state.update(seed=self.seed, fused=self.fused, _fused_ran=self._fused_ran,
+                     generators={str(d): g.get_state() for d, g in self._generators.items()},
+                     word_stream=None if self._stream is None else self._stream.state())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        unpickled = "defaults" in state  # torch's load_state_dict passes only state and param_groups
+        torch_adds = "differentiable" not in (state["defaults"] if unpickled else self.defaults)
+        state = dict(state)
+        generators, word_stream = state.pop("generators", {}), state.pop("word_stream", None)
+        super().__setstate__(state)
+        if torch_adds:  # a hyperparameter of torch's own optimizers, not of the rules
+            self.defaults.pop("differentiable", None)
+        if unpickled:
+            self._restore_generators(generators, word_stream)
+            self._reset_buffers()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group, checked before anything is added (a refused group leaves the optimizer as it was)."""
@@ -599,6 +624,10 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         generators = state_dict.pop("generators", {})
         word_stream = state_dict.pop("word_stream", None)
         super().load_state_dict(state_dict)
+        self._restore_generators(generators, word_stream)
+
+    def _restore_generators(self, generators: dict[str, torch.Tensor], word_stream: dict[str, Any] | None) -> None:
+        """The rule's random generators and word stream from their saved states (by device name)."""
         self._generators = {}
         for device, rng_state in generators.items():
             gen = torch.Generator(device=torch.device(device))

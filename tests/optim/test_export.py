@@ -1,7 +1,9 @@
 """Found rules written as a module that needs only torch, and training equal to RuleOptimizer's."""
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -117,3 +119,25 @@ def test_any_title_is_written_as_given(tmp_path):
     namespace: dict = {}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     assert namespace["__doc__"].startswith(title + ".\n")
+
+
+def test_written_classes_survive_deepcopy_and_pickling(tmp_path, monkeypatch):
+    write_optimizer_module(RULES, tmp_path / "found_copyable.py")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import found_copyable  # pickling finds the classes by module and name
+
+    for cls in found_copyable.OPTIMIZERS:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 1000), nn.ReLU(), nn.Linear(1000, 2))
+        runs = [(model, cls(model.parameters(), seed=3, total_steps=10))]
+        gen = torch.Generator().manual_seed(1)
+        for step in range(6):
+            if step == 2:  # copies of a running optimizer: its averages and random draws go on alike
+                runs += [copy.deepcopy(runs[0]), pickle.loads(pickle.dumps(runs[0]))]
+            x, y = torch.randn(16, 5, generator=gen), torch.randint(0, 2, (16,), generator=gen)
+            for net, optimizer in runs:
+                optimizer.zero_grad()
+                F.cross_entropy(net(x), y).backward()
+                optimizer.step()
+        for net, _ in runs[1:]:
+            assert all(torch.equal(p, q) for p, q in zip(model.parameters(), net.parameters())), cls.__name__

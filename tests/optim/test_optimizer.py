@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import pytest
@@ -201,6 +202,23 @@ def test_state_dict_round_trip_continues_identically():
             F.cross_entropy(resumed(x), y).backward()
             resumed_opt.step()
     assert max_difference(straight, resumed) == 0.0
+
+
+@pytest.mark.parametrize("width", [8, 3000])  # torch's draws; the fast draws (a word stream)
+def test_a_deep_copy_or_pickled_optimizer_continues_like_the_original(width):
+    text = "drop(adam, 0.1) + eps; o1 * gamma; keep(o2, cd)"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Linear(width, 3))
+    optimizer = RuleOptimizer(model.parameters(), text, lr=1e-3, seed=7, total_steps=30, fused=False)
+    train_together([(model, optimizer)], 5, torch.float32)
+    copied = copy.deepcopy((model, optimizer))
+    buffer = io.BytesIO()
+    torch.save((model, optimizer), buffer)
+    buffer.seek(0)
+    pickled = torch.load(buffer, weights_only=False)
+    assert repr(copied[1]) == repr(optimizer) and copied[1].defaults == optimizer.defaults
+    train_together([(model, optimizer), copied, pickled], 5, torch.float32)
+    assert max_difference(model, copied[0]) == 0.0 and max_difference(model, pickled[0]) == 0.0
 
 
 def test_state_of_another_rule_is_refused():
