@@ -39,3 +39,14 @@ def test_the_cli_loads_no_numpy_before_it_chose_one_blas_thread():
 def test_a_blas_thread_count_the_user_chose_is_kept():
     assert run_python("import os, rlnas.cli; print(os.environ['OPENBLAS_NUM_THREADS'])",
                       OPENBLAS_NUM_THREADS="2").strip() == "2"
+
+
+def test_the_package_says_it_is_typed_and_its_lazy_names_are_typed_too():
+    from importlib.resources import files
+
+    import rlnas.optim
+
+    assert files("rlnas").joinpath("py.typed").is_file()  # PEP 561, shipped by pyproject's package-data
+    source = (files("rlnas.optim") / "__init__.py").read_text(encoding="utf-8")
+    typed = source.split("if TYPE_CHECKING:")[1].split("\n\n")[0]
+    assert all(name in typed for name in rlnas.optim._LAZY)

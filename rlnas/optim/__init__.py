@@ -5,7 +5,7 @@ The rule language (:mod:`rlnas.optim.rule`) is pure Python; :class:`RuleOptimize
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlnas.optim.rule import (
     BASE_OPERANDS,
@@ -20,6 +20,10 @@ from rlnas.optim.rule import (
     parse_rule,
     rule,
 )
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from rlnas.optim.export import optimizer_module_source, write_optimizer_module
+    from rlnas.optim.optimizer import RuleOptimizer
 
 _LAZY = {
     "RuleOptimizer": "rlnas.optim.optimizer",
