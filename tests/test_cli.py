@@ -223,3 +223,26 @@ def test_rename_keeps_everything_and_refuses_a_taken_name(rlnas_bin, sqlite_url)
     assert completed(rlnas_bin, "c", sqlite_url) == before
     assert_one_line_error(run(rlnas_bin, "rename", "c", "b", *common, check=False), "already exists")
     assert_one_line_error(run(rlnas_bin, "show", "a", *common, check=False), "no study named 'a'")
+
+
+def test_an_ascii_locale_prints_and_writes_without_errors(rlnas_bin, tmp_path):
+    import os
+    import sys
+
+    ascii_env = dict(os.environ, LANG="C", LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+
+    def run_ascii(*argv):
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=300, env=ascii_env, cwd=tmp_path,
+                              encoding="utf-8", errors="replace")
+
+    for argv in ([rlnas_bin, "spaces"], [rlnas_bin, "agents", "l2nas"], [sys.executable, "-m", "rlnas", "spaces"],
+                 [rlnas_bin, "rule", "powersign", "--output", "found.py"]):
+        result = run_ascii(*argv)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (argv, result.stderr)
+    assert "nb201" in result.stdout or (tmp_path / "found.py").is_file()
+    assert (tmp_path / "found.py").read_text(encoding="utf-8").startswith('"""')
+    # a name in bytes this locale cannot decode: one line that says so, nothing stored
+    undecodable = run_ascii(rlnas_bin.encode(), "search", "--space", "nb201", "--trials", "3",
+                            "--name", "\u00fcn\u00ef".encode())
+    assert_one_line_error(undecodable, "is not text in this locale's encoding")
+    assert not (tmp_path / "rlnas.db").exists()

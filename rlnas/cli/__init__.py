@@ -44,7 +44,14 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlnas`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    _replace_what_output_cannot_encode()
+    undecodable = next((arg for arg in arguments if not _is_text(arg)), None)
+    if undecodable is not None:  # bytes the locale could not decode (Python keeps them as surrogates)
+        sys.stderr.write(f"rlnas: error: argument {ascii(undecodable)} is not text in this locale's encoding "
+                         f"({sys.getfilesystemencoding()}); use a UTF-8 locale (e.g. LANG=C.UTF-8)\n")
+        return EXIT_USAGE
+    args = build_parser().parse_args(arguments)
     warnings.showwarning = _warn_on_one_line
     console = make_console(stderr=getattr(args, "stderr_console", False))
     try:
@@ -61,6 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before a search loop took it over (start-up), or in a command without one
         sys.stderr.write("rlnas: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _is_text(argument: str) -> bool:
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _replace_what_output_cannot_encode() -> None:
+    """Under a locale whose encoding lacks some characters (``LANG=C``: ASCII), print ``?`` for them
+    (``…``, ``±``, a study's name) instead of failing with a ``UnicodeEncodeError``."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
 
 
 def _silence_stdout() -> None:

@@ -208,14 +208,14 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` to ``path``."""
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        Path(path).write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path, space: Space | None = None, *,
              model_fn: Callable[[Candidate], nn.Module] | None = None,
              unit_fn: Callable[[Candidate], list[Unit]] | None = None) -> LatencyTable:
         """Read a table written by :meth:`save`; ``space`` defaults to ``create_space(<stored name>)``."""
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         if space is None:
             from rlnas.spaces import create_space
 

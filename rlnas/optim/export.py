@@ -61,7 +61,7 @@ def best_rules(trials: Iterable[Any], n: int = 5) -> list[FoundRule]:
 
 def _runtime_body() -> str:
     """The runtime module's source without its docstring and ``from __future__`` line."""
-    source = Path(runtime.__file__).read_text()
+    source = Path(runtime.__file__).read_text(encoding="utf-8")
     tree = ast.parse(source)
     lines = source.splitlines()
     body_start = tree.body[1].lineno - 1  # body[0] is the docstring
@@ -73,7 +73,7 @@ def _module_names(rules: int) -> set[str]:
     the generated update functions' and ``RULES`` / ``OPTIMIZERS``."""
     names = set(dir(builtins)) | {"RULES", "OPTIMIZERS"}
     names |= {f"{prefix}{i}" for prefix in ("_update_", "_fused_update_") for i in range(1, rules + 1)}
-    for node in ast.parse(Path(runtime.__file__).read_text()).body:
+    for node in ast.parse(Path(runtime.__file__).read_text(encoding="utf-8")).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -146,5 +146,5 @@ def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | 
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
     text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path
