@@ -1,8 +1,8 @@
 """Export a found architecture: as a JSON description, and as an ONNX network.
 
 ONNX export uses torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``),
-which works offline with no extra package; ``dynamo=True`` selects the ``torch.export``-based
-exporter, which needs the ``onnxscript`` package.
+which works offline and needs the ``onnx`` package (``pip install 'rlnas[onnx]'``); ``dynamo=True``
+selects the ``torch.export``-based exporter, which needs the ``onnxscript`` package as well.
 """
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ from rlnas.files import replacing
 from rlnas.spaces.base import Candidate, Choice, Space
 
 
+def check_onnx_installed() -> None:
+    """Raise a one-line :class:`ConfigError` where torch's ONNX exporter cannot run (no ``onnx`` package)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'rlnas[onnx]'") from None
+
+
 def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], *, opset: int = 17,
                 dynamic_batch: bool = True, dynamo: bool = False) -> Path:
     """Write ``model`` (in eval mode) to ``path`` as ONNX and return the path.
@@ -32,6 +40,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
         shape = (1,) + shape
     if len(shape) != 4:
         raise ConfigError(f"export_onnx needs input_shape (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    check_onnx_installed()
     path = Path(path)
     example = torch.zeros(shape)
     options: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "opset_version": opset}

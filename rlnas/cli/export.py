@@ -244,6 +244,10 @@ def check_request(args: argparse.Namespace) -> None:
         raise ConfigError("--top applies to --optimizer")
     if args.arch is not None and args.onnx is not None and os.path.abspath(args.arch) == os.path.abspath(args.onnx):
         raise ConfigError(f"--arch and --onnx name the same file {args.arch!r}")
+    if args.onnx is not None:
+        from rlnas.export import check_onnx_installed
+
+        check_onnx_installed()
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -100,6 +100,18 @@ def test_a_failing_onnx_export_keeps_the_old_file_and_leaves_no_other(tmp_path, 
     assert target.read_bytes() == good and os.listdir(tmp_path) == ["net.onnx"]
 
 
+def test_onnx_export_without_the_onnx_package_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    assert main(["search", "--space", "nb201", "--agent", "random", "--trials", "3", "--name", "o",
+                 "--storage", url]) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as where the onnx extra is not installed
+    code, _, err = rlnas(capsys, "export", "o", "--onnx", str(tmp_path / "net.onnx"), "--arch",
+                         str(tmp_path / "arch.json"), "--storage", url)
+    assert code == 2 and err == "rlnas: error: ONNX export needs the onnx package: pip install 'rlnas[onnx]'\n"
+    assert [name for name in os.listdir(tmp_path) if not name.startswith("o.db")] == []
+
+
 def test_metrics_named_like_columns_and_infinite_values(capsys, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     study = create_study(space=ToyEvaluator().space, evaluator=CollidingMetrics(), name="collide", storage=url)
