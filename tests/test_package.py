@@ -50,3 +50,15 @@ def test_the_package_says_it_is_typed_and_its_lazy_names_are_typed_too():
     source = (files("rlnas.optim") / "__init__.py").read_text(encoding="utf-8")
     typed = source.split("if TYPE_CHECKING:")[1].split("\n\n")[0]
     assert all(name in typed for name in rlnas.optim._LAZY)
+
+
+def test_the_license_files_the_metadata_names_exist():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0"
+    assert (root / "LICENSE").read_text(encoding="utf-8").lstrip().startswith("Apache License")
+    for pattern in project["license-files"]:
+        assert list(root.glob(pattern)), pattern
