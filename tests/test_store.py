@@ -92,3 +92,48 @@ def test_deleting_a_study_with_queued_diagnostics_leaves_the_store_writable(sqli
     kept = store.create_study(sample_record())
     store.add_trial(kept.id, 0, "k", {"a": 1}, {})
     assert [t.key for t in store.trials(kept.id)] == ["k"] and store.diagnostics(kept.id) == []
+
+
+def test_a_database_in_a_folder_that_is_not_writable_is_read_as_is(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import rlnas.store as stores
+
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    subprocess.run([sys.executable, "-m", "rlnas", "search", "--space", "nb201", "--trials", "4", "--name", "done",
+                    "--storage", url], check=True, capture_output=True)
+    assert not (tmp_path / "archive.db-wal").exists()  # the last connection merged it
+    real_access = os.access
+    monkeypatch.setattr(stores.os, "access", lambda path, mode: False if str(path) == str(tmp_path) else
+                        real_access(path, mode))
+    store = open_store(url, create=False)  # SQLite could not make its -shm file here: immutable reading
+    assert store.url == url and len(store.trials(store.get_study("done").id)) == 4
+    assert sorted(os.listdir(tmp_path)) == ["archive.db"]
+    with pytest.raises(StorageError, match=r"folder .* is not writable"):
+        open_store(url)
+    (tmp_path / "archive.db-wal").write_bytes(b"changes not merged")
+    with pytest.raises(StorageError, match=r"holds changes not yet in the database"):
+        open_store(url, create=False)
+
+
+def test_commands_read_a_database_on_a_read_only_mount(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("mount") is None:
+        pytest.skip("needs root, unshare and mount (a private read-only bind mount)")
+    source, mount = tmp_path / "source", tmp_path / "mount"
+    source.mkdir()
+    mount.mkdir()
+    rlnas = os.path.join(os.path.dirname(sys.executable), "rlnas")
+    subprocess.run([rlnas, "search", "--space", "nb201", "--agent", "random", "--trials", "5", "--name", "a"],
+                   cwd=source, check=True, capture_output=True)
+    script = (f"mount --bind {source} {mount} && mount -o remount,bind,ro {mount} || exit 77; cd {mount}; "
+              f"{rlnas} best a --json && {rlnas} search --space nb201 --trials 3 --name b")
+    result = subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True, text=True)
+    if result.returncode == 77:
+        pytest.skip(f"no private mounts here: {result.stderr.strip()}")
+    assert '"number": ' in result.stdout, result.stderr
+    assert result.returncode == 2 and result.stderr.strip().endswith(f"folder {mount} is not writable")

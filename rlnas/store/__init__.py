@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from rlnas.errors import StorageError
 from rlnas.store.base import InMemoryStore, Lease, Store, StudyRecord
@@ -45,6 +46,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 raise StorageError(f"cannot open {shown}: {path} is a folder")
             if not create and os.path.getsize(path) == 0:  # SQLite would make it a database: a write
                 raise StorageError(f"no database at {shown}: {path} is an empty file")
+            if not os.access(folder, os.W_OK):
+                parsed = _read_only_sqlite(parsed, path, shown, create)
     try:
         engine = sa.create_engine(parsed)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
@@ -53,11 +56,30 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
     except ArgumentError as exc:
         raise StorageError(f"cannot use {shown}: {exc}") from None
     try:
-        return SQLStore(engine, create=create)
+        return SQLStore(engine, create=create, url=shown)
     except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
         raise StorageError(f"cannot use {shown}: {reason}") from None
+
+
+def _read_only_sqlite(parsed: Any, path: str, shown: str, create: bool) -> Any:
+    """The URL that reads an existing SQLite file in a folder this process cannot write to.
+
+    SQLite in WAL mode (what the store uses) needs to create ``-shm`` and ``-wal`` files next to the
+    database even to read it; in a read-only folder (an archive, a read-only mount) it can read the
+    file only as immutable, which is exact when no ``-wal`` file holds changes not yet in it.
+    """
+    from urllib.parse import quote
+
+    if create:
+        raise StorageError(f"cannot use {shown}: folder {os.path.dirname(os.path.abspath(path))} is not writable")
+    wal = f"{path}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise StorageError(f"cannot read {shown}: its folder is not writable and {wal} holds changes not yet in the "
+                           "database (copy both files to a writable folder)")
+    return parsed.set(database=f"file:{quote(os.path.abspath(path))}",
+                      query={"mode": "ro", "immutable": "1", "uri": "true"})
 
 
 __all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Lease", "Store", "StudyRecord", "open_store", "StorageError"]

@@ -131,9 +131,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class SQLStore(Store):
     """A :class:`Store` on any SQLAlchemy engine (see :func:`rlnas.store.open_store`)."""
 
-    def __init__(self, engine: Engine, *, create: bool = True):
+    def __init__(self, engine: Engine, *, create: bool = True, url: str | None = None):
         self.engine = engine
-        self.url = engine.url.render_as_string(hide_password=True)
+        self.url = url or engine.url.render_as_string(hide_password=True)
+        """The URL messages name (``url`` where given: the one the user gave)."""
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         self._lock = threading.RLock()
