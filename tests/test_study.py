@@ -108,6 +108,21 @@ def test_duplicate_names_and_spaces():
     assert create_study(space=TOY.space, name="x", storage=store, load_if_exists=True).name == "x"
 
 
+def test_load_study_refuses_an_evaluator_that_measures_something_else():
+    from rlnas.store import InMemoryStore
+
+    store = InMemoryStore()
+    create_study(space=TOY.space, evaluator=ToyEvaluator(decisions=4, choices=5, target=[0, 0, 0, 0]), name="x",
+                 storage=store).optimize(3)
+    with pytest.raises(ConfigError, match=r"created with evaluator target=\[0, 0, 0, 0\] not \[4, 4, 4, 4\]"):
+        load_study("x", store, evaluator=ToyEvaluator(decisions=4, choices=5, target=[4, 4, 4, 4]))
+    with pytest.raises(DuplicateStudy, match=r"exists with evaluator target"):  # create_study's own check, as before
+        create_study(space=TOY.space, evaluator=ToyEvaluator(decisions=4, choices=5, target=[4, 4, 4, 4]),
+                     name="x", storage=store, load_if_exists=True)
+    same = load_study("x", store, evaluator=ToyEvaluator(decisions=4, choices=5, target=[0, 0, 0, 0]))
+    assert same.optimize(5).n_finished == 5
+
+
 def test_bad_limits_are_config_errors():
     study = create_study(space=TOY.space, evaluator=TOY)
     with pytest.raises(ConfigError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from rlnas.agents import agent_class, create_agent
@@ -165,7 +166,7 @@ def _find(store: Store, name: str) -> StudyRecord | None:
 
 
 def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Evaluator | None, device: str) -> Study:
-    study = load_study(record.name, store, evaluator=evaluator, device=device)
+    study = _open(record.name, store, evaluator, device, None)
     stored = study.spec
     if evaluator is None:  # none given: continue with the stored one
         wanted = StudySpec(**{**wanted.__dict__, "evaluator": stored.evaluator})
@@ -196,8 +197,22 @@ def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator |
 
     The evaluator is rebuilt from the stored spec unless one is given (with ``threads`` and
     ``device`` as run options where it takes them). A study whose evaluator is not registered
-    here can still be read; driving it needs ``evaluator=``.
+    here can still be read; driving it needs ``evaluator=``. A given evaluator must have the stored
+    spec (run options like ``threads`` aside): one study measures one thing.
     """
+    study = _open(name, storage, evaluator, device, threads)
+    if evaluator is not None and study.record.evaluator:
+        stored = study.spec
+        found = stored.differences(replace(stored, evaluator=evaluator_spec(evaluator)))
+        if found:
+            raise ConfigError(f"study {name!r} was created with {'; '.join(found)}: load it with the evaluator it "
+                              "was created with (or with none: it is rebuilt from the stored spec)")
+    return study
+
+
+def _open(name: str, storage: str | Store | None, evaluator: Evaluator | None, device: str,
+          threads: int | None) -> Study:
+    """:func:`load_study` without the check that a given evaluator has the stored spec."""
     if evaluator is not None:
         check_evaluator_protocol(evaluator)
     store = open_store(storage, create=False)

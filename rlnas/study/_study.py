@@ -18,6 +18,7 @@ import copy
 import math
 import numbers
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -128,6 +129,7 @@ class Study:
         self._replaying = False   # stored results are being told again
         self._lease: Lease | None = None
         self._heartbeat: Heartbeat | None = None
+        self._let_go_when_collected: weakref.finalize | None = None
 
     # ------------------------------------------------------------ properties
     @property
@@ -288,6 +290,9 @@ class Study:
         """
         from rlnas.study._optimize import run_search
 
+        if self._running:  # the loop would take their slots' places and could never tell them
+            raise RlnasError(f"study {self.name!r}: trial(s) {sorted(self._running)} were asked and not told yet: "
+                             "tell them (a failure: tell(trial, state=TrialState.FAIL)) before optimize()")
         options = run or RunOptions()
         if progress or callbacks:
             options = replace(options, progress=options.progress or progress,
@@ -345,6 +350,9 @@ class Study:
         self._lease = acquired.lease
         self._heartbeat = Heartbeat(self.store, self.record.id, acquired.lease.holder,
                                     options.heartbeat_seconds).start()
+        # a Study dropped without close() (a notebook cell run again) does not hold the study until the process ends
+        self._let_go_when_collected = weakref.finalize(self, _let_go, self.store, self.record.id,
+                                                       acquired.lease.holder, self._heartbeat)
         try:
             self.rebuild()
             orphans = self.store.fail_orphans(self.record.id, ORPHAN_REASON)
@@ -357,6 +365,9 @@ class Study:
     def close(self) -> None:
         """Stop driving the study: give its lease up. Trials still RUNNING stay so, and the next
         driver marks them orphaned and evaluates their slots again. Queued diagnostics are written first."""
+        if self._let_go_when_collected is not None:
+            self._let_go_when_collected.detach()
+            self._let_go_when_collected = None
         try:
             self.store.flush()
         finally:
@@ -368,6 +379,13 @@ class Study:
                     self.store.release_lease(self.record.id, self._lease.holder)
                 finally:
                     self._lease = None
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Leave a ``with`` block: :meth:`close`."""
+        self.close()
 
     def abandon_running(self, reason: str) -> None:
         """Mark this driver's RUNNING trials orphaned (their slots are evaluated again later)."""
@@ -609,6 +627,16 @@ def check_limits(n_trials: Any, budget_seconds: Any) -> tuple[int | None, float 
                                        or not math.isfinite(budget_seconds) or not budget_seconds > 0):
         raise ConfigError(f"budget_seconds must be a positive finite number, got {budget_seconds!r}")
     return (None if n_trials is None else int(n_trials)), (None if budget_seconds is None else float(budget_seconds))
+
+
+def _let_go(store: Store, study_id: int, holder: str, heartbeat: Heartbeat) -> None:
+    """What :meth:`Study.close` does, for a Study collected without it (errors are ignored: nobody hears them)."""
+    heartbeat.stop()
+    try:
+        store.flush()
+        store.release_lease(study_id, holder)
+    except Exception:  # noqa: BLE001 - the lease then expires on its own
+        pass
 
 
 def _told_state(state: Any) -> TrialState | None:

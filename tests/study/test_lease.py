@@ -138,3 +138,34 @@ def test_every_store_method_reports_database_errors_in_one_line():
 
     for name in Store.__abstractmethods__:
         assert hasattr(getattr(SQLStore, name), "__wrapped__"), name  # rename_study was not
+
+
+def test_a_study_dropped_without_close_or_left_by_with_gives_its_lease_up(sqlite_url):
+    import gc
+    import threading
+
+    study = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    study.tell(study.ask(), 1.0)
+    assert any(t.name.startswith("rlnas-lease") for t in threading.enumerate())
+    del study
+    gc.collect()  # a notebook cell run again: the old object is gone, so is its claim
+    assert not any(t.name.startswith("rlnas-lease") for t in threading.enumerate())
+    with load_study("s", sqlite_url) as again:
+        again.optimize(3)
+        assert again.lease is None  # optimize gives the lease up when it ends
+        again.tell(again.ask(), 2.0)
+        assert again.lease is not None
+    assert again.lease is None
+    load_study("s", sqlite_url).optimize(5)
+
+
+def test_optimize_refuses_while_trials_asked_by_hand_are_untold(sqlite_url):
+    from rlnas.errors import RlnasError
+
+    study = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    asked = study.ask()
+    with pytest.raises(RlnasError, match=r"trial\(s\) \[0\] were asked and not told yet"):
+        study.optimize(5)
+    study.tell(asked, 3.0)  # still this process's to tell
+    study.optimize(5)
+    assert study.n_finished == 5 and study.trials[0].reward == 3.0
