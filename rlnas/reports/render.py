@@ -26,6 +26,11 @@ PANEL_TITLE_CHARS = 48
 """Characters per line of a panel's title (a 4.6-inch panel)."""
 
 
+def _literal(text: str) -> str:
+    """``text`` drawn as written: matplotlib reads ``$...$`` as math (a study named ``lr$x$``, a metric ``$``)."""
+    return text.replace("$", r"\$")
+
+
 def _figure(width: float, height: float) -> Any:
     try:
         from matplotlib.figure import Figure
@@ -65,14 +70,14 @@ def history_figure(histories: Mapping[str, History], title: str = "") -> Any:
     fig = _figure(7.0, 3.8)
     ax = fig.add_subplot()
     for label, h in histories.items():
-        line, = ax.plot(h.x, h.best, linewidth=1.6, label=f"{label} (best so far)", drawstyle="steps-post")
+        line, = ax.plot(h.x, h.best, linewidth=1.6, label=_literal(f"{label} (best so far)"), drawstyle="steps-post")
         ax.scatter(h.x, h.reward, s=7, alpha=0.35, color=line.get_color(), linewidths=0)
     first = next(iter(histories.values()))
-    ax.set_xlabel(first.xlabel)
+    ax.set_xlabel(_literal(first.xlabel))
     ax.set_ylabel("reward")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(title or "search history")
+    ax.set_title(_literal(title or "search history"))
     return fig
 
 
@@ -91,18 +96,18 @@ def bands_figure(panels: Mapping[str, Sequence[Band]], *, xlabel: str = "queries
             mean, low, high = band.mean, band.low, band.high
             if logy:
                 mean, low, high = (np.clip(v, floor, None) for v in (mean, low, high))
-            line, = ax.plot(band.x, mean, label=f"{band.label} ({band.runs} runs)", linewidth=1.4)
+            line, = ax.plot(band.x, mean, label=_literal(f"{band.label} ({band.runs} runs)"), linewidth=1.4)
             ax.fill_between(band.x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         if logy:
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor)
-        ax.set_title(textwrap.fill(name, PANEL_TITLE_CHARS))  # a long title wraps instead of being cut off
-        ax.set_xlabel(xlabel)
+        ax.set_title(_literal(textwrap.fill(name, PANEL_TITLE_CHARS)))  # a long title wraps instead of being cut off
+        ax.set_xlabel(_literal(xlabel))
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel(ylabel)
+    axes[0].set_ylabel(_literal(ylabel))
     axes[-1].legend(loc="upper right", fontsize="small")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_literal(title))
     return fig
 
 
@@ -129,13 +134,13 @@ def diagnostics_figure(series: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (name, (x, y)) in zip(axes, series.items()):
         ax.plot(x, y, linewidth=1.0)
-        ax.set_title(name, fontsize="medium")
+        ax.set_title(_literal(name), fontsize="medium")
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize="small")
     for ax in axes[len(series):]:
         ax.set_visible(False)
     fig.supxlabel("proposals told")
-    fig.suptitle(title or "agent diagnostics per update")
+    fig.suptitle(_literal(title or "agent diagnostics per update"))
     return fig
 
 
@@ -149,11 +154,11 @@ def heatmap_figure(heatmap: Heatmap, title: str = "") -> Any:
         np.array([x[0] - 0.5, x[0] + 0.5])
     mesh = ax.pcolormesh(edges, np.arange(rows + 1), np.ma.masked_invalid(heatmap.values), vmin=0.0, vmax=1.0,
                          cmap="viridis", shading="flat")
-    ax.set_yticks(np.arange(rows) + 0.5, heatmap.rows, fontsize=6 if rows > 40 else 7)
+    ax.set_yticks(np.arange(rows) + 0.5, [_literal(row) for row in heatmap.rows], fontsize=6 if rows > 40 else 7)
     ax.invert_yaxis()
-    ax.set_xlabel(heatmap.xlabel)
+    ax.set_xlabel(_literal(heatmap.xlabel))
     fig.colorbar(mesh, ax=ax, label="probability", fraction=0.05)
-    ax.set_title(title or f"decision probabilities ({heatmap.source})")
+    ax.set_title(_literal(title or f"decision probabilities ({heatmap.source})"))
     return fig
 
 
@@ -165,11 +170,11 @@ def pareto_figure(data: CostAccuracy, title: str = "") -> Any:
     front = data.front
     ax.plot(data.cost[front], data.accuracy[front], drawstyle="steps-post", color="C3", linewidth=1.5,
             marker="o", markersize=4, label=f"Pareto front ({len(front)})")
-    ax.set_xlabel(data.cost_name)
-    ax.set_ylabel(data.accuracy_name)
+    ax.set_xlabel(_literal(data.cost_name))
+    ax.set_ylabel(_literal(data.accuracy_name))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(title or f"{data.accuracy_name} against {data.cost_name}")
+    ax.set_title(_literal(title or f"{data.accuracy_name} against {data.cost_name}"))
     return fig
 
 

@@ -53,3 +53,17 @@ def test_bad_output_paths_are_refused(tmp_path) -> None:
     assert not (tmp_path / "plot.jpg").exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == ["plot.png"]
     with pytest.raises(ConfigError, match="no diagnostics"):
         render.diagnostics_figure({})
+
+
+def test_dollar_signs_in_names_are_drawn_as_written() -> None:
+    snap = snapshot("a", TRIALS, diagnostics=[(i, {"$loss": 1.0 / i}) for i in range(1, 10)])
+    name = r"lr$\frac$x"  # as math: a syntax error; "run-$SEED-$LR" would silently become italics
+    heat = Heatmap(("op=$a$",), np.array([0.0, 1.0]), np.array([[0.5, 0.7]]), "proposals told", "test")
+    figures = [render.history_figure({name: search_history(snap.history)}, title=name),
+               render.regret_figure(regret_bands({name: [snap]})),
+               render.diagnostics_figure(diagnostic_series(snap.diagnostics), title=name),
+               render.heatmap_figure(heat, title=name)]
+    for figure in figures:
+        svg = render.figure_bytes(figure, "svg").decode()
+        assert name in svg
+    assert "op=$a$" in svg and "$loss" in render.figure_bytes(figures[2], "svg").decode()
