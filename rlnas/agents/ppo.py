@@ -54,7 +54,8 @@ class PPOConfig(ControllerConfig):
     max_grad_norm: float | None = 0.5
     """Clip the controller's gradient to this global norm; null = no clipping."""
     normalize_advantages: bool = True
-    """Divide advantages by their standard deviation within each batch (the baseline still sets their sign)."""
+    """Divide advantages by their standard deviation within each batch (the baseline still sets their sign; a
+    batch of equal rewards, with no spread, is left as it is)."""
     center_advantages: bool = False
     """Also subtract the batch mean before dividing (full standardisation; this cancels the baseline)."""
     entropy_weight: float = 0.01
@@ -133,7 +134,11 @@ class PPOAgent(ControllerAgent):
         if cfg.center_advantages and len(batch) > 1:
             scaled = scaled - scaled.mean()
         if cfg.normalize_advantages and len(batch) > 1:
-            scaled = scaled / (advantage.std() + 1e-8)
+            spread = advantage.std()
+            # equal rewards (a converged controller on a table) have no spread: dividing by ~0 would turn a
+            # difference of 0.01 from the baseline into a step as large as the gradient clip allows
+            if spread > 1e-6 * max(1.0, advantage.abs().max().item()):
+                scaled = scaled / spread
 
         def value_loss() -> tuple[torch.Tensor, dict[str, float]]:
             loss = (self.value - reward).pow(2).mean()

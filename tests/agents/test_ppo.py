@@ -105,6 +105,18 @@ def test_ema_baseline_uses_earlier_batches_only() -> None:
     assert second["baseline"] == pytest.approx((0.25 * 40 + 0.5 * 60) / 0.75)
 
 
+def test_a_batch_of_equal_rewards_is_not_divided_by_its_zero_spread() -> None:
+    evaluator = ToyEvaluator(3, 4)
+    agent = PPOAgent(evaluator.space, {"batch_size": 2, "baseline_decay": 0.5}, seed=0)
+    agent.tell([(p, r) for p, r in zip(agent.ask(2), (40.0, 60.0))])
+    # both 0.0067 above the baseline 53.33: divided by std + 1e-8 that was an advantage of 6.7e5, whose
+    # policy loss swamped the entropy bonus; now the bonus (0.01 · entropy) outweighs the tiny advantage
+    diagnostics = agent.tell([(p, r) for p, r in zip(agent.ask(2), (53.34, 53.34))])
+    assert diagnostics["advantage_std"] == 0.0
+    assert diagnostics["policy_loss"] == pytest.approx(-diagnostics["advantage_mean"], rel=0.2)
+    assert abs(diagnostics["policy_loss"]) < 0.01 * diagnostics["entropy"]
+
+
 def test_failed_trials_are_skipped_until_a_batch_of_successes_is_complete() -> None:
     evaluator = ToyEvaluator(3, 4)
     agent = PPOAgent(evaluator.space, {"batch_size": 3}, seed=0)
