@@ -46,8 +46,18 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"cannot write {args.output}: the file name must end in .png or .svg")
     groups = take_groups(open_existing_store(args.storage), args.names)
     rows = compare_groups(groups, args.metric)
+    figure = None
+    if args.output is not None:  # made before anything is printed: a regret that cannot be drawn is the only output
+        from rlnas.cli.plot import known_optimum
+        from rlnas.reports.compare import regret_bands
+        from rlnas.reports.render import regret_figure
+
+        optimum, source = known_optimum(groups, args.metric)
+        figure = regret_figure(regret_bands(groups, args.metric, optimum, optimum_source=source))
     if args.json:
-        print(strict_json_text([{"name": r.label, "studies": list(r.studies), "best_reward": _json_pair(r.best_reward),
+        print(strict_json_text([{"name": r.label, "studies": list(r.studies),
+                                 "studies_without_completed_trial": r.without_result,
+                                 "best_reward": _json_pair(r.best_reward),
                                  f"best_{args.metric}": _json_pair(r.best_test),
                                  "queries_to_best": _json_pair(r.queries_to_best),
                                  "distinct_architectures": _json_pair(r.distinct), "finished": _json_pair(r.finished),
@@ -58,17 +68,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
                        "distinct architectures", "finished", "failed"):
             table.add_column(column)
         for r in rows:
-            table.add_row(literal(r.label), str(len(r.studies)), _cell(r.best_reward, 3), _cell(r.best_test),
-                          _cell(r.queries_to_best, 1), _cell(r.distinct, 1), _cell(r.finished, 0), str(r.failed))
+            studies = str(len(r.studies)) + (f" ({r.without_result} without a completed trial)"
+                                              if r.without_result else "")
+            table.add_row(literal(r.label), studies, _cell(r.best_reward, 3), _cell(r.best_test),
+                          _cell(r.queries_to_best, 1), _cell(r.distinct, 1), _cell(r.finished, 1), str(r.failed))
         console.print(table)
-    if args.output is not None:
-        from rlnas.cli.plot import known_optimum
-        from rlnas.reports.compare import regret_bands
-        from rlnas.reports.render import regret_figure, save_figure
+    if figure is not None:
+        from rlnas.reports.render import save_figure
 
-        optimum, source = known_optimum(groups, args.metric)
-        data = regret_bands(groups, args.metric, optimum, optimum_source=source)
-        path = save_figure(regret_figure(data), args.output)
+        path = save_figure(figure, args.output)
         if not args.json:
             console.print(literal(f"wrote the regret curves to {path}"))
     return 0

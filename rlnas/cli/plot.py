@@ -71,10 +71,7 @@ def make_figure(args: argparse.Namespace, groups: dict[str, list[Any]]) -> Any:
     from rlnas.study import space_of
 
     if args.kind == "history":
-        histories = {s.name: search_history(s.history, args.x) for g in groups.values() for s in g}
-        if not any(len(h.x) for h in histories.values()):
-            raise ConfigError(f"no finished trial to draw: {', '.join(histories)} "
-                              f"{'has' if len(histories) == 1 else 'have'} none yet")
+        histories = {s.name: search_history(s.evaluated, args.x) for g in groups.values() for s in g}
         return render.history_figure(histories)
     if args.kind == "regret":
         optimum, source = (args.optimum, "given") if args.optimum is not None else known_optimum(groups, args.metric)
@@ -86,7 +83,7 @@ def make_figure(args: argparse.Namespace, groups: dict[str, list[Any]]) -> Any:
         return render.heatmap_figure(policy_heatmap(snapshot, space_of(snapshot.record)))
     if args.kind == "choices":
         return render.heatmap_figure(choice_heatmap(snapshot, space_of(snapshot.record), args.window))
-    return render.pareto_figure(accuracy_vs_cost(snapshot.history, args.metric, args.cost))
+    return render.pareto_figure(accuracy_vs_cost(snapshot.evaluated, args.metric, args.cost))
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

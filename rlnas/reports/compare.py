@@ -36,7 +36,7 @@ class StudySummary:
 
 def summarize(snapshot: StudySnapshot) -> StudySummary:
     """The :class:`StudySummary` of one study."""
-    history = snapshot.history
+    history = snapshot.evaluated  # a repeat answered from the store is not a query
     best = snapshot.best
     queries = None if best is None else 1 + [t.number for t in history].index(best.number)
     return StudySummary(
@@ -59,6 +59,8 @@ class GroupRow:
     distinct: tuple[float, float]
     finished: tuple[float, float]
     failed: int
+    without_result: int = 0
+    """Studies of the group with no COMPLETE trial (left out of the reward and metric means)."""
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
@@ -75,18 +77,54 @@ def compare_groups(groups: Mapping[str, Sequence[StudySnapshot]], test_metric: s
     for label, snapshots in groups.items():
         if not snapshots:
             raise ConfigError(f"study group {label!r} is empty")
+        check_one_problem({label: snapshots}, f"study group {label!r} (its means)")
         s = [summarize(x) for x in snapshots]
         rows.append(GroupRow(
             label=label, studies=tuple(x.name for x in s), best_reward=mean_std([x.best_reward for x in s]),
             best_test=mean_std([x.best_metrics.get(test_metric) for x in s]),
             queries_to_best=mean_std([x.queries_to_best for x in s]), distinct=mean_std([x.distinct for x in s]),
-            finished=mean_std([x.finished for x in s]), failed=sum(x.failed for x in s)))
+            finished=mean_std([x.finished for x in s]), failed=sum(x.failed for x in s),
+            without_result=sum(x.best_reward is None for x in s)))
+    check_metric_stored(groups, test_metric)
     return rows
+
+
+def problem_of(snapshot: StudySnapshot) -> tuple[str, str, str]:
+    """What a study's numbers are numbers of: its space (by fingerprint), evaluator and data set. Agents,
+    seeds, rewards and fidelities may differ between studies compared; these may not."""
+    evaluator = snapshot.record.evaluator
+    return (snapshot.record.fingerprint, str(evaluator.get("name", "-")), str(evaluator.get("dataset", "-")))
+
+
+def check_one_problem(groups: Mapping[str, Sequence[StudySnapshot]], what: str) -> None:
+    """A :class:`ConfigError` when the studies of ``groups`` searched different spaces, evaluators or data
+    sets: a mean, or a regret against one optimum, over them would mean nothing."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for snapshots in groups.values():
+        for snapshot in snapshots:
+            seen.setdefault(problem_of(snapshot), snapshot.name)
+    if len(seen) > 1:
+        shown = "; ".join(f"{name!r}: {_problem_text(problem, groups, name)}" for problem, name in seen.items())
+        raise ConfigError(f"{what} would mix studies of different problems ({shown}): compare each problem "
+                          "on its own")
+
+
+def _problem_text(problem: tuple[str, str, str], groups: Mapping[str, Sequence[StudySnapshot]], name: str) -> str:
+    space = next(s.record.space_name for g in groups.values() for s in g if s.name == name)
+    return f"space {space}, evaluator {problem[1]}" + ("" if problem[2] == "-" else f", data set {problem[2]}")
+
+
+def check_metric_stored(groups: Mapping[str, Sequence[StudySnapshot]], metric: str) -> None:
+    """A :class:`ConfigError` naming the stored metrics when no COMPLETE trial of ``groups`` has ``metric``
+    (a typo would otherwise show as ``-`` everywhere)."""
+    stored = {m for g in groups.values() for s in g for t in s.completed for m in t.metrics}
+    if stored and metric not in stored:
+        raise ConfigError(f"no metric {metric!r} in the trials (stored: {', '.join(sorted(stored))})")
 
 
 def incumbent_curve(snapshot: StudySnapshot, metric: str = "test_acc") -> np.ndarray:
     """``metric`` of the best-by-reward trial after each finished trial (NaN before the first success)."""
-    history = snapshot.history
+    history = snapshot.evaluated
     rewards = [t.reward if t.state is TrialState.COMPLETE else None for t in history]
     values = [t.metrics.get(metric, math.nan) for t in history]
     return incumbent_values(rewards, values)
@@ -112,6 +150,7 @@ def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "t
     says where a given optimum comes from (shown on the plot). Before a run's first success its first
     incumbent stands in; a run that stopped early keeps its last incumbent (see ``pad_last``).
     """
+    check_one_problem(groups, "a regret plot")
     curves: dict[str, list[np.ndarray]] = {}
     for label, snapshots in groups.items():
         runs = [incumbent_curve(s, metric) for s in snapshots]
@@ -120,9 +159,12 @@ def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "t
             raise ConfigError(f"study group {label!r} has no COMPLETE trial with a {metric!r} metric")
         curves[label] = runs
     source = optimum_source
+    found = max(float(np.nanmax(r)) for runs in curves.values() for r in runs)
     if optimum is None:
-        optimum = max(float(np.nanmax(r)) for runs in curves.values() for r in runs)
-        source = "best found in these studies"
+        optimum, source = found, "best found in these studies"
+    elif not math.isfinite(optimum) or optimum < found:
+        raise ConfigError(f"the optimum must be a finite number at least the best {metric} these studies found "
+                          f"({found:g}), got {optimum!r}")
     bands = []
     for label, runs in curves.items():
         # NaN before the first success: start each run at its first incumbent
@@ -135,9 +177,12 @@ __all__ = [
     "GroupRow",
     "RegretData",
     "StudySummary",
+    "check_metric_stored",
+    "check_one_problem",
     "compare_groups",
     "incumbent_curve",
     "mean_std",
+    "problem_of",
     "regret_bands",
     "summarize",
 ]

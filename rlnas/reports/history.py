@@ -51,6 +51,9 @@ def search_history(trials: Sequence[Trial], x: str = "trials") -> History:
         xs = np.arange(1, len(trials) + 1, dtype=float)
     elif x == "time":
         xs = np.cumsum([float(t.cost_seconds) for t in trials])
+        if len(xs) and xs[-1] == 0:
+            raise ConfigError("the trials report no evaluation time (a table without training times, such as "
+                              "NAS-Bench-Graph): draw against trials")
     elif not trials:
         xs = np.zeros(0)
     else:

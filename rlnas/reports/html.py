@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -113,12 +113,12 @@ def report_plots(snapshot: StudySnapshot, space: Space) -> list[Plot]:
     wide = {"Agent diagnostics per update", "Decision probabilities over the search"}
     makers: list[tuple[str, Callable[[], Any]]] = [
         ("Search history: reward per trial and best so far",
-         lambda: history_figure({snapshot.name: search_history(snapshot.history)})),
+         lambda: history_figure({snapshot.name: search_history(snapshot.evaluated)})),
         ("Search history against evaluation time",
-         lambda: history_figure({snapshot.name: search_history(snapshot.history, "time")})),
+         lambda: history_figure({snapshot.name: search_history(snapshot.evaluated, "time")})),
         ("Agent diagnostics per update", lambda: diagnostics_figure(diagnostic_series(snapshot.diagnostics))),
         ("Decision probabilities over the search", heat),
-        ("Accuracy against cost, with the Pareto front", lambda: pareto_figure(accuracy_vs_cost(snapshot.history))),
+        ("Accuracy against cost, with the Pareto front", lambda: pareto_figure(accuracy_vs_cost(snapshot.evaluated))),
     ]
     plots = []
     for title, make in makers:
@@ -133,9 +133,14 @@ def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else escape(str(value))
 
 
+def _reward_text(reward: str | Mapping[str, Any]) -> str:
+    """A metric name as it is, a cost-aware reward's spec as JSON."""
+    return reward if isinstance(reward, str) else json.dumps(reward)
+
+
 def _definition(snapshot: StudySnapshot, space: Space) -> str:
     r = snapshot.record
-    reward = r.reward if isinstance(r.reward, str) else json.dumps(r.reward)  # a cost-aware reward is a spec
+    reward = _reward_text(r.reward)
     described = (f"{escape(r.space_name)} ({len(space.decisions)} decisions, {space.size:.3g} candidates, "
                  f"fingerprint {escape(r.fingerprint)})")
     rows = [("name", escape(r.name)), ("space", described),
@@ -152,7 +157,7 @@ def _best_table(snapshot: StudySnapshot, top: int) -> str:
     if not trials:
         return '<p class="note">No trial completed.</p>'
     metrics = sorted({m for t in trials for m in t.metrics if m != snapshot.record.reward})
-    head = ["rank", "trial", f"reward ({snapshot.record.reward})", *metrics, "architecture"]
+    head = ["rank", "trial", f"reward ({_reward_text(snapshot.record.reward)})", *metrics, "architecture"]
     rows = []
     for rank, t in enumerate(trials, 1):
         cells = [(rank, rank), (t.number, t.number), (t.reward, _num(t.reward))]

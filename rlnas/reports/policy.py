@@ -47,6 +47,8 @@ class Heatmap:
     values: np.ndarray
     xlabel: str
     source: str
+    edges: np.ndarray | None = None
+    """Column boundaries (one more than columns) where a column spans a window; ``None``: columns centred on ``x``."""
 
 
 def row_labels(space: Space) -> tuple[str, ...]:
@@ -134,7 +136,7 @@ def choice_heatmap(snapshot: StudySnapshot, space: Space, window: int | None = N
     """Share of the proposals in each window of ``window`` consecutive finished trials that took each choice.
 
     ``window`` defaults to a twentieth of the trials (at least 5); the last window may be
-    shorter. ``x`` is the number of trials at the end of each window.
+    shorter. ``x`` is the number of trials at the end of each window; a column spans its window.
     """
     history = snapshot.history
     if not history:
@@ -149,7 +151,7 @@ def choice_heatmap(snapshot: StudySnapshot, space: Space, window: int | None = N
         columns.append(chunk.mean(axis=0))
         xs.append(start + len(chunk))
     return Heatmap(row_labels(space), np.array(xs, dtype=float), np.stack(columns, axis=1), "trials",
-                   f"proposal frequency per window of {window} trials")
+                   f"proposal frequency per window of {window} trials", edges=np.array([0.0, *xs]))
 
 
 def heatmap_by_decision(heatmap: Heatmap, space: Space) -> Mapping[str, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.files import write_atomically
 from rlnas.reports.compare import RegretData
-from rlnas.reports.history import CostAccuracy, History
+from rlnas.reports.history import HISTORY_AXES, CostAccuracy, History
 from rlnas.reports.policy import Heatmap
 from rlnas.reports.regret import Band
 
@@ -67,12 +67,19 @@ def figure_bytes(figure: Any, fmt: str = "svg") -> bytes:
 
 def history_figure(histories: Mapping[str, History], title: str = "") -> Any:
     """Reward per trial (dots) and best so far (line), one colour per study."""
+    if not any(np.isfinite(h.reward).any() for h in histories.values()):
+        raise ConfigError(f"no completed trial to draw: {', '.join(histories)} "
+                          f"{'has' if len(histories) == 1 else 'have'} none")
     fig = _figure(7.0, 3.8)
     ax = fig.add_subplot()
     for label, h in histories.items():
         line, = ax.plot(h.x, h.best, linewidth=1.6, label=_literal(f"{label} (best so far)"), drawstyle="steps-post")
         ax.scatter(h.x, h.reward, s=7, alpha=0.35, color=line.get_color(), linewidths=0)
     first = next(iter(histories.values()))
+    if first.xlabel == HISTORY_AXES["trials"]:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no trial 1.5 (a study of one or two trials)
     ax.set_xlabel(_literal(first.xlabel))
     ax.set_ylabel("reward")
     ax.grid(True, alpha=0.3)
@@ -133,7 +140,7 @@ def diagnostics_figure(series: Mapping[str, tuple[np.ndarray, np.ndarray]], titl
     fig = _figure(3.4 * cols, 2.3 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (name, (x, y)) in zip(axes, series.items()):
-        ax.plot(x, y, linewidth=1.0)
+        ax.plot(x, y, linewidth=1.0, marker="o" if len(x) == 1 else None, markersize=3)  # one update: a dot
         ax.set_title(_literal(name), fontsize="medium")
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize="small")
@@ -150,10 +157,13 @@ def heatmap_figure(heatmap: Heatmap, title: str = "") -> Any:
     fig = _figure(7.5, 1.2 + 0.16 * rows)
     ax = fig.add_subplot()
     x = heatmap.x
-    edges = np.concatenate([[x[0] - 0.5], (x[1:] + x[:-1]) / 2, [x[-1] + 0.5]]) if len(x) > 1 else \
-        np.array([x[0] - 0.5, x[0] + 0.5])
+    edges = heatmap.edges
+    if edges is None:  # columns centred on their x
+        edges = np.concatenate([[x[0] - 0.5], (x[1:] + x[:-1]) / 2, [x[-1] + 0.5]]) if len(x) > 1 else \
+            np.array([x[0] - 0.5, x[0] + 0.5])
+    # rasterized: a long search has thousands of columns, which as SVG shapes made reports of megabytes
     mesh = ax.pcolormesh(edges, np.arange(rows + 1), np.ma.masked_invalid(heatmap.values), vmin=0.0, vmax=1.0,
-                         cmap="viridis", shading="flat")
+                         cmap="viridis", shading="flat", rasterized=True)
     ax.set_yticks(np.arange(rows) + 0.5, [_literal(row) for row in heatmap.rows], fontsize=6 if rows > 40 else 7)
     ax.invert_yaxis()
     ax.set_xlabel(_literal(heatmap.xlabel))

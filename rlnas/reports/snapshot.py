@@ -33,6 +33,12 @@ class StudySnapshot:
         return sorted((t for t in self.trials if t.state.finished and not t.orphaned), key=lambda t: t.slot)
 
     @property
+    def evaluated(self) -> list[Trial]:
+        """:attr:`history` without the repeats answered from the store (``reuse_repeats``): the queries,
+        each of which cost an evaluation, as ``rlnas ls`` counts them."""
+        return [t for t in self.history if t.repeat_of is None]
+
+    @property
     def completed(self) -> list[Trial]:
         """COMPLETE trials with a reward, in slot order."""
         return [t for t in self.history if t.state is TrialState.COMPLETE and t.reward is not None]

@@ -138,7 +138,7 @@ def test_a_history_of_no_trials_is_a_one_line_error(capsys, tmp_path) -> None:
     for axis in ("trials", "time", "wall"):
         code, _, err = rlnas(capsys, "plot", "empty", "--kind", "history", "--x", axis, "-o", str(tmp_path / "h.svg"),
                              "--storage", url)
-        assert code == 2 and "no finished trial to draw: empty has none yet" in err and err.count("\n") == 1
+        assert code == 2 and "no completed trial to draw: empty has none" in err and err.count("\n") == 1
     assert not (tmp_path / "h.svg").exists()
 
 
@@ -191,3 +191,19 @@ def test_searches_that_cannot_run_store_nothing(capsys, tmp_path) -> None:
     capsys.readouterr()
     code, _, err = rlnas(capsys, "resume", "g", "--budget-seconds", "100", "--storage", url)
     assert code == 2 and "reports no evaluation time" in err  # it would never stop: it used to run for ever
+
+
+def test_compare_that_cannot_draw_its_regret_prints_nothing(capsys, tmp_path) -> None:
+    from rlnas.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    create_study(space=ToyEvaluator().space, evaluator=ToyEvaluator(), name="ok", storage=url).optimize(3)
+    with create_study(space=ToyEvaluator().space, evaluator=ToyEvaluator(), name="bad", storage=url) as bad:
+        bad.tell(bad.ask(), state=TrialState.FAIL, error="boom")
+    for extra in ([], ["--json"]):
+        code, stdout, err = rlnas(capsys, "compare", "ok", "bad", "-o", str(tmp_path / "r.png"), *extra,
+                                  "--storage", url)
+        assert code == 2 and stdout == "" and "study group 'bad' has no COMPLETE trial" in err
+    code, stdout, _ = rlnas(capsys, "compare", "ok", "b*", "--json", "--storage", url)
+    assert code == 0 and [row["studies_without_completed_trial"] for row in json.loads(stdout)] == [0, 1]
+    assert not (tmp_path / "r.png").exists()

@@ -51,3 +51,43 @@ def test_regret_bands_against_a_given_or_found_optimum() -> None:
     assert found.optimum == 40.0 and found.optimum_source == "best found in these studies"
     with pytest.raises(ConfigError, match="no COMPLETE trial"):
         regret_bands({"b": [_study("b", [None], [0], ["x"])]})
+
+
+def test_repeats_answered_from_the_store_are_not_queries() -> None:
+    from dataclasses import replace
+
+    trials = [trial(0, 1.0, key="x", metrics={"test_acc": 10}), trial(1, 2.0, key="y", metrics={"test_acc": 20})]
+    trials += [replace(trial(n, 2.0, key="y", metrics={"test_acc": 20}), repeat_of=1) for n in range(2, 40)]
+    trials.append(trial(40, 3.0, key="z", metrics={"test_acc": 30}))
+    s = summarize(snapshot("r", trials))
+    assert (s.finished, s.queries_to_best, s.distinct) == (3, 3, 3)  # as rlnas ls counts: 38 free answers left out
+    (band,) = regret_bands({"r": [snapshot("r", trials)]}, optimum=30.0).bands
+    assert band.mean.tolist() == [20.0, 10.0, 0.0]
+
+
+def test_studies_of_different_problems_are_not_averaged_or_given_one_optimum() -> None:
+    c10 = _study("c10", [1.0, 2.0], [90, 91], ["x", "y"])
+    c100 = snapshot("c100", [trial(0, 1.0, metrics={"test_acc": 70})], evaluator={"name": "toy", "dataset": "other"})
+    other_space = snapshot("s", [trial(0, 1.0, metrics={"test_acc": 70})], fingerprint="g")
+    assert len(compare_groups({"c10": [c10], "c100": [c100]})) == 2  # side by side: fine
+    with pytest.raises(ConfigError, match=r"study group '\*' \(its means\) would mix studies of different problems "
+                                          r"\('c10': space toy, evaluator toy; 'c100': space toy, evaluator toy, "
+                                          r"data set other\)"):
+        compare_groups({"*": [c10, c100]})
+    for groups in ({"a": [c10], "b": [c100]}, {"a": [c10], "b": [other_space]}):
+        with pytest.raises(ConfigError, match="a regret plot would mix studies of different problems"):
+            regret_bands(groups)
+    seeds = snapshot("c10-1", [trial(0, 5.0, metrics={"test_acc": 92})], agent="ppo", reward="test_acc")
+    assert regret_bands({"a": [c10], "b": [seeds]}).optimum == 92.0  # other agents and rewards: one problem
+
+
+def test_a_given_optimum_is_checked_and_a_missing_metric_is_named() -> None:
+    a = _study("a", [1.0, 2.0], [90, 91], ["x", "y"])
+    for bad in (math.nan, math.inf, 50.0):
+        with pytest.raises(ConfigError, match=r"the optimum must be a finite number at least the best test_acc "
+                                              r"these studies found \(91\)"):
+            regret_bands({"a": [a]}, optimum=bad)
+    with pytest.raises(ConfigError, match=r"no metric 'tset_acc' in the trials \(stored: test_acc\)"):
+        compare_groups({"a": [a]}, "tset_acc")
+    row, = compare_groups({"a": [a, _study("b", [None], [0], ["x"])]})
+    assert row.without_result == 1 and row.best_reward == (2.0, 0.0)

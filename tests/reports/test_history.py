@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -38,6 +39,9 @@ def test_history_against_simulated_and_wall_time() -> None:
     assert search_history(history, "wall").x.tolist() == [2.0, 4.0, 5.0, 9.0]
     with pytest.raises(ConfigError, match="unknown history axis 'steps'"):
         search_history(history, "steps")
+    untimed = [replace(t, cost_seconds=0.0) for t in history]  # a table without training times (NAS-Bench-Graph)
+    with pytest.raises(ConfigError, match="the trials report no evaluation time"):
+        search_history(untimed, "time")
 
 
 def test_history_before_the_first_success_has_no_best() -> None:

@@ -78,6 +78,7 @@ def test_choice_frequencies_per_window() -> None:
     trials = [replace(t, candidate=space.from_indices(p).to_dict()) for t, p in zip(trials, picks)]
     heat = choice_heatmap(snapshot("c", trials), space, window=2)
     assert heat.x.tolist() == [2.0, 4.0, 5.0]
+    assert heat.edges.tolist() == [0.0, 2.0, 4.0, 5.0]  # a column spans its window (trials 1-2, 3-4, 5)
     d0 = heatmap_by_decision(heat, space)["d0"]
     assert d0[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0]
     assert d0[:, 1].tolist() == [0.0, 0.5, 0.0, 0.5]

@@ -67,3 +67,15 @@ def test_dollar_signs_in_names_are_drawn_as_written() -> None:
         svg = render.figure_bytes(figure, "svg").decode()
         assert name in svg
     assert "op=$a$" in svg and "$loss" in render.figure_bytes(figures[2], "svg").decode()
+
+
+def test_a_history_without_a_completed_trial_is_not_drawn_blank() -> None:
+    failed = snapshot("f", [trial(i, None) for i in range(3)])
+    with pytest.raises(ConfigError, match="no completed trial to draw: f has none"):
+        render.history_figure({"f": search_history(failed.history)})
+
+
+def test_the_heat_map_is_an_image_inside_the_svg() -> None:
+    wide = Heatmap(("d=0", "d=1"), np.arange(1.0, 3001.0), np.full((2, 3000), 0.5), "trials", "test")
+    svg = render.figure_bytes(render.heatmap_figure(wide), "svg")
+    assert b"<image" in svg and len(svg) < 200_000  # 6,000 cells as SVG paths took megabytes
