@@ -51,8 +51,12 @@ def agent_class(name: str) -> type[Agent]:
 
 def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfig | None = None, *,
                  seed: int | None = None, device: str = "cpu") -> Agent:
-    """Build agent ``name`` for ``space``."""
-    return agent_class(name)(space, config, seed=seed, device=device)
+    """Build agent ``name`` for ``space`` (its ``batch_size`` checked: a study divides by it)."""
+    agent = agent_class(name)(space, config, seed=seed, device=device)
+    size = agent.batch_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"agent {name!r}: batch_size must be an integer >= 1, got {size!r}")
+    return agent
 
 
 __all__ = [

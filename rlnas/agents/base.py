@@ -179,7 +179,7 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def ask(self: Agent, n: int = 1) -> list[Proposal]:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"{type(self).__name__}.ask: n must be an integer >= 0, got {n!r}")
-        return [] if n == 0 else function(self, n)
+        return [] if n == 0 else _checked_proposals(self, function(self, n))
 
     @functools.wraps(function)
     def tell(self: Agent, results: Sequence[Result]) -> dict[str, float]:
@@ -190,7 +190,7 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
             reward = item[1]
             if reward is not None and (isinstance(reward, bool) or not isinstance(reward, numbers.Real)):
                 raise ConfigError(f"{type(self).__name__}.tell: a reward is a real number or None, got {reward!r}")
-        return function(self, results)
+        return _checked_diagnostics(self, function(self, results))
 
     @functools.wraps(function)
     def state_dict(self: Agent) -> dict[str, Any]:
@@ -209,6 +209,52 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
     checked = {"ask": ask, "tell": tell, "state_dict": state_dict, "load_state_dict": load_state_dict}[method]
     checked._checked = True  # type: ignore[attr-defined]
     return checked
+
+
+def _checked_proposals(agent: Agent, proposals: Any) -> list[Proposal]:
+    """What an agent's ``ask`` returned, as the study needs it: a list of :class:`Proposal` whose
+    candidate is one of the space (a plain mapping of choices is taken and checked) and whose ``info``
+    a store can keep; else a one-line :class:`ConfigError` naming the agent."""
+    from rlnas.store.base import as_stored
+
+    where = f"{type(agent).__name__}.ask"
+    if not isinstance(proposals, (list, tuple)):
+        raise ConfigError(f"{where} must return a list of Proposal, got {type(proposals).__name__}")
+    checked = []
+    for proposal in proposals:
+        if not isinstance(proposal, Proposal):
+            raise ConfigError(f"{where} must return Proposal objects (rlnas.Proposal(candidate, info)), "
+                              f"got {type(proposal).__name__} {proposal!r}")
+        if not isinstance(proposal.candidate, Candidate):
+            if not isinstance(proposal.candidate, Mapping):
+                raise ConfigError(f"{where}: a proposal's candidate must be a Candidate or a mapping of "
+                                  f"choices, got {type(proposal.candidate).__name__}")
+            proposal = Proposal(agent.space.candidate(proposal.candidate), proposal.info)
+        if not isinstance(proposal.info, Mapping):
+            raise ConfigError(f"{where}: a proposal's info must be a dict, got {type(proposal.info).__name__}")
+        try:
+            as_stored(proposal.info)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: a proposal's info must be JSON, as a store keeps it ({exc})") from None
+        checked.append(proposal)
+    return checked
+
+
+def _checked_diagnostics(agent: Agent, diagnostics: Any) -> dict[str, float]:
+    """What an agent's ``tell`` returned as ``name -> float`` (NumPy numbers become floats), else a
+    one-line :class:`ConfigError` naming the agent and the value."""
+    if diagnostics is None:
+        return {}
+    if not isinstance(diagnostics, Mapping):
+        raise ConfigError(f"{type(agent).__name__}.tell must return a dict of diagnostics (name -> number), "
+                          f"got {type(diagnostics).__name__}")
+    values = {}
+    for name, value in diagnostics.items():
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{type(agent).__name__}.tell: diagnostic {name!r} must be a number under a str "
+                              f"name, got {type(value).__name__} {value!r}")
+        values[name] = float(value)
+    return values
 
 
 def rng_state(generator: Any) -> dict[str, Any]:

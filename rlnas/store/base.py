@@ -1,7 +1,7 @@
 """The store interface, the study record, and an in-memory store (used when nothing is persisted)."""
 from __future__ import annotations
 
-import copy
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -153,6 +153,27 @@ class Store(ABC):
         """Release connections (no-op by default)."""
 
 
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and arrays as the plain values JSON holds (an agent's ``np.float32`` diagnostics)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON (numbers, strings, lists and dicts are)")
+
+
+encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=_json_default).encode
+"""What every store writes for a JSON value (the SQL columns; the in-memory store keeps its round trip)."""
+
+
+def as_stored(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` as a store gives it back: through JSON (tuples become lists, NumPy values plain ones), so
+    a search behaves the same in memory and in a database; a value JSON cannot hold is a ``TypeError``."""
+    return json.loads(encode_json(dict(value)))
+
+
 class InMemoryStore(Store):
     """A store that keeps everything in Python objects; nothing survives the process."""
 
@@ -195,7 +216,7 @@ class InMemoryStore(Store):
                   info: Mapping[str, Any], *, repeat_of: int | None = None) -> Trial:
         trials = self._trials[study_id]
         trial = Trial(number=len(trials), slot=slot, state=TrialState.RUNNING, key=key,
-                      candidate=dict(candidate), info=copy.deepcopy(dict(info)), started_at=utcnow(),
+                      candidate=dict(candidate), info=as_stored(info), started_at=utcnow(),
                       repeat_of=repeat_of)
         trials.append(trial)
         return trial
@@ -210,7 +231,7 @@ class InMemoryStore(Store):
         if old.state is not TrialState.RUNNING:
             raise StorageError(f"trial {number} is already {old.state.value}")
         trial = replace(old, state=state, reward=reward, metrics=dict(metrics or {}), cost_seconds=float(cost_seconds),
-                        error=error, eval_info=dict(eval_info or {}), finished_at=utcnow())
+                        error=error, eval_info=as_stored(eval_info or {}), finished_at=utcnow())
         trials[number] = trial
         return trial
 
@@ -232,7 +253,7 @@ class InMemoryStore(Store):
         return self._checkpoints.get(study_id)
 
     def log_diagnostics(self, study_id: int, slot: int, values: Mapping[str, float]) -> None:
-        self._diagnostics[study_id].append((slot, dict(values)))
+        self._diagnostics[study_id].append((slot, as_stored(values)))
 
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
         return list(self._diagnostics[study_id])

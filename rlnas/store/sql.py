@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
-from rlnas.store.base import Lease, Store, StudyRecord, utcnow
+from rlnas.store.base import Lease, Store, StudyRecord, encode_json, utcnow
 from rlnas.trial import Trial, TrialState
 
 SCHEMA_VERSION = 2
@@ -111,7 +111,7 @@ KEEP_CHECKPOINTS = 3
 """Older checkpoints of a study are deleted once this many newer ones exist."""
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode  # one encoder: hot path
+_dumps = encode_json  # one encoder: hot path
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

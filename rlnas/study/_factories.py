@@ -15,6 +15,7 @@ from rlnas.evaluators.base import check_reward_metrics
 from rlnas.rewards import create_reward
 from rlnas.spaces import SPACES, Space, create_space
 from rlnas.store import Store, StudyRecord, open_store
+from rlnas.store.base import as_stored
 from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY, Study, check_limits
 from rlnas.study.spec import StudySpec, check_seed, evaluator_identity
 
@@ -33,7 +34,17 @@ def evaluator_spec(evaluator: Evaluator | None) -> dict[str, Any]:
     if evaluator is None:
         return {}
     spec = getattr(evaluator, "spec", None)
-    return evaluator_identity(dict(spec())) if callable(spec) else {"name": type(evaluator).__name__}
+    if not callable(spec):
+        return {"name": type(evaluator).__name__}
+    given = spec()
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{type(evaluator).__name__}.spec() must return a dict ({{'name': ..., **options}}), "
+                          f"got {type(given).__name__}")
+    try:
+        stored = as_stored(given)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{type(evaluator).__name__}.spec() must be JSON, as the study stores it ({exc})") from None
+    return evaluator_identity(stored)
 
 
 def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, evaluator: Evaluator | None,

@@ -663,6 +663,10 @@ def _is_stateful(evaluator: Any) -> bool:
 def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[str, Any], str | None]:
     """Metrics as floats, the cost and the info, or the reason they cannot be stored."""
     metrics: dict[str, float] = {}
+    if not isinstance(m.metrics, Mapping) or not isinstance(m.info, Mapping):
+        wrong = "metrics" if not isinstance(m.metrics, Mapping) else "info"
+        return {}, 0.0, {}, (f"the evaluator's Measurement has {wrong} {type(getattr(m, wrong)).__name__}, "
+                             "not a dict")
     for name, value in m.metrics.items():
         if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             return {}, 0.0, {}, (f"the evaluator reported metric {name!r} as {type(value).__name__} {value!r}, "
