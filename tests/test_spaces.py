@@ -107,3 +107,11 @@ def test_sampling_is_seeded_and_uniform():
     for _ in range(5000):
         counts[space.indices(space.sample(rng))[0]] += 1
     assert np.all(np.abs(counts / 5000 - 0.2) < 0.03)
+
+
+def test_a_candidate_takes_the_space_s_own_choices_whatever_their_typing():
+    space = Space("s", [Categorical("se", (False, True)), Categorical("k", (3, 5, 7))])
+    typed_otherwise = space.candidate({"se": 0, "k": 5.0})
+    assert typed_otherwise == space.from_indices([0, 1])
+    assert space.key(typed_otherwise) == space.key(space.from_indices([0, 1])) == "[false,5]"
+    assert type(typed_otherwise["se"]) is bool and type(typed_otherwise["k"]) is int

@@ -126,9 +126,12 @@ class Space:
 
     # ------------------------------------------------------------ candidates
     def candidate(self, choices: Mapping[str, Choice]) -> Candidate:
-        """Validate ``choices`` and return them as a :class:`Candidate` in decision order."""
+        """Validate ``choices`` and return them as a :class:`Candidate` in decision order, each value the
+        space's own choice (``0`` given for the choice ``False``, or ``5.0`` for ``5``, becomes it: a
+        candidate's key does not depend on how its choices were typed)."""
         self.validate(choices)
-        return Candidate((d.name, choices[d.name]) for d in self.decisions)
+        return Candidate((d.name, d.choices[index_of[choices[d.name]]])
+                         for d, index_of in zip(self.decisions, self._index_of))
 
     def validate(self, candidate: Mapping[str, Choice]) -> None:
         """Raise :class:`InvalidCandidate` naming the first problem; return ``None`` if valid."""
