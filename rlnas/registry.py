@@ -17,6 +17,9 @@ from rlnas.errors import ConfigError
 
 T = TypeVar("T")
 
+PLUGGABLE = ("space", "agent", "evaluator")
+"""Kinds a user adds with a plugin (:mod:`rlnas.plugins`)."""
+
 
 class Registry(Generic[T]):
     """Names of one ``kind`` (e.g. ``"agent"``) mapped to lazily imported objects."""
@@ -56,7 +59,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The object registered as ``name``, imported on first use."""
         if name not in self._entries:
-            raise ConfigError(f"unknown {self.kind} {name!r} (choices: {', '.join(self.list())})")
+            hint = "; your own are registered by a plugin: docs/extending.md" if self.kind in PLUGGABLE else ""
+            raise ConfigError(f"unknown {self.kind} {name!r} (choices: {', '.join(self.list())}){hint}")
         if name not in self._loaded:
             target = self._entries[name]
             if isinstance(target, str):

@@ -246,3 +246,52 @@ def test_an_ascii_locale_prints_and_writes_without_errors(rlnas_bin, tmp_path):
                             "--name", "\u00fcn\u00ef".encode())
     assert_one_line_error(undecodable, "is not text in this locale's encoding")
     assert not (tmp_path / "rlnas.db").exists()
+
+
+PLUGIN = '''
+import numpy as np
+from rlnas.agents import Agent, Proposal, register_agent
+
+
+class Sampler(Agent):
+    name = "sampler"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rng = np.random.default_rng(self.seed)
+
+    def ask(self, n=1):
+        return [Proposal(self.space.sample(self.rng)) for _ in range(n)]
+
+    def tell(self, results):
+        return {}
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.rng.bit_generator.state = state["rng"]
+
+
+register_agent("sampler", Sampler)
+'''
+
+
+def test_a_plugin_registers_a_user_s_agent_for_search_and_resume(rlnas_bin, tmp_path):
+    import os
+
+    (tmp_path / "my_plugin.py").write_text(PLUGIN)
+    env = dict(os.environ, RLNAS_PLUGINS="my_plugin")
+
+    def run_here(*args, environment=env):
+        return subprocess.run([rlnas_bin, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env=environment)
+
+    assert run_here("search", "--space", "nb201", "--agent", "sampler", "--trials", "5", "--name", "p").returncode == 0
+    assert run_here("resume", "p", "--trials", "8").returncode == 0
+    assert [study["finished"] for study in json.loads(run_here("ls", "--json").stdout)] == [8]
+    without = run_here("resume", "p", "--trials", "9", environment=dict(os.environ, RLNAS_PLUGINS=""))
+    assert_one_line_error(without, "unknown agent 'sampler'")
+    assert "registered by a plugin: docs/extending.md" in without.stderr
+    missing = run_here("ls", environment=dict(os.environ, RLNAS_PLUGINS="not_there"))
+    assert_one_line_error(missing, "plugin: RLNAS_PLUGINS names 'not_there', which failed: ModuleNotFoundError")

@@ -24,6 +24,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports Nu
 
 from rlnas.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError, first_line
+from rlnas.plugins import load_plugins
 
 COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
                    "rename", "agents", "spaces", "query", "rule")
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if undecodable is not None:  # bytes the locale could not decode (Python keeps them as surrogates)
         sys.stderr.write(f"rlnas: error: argument {ascii(undecodable)} is not text in this locale's encoding "
                          f"({sys.getfilesystemencoding()}); use a UTF-8 locale (e.g. LANG=C.UTF-8)\n")
+        return EXIT_USAGE
+    try:
+        load_plugins()  # before the parser: a plugin's agents and spaces are choices of its options
+    except RlnasError as exc:
+        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_USAGE
     args = build_parser().parse_args(arguments)
     warnings.showwarning = _warn_on_one_line

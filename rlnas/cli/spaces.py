@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 from typing import Any
 
 from rich.console import Console
@@ -35,7 +36,9 @@ def describe(name: str) -> dict[str, Any]:
         evaluators.append("shared")
     if isinstance(space, MobileSpace):  # TuNAS's supernet of the mobile spaces
         evaluators.append("supernet")
-    return {"name": name, "summary": " ".join(doc.split("\n\n")[0].split()), "decisions": len(space.decisions),
+    summary = " ".join(doc.split("\n\n")[0].split())
+    summary = re.sub(r":\w+:`~?([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"'\1'", summary))  # reST: plain text
+    return {"name": name, "summary": summary, "decisions": len(space.decisions),
             "candidates": space.size, "evaluators": evaluators, "known": sorted(space.known())}
 
 

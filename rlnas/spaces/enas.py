@@ -67,7 +67,7 @@ def macro_layers(candidate: Mapping[str, Choice]) -> list[tuple[str, list[int]]]
 
 
 class EnasMacroSpace(Space):
-    """ENAS macro space: ``layers`` layers, each an op and skip connections from every earlier layer."""
+    """ENAS macro space: ``layers`` layers (default 12), each an op and skip connections from every earlier layer."""
 
     def __init__(self, layers: int = 12) -> None:
         self.layers = _positive_int("enas_macro: layers", layers)
@@ -148,7 +148,7 @@ def unused_nodes(candidate: Mapping[str, Choice], cell: str) -> list[int]:
 
 
 class EnasMicroSpace(Space):
-    """ENAS micro space: normal and reduction cells of ``nodes`` nodes beyond the two inputs."""
+    """ENAS micro space: normal and reduction cells of ``nodes`` nodes (default 5) beyond the two inputs."""
 
     def __init__(self, nodes: int = 5) -> None:
         self.nodes = _positive_int("enas_micro: nodes", nodes)

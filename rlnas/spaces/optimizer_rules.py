@@ -36,7 +36,7 @@ def decision_name(k: int, field: str) -> str:
 
 
 class OptimizerRulesSpace(Space):
-    """Update rules ``Δw = λ·b(u1(op1), u2(op2))`` with ``iterations`` iterations (5 decisions each)."""
+    """Update rules ``Δw = λ·b(u1(op1), u2(op2))`` with ``iterations`` iterations (default 1; 5 decisions each)."""
 
     def __init__(self, iterations: int = 1):
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -196,6 +197,10 @@ def space_of(record: StudyRecord) -> Space:
         space = create_space(record.space_name, **(options if isinstance(options, dict) else {}))
         if space.fingerprint == record.fingerprint:
             return space
+        warnings.warn(f"study {record.name!r}: the space registered here as {record.space_name!r} is not the one "
+                      "stored (another fingerprint), so a generic space of the stored decisions stands in, whose "
+                      "keys may be written differently (a space built with options returns them under 'options' "
+                      "in to_json: docs/extending.md)", stacklevel=2)
     space = Space.from_json(record.space_json)
     if space.fingerprint != record.fingerprint:
         raise StorageError(f"study {record.name!r}: stored space does not match its fingerprint")

@@ -93,7 +93,6 @@ def test_a_damaged_newest_checkpoint_falls_back_and_says_so(tmp_path, damaged, s
 
 # --------------------------------------------------------- item 6: results a store cannot keep
 STORABLE_PROBLEMS = {
-    "numpy_int_info": "the evaluator's info cannot be stored",
     "object_info": "the evaluator's info cannot be stored",
     "text_metric": "the evaluator reported metric 'test_acc' as str 'high', not a number",
     "text_cost": "the evaluator reported cost_seconds '1 second', not a number",
@@ -122,8 +121,17 @@ def test_an_evaluator_that_returns_no_measurement_stops_with_a_clear_error(kind,
     assert trial.state is TrialState.FAIL and "not a Measurement" in trial.error
 
 
+def test_numpy_numbers_in_the_info_are_stored_as_plain_ones(tmp_path):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    evaluator = OddResultEvaluator("numpy_int_info")
+    create_study(space=evaluator.space, agent="random", evaluator=evaluator, storage=url, name="s").optimize(2)
+    trials = load_study("s", url, evaluator=evaluator).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[0].eval_info["count"] == 3 and type(trials[0].eval_info["count"]) is int
+
+
 def test_odd_results_cover_every_kind():
-    assert set(STORABLE_PROBLEMS) | {"none", "float", "nan_metric", "inf_metric"} == set(ODD_RESULTS)
+    assert set(STORABLE_PROBLEMS) | {"none", "float", "nan_metric", "inf_metric", "numpy_int_info"} == set(ODD_RESULTS)
 
 
 # ------------------------------------------------------- item 13: NaN metrics, unregistered evaluators

@@ -134,3 +134,20 @@ def test_a_measurement_without_a_metrics_dict_fails_its_trial_with_the_reason(me
     study.optimize(2)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
     assert study.trials[0].error == f"the evaluator's Measurement has metrics {kind}, not a dict"
+
+
+def test_a_registered_space_that_is_not_the_stored_one_is_said(sqlite_url):
+    from rlnas import Categorical, Space, load_study
+    from rlnas.spaces import SPACES, register_space
+
+    def wide(width: int = 3) -> Space:
+        return Space("wide", [Categorical(f"d{i}", (0, 1)) for i in range(width)])
+
+    register_space("wide", wide)
+    try:
+        create_study(space=wide(5), name="w", storage=sqlite_url).close()  # options not in to_json
+        with pytest.warns(UserWarning, match="the space registered here as 'wide' is not the one stored"):
+            study = load_study("w", sqlite_url)
+        assert type(study.space) is Space and len(study.space.decisions) == 5
+    finally:
+        SPACES.unregister("wide")

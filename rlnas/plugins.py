@@ -1,0 +1,64 @@
+"""Plugins: a user's own spaces, agents and evaluators, registered before the ``rlnas`` command runs.
+
+A plugin is a module that calls :func:`rlnas.spaces.register_space`,
+:func:`rlnas.agents.register_agent` or :func:`rlnas.evaluators.register_evaluator` when it is
+imported (or a callable that does, called with no argument). The command loads
+
+* the modules named in the environment variable ``RLNAS_PLUGINS`` (comma-separated, importable
+  from the working directory or ``PYTHONPATH``), and
+* the entry points of the group ``rlnas.plugins`` of installed packages, e.g. in a plugin
+  package's ``pyproject.toml``: ``[project.entry-points."rlnas.plugins"] mine = "mine.rlnas_plugin"``,
+
+so ``rlnas search --agent greedy`` and ``rlnas resume`` of a study made with it both work.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from rlnas.errors import ConfigError, first_line
+
+ENVIRONMENT = "RLNAS_PLUGINS"
+ENTRY_POINT_GROUP = "rlnas.plugins"
+
+_loaded: set[str] = set()
+
+
+def load_plugins() -> list[str]:
+    """Load every plugin not loaded yet (see the module docstring); return the names loaded now.
+
+    A plugin that cannot be imported or fails while registering is a one-line :class:`ConfigError`
+    naming it.
+    """
+    from importlib.metadata import entry_points
+
+    loaded = []
+    names = [n.strip() for n in os.environ.get(ENVIRONMENT, "").split(",") if n.strip()]
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a plugin module next to the user's files (last: it shadows nothing)
+    for name in names:
+        if name not in _loaded:
+            _run(name, lambda name=name: importlib.import_module(name), f"{ENVIRONMENT} names {name!r}")
+            loaded.append(name)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        label = f"entry point {point.name!r} ({point.value})"
+        if label not in _loaded:
+            _run(label, point.load, f"the {ENTRY_POINT_GROUP} {label}")
+            loaded.append(label)
+    return loaded
+
+
+def _run(label: str, load: object, what: str) -> None:
+    try:
+        target = load()  # type: ignore[operator]
+        if callable(target) and not isinstance(target, type(sys)):
+            target()
+    except ConfigError as exc:
+        raise ConfigError(f"plugin: {what}: {first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's module is said in one line
+        raise ConfigError(f"plugin: {what}, which failed: {type(exc).__name__}: {first_line(exc)}") from None
+    _loaded.add(label)
+
+
+__all__ = ["ENTRY_POINT_GROUP", "ENVIRONMENT", "load_plugins"]
