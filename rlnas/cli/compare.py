@@ -16,7 +16,8 @@ def add_parser(commands: Any) -> None:
     """Register ``compare``."""
     p = commands.add_parser("compare", help="compare studies side by side (globs aggregate seeds)")
     p.add_argument("names", nargs="+", metavar="NAME", help="study name or shell glob ('c10-l2nas-*')")
-    p.add_argument("--metric", default="test_acc", help="metric reported for the best trial (default test_acc)")
+    p.add_argument("--metric", default=None, help="metric reported for the best trial (default test_acc; '-' where "
+                   "a study has none)")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="also draw the groups' regret of --metric against queries (FILE.png or FILE.svg)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -37,7 +38,7 @@ def _json_pair(pair: tuple[float, float]) -> dict[str, float | None]:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Print one row per NAME; draw the regret curves with ``-o``."""
-    from rlnas.reports.compare import compare_groups
+    from rlnas.reports.compare import check_metric_stored, compare_groups
     from rlnas.reports.snapshot import take_groups
 
     if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in ("png", "svg"):
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
         raise ConfigError(f"cannot write {args.output}: the file name must end in .png or .svg")
     groups = take_groups(open_existing_store(args.storage), args.names)
+    if args.metric is None:
+        args.metric = "test_acc"  # the benchmarks' number; a study without it (weight sharing) shows '-'
+    else:
+        check_metric_stored(groups, args.metric)  # a typo would show '-' everywhere
     rows = compare_groups(groups, args.metric)
     figure = None
     if args.output is not None:  # made before anything is printed: a regret that cannot be drawn is the only output

@@ -207,3 +207,16 @@ def test_compare_that_cannot_draw_its_regret_prints_nothing(capsys, tmp_path) ->
     code, stdout, _ = rlnas(capsys, "compare", "ok", "b*", "--json", "--storage", url)
     assert code == 0 and [row["studies_without_completed_trial"] for row in json.loads(stdout)] == [0, 1]
     assert not (tmp_path / "r.png").exists()
+
+
+def test_compare_shows_a_dash_for_a_default_metric_a_study_lacks_and_refuses_a_typo(capsys, tmp_path) -> None:
+    class ValidOnly(ToyEvaluator):  # no test_acc, like a weight-sharing study's shared_acc
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            return Measurement({"valid_acc": self.reward_of(candidate)})
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    create_study(space=ToyEvaluator().space, evaluator=ValidOnly(), name="toy", storage=url).optimize(3)
+    code, stdout, _ = rlnas(capsys, "compare", "toy", "--json", "--storage", url)
+    assert code == 0 and json.loads(stdout)[0]["best_test_acc"] == {"mean": None, "std": None}
+    code, _, err = rlnas(capsys, "compare", "toy", "--metric", "vlaid_acc", "--storage", url)
+    assert code == 2 and "no metric 'vlaid_acc' in the trials (stored: valid_acc)" in err

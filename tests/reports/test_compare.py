@@ -7,7 +7,7 @@ import pytest
 from report_fixtures import snapshot, trial
 
 from rlnas.errors import ConfigError
-from rlnas.reports.compare import compare_groups, regret_bands, summarize
+from rlnas.reports.compare import check_metric_stored, compare_groups, regret_bands, summarize
 
 
 def _study(name: str, rewards: list[float | None], tests: list[float], keys: list[str]):
@@ -88,6 +88,6 @@ def test_a_given_optimum_is_checked_and_a_missing_metric_is_named() -> None:
                                               r"these studies found \(91\)"):
             regret_bands({"a": [a]}, optimum=bad)
     with pytest.raises(ConfigError, match=r"no metric 'tset_acc' in the trials \(stored: test_acc\)"):
-        compare_groups({"a": [a]}, "tset_acc")
+        check_metric_stored({"a": [a]}, "tset_acc")
     row, = compare_groups({"a": [a, _study("b", [None], [0], ["x"])]})
     assert row.without_result == 1 and row.best_reward == (2.0, 0.0)
