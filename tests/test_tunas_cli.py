@@ -93,3 +93,17 @@ def test_sigkill_and_resume_end_in_the_same_architecture(rlnas_bin, tmp_path):
     run(rlnas_bin, "resume", "run", "--threads", "1", "--storage", url, "--no-progress")  # same threads: same sums
     resumed, uninterrupted = completed(rlnas_bin, "run", url), completed(rlnas_bin, "run", reference)
     assert resumed == uninterrupted and len(resumed) == 7
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--executor", "processes", "--workers", "2"], "it runs inline"),
+    (["--trial-timeout", "5"], "--trial-timeout does not apply to a weight-sharing search"),
+    (["--reuse-repeats"], "--reuse-repeats does not apply to a weight-sharing search"),
+    (["--checkpoint-every", "0"], "--checkpoint-every does not apply to a weight-sharing search"),
+])
+def test_options_a_weight_sharing_search_cannot_use_are_refused_before_a_database_exists(rlnas_bin, tmp_path,
+                                                                                          extra, message):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    result = run(rlnas_bin, "search", *TINY, "--epochs", "1", *extra, "--storage", url, check=False)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "w.db").exists()

@@ -126,7 +126,13 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         check_evaluator_protocol(evaluator)
         check_budget_measurable(evaluator, budget_seconds)
         if issubclass(agent_class(agent), WeightSharingAgent):
-            check_weight_sharing_evaluator(agent, evaluator)
+            from rlnas.study._weight_sharing import check_weight_sharing_run
+
+            check_weight_sharing_run(agent, evaluator, reuse_repeats=reuse_repeats)
+        elif all(hasattr(evaluator, name) for name in ("train_step", "total_steps")):
+            raise ConfigError(f"{type(evaluator).__name__} scores candidates with shared weights that a "
+                              f"weight-sharing agent (tunas, enas) trains; agent {agent!r} would score an "
+                              "untrained network")
     if reward is None:
         reward = getattr(evaluator, "default_reward", "valid_acc")
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)

@@ -23,6 +23,11 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
 
     if study.evaluator is None:
         raise ConfigError(study._evaluator_error or f"study {study.name!r} has no evaluator to optimize with")
+    if isinstance(study.agent, WeightSharingAgent):  # before the study is claimed or its limits stored
+        from rlnas.study._weight_sharing import check_weight_sharing_run, within_plan
+
+        check_weight_sharing_run(study.record.agent, study.evaluator, options, reuse_repeats=study.record.reuse_repeats)
+        n_trials = within_plan(study.evaluator, n_trials)  # the stored target is what the epochs record
     study.claim(options)
     try:
         study.store_limits(n_trials, budget_seconds)

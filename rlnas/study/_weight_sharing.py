@@ -40,19 +40,44 @@ def record_every(study: Study) -> int:
 
 def planned_trials(study: Study) -> int:
     """How many trials a whole search records: one per ``record_every`` steps, the last at the end."""
-    return math.ceil(study.evaluator.total_steps / record_every(study))  # type: ignore[union-attr]
+    return planned_trials_of(study.evaluator)
+
+
+def planned_trials_of(evaluator: Any) -> int:
+    """:func:`planned_trials` of a search with ``evaluator`` (a weight-sharing one)."""
+    every = getattr(evaluator, "record_every", None) or evaluator.steps_per_epoch
+    return math.ceil(evaluator.total_steps / every)
+
+
+def within_plan(evaluator: Any, n_trials: int | None) -> int | None:
+    """``n_trials``, at most the trials a weight-sharing search with ``evaluator`` records over its epochs
+    (asking for more runs the whole search, which then ends finished, not short of its target)."""
+    return n_trials if n_trials is None else min(n_trials, planned_trials_of(evaluator))
+
+
+def check_weight_sharing_run(agent: str, evaluator: Any, options: RunOptions | None = None, *,
+                             reuse_repeats: bool = False) -> None:
+    """Refuse, before anything is stored or claimed, what a weight-sharing search cannot do: another
+    evaluator, another executor or a trial timeout (it is one training job whose trials are records of
+    the controller's choice), or answering repeats from the store."""
+    from rlnas.study._factories import check_weight_sharing_evaluator
+
+    check_weight_sharing_evaluator(agent, evaluator)
+    if options is not None and options.executor != "inline":
+        raise ConfigError("a weight-sharing search is one training job: it runs inline (scale it with the "
+                          "device, not with --workers)")
+    if options is not None and options.trial_timeout is not None:
+        raise ConfigError("--trial-timeout does not apply to a weight-sharing search: its trials are records of "
+                          "one training job (stop it with --budget-seconds)")
+    if reuse_repeats:
+        raise ConfigError("--reuse-repeats does not apply to a weight-sharing search: its trials record the "
+                          "controller's choice as the shared weights train, not evaluations to spare")
 
 
 def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float | None,
                        options: RunOptions) -> None:
-    """Drive a weight-sharing study (see the module docstring)."""
-    from rlnas.study._factories import check_weight_sharing_evaluator
-
+    """Drive a weight-sharing study (see the module docstring); :func:`check_weight_sharing_run` has passed."""
     evaluator = study.evaluator
-    check_weight_sharing_evaluator(study.record.agent, evaluator)
-    if options.executor != "inline":
-        raise ConfigError("a weight-sharing search is one training job: it runs inline (scale it with the "
-                          "device, not with --workers)")
     every = record_every(study)
     total = evaluator.total_steps
     stored = {t.slot: t for t in study.trials if t.state.finished and not t.orphaned}

@@ -99,3 +99,29 @@ def test_resume_after_a_crash_between_a_record_and_its_checkpoint_records_every_
     resumed = load_study("ws", sqlite_url, evaluator=evaluator())
     resumed.optimize(len(reference.completed_trials))
     assert history(resumed) == history(reference)  # the stored third trial is counted once
+
+
+def test_asking_for_more_trials_than_the_epochs_record_runs_the_whole_search_and_finishes(sqlite_url):
+    from rlnas.study._weight_sharing import planned_trials
+
+    study = new_study(sqlite_url)
+    planned = planned_trials(study)
+    study.optimize(planned + 50)
+    assert study.n_finished == planned
+    assert study.limits(None, None) == (planned, None)  # the stored target is met: finished, not interrupted
+
+
+def test_what_a_weight_sharing_search_cannot_do_is_refused_before_anything_changes(sqlite_url):
+    from rlnas.study.spec import RunOptions
+
+    study = new_study(sqlite_url)
+    study.optimize(1)
+    for options, message in ((RunOptions(executor="processes", workers=2), "it runs inline"),
+                             (RunOptions(trial_timeout=5.0), "--trial-timeout does not apply")):
+        with pytest.raises(ConfigError, match=message):
+            study.optimize(3, run=options)
+        assert study.limits(None, None) == (1, None) and study.lease is None  # not claimed, target kept
+    with pytest.raises(ConfigError, match="--reuse-repeats does not apply to a weight-sharing search"):
+        create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=evaluator(), reuse_repeats=True)
+    with pytest.raises(ConfigError, match="agent 'random' would score an untrained network"):
+        create_study(space=toy_supernet_space(), agent="random", evaluator=evaluator())
