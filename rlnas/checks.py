@@ -46,10 +46,19 @@ def absolute_path(path: Any, what: str) -> str | None:
     return os.path.abspath(os.path.expanduser(path))
 
 
+MAX_THREADS = 1024
+"""Most torch threads an evaluation may ask for (far more fail to start, or crash the process)."""
+
+MAX_EPOCHS = 100_000
+"""Most epochs of a training evaluator (a typo such as 1e30 would otherwise run for ever)."""
+
+
 def check_threads(threads: Any) -> int | None:
-    """``threads`` (torch threads of an evaluation) as ``None`` or an int >= 1, else a :class:`ConfigError`."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
-        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    """``threads`` (torch threads of an evaluation) as ``None`` or an int from 1 to :data:`MAX_THREADS`, else a
+    :class:`ConfigError`."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ConfigError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return None if threads is None else int(threads)
 
 

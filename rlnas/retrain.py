@@ -38,12 +38,16 @@ class Answer:
     """What the search measured (the shared-weight accuracy on the whole validation split, or the trial's metrics)."""
 
 
+MAX_SAMPLES = 10_000
+"""Most architectures sampled from a controller for retraining (each is evaluated on the validation split)."""
+
+
 def search_answers(study: Any, samples: int = 0, trial: int | None = None) -> list[Answer]:
     """The study's answers: for a weight-sharing study the mode then the ``samples`` sampled
     architectures (distinct, best first), from its newest checkpoint; for any other study its
     best trial, or trial number ``trial``."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
-        raise ConfigError(f"samples must be an integer >= 0, got {samples!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_SAMPLES:
+        raise ConfigError(f"samples must be an integer from 0 to {MAX_SAMPLES:,}, got {samples!r}")
     if trial is not None or not isinstance(study.agent, WeightSharingAgent):
         if samples:
             raise ConfigError("sampled answers need a weight-sharing study (and no trial number)")

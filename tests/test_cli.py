@@ -92,12 +92,23 @@ def test_query_looks_up_the_table(rlnas_bin):
     (["query", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown operation 'conv'"),
     (["show", "absent"], "no database"),
     (["resume", "absent"], "no database"),
+    (["search", "--trials", "100000000000000000000"], "n_trials must be an integer from 0 to 1,000,000,000"),
+    (["search", "--evaluator", "train", "--dataset", "digits", "--threads", "100000"],
+     "threads must be an integer from 1 to 1024, got 100000"),
+    (["search", "--evaluator", "train", "--dataset", "digits", "--epochs", "1e30"], "epochs must be at most 100,000"),
+    (["search", "--evaluator", "train", "--dataset", "digits", "--epochs", "inf"],
+     "option 'epochs' must be a finite number"),
+    (["search", "--space", "enas_micro", "--agent", "enas", "--evaluator", "shared", "--dataset", "digits", "--epochs",
+      "1e300"], "epochs must be at most 100,000"),
+    (["retrain", "absent", "--top", "5"], "--top 5 ranks sampled architectures: it needs --samples of at least 5 "
+                                          "(got 0)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(rlnas_bin, tmp_path, args, message):
     if "--storage" not in args and args[0] != "query":
         args = [*args, "--storage", f"sqlite:///{tmp_path}/db.sqlite"]
     result = run(rlnas_bin, *args, check=False)
     assert_one_line_error(result, message)
+    assert not (tmp_path / "db.sqlite").exists()
 
 
 def test_errors_do_not_damage_an_existing_database(rlnas_bin, sqlite_url, tmp_path):
@@ -295,3 +306,11 @@ def test_a_plugin_registers_a_user_s_agent_for_search_and_resume(rlnas_bin, tmp_
     assert "registered by a plugin: docs/extending.md" in without.stderr
     missing = run_here("ls", environment=dict(os.environ, RLNAS_PLUGINS="not_there"))
     assert_one_line_error(missing, "plugin: RLNAS_PLUGINS names 'not_there', which failed: ModuleNotFoundError")
+
+
+def test_retrain_samples_are_bounded():
+    from rlnas.errors import ConfigError
+    from rlnas.retrain import search_answers
+
+    with pytest.raises(ConfigError, match="samples must be an integer from 0 to 10,000, got 100000000000"):
+        search_answers(None, samples=100_000_000_000)  # checked before the study is read

@@ -85,8 +85,8 @@ def test_a_device_this_machine_lacks_is_refused_before_anything_is_stored(tmp_pa
 
 @pytest.mark.parametrize("name", ["train", "optimizer", "shared", "supernet"])
 def test_training_evaluators_refuse_a_thread_count_torch_cannot_take(name):
-    for threads, message in ((0, "^threads must be an integer >= 1, got 0"),
-                             (-2, "^threads must be an integer >= 1, got -2"),
+    for threads, message in ((0, "^threads must be an integer from 1 to 1024, got 0"),
+                             (-2, "^threads must be an integer from 1 to 1024, got -2"),
                              ("2", "option 'threads' must be an integer or null, got '2'"),  # by the registry
                              (True, "option 'threads' must be an integer or null, got True")):
         with pytest.raises(ConfigError, match=message):

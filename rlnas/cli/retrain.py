@@ -60,6 +60,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be a positive number, got {args.top}")
+    if args.top > 1 and args.top > args.samples:
+        raise ConfigError(f"--top {args.top} ranks sampled architectures: it needs --samples of at least {args.top} "
+                          f"(got {args.samples})")
     if not args.epochs > 0:
         raise ConfigError(f"--epochs must be positive, got {args.epochs:g}")
     if args.lr is not None and not args.lr > 0:

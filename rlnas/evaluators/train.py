@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import absolute_path, check_device, check_seed, check_threads
+from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_threads
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -93,8 +93,10 @@ class TrainEvaluator:
         self.space: Space = space
         for label, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                              ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"train evaluator: {label} must be a positive number, got {value!r}")
+        if epochs > MAX_EPOCHS:
+            raise ConfigError(f"train evaluator: epochs must be at most {MAX_EPOCHS:,}, got {epochs!r}")
         if steps is not None and (not isinstance(steps, int) or steps <= 0):
             raise ConfigError(f"train evaluator: steps must be a positive integer, got {steps!r}")
         _check_ranges(momentum=momentum, weight_decay=weight_decay, valid_fraction=valid_fraction)

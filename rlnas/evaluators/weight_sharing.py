@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import absolute_path, check_device, check_threads
+from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import load_dataset
 from rlnas.errors import ConfigError
@@ -86,6 +86,9 @@ class WeightSharingEvaluator(ABC):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{self.name or 'weight-sharing'} evaluator: {label} must be a positive number, "
                                   f"got {value!r}")
+        if epochs > MAX_EPOCHS:
+            raise ConfigError(f"{self.name or 'weight-sharing'} evaluator: epochs must be at most {MAX_EPOCHS:,}, "
+                              f"got {epochs!r}")
         self.dataset, self.split_seed = dataset, int(split_seed)
         self.data_root = absolute_path(data_root, f"{type(self).__name__}: data_root")
         self.dataset_options = dict(dataset_options or {})

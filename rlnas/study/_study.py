@@ -618,11 +618,15 @@ class Study:
             self._flush()
 
 
+MAX_TRIALS = 10**9
+"""Most trials a study may aim at."""
+
+
 def check_limits(n_trials: Any, budget_seconds: Any) -> tuple[int | None, float | None]:
     """Stop conditions as ``(int or None, float or None)``, or a :class:`ConfigError` naming the bad one."""
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral)
-                                 or n_trials < 0):
-        raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+                                 or not 0 <= n_trials <= MAX_TRIALS):
+        raise ConfigError(f"n_trials must be an integer from 0 to {MAX_TRIALS:,}, got {n_trials!r}")
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, numbers.Real)
                                        or not math.isfinite(budget_seconds) or not budget_seconds > 0):
         raise ConfigError(f"budget_seconds must be a positive finite number, got {budget_seconds!r}")

@@ -124,7 +124,7 @@ def test_an_unknown_evaluator_option_is_named(evaluator):
     ("train", {"seed": "x"}, "option 'seed' must be an integer, got 'x'"),
     ("train", {"seed": -1}, "seed must be between 0 and"),
     ("train", {"momentum": 1.5}, "momentum must be in"),
-    ("train", {"threads": 0}, "threads must be an integer >= 1"),
+    ("train", {"threads": 0}, "threads must be an integer from 1 to 1024"),
     ("train", {"model_kwargs": {"num_classes": "abc"}}, "the nb201 model option 'num_classes' must be an integer"),
     ("train", {"model_kwargs": {"dropout": 0.1}}, r"the nb201 model: unknown option\(s\) dropout"),
     ("nb201", {"fidelity": "twelve"}, "option 'fidelity' must be an integer, got 'twelve'"),

@@ -167,12 +167,12 @@ def _study(name="s", **options):
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: _study().optimize(budget_seconds=float("nan")), "budget_seconds must be a positive finite number"),
-    (lambda: _study().optimize(2.5), "n_trials must be an integer >= 0, got 2.5"),
+    (lambda: _study().optimize(2.5), "n_trials must be an integer from 0 to 1,000,000,000, got 2.5"),
     (lambda: _study(seed="abc"), "seed must be an integer, got str 'abc'"),
     (lambda: _study(seed=2**70), "seed must be between 0 and 2147483647"),
     (lambda: _study(checkpoint_every="5"), "checkpoint_every must be an integer >= 0, got '5'"),
     (lambda: create_study(space=123, agent="random", evaluator=TOY), "space must be a registered name or a Space"),
-    (lambda: _study(n_trials=-1), "n_trials must be an integer >= 0"),
+    (lambda: _study(n_trials=-1), "n_trials must be an integer from 0 to 1,000,000,000"),
 ])
 def test_bad_api_input_is_a_config_error_naming_the_argument(call, message):
     with pytest.raises(ConfigError, match=message):
