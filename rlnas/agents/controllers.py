@@ -212,24 +212,40 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
+MAX_LR = 100.0
+"""Largest controller learning rate (beyond it the float32 logits overflow at the first update)."""
+MAX_WIDTH = 4096
+"""Most LSTM units of a controller."""
+MAX_BATCH = 65_536
+"""Most proposals per controller update."""
+MAX_ENTROPY_WEIGHT = 100.0
+"""Largest entropy bonus weight (beyond it the loss is the bonus alone, and the logits overflow)."""
+
+
 def check_controller_options(agent: str, controller: str, lr: float, lstm_hidden: int,
                              temperature: float | None, tanh_constant: float | None,
                              entropy_weight: float, batch_size: int, baseline_decay: float) -> None:
     """Raise a one-line :class:`ConfigError` for the options the policy-gradient agents share."""
     if controller not in CONTROLLERS:
         raise ConfigError(f"{agent}: unknown controller {controller!r} (choices: {', '.join(CONTROLLERS)})")
-    if not is_finite_number(lr) or not lr > 0:
-        raise ConfigError(f"{agent}: lr must be a positive number, got {lr!r}")
-    for name, value in (("lstm_hidden", lstm_hidden), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{agent}: {name} must be a positive integer, got {value!r}")
+    check_lr_and_entropy(agent, lr, entropy_weight)
+    for name, value, most in (("lstm_hidden", lstm_hidden, MAX_WIDTH), ("batch_size", batch_size, MAX_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise ConfigError(f"{agent}: {name} must be an integer from 1 to {most:,}, got {value!r}")
     for name, value in (("temperature", temperature), ("tanh_constant", tanh_constant)):
         if value is not None and (not is_finite_number(value) or not value > 0):
             raise ConfigError(f"{agent}: {name} must be a positive number or null, got {value!r}")
-    if not is_finite_number(entropy_weight) or entropy_weight < 0:
-        raise ConfigError(f"{agent}: entropy_weight must be a number >= 0, got {entropy_weight!r}")
     if not is_finite_number(baseline_decay) or not 0 <= baseline_decay < 1:
         raise ConfigError(f"{agent}: baseline_decay must be in [0, 1), got {baseline_decay!r}")
+
+
+def check_lr_and_entropy(agent: str, lr: float, entropy_weight: float) -> None:
+    """A one-line :class:`ConfigError` unless ``0 < lr <= MAX_LR`` and ``0 <= entropy_weight <= MAX_ENTROPY_WEIGHT``."""
+    if not is_finite_number(lr) or not 0 < lr <= MAX_LR:
+        raise ConfigError(f"{agent}: lr must be a number in (0, {MAX_LR:g}], got {lr!r}")
+    if not is_finite_number(entropy_weight) or not 0 <= entropy_weight <= MAX_ENTROPY_WEIGHT:
+        raise ConfigError(f"{agent}: entropy_weight must be a number in [0, {MAX_ENTROPY_WEIGHT:g}], "
+                          f"got {entropy_weight!r}")
 
 
 def is_finite_number(value: object) -> bool:

@@ -32,7 +32,10 @@ import torch
 from rlnas.agents.base import AgentConfig, Proposal, Result, WeightSharingAgent
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import (
+    MAX_BATCH,
+    MAX_LR,
     FactorizedController,
+    check_lr_and_entropy,
     is_finite_number,
     make_generator,
 )
@@ -61,18 +64,17 @@ class TunasConfig(AgentConfig):
     """Weight of the entropy bonus in the controller loss (TuNAS: 0)."""
 
     def __post_init__(self) -> None:
-        for name in ("lr", "lr_growth"):
-            value = getattr(self, name)
-            if not is_finite_number(value) or not value > 0:
-                raise ConfigError(f"tunas: {name} must be a positive number, got {value!r}")
+        check_lr_and_entropy("tunas", self.lr, self.entropy_weight)
+        if not is_finite_number(self.lr_growth) or not (0 < self.lr_growth and self.lr * self.lr_growth <= MAX_LR):
+            raise ConfigError(f"tunas: lr_growth must be a positive number with lr · lr_growth at most {MAX_LR:g}, "
+                              f"got {self.lr_growth!r}")
         if not is_finite_number(self.baseline_decay) or not 0 <= self.baseline_decay < 1:
             raise ConfigError(f"tunas: baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"tunas: batch_size must be a positive integer, got {self.batch_size!r}")
+        size = self.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH:
+            raise ConfigError(f"tunas: batch_size must be an integer from 1 to {MAX_BATCH:,}, got {self.batch_size!r}")
         if not is_finite_number(self.rl_delay) or not 0 <= self.rl_delay < 1:
             raise ConfigError(f"tunas: rl_delay must be in [0, 1), got {self.rl_delay!r}")
-        if not is_finite_number(self.entropy_weight) or self.entropy_weight < 0:
-            raise ConfigError(f"tunas: entropy_weight must be a number >= 0, got {self.entropy_weight!r}")
 
 
 class TunasAgent(WeightSharingAgent):

@@ -121,13 +121,17 @@ def test_lstm_reinforce_finds_the_toy_optimum() -> None:
 
 @pytest.mark.parametrize("options,message", [
     ({"controller": "gru"}, "reinforce: unknown controller 'gru' (choices: factorized, lstm)"),
-    ({"lr": -0.1}, "reinforce: lr must be a positive number, got -0.1"),
-    ({"batch_size": 0}, "reinforce: batch_size must be a positive integer, got 0"),
+    ({"lr": -0.1}, "reinforce: lr must be a number in (0, 100], got -0.1"),
+    ({"lr": 1e300}, "reinforce: lr must be a number in (0, 100], got 1e+300"),
+    ({"batch_size": 0}, "reinforce: batch_size must be an integer from 1 to 65,536, got 0"),
+    ({"batch_size": 1_000_000_000}, "reinforce: batch_size must be an integer from 1 to 65,536, got 1000000000"),
     ({"baseline_decay": 1.0}, "reinforce: baseline_decay must be in [0, 1), got 1.0"),
-    ({"entropy_weight": -1}, "reinforce: entropy_weight must be a number >= 0, got -1"),
+    ({"entropy_weight": -1}, "reinforce: entropy_weight must be a number in [0, 100], got -1"),
+    ({"entropy_weight": 1e300}, "reinforce: entropy_weight must be a number in [0, 100], got 1e+300"),
     ({"tanh_constant": 0}, "reinforce: tanh_constant must be a positive number or null, got 0"),
     ({"reward_scale": float("inf")}, "reinforce: reward_scale must be a positive number, got inf"),
-    ({"lstm_hidden": 2.5}, "reinforce: lstm_hidden must be a positive integer, got 2.5"),
+    ({"lstm_hidden": 2.5}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 2.5"),
+    ({"lstm_hidden": 100_000_000}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 100000000"),
 ])
 def test_bad_config_is_a_one_line_config_error(options: dict, message: str) -> None:
     with pytest.raises(ConfigError) as error:

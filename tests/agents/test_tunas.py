@@ -135,12 +135,16 @@ def test_same_seed_same_search_and_state_round_trip() -> None:
 
 
 @pytest.mark.parametrize("options, fragment", [
-    ({"lr": 0}, "lr must be a positive number"),
-    ({"lr_growth": -1.0}, "lr_growth must be a positive number"),
+    ({"lr": 0}, r"lr must be a number in \(0, 100\]"),
+    ({"lr": 1e300}, r"lr must be a number in \(0, 100\]"),
+    ({"lr_growth": -1.0}, "lr_growth must be a positive number with lr · lr_growth at most 100"),
+    ({"lr_growth": 1e40}, "lr_growth must be a positive number with lr · lr_growth at most 100"),
     ({"baseline_decay": 1.0}, r"baseline_decay must be in \[0, 1\)"),
-    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be an integer from 1 to 65,536"),
+    ({"batch_size": 1_000_000_000}, "batch_size must be an integer from 1 to 65,536"),
     ({"rl_delay": 1.0}, r"rl_delay must be in \[0, 1\)"),
-    ({"entropy_weight": -0.1}, "entropy_weight must be a number >= 0"),
+    ({"entropy_weight": -0.1}, r"entropy_weight must be a number in \[0, 100\]"),
+    ({"entropy_weight": 1e300}, r"entropy_weight must be a number in \[0, 100\]"),
     ({"controller": "lstm"}, "unknown option"),
 ])
 def test_bad_config(options: dict, fragment: str) -> None:

@@ -215,7 +215,8 @@ def test_failed_children_are_skipped() -> None:
     ("reward_scale", 0, "reward_scale must be a positive number"),
     ("clip", float("nan"), "clip must be a positive number"),
     ("normalize_advantages", "yes", "normalize_advantages must be true, false or null"),
-    ("lr", -1.0, "lr must be a positive number"),
+    ("lr", -1.0, "lr must be a number in (0, 100]"), ("lr", 1e300, "lr must be a number in (0, 100]"),
+    ("lstm_hidden", 100_000_000, "lstm_hidden must be an integer from 1 to 4,096"),
     ("epochs", 3, "unknown option(s) ['epochs']"),
 ])
 def test_bad_configurations(option: str, value: object, fragment: str) -> None:
