@@ -107,3 +107,10 @@ def test_options_a_weight_sharing_search_cannot_use_are_refused_before_a_databas
     result = run(rlnas_bin, "search", *TINY, "--epochs", "1", *extra, "--storage", url, check=False)
     assert_one_line_error(result, message)
     assert not (tmp_path / "w.db").exists()
+
+
+def test_export_without_a_trial_takes_the_answer_the_last_record(rlnas_bin, sqlite_url, tmp_path):
+    run(rlnas_bin, "search", *TINY, "--epochs", "1", "--name", "a", "--storage", sqlite_url)
+    trials = completed(rlnas_bin, "a", sqlite_url)
+    run(rlnas_bin, "export", "a", "--arch", str(tmp_path / "a.json"), "--storage", sqlite_url)
+    assert json.loads((tmp_path / "a.json").read_text())["key"] == trials[-1][1]  # not the best-rewarded record
