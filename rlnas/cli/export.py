@@ -133,7 +133,8 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
 
     why = "--untrained was given"
     if args.finetune_epochs and (args.untrained or not inherits_weights(record)):
-        raise RlnasError("--finetune-epochs applies to the inherited weights of a weight-sharing study (e.g. supernet)")
+        raise RlnasError("--finetune-epochs applies to the weights a TuNAS (supernet) study's network inherits; an "
+                         "ENAS study's network gets trained weights with rlnas retrain")
     if not args.untrained and inherits_weights(record):
         model, shape = inherited_network(args, record, candidate)
         tuned = f", fine-tuned {args.finetune_epochs:g} epochs" if args.finetune_epochs else ""

@@ -90,6 +90,11 @@ class SupernetEvaluator(WeightSharingEvaluator):
         if cost not in COST_UNITS:
             raise ConfigError(f"supernet evaluator: unknown cost {cost!r} (choices: {', '.join(COST_UNITS)})")
         self.model_kwargs = dict(model_kwargs) if model_kwargs is not None else None
+        if self.model_kwargs is not None:  # width_mult -1 is a bad option, not a latency table that is missing
+            from rlnas.models import check_model_options
+            from rlnas.models.supernet import MobileSupernet
+
+            check_model_options(space, MobileSupernet, self.model_kwargs)
         self.op_warmup, self.filter_warmup, self.remat = float(op_warmup), float(filter_warmup), bool(remat)
         self.cost, self.latency_table, self.channels_last = cost, latency_table, bool(channels_last)
         self._cost_model: CostModel | None = None

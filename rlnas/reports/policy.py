@@ -114,8 +114,9 @@ def policy_heatmap(snapshot: StudySnapshot, space: Space) -> Heatmap:
     agent = create_agent(record.agent, space, record.agent_config, seed=record.seed)
     if isinstance(agent, WeightSharingAgent):
         raise ConfigError(f"study {record.name!r}: a weight-sharing agent's controller learns from shared training, "
-                          "not from the stored trials, so it cannot be replayed; it can log its probabilities as "
-                          "diagnostics p/<decision>/<choice index>")
+                          "not from the stored trials, so it cannot be replayed (an agent of your own can log its "
+                          "probabilities as diagnostics p/<decision>/<choice index>); --kind choices draws what it "
+                          "chose")
     columns, xs = [controller_probabilities(agent)], [0]
     history = snapshot.history
     batch = agent.batch_size

@@ -27,8 +27,9 @@ class StudyBusy(RlnasError):
     def __init__(self, study: str, lease: Lease):
         self.lease = lease
         super().__init__(f"study {study!r} is being driven by {lease.describe()}; one process drives a study: "
-                         "stop that one first, or run trials in parallel with --workers N "
-                         "(--executor processes or ray)")
+                         "stop that one first, or run its trials in parallel from that one, with --workers N "
+                         "(--executor processes or ray; a TuNAS or ENAS search is one training job, which a "
+                         "faster device speeds up instead)")
 
 
 class LeaseLost(RlnasError):

@@ -146,3 +146,10 @@ def test_exported_network_keeps_the_inherited_weights() -> None:
     assert abs(inherited - ev.evaluate(cand).metrics["supernet_acc"]) < 10  # running vs batch statistics
     tuned = ev.export_model(cand, finetune_epochs=1)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), tuned.state_dict().values()))
+
+
+def test_network_options_are_checked_when_the_evaluator_is_made() -> None:
+    with pytest.raises(ConfigError, match="the proxyless model option 'width_mult' must be positive, got -1"):
+        SupernetEvaluator("proxyless", "digits", epochs=1, model_kwargs={"width_mult": -1})  # not "no latency table"
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) widht_mult"):
+        SupernetEvaluator("proxyless", "digits", epochs=1, model_kwargs={"widht_mult": 1.0})
