@@ -155,7 +155,9 @@ def render(args: argparse.Namespace, searches: list[dict], retrained: dict[tuple
         f"{args.samples} random children retrained from scratch for {args.retrain_epochs:g} epochs with the "
         f"train evaluator (network as searched). One torch thread per job, {args.workers} job(s) at a time; "
         f"load average (1/5/15 min) {loads[0]} at the start, {loads[1]} at the end. "
-        f"Whole script: {total_s / 60:.1f} min. Seeds {' '.join(map(str, args.seeds))}"
+        f"Whole script: {total_s / 60:.1f} min. Seeds {' '.join(map(str, args.seeds))} (of the controller and the "
+        "random children; the shared weights start from the evaluator's seed 0 in every run, so the spread leaves "
+        "out the shared weights' own seed variance)"
         + (f" (untuned: {' '.join(map(str, args.untuned))})" if args.untuned else "") + ".",
         "",
         "Test accuracy after retraining (mean ± std over seeds):",
