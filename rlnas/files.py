@@ -25,6 +25,11 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (missing folders are created); when the block ends
     without an exception the temporary file replaces ``path`` in one step, else it is removed."""
     path = Path(path)
+    blocking = next((folder for folder in reversed(path.parent.parents) if folder.is_file()), None)
+    if blocking is None and path.parent.is_file():
+        blocking = path.parent
+    if blocking is not None:  # mkdir would say only "File exists"
+        raise NotADirectoryError(20, f"{blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)

@@ -220,3 +220,11 @@ def test_compare_shows_a_dash_for_a_default_metric_a_study_lacks_and_refuses_a_t
     assert code == 0 and json.loads(stdout)[0]["best_test_acc"] == {"mean": None, "std": None}
     code, _, err = rlnas(capsys, "compare", "toy", "--metric", "vlaid_acc", "--storage", url)
     assert code == 2 and "no metric 'vlaid_acc' in the trials (stored: valid_acc)" in err
+
+
+def test_an_output_under_a_file_says_which_path_is_a_file(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    create_study(space=ToyEvaluator().space, evaluator=ToyEvaluator(), name="s", storage=url).optimize(2)
+    (tmp_path / "afile").write_text("")
+    code, _, err = rlnas(capsys, "report", "s", "-o", str(tmp_path / "afile" / "sub" / "r.html"), "--storage", url)
+    assert code == 2 and err.strip().endswith(f"{tmp_path / 'afile'} is a file, not a folder")
