@@ -24,6 +24,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     """Read the study, build the page, write it."""
     from rlnas.cli._common import write_output
+    from rlnas.cli._status import study_status, target_text
     from rlnas.reports.html import build_report
     from rlnas.reports.snapshot import take_snapshot
     from rlnas.study import space_of
@@ -32,8 +33,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"cannot write {args.output}: the report is HTML, name it FILE.html")
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
-    snapshot = take_snapshot(open_existing_store(args.storage), args.name)
-    page = build_report(snapshot, space_of(snapshot.record), top=args.top)
+    store = open_existing_store(args.storage)
+    snapshot = take_snapshot(store, args.name)
+    state = study_status(store, snapshot.record, list(snapshot.trials))
+    status = f"{state['status']} (target {target_text(snapshot.record.settings)})"  # a page of a search still going
+    page = build_report(snapshot, space_of(snapshot.record), top=args.top, status=status)
     write_output(args.output, page.encode("utf-8"))
     console.print(literal(f"wrote the report of {args.name!r} to {Path(args.output)}"))
     return 0

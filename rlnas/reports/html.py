@@ -183,8 +183,9 @@ def _architecture(snapshot: StudySnapshot, space: Space) -> str:
     return f"<p>Trial {best.number}: <code>{escape(best.key)}</code></p>{drawing}"
 
 
-def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20) -> str:
-    """The report page of ``snapshot`` (see the module docstring) as HTML text."""
+def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status: str | None = None) -> str:
+    """The report page of ``snapshot`` (see the module docstring) as HTML text; ``status`` (e.g.
+    ``"interrupted (target 2000 trials)"``) heads its numbers when given."""
     from rlnas import __version__
 
     if top < 1:
@@ -193,6 +194,8 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20) -> str
     cards = [("finished trials", s.finished), ("failed", s.failed), ("distinct architectures", s.distinct),
              ("best reward", "-" if s.best_reward is None else f"{s.best_reward:.3f}"),
              ("found at query", s.queries_to_best or "-"), ("evaluation seconds", f"{s.spent_seconds:,.0f}")]
+    if status is not None:
+        cards.insert(0, ("status", status))
     card_html = "".join(f'<div class="card"><span class="muted">{k}</span><b>{escape(str(v))}</b></div>'
                         for k, v in cards)
     failures = failure_reasons(snapshot)

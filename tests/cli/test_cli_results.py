@@ -70,6 +70,7 @@ def test_report_writes_one_self_contained_page(capsys, url, tmp_path) -> None:
     code, _, _ = rlnas(capsys, "report", "c10-rf-0", "-o", str(page), "--top", "5", "--storage", url)
     html = page.read_text()
     assert code == 0 and html.count('<figure class="plot') == 5 and html.count('<td class="num" data-value') >= 5
+    assert '<span class="muted">status</span><b>finished (target 40 trials)</b>' in html  # as rlnas ls says
     code, _, err = rlnas(capsys, "report", "c10-rf-0", "-o", str(tmp_path / "report.pdf"), "--storage", url)
     assert code == 2 and "name it FILE.html" in err and not (tmp_path / "report.pdf").exists()
 
