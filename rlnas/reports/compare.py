@@ -161,7 +161,7 @@ def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "t
     found = max(float(np.nanmax(r)) for runs in curves.values() for r in runs)
     if optimum is None:
         optimum, source = found, "best found in these studies"
-    elif not math.isfinite(optimum) or optimum < found:
+    elif not math.isfinite(optimum) or optimum < found - 1e-9 * max(1.0, abs(found)):  # (rounding aside)
         raise ConfigError(f"the optimum must be a finite number at least the best {metric} these studies found "
                           f"({found:g}), got {optimum!r}")
     bands = []
