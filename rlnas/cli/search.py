@@ -286,7 +286,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.agents import agent_class
     from rlnas.agents.base import WeightSharingAgent
     from rlnas.evaluators import build_evaluator
-    from rlnas.study import DEFAULT_CHECKPOINT_EVERY, create_study, load_study, resolve_space
+    from rlnas.study import create_study, load_study, resolve_space
     from rlnas.study._weight_sharing import check_weight_sharing_run, planned_trials_of
     from rlnas.study.transfer import check_transfer_source
 
@@ -318,15 +318,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     reward = reward_spec(args, evaluator)
     shares_weights = issubclass(agent_class(args.agent), WeightSharingAgent)
     if shares_weights:  # before the default number of trials is read from the evaluator
-        check_weight_sharing_run(args.agent, evaluator, options, reuse_repeats=args.reuse_repeats)
+        check_weight_sharing_run(args.agent, evaluator, options, reuse_repeats=args.reuse_repeats,
+                                 checkpoint_every=args.checkpoint_every)
         planned = planned_trials_of(evaluator)
         if args.trials is not None and args.trials > planned:
             warnings.warn(f"this weight-sharing search records {planned} trial(s) over its epochs (more epochs record "
                           f"more): it ends there, short of --trials {args.trials}", stacklevel=1)
             trials = planned
-        if args.checkpoint_every != DEFAULT_CHECKPOINT_EVERY:
-            raise ConfigError("--checkpoint-every does not apply to a weight-sharing search: it checkpoints at "
-                              "every recorded trial")
     if args.trials is None and args.budget_seconds is None and shares_weights:
         trials = planned_trials_of(evaluator)  # a one-shot search runs for the evaluator's epochs
     config = with_failed_reward(agent_config(args), args.agent, evaluator)

@@ -128,7 +128,7 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         if issubclass(agent_class(agent), WeightSharingAgent):
             from rlnas.study._weight_sharing import check_weight_sharing_run
 
-            check_weight_sharing_run(agent, evaluator, reuse_repeats=reuse_repeats)
+            check_weight_sharing_run(agent, evaluator, reuse_repeats=reuse_repeats, checkpoint_every=checkpoint_every)
         elif all(hasattr(evaluator, name) for name in ("train_step", "total_steps")):
             raise ConfigError(f"{type(evaluator).__name__} scores candidates with shared weights that a "
                               f"weight-sharing agent (tunas, enas) trains; agent {agent!r} would score an "

@@ -56,11 +56,13 @@ def within_plan(evaluator: Any, n_trials: int | None) -> int | None:
 
 
 def check_weight_sharing_run(agent: str, evaluator: Any, options: RunOptions | None = None, *,
-                             reuse_repeats: bool = False) -> None:
+                             reuse_repeats: bool = False, checkpoint_every: int | None = None) -> None:
     """Refuse, before anything is stored or claimed, what a weight-sharing search cannot do: another
     evaluator, another executor or a trial timeout (it is one training job whose trials are records of
-    the controller's choice), or answering repeats from the store."""
+    the controller's choice), answering repeats from the store, or another checkpoint period (it
+    checkpoints at every recorded trial)."""
     from rlnas.study._factories import check_weight_sharing_evaluator
+    from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY
 
     check_weight_sharing_evaluator(agent, evaluator)
     if options is not None and options.executor != "inline":
@@ -72,6 +74,9 @@ def check_weight_sharing_run(agent: str, evaluator: Any, options: RunOptions | N
     if reuse_repeats:
         raise ConfigError("--reuse-repeats does not apply to a weight-sharing search: its trials record the "
                           "controller's choice as the shared weights train, not evaluations to spare")
+    if checkpoint_every not in (None, DEFAULT_CHECKPOINT_EVERY):
+        raise ConfigError("--checkpoint-every does not apply to a weight-sharing search: it checkpoints at every "
+                          "recorded trial")
 
 
 def run_weight_sharing(study: Study, n_trials: int | None, budget_seconds: float | None,

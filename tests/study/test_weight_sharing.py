@@ -123,5 +123,7 @@ def test_what_a_weight_sharing_search_cannot_do_is_refused_before_anything_chang
         assert study.limits(None, None) == (1, None) and study.lease is None  # not claimed, target kept
     with pytest.raises(ConfigError, match="--reuse-repeats does not apply to a weight-sharing search"):
         create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=evaluator(), reuse_repeats=True)
+    with pytest.raises(ConfigError, match="--checkpoint-every does not apply to a weight-sharing search"):
+        create_study(space=toy_supernet_space(), agent="toy_ws", evaluator=evaluator(), checkpoint_every=5)
     with pytest.raises(ConfigError, match="agent 'random' would score an untrained network"):
         create_study(space=toy_supernet_space(), agent="random", evaluator=evaluator())
