@@ -193,8 +193,19 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
                               "--storage", sqlite_url, check=False), "nothing to transfer")
     assert_one_line_error(run(rlnas_bin, "search", "--agent", "reinforce", "--name", "z", "--init-from", "nope",
                               "--storage", sqlite_url, check=False), "no study named 'nope'")
+    misfit = run(rlnas_bin, "search", "--agent", "reinforce", "--controller", "lstm", "--name", "w", "--init-from",
+                 "c10", "--storage", sqlite_url, check=False)  # another controller: torch's load_state_dict refuses
+    assert_one_line_error(misfit, "cannot start from study 'c10': its reinforce agent's state does not fit")
     listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
-    assert " x " not in listing and " y " not in listing and " z " not in listing
+    assert " x " not in listing and " y " not in listing and " z " not in listing and " w " not in listing
+    # the default name tells searches apart by their source and their cost-aware reward options
+    plain = run(rlnas_bin, "search", "--agent", "reinforce", "--trials", "3", "--storage", sqlite_url, "--no-progress")
+    moved = run(rlnas_bin, "search", "--agent", "reinforce", "--trials", "3", "--init-from", "c10", "--storage",
+                sqlite_url, "--no-progress")
+    abs_10, abs_20 = (run(rlnas_bin, "search", "--agent", "random", "--trials", "2", "--reward", "abs", "--target",
+                          target, "--storage", sqlite_url, "--no-progress") for target in ("10", "20"))
+    assert all(result.returncode == 0 for result in (plain, moved, abs_10, abs_20))
+    assert len(json.loads(run(rlnas_bin, "ls", "--json", "--storage", sqlite_url).stdout)) == 6
 
 
 def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):

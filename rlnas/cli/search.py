@@ -199,6 +199,9 @@ def default_name(args: argparse.Namespace, evaluator_name: str, evaluator_option
     differences = {"agent": {k: v for k, v in wanted.items() if default.get(k) != v},
                    "evaluator": {k: v for k, v in spec.items() if base.get(k) != v},
                    "reward": args.reward if args.reward != "valid_acc" else None,
+                   "reward_options": {k: v for k, v in (("target", args.target), ("beta", args.beta),
+                                                        ("cost", args.cost)) if v is not None} or None,
+                   "init_from": args.init_from,
                    "reuse_repeats": args.reuse_repeats or None,
                    # what the train evaluator keeps is stored with it: another --keep-weights is another study
                    "keep_weights": str(args.keep_weights).lower() if str(args.keep_weights).lower() != "all" else None}
@@ -288,7 +291,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.evaluators import build_evaluator
     from rlnas.study import create_study, load_study, resolve_space
     from rlnas.study._weight_sharing import check_weight_sharing_run, planned_trials_of
-    from rlnas.study.transfer import check_transfer_source
+    from rlnas.study.transfer import check_transfer, check_transfer_source
 
     check_limits(args.trials, args.budget_seconds)
     if args.checkpoint_every < 0:
@@ -314,7 +317,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
-        check_transfer_source(source.record, space, args.agent)
+        check_transfer_source(source.record, space, args.agent)  # before the evaluator is asked for anything
     reward = reward_spec(args, evaluator)
     shares_weights = issubclass(agent_class(args.agent), WeightSharingAgent)
     if shares_weights:  # before the default number of trials is read from the evaluator
@@ -328,6 +331,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.trials is None and args.budget_seconds is None and shares_weights:
         trials = planned_trials_of(evaluator)  # a one-shot search runs for the evaluator's epochs
     config = with_failed_reward(agent_config(args), args.agent, evaluator)
+    if source is not None:  # what init_from will load, checked before the study is stored
+        check_transfer(source, space, args.agent, config, args.seed, args.device)
     study = create_study(space=space, agent=args.agent, agent_config=config, evaluator=evaluator,
                          reward=reward, seed=args.seed, name=name, storage=args.storage,
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,

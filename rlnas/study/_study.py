@@ -33,7 +33,7 @@ from rlnas.store import Lease, Store, StudyRecord
 from rlnas.study import checkpoint as codec
 from rlnas.study.lease import Heartbeat, acquire
 from rlnas.study.spec import Callback, RunOptions, StudySpec, evaluator_identity
-from rlnas.study.transfer import check_transfer_source
+from rlnas.study.transfer import check_transfer_source, load_policy_of
 from rlnas.trial import Trial, TrialState
 
 DEFAULT_CHECKPOINT_EVERY = 50
@@ -527,7 +527,7 @@ class Study:
         source.rebuild()
         if not source._finished:
             raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
-        self.agent.load_policy(source.agent.state_dict())
+        load_policy_of(self.agent, source)
         self._save_settings(init_from=source.name)
         self.checkpoint()
 

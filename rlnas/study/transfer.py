@@ -1,10 +1,16 @@
 """Policy transfer: which studies an agent may start from (``--init-from``, ``Study.init_from``)."""
 from __future__ import annotations
 
-from rlnas.agents import Agent, agent_class
-from rlnas.errors import ConfigError
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rlnas.agents import Agent, agent_class, create_agent
+from rlnas.errors import ConfigError, RlnasError, first_line
 from rlnas.spaces import Space
 from rlnas.store import StudyRecord
+
+if TYPE_CHECKING:
+    from rlnas.study._study import Study
 
 
 def check_transfer_source(source: StudyRecord, space: Space, agent: str) -> None:
@@ -19,4 +25,28 @@ def check_transfer_source(source: StudyRecord, space: Space, agent: str) -> None
         raise ConfigError(f"cannot start from study {source.name!r}: it used agent {source.agent!r}, not {agent!r}")
 
 
-__all__ = ["check_transfer_source"]
+def check_transfer(source: Study, space: Space, agent: str, config: Mapping[str, Any] | None, seed: int,
+                   device: str = "cpu") -> None:
+    """:func:`check_transfer_source`, then that ``source`` has a finished trial and that its agent's state
+    loads into an agent of these options (a throwaway one): what :meth:`Study.init_from` will do, checked
+    before a new study is stored."""
+    check_transfer_source(source.record, space, agent)
+    source.rebuild()
+    if not source.n_finished:
+        raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
+    load_policy_of(create_agent(agent, space, config, seed=seed, device=device), source)
+
+
+def load_policy_of(agent: Agent, source: Study) -> None:
+    """``agent.load_policy`` of ``source``'s agent state, a one-line :class:`ConfigError` when it does not fit
+    (another LSTM width, another critic: a ``RuntimeError`` of torch's ``load_state_dict``)."""
+    try:
+        agent.load_policy(source.agent.state_dict())
+    except RlnasError:
+        raise
+    except (RuntimeError, KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ConfigError(f"cannot start from study {source.name!r}: its {source.record.agent} agent's state does "
+                          f"not fit this one's options ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+__all__ = ["check_transfer", "check_transfer_source", "load_policy_of"]
