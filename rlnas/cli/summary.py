@@ -23,7 +23,7 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
         except Exception:  # noqa: BLE001 - the store cannot answer now: what this process counted
             stored = study.n_finished
         console.print(literal(f"interrupted: {stored} trials are stored; continue with "
-                              f"`rlnas resume {study.name}`"), style="yellow")
+                              f"`{resume_command(study)}`"), style="yellow")
         return EXIT_INTERRUPTED
     except StorageError as exc:
         raise CommandFailed(f"the search stopped, storage failed: {exc} (what was stored before is kept)") from None
@@ -42,6 +42,17 @@ def most_common_failure(trials: list[Any]) -> tuple[str | None, int]:
     if not errors:
         return None, 0
     return errors.most_common(1)[0]
+
+
+def resume_command(study: Any) -> str:
+    """``rlnas resume NAME``, with ``--storage`` when the study is not in the default database."""
+    import shlex
+
+    from rlnas.store import DEFAULT_STORAGE
+
+    url = getattr(study.store, "url", DEFAULT_STORAGE)  # (a password shows as ***)
+    storage = "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+    return f"rlnas resume {shlex.quote(study.name)}{storage}"
 
 
 def print_summary(study: Any, trials: list[Any], console: Console) -> None:

@@ -228,3 +228,15 @@ def test_an_output_under_a_file_says_which_path_is_a_file(capsys, tmp_path) -> N
     (tmp_path / "afile").write_text("")
     code, _, err = rlnas(capsys, "report", "s", "-o", str(tmp_path / "afile" / "sub" / "r.html"), "--storage", url)
     assert code == 2 and err.strip().endswith(f"{tmp_path / 'afile'} is a file, not a folder")
+
+
+def test_the_interrupted_line_says_how_to_resume_this_study_in_its_database(capsys, tmp_path, monkeypatch) -> None:
+    from rlnas.study import Study
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Study, "optimize", interrupted)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    code, stdout, _ = rlnas(capsys, "search", "--space", "nb201", "--trials", "3", "--name", "my run", "--storage", url)
+    assert code == 130 and f"continue with `rlnas resume 'my run' --storage {url}`" in " ".join(stdout.split())
