@@ -53,6 +53,14 @@ MAX_EPOCHS = 100_000
 """Most epochs of a training evaluator (a typo such as 1e30 would otherwise run for ever)."""
 
 
+def check_evaluation_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` of one evaluation (what a study derives per slot: 63 bits) as an int in ``[0, 2**63)``, or a
+    :class:`ConfigError` naming it."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2 ** 63:
+        raise ConfigError(f"{what} must be an integer in [0, 2**63), got {_show(seed)}")
+    return int(seed)
+
+
 def check_threads(threads: Any) -> int | None:
     """``threads`` (torch threads of an evaluation) as ``None`` or an int from 1 to :data:`MAX_THREADS`, else a
     :class:`ConfigError`."""

@@ -65,3 +65,9 @@ def test_the_license_files_the_metadata_names_exist():
     assert "LICENSE" in patterns
     for pattern in patterns:
         assert list(root.glob(pattern)), pattern
+
+
+def test_table_cells_show_small_numbers_with_significant_digits():
+    from rlnas.cli._common import fmt
+
+    assert [fmt(1e-4), fmt(3e-5, 4), fmt(0.0), fmt(94.37333), fmt(None)] == ["0.0001", "3e-05", "0.000", "94.373", "-"]

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from rlnas.checks import check_evaluation_seed
 from rlnas.cli._common import assignment, field_table, fmt, literal, write_output
 from rlnas.errors import ConfigError
 
@@ -85,8 +86,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def _evaluate(args: argparse.Namespace, rule: Any, table: Any) -> float | None:
     from rlnas.evaluators import build_evaluator
 
+    if "seed" in dict(args.eval_option):
+        raise ConfigError("rlnas rule: the child's seed is --seed, not --eval-option seed=...")
+    seed = check_evaluation_seed(args.seed, "--seed")
     evaluator = build_evaluator({"name": "optimizer", **dict(args.eval_option)}, threads=args.threads)
-    measurement = evaluator.evaluate_rule(rule, seed=args.seed)
+    measurement = evaluator.evaluate_rule(rule, seed=seed)
     spec = evaluator.spec()
     table.add_row("child task", literal(f"{spec['network']} on {spec['dataset']}, {measurement.info['steps']} steps, "
                                         f"seed {args.seed}"))

@@ -24,6 +24,7 @@ same seed gives the same metrics (same thread count and device). The evaluator h
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import absolute_path, check_device, check_threads
+from rlnas.checks import absolute_path, check_device, check_evaluation_seed, check_seed, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
 from rlnas.errors import ConfigError, RlnasError, first_line
@@ -102,18 +103,15 @@ class OptimizerEvaluator:
         for label, value in (("steps", steps), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"optimizer evaluator: {label} must be a positive integer, got {value!r}")
-        grid = list(lr_grid) if isinstance(lr_grid, (list, tuple)) else None
-        if not grid or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= MAX_LR
-                               for x in grid):
-            raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of numbers in (0, {MAX_LR:g}], "
-                              f"got {lr_grid!r}")
-        if not (isinstance(divergence_loss, (int, float)) and divergence_loss > 0):
+        if isinstance(divergence_loss, bool) or not (isinstance(divergence_loss, (int, float))
+                                                     and math.isfinite(divergence_loss) and divergence_loss > 0):
             raise ConfigError(f"optimizer evaluator: divergence_loss must be a positive number, "
                               f"got {divergence_loss!r}")
         self.dataset, self.network, self.steps, self.batch_size = dataset, network, steps, batch_size
-        self.lr_grid = [float(x) for x in grid]
+        self.lr_grid = check_lr_grid(lr_grid)
         self.schedule = check_schedule(schedule)
-        self.seed, self.split_seed = int(seed), int(split_seed)
+        self.seed = check_evaluation_seed(seed, "optimizer evaluator: seed")
+        self.split_seed = check_seed(split_seed, "optimizer evaluator: split_seed")
         self.data_root = absolute_path(data_root, "optimizer evaluator: data_root")
         self.network_options = dict(network_options or {})
         check_options(f"child network {network!r}", CHILD_NETWORKS.get(network), self.network_options, skip=2)
@@ -201,10 +199,10 @@ class OptimizerEvaluator:
         steps = self.steps if steps is None else steps
         if steps < 1:
             raise ConfigError(f"optimizer evaluator: budget {steps!r} gives no training step")
-        seed = self.seed if seed is None else int(seed)
+        seed = self.seed if seed is None else check_evaluation_seed(seed, "optimizer evaluator: seed")
+        grid = self.lr_grid if lr_grid is None else check_lr_grid(lr_grid)
         start = time.perf_counter()
-        runs = [self.train(make_optimizer, lr, steps=steps, seed=seed, record_every=record_every)
-                for lr in (self.lr_grid if lr_grid is None else lr_grid)]
+        runs = [self.train(make_optimizer, lr, steps=steps, seed=seed, record_every=record_every) for lr in grid]
         trained = [r for r in runs if r.diverged is None]
         if not trained:
             reasons = "; ".join(f"lr {r.lr:g}: {r.diverged}" for r in runs)
@@ -290,11 +288,23 @@ def rule_of_candidate(candidate: Mapping[str, Any]) -> Rule:
     return OptimizerRulesSpace(iterations).rule_of(candidate)
 
 
+def check_lr_grid(lr_grid: Any) -> list[float]:
+    """``lr_grid`` as a list of floats, each in ``(0, MAX_LR]``, or a one-line :class:`ConfigError`."""
+    grid = list(lr_grid) if isinstance(lr_grid, (list, tuple)) else None
+    if not grid or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= MAX_LR
+                           for x in grid):
+        raise ConfigError(f"optimizer evaluator: lr_grid must be a non-empty list of numbers in (0, {MAX_LR:g}], "
+                          f"got {lr_grid!r}")
+    return [float(x) for x in grid]
+
+
 def check_schedule(schedule: Sequence[Sequence[int]] | None) -> list[list[int]] | None:
-    """Validate ``[[first slot, steps], ...]`` (slots increasing from 0, steps positive)."""
+    """Validate ``[[first slot, steps], ...]`` (integers; slots increasing from 0, steps positive)."""
     if schedule is None:
         return None
     try:
+        if any(isinstance(x, bool) or not isinstance(x, numbers.Integral) for pair in schedule for x in pair):
+            raise TypeError
         pairs = [[int(a), int(b)] for a, b in schedule]
     except (TypeError, ValueError):
         raise ConfigError(f"optimizer evaluator: schedule must be [[first trial, steps], ...], "

@@ -224,3 +224,22 @@ def test_a_step_that_raises_is_that_learning_rate_diverging():
     assert per_lr[0.1]["diverged"] == ("the step failed at step 1: value cannot be converted to type float "
                                        "without overflow")
     assert per_lr[0.01]["diverged"] is None and measurement.metrics["best_lr"] == 0.01
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"seed": -5}, r"seed must be an integer in \[0, 2\*\*63\), got -5"),
+    ({"seed": 2 ** 64}, r"seed must be an integer in \[0, 2\*\*63\)"),
+    ({"schedule": [[0, 1.5]]}, "schedule must be"), ({"schedule": [[0, True]]}, "schedule must be"),
+    ({"schedule": [[0, float("inf")]]}, "schedule must be"),
+    ({"divergence_loss": True}, "divergence_loss must be a positive number"),
+    ({"divergence_loss": float("inf")}, "divergence_loss must be a positive number"),
+])
+def test_evaluator_options_are_checked_when_it_is_made(options, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(**options)
+
+
+@pytest.mark.parametrize("grid", [[], [0.0], [1e300], [-1]])
+def test_a_learning_rate_grid_given_for_one_rule_is_checked_as_the_evaluator_s(grid):
+    with pytest.raises(ConfigError, match=r"lr_grid must be a non-empty list of numbers in \(0, 1e\+06\]"):
+        tiny().evaluate_rule("adam", lr_grid=grid)

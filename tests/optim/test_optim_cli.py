@@ -104,7 +104,10 @@ def test_network_commands_on_a_rule_study_say_what_applies_instead(capsys, sqlit
 def test_rule_options_that_would_be_ignored_are_refused(capsys, tmp_path):
     for argv, message in ((["--lr", "5", "--seed", "2"], "--seed needs --evaluate; --lr needs --output"),
                           (["--eval-option", "steps=5"], "--eval-option needs --evaluate"),
-                          (["--evaluate", "--eval-option", "schedule=[[0, 5]]"], "one evaluation takes steps=N")):
+                          (["--evaluate", "--eval-option", "schedule=[[0, 5]]"], "one evaluation takes steps=N"),
+                          (["--evaluate", "--eval-option", "seed=7"], "the child's seed is --seed"),
+                          (["--evaluate", "--seed", "18446744073709551616"], "--seed must be an integer in [0, 2**63)"),
+                          (["--evaluate", "--seed", "-5"], "--seed must be an integer in [0, 2**63), got -5")):
         assert main(["rule", "adam", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
