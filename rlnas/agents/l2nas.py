@@ -64,6 +64,11 @@ TRANSFER_MODES = ("both", "architectures", "weights")
 """What :meth:`L2NASAgent.load_policy` takes from the source search (config field ``transfer``)."""
 
 
+SIZE_LIMITS = {"top_k": 10_000, "hidden": 4096, "batch": 65_536, "buffer_capacity": 1_000_000, "top_n": 100_000,
+               "screen": 100_000, "pool": 100_000, "max_retries": 10_000, "critics": 64}
+"""Largest value of each size option (each at least 1): beyond them the networks or buffers exhaust memory."""
+
+
 @dataclass
 class L2NASConfig(AgentConfig):
     """Options of the L²NAS agent (defaults tuned on NAS-Bench-201 seeds 0-49, see docs/agents/l2nas.md)."""
@@ -141,11 +146,10 @@ class L2NASConfig(AgentConfig):
         for name in ("learn", "train_actor", "avoid_repeats", "elite_neighbours"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"l2nas option {name} must be true or false, got {getattr(self, name)!r}")
-        positive = ("top_k", "hidden", "batch", "buffer_capacity", "top_n", "screen", "pool", "max_retries", "critics")
-        for name in positive:
+        for name, most in SIZE_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"l2nas option {name} must be an integer >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ConfigError(f"l2nas option {name} must be an integer from 1 to {most:,}, got {value!r}")
         for name in ("updates_per_result", "warmup", "initial_random", "random_pool"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -161,6 +165,10 @@ class L2NASConfig(AgentConfig):
         for name in ("noise_start", "noise_end", "noise_halflife", "epsilon_halflife", "state_skip"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"l2nas option {name} must be >= 0, got {getattr(self, name)!r}")
+        for floor, start in (("epsilon_end", "epsilon_start"), ("noise_end", "noise_start")):
+            if getattr(self, floor) > getattr(self, start):
+                raise ConfigError(f"l2nas option {floor} is the floor {start} decays to: at most {start} "
+                                  f"({getattr(self, start)!r}), got {getattr(self, floor)!r}")
         if self.neighbours not in (0, 1, 2) or isinstance(self.neighbours, bool):
             raise ConfigError(f"l2nas option neighbours must be 0, 1 or 2, got {self.neighbours!r}")
         if not self.optimism >= 0:

@@ -437,3 +437,16 @@ def test_load_policy_refuses_networks_of_another_shape() -> None:
     target = L2NASAgent(ToyEvaluator(3, 4).space, SMALL, seed=0)
     with pytest.raises(ConfigError, match="weights"):
         target.load_policy(source.state_dict())
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"hidden": 10 ** 12}, "l2nas option hidden must be an integer from 1 to 4,096, got 1000000000000"),
+    ({"buffer_capacity": 10 ** 12}, "l2nas option buffer_capacity must be an integer from 1 to 1,000,000"),
+    ({"critics": 0}, "l2nas option critics must be an integer from 1 to 64, got 0"),
+    ({"epsilon_end": 0.9}, r"l2nas option epsilon_end is the floor epsilon_start decays to: at most epsilon_start "
+                           r"\(0.1\), got 0.9"),
+    ({"noise_end": 2.0}, "l2nas option noise_end is the floor noise_start decays to"),
+])
+def test_sizes_are_bounded_and_floors_are_below_their_starts(options, message):
+    with pytest.raises(ConfigError, match=message):
+        L2NASConfig(**options)
