@@ -102,6 +102,8 @@ def test_query_looks_up_the_table(rlnas_bin):
       "1e300"], "epochs must be at most 100,000"),
     (["retrain", "absent", "--top", "5"], "--top 5 ranks sampled architectures: it needs --samples of at least 5 "
                                           "(got 0)"),
+    (["search", "--cost", "flops", "--trials", "3"], "--cost applies to --reward abs/soft/hard"),
+    (["show", "absent", "--watch", "--interval", "inf"], "--interval must be a number of seconds in (0, 86400]"),
 ])
 def test_bad_input_is_one_line_and_exit_2(rlnas_bin, tmp_path, args, message):
     if "--storage" not in args and args[0] != "query":
@@ -325,3 +327,9 @@ def test_retrain_samples_are_bounded():
 
     with pytest.raises(ConfigError, match="samples must be an integer from 0 to 10,000, got 100000000000"):
         search_answers(None, samples=100_000_000_000)  # checked before the study is read
+
+
+def test_a_data_set_name_in_capitals_is_the_lowercase_one(rlnas_bin, sqlite_url):
+    for space, dataset in (("nbgraph_proteins", "PROTEINS"), ("nbgraph", "Cora")):
+        run(rlnas_bin, "search", "--space", space, "--dataset", dataset, "--trials", "2", "--name", dataset,
+            "--storage", sqlite_url, "--no-progress")

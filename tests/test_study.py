@@ -166,3 +166,10 @@ def test_tell_and_the_evaluator_protocol_are_checked_in_one_line():
     for bad, message in ((object(), "has no evaluate"), (NoBudget(), r"must take \(candidate, \*, budget=None")):
         with pytest.raises(ConfigError, match=message):
             create_study(space=evaluator.space, evaluator=bad)
+
+
+def test_an_evaluator_of_another_space_is_refused_before_anything_is_stored():
+    from rlnas.evaluators import create_evaluator
+
+    with pytest.raises(ConfigError, match="NB201Evaluator measures space 'nb201', not 'nbgraph'"):
+        create_study(space="nbgraph", agent="random", evaluator=create_evaluator("nb201"))

@@ -118,6 +118,7 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
         raise ConfigError(f"space {args.space!r} has no tabular benchmark: choose one with --evaluator (e.g. train)")
     if name == "nbgraph":
         dataset = dict(args.eval_option).get("dataset", args.dataset)
+        dataset = dataset.lower() if isinstance(dataset, str) else dataset  # as the evaluator reads it: Cora is cora
         if dataset is None and args.space == "nbgraph_proteins":
             args.dataset = dataset = "proteins"
         wanted = "nbgraph_proteins" if dataset == "proteins" else "nbgraph"
@@ -140,6 +141,9 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
 def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any] | None:
     """``--reward`` as a metric name, or the spec of a cost-aware reward from ``--target/--beta/--cost``."""
     if args.reward not in COST_REWARDS:
+        if args.cost is not None and "cost" not in (evaluator.spec() or {}):
+            raise ConfigError(f"--cost applies to --reward {'/'.join(COST_REWARDS)} (or to an evaluator that "
+                              "computes costs, such as supernet)")
         if args.target is not None or args.beta is not None:
             shown = repr(args.reward) if args.reward is not None else "the evaluator's metric (the default)"
             raise ConfigError(f"--target and --beta apply to --reward {'/'.join(COST_REWARDS)}, not {shown}")

@@ -32,8 +32,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """The study's definition, its best trial and its latest trials (or a live view)."""
     if args.last < 0:
         raise ConfigError(f"--last must be >= 0, got {args.last}")
-    if not args.interval > 0:
-        raise ConfigError(f"--interval must be positive, got {args.interval}")
+    if not 0 < args.interval <= 86400:
+        raise ConfigError(f"--interval must be a number of seconds in (0, 86400], got {args.interval}")
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
     if args.watch:
