@@ -202,7 +202,25 @@ def worker_context(evaluator: Any) -> Any:
     if "torch" in sys.modules:
         preload += ["torch", "torch._dynamo"]
     context.set_forkserver_preload(preload)
+    _start_forkserver_deaf_to_ctrl_c()
     return context
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the forkserver (if it is not running) ignoring SIGINT, as its workers then do: a Ctrl-C is the
+    driver's to handle (it stops the workers). Else a Ctrl-C in the seconds the server spends importing its
+    preload list printed that import's traceback under the driver's one-line message."""
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may change a signal's handler; the server then starts as before
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server started now
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _receive(conn: Connection) -> object:

@@ -125,10 +125,6 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     if evaluator is not None:
         check_evaluator_protocol(evaluator)
         check_budget_measurable(evaluator, budget_seconds)
-        measured = getattr(evaluator, "space", None)
-        if isinstance(measured, Space) and measured.fingerprint != resolved.fingerprint:
-            raise ConfigError(f"{type(evaluator).__name__} measures space {measured.name!r}, not {resolved.name!r}: "
-                              "every trial would fail")
         if issubclass(agent_class(agent), WeightSharingAgent):
             from rlnas.study._weight_sharing import check_weight_sharing_run
 
@@ -137,6 +133,10 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
             raise ConfigError(f"{type(evaluator).__name__} scores candidates with shared weights that a "
                               f"weight-sharing agent (tunas, enas) trains; agent {agent!r} would score an "
                               "untrained network")
+        measured = getattr(evaluator, "space", None)
+        if isinstance(measured, Space) and measured.fingerprint != resolved.fingerprint:
+            raise ConfigError(f"{type(evaluator).__name__} measures space {measured.name!r}, not {resolved.name!r}: "
+                              "every trial would fail")
     if reward is None:
         reward = getattr(evaluator, "default_reward", "valid_acc")
     spec = make_spec(resolved, agent, agent_config, evaluator, reward, seed, reuse_repeats)

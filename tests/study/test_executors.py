@@ -147,3 +147,17 @@ def test_a_budget_counts_the_time_of_failed_trials():
     study.optimize(500, budget_seconds=0.2)  # before, failures cost 0 s: it ran all 500 (or for ever)
     failed = [t for t in study.trials if t.state is TrialState.FAIL]
     assert 5 <= len(failed) < 50 and all(t.cost_seconds >= 0.02 for t in failed)
+
+
+def test_the_forkserver_ignores_ctrl_c_so_it_prints_no_traceback_while_it_imports():
+    import multiprocessing.forkserver as forkserver
+    import os
+
+    from rlnas.executors.processes import worker_context
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("reads the signal mask from /proc")
+    worker_context(ToyEvaluator())  # starts the server (if no earlier test did) with SIGINT ignored
+    pid = forkserver._forkserver._forkserver_pid
+    ignored = next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:"))
+    assert int(ignored.split()[1], 16) & (1 << (2 - 1))  # SIGINT (2) is ignored from its start
