@@ -105,8 +105,8 @@ class EnasConfig(ControllerConfig):
             raise ConfigError(f"enas: unknown algo {self.algo!r} (choices: {', '.join(ALGOS)})")
         for name in ("controller_steps", "epochs_per_round", "ppo_epochs"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"enas: {name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+                raise ConfigError(f"enas: {name} must be an integer from 1 to 100,000, got {value!r}")
         if not is_finite_number(self.reward_scale) or not self.reward_scale > 0:
             raise ConfigError(f"enas: reward_scale must be a positive number, got {self.reward_scale!r}")
         if not is_finite_number(self.skip_target) or not 0 < self.skip_target < 1:

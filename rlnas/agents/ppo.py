@@ -33,6 +33,10 @@ from rlnas.spaces.base import Space
 BASELINES = ("ema", "value")
 
 
+MAX_EPOCHS = 1000
+"""Most optimisation epochs per batch (each is a full-batch step; 1e8 made the first update hang)."""
+
+
 @dataclass
 class PPOConfig(ControllerConfig):
     """Options of PPO (the shared controller options are documented on ControllerConfig)."""
@@ -63,8 +67,8 @@ class PPOConfig(ControllerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"ppo: epochs must be a positive integer, got {self.epochs!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"ppo: epochs must be an integer from 1 to {MAX_EPOCHS:,}, got {self.epochs!r}")
         if not is_finite_number(self.clip) or not 0 < self.clip < 1:
             raise ConfigError(f"ppo: clip must be in (0, 1), got {self.clip!r}")
         if self.baseline not in BASELINES:

@@ -172,7 +172,8 @@ def test_lr_default_depends_on_the_controller_and_is_recorded() -> None:
 @pytest.mark.parametrize("options,message", [
     ({"controller": "transformer"}, "ppo: unknown controller 'transformer' (choices: factorized, lstm)"),
     ({"lr": -1e-3}, "ppo: lr must be a number in (0, 100], got -0.001"),
-    ({"epochs": 0}, "ppo: epochs must be a positive integer, got 0"),
+    ({"epochs": 0}, "ppo: epochs must be an integer from 1 to 1,000, got 0"),
+    ({"epochs": 100_000_000}, "ppo: epochs must be an integer from 1 to 1,000, got 100000000"),
     ({"clip": 1.5}, "ppo: clip must be in (0, 1), got 1.5"),
     ({"baseline": "critic"}, "ppo: unknown baseline 'critic' (choices: ema, value)"),
     ({"max_grad_norm": 0}, "ppo: max_grad_norm must be a positive number or null, got 0"),

@@ -208,8 +208,9 @@ def test_failed_children_are_skipped() -> None:
 
 @pytest.mark.parametrize("option, value, fragment", [
     ("algo", "a2c", "unknown algo 'a2c'"),
-    ("controller_steps", 0, "controller_steps must be a positive integer"),
-    ("ppo_epochs", 1.5, "ppo_epochs must be a positive integer"),
+    ("controller_steps", 0, "controller_steps must be an integer from 1 to 100,000"),
+    ("ppo_epochs", 1.5, "ppo_epochs must be an integer from 1 to 100,000"),
+    ("controller_steps", 10 ** 9, "controller_steps must be an integer from 1 to 100,000"),
     ("skip_target", 1.0, "skip_target must be in (0, 1)"),
     ("skip_weight", -1, "skip_weight must be a number >= 0"),
     ("reward_scale", 0, "reward_scale must be a positive number"),
