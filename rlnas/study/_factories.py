@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from rlnas.agents import agent_class, create_agent
+from rlnas.agents import AGENTS, Agent, Proposal, Result, agent_class, create_agent
 from rlnas.agents.base import WeightSharingAgent
 from rlnas.checks import check_device
-from rlnas.errors import ConfigError, DuplicateStudy, StorageError
+from rlnas.errors import ConfigError, DuplicateStudy, StorageError, first_line
 from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
 from rlnas.evaluators.base import check_reward_metrics
 from rlnas.rewards import create_reward
@@ -199,6 +199,29 @@ def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Eva
     return study
 
 
+class UnavailableAgent(Agent):
+    """Stands in for a stored study's agent that is not registered in this process: the study's trials
+    can be read, and driving it says why it cannot be."""
+
+    name = "unavailable"
+
+    def __init__(self, space: Space, reason: str) -> None:
+        super().__init__(space)
+        self.reason = reason
+
+    def ask(self, n: int = 1) -> list[Proposal]:
+        raise ConfigError(self.reason)
+
+    def tell(self, results: Sequence[Result]) -> dict[str, float]:
+        raise ConfigError(self.reason)
+
+    def state_dict(self) -> dict[str, Any]:
+        raise ConfigError(self.reason)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        raise ConfigError(self.reason)
+
+
 def space_of(record: StudyRecord) -> Space:
     """The space a stored study searches: the registered one built with the options its JSON names
     (``"options"``, e.g. the iterations of ``optimizer_rules``) when it matches, else rebuilt from its JSON."""
@@ -244,7 +267,12 @@ def _open(name: str, storage: str | Store | None, evaluator: Evaluator | None, d
     store = open_store(storage, create=False)
     record = store.get_study(name)
     space = space_of(record)
-    agent = create_agent(record.agent, space, record.agent_config, seed=record.seed, device=device)
+    try:
+        agent: Agent = create_agent(record.agent, space, record.agent_config, seed=record.seed, device=device)
+    except ConfigError as exc:  # not registered here (a plugin not loaded): the trials can still be read
+        if record.agent in AGENTS:
+            raise
+        agent = UnavailableAgent(space, first_line(exc))
     problem = None
     if evaluator is None and record.evaluator:
         spec = evaluator_identity(record.evaluator)

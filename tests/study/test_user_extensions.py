@@ -151,3 +151,16 @@ def test_a_registered_space_that_is_not_the_stored_one_is_said(sqlite_url):
         assert type(study.space) is Space and len(study.space.decisions) == 5
     finally:
         SPACES.unregister("wide")
+
+
+def test_a_study_of_an_agent_not_registered_here_can_be_read_not_driven(scripted, sqlite_url):
+    from rlnas import load_study
+
+    create_study(space=TOY.space, agent="scripted", evaluator=TOY, storage=sqlite_url, name="mine").optimize(4)
+    AGENTS.unregister("scripted")  # another process, without the plugin
+    study = load_study("mine", sqlite_url, evaluator=TOY)
+    assert len(study.trials) == 4 and study.best_trial is not None
+    with pytest.raises(ConfigError, match="unknown agent 'scripted'"):
+        study.optimize(6)
+    assert len(study.trials) == 4 and study.lease is None
+    register_agent("scripted", Scripted)  # the fixture unregisters it again
