@@ -6,8 +6,9 @@ imported (or a callable that does, called with no argument). The command loads
 
 * the modules named in the environment variable ``RLNAS_PLUGINS`` (comma-separated, importable
   from the working directory or ``PYTHONPATH``), and
-* the entry points of the group ``rlnas.plugins`` of installed packages, e.g. in a plugin
-  package's ``pyproject.toml``: ``[project.entry-points."rlnas.plugins"] mine = "mine.rlnas_plugin"``,
+* the entry points of the group ``rlnas.plugins`` of installed packages (when a registry does not find a
+  name, or a command lists them), e.g. in a plugin package's ``pyproject.toml``:
+  ``[project.entry-points."rlnas.plugins"] mine = "mine.rlnas_plugin"``,
 
 so ``rlnas search --agent greedy`` and ``rlnas resume`` of a study made with it both work.
 """
@@ -25,14 +26,20 @@ ENTRY_POINT_GROUP = "rlnas.plugins"
 _loaded: set[str] = set()
 
 
-def load_plugins() -> list[str]:
-    """Load every plugin not loaded yet (see the module docstring); return the names loaded now.
+_scanned = False
+
+
+def load_plugins(*, installed: bool = True) -> list[str]:
+    """Load every plugin not loaded yet (see the module docstring); return the names loaded now. With
+    ``installed=False`` only those ``RLNAS_PLUGINS`` names; the installed packages' entry points are read
+    once per process (a registry reads them on its first miss: the scan takes tens of milliseconds).
 
     A plugin that cannot be imported or fails while registering is a one-line :class:`ConfigError`
     naming it.
     """
     from importlib.metadata import entry_points
 
+    global _scanned
     loaded = []
     names = [n.strip() for n in os.environ.get(ENVIRONMENT, "").split(",") if n.strip()]
     if names and os.getcwd() not in sys.path:
@@ -41,6 +48,9 @@ def load_plugins() -> list[str]:
         if name not in _loaded:
             _run(name, lambda name=name: importlib.import_module(name), f"{ENVIRONMENT} names {name!r}")
             loaded.append(name)
+    if not installed or _scanned:
+        return loaded
+    _scanned = True
     for point in entry_points(group=ENTRY_POINT_GROUP):
         label = f"entry point {point.name!r} ({point.value})"
         if label not in _loaded:

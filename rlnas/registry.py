@@ -44,11 +44,21 @@ class Registry(Generic[T]):
         self._loaded.pop(name, None)
 
     def list(self) -> list[str]:
-        """The registered names, sorted."""
+        """The registered names, sorted (installed plugins' only once loaded: :func:`rlnas.plugins.load_plugins`)."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._find_plugins(name)
         return name in self._entries
+
+    def _find_plugins(self, name: object) -> None:
+        """Where a space, agent or evaluator is not registered: load the installed packages' plugins
+        (:mod:`rlnas.plugins`), once, on this first need: scanning the installed packages takes tens of
+        milliseconds that a command that needs none should not pay."""
+        if self.kind in PLUGGABLE and name not in self._entries:
+            from rlnas.plugins import load_plugins
+
+            load_plugins()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.list())
@@ -58,6 +68,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, imported on first use."""
+        self._find_plugins(name)
         if name not in self._entries:
             hint = "; your own are registered by a plugin: docs/extending.md" if self.kind in PLUGGABLE else ""
             raise ConfigError(f"unknown {self.kind} {name!r} (choices: {', '.join(self.list())}){hint}")

@@ -44,3 +44,28 @@ def test_every_registry_is_lazy_and_names_its_choices():
         load_dataset("digits", size=3)
     with pytest.raises(ConfigError, match="space must be a registered name"):
         create_space(123)
+
+
+def test_installed_plugins_are_read_on_the_first_miss_only(tmp_path, monkeypatch):
+    import importlib.metadata
+    import sys
+
+    import rlnas.plugins as plugins
+    from rlnas.agents import AGENTS
+
+    source = ("from rlnas.agents import register_agent\n"
+              "register_agent('from_a_package', 'rlnas.agents.random:RandomAgent')\n")
+    (tmp_path / "installed_plugin.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = importlib.metadata.EntryPoint("mine", "installed_plugin", plugins.ENTRY_POINT_GROUP)
+    scans = []
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: scans.append(group) or ([point] if group == plugins.ENTRY_POINT_GROUP else []))
+    monkeypatch.setattr(plugins, "_scanned", False)
+    try:
+        assert "random" in AGENTS and scans == []  # found without reading the installed packages
+        assert AGENTS.get("from_a_package").__name__ == "RandomAgent" and scans == [plugins.ENTRY_POINT_GROUP]
+        assert "nope" not in AGENTS and len(scans) == 1  # read once per process
+    finally:
+        AGENTS.unregister("from_a_package")
+        sys.modules.pop("installed_plugin", None)

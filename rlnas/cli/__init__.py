@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"({sys.getfilesystemencoding()}); use a UTF-8 locale (e.g. LANG=C.UTF-8)\n")
         return EXIT_USAGE
     try:
-        load_plugins()  # before the parser: a plugin's agents and spaces are choices of its options
+        load_plugins(installed=False)  # the modules the user named (installed packages' when first needed)
     except RlnasError as exc:
         sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_USAGE

@@ -64,7 +64,9 @@ def agent_summary(name: str) -> str:
 def run(args: argparse.Namespace, console: Console) -> int:
     """One table (or JSON object) per agent."""
     from rlnas.agents import list_agents
+    from rlnas.plugins import load_plugins
 
+    load_plugins()  # the installed packages' too: they are listed
     names = args.names or list_agents()
     listing = {n: {"summary": agent_summary(n), "options": agent_options(n)} for n in names}
     if args.json:

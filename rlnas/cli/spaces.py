@@ -44,8 +44,10 @@ def describe(name: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """One row per space."""
+    from rlnas.plugins import load_plugins
     from rlnas.spaces import list_spaces
 
+    load_plugins()  # the installed packages' too: they are listed
     rows = [describe(n) for n in list_spaces()]
     if args.json:
         print(json.dumps(rows, indent=2))
