@@ -33,7 +33,7 @@ from rlnas.store import Lease, Store, StudyRecord
 from rlnas.study import checkpoint as codec
 from rlnas.study.lease import Heartbeat, acquire
 from rlnas.study.spec import Callback, RunOptions, StudySpec, evaluator_identity
-from rlnas.study.transfer import check_transfer_source, load_policy_of
+from rlnas.study.transfer import transfer_policy
 from rlnas.trial import Trial, TrialState
 
 DEFAULT_CHECKPOINT_EVERY = 50
@@ -523,11 +523,7 @@ class Study:
         self.claim()
         if self._next_slot or self._finished:
             raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")
-        check_transfer_source(source.record, self.space, self.record.agent)
-        source.rebuild()
-        if not source._finished:
-            raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
-        load_policy_of(self.agent, source)
+        transfer_policy(source, self.space, self.record.agent, self.agent)
         self._save_settings(init_from=source.name)
         self.checkpoint()
 

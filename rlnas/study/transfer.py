@@ -30,11 +30,17 @@ def check_transfer(source: Study, space: Space, agent: str, config: Mapping[str,
     """:func:`check_transfer_source`, then that ``source`` has a finished trial and that its agent's state
     loads into an agent of these options (a throwaway one): what :meth:`Study.init_from` will do, checked
     before a new study is stored."""
+    transfer_policy(source, space, agent, create_agent(agent, space, config, seed=seed, device=device))
+
+
+def transfer_policy(source: Study, space: Space, agent: str, into: Agent) -> None:
+    """Load into ``into`` (an agent ``agent`` of ``space``) what ``source``'s agent learned: checked by
+    :func:`check_transfer_source`, from a source with a finished trial, through :func:`load_policy_of`."""
     check_transfer_source(source.record, space, agent)
     source.rebuild()
     if not source.n_finished:
         raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
-    load_policy_of(create_agent(agent, space, config, seed=seed, device=device), source)
+    load_policy_of(into, source)
 
 
 def load_policy_of(agent: Agent, source: Study) -> None:
@@ -49,4 +55,4 @@ def load_policy_of(agent: Agent, source: Study) -> None:
                           f"not fit this one's options ({type(exc).__name__}: {first_line(exc)})") from None
 
 
-__all__ = ["check_transfer", "check_transfer_source", "load_policy_of"]
+__all__ = ["check_transfer", "check_transfer_source", "load_policy_of", "transfer_policy"]
