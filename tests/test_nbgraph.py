@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlnas.agents import AGENTS, Agent, Proposal, register_agent
 from rlnas.data.nbgraph import NBGRAPH_TABLE_PATH, load_nbgraph_table
 from rlnas.errors import ConfigError, InvalidCandidate
 from rlnas.evaluators import create_evaluator
@@ -168,3 +169,78 @@ def test_canonical_codes_let_l2nas_skip_equivalent_cells() -> None:
     agent.seen.add(space.indices(a))
     assert agent.seen.contains(np.array([space.indices(b)]))[0]  # equivalent: already seen
     assert agent.seen.space_size == 26215
+
+
+def test_identity_is_the_representative_cell() -> None:
+    space = NBGraphSpace()
+    a = space.candidate({"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"})
+    b = space.candidate({"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"})
+    c = space.candidate({"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "gin"})
+    assert space.key(a) != space.key(b) and space.identity(a) == space.identity(b) != space.identity(c)
+    assert space.identity(b) == space.key(b)  # b is its class's representative
+    skips = space.candidate({"link": "0123", **{f"op{i}": "skip" for i in range(1, 5)}})
+    assert space.identity(skips) == space.key(skips)
+    # one identity per table entry, plus the 9 all-skip cells
+    assert len({space.identity(space.from_indices(ix)) for ix in itertools.product(*map(range, space.sizes))}) \
+        == 26206 + 9
+
+
+def test_local_search_never_evaluates_two_equivalent_cells(table) -> None:
+    from rlnas.agents.local import LocalAgent
+    from rlnas.testing.agent_contract import drive
+
+    evaluator = NBGraphEvaluator("citeseer")
+    space = evaluator.space
+    for seed in range(2):
+        agent = LocalAgent(space, seed=seed)
+        keys = drive(agent, lambda c: float(evaluator.evaluate(c).metrics["valid_acc"]), 300)
+        identities = [space.identity(space.from_key(k)) for k in keys]
+        assert len(keys) == 300 and len(set(identities)) == len(identities)
+
+
+class _ThreeCells(Agent):
+    """Proposes the candidates of ``CELLS`` in turn."""
+
+    name = "three_cells"
+    CELLS = ({"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"},
+             {"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"},  # equivalent to the first
+             {"link": "0123", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"})
+    told = 0
+
+    def ask(self, n: int = 1) -> list[Proposal]:
+        return [Proposal(self.space.candidate(self.CELLS[(self.told + i) % 3])) for i in range(n)]
+
+    def tell(self, results):
+        self.told += len(results)
+        return {}
+
+    def state_dict(self):
+        return {"told": self.told}
+
+    def load_state_dict(self, state):
+        self.told = state["told"]
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_reuse_repeats_answers_an_equivalent_cell_from_the_store(table, reuse: bool, tmp_path: Path) -> None:
+    from rlnas.cli._status import study_status
+    from rlnas.reports.compare import summarize
+    from rlnas.reports.snapshot import take_snapshot
+    from rlnas.study import create_study
+
+    register_agent("three_cells", _ThreeCells)
+    try:
+        study = create_study(space=NBGraphSpace(), agent="three_cells", evaluator=NBGraphEvaluator("citeseer"),
+                             storage=f"sqlite:///{tmp_path / 's.db'}", name="s", reuse_repeats=reuse)
+        study.optimize(n_trials=2)
+        trials = study.trials
+        assert len(trials) == (3 if reuse else 2)
+        assert trials[1].key != trials[0].key and trials[1].reward == trials[0].reward
+        assert trials[1].repeat_of == (trials[0].number if reuse else None)
+        # the two equivalent cells are one network where distinct architectures are counted
+        status = study_status(study.store, study.record)
+        assert status["distinct_architectures"] == (2 if reuse else 1)
+        assert summarize(take_snapshot(study.store, "s")).distinct == (2 if reuse else 1)
+        study.close()
+    finally:
+        AGENTS.unregister("three_cells")

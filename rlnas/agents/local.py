@@ -6,7 +6,9 @@ random order. With ``move="best"`` the whole neighbourhood is evaluated and the 
 to its best member if that beats the centre; with ``move="first"`` it moves to the first
 neighbour that beats the centre. A centre no neighbour beats is a local optimum: the search
 restarts from a new random architecture. No architecture is ever evaluated twice (a
-neighbour evaluated earlier is judged by its known reward without spending a query).
+neighbour evaluated earlier is judged by its known reward without spending a query), and
+candidates of one :meth:`~rlnas.spaces.base.Space.identity` (NAS-Bench-Graph's equivalent
+cells) are one architecture.
 Works on any categorical space; asynchronous (``ask(n)`` may run ahead of ``tell``).
 """
 from __future__ import annotations
@@ -60,6 +62,10 @@ class LocalAgent(Agent):
         self.rng = np.random.default_rng(seed)
         self.known: dict[tuple[int, ...], float | None] = {}   # evaluated architectures -> reward (None: failed)
         self.asked: set[tuple[int, ...]] = set()
+        # known and asked hold one representative (the first seen) per identity; None: every
+        # candidate is its own (the space keeps Space.identity)
+        self.twins: dict[str, tuple[int, ...]] | None = (
+            None if type(space).identity is Space.identity else {})
         self.centre: tuple[tuple[int, ...], float] | None = None
         self.queue: list[tuple[int, ...]] = []                  # neighbours of the centre still to ask
         self.waiting: set[tuple[int, ...]] = set()              # asked neighbours of the centre not told yet
@@ -80,7 +86,7 @@ class LocalAgent(Agent):
                 self.restart = indices
             else:  # the first random ones, or filler while results are outstanding
                 indices, origin = self._random_new(), "random"
-            self.asked.add(indices)
+            self.asked.add(self._same(indices))
             proposals.append(Proposal(self.space.from_indices(indices), {"origin": origin}))
         return proposals
 
@@ -88,9 +94,15 @@ class LocalAgent(Agent):
         """A uniformly random architecture not asked yet (any, once the space is nearly exhausted)."""
         for _ in range(1000):
             indices = tuple(int(i) for i in self.rng.integers(self.space.sizes))
-            if indices not in self.asked:
+            if self._same(indices) not in self.asked:
                 return indices
         return indices
+
+    def _same(self, indices: tuple[int, ...]) -> tuple[int, ...]:
+        """The representative of the architecture ``indices`` (``indices`` itself when it is the first seen)."""
+        if self.twins is None:
+            return indices
+        return self.twins.setdefault(self.space.identity(self.space.from_indices(indices)), indices)
 
     def neighbours(self, indices: Sequence[int]) -> list[tuple[int, ...]]:
         """Every architecture that differs from ``indices`` in exactly one decision."""
@@ -108,8 +120,8 @@ class LocalAgent(Agent):
             self.told += 1
             indices = tuple(self.space.indices(proposal.candidate))
             value = None if reward is None or not np.isfinite(reward) else float(reward)
-            self.known[indices] = value
-            self.asked.add(indices)
+            self.known[self._same(indices)] = value
+            self.asked.add(self._same(indices))
             self.waiting.discard(indices)
             if self.centre is not None:
                 self._consider(indices, value)
@@ -124,19 +136,22 @@ class LocalAgent(Agent):
 
     def _start_from(self, indices: tuple[int, ...]) -> None:
         """Make ``indices`` the centre and queue its unknown neighbours; known ones are judged at once."""
-        reward = self.known.get(indices)
+        reward = self.known.get(self._same(indices))
         self.centre = (indices, float("-inf") if reward is None else reward)
         self.restart, self.best_neighbour = None, None
         order = self.neighbours(indices)
         self.rng.shuffle(order)
         self.queue, self.waiting = [], set()
+        queued: set[tuple[int, ...]] = set()
         for nb in order:
-            if nb in self.known:
-                value = self.known[nb]
+            same = self._same(nb)
+            if same in self.known:
+                value = self.known[same]
                 if value is not None and (self.best_neighbour is None or value > self.best_neighbour[1]):
                     self.best_neighbour = (nb, value)
-            elif nb not in self.asked:
+            elif same not in self.asked and same not in queued:
                 self.queue.append(nb)
+                queued.add(same)
         best = self.best_neighbour
         if self.config.move == "first" and best is not None and best[1] > self.centre[1]:
             self.moves += 1
@@ -184,6 +199,10 @@ class LocalAgent(Agent):
         set_rng_state(self.rng, state["rng"])
         self.known = {tuple(int(i) for i in ix): (None if r is None else float(r)) for ix, r in state["known"]}
         self.asked = {tuple(int(i) for i in ix) for ix in state["asked"]}
+        if self.twins is not None:
+            self.twins = {}
+            for ix in [*self.known, *self.asked]:
+                self._same(ix)
         self.centre = None if state["centre"] is None else (tuple(int(i) for i in state["centre"][0]),
                                                             float(state["centre"][1]))
         self.queue = [tuple(int(i) for i in ix) for ix in state["queue"]]

@@ -27,7 +27,9 @@ def target_text(settings: dict[str, Any]) -> str:
 
 def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> dict[str, Any]:
     """A JSON-able summary of the study's state (see :data:`STATUSES`)."""
+    from rlnas.spaces.base import count_networks
     from rlnas.study import best_of
+    from rlnas.study._factories import registered_space
     from rlnas.study.lease import is_stale
     from rlnas.study.spec import RunOptions
 
@@ -46,7 +48,7 @@ def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> 
         "complete": sum(t.state is TrialState.COMPLETE for t in trials),
         "failed": sum(t.state is TrialState.FAIL and not t.orphaned for t in trials),
         "running": sum(t.state is TrialState.RUNNING for t in trials),
-        "spent_seconds": spent, "distinct_architectures": len({t.key for t in counted}),
+        "spent_seconds": spent, "distinct_architectures": count_networks(registered_space(record), counted),
         "best": None if best is None else {"trial": best.number, "key": best.key, "reward": best.reward,
                                            "metrics": dict(best.metrics)},
         "space": record.space_name, "agent": record.agent, "evaluator": dict(record.evaluator),

@@ -84,7 +84,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--algo", default=None, choices=("ppo", "reinforce"),
                       help="enas: controller update, ppo (clipped, several epochs per batch; default) or reinforce")
     what.add_argument("--reuse-repeats", action="store_true",
-                      help="answer a candidate the study already evaluated from the store, without spending budget")
+                      help="answer a candidate the study already evaluated (or the same network: NAS-Bench-Graph's "
+                           "equivalent cells, layers skipped) from the store, without spending budget")
     p.add_argument("--name", default=None,
                    help="study name (default SPACE-AGENT-DATASET-SEED, plus a short hash of the other options "
                         "when any differs from its default, so differently configured searches never collide)")

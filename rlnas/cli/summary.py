@@ -8,6 +8,7 @@ from rich.console import Console
 
 from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal
 from rlnas.errors import StorageError
+from rlnas.spaces.base import count_networks
 from rlnas.trial import TrialState
 
 
@@ -70,7 +71,7 @@ def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     evaluated = [t for t in trials if t.repeat_of is None and not t.orphaned and t.state.finished]
     failed = [t for t in evaluated if t.state is TrialState.FAIL]
     table.add_row("trials finished", str(len(evaluated)))
-    distinct = len({t.key for t in evaluated})
+    distinct = count_networks(study.space, evaluated)
     table.add_row("distinct architectures", str(distinct))
     if evaluated and distinct <= len(evaluated) // 2 and not getattr(study.record, "reuse_repeats", False):
         table.add_row("note", literal(f"{len(evaluated) - distinct} of {len(evaluated)} trials evaluated an "

@@ -30,12 +30,15 @@ class StudySummary:
     queries_to_best: int | None
     """Finished trials (in slot order) until the best reward first appeared."""
     distinct: int
-    """Distinct architectures among the finished trials."""
+    """Distinct networks among the finished trials (:meth:`~rlnas.spaces.base.Space.identity`)."""
     spent_seconds: float
 
 
 def summarize(snapshot: StudySnapshot) -> StudySummary:
     """The :class:`StudySummary` of one study."""
+    from rlnas.spaces.base import count_networks
+    from rlnas.study._factories import registered_space
+
     history = snapshot.evaluated  # a repeat answered from the store is not a query
     best = snapshot.best
     queries = None if best is None else 1 + [t.number for t in history].index(best.number)
@@ -43,7 +46,8 @@ def summarize(snapshot: StudySnapshot) -> StudySummary:
         name=snapshot.name, finished=len(history), failed=sum(t.state is TrialState.FAIL for t in history),
         best_reward=None if best is None else best.reward, best_key=None if best is None else best.key,
         best_metrics={} if best is None else dict(best.metrics), queries_to_best=queries,
-        distinct=len({t.key for t in history}), spent_seconds=float(sum(t.cost_seconds for t in history)),
+        distinct=count_networks(registered_space(snapshot.record), history),
+        spent_seconds=float(sum(t.cost_seconds for t in history)),
     )
 
 

@@ -194,6 +194,12 @@ class Space:
         self.validate(candidate)
         return json.dumps([candidate[d.name] for d in self.decisions], separators=(",", ":"))
 
+    def identity(self, candidate: Mapping[str, Choice]) -> str:
+        """What makes two candidates one network: candidates of equal identity are built, trained
+        and scored alike, so a study with ``reuse_repeats`` answers one from the other, and
+        "distinct architectures" counts identities. Default: :meth:`key` (every candidate is its own)."""
+        return self.key(candidate)
+
     def from_key(self, key: str) -> Candidate:
         """Inverse of :meth:`key`; raises :class:`InvalidCandidate` for a malformed key."""
         try:
@@ -226,3 +232,11 @@ class Space:
     def known(self) -> dict[str, Candidate]:
         """Well-known named candidates of this space (empty by default)."""
         return {}
+
+
+def count_networks(space: Space | None, trials: Iterable[Any]) -> int:
+    """Distinct networks among ``trials`` (anything with ``key`` and ``candidate``): distinct
+    :meth:`Space.identity` values, or distinct keys where ``space`` is ``None``."""
+    if space is None or type(space).identity is Space.identity:
+        return len({t.key for t in trials})
+    return len({space.identity(t.candidate) for t in trials})

@@ -21,6 +21,7 @@ beyond the depth (its inactive settings are kept, so keys round-trip exactly). E
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -200,6 +201,11 @@ class MobileSpace(Space):
             head = f"c{c[st.name + '_filters']}" if len(st.filters) > 1 else ""
             groups.append(head + (":" if head and tokens else "") + ".".join(tokens))
         return "|".join(groups)
+
+    def identity(self, candidate: Mapping[str, Choice]) -> str:
+        """The network itself (:meth:`arch`): candidates that differ only in the choices of layers
+        they leave out (skipped, beyond the depth) are one network."""
+        return json.dumps(self.arch(candidate).to_json(), separators=(",", ":"))
 
     def from_key(self, key: str) -> Candidate:
         """Parse a key written by :meth:`key`; :class:`InvalidCandidate` names the bad part."""

@@ -127,6 +127,15 @@ class NBGraphSpace(Space):
         """Key of the candidate's representative in the benchmark table."""
         return bench_key(*canonical(*self.cell(candidate)))
 
+    def identity(self, candidate: Mapping[str, Choice]) -> str:
+        """The key of the candidate's representative (equivalent cells are one network in the
+        table); an all-skip cell, which has none, is only itself."""
+        link, ops = self.cell(candidate)
+        if set(ops) == {"skip"}:
+            return self.key(candidate)
+        link, ops = canonical(link, ops)
+        return self.key({"link": link, **{f"op{i}": op for i, op in enumerate(ops, 1)}})
+
     def canonical_codes(self) -> np.ndarray:
         """For every candidate (by the mixed-radix code of its choice indices, first decision most
         significant), the code of its representative in this space; the all-skip cells map to

@@ -222,14 +222,23 @@ class UnavailableAgent(Agent):
         raise ConfigError(self.reason)
 
 
+def registered_space(record: StudyRecord) -> Space | None:
+    """The registered space a stored study searches, built with the options its JSON names
+    (``"options"``, e.g. the iterations of ``optimizer_rules``); ``None`` when no space is registered
+    under its name here, or the registered one is another (fingerprint)."""
+    if record.space_name not in SPACES:
+        return None
+    options = record.space_json.get("options") if isinstance(record.space_json, dict) else None
+    space = create_space(record.space_name, **(options if isinstance(options, dict) else {}))
+    return space if space.fingerprint == record.fingerprint else None
+
+
 def space_of(record: StudyRecord) -> Space:
-    """The space a stored study searches: the registered one built with the options its JSON names
-    (``"options"``, e.g. the iterations of ``optimizer_rules``) when it matches, else rebuilt from its JSON."""
+    """The space a stored study searches: :func:`registered_space` when there is one, else rebuilt from its JSON."""
+    space = registered_space(record)
+    if space is not None:
+        return space
     if record.space_name in SPACES:
-        options = record.space_json.get("options") if isinstance(record.space_json, dict) else None
-        space = create_space(record.space_name, **(options if isinstance(options, dict) else {}))
-        if space.fingerprint == record.fingerprint:
-            return space
         warnings.warn(f"study {record.name!r}: the space registered here as {record.space_name!r} is not the one "
                       "stored (another fingerprint), so a generic space of the stored decisions stands in, whose "
                       "keys may be written differently (a space built with options returns them under 'options' "

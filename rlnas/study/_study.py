@@ -121,7 +121,7 @@ class Study:
         self._finished = 0
         self._spent = 0.0
         self._best: Trial | None = None
-        self._evaluated: dict[str, Trial] = {}  # key -> first COMPLETE trial of it (reuse_repeats)
+        self._evaluated: dict[str, Trial] = {}  # identity -> first COMPLETE trial of it (reuse_repeats)
         self._repeats_in_a_row = 0
         self._callbacks: tuple[Callback, ...] = ()
         self._rebuilt = False     # the agent has been restored from the store
@@ -415,7 +415,9 @@ class Study:
             batch, position = found
             proposal = batch.proposals[position]
             key = self.space.key(proposal.candidate)
-            earlier = self._evaluated.get(key) if self.record.reuse_repeats else None
+            earlier = None
+            if self.record.reuse_repeats:
+                earlier = self._evaluated.get(self.space.identity(proposal.candidate))
             if earlier is None:
                 self._repeats_in_a_row = 0
                 self.claim()
@@ -472,7 +474,7 @@ class Study:
             self._finished += 1
             self._spent += trial.cost_seconds
             if trial.state is TrialState.COMPLETE:
-                self._evaluated.setdefault(trial.key, trial)
+                self._evaluated.setdefault(self.space.identity(trial.candidate), trial)
         if is_better(trial, self._best):
             self._best = trial
 

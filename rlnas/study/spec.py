@@ -38,7 +38,8 @@ class StudySpec:
     the agent's options after defaults are filled in, ``evaluator`` the evaluator's
     ``spec()`` without run options, ``reward`` a reward spec (a metric name or a mapping,
     see :mod:`rlnas.rewards`), ``reuse_repeats`` whether a candidate the study has already
-    evaluated is answered from the store instead of being evaluated again.
+    evaluated (or one of the same :meth:`~rlnas.spaces.base.Space.identity`: the same network)
+    is answered from the store instead of being evaluated again.
     """
 
     space: str

@@ -159,3 +159,16 @@ def test_spaces_do_not_import_torch() -> None:
     code = "import sys, rlnas.spaces as s; [s.create_space(n) for n in s.list_spaces()]; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name, left_out, kept, setting", [
+    ("proxyless", {"s1_l1_skip": True}, {"s1_l1_skip": False}, "s1_l1_kernel"),  # a skipped layer
+    ("ofa_mbv3", {"s1_depth": 2}, {"s1_depth": 4}, "s1_l3_kernel"),              # a layer beyond the depth
+])
+def test_identity_ignores_the_choices_of_layers_left_out(name, left_out, kept, setting) -> None:
+    space = create_space(name)
+    base = {**space.from_indices([0] * len(space.decisions)).to_dict(), **left_out}
+    a = space.candidate(base)
+    b = space.candidate({**base, setting: space.decision(setting).choices[1]})
+    assert space.key(a) != space.key(b) and space.identity(a) == space.identity(b)
+    assert space.identity(space.candidate({**base, **kept})) != space.identity(a)
