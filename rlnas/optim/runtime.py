@@ -22,8 +22,9 @@ reads them bias-corrected (divided by ``1 − β^t``). Scalars of ``h``: ``delta
 divisors and in the adam / rmsprop operands), ``bc1 bc2 bc3`` (bias corrections), ``noise_std``
 (std of ``eps``), ``anneal_std`` (``(1 + t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the
 decays at ``τ = min(t, total_steps)``: ``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2``
-and ``rd``, cosine annealing with warm restarts whose period doubles (``restarts`` periods
-filling ``T``).
+and ``rd = (1 + cos(π·((restarts·τ) mod T)/T)) / 2``, cosine annealing restarted at the start of
+each of ``restarts`` equal periods (NOS's restart decay, as the authors' TensorFlow ``sign_decay``
+computes it: back at 1 at ``τ = T``).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "base_lr", "swa_lr", "max_mo
 learning-rate schedulers and ``named_parameters`` put there (any other key is refused as a typo)."""
 
 MAX_RESTARTS = 64
-"""Most restarts of the ``rd`` decay (its first period is ``1 / (2^restarts − 1)`` of the run)."""
+"""Most periods of the ``rd`` decay."""
 
 BUCKET_CACHE_SIZE = 8
 """Buckets (sets of tensors stepped together) per parameter group whose scratch lists and draw buffers
@@ -65,13 +66,10 @@ def decays(t: int, total_steps: int | None, cycles: float, restarts: int) -> dic
         return {}
     total = float(total_steps)
     tau = min(float(t), total)
-    period = total / (2 ** restarts - 1)
-    cycle = min(math.floor(math.log2(tau / period + 1)), restarts - 1)
-    start, length = (2 ** cycle - 1) * period, (2 ** cycle) * period
     return {
         "ld": 1.0 - tau / total,
         "cd": 0.5 * (1.0 + math.cos(2.0 * math.pi * cycles * tau / total)),
-        "rd": 0.5 * (1.0 + math.cos(math.pi * (tau - start) / length)),
+        "rd": 0.5 * (1.0 + math.cos(math.pi * math.fmod(restarts * tau, total) / total)),
     }
 
 

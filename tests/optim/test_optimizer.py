@@ -119,15 +119,19 @@ def test_powersign_and_addsign_scale_the_gradient_by_sign_agreement():
 
 
 def test_decay_operands_at_known_steps():
-    total = 7  # restarts=3 -> periods 1, 2, 4 steps
+    total = 7
     assert decays(0, total, 0.5, 3) == pytest.approx({"ld": 1.0, "cd": 1.0, "rd": 1.0})
     at = {t: decays(t, total, 0.5, 3) for t in range(8)}
     assert [at[t]["ld"] for t in range(8)] == pytest.approx([1 - t / 7 for t in range(8)])
     assert at[7]["cd"] == pytest.approx(0.0) and at[3]["cd"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 7)))
     assert decays(2, 4, 1.0, 3)["cd"] == pytest.approx(0.0)  # one full cosine cycle: bottom half way
-    # restarts at t = 1 and 3: rd back at 1 there; half way through the 4-step period at t = 5
-    assert [at[t]["rd"] for t in (1, 2, 3, 5, 7)] == pytest.approx([1.0, 0.5, 1.0, 0.5, 0.0])
     assert decays(20, total, 0.5, 3) == decays(7, total, 0.5, 3)  # clamped after total_steps
+    # rd, NOS's restart decay: 3 equal periods of 4 steps over 12, each a half cosine from 1 towards 0,
+    # (1 + cos(π/4)) / 2 = 0.8536 a quarter of the way in, 1/2 half way, (1 − cos(π/4)) / 2 = 0.1464
+    rd = [decays(t, 12, 0.5, 3)["rd"] for t in range(13)]
+    quarter, three_quarters = (1 + math.sqrt(0.5)) / 2, (1 - math.sqrt(0.5)) / 2
+    assert rd == pytest.approx([1.0, quarter, 0.5, three_quarters] * 3 + [1.0], abs=1e-12)
+    assert [decays(t, 4, 0.5, 1)["rd"] for t in (0, 2, 4)] == pytest.approx([1.0, 0.5, 1.0])  # one period
     # through the optimizer: keep(ld, 1) moves every weight by lr·ld(t)
     p = one_param([0.0, 0.0], [5.0, -5.0])
     optimizer = RuleOptimizer([p], "keep(ld, 1)", lr=1.0, total_steps=4)
