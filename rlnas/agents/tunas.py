@@ -13,7 +13,7 @@ supernet warms up on uniformly sampled paths). Each update:
 
 with Adam (β₁ = 0, β₂ = 0.999, as the TuNAS code) at a learning rate that grows
 exponentially from ``lr`` when the controller starts to ``lr · lr_growth`` at the last step:
-``lr(t) = lr · lr_growth^((t − t₀) / (T − t₀))``. A rising rate lets the controller explore
+``lr(t) = lr · lr_growth^((t − t₀) / (T − 1 − t₀))``. A rising rate lets the controller explore
 first and lowers its entropy by the end, so that the most likely architecture — the answer,
 :meth:`mode` — has the cost the average sampled one was steered to.
 
