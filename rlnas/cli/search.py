@@ -139,6 +139,16 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
     return name, options | dict(args.eval_option)
 
 
+def check_eval_options_used(eval_options: dict[str, Any], shares_weights: bool) -> None:
+    """Refuse ``--eval-option`` settings a search would silently override (and yet name a new study by)."""
+    if "seed" in eval_options and not shares_weights:
+        raise ConfigError("--eval-option seed: a search seeds each trial's evaluation from --seed and the trial's "
+                          "slot, so the evaluator's own seed would change nothing; use --seed")
+    if "schedule" in eval_options and "steps" in eval_options:
+        raise ConfigError("--eval-option steps with schedule: the schedule sets every trial's steps from trial 0, "
+                          "so steps would change nothing; put the steps in the schedule")
+
+
 def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any] | None:
     """``--reward`` as a metric name, or the spec of a cost-aware reward from ``--target/--beta/--cost``."""
     if args.reward not in COST_REWARDS:
@@ -325,6 +335,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         check_transfer_source(source.record, space, args.agent)  # before the evaluator is asked for anything
     reward = reward_spec(args, evaluator)
     shares_weights = issubclass(agent_class(args.agent), WeightSharingAgent)
+    check_eval_options_used(dict(args.eval_option), shares_weights)
     if shares_weights:  # before the default number of trials is read from the evaluator
         check_weight_sharing_run(args.agent, evaluator, options, reuse_repeats=args.reuse_repeats,
                                  checkpoint_every=args.checkpoint_every)

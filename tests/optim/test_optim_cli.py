@@ -111,3 +111,17 @@ def test_rule_options_that_would_be_ignored_are_refused(capsys, tmp_path):
         assert main(["rule", "adam", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["seed=7"], "the evaluator's own seed would change nothing; use --seed"),
+    (["steps=50", "schedule=[[0, 5]]"], "the schedule sets every trial's steps from trial 0"),
+])
+def test_a_search_refuses_evaluator_options_it_would_override(capsys, tmp_path, options, message):
+    database = tmp_path / "nos.db"
+    args = ["search", *TINY, *[x for o in options for x in ("--eval-option", o)], "--agent", "ppo", "--trials", "2",
+            "--storage", f"sqlite:///{database}"]
+    assert main(args) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("rlnas: error: ") and message in stderr and stderr.count("\n") == 1
+    assert not database.exists()
