@@ -9,6 +9,7 @@ from typing import Any
 
 from rlnas.agents import AGENTS, Agent, Proposal, Result, agent_class, create_agent
 from rlnas.agents.base import WeightSharingAgent
+from rlnas.agents.fixed import FixedAgent
 from rlnas.checks import check_device
 from rlnas.errors import ConfigError, DuplicateStudy, StorageError, first_line
 from rlnas.evaluators import EVALUATORS, Evaluator, build_evaluator
@@ -122,6 +123,9 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
     stop = {k: v for k, v in (("n_trials", n_trials), ("budget_seconds", budget_seconds)) if v is not None}
     resolved = resolve_space(space)
+    if reuse_repeats and issubclass(agent_class(agent), FixedAgent):
+        raise ConfigError("agent 'fixed' proposes one candidate: with reuse_repeats every trial after the first would "
+                          "be answered from the store, and the search could never end")
     if evaluator is not None:
         check_evaluator_protocol(evaluator)
         check_budget_measurable(evaluator, budget_seconds)

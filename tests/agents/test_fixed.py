@@ -21,3 +21,15 @@ def test_a_bad_key_is_a_config_error() -> None:
         create_agent("fixed", create_space("proxyless"), {"key": "k3|nonsense"})
     with pytest.raises(ConfigError, match="option 'key' of FixedConfig must be a string or null"):
         create_agent("fixed", create_space("proxyless"), {"key": 3})
+
+
+def test_reuse_repeats_is_refused_before_anything_is_stored(tmp_path) -> None:
+    from rlnas.cli import main
+    from rlnas.study import create_study
+
+    with pytest.raises(ConfigError, match="agent 'fixed' proposes one candidate"):
+        create_study(space="nb201", agent="fixed", reuse_repeats=True)
+    database = tmp_path / "s.db"
+    assert main(["search", "--space", "nb201", "--agent", "fixed", "--reuse-repeats", "--trials", "5",
+                 "--no-progress", "--storage", f"sqlite:///{database}"]) == 2
+    assert not database.exists()
