@@ -5,6 +5,7 @@ import argparse
 import inspect
 import json
 import re
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -23,14 +24,14 @@ def add_parser(commands: Any) -> None:
 def describe(name: str) -> dict[str, Any]:
     """Name, summary, decisions, size and evaluators of space ``name``."""
     from rlnas.cli.search import TABULAR_EVALUATORS
-    from rlnas.models import MODELS
-    from rlnas.spaces import SPACES, create_space
+    from rlnas.spaces import BUILT_IN_MODEL_SPACES, SPACES, create_space
     from rlnas.spaces.mobilenet import MobileSpace
 
     space = create_space(name)
     doc = inspect.getdoc(SPACES.get(name)) or ""
     evaluators = [TABULAR_EVALUATORS[name]] if name in TABULAR_EVALUATORS else []
-    if name in MODELS:
+    models = sys.modules.get("rlnas.models")  # imported (torch and all) only by a plugin that registers a model
+    if name in (models.MODELS if models is not None else BUILT_IN_MODEL_SPACES):
         evaluators.append("train")
     if name in ("enas_macro", "enas_micro"):  # the shared evaluator's ENAS supernets
         evaluators.append("shared")

@@ -34,6 +34,11 @@ SPACES: Registry[Callable[..., Space]] = Registry("space", {
 })
 """Space factories by name (``create_space`` calls them with its keyword options)."""
 
+BUILT_IN_MODEL_SPACES = ("nb201", "darts", "ofa_mbv3", "proxyless", "proxyless_enlarged", "tunas_mbv3",
+                         "enas_macro", "enas_micro")
+"""The spaces whose networks :data:`rlnas.models.MODELS` builds out of the box (the train evaluator's),
+named here too so that listing them needs no torch."""
+
 
 def register_space(name: str, factory: str | Callable[..., Space]) -> None:
     """Make ``create_space(name)`` build spaces with ``factory`` (or a ``"module:attr"`` path)."""
@@ -56,5 +61,5 @@ __all__ = [
     "Candidate", "Categorical", "Choice", "Space", "NB201Space", "NB201_OPS", "DartsSpace", "DARTS_OPS",
     "MobileSpace", "MobileArch", "OFAMobileNetV3Space", "ProxylessSpace", "ProxylessEnlargedSpace",
     "TunasMobileNetV3Space", "NBGraphSpace",
-    "SPACES", "register_space", "list_spaces", "create_space",
+    "SPACES", "BUILT_IN_MODEL_SPACES", "register_space", "list_spaces", "create_space",
 ]

@@ -176,6 +176,18 @@ def test_spaces_list_every_evaluator_that_measures_them(capsys) -> None:
     assert spaces["optimizer_rules"] == ["optimizer"] and spaces["darts"] == ["train"]
 
 
+def test_spaces_lists_without_importing_torch() -> None:
+    from rlnas.models import MODELS
+    from rlnas.spaces import BUILT_IN_MODEL_SPACES
+
+    assert set(BUILT_IN_MODEL_SPACES) == set(MODELS.list())  # the torch-free list names every built-in builder
+    code = "import sys; from rlnas.cli import main; main(['spaces', '--json']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out[:out.rindex("]") + 1])
+    assert out.split()[-1] == "False" and {r["name"] for r in rows if "train" in r["evaluators"]} \
+        == set(BUILT_IN_MODEL_SPACES)
+
+
 def test_searches_that_cannot_run_store_nothing(capsys, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     cases = [(["--agent", "tunas"], "agent 'tunas' shares weights and needs a weight-sharing evaluator"),
