@@ -41,22 +41,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args(argv)
+    if a.seeds < 2 or a.queries < 1 or a.workers < 1:
+        p.error("--seeds must be at least 2 (the table shows standard errors); --queries and --workers positive")
     jobs = [nb201.Job("l2nas", dataset, 200, seed, n_trials=a.queries, budget_seconds=None, agent_config=config)
             for config, _ in VARIANTS.values() for dataset in nb201.DATASETS
             for seed in range(a.first_seed, a.first_seed + a.seeds)]
     load, start = os.getloadavg()[0], time.perf_counter()
     runs = nb201.run_jobs(jobs, a.workers, log=lambda *_: None)
-    points = [q for q in POINTS if q <= a.queries]
+    points = [q for q in POINTS if q < a.queries] + [a.queries]  # the whole budget is always a column
     print(f"{a.seeds} seeds ({a.first_seed}-{a.first_seed + a.seeds - 1}) per variant and data set, "
           f"{a.queries} queries; "
           f"{time.perf_counter() - start:.0f} s on {a.workers} worker(s), load average {load:.2f} before.\n")
-    print("Test accuracy (%) of the best-by-validation cell after 50 / 100 / 200 queries (mean ± standard error) "
+    print(f"Test accuracy (%) of the best-by-validation cell after {' / '.join(map(str, points))} queries "
+          "(mean ± standard error) "
           "and the mean query at which the validation optimum was first evaluated (runs that did not find it "
           f"count as {a.queries + 1}).\n")
     header = " | ".join(f"{report.DATASET_NAMES[d]} {q}" for d in nb201.DATASETS for q in points)
     print(f"| variant | what it removes | {header} | " + " | ".join(f"{report.DATASET_NAMES[d]} found at"
                                                                for d in nb201.DATASETS) + " |")
-    print("|---" * (2 + len(points) * 3 + 3) + "|")
+    print("|---" * (2 + len(points) * len(nb201.DATASETS) + len(nb201.DATASETS)) + "|")
     for name, (config, about) in VARIANTS.items():
         cells, found = [], []
         for dataset in nb201.DATASETS:

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="l2nas config override")
     a = p.parse_args(argv)
+    if a.trials < WINDOW or a.seeds < 1:
+        p.error(f"--trials must be at least one timing window ({WINDOW}) and --seeds positive")
     config = {}
     for item in a.set:
         key, _, value = item.partition("=")

@@ -459,6 +459,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         p.error(f"--protocols must list 200 and/or 12, got {text!r}")
     if not protocols or any(x not in PROTOCOLS for x in protocols) or (a.benchmark != "nb201" and protocols != [200]):
         p.error(f"--protocols must list 200 and/or 12 (nbgraph: 200 only), got {text!r}")
+    if a.noisy and a.benchmark != "nb201":
+        p.error("--noisy needs --benchmark nb201: NAS-Bench-Graph's table holds one result per cell")
     if a.seeds < 1 or a.queries < 1 or a.workers < 1:
         p.error("--seeds, --queries and --workers must be positive")
     configs: dict[str, dict[str, Any]] = {}

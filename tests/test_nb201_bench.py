@@ -117,8 +117,9 @@ def test_variants_tpe_and_nbgraph_runs() -> None:
     assert tpe[0].rewards == tpe[1].rewards and sum(tpe[0].new) == 15  # seeded: the same run twice
     cfg = nb201.parse_args(["--benchmark", "nbgraph", "--agents", "tpe,local"])
     assert cfg.datasets == list(nb201.NBGRAPH_DATASETS) and cfg.protocols == [200] and cfg.out.name == "nbgraph"
-    with pytest.raises(SystemExit):
-        nb201.parse_args(["--benchmark", "nbgraph", "--protocols", "12"])
+    for bad in (["--protocols", "12"], ["--noisy"]):  # NAS-Bench-Graph: no 12-epoch nor per-seed results
+        with pytest.raises(SystemExit):
+            nb201.parse_args(["--benchmark", "nbgraph", *bad])
 
 
 def test_comparison_by_the_search_reward_uses_the_validation_column() -> None:
