@@ -69,6 +69,7 @@ def make_figure(args: argparse.Namespace, groups: dict[str, list[Any]]) -> Any:
     from rlnas.reports.history import accuracy_vs_cost, diagnostic_series, search_history
     from rlnas.reports.policy import choice_heatmap, policy_heatmap
     from rlnas.study import space_of
+    from rlnas.study._factories import registered_space
 
     if args.kind == "history":
         histories = {s.name: search_history(s.evaluated, args.x) for g in groups.values() for s in g}
@@ -83,7 +84,8 @@ def make_figure(args: argparse.Namespace, groups: dict[str, list[Any]]) -> Any:
         return render.heatmap_figure(policy_heatmap(snapshot, space_of(snapshot.record)))
     if args.kind == "choices":
         return render.heatmap_figure(choice_heatmap(snapshot, space_of(snapshot.record), args.window))
-    return render.pareto_figure(accuracy_vs_cost(snapshot.evaluated, args.metric, args.cost))
+    return render.pareto_figure(accuracy_vs_cost(snapshot.evaluated, args.metric, args.cost,
+                                                 space=registered_space(snapshot.record)))
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

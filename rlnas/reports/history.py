@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlnas.errors import ConfigError
+from rlnas.spaces.base import Space, network_of
 from rlnas.trial import Trial, TrialState
 
 HISTORY_AXES = {
@@ -118,8 +119,10 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> np.ndarray
     return np.array(front, dtype=int)
 
 
-def accuracy_vs_cost(trials: Sequence[Trial], accuracy: str = "test_acc", cost: str | None = None) -> CostAccuracy:
-    """Accuracy against a cost metric over the COMPLETE trials (each architecture once).
+def accuracy_vs_cost(trials: Sequence[Trial], accuracy: str = "test_acc", cost: str | None = None, *,
+                     space: Space | None = None) -> CostAccuracy:
+    """Accuracy against a cost metric over the COMPLETE trials (each architecture once; with ``space``,
+    each network once: :meth:`~rlnas.spaces.base.Space.identity`).
 
     ``cost`` defaults to the first of :data:`COST_METRICS` that the trials report.
     """
@@ -136,12 +139,14 @@ def accuracy_vs_cost(trials: Sequence[Trial], accuracy: str = "test_acc", cost: 
         if name not in available:
             raise ConfigError(f"no metric {name!r} in the trials (stored: {', '.join(sorted(available))})")
     seen: dict[str, Trial] = {}
+    network = network_of(space)
     for t in done:
         if accuracy in t.metrics and cost in t.metrics:
-            seen.setdefault(t.key, t)
-    keys = tuple(seen)
-    costs = np.array([seen[k].metrics[cost] for k in keys], dtype=float)
-    accs = np.array([seen[k].metrics[accuracy] for k in keys], dtype=float)
+            seen.setdefault(network(t), t)
+    kept = list(seen.values())
+    keys = tuple(t.key for t in kept)
+    costs = np.array([t.metrics[cost] for t in kept], dtype=float)
+    accs = np.array([t.metrics[accuracy] for t in kept], dtype=float)
     return CostAccuracy(costs, accs, keys, pareto_front(costs, accs), cost, accuracy)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.reports.compare import summarize
 from rlnas.reports.snapshot import StudySnapshot
-from rlnas.spaces.base import Space
+from rlnas.spaces.base import Space, network_of
 from rlnas.trial import Trial
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -71,13 +71,16 @@ class Plot:
     wide: bool = False
 
 
-def best_trials(snapshot: StudySnapshot, top: int = 20) -> list[Trial]:
-    """The ``top`` best COMPLETE trials by reward, one per architecture (its first best trial)."""
-    by_key: dict[str, Trial] = {}
+def best_trials(snapshot: StudySnapshot, top: int = 20, space: Space | None = None) -> list[Trial]:
+    """The ``top`` best COMPLETE trials by reward, one per architecture (its first best trial; with
+    ``space``, one per network: :meth:`~rlnas.spaces.base.Space.identity`)."""
+    network = network_of(space)
+    by_network: dict[str, Trial] = {}
     for t in snapshot.completed:
-        if t.key not in by_key or t.reward > by_key[t.key].reward:  # type: ignore[operator]
-            by_key[t.key] = t
-    return sorted(by_key.values(), key=lambda t: (-t.reward, t.slot))[:top]  # type: ignore[operator]
+        known = by_network.get(network(t))
+        if known is None or t.reward > known.reward:  # type: ignore[operator]
+            by_network[network(t)] = t
+    return sorted(by_network.values(), key=lambda t: (-t.reward, t.slot))[:top]  # type: ignore[operator]
 
 
 def failure_reasons(snapshot: StudySnapshot, limit: int = 5) -> list[tuple[str, int]]:
@@ -118,7 +121,8 @@ def report_plots(snapshot: StudySnapshot, space: Space) -> list[Plot]:
          lambda: history_figure({snapshot.name: search_history(snapshot.evaluated, "time")})),
         ("Agent diagnostics per update", lambda: diagnostics_figure(diagnostic_series(snapshot.diagnostics))),
         ("Decision probabilities over the search", heat),
-        ("Accuracy against cost, with the Pareto front", lambda: pareto_figure(accuracy_vs_cost(snapshot.evaluated))),
+        ("Accuracy against cost, with the Pareto front",
+         lambda: pareto_figure(accuracy_vs_cost(snapshot.evaluated, space=space))),
     ]
     plots = []
     for title, make in makers:
@@ -152,8 +156,8 @@ def _definition(snapshot: StudySnapshot, space: Space) -> str:
     return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
-def _best_table(snapshot: StudySnapshot, top: int) -> str:
-    trials = best_trials(snapshot, top)
+def _best_table(snapshot: StudySnapshot, top: int, space: Space) -> str:
+    trials = best_trials(snapshot, top, space)
     if not trials:
         return '<p class="note">No trial completed.</p>'
     metrics = sorted({m for t in trials for m in t.metrics if m != snapshot.record.reward})
@@ -226,7 +230,7 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
 <h2>Best architecture</h2>
 <div id="architecture">{_architecture(snapshot, space)}</div>
 <h2>Best candidates <span class="muted">(click a column to sort)</span></h2>
-{_best_table(snapshot, top)}
+{_best_table(snapshot, top, space)}
 <h2>Plots</h2>
 <div class="plots">{''.join(figures)}</div>
 <h2>Definition</h2>

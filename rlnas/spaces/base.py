@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,9 +234,14 @@ class Space:
         return {}
 
 
-def count_networks(space: Space | None, trials: Iterable[Any]) -> int:
-    """Distinct networks among ``trials`` (anything with ``key`` and ``candidate``): distinct
-    :meth:`Space.identity` values, or distinct keys where ``space`` is ``None``."""
+def network_of(space: Space | None) -> Callable[[Any], str]:
+    """A function giving a trial's (anything with ``key`` and ``candidate``) network: its
+    :meth:`Space.identity`, or its key where ``space`` is ``None`` or keys every candidate apart."""
     if space is None or type(space).identity is Space.identity:
-        return len({t.key for t in trials})
-    return len({space.identity(t.candidate) for t in trials})
+        return lambda trial: trial.key
+    return lambda trial: space.identity(trial.candidate)
+
+
+def count_networks(space: Space | None, trials: Iterable[Any]) -> int:
+    """Distinct networks among ``trials`` (see :func:`network_of`)."""
+    return len(set(map(network_of(space), trials)))

@@ -95,3 +95,17 @@ def test_accuracy_vs_cost_takes_each_architecture_once_and_finds_a_cost() -> Non
         accuracy_vs_cost(trials, cost="latency_ms")
     with pytest.raises(ConfigError, match="no cost metric"):
         accuracy_vs_cost([trial(0, 1.0, metrics={"test_acc": 1.0})])
+
+
+def test_accuracy_vs_cost_takes_equivalent_cells_once_with_their_space() -> None:
+    from dataclasses import replace
+
+    from rlnas.spaces.nbgraph import NBGraphSpace
+
+    space = NBGraphSpace()
+    cells = [{"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"},
+             {"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"}]  # one network
+    trials = [replace(trial(i, 1.0, key=space.key(c), metrics={"test_acc": 90.0, "params_m": 2.0}), candidate=c)
+              for i, c in enumerate(cells)]
+    assert len(accuracy_vs_cost(trials).keys) == 2
+    assert accuracy_vs_cost(trials, space=space).keys == (space.key(cells[0]),)

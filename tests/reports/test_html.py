@@ -52,3 +52,18 @@ def test_a_cost_aware_reward_is_shown_as_its_spec() -> None:
     spec = {"name": "abs", "metric": "valid_acc", "cost": "latency_ms", "target": 12.0, "beta": -7.0}
     page = build_report(snapshot("abs", [trial(0, None)], space_name="nb201", reward=spec), space)
     assert "&quot;target&quot;: 12.0" in page  # the report used to end in AttributeError on the dict
+
+
+def test_best_trials_take_equivalent_cells_as_one_network() -> None:
+    from dataclasses import replace
+
+    from rlnas.spaces.nbgraph import NBGraphSpace
+
+    space = NBGraphSpace()
+    cells = [{"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"},
+             {"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"},  # the same network
+             {"link": "0123", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"}]
+    trials = [replace(trial(i, r, key=space.key(c)), candidate=c)
+              for i, (c, r) in enumerate(zip(cells, (5.0, 5.0, 4.0)))]
+    assert [t.number for t in best_trials(snapshot("s", trials), top=5)] == [0, 1, 2]  # by key
+    assert [t.number for t in best_trials(snapshot("s", trials), top=5, space=space)] == [0, 2]
