@@ -14,6 +14,7 @@ representative (the benchmark excludes them).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
@@ -130,11 +131,7 @@ class NBGraphSpace(Space):
     def identity(self, candidate: Mapping[str, Choice]) -> str:
         """The key of the candidate's representative (equivalent cells are one network in the
         table); an all-skip cell, which has none, is only itself."""
-        link, ops = self.cell(candidate)
-        if set(ops) == {"skip"}:
-            return self.key(candidate)
-        link, ops = canonical(link, ops)
-        return self.key({"link": link, **{f"op{i}": op for i, op in enumerate(ops, 1)}})
+        return _identity(*self.cell(candidate))
 
     def canonical_codes(self) -> np.ndarray:
         """For every candidate (by the mixed-radix code of its choice indices, first decision most
@@ -146,6 +143,14 @@ class NBGraphSpace(Space):
 def nbgraph_proteins_space() -> NBGraphSpace:
     """The ``nbgraph_proteins`` space: NAS-Bench-Graph cells with the five operations trained on proteins."""
     return NBGraphSpace("proteins")
+
+
+@lru_cache(maxsize=len(NBGRAPH_LINKS) * len(NBGRAPH_OPS) ** 4)
+def _identity(link: str, ops: tuple[str, ...]) -> str:
+    """The key (the default JSON list) of the representative of ``(link, ops)``; of itself when all-skip."""
+    if set(ops) != {"skip"}:
+        link, ops = canonical(link, ops)
+    return json.dumps([link, *ops], separators=(",", ":"))
 
 
 @lru_cache(maxsize=2)
