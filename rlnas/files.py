@@ -20,14 +20,30 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def blocking_file(folder: str | Path) -> Path | None:
+    """The file (not folder) at ``folder`` or at one of its parents, which keeps it from being made."""
+    folder = Path(folder)
+    return next((p for p in [*reversed(folder.parents), folder] if p.is_file()), None)
+
+
+def check_folder_can_be_made(folder: str | Path, what: str) -> None:
+    """:class:`~rlnas.errors.ConfigError` unless ``folder`` is (or can be made as) a writable folder."""
+    from rlnas.errors import ConfigError
+
+    blocking = blocking_file(folder)
+    if blocking is not None:
+        raise ConfigError(f"{what} {folder}: {blocking} is a file, not a folder")
+    existing = next(p for p in [Path(folder), *Path(folder).parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {folder}: folder {existing} is not writable")
+
+
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (missing folders are created); when the block ends
     without an exception the temporary file replaces ``path`` in one step, else it is removed."""
     path = Path(path)
-    blocking = next((folder for folder in reversed(path.parent.parents) if folder.is_file()), None)
-    if blocking is None and path.parent.is_file():
-        blocking = path.parent
+    blocking = blocking_file(path.parent)
     if blocking is not None:  # mkdir would say only "File exists"
         raise NotADirectoryError(20, f"{blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)

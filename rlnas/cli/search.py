@@ -234,15 +234,20 @@ def weights_options(args: argparse.Namespace, evaluator_name: str, options: dict
     from rlnas.evaluators import EVALUATORS
     from rlnas.registry import accepted_options
 
-    if "weights_dir" not in (accepted_options(EVALUATORS.get(evaluator_name)) or []) or "weights_dir" in options:
+    if "weights_dir" not in (accepted_options(EVALUATORS.get(evaluator_name)) or []):
         if args.keep_weights != "all":
             raise ConfigError(f"--keep-weights applies to the train evaluator, not {evaluator_name!r}")
         return {}
     keep = str(args.keep_weights).lower()
+    if keep not in ("all", "none") and not (keep.isdigit() and int(keep) > 0):
+        raise ConfigError(f"--keep-weights must be all, none or a positive number, got {args.keep_weights!r}")
+    if "weights_dir" in options:  # the folder is the user's: --keep-weights only prunes it
+        if keep == "none" or (keep != "all" and "keep_weights" in options):
+            raise ConfigError(f"--keep-weights {args.keep_weights} contradicts --eval-option weights_dir"
+                              f"{'/keep_weights' if keep != 'none' else ''}: give one of them")
+        return {} if keep == "all" else {"keep_weights": int(keep)}
     if keep == "none":
         return {}
-    if keep != "all" and not (keep.isdigit() and int(keep) > 0):
-        raise ConfigError(f"--keep-weights must be all, none or a positive number, got {args.keep_weights!r}")
     return {"weights_dir": default_weights_dir(args.storage, name),
             "keep_weights": None if keep == "all" else int(keep)}
 

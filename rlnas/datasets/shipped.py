@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split
+from rlnas.errors import ConfigError
 
 # name -> (file in rlnas/data, largest pixel value)
 SHIPPED: dict[str, tuple[str, float]] = {
@@ -25,9 +27,7 @@ def load_shipped(name: str, root: str | Path | None = None, *, valid_fraction: f
     """
     filename, scale = SHIPPED[name]
     path = Path(root) if root is not None else resources.files("rlnas.data").joinpath(filename)
-    with np.load(path, allow_pickle=False) as archive:
-        images = np.asarray(archive["images"])
-        labels = np.asarray(archive["labels"]).astype(np.int64)
+    images, labels = read_arrays(path, scale, f"cannot load data set {name!r} from {path}")
     test, valid, train = stratified_split(labels, (test_fraction, valid_fraction), split_seed)
     info = {
         "source": filename if root is None else str(root),
@@ -37,6 +37,32 @@ def load_shipped(name: str, root: str | Path | None = None, *, valid_fraction: f
     x = torch.from_numpy(images).unsqueeze(1)
     return make_splits(name, x, torch.from_numpy(labels), {"train": train, "valid": valid, "test": test},
                        scale=scale, num_classes=int(labels.max()) + 1, info=info)
+
+
+def read_arrays(path: Path | Any, scale: float, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``images`` (N x H x W, uint8 up to ``scale``) and ``labels`` (N integers from 0, two classes
+    or more) of an ``.npz`` file, checked: :class:`ConfigError` (``where: what is wrong``)."""
+    archive = np.load(path, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{where}: one array, not an .npz archive of 'images' and 'labels'")
+    with archive:
+        missing = sorted({"images", "labels"} - set(archive.files))
+        if missing:
+            raise ConfigError(f"{where}: no array {' or '.join(map(repr, missing))} (it holds: "
+                              f"{', '.join(archive.files) or 'nothing'})")
+        images, labels = np.asarray(archive["images"]), np.asarray(archive["labels"])
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
+        raise ConfigError(f"{where}: images must be a non-empty N x H x W uint8 array, got {images.dtype} "
+                          f"of shape {list(images.shape)}")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ConfigError(f"{where}: labels must be {len(images)} integers (one per image), got {labels.dtype} "
+                          f"of shape {list(labels.shape)}")
+    if labels.min() < 0 or len(np.unique(labels)) < 2:
+        raise ConfigError(f"{where}: labels must be class numbers from 0 with two classes or more, got "
+                          f"{sorted(set(np.unique(labels).tolist()))[:10]}")
+    if images.max() > scale:
+        raise ConfigError(f"{where}: pixel values must be at most {scale:g} for this data set, got {images.max()}")
+    return images, labels.astype(np.int64)
 
 
 def load_digits(root: str | Path | None = None, *, valid_fraction: float = 0.2, test_fraction: float = 0.2,

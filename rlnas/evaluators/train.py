@@ -27,6 +27,7 @@ from rlnas.datasets import DatasetSplits, ImageData, load_dataset
 from rlnas.errors import ConfigError, RlnasError, first_line
 from rlnas.evaluators.base import Measurement
 from rlnas.evaluators.weights import save_weights
+from rlnas.files import check_folder_can_be_made
 from rlnas.spaces.base import Candidate, Space
 
 Progress = Callable[[int, int, Mapping[str, float]], None]
@@ -173,6 +174,8 @@ class TrainEvaluator:
         that is missing, or a network that does not fit the images, is a :class:`ConfigError`)."""
         import numpy as np
 
+        if self.weights_dir is not None:
+            check_folder_can_be_made(self.weights_dir, "train evaluator: weights_dir")
         data = self.data
         kwargs = self.resolved_model_kwargs()
         classes, channels = kwargs.get("num_classes"), kwargs.get("in_channels")

@@ -28,6 +28,9 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
 
         check_weight_sharing_run(study.record.agent, study.evaluator, options, reuse_repeats=study.record.reuse_repeats)
         n_trials = within_plan(study.evaluator, n_trials)  # the stored target is what the epochs record
+    prepare = getattr(study.evaluator, "prepare", None)
+    if callable(prepare):  # a resumed study's data may have gone: one error, not a failed trial per try
+        prepare()
     study.claim(options)
     try:
         study.store_limits(n_trials, budget_seconds)

@@ -54,3 +54,37 @@ def test_another_keep_weights_is_another_default_name(capsys, tmp_path) -> None:
     capsys.readouterr()
     names = [s["name"] for s in json.loads(rlnas(capsys, "ls", "--json", "--storage", url)[1])]
     assert len(set(names)) == 3  # before, the second search failed: "exists with evaluator keep_weights=..."
+
+
+def test_resume_checks_the_data_before_running_a_trial(capsys, tmp_path) -> None:
+    import shutil
+    from importlib import resources
+
+    data = tmp_path / "digits.npz"
+    shutil.copy(resources.files("rlnas.data").joinpath("digits_8x8.npz"), data)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["search", *TRAIN, "--dataset", "digits", "--data-root", str(data), "--trials", "1", "--name", "s",
+                 "--storage", url]) == 0
+    data.unlink()
+    code, _, err = rlnas(capsys, "resume", "s", "--trials", "3", "--storage", url)
+    assert code == 2 and err.count("\n") == 1 and "cannot load data set 'digits'" in err
+    assert len(open_store(url, create=False).trials(open_store(url, create=False).get_study("s").id)) == 1
+
+
+def test_a_weights_folder_that_cannot_be_made_is_refused_before_storing(capsys, tmp_path) -> None:
+    (tmp_path / "x.db-weights").write_text("a file where the weights folder goes")
+    for extra in ([], ["--eval-option", f"weights_dir={tmp_path / 'x.db-weights' / 'w'}"]):
+        code, _, err = rlnas(capsys, "search", *TRAIN, "--trials", "1", "--keep-weights", "1", *extra,
+                             "--storage", f"sqlite:///{tmp_path / 'x.db'}")
+        assert code == 2 and err.count("\n") == 1 and "x.db-weights is a file, not a folder" in err, err
+        assert not (tmp_path / "x.db").exists()
+
+
+def test_keep_weights_prunes_a_weights_folder_given_as_an_option(capsys, tmp_path) -> None:
+    url, folder = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "mine"
+    assert main(["search", *TRAIN, "--trials", "3", "--keep-weights", "1", "--name", "k", "--storage", url,
+                 "--eval-option", f"weights_dir={folder}"]) == 0
+    assert len(list(folder.glob("*.pt"))) == 1
+    code, _, err = rlnas(capsys, "search", *TRAIN, "--trials", "1", "--keep-weights", "none", "--storage", url,
+                         "--eval-option", f"weights_dir={folder}")
+    assert code == 2 and "--keep-weights none contradicts --eval-option weights_dir" in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import tarfile
 from importlib import resources
 
@@ -288,3 +289,31 @@ def test_files_a_loader_cannot_read_are_one_line_errors(tmp_path):
     archive.write_bytes(archive.read_bytes()[:-40])  # cut short
     with pytest.raises(ConfigError, match="cannot load data set 'cifar10'"):
         load_dataset("cifar10", archive)
+
+
+def test_another_npz_for_a_shipped_set_is_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 17, (40, 8, 8)).astype(np.uint8), np.arange(40) % 4
+
+    def npz(name, **arrays):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **{"images": images, "labels": labels, **arrays})
+        return path
+
+    data = load_dataset("digits", npz("ok"))
+    assert data.num_classes == 4 and sum(data.info["sizes"].values()) == 40
+    np.save(tmp_path / "one.npy", images)
+    cases = [(tmp_path / "one.npy", "one.npy: one array, not an .npz archive"),
+             (npz("neg", labels=labels - 1), "labels must be class numbers from 0"),
+             (npz("one_class", labels=np.zeros(40, int)), "two classes or more"),
+             (npz("short", labels=labels[:30]), "labels must be 40 integers (one per image), got int64 of shape [30]"),
+             (npz("float", labels=labels + 0.7), "labels must be 40 integers (one per image), got float64"),
+             (npz("flat", images=images.reshape(40, 64)), "images must be a non-empty N x H x W uint8 array"),
+             (npz("bright", images=images * 15), "pixel values must be at most 16"),
+             (npz("wide", images=images.astype(np.float32)), "got float32 of shape [40, 8, 8]")]
+    for path, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_dataset("digits", path)
+    np.savez(tmp_path / "other.npz", x=images)
+    with pytest.raises(ConfigError, match=r"from .*other.npz: no array 'images' or 'labels' \(it holds: x\)"):
+        load_dataset("digits", tmp_path / "other.npz")
