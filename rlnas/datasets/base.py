@@ -98,6 +98,23 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
 
 
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Exactly ``size`` positions of ``0..N-1`` (sorted) with the class mix of ``labels``: each class
+    gets ``floor(n_c · size / N)``, the positions left over go to the classes with the largest
+    remainders (the first classes on ties), and each class's are drawn with
+    ``numpy.random.default_rng(seed)``."""
+    if not 0 <= size <= len(labels):
+        raise ConfigError(f"a subset of {size} from {len(labels)} positions")
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    quota = np.floor(exact).astype(np.int64)
+    by_remainder = sorted(range(len(classes)), key=lambda c: (-(exact[c] - quota[c]), c))
+    quota[by_remainder[: size - int(quota.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == cls))[:n] for cls, n in zip(classes, quota)]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
 def channel_stats(images: torch.Tensor, scale: float) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``images / scale`` (std floored at 1e-6)."""
     x = images.to(torch.float64) / scale

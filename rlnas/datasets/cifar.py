@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split
+from rlnas.datasets.base import DatasetSplits, make_splits, stratified_split, stratified_subset
 from rlnas.datasets.plain_pickle import load_plain
 from rlnas.errors import ConfigError
 
@@ -98,10 +98,15 @@ def load_cifar10(root: str | Path | None, *, valid_fraction: float = 0.1, split_
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     test_images, test_labels = read_batch(read(TEST_BATCH), f"{root}/{TEST_BATCH}")
+    if isinstance(train_size, bool) or not (train_size is None or isinstance(train_size, int) and train_size > 0):
+        raise ConfigError(f"cifar10: train_size must be a positive integer (images kept of the train split), "
+                          f"got {train_size!r}")
+    if len(np.unique(labels)) < 2:
+        raise ConfigError(f"cifar10 from {root}: the train batches hold one class only ({int(labels[0])}); "
+                          "a classifier needs two or more")
     valid, train = stratified_split(labels, (valid_fraction,), split_seed)
     if train_size is not None and train_size < len(train):
-        keep = stratified_split(labels[train], (train_size / len(train),), split_seed + 1)[0]
-        train = train[keep]
+        train = train[stratified_subset(labels[train], train_size, split_seed + 1)]
     info = {"source": str(root), "classes": list(CIFAR10_CLASSES),
             "split": f"test = test_batch; valid = stratified {valid_fraction:g} of the train batches "
                      f"(seed {split_seed}); train = the rest" + (f", subset of {train_size}" if train_size else "")}

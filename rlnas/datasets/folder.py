@@ -24,6 +24,9 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (".npy",) + PIL_SUFFIXES
 
 
+MAX_IMAGE_SIDE = 4096
+"""Largest ``image_size`` side: every image is held resized in memory (4096 x 4096 RGB is 200 MB)."""
+
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 """Pillow modes of 16-bit images (a 16-bit grey PNG opens as ``I;16`` or ``I``): divided by 65,535."""
 
@@ -36,6 +39,9 @@ def read_image(path: Path) -> np.ndarray:
     try:
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
+            if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+                array.close()
+                raise ConfigError(f"{path}: an .npz archive, not one .npy array")
         elif suffix in PIL_SUFFIXES:
             array = _decode(path)
         else:
@@ -57,7 +63,11 @@ def _decode(path: Path) -> np.ndarray:
     except ImportError:
         raise ConfigError(f"reading {path.name} needs Pillow (pip install 'rlnas[images]'), "
                           "or store the images as .npy") from None
-    with Image.open(path) as img:
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's guard against a small file of huge size
+        raise ConfigError(f"cannot read image {path}: {first_line(exc)}") from None
+    with img:
         if img.mode in SIXTEEN_BIT_MODES:
             array = np.asarray(img)
             if array.min() < 0 or array.max() > 65535:
@@ -125,9 +135,11 @@ def load_image_folder(root: str | Path | None, *, valid_fraction: float = 0.2, t
     if root is None:
         raise ConfigError("imagefolder needs data_root: a folder with one subfolder of images per class")
     if image_size is not None and (not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in image_size)):
-        raise ConfigError(f"image_size must be two positive integers (H, W), got {image_size!r}")
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_IMAGE_SIDE for v in image_size)):
+        raise ConfigError(f"image_size must be two integers (H, W) from 1 to {MAX_IMAGE_SIDE}, got {image_size!r}")
     root = Path(root).expanduser()
+    if root.is_file():
+        raise ConfigError(f"image folder {root} is a file: give the folder that holds one subfolder per class")
     if not root.is_dir():
         raise ConfigError(f"image folder {root} does not exist")
     split_dirs = {"train": root / "train"}
@@ -140,8 +152,12 @@ def load_image_folder(root: str | Path | None, *, valid_fraction: float = 0.2, t
         split_dirs = {"train": root}
     classes = [p.name for p in _class_dirs(split_dirs["train"])]
     if len(classes) < 2:
+        hint = ""
+        if split_dirs["train"] != root and _image_files(split_dirs["train"]):
+            hint = ("; it holds images itself: a folder named 'train' is read as the train split (with class "
+                    "subfolders), so rename a class called 'train'")
         raise ConfigError(f"{split_dirs['train']} has {len(classes)} class subfolder(s): a classifier needs two "
-                          "or more (one subfolder of images per class)")
+                          f"or more (one subfolder of images per class){hint}")
     empty = [name for name in classes if not _image_files(split_dirs["train"] / name)]
     if empty:
         raise ConfigError(f"class folder(s) {empty} under {split_dirs['train']} hold no {'/'.join(SUFFIXES)} images")

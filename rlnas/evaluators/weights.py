@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, first_line
 
 FORMAT = "rlnas-weights/1"
 _NAME = re.compile(r"^acc(\d+\.\d+)-(\d+)-([0-9a-f]{16})\.pt$")
@@ -105,9 +106,13 @@ def load_weights(folder: str | Path | None, name: str | None, *, trial: str = "t
     if not path.is_file():
         raise NoTrainedWeights(f"{trial} has no trained weights any more: {path} is gone (pruned by keep_weights, "
                                "or the folder was moved or deleted)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise RlnasError(f"{path} is not an rlnas weights file (format {payload.get('format')!r})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:  # truncated, corrupt
+        raise RlnasError(f"cannot read weights file {path}: {first_line(exc)}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise RlnasError(f"{path} is not an rlnas weights file (format {found!r})")
     return payload
 
 

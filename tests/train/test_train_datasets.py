@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rlnas.datasets import list_datasets, load_dataset, stratified_split
+from rlnas.datasets.base import stratified_subset
 from rlnas.errors import ConfigError
 
 torch.set_num_threads(1)
@@ -109,6 +110,37 @@ def test_cifar10_train_size_keeps_a_subset(tmp_path):
     _write_cifar(tmp_path, per_batch=20)
     data = load_dataset("cifar10", tmp_path, valid_fraction=0.1, train_size=50)
     assert data.info["sizes"]["train"] == 50 and data.info["sizes"]["valid"] == 10
+    full = load_dataset("cifar10", tmp_path, valid_fraction=0.1).train.labels
+    for size in (5, 15, 17, 89):  # exactly the size asked, not each class's rounding (5 -> 7, 89 -> all 90)
+        labels = load_dataset("cifar10", tmp_path, valid_fraction=0.1, train_size=size).train.labels
+        assert len(labels) == size
+        counts, whole = torch.bincount(labels, minlength=10), torch.bincount(full, minlength=10)
+        assert ((counts - whole * size / len(full)).abs() < 1).all()  # each class within one of its share
+    for bad in (0, -5):
+        with pytest.raises(ConfigError, match=f"cifar10: train_size must be a positive integer .*got {bad!r}"):
+            load_dataset("cifar10", tmp_path, train_size=bad)
+    for bad in (2.5, True):  # the option's type, checked before the loader runs
+        with pytest.raises(ConfigError, match=f"option 'train_size' must be an integer or null, got {bad!r}"):
+            load_dataset("cifar10", tmp_path, train_size=bad)
+
+
+def test_stratified_subset_is_exact_seeded_and_proportional():
+    labels = np.array([0] * 7 + [1] * 5 + [2] * 3)
+    for size in range(16):
+        picked = stratified_subset(labels, size, seed=3)
+        assert len(picked) == size == len(set(picked.tolist())) and list(picked) == sorted(picked)
+        assert all(abs((labels[picked] == c).sum() - (labels == c).sum() * size / 15) < 1 for c in range(3))
+    assert stratified_subset(labels, 6, 1).tolist() == stratified_subset(labels, 6, 1).tolist()
+    # 6 of 15: shares 2.8, 2.0, 1.2 -> 2, 2, 1 and the one left over to the largest remainder (class 0)
+    assert np.bincount(labels[stratified_subset(labels, 6, 0)]).tolist() == [3, 2, 1]
+
+
+def test_cifar10_of_one_class_is_refused(tmp_path):
+    for b in range(1, 6):
+        (tmp_path / f"data_batch_{b}").write_bytes(pickle.dumps({b"data": _pixels(4, b), b"labels": [3] * 4}))
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": _pixels(2, 9), b"labels": [3, 3]}))
+    with pytest.raises(ConfigError, match="hold one class only \\(3\\); a classifier needs two or more"):
+        load_dataset("cifar10", tmp_path)
 
 
 class _Evil:
@@ -270,7 +302,7 @@ def test_classes_and_splits_must_hold_images(tmp_path):
     for options in ({"valid_fraction": 0.99}, {"test_fraction": -0.1}):
         with pytest.raises(ConfigError, match="split fractions"):
             load_dataset("digits", **options)
-    with pytest.raises(ConfigError, match="image_size must be two positive integers"):
+    with pytest.raises(ConfigError, match="image_size must be two integers \\(H, W\\) from 1 to 4096"):
         load_dataset("imagefolder", tmp_path / "few", image_size=(0, 4))
 
 
@@ -317,3 +349,29 @@ def test_another_npz_for_a_shipped_set_is_checked(tmp_path):
     np.savez(tmp_path / "other.npz", x=images)
     with pytest.raises(ConfigError, match=r"from .*other.npz: no array 'images' or 'labels' \(it holds: x\)"):
         load_dataset("digits", tmp_path / "other.npz")
+
+
+def test_image_folder_inputs_that_crashed_are_one_line_errors(tmp_path):
+    root = tmp_path / "imgs"
+    _npy_folder(root)
+    with open(root / "cat" / "z.npy", "wb") as handle:  # an .npz archive under an .npy name
+        np.savez(handle, x=np.zeros((6, 6), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="z.npy: an .npz archive, not one .npy array"):
+        load_dataset("imagefolder", root)
+    (root / "cat" / "z.npy").unlink()
+    with pytest.raises(ConfigError, match="image_size must be two integers"):
+        load_dataset("imagefolder", root, image_size=(100_000, 100_000))
+    with pytest.raises(ConfigError, match="is a file: give the folder that holds one subfolder per class"):
+        load_dataset("imagefolder", root / "cat" / "0.npy")
+    named_train = tmp_path / "vehicles"
+    _npy_folder(named_train, classes=("dog", "train"))
+    with pytest.raises(ConfigError, match="a folder named 'train' is read as the train split"):
+        load_dataset("imagefolder", named_train)
+
+
+def test_a_decompression_bomb_is_a_one_line_error(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    _npy_folder(tmp_path)
+    image.new("1", (20_000, 10_000)).save(tmp_path / "cat" / "bomb.png")  # 200 M pixels in a small file
+    with pytest.raises(ConfigError, match="cannot read image .*bomb.png: Image size .* exceeds limit"):
+        load_dataset("imagefolder", tmp_path)

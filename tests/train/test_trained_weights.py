@@ -97,3 +97,17 @@ def test_pruning_keeps_the_best_k_and_the_earlier_of_equals(tmp_path, monkeypatc
         TrainEvaluator("nb201", keep_weights=0)
     assert np.allclose(load_weights(tmp_path, ranked_files(tmp_path)[0].name)["state_dict"]["weight"],
                        model.weight.detach().numpy())
+
+
+def test_a_damaged_weights_file_is_a_one_line_error(tmp_path) -> None:
+    from rlnas.errors import RlnasError
+
+    name = save_weights(tmp_path, nn.Linear(2, 2), space="s", key="k", seed=0, model_kwargs={}, input_shape=(2,),
+                        metrics={"valid_acc": 1.0}, keep=None)
+    path = tmp_path / name
+    path.write_bytes(path.read_bytes()[:200])  # cut short
+    with pytest.raises(RlnasError, match=f"cannot read weights file {path}: "):
+        load_weights(tmp_path, name)
+    torch.save([1, 2], path)
+    with pytest.raises(RlnasError, match="is not an rlnas weights file \\(format 'list'\\)"):
+        load_weights(tmp_path, name)
