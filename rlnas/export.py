@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rlnas.costs.measure import eval_mode
-from rlnas.errors import ConfigError, InvalidCandidate
+from rlnas.errors import ConfigError, InvalidCandidate, RlnasError, first_line
 from rlnas.files import replacing
 from rlnas.spaces.base import Candidate, Choice, Space
 
@@ -151,6 +151,18 @@ def study_model_options(evaluator_spec: Mapping[str, Any]) -> tuple[dict[str, An
     if evaluator_spec.get("name") == "nb201":
         classes, shape = NB201_CLASSES[str(evaluator_spec.get("dataset", "cifar10"))]
         return {"num_classes": classes}, shape
+    if evaluator_spec.get("name") == "train":
+        from rlnas.evaluators import build_evaluator
+        from rlnas.study.spec import evaluator_identity
+
+        try:
+            data = build_evaluator(evaluator_identity(evaluator_spec)).data
+        except RlnasError as exc:  # the data moved since: the paper's network, said
+            warnings.warn(f"the network is the paper's default, not sized for the study's data set, which cannot be "
+                          f"read: {first_line(exc)}", stacklevel=2)
+            return {}, None
+        shape = tuple(int(s) for s in data.input_shape)
+        return {"num_classes": int(data.num_classes), "in_channels": shape[0]}, shape  # type: ignore[return-value]
     return {}, None
 
 

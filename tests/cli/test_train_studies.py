@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rlnas.cli import main
 from rlnas.store import open_store
 
@@ -88,3 +90,15 @@ def test_keep_weights_prunes_a_weights_folder_given_as_an_option(capsys, tmp_pat
     code, _, err = rlnas(capsys, "search", *TRAIN, "--trials", "1", "--keep-weights", "none", "--storage", url,
                          "--eval-option", f"weights_dir={folder}")
     assert code == 2 and "--keep-weights none contradicts --eval-option weights_dir" in err
+
+
+def test_an_untrained_export_of_a_train_study_fits_its_data(capsys, tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    assert main(["search", *TRAIN, "--dataset", "digits", "--trials", "1", "--keep-weights", "none", "--name", "u",
+                 "--storage", url]) == 0
+    code, _, err = rlnas(capsys, "export", "u", "--onnx", str(tmp_path / "u.onnx"), "--storage", url)
+    assert code == 0 and "UNTRAINED" in err
+    graph = onnx.load(str(tmp_path / "u.onnx")).graph
+    dims = [[d.dim_value for d in v.type.tensor_type.shape.dim][1:] for v in (graph.input[0], graph.output[0])]
+    assert dims == [[1, 8, 8], [10]]  # digits: one channel of 8x8, ten classes (it was 3x32x32)
