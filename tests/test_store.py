@@ -27,6 +27,9 @@ def test_sqlite_store_persists_across_connections(sqlite_url):
     ("not a url", "is not a database URL"),
     ("sqlite:////no/such/folder/x.db", "does not exist"),
     ("nosuchdialect://x", "cannot use"),
+    ("sqlite:///", "names no database file, so nothing would be kept"),  # sqlite:///$DB with DB unset
+    ("sqlite://", "names no database file"),
+    ("sqlite:///:memory:", "names no database file"),
 ])
 def test_bad_urls_are_clear(url, message):
     with pytest.raises(StorageError, match=message):

@@ -36,7 +36,10 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
-        if path and path != ":memory:" and not path.startswith("file:"):
+        if not path or path == ":memory:":  # e.g. sqlite:///$DB with DB unset
+            raise StorageError(f"storage {shown} names no database file, so nothing would be kept: give a path "
+                               "(sqlite:///rlnas.db); in Python, storage=None keeps a study in memory")
+        if not path.startswith("file:"):
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise StorageError(f"cannot open {shown}: folder {folder} does not exist")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,10 @@ Callback = Callable[["Study", "Trial"], None]
 """Called after every finished trial with the study and the stored trial."""
 
 EXECUTORS = ("inline", "processes", "ray")
+PROCESSES_PER_CORE = 4
+"""Most worker processes per core of this machine for the ``processes`` executor."""
+MAX_RAY_WORKERS = 4096
+"""Most concurrent trials on a Ray cluster."""
 RUN_OPTION_KEYS = ("threads", "device")
 """Evaluator constructor options that say how to run, not what to measure: never part of the spec."""
 
@@ -110,6 +115,12 @@ class RunOptions:
         if self.executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {self.executor!r} (choices: {', '.join(EXECUTORS)})")
         _positive_int("workers", self.workers)
+        most = MAX_RAY_WORKERS if self.executor == "ray" else PROCESSES_PER_CORE * (os.cpu_count() or 1)
+        if self.workers > most:
+            where = "a Ray cluster" if self.executor == "ray" else (
+                f"this machine's {os.cpu_count() or 1} core(s) (each worker process holds its own torch; "
+                "use the ray executor to spread further)")
+            raise ConfigError(f"--workers {self.workers} is too many for {where}: at most {most}")
         if self.executor == "inline" and self.workers != 1:
             raise ConfigError(f"the inline executor runs one trial at a time; for --workers {self.workers} "
                               "choose --executor processes or ray")

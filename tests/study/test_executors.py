@@ -1,4 +1,6 @@
 """Executors: parallel runs are deterministic, timeouts and dead workers end trials, not searches."""
+import os
+
 import pytest
 
 from rlnas import create_study
@@ -91,6 +93,12 @@ def test_run_options_are_checked():
         RunOptions(trial_timeout=0)
     with pytest.raises(ConfigError, match="workers"):
         RunOptions(executor="processes", workers=0)
+    cores = os.cpu_count() or 1
+    assert RunOptions(executor="processes", workers=4 * cores).workers == 4 * cores
+    with pytest.raises(ConfigError, match=f"--workers {4 * cores + 1} is too many for this machine's {cores} core"):
+        RunOptions(executor="processes", workers=4 * cores + 1)  # each worker would import torch: out of memory
+    with pytest.raises(ConfigError, match="--workers 100000 is too many for a Ray cluster: at most 4096"):
+        RunOptions(executor="ray", workers=100_000)
 
 
 def test_ray_only_options_need_the_ray_executor():
