@@ -104,11 +104,38 @@ def retrain_options(study: Any, epochs: float, overrides: Mapping[str, Any] | No
     """``train`` evaluator options that retrain the study's answers: its data (and split), the
     network as the search built it, ``epochs``; ``overrides`` win."""
     spec = dict(study.record.evaluator or {})
+    overrides = dict(overrides or {})
+    if spec.get("name") in TABLES:
+        check_table_retrain(study.name, spec, overrides)
+        spec = {"dataset": "cifar10"} if spec.get("dataset", "cifar10") == "cifar10" else {}  # not a table's name
     options: dict[str, Any] = {k: spec[k] for k in DATA_OPTIONS if spec.get(k) is not None}
     resolve = getattr(study.evaluator, "resolved_model_kwargs", None)
     if callable(resolve):
         options["model_kwargs"] = {k: v for k, v in resolve().items() if k not in ("num_classes", "in_channels")}
-    return options | {"epochs": epochs} | dict(overrides or {})
+    return options | {"epochs": epochs} | overrides
+
+
+TABLES = {"nb201": "NAS-Bench-201", "nbgraph": "NAS-Bench-Graph"}
+"""Tabular evaluators: their studies trained nothing here, and their data sets are tables."""
+
+
+def check_table_retrain(name: str, spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """:class:`ConfigError` unless the train evaluator options ``overrides`` say which images a
+    study scored by a table is retrained on (CIFAR-10 needs its python batches)."""
+    table = TABLES[str(spec["name"])]
+    if spec["name"] == "nbgraph":
+        raise ConfigError(f"study {name!r} searched {table} cells, graph networks rlnas does not build: "
+                          "there is nothing to retrain")
+    dataset = str(spec.get("dataset", "cifar10"))
+    if "dataset" in overrides or (dataset == "cifar10" and "data_root" in overrides):
+        return
+    if dataset == "cifar10":
+        raise ConfigError(f"study {name!r} was scored by the {table} table, which holds no images: retraining on "
+                          "CIFAR-10 needs its python batches (--eval-option data_root=PATH), or choose another data "
+                          "set (--eval-option dataset=digits)")
+    raise ConfigError(f"study {name!r} was scored by the {table} table on {dataset}, for which rlnas has no loader: "
+                      "retrain on another data set (--eval-option dataset=cifar10 --eval-option data_root=PATH, or "
+                      "dataset=digits, mnist5k, imagefolder)")
 
 
 def retrain(space: Space, candidate: Candidate, options: Mapping[str, Any], seed: int = 0,

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--epochs must be positive, got {args.epochs:g}")
     if args.lr is not None and not args.lr > 0:
         raise ConfigError(f"--lr must be positive, got {args.lr:g}")
+    if args.lr is not None and "lr" in dict(args.eval_option):
+        raise ConfigError("--lr and --eval-option lr both set the learning rate: give one")
     if args.output is not None:
         check_output(args.output, args.force)  # before hours of training, not after
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)

@@ -102,3 +102,30 @@ def test_an_untrained_export_of_a_train_study_fits_its_data(capsys, tmp_path) ->
     graph = onnx.load(str(tmp_path / "u.onnx")).graph
     dims = [[d.dim_value for d in v.type.tensor_type.shape.dim][1:] for v in (graph.input[0], graph.output[0])]
     assert dims == [[1, 8, 8], [10]]  # digits: one channel of 8x8, ten classes (it was 3x32x32)
+
+
+def test_retrain_of_a_table_study_says_which_images_to_train_on(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    for dataset in ("cifar10", "cifar100"):
+        assert main(["search", "--space", "nb201", "--dataset", dataset, "--trials", "3", "--name", dataset,
+                     "--no-progress", "--storage", url]) == 0
+    assert main(["search", "--space", "nbgraph", "--trials", "3", "--name", "g", "--no-progress",
+                 "--storage", url]) == 0
+    capsys.readouterr()
+    for name, message in (("cifar10", "retraining on CIFAR-10 needs its python batches (--eval-option data_root"),
+                          ("cifar100", "on cifar100, for which rlnas has no loader: retrain on another data set"),
+                          ("g", "searched NAS-Bench-Graph cells, graph networks rlnas does not build")):
+        code, _, err = rlnas(capsys, "retrain", name, "--epochs", "0.1", "--storage", url)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    code, out, _ = rlnas(capsys, "retrain", "cifar100", "--epochs", "0.1", "--threads", "1",
+                         "--eval-option", "dataset=digits", "--storage", url)
+    assert code == 0 and "cifar100-retrain-0" in out
+    assert open_store(url, create=False).get_study("cifar100-retrain-0").evaluator["dataset"] == "digits"
+    code, _, err = rlnas(capsys, "retrain", "cifar100", "--lr", "0.2", "--eval-option", "lr=0.1",
+                         "--eval-option", "dataset=digits", "--storage", url)
+    assert code == 2 and "--lr and --eval-option lr both set the learning rate" in err
+    from rlnas.retrain import retrain_options
+    from rlnas.study import load_study
+
+    options = retrain_options(load_study("cifar10", url), 1.0, {"data_root": "/data/cifar-10-batches-py"})
+    assert options["dataset"] == "cifar10" and options["data_root"] == "/data/cifar-10-batches-py"
