@@ -29,7 +29,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         print(strict_json_text([status for _, status in rows], indent=2))
         return 0
     table = Table(title=literal(f"Studies in {getattr(store, 'url', args.storage)}"))
-    for column in ("name", "status", "space", "agent", "evaluator", "seed", "finished", "target", "failed",
+    longest = max((len(record.name) for record, _ in rows), default=4)
+    table.add_column("name", min_width=longest, no_wrap=True, overflow="fold")  # whole, to copy into a command
+    for column in ("status", "space", "agent", "evaluator", "seed", "finished", "target", "failed",
                    "best reward", "created"):
         table.add_column(column)
     for record, s in rows:

@@ -138,6 +138,17 @@ def test_default_names_differ_exactly_when_the_definition_does(capsys, tmp_path)
     assert all(n.startswith("nb201-ppo-cifar10-0-") and len(n) == len("nb201-ppo-cifar10-0-") + 6 for n in names[1:])
 
 
+def test_ls_shows_whole_names_in_a_narrow_terminal(capsys, tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    name = "nb201-evolution-imagenet16-120-0-abcdef"
+    assert main(["search", "--agent", "evolution", "--trials", "2", "--name", name, "--storage", url,
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "100")
+    code, stdout, _ = rlnas(capsys, "ls", "--storage", url)
+    assert code == 0 and name in stdout  # it was cut to 'nb201-evolution-…', which no command accepts
+
+
 def test_agents_and_spaces_list_every_option_with_its_meaning(capsys) -> None:
     from rlnas.agents import agent_class, list_agents
 
