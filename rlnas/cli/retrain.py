@@ -30,7 +30,8 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--samples", type=int, default=0,
                    help="weight-sharing studies: also rank N architectures sampled from the final controller "
                         "by shared-weight validation accuracy and retrain the best (default 0)")
-    p.add_argument("--top", type=int, default=1, help="how many of the ranked sampled architectures to retrain")
+    p.add_argument("--top", type=int, default=1,
+                   help="how many of the ranked sampled architectures to retrain (default 1)")
     p.add_argument("--trial", type=int, default=None, help="retrain this trial instead (default: the answers)")
     p.add_argument("--epochs", type=float, default=10, help="training epochs (default 10)")
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default the train evaluator's)")

@@ -55,7 +55,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--dataset", default=None,
                       help="nb201: cifar10 (default), cifar100 or imagenet16-120; nbgraph: cora (default), arxiv, "
                            "citeseer, computers, cs, photo, physics, proteins, pubmed; train: digits (default), "
-                           "mnist5k, cifar10 or imagefolder")
+                           "mnist5k, cifar10 or imagefolder; shared, supernet, optimizer: mnist5k (default), "
+                           "digits, cifar10 or imagefolder")
     what.add_argument("--epochs", type=float, default=None, help="train: epochs per candidate")
     what.add_argument("--data-root", default=None, help="train: folder of cifar10 batches or an image folder")
     what.add_argument("--fidelity", type=int, default=None, help="nb201: reward after 200 (default) or 12 epochs")
