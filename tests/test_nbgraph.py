@@ -187,7 +187,7 @@ def test_identity_is_the_representative_cell() -> None:
 
 def test_local_search_never_evaluates_two_equivalent_cells(table) -> None:
     from rlnas.agents.local import LocalAgent
-    from rlnas.testing.agent_contract import drive
+    from rlnas.testing.agent_contract import drive, roundtrip_state
 
     evaluator = NBGraphEvaluator("citeseer")
     space = evaluator.space
@@ -196,6 +196,10 @@ def test_local_search_never_evaluates_two_equivalent_cells(table) -> None:
         keys = drive(agent, lambda c: float(evaluator.evaluate(c).metrics["valid_acc"]), 300)
         identities = [space.identity(space.from_key(k)) for k in keys]
         assert len(keys) == 300 and len(set(identities)) == len(identities)
+    restored = LocalAgent(space, seed=9)
+    restored.load_state_dict(roundtrip_state(agent))  # the representatives are rebuilt from the state
+    reward = lambda c: float(evaluator.evaluate(c).metrics["valid_acc"])  # noqa: E731
+    assert drive(agent, reward, 100) == drive(restored, reward, 100)
 
 
 class _ThreeCells(Agent):
