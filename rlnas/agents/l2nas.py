@@ -179,6 +179,16 @@ class L2NASConfig(AgentConfig):
             raise ConfigError(f"l2nas option transfer must be one of {list(TRANSFER_MODES)}, got {self.transfer!r}")
 
 
+MAX_NOISE_WIDENING = 1e6
+"""Widest noise of a retry, as a multiple of the current noise: far beyond it every choice is
+equally likely already."""
+
+
+def top_retry_level(growth: float) -> int:
+    """The highest retry level worth drawing at: ``growth ** level`` at most :data:`MAX_NOISE_WIDENING`."""
+    return 0 if growth <= 1.0 else int(math.log(MAX_NOISE_WIDENING) / math.log(growth))
+
+
 class L2NASAgent(Agent):
     """Continuous-action actor-critic NAS on any categorical space (asynchronous: ``batch_size`` 1)."""
 
@@ -198,7 +208,7 @@ class L2NASAgent(Agent):
         self._uniform_k = int(self.sizes[0]) if len(set(space.sizes)) == 1 else None
         self.actor = Actor(space.sizes, cfg.hidden, cfg.logit_bound, cfg.state_skip, init_rng)
         self.critic = Critic(space.dim, cfg.hidden, init_rng, members=cfg.critics)
-        self.edits = one_and_two_edits(space.sizes)
+        self.edits = one_and_two_edits(space.sizes, two=cfg.neighbours == 2)
         self.actor_opt = Adam(len(self.actor.net.theta), cfg.actor_lr)
         self.critic_opt = Adam(len(self.critic.net.theta), cfg.critic_lr)
         self.buffer = ReplayBuffer(space.dim, len(space.sizes), cfg.buffer_capacity, cfg.top_n)
@@ -296,7 +306,9 @@ class L2NASAgent(Agent):
         start = max(self.retry_level - 2, 0)
         actions: list[np.ndarray] = []
         rows: dict[bytes, np.ndarray] = {}
+        top = top_retry_level(cfg.retry_growth)
         for level in range(start, start + cfg.max_retries):
+            level = min(level, top)  # wider noise is no use, and the power would overflow
             draws = mean + (std * cfg.retry_growth ** level) * self.rng.standard_normal((cfg.screen, len(mean)))
             decoded = self._argmax(draws)
             for i in np.flatnonzero(self._new_mask(decoded)):

@@ -52,25 +52,46 @@ def block_matrix(sizes: Sequence[int]) -> np.ndarray:
     return (block[:, None] == block[None, :]).astype(float)
 
 
-def block_softmax(logits: np.ndarray, same_block: np.ndarray) -> np.ndarray:
-    """Softmax inside every decision block of the last axis (``same_block`` from :func:`block_matrix`).
+DENSE_BLOCK_DIM = 2048
+"""Largest encoding whose block sums are one product with :func:`block_matrix` (``dim²`` floats);
+larger ones sum block by block (``dim`` operations)."""
+
+
+class BlockSums:
+    """``x ↦ x`` with every entry of the last axis replaced by the sum of its decision block."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.matrix = block_matrix(sizes).astype(DTYPE) if int(self.sizes.sum()) <= DENSE_BLOCK_DIM else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.matrix is not None:
+            return x @ self.matrix
+        return np.repeat(np.add.reduceat(x, self.starts, axis=-1), self.sizes, axis=-1)
+
+
+def block_softmax(logits: np.ndarray, block_sums: np.ndarray | BlockSums) -> np.ndarray:
+    """Softmax inside every decision block of the last axis (``block_sums``: a :class:`BlockSums` or
+    the matrix of :func:`block_matrix`).
 
     The callers bound their logits, so ``exp`` cannot overflow and no block sums to zero.
     """
     e = np.exp(logits)
-    return e / (e @ same_block)
+    return e / (block_sums(e) if isinstance(block_sums, BlockSums) else e @ block_sums)
 
 
-def one_and_two_edits(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Every one-edit and every two-edit change of a cell with decisions of ``sizes`` choices.
+def one_and_two_edits(sizes: Sequence[int], two: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Every one-edit and (with ``two``; else none) every two-edit change of a cell with decisions
+    of ``sizes`` choices.
 
     One edit: rows ``(decision, shift)``; two edits: rows ``(decision, shift, decision', shift')``
     with ``decision < decision'``; a shift ``1 … k-1`` moves a choice to ``(choice + shift) mod k``.
+    Two edits number about ``dim² / 2``: made only for the agents that use them.
     """
-    one = np.array([(d, s) for d, k in enumerate(sizes) for s in range(1, k)], dtype=np.int64)
-    two = np.array([(d, s, e, t) for (d, s), (e, t) in itertools.combinations(one.tolist(), 2) if d < e],
-                   dtype=np.int64).reshape(-1, 4)
-    return one, two
+    one = np.array([(d, s) for d, k in enumerate(sizes) for s in range(1, k)], dtype=np.int64).reshape(-1, 2)
+    pairs = itertools.combinations(one.tolist(), 2) if two else ()
+    return one, np.array([(d, s, e, t) for (d, s), (e, t) in pairs if d < e], dtype=np.int64).reshape(-1, 4)
 
 
 def neighbours_of(rows: np.ndarray, sizes: Sequence[int], edits: np.ndarray) -> np.ndarray:
@@ -163,7 +184,7 @@ class Actor:
         self.net = Dense([dim, hidden, dim], rng)
         self.net.weights[-2][...] = 0.0
         self.net.weights[-1][...] = 0.0
-        self.same_block = block_matrix(sizes).astype(DTYPE)
+        self.block_sums = BlockSums(sizes)
         self.logit_bound, self.state_skip = logit_bound, state_skip
 
     def forward(self, state: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -171,13 +192,13 @@ class Actor:
         state = np.asarray(state, dtype=DTYPE)
         out, inputs = self.net.forward(state)
         squashed = np.tanh(out)
-        action = block_softmax(self.logit_bound * squashed + self.state_skip * state, self.same_block)
+        action = block_softmax(self.logit_bound * squashed + self.state_skip * state, self.block_sums)
         return action, (inputs, squashed, action)
 
     def backward(self, cache: tuple, grad_action: np.ndarray) -> None:
         """Set ``net.grad`` to the gradient of a loss whose gradient w.r.t. the action is ``grad_action``."""
         inputs, squashed, action = cache
-        grad_logits = action * (grad_action - (action * grad_action) @ self.same_block)
+        grad_logits = action * (grad_action - self.block_sums(action * grad_action))
         self.net.backward(inputs, grad_logits * self.logit_bound * (1.0 - squashed * squashed), input_grad=False)
 
 

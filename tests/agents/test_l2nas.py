@@ -450,3 +450,31 @@ def test_load_policy_refuses_networks_of_another_shape() -> None:
 def test_sizes_are_bounded_and_floors_are_below_their_starts(options, message):
     with pytest.raises(ConfigError, match=message):
         L2NASConfig(**options)
+
+
+def test_block_sums_of_a_large_encoding_equal_the_dense_product() -> None:
+    from rlnas.agents.l2nas_parts import DENSE_BLOCK_DIM, BlockSums
+
+    sizes = [3, 1, 5] * ((DENSE_BLOCK_DIM // 9) + 1)  # past the dense limit
+    sums = BlockSums(sizes)
+    assert sums.matrix is None
+    x = np.random.default_rng(0).random((4, sum(sizes))).astype(np.float32)
+    assert np.allclose(sums(x), x @ block_matrix(sizes), rtol=1e-5)
+    assert np.allclose(block_softmax(x, sums), block_softmax(x, block_matrix(sizes)), rtol=1e-5)
+
+
+def test_a_space_smaller_than_the_pool_runs_on_with_repeats() -> None:
+    # 3 candidates, pool 32: each ask widened its noise for every level; after ~150 trials
+    # retry_growth ** level overflowed (OverflowError), ending the search
+    space = Space("s", [Categorical("a", (0, 1, 2))])
+    agent = L2NASAgent(space, seed=0)
+    keys = drive(agent, lambda c: float(c["a"]), 400)
+    assert sorted(set(keys)) == sorted(space.key(space.from_indices([i])) for i in range(3))
+    huge = L2NASAgent(space, {"retry_growth": 1e308}, seed=0)
+    assert len(drive(huge, lambda c: float(c["a"]), 30)) == 30
+
+
+def test_two_edits_are_made_only_when_used() -> None:
+    space = Space("wide", [Categorical(f"d{i}", tuple(range(20))) for i in range(20)])  # 380 one-edits
+    assert len(L2NASAgent(space, seed=0).edits[1]) == 0
+    assert len(L2NASAgent(space, {"neighbours": 2}, seed=0).edits[1]) == 20 * 19 // 2 * 19 * 19  # decision pairs
