@@ -30,7 +30,6 @@ fractions, so that the entropy and skip weights keep ENAS's meaning.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -123,11 +122,16 @@ class EnasConfig(ControllerConfig):
 
 
 def skip_groups(space: Space) -> list[list[int]]:
-    """Positions of the skip decisions (``l{i}_skip{j}``), grouped by layer ``i``; empty without any."""
+    """Positions of the skip decisions (``l{i}_skip{j}``, each a choice of two), grouped by layer
+    ``i``; empty without any. A decision so named with another number of choices is a :class:`ConfigError`
+    (the penalty compares each with a Bernoulli)."""
     groups: dict[int, list[int]] = {}
     for position, decision in enumerate(space.decisions):
         match = SKIP_DECISION.fullmatch(decision.name)
         if match:
+            if decision.size != 2:
+                raise ConfigError(f"enas: the skip penalty reads {decision.name!r} as a skip connection (off/on), "
+                                  f"but it has {decision.size} choices; rename it or set skip_weight 0")
             groups.setdefault(int(match.group(1)), []).append(position)
     return [groups[layer] for layer in sorted(groups)]
 
@@ -173,16 +177,18 @@ class EnasAgent(ControllerAgent, WeightSharingAgent):
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
-        """Queue successful children; update once ``batch_size`` are queued. Failures are skipped.
+        """Queue told children; update once ``batch_size`` are queued. A failed child is learned with
+        ``fail_reward``, or skipped when that is null (the default).
 
         Returns the update's diagnostics, or ``{}`` when no update happened.
         """
-        for proposal, reward in results:
+        for proposal, told in results:
             self.told += 1
-            if reward is None or not math.isfinite(reward):
+            reward = self.learned_reward(told)
+            if reward is None:
                 continue
             old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
-            self.pending.append((list(self.space.indices(proposal.candidate)), float(reward),
+            self.pending.append((list(self.space.indices(proposal.candidate)), reward,
                                  None if old is None else float(old)))
         if not self.pending or len(self.pending) < self.config.batch_size:
             return {}

@@ -9,6 +9,7 @@ is what "regularized" refers to. The defaults (population 10, sample 3) are NATS
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,10 +99,10 @@ class EvolutionAgent(Agent):
 
     # ----------------------------------------------------------------- tell
     def tell(self, results: Sequence[Result]) -> dict[str, float]:
-        """Add every evaluated candidate (failures excluded); the oldest members leave."""
+        """Add every evaluated candidate (failures, and NaN or infinite rewards, excluded); the oldest members leave."""
         for proposal, reward in results:
             self.told += 1
-            if reward is None:
+            if reward is None or not math.isfinite(reward):
                 continue
             self.population.append((self.space.indices(proposal.candidate), float(reward)))
             while len(self.population) > self.config.population_size:

@@ -109,9 +109,9 @@ def test_aging_removes_the_oldest_not_the_worst() -> None:
 def test_failed_trials_are_not_added() -> None:
     space = toy_space(1, 5)
     agent = EvolutionAgent(space, {"population_size": 2, "sample_size": 1}, seed=0)
-    tell_indices(agent, [([0], 1.0), ([1], None), ([2], 2.0), ([3], None)])
-    assert list(agent.population) == [((0,), 1.0), ((2,), 2.0)]
-    assert agent.told == 4
+    tell_indices(agent, [([0], 1.0), ([1], None), ([2], 2.0), ([3], None), ([4], float("nan")), ([1], float("inf"))])
+    assert list(agent.population) == [((0,), 1.0), ((2,), 2.0)]  # NaN and infinity count as failures
+    assert agent.told == 6
     # All-failed tell returns a diagnostics dict and keeps proposing random candidates.
     empty = EvolutionAgent(space, {"population_size": 2, "sample_size": 1}, seed=0)
     assert empty.tell([(p, None) for p in empty.ask(3)]) == {"population": 0.0}

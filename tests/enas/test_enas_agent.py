@@ -13,7 +13,7 @@ from rlnas.agents.base import Proposal, WeightSharingAgent
 from rlnas.agents.controllers import LSTMController
 from rlnas.agents.enas import EnasAgent, EnasConfig, skip_groups
 from rlnas.errors import ConfigError
-from rlnas.spaces.base import Candidate
+from rlnas.spaces.base import Candidate, Categorical, Space
 from rlnas.spaces.enas import EnasMacroSpace
 from rlnas.testing import ToyEvaluator
 from rlnas.testing.agent_contract import check_agent_contract, roundtrip_state
@@ -204,6 +204,17 @@ def test_failed_children_are_skipped() -> None:
     assert agent.tell([(p[0], None), (p[1], 10.0), (p[2], float("nan"))]) == {}
     diagnostics = agent.tell([(q, 30.0) for q in agent.ask(2)])
     assert agent.updates == 1 and diagnostics["reward_mean"] == pytest.approx(70.0 / 3)
+    learns = EnasAgent(evaluator.space, {"batch_size": 3, "fail_reward": 0.0}, seed=0)
+    p = learns.ask(3)
+    diagnostics = learns.tell([(p[0], None), (p[1], 30.0), (p[2], float("nan"))])  # failures learned as 0
+    assert learns.updates == 1 and diagnostics["reward_mean"] == pytest.approx(10.0)
+
+
+def test_skip_decisions_must_be_binary() -> None:
+    space = Space("s", [Categorical("l1_op", (0, 1)), Categorical("l1_skip0", (0, 1, 2))])
+    with pytest.raises(ConfigError, match="reads 'l1_skip0' as a skip connection .* it has 3 choices"):
+        EnasAgent(space, seed=0)
+    assert EnasAgent(space, {"skip_weight": 0.0}, seed=0).skip_groups == []
 
 
 @pytest.mark.parametrize("option, value, fragment", [
