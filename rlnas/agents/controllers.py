@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, RlnasError
 from rlnas.registry import Registry
 
 
@@ -222,6 +222,25 @@ MAX_ENTROPY_WEIGHT = 100.0
 """Largest entropy bonus weight (beyond it the loss is the bonus alone, and the logits overflow)."""
 
 
+MIN_TEMPERATURE = 1e-3
+"""Exclusive lower bound of a controller's temperature (logits are divided by it)."""
+MAX_LOGIT_SCALE = 1000.0
+"""Largest temperature or tanh constant (ENAS: 5 and 2.5)."""
+MAX_REWARD_SCALE = 1e6
+"""Largest ``reward_scale`` (rewards are multiplied by it before they reach float32)."""
+MAX_REWARD = 1e30
+"""Largest reward magnitude a controller learns from: beyond it float32 arithmetic overflows."""
+
+
+def check_learnable_reward(agent: str, reward: float) -> float:
+    """``reward`` if a controller can learn from it (``|reward| <=`` :data:`MAX_REWARD`), else a
+    one-line :class:`RlnasError`."""
+    if abs(reward) > MAX_REWARD:
+        raise RlnasError(f"{agent}: reward {reward:g} is beyond what the controller learns from (magnitude at most "
+                         f"{MAX_REWARD:g} in float32): scale the reward down")
+    return reward
+
+
 def check_controller_options(agent: str, controller: str, lr: float, lstm_hidden: int,
                              temperature: float | None, tanh_constant: float | None,
                              entropy_weight: float, batch_size: int, baseline_decay: float) -> None:
@@ -232,9 +251,10 @@ def check_controller_options(agent: str, controller: str, lr: float, lstm_hidden
     for name, value, most in (("lstm_hidden", lstm_hidden, MAX_WIDTH), ("batch_size", batch_size, MAX_BATCH)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
             raise ConfigError(f"{agent}: {name} must be an integer from 1 to {most:,}, got {value!r}")
-    for name, value in (("temperature", temperature), ("tanh_constant", tanh_constant)):
-        if value is not None and (not is_finite_number(value) or not value > 0):
-            raise ConfigError(f"{agent}: {name} must be a positive number or null, got {value!r}")
+    for name, value, low in (("temperature", temperature, MIN_TEMPERATURE), ("tanh_constant", tanh_constant, 0.0)):
+        if value is not None and (not is_finite_number(value) or not low < value <= MAX_LOGIT_SCALE):
+            raise ConfigError(f"{agent}: {name} must be a number in ({low:g}, {MAX_LOGIT_SCALE:g}] or null, "
+                              f"got {value!r}")
     if not is_finite_number(baseline_decay) or not 0 <= baseline_decay < 1:
         raise ConfigError(f"{agent}: baseline_decay must be in [0, 1), got {baseline_decay!r}")
 

@@ -40,7 +40,7 @@ from torch import nn
 
 from rlnas.agents.base import Result, WeightSharingAgent
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import is_finite_number
+from rlnas.agents.controllers import MAX_REWARD_SCALE, is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.agents.ppo import (
     ExtraLoss,
@@ -106,8 +106,9 @@ class EnasConfig(ControllerConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
                 raise ConfigError(f"enas: {name} must be an integer from 1 to 100,000, got {value!r}")
-        if not is_finite_number(self.reward_scale) or not self.reward_scale > 0:
-            raise ConfigError(f"enas: reward_scale must be a positive number, got {self.reward_scale!r}")
+        if not is_finite_number(self.reward_scale) or not 0 < self.reward_scale <= MAX_REWARD_SCALE:
+            raise ConfigError(f"enas: reward_scale must be a number in (0, {MAX_REWARD_SCALE:g}], "
+                              f"got {self.reward_scale!r}")
         if not is_finite_number(self.skip_target) or not 0 < self.skip_target < 1:
             raise ConfigError(f"enas: skip_target must be in (0, 1), got {self.skip_target!r}")
         if not is_finite_number(self.skip_weight) or self.skip_weight < 0:

@@ -12,6 +12,7 @@ from rlnas.agents.base import Agent, AgentConfig, Proposal
 from rlnas.agents.controllers import (
     build_controller,
     check_controller_options,
+    check_learnable_reward,
     is_finite_number,
     make_generator,
 )
@@ -77,7 +78,7 @@ class ControllerAgent(Agent):
         """The reward to learn from: ``reward``, or ``fail_reward`` for a failed trial (``None``: skip it)."""
         if reward is None or not math.isfinite(reward):
             return self.config.fail_reward
-        return float(reward)
+        return check_learnable_reward(self.name, float(reward))
 
     def ask(self, n: int = 1) -> list[Proposal]:
         """Sample ``n`` candidates; ``info`` holds their choice indices and sampling log-probability."""

@@ -25,7 +25,7 @@ from torch import nn
 
 from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import Controller, is_finite_number
+from rlnas.agents.controllers import MAX_LR, Controller, is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Space
@@ -73,8 +73,8 @@ class PPOConfig(ControllerConfig):
             raise ConfigError(f"ppo: clip must be in (0, 1), got {self.clip!r}")
         if self.baseline not in BASELINES:
             raise ConfigError(f"ppo: unknown baseline {self.baseline!r} (choices: {', '.join(BASELINES)})")
-        if not is_finite_number(self.value_lr) or not self.value_lr > 0:
-            raise ConfigError(f"ppo: value_lr must be a positive number, got {self.value_lr!r}")
+        if not is_finite_number(self.value_lr) or not 0 < self.value_lr <= MAX_LR:
+            raise ConfigError(f"ppo: value_lr must be a number in (0, {MAX_LR:g}], got {self.value_lr!r}")
         if self.max_grad_norm is not None and (not is_finite_number(self.max_grad_norm) or not self.max_grad_norm > 0):
             raise ConfigError(f"ppo: max_grad_norm must be a positive number or null, got {self.max_grad_norm!r}")
         for name in ("normalize_advantages", "center_advantages"):

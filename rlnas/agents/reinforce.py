@@ -20,7 +20,7 @@ import torch
 
 from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
-from rlnas.agents.controllers import is_finite_number
+from rlnas.agents.controllers import MAX_REWARD_SCALE, is_finite_number
 from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Space
@@ -39,8 +39,9 @@ class ReinforceConfig(ControllerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not is_finite_number(self.reward_scale) or not self.reward_scale > 0:
-            raise ConfigError(f"reinforce: reward_scale must be a positive number, got {self.reward_scale!r}")
+        if not is_finite_number(self.reward_scale) or not 0 < self.reward_scale <= MAX_REWARD_SCALE:
+            raise ConfigError(f"reinforce: reward_scale must be a number in (0, {MAX_REWARD_SCALE:g}], "
+                              f"got {self.reward_scale!r}")
 
 
 class ReinforceAgent(ControllerAgent):

@@ -35,6 +35,7 @@ from rlnas.agents.controllers import (
     MAX_BATCH,
     MAX_LR,
     FactorizedController,
+    check_learnable_reward,
     check_lr_and_entropy,
     is_finite_number,
     make_generator,
@@ -153,7 +154,8 @@ class TunasAgent(WeightSharingAgent):
         ``reward_mean``, ``advantage_mean``, ``advantage_std``, ``lr``, ``step``; ``{}`` when
         no result had a reward.
         """
-        batch = [(p, float(r)) for p, r in results if r is not None and math.isfinite(r)]
+        batch = [(p, check_learnable_reward(self.name, float(r))) for p, r in results
+                 if r is not None and math.isfinite(r)]
         if not batch:
             return {}
         rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)

@@ -179,6 +179,7 @@ def test_lr_default_depends_on_the_controller_and_is_recorded() -> None:
     ({"max_grad_norm": 0}, "ppo: max_grad_norm must be a positive number or null, got 0"),
     ({"normalize_advantages": "yes"}, "ppo: normalize_advantages must be true or false, got 'yes'"),
     ({"batch_size": True}, "ppo: batch_size must be an integer from 1 to 65,536, got True"),
+    ({"baseline": "value", "value_lr": 1e39}, "ppo: value_lr must be a number in (0, 100], got 1e+39"),
 ])
 def test_bad_config_is_a_one_line_config_error(options: dict, message: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -128,8 +128,11 @@ def test_lstm_reinforce_finds_the_toy_optimum() -> None:
     ({"baseline_decay": 1.0}, "reinforce: baseline_decay must be in [0, 1), got 1.0"),
     ({"entropy_weight": -1}, "reinforce: entropy_weight must be a number in [0, 100], got -1"),
     ({"entropy_weight": 1e300}, "reinforce: entropy_weight must be a number in [0, 100], got 1e+300"),
-    ({"tanh_constant": 0}, "reinforce: tanh_constant must be a positive number or null, got 0"),
-    ({"reward_scale": float("inf")}, "reinforce: reward_scale must be a positive number, got inf"),
+    ({"tanh_constant": 0}, "reinforce: tanh_constant must be a number in (0, 1000] or null, got 0"),
+    ({"tanh_constant": 1e39}, "reinforce: tanh_constant must be a number in (0, 1000] or null, got 1e+39"),
+    ({"temperature": 1e-46}, "reinforce: temperature must be a number in (0.001, 1000] or null, got 1e-46"),
+    ({"reward_scale": float("inf")}, "reinforce: reward_scale must be a number in (0, 1e+06], got inf"),
+    ({"reward_scale": 1e39}, "reinforce: reward_scale must be a number in (0, 1e+06], got 1e+39"),
     ({"lstm_hidden": 2.5}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 2.5"),
     ({"lstm_hidden": 100_000_000}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 100000000"),
 ])
@@ -145,3 +148,13 @@ def test_lr_default_is_natsbench_for_factorized_and_lower_for_lstm() -> None:
     assert ReinforceConfig().lr == 0.01 and ReinforceConfig(controller="lstm").lr == 0.005
     assert ReinforceConfig(lr=0.2).lr == 0.2
     assert ReinforceConfig.from_dict(ReinforceConfig().to_dict()) == ReinforceConfig()
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "ppo", "enas", "tunas"])
+def test_a_reward_beyond_float32_is_a_one_line_error_not_a_nan_controller(agent: str) -> None:
+    from rlnas.errors import RlnasError
+
+    learner = create_agent(agent, ToyEvaluator().space, {"batch_size": 2}, seed=0)
+    proposals = learner.ask(2)
+    with pytest.raises(RlnasError, match=f"{agent}: reward 1e\\+38 is beyond what the controller learns from"):
+        learner.tell([(proposals[0], 1e38), (proposals[1], 1.0)])

@@ -224,7 +224,7 @@ def test_skip_decisions_must_be_binary() -> None:
     ("controller_steps", 10 ** 9, "controller_steps must be an integer from 1 to 100,000"),
     ("skip_target", 1.0, "skip_target must be in (0, 1)"),
     ("skip_weight", -1, "skip_weight must be a number >= 0"),
-    ("reward_scale", 0, "reward_scale must be a positive number"),
+    ("reward_scale", 0, "reward_scale must be a number in (0, 1e+06]"),
     ("clip", float("nan"), "clip must be a positive number"),
     ("normalize_advantages", "yes", "normalize_advantages must be true, false or null"),
     ("lr", -1.0, "lr must be a number in (0, 100]"), ("lr", 1e300, "lr must be a number in (0, 100]"),
