@@ -166,6 +166,14 @@ def study_model_options(evaluator_spec: Mapping[str, Any]) -> tuple[dict[str, An
     return {}, None
 
 
+def _candidate_of_key(space: Space, key: str) -> Candidate | None:
+    """The candidate of ``key`` in ``space``, or ``None`` when it is not one of its keys."""
+    try:
+        return space.from_key(key)
+    except InvalidCandidate:
+        return None
+
+
 def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int, int]]:
     """The network of a COMPLETE ``trial`` with the weights the train evaluator kept, in eval mode, and its input shape.
 
@@ -184,11 +192,13 @@ def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int,
     if "weights" not in trial.eval_info:
         raise NoTrainedWeights(f"{who} has no trained weights: it was evaluated without keeping them")
     payload = load_weights(spec["weights_dir"], trial.eval_info["weights"], trial=who)
-    if payload["key"] != trial.key:
+    space = space_of(record)
+    trained = _candidate_of_key(space, payload["key"]) if payload["key"] != trial.key else trial.candidate
+    if trained is None or space.identity(trained) != space.identity(trial.candidate):
         raise NoTrainedWeights(f"{who}: the weights file {trial.eval_info['weights']} holds {payload['key']!r}, "
                                f"not this trial's architecture")
-    space = space_of(record)
-    model = create_model(space, space.candidate(trial.candidate), **payload["model_kwargs"])
+    # a repeat answered from the same network (reuse_repeats) carries the weights of the trial it repeats
+    model = create_model(space, space.candidate(trained), **payload["model_kwargs"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, tuple(int(s) for s in payload["input_shape"])  # type: ignore[return-value]

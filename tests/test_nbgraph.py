@@ -182,7 +182,8 @@ def test_identity_is_the_representative_cell() -> None:
     assert space.identity(skips) == space.key(skips)
     # one identity per table entry, plus the 9 all-skip cells
     assert len({space.identity(space.from_indices(ix)) for ix in itertools.product(*map(range, space.sizes))}) \
-        == 26206 + 9
+        == 26206 + 9 == space.network_count()
+    assert NBGraphSpace("proteins").network_count() == 2021 + 9
 
 
 def test_local_search_never_evaluates_two_equivalent_cells(table) -> None:

@@ -185,6 +185,30 @@ def test_reuse_repeats_on_an_exhausted_space_stops_at_once_saying_so(agent) -> N
 
     space = Space("three", [Categorical("a", (0, 1, 2))])
     study = create_study(space=space, agent=agent, evaluator=Count(), reuse_repeats=True)
-    with pytest.raises(RlnasError, match="all 3 candidates of space 'three' are evaluated"):
+    with pytest.raises(RlnasError, match="all 3 networks of space 'three' are evaluated"):
         study.optimize(n_trials=4)  # it stored 10,003 repeat rows in 72 s (local) before calling it converged
     assert len([t for t in study.trials if t.repeat_of is None]) == 3 and len(study.trials) <= 4
+
+
+def test_exhaustion_counts_networks_where_candidates_share_one() -> None:
+    from rlnas.spaces.base import Categorical, Space
+
+    class Pairs(Space):  # 6 candidates, 4 networks: b does not matter when a is 0 or 1
+        def identity(self, candidate):
+            return str(candidate["a"]) if candidate["a"] < 2 else self.key(candidate)
+
+        def network_count(self):
+            return 4
+
+    class Count:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            return Measurement({"valid_acc": float(candidate["a"])})
+
+    space = Pairs("pairs", [Categorical("a", (0, 1, 2)), Categorical("b", (0, 1))])
+    for agent in ("random", "local"):
+        study = create_study(space=space, agent=agent, evaluator=Count(), reuse_repeats=True)
+        with pytest.raises(RlnasError, match="all 4 networks of space 'pairs' are evaluated"):
+            study.optimize(n_trials=10)
+        assert len([t for t in study.trials if t.repeat_of is None]) == 4 and len(study.trials) < 100
+    assert Space("s", [Categorical("a", (0, 1, 2))]).network_count() == 3
+    assert Space.network_count(space) is None  # an overridden identity without a count: unknown

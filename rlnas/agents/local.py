@@ -92,7 +92,8 @@ class LocalAgent(Agent):
 
     def _random_new(self) -> tuple[int, ...]:
         """A uniformly random architecture not asked yet (any, once the space is nearly exhausted)."""
-        if self.twins is None and len(self.asked) >= self.space.size:  # exhausted: no draw can be new
+        networks = self.space.network_count()
+        if networks is not None and len(self.asked) >= networks:  # exhausted: no draw can be new
             return tuple(int(i) for i in self.rng.integers(self.space.sizes))
         for _ in range(1000):
             indices = tuple(int(i) for i in self.rng.integers(self.space.sizes))

@@ -10,6 +10,7 @@ import torch
 
 from rlnas.agents.base import Agent, AgentConfig, Proposal
 from rlnas.agents.controllers import (
+    MAX_REWARD,
     build_controller,
     check_controller_options,
     check_learnable_reward,
@@ -51,8 +52,10 @@ class ControllerConfig(AgentConfig):
             self.lr = self.DEFAULT_LR[self.controller]
         check_controller_options(self.AGENT, self.controller, self.lr, self.lstm_hidden, self.temperature,
                                  self.tanh_constant, self.entropy_weight, self.batch_size, self.baseline_decay)
-        if self.fail_reward is not None and not is_finite_number(self.fail_reward):
-            raise ConfigError(f"{self.AGENT}: fail_reward must be a finite number or null, got {self.fail_reward!r}")
+        if self.fail_reward is not None and (not is_finite_number(self.fail_reward)
+                                             or abs(self.fail_reward) > MAX_REWARD):
+            raise ConfigError(f"{self.AGENT}: fail_reward must be a number in [-{MAX_REWARD:g}, {MAX_REWARD:g}] or "
+                              f"null, got {self.fail_reward!r}")
 
 
 class ControllerAgent(Agent):

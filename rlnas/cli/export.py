@@ -148,7 +148,7 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
             return model, shape, "with the weights it was trained with during the search"
         except NoTrainedWeights as exc:
             why = str(exc)
-    options, shape = study_model_options(record.evaluator)
+    options, shape = ({}, None) if args.as_searched else study_model_options(record.evaluator)
     model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
                                            options | dict(args.model_option))
     return model, shape if shape and not args.as_searched else input_shape, f"with UNTRAINED (seed 0) weights: {why}"

@@ -40,7 +40,7 @@ def load_shipped(name: str, root: str | Path | None = None, *, valid_fraction: f
 
 
 def read_arrays(path: Path | Any, scale: float, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """``images`` (N x H x W, uint8 up to ``scale``) and ``labels`` (N integers from 0, two classes
+    """``images`` (N x H x W numbers in ``[0, scale]``) and ``labels`` (N integers from 0, two classes
     or more) of an ``.npz`` file, checked: :class:`ConfigError` (``where: what is wrong``)."""
     archive = np.load(path, allow_pickle=False)
     if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -51,8 +51,9 @@ def read_arrays(path: Path | Any, scale: float, where: str) -> tuple[np.ndarray,
             raise ConfigError(f"{where}: no array {' or '.join(map(repr, missing))} (it holds: "
                               f"{', '.join(archive.files) or 'nothing'})")
         images, labels = np.asarray(archive["images"]), np.asarray(archive["labels"])
-    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
-        raise ConfigError(f"{where}: images must be a non-empty N x H x W uint8 array, got {images.dtype} "
+    numeric = np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+    if images.ndim != 3 or not numeric or images.dtype == np.bool_ or 0 in images.shape:
+        raise ConfigError(f"{where}: images must be a non-empty N x H x W array of numbers, got {images.dtype} "
                           f"of shape {list(images.shape)}")
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise ConfigError(f"{where}: labels must be {len(images)} integers (one per image), got {labels.dtype} "
@@ -60,8 +61,9 @@ def read_arrays(path: Path | Any, scale: float, where: str) -> tuple[np.ndarray,
     if labels.min() < 0 or len(np.unique(labels)) < 2:
         raise ConfigError(f"{where}: labels must be class numbers from 0 with two classes or more, got "
                           f"{sorted(set(np.unique(labels).tolist()))[:10]}")
-    if images.max() > scale:
-        raise ConfigError(f"{where}: pixel values must be at most {scale:g} for this data set, got {images.max()}")
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > scale:
+        raise ConfigError(f"{where}: pixel values must lie in [0, {scale:g}] for this data set, got "
+                          f"{images.min()} to {images.max()}")
     return images, labels.astype(np.int64)
 
 

@@ -200,6 +200,11 @@ class Space:
         "distinct architectures" counts identities. Default: :meth:`key` (every candidate is its own)."""
         return self.key(candidate)
 
+    def network_count(self) -> int | None:
+        """How many distinct :meth:`identity` values the space holds: :attr:`size` where the identity is
+        the key; ``None`` (unknown) for a space that overrides :meth:`identity` without saying."""
+        return self.size if type(self).identity is Space.identity else None
+
     def from_key(self, key: str) -> Candidate:
         """Inverse of :meth:`key`; raises :class:`InvalidCandidate` for a malformed key."""
         try:

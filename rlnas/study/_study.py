@@ -431,10 +431,11 @@ class Study:
 
     def _answer_repeat(self, batch: _Batch, position: int, proposal: Proposal, key: str, earlier: Trial) -> None:
         self._repeats_in_a_row += 1
-        if len(self._evaluated) >= self.space.size:
-            raise RlnasError(f"study {self.name!r}: all {self.space.size:,} candidates of space {self.space.name!r} "
-                             "are evaluated; with reuse_repeats a repeat is answered from the store and does not "
-                             "count, so no further trial can be made")
+        networks = self.space.network_count()
+        if networks is not None and len(self._evaluated) >= networks:
+            raise RlnasError(f"study {self.name!r}: all {networks:,} networks of space {self.space.name!r} are "
+                             "evaluated; with reuse_repeats a repeat is answered from the store and does not count, "
+                             "so no further trial can be made")
         if self._repeats_in_a_row > MAX_REPEATS_IN_A_ROW:
             raise RlnasError(f"study {self.name!r}: the agent proposed only already evaluated candidates "
                              f"{MAX_REPEATS_IN_A_ROW} times in a row; it has converged")

@@ -115,15 +115,15 @@ class RunOptions:
         if self.executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {self.executor!r} (choices: {', '.join(EXECUTORS)})")
         _positive_int("workers", self.workers)
+        if self.executor == "inline" and self.workers != 1:
+            raise ConfigError(f"the inline executor runs one trial at a time; for --workers {self.workers} "
+                              "choose --executor processes or ray")
         most = MAX_RAY_WORKERS if self.executor == "ray" else PROCESSES_PER_CORE * (os.cpu_count() or 1)
         if self.workers > most:
             where = "a Ray cluster" if self.executor == "ray" else (
                 f"this machine's {os.cpu_count() or 1} core(s) (each worker process holds its own torch; "
                 "use the ray executor to spread further)")
             raise ConfigError(f"--workers {self.workers} is too many for {where}: at most {most}")
-        if self.executor == "inline" and self.workers != 1:
-            raise ConfigError(f"the inline executor runs one trial at a time; for --workers {self.workers} "
-                              "choose --executor processes or ray")
         check_threads(self.threads)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be a name such as 'cpu' or 'cuda', got {self.device!r}")

@@ -133,6 +133,7 @@ def test_lstm_reinforce_finds_the_toy_optimum() -> None:
     ({"temperature": 1e-46}, "reinforce: temperature must be a number in (0.001, 1000] or null, got 1e-46"),
     ({"reward_scale": float("inf")}, "reinforce: reward_scale must be a number in (0, 1e+06], got inf"),
     ({"reward_scale": 1e39}, "reinforce: reward_scale must be a number in (0, 1e+06], got 1e+39"),
+    ({"fail_reward": -1e300}, "reinforce: fail_reward must be a number in [-1e+30, 1e+30] or null, got -1e+300"),
     ({"lstm_hidden": 2.5}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 2.5"),
     ({"lstm_hidden": 100_000_000}, "reinforce: lstm_hidden must be an integer from 1 to 4,096, got 100000000"),
 ])

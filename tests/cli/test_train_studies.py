@@ -129,3 +129,56 @@ def test_retrain_of_a_table_study_says_which_images_to_train_on(capsys, tmp_path
 
     options = retrain_options(load_study("cifar10", url), 1.0, {"data_root": "/data/cifar-10-batches-py"})
     assert options["dataset"] == "cifar10" and options["data_root"] == "/data/cifar-10-batches-py"
+
+
+def test_a_repeat_of_the_same_network_exports_the_weights_it_was_answered_with(capsys, tmp_path) -> None:
+    from rlnas.agents import AGENTS, Agent, Proposal, register_agent
+    from rlnas.evaluators.train import TrainEvaluator
+    from rlnas.export import trained_network
+    from rlnas.spaces import create_space
+    from rlnas.study import create_study
+
+    space = create_space("proxyless")
+    a = {**space.from_indices([0] * len(space.decisions)).to_dict(), "s1_l1_skip": True}
+    b = {**a, "s1_l1_kernel": space.decision("s1_l1_kernel").choices[1]}  # a skipped layer's kernel: one network
+    c = {**a, "s1_l1_skip": False}  # another network
+
+    class Twins(Agent):
+        name = "twins"
+        told = 0
+
+        def ask(self, n=1):
+            return [Proposal(self.space.candidate((a, b, c)[(self.told + i) % 3])) for i in range(n)]
+
+        def tell(self, results):
+            self.told += len(results)
+            return {}
+
+        def state_dict(self):
+            return {"told": self.told}
+
+        def load_state_dict(self, state):
+            self.told = state["told"]
+
+    register_agent("twins", Twins)
+    try:
+        evaluator = TrainEvaluator(space, "digits", steps=1, threads=1, weights_dir=str(tmp_path / "w"))
+        study = create_study(space=space, agent="twins", evaluator=evaluator, reuse_repeats=True,
+                             storage=f"sqlite:///{tmp_path / 't.db'}", name="t")
+        study.optimize(n_trials=2)  # a, then b answered from a, then c
+    finally:
+        AGENTS.unregister("twins")
+    first, repeat = study.trials[:2]
+    assert repeat.repeat_of == first.number and repeat.key != first.key
+    model, shape = trained_network(study.record, repeat)  # it failed: the file holds the first trial's key
+    assert shape == (1, 8, 8) and sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_as_searched_keeps_the_searched_network_options(capsys, tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert main(["search", *TRAIN, "--trials", "1", "--keep-weights", "none", "--name", "a", "--storage", url,
+                 "--eval-option", 'model_kwargs={"channels": 4, "cells_per_stage": 1, "num_classes": 12}']) == 0
+    code, _, _ = rlnas(capsys, "export", "a", "--onnx", str(tmp_path / "a.onnx"), "--as-searched", "--storage", url)
+    graph = onnx.load(str(tmp_path / "a.onnx")).graph
+    assert code == 0 and [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim][1:] == [12]

@@ -38,5 +38,5 @@ def test_fail_reward_teaches_the_controller_to_avoid_failing_rules(agent):
 
 
 def test_fail_reward_is_checked():
-    with pytest.raises(ConfigError, match="reinforce: fail_reward must be a finite number or null"):
+    with pytest.raises(ConfigError, match=r"reinforce: fail_reward must be a number in \[-1e\+30, 1e\+30\] or null"):
         create_agent("reinforce", OptimizerRulesSpace(1), {"fail_reward": float("nan")})

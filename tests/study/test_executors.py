@@ -87,6 +87,8 @@ def test_unpicklable_evaluators_are_refused_for_processes():
 def test_run_options_are_checked():
     with pytest.raises(ConfigError, match="inline executor runs one trial"):
         RunOptions(workers=2)
+    with pytest.raises(ConfigError, match="inline executor runs one trial"):
+        RunOptions(workers=1000)  # not "too many for this machine's cores"
     with pytest.raises(ConfigError, match="unknown executor"):
         RunOptions(executor="threads")
     with pytest.raises(ConfigError, match="trial timeout"):

@@ -334,15 +334,18 @@ def test_another_npz_for_a_shipped_set_is_checked(tmp_path):
 
     data = load_dataset("digits", npz("ok"))
     assert data.num_classes == 4 and sum(data.info["sizes"].values()) == 40
+    floats = load_dataset("digits", npz("floats", images=images.astype(np.float64)))  # sklearn's digits are float64
+    assert torch.equal(floats.train.images.float(), data.train.images.float())
     np.save(tmp_path / "one.npy", images)
     cases = [(tmp_path / "one.npy", "one.npy: one array, not an .npz archive"),
              (npz("neg", labels=labels - 1), "labels must be class numbers from 0"),
              (npz("one_class", labels=np.zeros(40, int)), "two classes or more"),
              (npz("short", labels=labels[:30]), "labels must be 40 integers (one per image), got int64 of shape [30]"),
              (npz("float", labels=labels + 0.7), "labels must be 40 integers (one per image), got float64"),
-             (npz("flat", images=images.reshape(40, 64)), "images must be a non-empty N x H x W uint8 array"),
-             (npz("bright", images=images * 15), "pixel values must be at most 16"),
-             (npz("wide", images=images.astype(np.float32)), "got float32 of shape [40, 8, 8]")]
+             (npz("flat", images=images.reshape(40, 64)), "images must be a non-empty N x H x W array of numbers"),
+             (npz("bright", images=images * 15), "pixel values must lie in [0, 16] for this data set, got 0 to 240"),
+             (npz("nan", images=np.where(images > 8, np.nan, images)), "pixel values must lie in [0, 16]"),
+             (npz("bool", images=images > 8), "got bool of shape [40, 8, 8]")]
     for path, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_dataset("digits", path)
