@@ -478,7 +478,7 @@ class Study:
         if trial.repeat_of is None:
             self._finished += 1
             self._spent += trial.cost_seconds
-            if trial.state is TrialState.COMPLETE:
+            if trial.state is TrialState.COMPLETE and self.record.reuse_repeats:
                 self._evaluated.setdefault(self.space.identity(trial.candidate), trial)
         if is_better(trial, self._best):
             self._best = trial
