@@ -500,10 +500,11 @@ class Study:
 
     def set_window(self, window: int) -> None:
         """Allow ``window`` untold batches (the executor's workers per agent batch); a change is
-        checkpointed at once so that a later resume replays with the window the trials had."""
+        checkpointed at once (whatever ``checkpoint_every``, and before the first trial too) so that a
+        later resume replays with the window the trials had."""
         if window != self._window:
             self._window = window
-            if self._rebuilt and (self._told or self._batches):
+            if self._rebuilt:
                 self.checkpoint()
 
     # ----------------------------------------------------------- checkpoints

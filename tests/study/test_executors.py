@@ -171,3 +171,19 @@ def test_the_forkserver_ignores_ctrl_c_so_it_prints_no_traceback_while_it_import
     pid = forkserver._forkserver._forkserver_pid
     ignored = next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:"))
     assert int(ignored.split()[1], 16) & (1 << (2 - 1))  # SIGINT (2) is ignored from its start
+
+
+@pytest.mark.parametrize("agent", ["evolution", "l2nas"])
+def test_a_two_worker_search_stopped_before_its_first_checkpoint_resumes_exactly(agent, tmp_path):
+    import warnings
+
+    from rlnas import load_study
+
+    jittery = SlowToyEvaluator(delay=0.01, jitter=True)
+    whole = search(jittery, agent=agent, trials=30, run=PROCESSES)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    search(jittery, agent=agent, trials=10, run=PROCESSES, storage=url, name="r")  # no checkpoint: every 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "the restored agent proposes ...": the replay took another window
+        resumed = load_study("r", url, evaluator=jittery).optimize(30, run=PROCESSES)
+    assert history(resumed) == history(whole)
