@@ -71,12 +71,12 @@ class RayExecutor(Executor):
         ray = self._ray
         if not ray.is_initialized():
             check_reachable(self.address)
+            self._started_ray = True  # before init: a Ctrl-C inside it must still shut down what it started
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
             except ConnectionError as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
-            self._started_ray = True
         available = ray.cluster_resources()
         if self.gpus_per_trial and available.get("GPU", 0) < self.gpus_per_trial:
             raise ConfigError(f"--gpus-per-trial {self.gpus_per_trial:g}: the Ray cluster has "
@@ -147,7 +147,7 @@ class RayExecutor(Executor):
         self._pending.clear()
         self._holder = []
         if self._started_ray:
-            self._ray.shutdown()
+            self._ray.shutdown()  # also after an interrupted init: it stops the processes init started
             self._started_ray = False
 
 

@@ -42,3 +42,23 @@ def test_ray_timeouts_fail_the_trial_and_the_search_goes_on():
     failed = [t for t in study.trials if t.state is TrialState.FAIL]
     assert failed and all(t.error.startswith("timeout") and t.candidate["d0"] == 1 for t in failed)
     assert study.n_finished == 10 and not [t for t in study.trials if t.state is TrialState.RUNNING]
+
+
+def test_ctrl_c_inside_ray_init_still_shuts_down_what_it_started(monkeypatch):
+    from rlnas.executors.ray_executor import RayExecutor
+    from rlnas.testing.toy import ToyEvaluator
+
+    calls = []
+
+    def interrupted_init(**kwargs):
+        calls.append("init")
+        raise KeyboardInterrupt  # Ctrl-C while Ray starts its processes
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", interrupted_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    executor = RayExecutor(2)
+    with pytest.raises(KeyboardInterrupt):
+        executor.start(ToyEvaluator())
+    executor.close()
+    assert calls == ["init", "shutdown"]  # the dashboard and runtime-env agents were left running
