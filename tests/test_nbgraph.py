@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlnas.agents import AGENTS, Agent, Proposal, register_agent
+from rlnas.agents import AGENTS, register_agent
 from rlnas.data.nbgraph import NBGRAPH_TABLE_PATH, load_nbgraph_table
 from rlnas.errors import ConfigError, InvalidCandidate
 from rlnas.evaluators import create_evaluator
@@ -24,6 +24,7 @@ from rlnas.spaces.nbgraph import (
     bench_key,
     canonical,
 )
+from rlnas.testing.scripted import cycling_agent
 from rlnas.testing.space_contract import check_space_contract
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,27 +204,9 @@ def test_local_search_never_evaluates_two_equivalent_cells(table) -> None:
     assert drive(agent, reward, 100) == drive(restored, reward, 100)
 
 
-class _ThreeCells(Agent):
-    """Proposes the candidates of ``CELLS`` in turn."""
-
-    name = "three_cells"
-    CELLS = ({"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"},
-             {"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"},  # equivalent to the first
-             {"link": "0123", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"})
-    told = 0
-
-    def ask(self, n: int = 1) -> list[Proposal]:
-        return [Proposal(self.space.candidate(self.CELLS[(self.told + i) % 3])) for i in range(n)]
-
-    def tell(self, results):
-        self.told += len(results)
-        return {}
-
-    def state_dict(self):
-        return {"told": self.told}
-
-    def load_state_dict(self, state):
-        self.told = state["told"]
+THREE_CELLS = ({"link": "0000", "op1": "fc", "op2": "gcn", "op3": "gat", "op4": "sage"},
+               {"link": "0000", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"},  # equivalent to the first
+               {"link": "0123", "op1": "gat", "op2": "gcn", "op3": "sage", "op4": "fc"})
 
 
 @pytest.mark.parametrize("reuse", [True, False])
@@ -233,7 +216,7 @@ def test_reuse_repeats_answers_an_equivalent_cell_from_the_store(table, reuse: b
     from rlnas.reports.snapshot import take_snapshot
     from rlnas.study import create_study
 
-    register_agent("three_cells", _ThreeCells)
+    register_agent("three_cells", cycling_agent("three_cells", THREE_CELLS))
     try:
         study = create_study(space=NBGraphSpace(), agent="three_cells", evaluator=NBGraphEvaluator("citeseer"),
                              storage=f"sqlite:///{tmp_path / 's.db'}", name="s", reuse_repeats=reuse)

@@ -132,35 +132,19 @@ def test_retrain_of_a_table_study_says_which_images_to_train_on(capsys, tmp_path
 
 
 def test_a_repeat_of_the_same_network_exports_the_weights_it_was_answered_with(capsys, tmp_path) -> None:
-    from rlnas.agents import AGENTS, Agent, Proposal, register_agent
+    from rlnas.agents import AGENTS, register_agent
     from rlnas.evaluators.train import TrainEvaluator
     from rlnas.export import trained_network
     from rlnas.spaces import create_space
     from rlnas.study import create_study
+    from rlnas.testing.scripted import cycling_agent
 
     space = create_space("proxyless")
     a = {**space.from_indices([0] * len(space.decisions)).to_dict(), "s1_l1_skip": True}
     b = {**a, "s1_l1_kernel": space.decision("s1_l1_kernel").choices[1]}  # a skipped layer's kernel: one network
     c = {**a, "s1_l1_skip": False}  # another network
 
-    class Twins(Agent):
-        name = "twins"
-        told = 0
-
-        def ask(self, n=1):
-            return [Proposal(self.space.candidate((a, b, c)[(self.told + i) % 3])) for i in range(n)]
-
-        def tell(self, results):
-            self.told += len(results)
-            return {}
-
-        def state_dict(self):
-            return {"told": self.told}
-
-        def load_state_dict(self, state):
-            self.told = state["told"]
-
-    register_agent("twins", Twins)
+    register_agent("twins", cycling_agent("twins", (a, b, c)))
     try:
         evaluator = TrainEvaluator(space, "digits", steps=1, threads=1, weights_dir=str(tmp_path / "w"))
         study = create_study(space=space, agent="twins", evaluator=evaluator, reuse_repeats=True,
