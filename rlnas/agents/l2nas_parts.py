@@ -71,14 +71,13 @@ class BlockSums:
         return np.repeat(np.add.reduceat(x, self.starts, axis=-1), self.sizes, axis=-1)
 
 
-def block_softmax(logits: np.ndarray, block_sums: np.ndarray | BlockSums) -> np.ndarray:
-    """Softmax inside every decision block of the last axis (``block_sums``: a :class:`BlockSums` or
-    the matrix of :func:`block_matrix`).
+def block_softmax(logits: np.ndarray, block_sums: BlockSums) -> np.ndarray:
+    """Softmax inside every decision block of the last axis (``block_sums`` of the decisions' sizes).
 
     The callers bound their logits, so ``exp`` cannot overflow and no block sums to zero.
     """
     e = np.exp(logits)
-    return e / (block_sums(e) if isinstance(block_sums, BlockSums) else e @ block_sums)
+    return e / block_sums(e)
 
 
 def one_and_two_edits(sizes: Sequence[int], two: bool = True) -> tuple[np.ndarray, np.ndarray]:

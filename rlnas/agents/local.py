@@ -64,8 +64,7 @@ class LocalAgent(Agent):
         self.asked: set[tuple[int, ...]] = set()
         # known and asked hold one representative (the first seen) per identity; None: every
         # candidate is its own (the space keeps Space.identity)
-        self.twins: dict[str, tuple[int, ...]] | None = (
-            None if type(space).identity is Space.identity else {})
+        self.twins: dict[str, tuple[int, ...]] | None = None if space.identity_is_key else {}
         self.centre: tuple[tuple[int, ...], float] | None = None
         self.queue: list[tuple[int, ...]] = []                  # neighbours of the centre still to ask
         self.waiting: set[tuple[int, ...]] = set()              # asked neighbours of the centre not told yet

@@ -200,10 +200,15 @@ class Space:
         "distinct architectures" counts identities. Default: :meth:`key` (every candidate is its own)."""
         return self.key(candidate)
 
+    @property
+    def identity_is_key(self) -> bool:
+        """Whether :meth:`identity` is :meth:`key` (not overridden): every candidate is its own network."""
+        return type(self).identity is Space.identity
+
     def network_count(self) -> int | None:
         """How many distinct :meth:`identity` values the space holds: :attr:`size` where the identity is
         the key; ``None`` (unknown) for a space that overrides :meth:`identity` without saying."""
-        return self.size if type(self).identity is Space.identity else None
+        return self.size if self.identity_is_key else None
 
     def from_key(self, key: str) -> Candidate:
         """Inverse of :meth:`key`; raises :class:`InvalidCandidate` for a malformed key."""
@@ -242,7 +247,7 @@ class Space:
 def network_of(space: Space | None) -> Callable[[Any], str]:
     """A function giving a trial's (anything with ``key`` and ``candidate``) network: its
     :meth:`Space.identity`, or its key where ``space`` is ``None`` or keys every candidate apart."""
-    if space is None or type(space).identity is Space.identity:
+    if space is None or space.identity_is_key:
         return lambda trial: trial.key
     return lambda trial: space.identity(trial.candidate)
 
