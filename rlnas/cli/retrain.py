@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_storage, assignment, fmt, literal
+from rlnas.cli.summary import report_interrupted
 from rlnas.errors import ConfigError
 from rlnas.trial import TrialState
 
@@ -99,8 +100,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         try:
             metrics = _train_as_study(study, answer, evaluator, name, args, console)
         except KeyboardInterrupt:
-            console.print(literal(f"interrupted: run the same rlnas retrain again to go on ({index} of "
-                                  f"{len(chosen)} answers done)"), style="yellow")
+            report_interrupted(f"run the same rlnas retrain again to go on ({index} of {len(chosen)} answers done)")
             return EXIT_INTERRUPTED
         search = ", ".join(f"{k} {fmt(v, 2)}" for k, v in answer.metrics.items())
         table.add_row(answer.source, literal(name), literal(answer.key), literal(search),

@@ -1,12 +1,13 @@
 """Run a study for ``search`` / ``resume`` and print what it found."""
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal
+from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_metric_rows, field_table, fmt, literal, printable
 from rlnas.errors import StorageError
 from rlnas.spaces.base import count_networks
 from rlnas.trial import TrialState
@@ -23,8 +24,7 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
             stored = sum(t.state is not TrialState.RUNNING and not t.orphaned for t in trials)
         except Exception:  # noqa: BLE001 - the store cannot answer now: what this process counted
             stored = study.n_finished
-        console.print(literal(f"interrupted: {stored} trials are stored; continue with "
-                              f"`{resume_command(study)}`"), style="yellow")
+        report_interrupted(f"{stored} trials are stored; continue with `{resume_command(study)}`")
         return EXIT_INTERRUPTED
     except StorageError as exc:
         raise CommandFailed(f"the search stopped, storage failed: {exc} (what was stored before is kept)") from None
@@ -35,6 +35,11 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
         raise CommandFailed(f"no trial of study {study.name!r} completed"
                             + (f"; most common failure ({count}x): {reason}" if reason else ""))
     return 0
+
+
+def report_interrupted(what_next: str) -> None:
+    """The line of a command stopped by Ctrl-C, on standard error like the errors: ``rlnas: interrupted: ...``."""
+    sys.stderr.write(f"rlnas: interrupted: {printable(what_next)}\n")
 
 
 def most_common_failure(trials: list[Any]) -> tuple[str | None, int]:

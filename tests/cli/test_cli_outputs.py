@@ -250,5 +250,7 @@ def test_the_interrupted_line_says_how_to_resume_this_study_in_its_database(caps
 
     monkeypatch.setattr(Study, "optimize", interrupted)
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    code, stdout, _ = rlnas(capsys, "search", "--space", "nb201", "--trials", "3", "--name", "my run", "--storage", url)
-    assert code == 130 and f"continue with `rlnas resume 'my run' --storage {url}`" in " ".join(stdout.split())
+    code, stdout, err = rlnas(capsys, "search", "--space", "nb201", "--trials", "3", "--name", "my run",
+                              "--storage", url)
+    assert code == 130 and stdout == ""  # a diagnostic, on standard error like the errors
+    assert err == f"rlnas: interrupted: 0 trials are stored; continue with `rlnas resume 'my run' --storage {url}`\n"
