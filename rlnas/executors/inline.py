@@ -39,6 +39,8 @@ class InlineExecutor(Executor):
         if not self._queue:
             return []
         task = self._queue.pop(0)
+        if self.trial_timeout is not None:
+            _settle_lazy_imports()  # before the clock starts: the import is not the trial's time
         start = time.perf_counter()
         try:
             with _threads(self.threads), _alarm(self.trial_timeout):
@@ -62,7 +64,6 @@ def _alarm(seconds: float | None) -> Iterator[None]:
     def expire(_signum: int, _frame: Any) -> None:
         raise TrialTimeout()
 
-    _settle_lazy_imports()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

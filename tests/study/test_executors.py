@@ -1,5 +1,6 @@
 """Executors: parallel runs are deterministic, timeouts and dead workers end trials, not searches."""
 import os
+import time
 
 import pytest
 
@@ -63,6 +64,17 @@ def test_a_trial_past_the_timeout_fails_and_the_search_goes_on(executor):
     assert failed and all(t.error.startswith("timeout") and t.candidate["d0"] == 1 for t in failed)
     assert all(t.candidate["d0"] != 1 for t in study.completed_trials)
     assert study.n_finished == 12 and not [t for t in study.trials if t.state is TrialState.RUNNING]
+
+
+def test_an_inline_timeout_stores_the_trial_time_not_the_imports_made_before_it(monkeypatch):
+    from rlnas.executors import inline
+
+    monkeypatch.setattr(inline, "_settle_lazy_imports", lambda: time.sleep(0.6))  # torch._dynamo's first import
+    study = search(HangingToyEvaluator(hang_on=1), agent="random", trials=6,
+                   run=RunOptions(executor="inline", trial_timeout=0.2))
+    timed_out = [t for t in study.trials if t.state is TrialState.FAIL]
+    assert timed_out and all(0.2 <= t.cost_seconds < 0.6 for t in timed_out), \
+        [t.cost_seconds for t in timed_out]
 
 
 def test_a_dead_worker_is_replaced_and_its_trial_retried(tmp_path):
