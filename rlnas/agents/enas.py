@@ -41,7 +41,7 @@ from torch import nn
 from rlnas.agents.base import Result, WeightSharingAgent
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import MAX_REWARD_SCALE, is_finite_number
-from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
+from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig, Sampled
 from rlnas.agents.ppo import (
     ExtraLoss,
     approx_kl,
@@ -155,7 +155,7 @@ class EnasAgent(ControllerAgent, WeightSharingAgent):
         self.log_skip_target = torch.log(torch.tensor([1 - cfg.skip_target, cfg.skip_target]))
         self.normalize = cfg.algo == "ppo" if cfg.normalize_advantages is None else cfg.normalize_advantages
         # Successful children waiting for a full batch: (indices, reward, log-prob when sampled or None).
-        self.pending: list[tuple[list[int], float, float | None]] = []
+        self.pending: list[Sampled] = []
         self.told = 0
         self.updates = 0
 
@@ -183,20 +183,10 @@ class EnasAgent(ControllerAgent, WeightSharingAgent):
 
         Returns the update's diagnostics, or ``{}`` when no update happened.
         """
-        for proposal, told in results:
-            self.told += 1
-            reward = self.learned_reward(told)
-            if reward is None:
-                continue
-            old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
-            self.pending.append((list(self.space.indices(proposal.candidate)), reward,
-                                 None if old is None else float(old)))
-        if not self.pending or len(self.pending) < self.config.batch_size:
-            return {}
-        batch, self.pending = self.pending, []
-        return self.update(batch)
+        batch = self.queue_batch(results)
+        return {} if batch is None else self.update(batch)
 
-    def update(self, batch: list[tuple[list[int], float, float | None]]) -> dict[str, float]:
+    def update(self, batch: list[Sampled]) -> dict[str, float]:
         """One controller update (``algo``) on a batch of (indices, reward, sampling log-prob)."""
         cfg = self.config
         indices = torch.tensor([ix for ix, _, _ in batch], dtype=torch.long)

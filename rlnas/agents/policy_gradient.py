@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from rlnas.agents.base import Agent, AgentConfig, Proposal
+from rlnas.agents.base import Agent, AgentConfig, Proposal, Result
 from rlnas.agents.controllers import (
     MAX_REWARD,
     build_controller,
@@ -19,6 +19,10 @@ from rlnas.agents.controllers import (
 )
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Candidate
+
+Sampled = tuple[list[int], float, float | None]
+"""A told result waiting for a policy update (PPO, ENAS): its choice indices, the reward learned from it and
+the log-probability it was sampled with (``None`` when the proposal did not carry one)."""
 
 
 @dataclass
@@ -82,6 +86,23 @@ class ControllerAgent(Agent):
         if reward is None or not math.isfinite(reward):
             return self.config.fail_reward
         return check_learnable_reward(self.name, float(reward))
+
+    def queue_batch(self, results: Sequence[Result]) -> list[Sampled] | None:
+        """(PPO, ENAS) Append told results to ``self.pending`` as (choice indices, learned reward, sampling log-prob or
+        ``None``), counting them in ``self.told``; a failure whose ``learned_reward`` is ``None`` is skipped.
+        Returns the batch to update on, taken out of ``pending``, once ``batch_size`` are queued, else ``None``."""
+        for proposal, told in results:
+            self.told += 1
+            reward = self.learned_reward(told)
+            if reward is None:
+                continue
+            old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
+            self.pending.append((list(self.space.indices(proposal.candidate)), reward,
+                                 None if old is None else float(old)))
+        if not self.pending or len(self.pending) < self.config.batch_size:
+            return None
+        batch, self.pending = self.pending, []
+        return batch
 
     def ask(self, n: int = 1) -> list[Proposal]:
         """Sample ``n`` candidates; ``info`` holds their choice indices and sampling log-probability."""

@@ -26,7 +26,7 @@ from torch import nn
 from rlnas.agents.base import AgentConfig, Result
 from rlnas.agents.baselines import EMABaseline
 from rlnas.agents.controllers import MAX_LR, Controller, is_finite_number
-from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig
+from rlnas.agents.policy_gradient import ControllerAgent, ControllerConfig, Sampled
 from rlnas.errors import ConfigError
 from rlnas.spaces.base import Space
 
@@ -102,7 +102,7 @@ class PPOAgent(ControllerAgent):
         self.optimizer = torch.optim.Adam(groups)
         self.ema = EMABaseline(cfg.baseline_decay)
         # Successful results waiting for a full batch: (indices, reward, log-prob when sampled or None).
-        self.pending: list[tuple[list[int], float, float | None]] = []
+        self.pending: list[Sampled] = []
         self.told = 0
         self.updates = 0
 
@@ -112,20 +112,10 @@ class PPOAgent(ControllerAgent):
 
         Returns the update's diagnostics, or ``{}`` when no update happened.
         """
-        for proposal, reward in results:
-            self.told += 1
-            learned = self.learned_reward(reward)
-            if learned is None:
-                continue
-            old = proposal.info.get("log_prob") if isinstance(proposal.info, Mapping) else None
-            self.pending.append((list(self.space.indices(proposal.candidate)), learned,
-                                 None if old is None else float(old)))
-        if not self.pending or len(self.pending) < self.config.batch_size:
-            return {}
-        batch, self.pending = self.pending, []
-        return self.update(batch)
+        batch = self.queue_batch(results)
+        return {} if batch is None else self.update(batch)
 
-    def update(self, batch: list[tuple[list[int], float, float | None]]) -> dict[str, float]:
+    def update(self, batch: list[Sampled]) -> dict[str, float]:
         """``epochs`` clipped-surrogate steps on one batch of (indices, reward, sampling log-prob)."""
         cfg = self.config
         indices = torch.tensor([ix for ix, _, _ in batch], dtype=torch.long)
