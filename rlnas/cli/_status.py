@@ -33,14 +33,18 @@ def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> 
     from rlnas.study.lease import is_stale
     from rlnas.study.spec import RunOptions
 
+    # the lease before the trials: a search that ends between the two reads shows as running, not interrupted
+    lease = store.get_lease(record.id)
+    read_before_lease = trials is not None
     trials = store.trials(record.id) if trials is None else trials
     counted = [t for t in trials if counts(t)]
     spent = sum(t.cost_seconds for t in counted)
-    lease = store.get_lease(record.id)
     live = lease is not None and not is_stale(lease, RunOptions().lease_seconds)
     n_trials, budget = record.settings.get("n_trials"), record.settings.get("budget_seconds")
     reached = (n_trials is not None and len(counted) >= n_trials) or (budget is not None and spent >= budget)
     status = "running" if live else "finished" if reached else "new" if not trials else "interrupted"
+    if status in ("new", "interrupted") and read_before_lease:  # the caller's trials: the search may have ended since
+        return study_status(store, record)
     best = best_of(trials)
     return {
         "name": record.name, "status": status, "driver": lease.describe() if live else None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -200,3 +201,56 @@ def test_untrained_onnx_follows_the_study_data_set_and_says_so(capsys, tmp_path)
                 for v in (graph.input[0], graph.output[0])]
         assert code == 0 and dims == [["batch", 3, side, side], ["batch", classes]]
         assert "UNTRAINED (seed 0) weights" in err and "the 'nb201' evaluator of this study kept none" in err
+
+
+class _EndsWhileRead:
+    """A store whose search stores its last trials and lets go of its lease just after the trials are read
+    (once): what ``ls`` or ``show --watch`` sees when a search ends between its reads."""
+
+    def __init__(self, store, record_id, lease, cut):
+        self.store, self.record_id, self.lease, self.cut, self.ended = store, record_id, lease, cut, False
+
+    def get_lease(self, study_id):
+        return None if self.ended else self.lease
+
+    def trials(self, study_id):
+        trials = self.store.trials(study_id)
+        if self.ended:
+            return trials
+        self.ended = True
+        return trials[:self.cut]
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_search_ending_between_the_reads_of_its_status_is_never_shown_interrupted(url, given) -> None:
+    from rlnas.cli._status import study_status
+    from rlnas.store.base import Lease, utcnow
+    from rlnas.study.lease import this_host
+
+    store = open_store(url)
+    record = store.get_study("c10-random")  # 20 of 20 trials: finished
+    lease = Lease("h", this_host(), os.getpid(), utcnow(), utcnow())
+    ending = _EndsWhileRead(store, record.id, lease, cut=15)
+    trials = ending.trials(record.id) if given else None  # show reads the trials first, ls lets study_status read
+    assert study_status(ending, record, trials)["status"] in (("finished",) if given else ("running", "finished"))
+
+
+def test_rename_refuses_a_running_study_but_not_one_whose_driver_was_killed(capsys, tmp_path) -> None:
+    from rlnas.store.base import Lease, utcnow
+    from rlnas.study.lease import this_host
+
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    for name in ("live", "killed"):
+        assert main(["search", "--agent", "random", "--trials", "3", "--name", name, "--storage", db,
+                     "--no-progress"]) == 0
+    store = open_store(db)
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)  # a pid that was a process of this host and is gone (kill -9 leaves its lease behind)
+    for name, pid in (("live", os.getpid()), ("killed", dead)):
+        assert store.insert_lease(store.get_study(name).id, Lease("h", this_host(), pid, utcnow(), utcnow()))
+    code, _, err = rlnas(capsys, "rename", "live", "other", "--storage", db)
+    assert code == 2 and "is being driven by pid" in err
+    code, stdout, _ = rlnas(capsys, "rename", "killed", "other", "--storage", db)
+    assert code == 0 and "renamed study 'killed' to 'other'" in stdout
