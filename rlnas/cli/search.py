@@ -249,8 +249,44 @@ def weights_options(args: argparse.Namespace, evaluator_name: str, options: dict
         return {} if keep == "all" else {"keep_weights": int(keep)}
     if keep == "none":
         return {}
-    return {"weights_dir": default_weights_dir(args.storage, name),
+    return {"weights_dir": study_weights_dir(args.storage, name),
             "keep_weights": None if keep == "all" else int(keep)}
+
+
+def study_weights_dir(storage: str, name: str) -> str:
+    """The weights folder of study ``name``: the one it stored if it exists, else a free one for a new study.
+
+    Free: :func:`default_weights_dir`, with ``-2``, ``-3``, ... appended while that folder belongs to another
+    study of the database (one renamed away from ``name`` keeps its folder) or already holds weight files
+    (of a deleted database, or of another database whose studies' folders go to the same place): a search
+    prunes its folder to its best ``keep_weights``, so it must hold this study's files alone.
+    """
+    from rlnas.evaluators.weights import ranked_files
+
+    stored = _stored_weights_dirs(storage)
+    if stored.get(name):
+        return stored[name]  # type: ignore[return-value]
+    base, taken = default_weights_dir(storage, name), set(stored.values())
+    folder, n = base, 1
+    while folder in taken or (os.path.isdir(folder) and ranked_files(folder)):
+        n += 1
+        folder = f"{base}-{n}"
+    return folder
+
+
+def _stored_weights_dirs(storage: str) -> dict[str, str | None]:
+    """``{study name: weights_dir}`` of the studies already in ``storage`` (none when it holds no database yet)."""
+    from rlnas.errors import StorageError
+    from rlnas.store import open_store
+
+    try:
+        store = open_store(storage, create=False)
+    except StorageError:  # no database yet; a URL that cannot be used is reported when the study is made
+        return {}
+    try:
+        return {r.name: (r.evaluator or {}).get("weights_dir") for r in store.list_studies()}
+    finally:
+        store.close()
 
 
 def weights_folder_name(name: str) -> str:

@@ -5,6 +5,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +255,28 @@ def test_rename_refuses_a_running_study_but_not_one_whose_driver_was_killed(caps
     assert code == 2 and "is being driven by pid" in err
     code, stdout, _ = rlnas(capsys, "rename", "killed", "other", "--storage", db)
     assert code == 0 and "renamed study 'killed' to 'other'" in stdout
+
+
+def test_a_new_study_never_takes_the_weights_folder_of_another(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    search = ["search", "--space", "nb201", "--evaluator", "train", "--epochs", "0.2", "--agent", "random",
+              "--storage", url, "--no-progress"]
+    assert main([*search, "--trials", "2", "--name", "t"]) == 0
+    folder = tmp_path / "w.db-weights" / "t"
+    old_files = sorted(folder.glob("*.pt"))
+    assert len(old_files) == 2
+    assert rlnas(capsys, "rename", "t", "t_old", "--storage", url)[0] == 0
+    assert main([*search, "--trials", "2", "--seed", "1", "--keep-weights", "1", "--name", "t"]) == 0
+    store = open_store(url)
+    assert store.get_study("t_old").evaluator["weights_dir"] == str(folder)
+    assert store.get_study("t").evaluator["weights_dir"] == f"{folder}-2"
+    assert sorted(folder.glob("*.pt")) == old_files and len(list(Path(f"{folder}-2").glob("*.pt"))) == 1
+    # resumed through search, a study keeps the folder it stored
+    assert main([*search, "--trials", "3", "--seed", "1", "--keep-weights", "1", "--name", "t"]) == 0
+    assert len(store.trials(store.get_study("t").id)) == 3
+    # files left by a database that is gone are not a new study's either
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    (tmp_path / "other.db-weights" / "u").mkdir(parents=True)
+    (tmp_path / "other.db-weights" / "u" / old_files[0].name).write_bytes(b"")
+    assert main([*search[:-3], "--storage", elsewhere, "--no-progress", "--trials", "1", "--name", "u"]) == 0
+    assert open_store(elsewhere).get_study("u").evaluator["weights_dir"] == str(tmp_path / "other.db-weights" / "u-2")
