@@ -1,6 +1,7 @@
 """Output files that appear whole or not at all, with the permissions a plain ``open`` would give."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -38,11 +39,31 @@ def check_folder_can_be_made(folder: str | Path, what: str) -> None:
         raise ConfigError(f"{what} {folder}: folder {existing} is not writable")
 
 
+NOT_A_REGULAR_FILE = "it is not a regular file (a device, a pipe or a socket), so nothing is written there"
+
+
+def output_target(path: str | Path) -> Path:
+    """The file that writing ``path`` makes or replaces: ``path``, or where it points when it is a symbolic
+    link (the link stays a link). ``OSError`` for an empty path, a folder, and anything that exists but is
+    not a regular file: a device such as ``/dev/null`` would be replaced by a file, and a pipe would block."""
+    if not str(path):
+        raise OSError(errno.ENOENT, "the path is empty")
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "it is a folder")
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, NOT_A_REGULAR_FILE)
+    return path
+
+
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (missing folders are created); when the block ends
-    without an exception the temporary file replaces ``path`` in one step, else it is removed."""
-    path = Path(path)
+    without an exception the temporary file replaces ``path`` in one step, else it is removed. See
+    :func:`output_target` for what ``path`` may be."""
+    path = output_target(path)
     blocking = blocking_file(path.parent)
     if blocking is not None:  # mkdir would say only "File exists"
         raise NotADirectoryError(20, f"{blocking} is a file, not a folder")

@@ -13,6 +13,7 @@ its own threads (``--threads``).
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -29,6 +30,10 @@ from rlnas.plugins import load_plugins
 COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
                    "rename", "agents", "spaces", "query", "rule")
 """Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
+
+OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+"""Errors of a write that the output's disk or device refused (``> /dev/full``, a full disk, a quota): one
+line, not a traceback. Files the commands write themselves report their own failures."""
 
 
 def build_parser() -> Parser:
@@ -61,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warn_on_one_line
     console = make_console(stderr=getattr(args, "stderr_console", False))
     try:
-        return args.run(args, console)
+        code = args.run(args, console)
+        sys.stdout.flush()  # here, where a failure is reported, not at exit
+        return code
     except CommandFailed as exc:
         sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_FAILED
@@ -70,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as other tools do
         _silence_stdout()
+        return EXIT_FAILED
+    except OSError as exc:
+        if exc.errno not in OUTPUT_FULL:
+            raise
+        _silence_stdout()  # what is still buffered cannot be written either
+        sys.stderr.write(f"rlnas: error: cannot write the output: {exc.strerror}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:  # before a search loop took it over (start-up), or in a command without one
         sys.stderr.write("rlnas: interrupted\n")

@@ -161,7 +161,7 @@ def write_output(path: str | Path, data: bytes | str) -> Path:
     try:
         return write_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
     except OSError as exc:
-        raise RlnasError(f"cannot write {path}: {exc.strerror}") from None
+        raise RlnasError(f"cannot write {path or repr(path)}: {exc.strerror}") from None
 
 
 def make_console(stderr: bool = False) -> Console:

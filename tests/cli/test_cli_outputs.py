@@ -159,6 +159,36 @@ def test_a_closed_pipe_ends_the_command_quietly(url) -> None:
     assert process.returncode == 1 and stderr == b""
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_behind_the_standard_output_is_one_line(url) -> None:
+    script = os.path.join(os.path.dirname(sys.executable), "rlnas")
+    for command in (["export", "run1", "--format", "csv"], ["best", "run1", "--json"], ["ls"]):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([script, *command, "--storage", url], stdout=full, stderr=subprocess.PIPE,
+                                    text=True, timeout=120)
+        assert (result.returncode, result.stderr) == (1, "rlnas: error: cannot write the output: No space left on "
+                                                         "device\n"), command
+
+
+def test_only_a_regular_file_is_written_and_a_link_is_written_through(capsys, url, tmp_path) -> None:
+    for suffix in ("csv", "json", "png", "html"):
+        os.mkfifo(tmp_path / f"pipe.{suffix}")  # opening it would block for ever; a device replaced would break
+    for argv in (["export", "run1", "--output", "pipe.csv"], ["export", "run1", "--output", "pipe.csv", "--force"],
+                 ["export", "run1", "--arch", "pipe.json"], ["plot", "run1", "--kind", "history", "-o", "pipe.png"],
+                 ["report", "run1", "-o", "pipe.html"]):
+        fifo = tmp_path / argv[-1 if argv[-1] != "--force" else -2]
+        argv = [str(fifo) if a == fifo.name else a for a in argv]
+        code, _, err = rlnas(capsys, *argv, "--storage", url)
+        assert code == 2 and err.endswith("it is not a regular file (a device, a pipe or a socket), so nothing is "
+                                          "written there\n") and stat.S_ISFIFO(os.lstat(fifo).st_mode), argv
+    code, _, err = rlnas(capsys, "export", "run1", "--output", "", "--storage", url)
+    assert code == 2 and err == "rlnas: error: cannot write '': the path is empty\n"
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    assert rlnas(capsys, "export", "run1", "--output", str(tmp_path / "link.csv"), "--force", "--storage", url)[0] == 0
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real.csv").read_text().startswith("number,")
+
+
 def test_ctrl_c_outside_a_search_loop_is_one_line_and_exit_130(capsys, monkeypatch) -> None:
     from rlnas.cli import ls as ls_command
 
