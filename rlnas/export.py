@@ -141,17 +141,21 @@ NB201_CLASSES = {"cifar10": (10, (3, 32, 32)), "cifar100": (100, (3, 32, 32)), "
 """Classes and input shape of the data sets behind the NAS-Bench-201 table."""
 
 
+IMAGE_EVALUATORS = ("train", "supernet", "shared")
+"""Evaluators that train networks on an image data set named in their spec."""
+
+
 def study_model_options(evaluator_spec: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int, int] | None]:
     """Network options and input shape that follow a study's data set (``{}, None`` when unknown).
 
     An ``nb201`` study on CIFAR-100 exports a 100-class network, on ImageNet16-120 a 120-class
-    network for 16×16 inputs; a ``train`` study's network is built for its data set's classes
-    and channels (without loading the data when the weights file records them).
+    network for 16×16 inputs; the network of a study that trained on images (the ``train``,
+    ``supernet`` and ``shared`` evaluators) is built for its data set's classes, channels and image size.
     """
     if evaluator_spec.get("name") == "nb201":
         classes, shape = NB201_CLASSES[str(evaluator_spec.get("dataset", "cifar10"))]
         return {"num_classes": classes}, shape
-    if evaluator_spec.get("name") == "train":
+    if evaluator_spec.get("name") in IMAGE_EVALUATORS:
         from rlnas.evaluators import build_evaluator
         from rlnas.study.spec import evaluator_identity
 

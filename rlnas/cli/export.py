@@ -154,9 +154,13 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
         except NoTrainedWeights as exc:
             why = str(exc)
     options, shape = ({}, None) if args.as_searched else study_model_options(record.evaluator)
+    chosen = dict(args.model_option)
     model, input_shape = untrained_network(space, candidate, record.evaluator if args.as_searched else None,
-                                           options | dict(args.model_option))
-    return model, shape if shape and not args.as_searched else input_shape, f"with UNTRAINED (seed 0) weights: {why}"
+                                           options | chosen)
+    shape = shape if shape and not args.as_searched else input_shape
+    if "in_channels" in chosen:  # the channels asked for, at the data set's image size
+        shape = (int(chosen["in_channels"]), *shape[1:])
+    return model, shape, f"with UNTRAINED (seed 0) weights: {why}"
 
 
 def export_one(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:

@@ -202,6 +202,20 @@ def test_untrained_onnx_follows_the_study_data_set_and_says_so(capsys, tmp_path)
                 for v in (graph.input[0], graph.output[0])]
         assert code == 0 and dims == [["batch", 3, side, side], ["batch", classes]]
         assert "UNTRAINED (seed 0) weights" in err and "the 'nb201' evaluator of this study kept none" in err
+    # other channels at the data set's image size (the input was 3-channel: the export crashed)
+    out = tmp_path / "one.onnx"
+    assert rlnas(capsys, "export", "cifar100", "--onnx", str(out), "--model-option", "in_channels=1",
+                 "--storage", url)[0] == 0
+    assert [d.dim_value or d.dim_param for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim] == \
+        ["batch", 1, 32, 32]
+
+
+@pytest.mark.parametrize("evaluator, space", [("shared", "enas_micro"), ("supernet", "proxyless")])
+def test_the_untrained_network_of_a_weight_sharing_study_fits_its_data_set(evaluator, space) -> None:
+    from rlnas.export import study_model_options
+
+    spec = {"name": evaluator, "space": space, "dataset": "digits"}  # 10 classes of 1x8x8 images
+    assert study_model_options(spec) == ({"num_classes": 10, "in_channels": 1}, (1, 8, 8))
 
 
 class _EndsWhileRead:
