@@ -105,13 +105,11 @@ def check_limits(trials: int | None, budget: float | None) -> None:
 def fmt(value: Any, digits: int = 3) -> str:
     """A table cell: ``-`` for none, floats rounded (a small one to ``digits`` significant digits: a learning
     rate of 1e-4 is not 0.000)."""
+    from rlnas.reports.frame import number_text
+
     if value is None:
         return "-"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 10 ** -digits:
-            return f"{value:.{digits}g}"
-        return f"{value:.{digits}f}"
-    return str(value)
+    return number_text(value, digits) if isinstance(value, float) else str(value)
 
 
 def printable(value: Any) -> str:

@@ -14,6 +14,14 @@ from rlnas.errors import ConfigError
 from rlnas.trial import Trial
 
 
+def number_text(value: float, digits: int = 3) -> str:
+    """A float as a table shows it: ``digits`` decimals, or ``digits`` significant digits for a small one
+    (a learning rate of 1e-4 is not 0.000)."""
+    if value != 0 and abs(value) < 10 ** -digits:
+        return f"{value:.{digits}g}"
+    return f"{value:.{digits}f}"
+
+
 def metric_columns(metrics: Sequence[str], taken: Sequence[str]) -> dict[str, str]:
     """The column of each metric: its name, or ``metric_<name>`` where the name is one of the ``taken``
     columns (a metric called ``number`` or ``error`` must not overwrite the trial's own)."""

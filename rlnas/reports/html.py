@@ -16,6 +16,7 @@ from typing import Any
 
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.reports.compare import summarize
+from rlnas.reports.frame import number_text
 from rlnas.reports.snapshot import StudySnapshot
 from rlnas.spaces.base import Space, network_of
 from rlnas.trial import Trial
@@ -85,7 +86,7 @@ def best_trials(snapshot: StudySnapshot, top: int = 20, space: Space | None = No
 
 def failure_reasons(snapshot: StudySnapshot, limit: int = 5) -> list[tuple[str, int]]:
     """The most frequent errors of FAIL trials (first line of each), with their counts."""
-    errors = [(t.error or "no reason stored").strip().splitlines()[0] for t in snapshot.history
+    errors = [((t.error or "").strip() or "no reason stored").splitlines()[0] for t in snapshot.history
               if t.state.value == "FAIL"]
     return Counter(errors).most_common(limit)
 
@@ -134,7 +135,7 @@ def report_plots(snapshot: StudySnapshot, space: Space) -> list[Plot]:
 
 
 def _num(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else escape(str(value))
+    return number_text(value) if isinstance(value, float) else escape(str(value))
 
 
 def _reward_text(reward: str | Mapping[str, Any]) -> str:
@@ -196,7 +197,7 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
         raise ConfigError(f"top must be >= 1, got {top}")
     s = summarize(snapshot)
     cards = [("finished trials", s.finished), ("failed", s.failed), ("distinct architectures", s.distinct),
-             ("best reward", "-" if s.best_reward is None else f"{s.best_reward:.3f}"),
+             ("best reward", "-" if s.best_reward is None else number_text(s.best_reward)),
              ("found at query", s.queries_to_best or "-"), ("evaluation seconds", f"{s.spent_seconds:,.0f}")]
     if status is not None:
         cards.insert(0, ("status", status))

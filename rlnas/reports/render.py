@@ -103,7 +103,8 @@ def bands_figure(panels: Mapping[str, Sequence[Band]], *, xlabel: str = "queries
             mean, low, high = band.mean, band.low, band.high
             if logy:
                 mean, low, high = (np.clip(v, floor, None) for v in (mean, low, high))
-            line, = ax.plot(band.x, mean, label=_literal(f"{band.label} ({band.runs} runs)"), linewidth=1.4)
+            line, = ax.plot(band.x, mean, label=_literal(f"{band.label} ({band.runs} runs)"), linewidth=1.4,
+                            marker="o" if len(band.x) == 1 else None, markersize=4)  # one query: a dot
             ax.fill_between(band.x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         if logy:
             ax.set_yscale("log")

@@ -40,6 +40,18 @@ def test_best_trials_are_distinct_and_ordered() -> None:
     assert failure_reasons(snapshot("s", trials)) == [("boom", 1)]
 
 
+def test_a_blank_error_is_no_reason_and_a_small_metric_keeps_its_digits() -> None:
+    from dataclasses import replace
+
+    blank = [replace(trial(i, None), error=text) for i, text in enumerate(["   ", "\n", "", "boom\ndetail"])]
+    assert failure_reasons(snapshot("s", blank)) == [("no reason stored", 3), ("boom", 1)]
+    space = create_space("nb201")
+    cell = space.from_indices([1] * 6)
+    small = replace(trial(4, 50.0, metrics={"best_lr": 1e-4, "valid_acc": 50.0}), candidate=cell, key=space.key(cell))
+    page = build_report(snapshot("s", [*blank, small], space_name="nb201"), space)
+    assert ">0.0001<" in page and ">0.000<" not in page
+
+
 def test_a_study_without_results_says_so() -> None:
     space = create_space("nb201")
     failed = [trial(i, None) for i in range(3)]

@@ -79,3 +79,10 @@ def test_the_heat_map_is_an_image_inside_the_svg() -> None:
     wide = Heatmap(("d=0", "d=1"), np.arange(1.0, 3001.0), np.full((2, 3000), 0.5), "trials", "test")
     svg = render.figure_bytes(render.heatmap_figure(wide), "svg")
     assert b"<image" in svg and len(svg) < 200_000  # 6,000 cells as SVG paths took megabytes
+
+
+def test_a_band_of_one_query_is_drawn_as_a_dot() -> None:
+    one = snapshot("one", [trial(0, 80.0, metrics={"test_acc": 80.0})])
+    figure = render.regret_figure(regret_bands({"one": [one]}))
+    line = figure.axes[0].lines[0]
+    assert len(line.get_xdata()) == 1 and line.get_marker() == "o"  # a one-point line alone shows nothing
