@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from rlnas.checks import check_evaluation_seed
-from rlnas.cli._common import assignment, field_table, fmt, literal, write_output
+from rlnas.cli._common import CommandFailed, assignment, field_table, fmt, literal, write_output
 from rlnas.errors import ConfigError
 
 
@@ -85,12 +85,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _evaluate(args: argparse.Namespace, rule: Any, table: Any) -> float | None:
     from rlnas.evaluators import build_evaluator
+    from rlnas.evaluators.optimizer import RuleDiverged
 
     if "seed" in dict(args.eval_option):
         raise ConfigError("rlnas rule: the child's seed is --seed, not --eval-option seed=...")
     seed = check_evaluation_seed(args.seed, "--seed")
     evaluator = build_evaluator({"name": "optimizer", **dict(args.eval_option)}, threads=args.threads)
-    measurement = evaluator.evaluate_rule(rule, seed=seed)
+    try:
+        measurement = evaluator.evaluate_rule(rule, seed=seed)
+    except RuleDiverged as exc:  # the command ran and the rule failed: exit 1, as a search in which none completed
+        raise CommandFailed(str(exc)) from None
     spec = evaluator.spec()
     table.add_row("child task", literal(f"{spec['network']} on {spec['dataset']}, {measurement.info['steps']} steps, "
                                         f"seed {args.seed}"))

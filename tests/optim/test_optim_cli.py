@@ -67,6 +67,15 @@ def test_rule_command_shows_code_trains_and_writes(capsys, tmp_path):
     assert "lr: float = 0.01" in out.read_text()  # the evaluated best lr became the class default
 
 
+def test_a_rule_diverging_at_every_rate_fails_with_exit_1_and_writes_nothing(capsys, tmp_path):
+    out = tmp_path / "rule.py"
+    assert main(["rule", "1 / 1e-4w", "--evaluate", "--eval-option", "dataset=digits", "--eval-option", "network=mlp",
+                 "--eval-option", "steps=5", "--eval-option", "lr_grid=[0.01]", "--threads", "1",
+                 "--output", str(out)]) == 1  # the command ran; the rule failed (2 is for a mistake in the command)
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("rlnas: error: rule '1 / 1e-4w' diverged at every learning rate") and not out.exists()
+
+
 def test_export_optimizer_refuses_other_studies_and_other_files(capsys, sqlite_url, tmp_path):
     assert main(["search", "--trials", "2", "--name", "cells", "--no-progress", "--storage", sqlite_url]) == 0
     assert main(["export", "cells", "--optimizer", str(tmp_path / "x.py"), "--storage", sqlite_url]) == 2
