@@ -43,6 +43,8 @@ def save_figure(figure: Any, path: str | Path) -> Path:
     """Write ``figure`` to ``path`` (``.png`` or ``.svg``, chosen by the suffix), creating missing folders."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
+    if path.name.lower() in (".png", ".svg"):  # a dot file, whose suffix is empty
+        raise ConfigError(f"cannot write {path}: give the file a name before {path.name} (e.g. plot{path.name})")
     if fmt not in FORMATS:
         raise ConfigError(f"cannot write {path}: the file name must end in .png or .svg")
     data = figure_bytes(figure, fmt)

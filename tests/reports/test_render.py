@@ -46,6 +46,8 @@ def test_bad_output_paths_are_refused(tmp_path) -> None:
     figure = _figures()["pareto"]
     with pytest.raises(ConfigError, match=r"must end in \.png or \.svg"):
         render.save_figure(figure, tmp_path / "plot.jpg")
+    with pytest.raises(ConfigError, match=r"give the file a name before \.png \(e\.g\. plot\.png\)"):
+        render.save_figure(figure, tmp_path / ".png")
     assert render.save_figure(figure, tmp_path / "new" / "plot.png").is_file()  # folders are created
     (tmp_path / "file").write_text("")
     with pytest.raises(RlnasError, match="cannot write"):
