@@ -36,6 +36,39 @@ def test_bad_urls_are_clear(url, message):
         open_store(url)
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://u@127.0.0.1:abc/r1?password=secret", "postgresql+psycopg://u@127.0.0.1:abc/r1?password=***"),
+    ("postgresql+psycopg://u:secret@[::1/r1", "postgresql+psycopg://u:***@[::1/r1"),
+])
+def test_a_url_with_a_bad_port_or_host_is_not_a_url_and_hides_its_password(url, shown):
+    with pytest.raises(StorageError, match="is not a database URL") as err:
+        open_store(url)  # int('abc') used to end in a traceback
+    assert shown in str(err.value) and "secret" not in str(err.value)
+
+
+def test_a_password_given_as_a_url_parameter_is_never_shown():
+    pytest.importorskip("psycopg")
+    with pytest.raises(StorageError, match="cannot use") as err:  # nothing listens on port 1
+        open_store("postgresql+psycopg://u@127.0.0.1:1/r1?sslmode=disable&password=secret", create=False)
+    assert "password=***" in str(err.value) and "secret" not in str(err.value)
+
+
+def test_a_sqlite_file_without_rlnas_tables_is_left_as_it_was_by_readers(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:  # someone else's database, in SQLite's default rollback-journal mode
+        db.execute("CREATE TABLE x (a)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="holds no rlnas studies"):
+        open_store(f"sqlite:///{path}", create=False)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["other.db"]  # not switched to WAL
+    with pytest.raises(StorageError, match="no database at"):
+        open_store(f"sqlite:///{tmp_path}/file:x.db", create=False)  # a plain name that starts with file:
+    assert sorted(os.listdir(tmp_path)) == ["other.db"]
+
+
 def test_missing_file_is_not_created_by_readers(tmp_path):
     path = tmp_path / "absent.db"
     with pytest.raises(StorageError, match="no database"):
@@ -140,3 +173,38 @@ def test_commands_read_a_database_on_a_read_only_mount(tmp_path):
         pytest.skip(f"no private mounts here: {result.stderr.strip()}")
     assert '"number": ' in result.stdout, result.stderr
     assert result.returncode == 2 and result.stderr.strip().endswith(f"folder {mount} is not writable")
+
+
+def _schema_1_copy(tmp_path, name):
+    """A database as rlnas wrote it before schema 2 (no repeats, no leases), holding study 'old' of 3 trials."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / name
+    subprocess.run([sys.executable, "-m", "rlnas", "search", "--space", "nb201", "--trials", "3", "--name", "old",
+                    "--storage", f"sqlite:///{path}"], check=True, capture_output=True)
+    with sqlite3.connect(path) as db:
+        db.executescript("ALTER TABLE rlnas_studies DROP COLUMN reuse_repeats; ALTER TABLE rlnas_trials DROP COLUMN "
+                         "repeat_of; DROP TABLE rlnas_leases; UPDATE rlnas_schema_version SET version = 1;")
+    db.close()
+    return path
+
+
+def test_a_schema_1_database_is_upgraded_in_place_or_says_it_cannot_be(tmp_path, monkeypatch):
+    import rlnas.store as stores
+
+    path = _schema_1_copy(tmp_path, "v1.db")
+    store = open_store(f"sqlite:///{path}", create=False)
+    assert len(store.trials(store.get_study("old").id)) == 3 and store.get_lease(store.get_study("old").id) is None
+    store.close()
+    (tmp_path / "archive").mkdir()
+    path = _schema_1_copy(tmp_path / "archive", "v1.db")
+    real_access = os.access
+    monkeypatch.setattr(stores.os, "access", lambda p, mode: False if str(p) == str(path.parent) else
+                        real_access(p, mode))  # a read-only folder: the file is read as immutable
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="has rlnas schema version 1, which this rlnas upgrades in place to "
+                                           "version 2, and it cannot write there"):
+        open_store(f"sqlite:///{path}", create=False)  # it said: attempt to write a readonly database
+    assert path.read_bytes() == before

@@ -1,6 +1,7 @@
 """Stores: ``open_store(url)`` gives a SQLAlchemy store for a URL, or an in-memory one for ``None``."""
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -30,16 +31,17 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StorageError(f"storage {url!r} is not a database URL (e.g. sqlite:///rlnas.db or "
+        parsed.port  # noqa: B018 - a port that is not a number fails only here
+    except (ArgumentError, ValueError):
+        raise StorageError(f"storage {_hidden(url)!r} is not a database URL (e.g. sqlite:///rlnas.db or "
                            "postgresql+psycopg://user@host/db)") from None
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if not path or path == ":memory:":  # e.g. sqlite:///$DB with DB unset
             raise StorageError(f"storage {shown} names no database file, so nothing would be kept: give a path "
                                "(sqlite:///rlnas.db); in Python, storage=None keeps a study in memory")
-        if not path.startswith("file:"):
+        if parsed.query.get("uri") != "true":  # a SQLite URI (file:...?uri=true) is the user's own business
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise StorageError(f"cannot open {shown}: folder {folder} does not exist")
@@ -49,6 +51,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 raise StorageError(f"cannot open {shown}: {path} is a folder")
             if not create and os.path.getsize(path) == 0:  # SQLite would make it a database: a write
                 raise StorageError(f"no database at {shown}: {path} is an empty file")
+            if not create and not _may_hold_studies(path):  # before SQLite's first connection switches it to WAL
+                raise StorageError(f"{shown} holds no rlnas studies")
             if not os.access(folder, os.W_OK):
                 parsed = _read_only_sqlite(parsed, path, shown, create)
     try:
@@ -64,6 +68,43 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
         raise StorageError(f"cannot use {shown}: {reason}") from None
+
+
+def shown_url(parsed: Any) -> str:
+    """A database URL as messages show it: a password, in the URL or as its ``password`` parameter, as ``***``."""
+    return _hidden(str(parsed.render_as_string(hide_password=True)))
+
+
+def _hidden(url: str) -> str:
+    """A URL that could not be parsed, with what follows ``password=`` or a ``user:`` before ``@`` hidden."""
+    import re
+
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _may_hold_studies(path: str) -> bool:
+    """False when the SQLite file at ``path``, read without a single write, has no rlnas tables: a command
+    that only reads must leave such a file as it found it (SQLite's first connection would switch it to
+    WAL mode). True when it has them, when it is in WAL mode already (as rlnas leaves its databases: there is
+    nothing to switch, and a read-only connection would leave -wal and -shm files behind), and when this
+    check cannot tell (the store then reports the file)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return True
+    if not header.startswith(b"SQLite format 3\x00") or header[18] == 2:  # byte 18: 2 in WAL mode, 1 before
+        return True
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rlnas_schema_version'")
+            return found.fetchone() is not None
+    except sqlite3.Error:  # not a database, locked, a WAL file it cannot read here: the store says what it is
+        return True
 
 
 def _read_only_sqlite(parsed: Any, path: str, shown: str, create: bool) -> Any:
@@ -85,4 +126,5 @@ def _read_only_sqlite(parsed: Any, path: str, shown: str, create: bool) -> Any:
                       query={"mode": "ro", "immutable": "1", "uri": "true"})
 
 
-__all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Lease", "Store", "StudyRecord", "open_store", "StorageError"]
+__all__ = ["DEFAULT_STORAGE", "InMemoryStore", "Lease", "Store", "StudyRecord", "open_store", "shown_url",
+           "StorageError"]

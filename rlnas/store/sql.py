@@ -223,7 +223,14 @@ class SQLStore(Store):
                 return
             found = conn.execute(sa.select(schema_version.c.version)).scalar()
             if found == 1:
-                _migrate_1_to_2(conn)
+                try:
+                    _migrate_1_to_2(conn)
+                except sa.exc.OperationalError as exc:
+                    if "readonly" not in str(exc):
+                        raise
+                    raise StorageError(f"{self.url} has rlnas schema version 1, which this rlnas upgrades in place "
+                                       f"to version {SCHEMA_VERSION}, and it cannot write there (a read-only file "
+                                       "or folder): copy the database to a writable folder") from None
                 found = SCHEMA_VERSION
             if found != SCHEMA_VERSION:
                 raise StorageError(f"{self.url} has rlnas schema version {found}; "
@@ -273,15 +280,18 @@ class SQLStore(Store):
             raw.close()
 
     # --------------------------------------------------------------- studies
-    @staticmethod
-    def _study(row: Any) -> StudyRecord:
-        return StudyRecord(
-            id=row.id, name=row.name, space_name=row.space_name, space_json=json.loads(row.space_json),
-            fingerprint=row.fingerprint, agent=row.agent, agent_config=json.loads(row.agent_config),
-            evaluator=json.loads(row.evaluator), reward=_load_reward(row.reward), seed=row.seed,
-            settings=json.loads(row.settings), version=row.version, created_at=row.created_at,
-            reuse_repeats=bool(row.reuse_repeats),
-        )
+    def _study(self, row: Any) -> StudyRecord:
+        try:
+            return StudyRecord(
+                id=row.id, name=row.name, space_name=row.space_name, space_json=json.loads(row.space_json),
+                fingerprint=row.fingerprint, agent=row.agent, agent_config=json.loads(row.agent_config),
+                evaluator=json.loads(row.evaluator), reward=_load_reward(row.reward), seed=row.seed,
+                settings=json.loads(row.settings), version=row.version, created_at=row.created_at,
+                reuse_repeats=bool(row.reuse_repeats),
+            )
+        except json.JSONDecodeError as exc:  # which study: the database's other studies are not at fault
+            raise StorageError(f"{self.url}: the stored definition of study {row.name!r} is damaged "
+                               f"(not JSON: {exc})") from None
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         values = dict(

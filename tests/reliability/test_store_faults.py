@@ -110,7 +110,8 @@ def test_a_missing_column_and_damaged_json_are_one_line(stored, tmp_path):
     path, url = _copy(stored, tmp_path, "json.db")
     with sqlite3.connect(path) as db:
         db.execute("UPDATE rlnas_studies SET settings = '{bad'")
-    _one_line(run_cli(["resume", "s", "--no-progress", "--storage", url]), 2, "a stored value is damaged")
+    _one_line(run_cli(["resume", "s", "--no-progress", "--storage", url]), 2,
+              "the stored definition of study 's' is damaged (not JSON: ")
 
 
 # --------------------------------------------------------- full disk, read-only, deleted file
