@@ -51,14 +51,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     else:
         check_metric_stored(groups, args.metric)  # a typo would show '-' everywhere
     rows = compare_groups(groups, args.metric)
-    figure = None
-    if args.output is not None:  # made before anything is printed: a regret that cannot be drawn is the only output
-        from rlnas.cli.plot import known_optimum
+    path = None
+    if args.output is not None:  # written before anything is printed: a regret that cannot be drawn or written is
+        from rlnas.cli.plot import known_optimum  # the only output
         from rlnas.reports.compare import regret_bands
-        from rlnas.reports.render import regret_figure
+        from rlnas.reports.render import regret_figure, save_figure
 
         optimum, source = known_optimum(groups, args.metric)
-        figure = regret_figure(regret_bands(groups, args.metric, optimum, optimum_source=source))
+        path = save_figure(regret_figure(regret_bands(groups, args.metric, optimum, optimum_source=source)),
+                           args.output)
     if args.json:
         print(strict_json_text([{"name": r.label, "studies": list(r.studies),
                                  "studies_without_completed_trial": r.without_result,
@@ -78,10 +79,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
             table.add_row(literal(r.label), studies, _cell(r.best_reward, 3), _cell(r.best_test),
                           _cell(r.queries_to_best, 1), _cell(r.distinct, 1), _cell(r.finished, 1), str(r.failed))
         console.print(table)
-    if figure is not None:
-        from rlnas.reports.render import save_figure
-
-        path = save_figure(figure, args.output)
-        if not args.json:
-            console.print(literal(f"wrote the regret curves to {path}"))
+    if path is not None and not args.json:
+        console.print(literal(f"wrote the regret curves to {path}"))
     return 0

@@ -249,6 +249,9 @@ def test_compare_that_cannot_draw_its_regret_prints_nothing(capsys, tmp_path) ->
     code, stdout, _ = rlnas(capsys, "compare", "ok", "b*", "--json", "--storage", url)
     assert code == 0 and [row["studies_without_completed_trial"] for row in json.loads(stdout)] == [0, 1]
     assert not (tmp_path / "r.png").exists()
+    (tmp_path / "taken").write_text("")  # a file where the output's folder would be: the figure cannot be written
+    code, stdout, err = rlnas(capsys, "compare", "ok", "-o", str(tmp_path / "taken" / "r.png"), "--storage", url)
+    assert code == 2 and stdout == "" and "is a file, not a folder" in err
 
 
 def test_compare_shows_a_dash_for_a_default_metric_a_study_lacks_and_refuses_a_typo(capsys, tmp_path) -> None:
