@@ -208,3 +208,20 @@ def test_a_schema_1_database_is_upgraded_in_place_or_says_it_cannot_be(tmp_path,
                                            "version 2, and it cannot write there"):
         open_store(f"sqlite:///{path}", create=False)  # it said: attempt to write a readonly database
     assert path.read_bytes() == before
+
+
+def test_a_database_moved_away_during_a_run_keeps_every_trial_committed_before(tmp_path):
+    from rlnas import create_study
+    from rlnas.testing.toy import ToyEvaluator
+
+    path = tmp_path / "runs.db"
+    study = create_study(space=ToyEvaluator().space, evaluator=ToyEvaluator(), name="s", storage=f"sqlite:///{path}")
+    study.optimize(20)  # committed, still in runs.db-wal (a checkpoint comes every ~40 MB)
+    os.rename(path, tmp_path / "archive.db")  # the -wal file keeps the old name
+    with pytest.raises(StorageError, match="was deleted or replaced"):
+        study.optimize(25)
+    study.store.close()
+    for suffix in ("-wal", "-shm"):  # what SQLite left under the old name; the next database made there drops it
+        (tmp_path / f"runs.db{suffix}").unlink(missing_ok=True)
+    archive = open_store(f"sqlite:///{tmp_path / 'archive.db'}", create=False)
+    assert len(archive.trials(archive.get_study("s").id)) == 20

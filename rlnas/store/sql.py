@@ -195,8 +195,20 @@ class SQLStore(Store):
         """On a SQLite file: refuse to go on once the file was deleted or replaced (writes would go
         to a file no one can open again, and the run would seem to succeed)."""
         if self._identity is not None and _identity(self._file) != self._identity:  # type: ignore[arg-type]
+            self._merge_wal()
             raise StorageError(f"the database file {self._file} was deleted or replaced while this process was "
                                "using it: nothing more can be stored there")
+
+    def _merge_wal(self) -> None:
+        """Write what this process committed into the database file it opened, wherever that file is now: a
+        file moved away (``mv runs.db archive.db``) would otherwise lack the trials still in the -wal file,
+        which stays under the old name and goes with the next database made there."""
+        connection = self._raw.driver_connection if self._raw is not None else None
+        try:
+            if connection is not None:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except self.engine.dialect.dbapi.Error:  # best effort: the error that follows says what happened
+            pass
 
     # ---------------------------------------------------------------- schema
     def _check_schema(self, create: bool) -> None:
