@@ -5,9 +5,9 @@ shared-weight training, every minibatch on a child freshly sampled from the cont
 (:meth:`~EnasAgent.train_children`), then ``controller_steps`` controller updates, each on
 ``batch_size`` children scored with the shared weights on a validation minibatch
 (``ask`` / ``tell``). The weight-sharing driver runs the loop; the agent never sees the data.
-Record trials at round ends (the driver's default, one epoch, fits ``epochs_per_round=1``):
-the driver cuts a round at a record step and runs the round's controller updates after each
-piece.
+Trials are recorded every ``record_every`` shared steps (the driver's default: one epoch), whether or
+not a round ends there: a record inside a round changes nothing in the search, whose controller updates
+come at the round's end.
 
 Both algorithms learn from the same signal, as ENAS shapes it:
 

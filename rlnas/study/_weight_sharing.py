@@ -135,8 +135,10 @@ class _DiagnosticsLog:
 
 def _round(study: Study, target: int, total: int, diagnostics: _DiagnosticsLog) -> None:
     evaluator, agent = study.evaluator, study.agent
-    shared, updates = agent.plan_round(evaluator.step, total, evaluator.steps_per_epoch)  # type: ignore[attr-defined]
-    shared = max(0, min(int(shared), target - evaluator.step))
+    planned, updates = agent.plan_round(evaluator.step, total, evaluator.steps_per_epoch)  # type: ignore[attr-defined]
+    shared = max(0, min(int(planned), target - evaluator.step))
+    if shared < planned:  # a record falls inside the round: its controller updates come at the round's end
+        updates = 0
     for child in agent.train_children(shared) if shared else []:  # type: ignore[attr-defined]
         evaluator.train_step(child, step=evaluator.step, total_steps=total)
     for _ in range(int(updates)):

@@ -55,6 +55,23 @@ def tiny_study(url: str | None, algo: str, name: str = "s", epochs: int = 2):
                         agent_config={"algo": algo, "controller_steps": 2, "batch_size": 3, "lstm_hidden": 16})
 
 
+@pytest.mark.parametrize("record_every, epochs_per_round, updates_at", [
+    (None, 2, [16, 16]),  # one round of 2 epochs (8 steps each), recorded after each epoch: updates at its end
+    (4, 1, [8, 8, 16, 16]),  # a record every 4 steps changes only when trials are stored
+])
+def test_records_inside_a_round_leave_its_controller_updates_at_its_end(record_every, epochs_per_round, updates_at):
+    from rlnas.evaluators.shared import SharedEvaluator
+
+    evaluator = SharedEvaluator("enas_micro", dataset="digits", epochs=2, batch_size=128, valid_batch_size=64,
+                                model_kwargs={"channels": 4, "layers": 1}, threads=1, record_every=record_every)
+    study = create_study(space="enas_micro", agent="enas", evaluator=evaluator, storage=None,
+                         agent_config={"controller_steps": 2, "batch_size": 3, "lstm_hidden": 16,
+                                       "epochs_per_round": epochs_per_round})
+    study.optimize(100)  # the whole search: it ends with its epochs
+    assert len(study.trials) == 16 // (record_every or 8)
+    assert [step for step, _ in study.diagnostics()] == updates_at  # were after every record
+
+
 @pytest.mark.parametrize("algo", ["ppo", "reinforce"])
 def test_every_controller_update_stores_its_diagnostics(algo):
     study = tiny_study(None, algo)
