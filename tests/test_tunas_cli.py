@@ -18,10 +18,14 @@ ABS = ["--reward", "abs", "--target", "12", "--beta", "-7"]
 
 def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqlite_url, tmp_path):
     out = run(rlnas_bin, "search", *TINY, *ABS, "--epochs", "1", "--name", "t", "--storage", sqlite_url).stdout
-    assert "Best architecture of study 't'" in out and "latency_ms" in out
+    assert "Answer of weight-sharing study 't' (its last recorded trial)" in out and "latency_ms" in out
     data = json.loads(run(rlnas_bin, "export", "t", "--format", "json", "--storage", sqlite_url).stdout)
     trials = data["trials"]
     assert [t["slot"] for t in trials] == [0, 1, 2, 3, 4]  # 33 shared steps, a record every 8
+    # best, the summary and export name one answer: the last record, whatever the earlier ones scored
+    answer = json.loads(run(rlnas_bin, "best", "t", "--json", "--storage", sqlite_url).stdout)
+    assert (answer["number"], answer["key"]) == (trials[-1]["number"], trials[-1]["key"])
+    assert " ".join(out.split()).count(f"found at trial │ {trials[-1]['number']} │") == 1
     assert data["reward"] == {"name": "abs", "metric": "supernet_acc", "cost": "latency_ms", "target": 12.0,
                               "beta": -7.0}
     for t in trials:

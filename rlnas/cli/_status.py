@@ -27,8 +27,8 @@ def target_text(settings: dict[str, Any]) -> str:
 
 def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> dict[str, Any]:
     """A JSON-able summary of the study's state (see :data:`STATUSES`)."""
+    from rlnas.cli.best import found_trial
     from rlnas.spaces.base import count_networks
-    from rlnas.study import best_of
     from rlnas.study._factories import registered_space
     from rlnas.study.lease import is_stale
     from rlnas.study.spec import RunOptions
@@ -41,11 +41,13 @@ def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> 
     spent = sum(t.cost_seconds for t in counted)
     live = lease is not None and not is_stale(lease, RunOptions().lease_seconds)
     n_trials, budget = record.settings.get("n_trials"), record.settings.get("budget_seconds")
-    reached = (n_trials is not None and len(counted) >= n_trials) or (budget is not None and spent >= budget)
+    planned = record.settings.get("planned_trials")  # a weight-sharing search ends with its epochs, budget or not
+    reached = ((n_trials is not None and len(counted) >= n_trials) or (budget is not None and spent >= budget)
+               or (planned is not None and len(counted) >= planned))
     status = "running" if live else "finished" if reached else "new" if not trials else "interrupted"
     if status in ("new", "interrupted") and read_before_lease:  # the caller's trials: the search may have ended since
         return study_status(store, record)
-    best = best_of(trials)
+    best = found_trial([t for t in trials if t.state is TrialState.COMPLETE], record.agent)  # weight sharing: answer
     return {
         "name": record.name, "status": status, "driver": lease.describe() if live else None,
         "target": {"n_trials": n_trials, "budget_seconds": budget}, "finished": len(counted),

@@ -14,36 +14,66 @@ from rlnas.trial import TrialState
 
 def add_parser(commands: Any) -> None:
     """Register ``best``."""
-    best = commands.add_parser("best", help="the best architecture of a study")
+    best = commands.add_parser("best", help="the best architecture of a study (a weight-sharing search: its answer)")
     best.add_argument("name")
     best.add_argument("--json", action="store_true", help="print the best trial as JSON")
     add_storage(best)
     best.set_defaults(run=run)
 
 
-def best_trial_of(store: Any, record: Any) -> Any:
-    """The study's best COMPLETE trial; an error when there is none yet."""
+WEIGHT_SHARING_ANSWER = ("a weight-sharing search's answer is its last recorded trial: the controller's final choice, "
+                         "measured with the final shared weights (an earlier record's higher reward came from weights "
+                         "that have changed since)")
+
+
+def shares_weights(agent: str) -> bool:
+    """Whether ``agent`` is a weight-sharing agent (TuNAS, ENAS)."""
+    from rlnas.agents import AGENTS, agent_class
+    from rlnas.agents.base import WeightSharingAgent
+
+    return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)
+
+
+def found_trial(complete: list[Any], agent: str) -> Any:
+    """What a study found among its COMPLETE trials: the best one, or a weight-sharing search's answer (see
+    :data:`WEIGHT_SHARING_ANSWER`); ``None`` when there is none."""
     from rlnas.study import best_of
 
-    best = best_of(store.trials(record.id, [TrialState.COMPLETE]))
-    if best is None:
+    if shares_weights(agent):
+        return max(complete, key=lambda t: t.slot) if complete else None
+    return best_of(complete)
+
+
+def found_trial_of(store: Any, record: Any) -> Any:
+    """:func:`found_trial` of a stored study; an error when none of its trials completed yet."""
+    found = found_trial(store.trials(record.id, [TrialState.COMPLETE]), record.agent)
+    if found is None:
         raise RlnasError(f"study {record.name!r} has no completed trial yet")
-    return best
+    return found
+
+
+def found_title(name: str, agent: str) -> str:
+    """The title of the table that shows what study ``name`` found."""
+    if shares_weights(agent):
+        return f"Answer of weight-sharing study {name!r} (its last recorded trial)"
+    return f"Best architecture of study {name!r}"
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    """The best architecture and its metrics."""
+    """The best architecture (a weight-sharing search's answer) and its metrics."""
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
-    best = best_trial_of(store, record)
+    best = found_trial_of(store, record)
     if args.json:
         from rlnas.cli._status import trial_json
 
         print(strict_json_text({"study": record.name, "reward_spec": record.reward, **trial_json(best)}, indent=2))
         return 0
-    table = field_table(f"Best architecture of study {record.name!r}")
+    table = field_table(found_title(record.name, record.agent))
     table.add_row("architecture", literal(best.key))
     add_metric_rows(table, best, record.reward)
     table.add_row("trial", str(best.number))
+    if shares_weights(record.agent):
+        table.add_row("note", literal(WEIGHT_SHARING_ANSWER))
     console.print(table)
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output
-from rlnas.cli.best import best_trial_of
+from rlnas.cli.best import found_trial_of
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
@@ -77,28 +77,14 @@ def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
 
 def chosen_trial(store: Any, record: Any, number: int | None) -> Any:
     """The best trial (a weight-sharing search's answer: its last recorded trial), or COMPLETE trial ``number``."""
-    if number is None and _shares_weights(record.agent):
-        # the controller's final choice, measured with the final shared weights (what --onnx exports); an
-        # earlier record's higher reward came from weights that have changed since
-        answers = sorted(store.trials(record.id, [TrialState.COMPLETE]), key=lambda t: t.slot)
-        if not answers:
-            raise RlnasError(f"study {record.name!r} has no completed trial yet")
-        return answers[-1]
     if number is None:
-        return best_trial_of(store, record)
+        return found_trial_of(store, record)
     for t in store.trials(record.id):
         if t.number == number:
             if t.state is not TrialState.COMPLETE:
                 raise RlnasError(f"trial {number} of study {record.name!r} is {t.state.value}, not COMPLETE")
             return t
     raise RlnasError(f"study {record.name!r} has no trial {number}")
-
-
-def _shares_weights(agent: str) -> bool:
-    from rlnas.agents import AGENTS, agent_class
-    from rlnas.agents.base import WeightSharingAgent
-
-    return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -63,16 +63,20 @@ def resume_command(study: Any) -> str:
 
 def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     """The best architecture and the run's counts."""
+    from rlnas.cli.best import WEIGHT_SHARING_ANSWER, found_title, found_trial, shares_weights
     from rlnas.progress import format_seconds
 
-    best = study.best_trial
-    table = field_table(f"Best architecture of study {study.name!r}")
+    agent = study.record.agent
+    best = found_trial([t for t in trials if t.state is TrialState.COMPLETE], agent)
+    table = field_table(found_title(study.name, agent))
     if best is None:
         table.add_row("result", "no trial completed")
     else:
         table.add_row("architecture", literal(best.key))
         add_metric_rows(table, best, study.record.reward)
         table.add_row("found at trial", str(best.number))
+        if shares_weights(agent):
+            table.add_row("note", literal(WEIGHT_SHARING_ANSWER))
     evaluated = [t for t in trials if t.repeat_of is None and not t.orphaned and t.state.finished]
     failed = [t for t in evaluated if t.state is TrialState.FAIL]
     table.add_row("trials finished", str(len(evaluated)))

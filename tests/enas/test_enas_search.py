@@ -37,7 +37,7 @@ def trials(name: str, url: str) -> list[tuple]:
 def test_cli_search_records_the_mode_every_epoch_and_logs_each_controller_update(rlnas_bin, sqlite_url):
     out = run(rlnas_bin, "search", *SEARCH, "--algo", "reinforce", "--epochs", "2", "--name", "s",
               "--storage", sqlite_url)
-    assert "Best architecture of study 's'" in out.stdout and "shared_acc" in out.stdout
+    assert "Answer of weight-sharing study 's'" in out.stdout and "shared_acc" in out.stdout
     recorded = trials("s", sqlite_url)
     assert [slot for slot, *_ in recorded] == [0, 1]  # 1,079 images / 128 = 8 steps an epoch, 2 epochs
     assert all(reward == acc for _, _, reward, acc in recorded)  # the default reward is shared_acc

@@ -111,6 +111,16 @@ def test_asking_for_more_trials_than_the_epochs_record_runs_the_whole_search_and
     assert study.limits(None, None) == (planned, None)  # the stored target is met: finished, not interrupted
 
 
+def test_a_budget_longer_than_the_epochs_ends_finished_with_the_last_record_as_its_answer(sqlite_url):
+    from rlnas.cli._status import study_status
+
+    study = new_study(sqlite_url)
+    study.optimize(budget_seconds=1e6)  # the epochs end long before
+    status = study_status(study.store, study.store.get_study("ws"))
+    assert status["status"] == "finished" and status["finished"] == len(study.trials)  # was: interrupted, for ever
+    assert status["best"]["trial"] == max(study.completed_trials, key=lambda t: t.slot).number
+
+
 def test_what_a_weight_sharing_search_cannot_do_is_refused_before_anything_changes(sqlite_url):
     from rlnas.study.spec import RunOptions
 
