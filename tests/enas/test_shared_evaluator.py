@@ -108,6 +108,11 @@ def test_an_enas_search_with_shared_weights_is_reproducible() -> None:
     ({"batch_size": 0}, "batch_size must be a positive number"),
     ({"epochs": float("inf")}, "epochs must be a positive number"),
     ({"model_kwargs": {"width": 2}}, "unknown option(s) width"),
+    ({"momentum": -0.5}, "momentum must be in [0, 1), got -0.5"),  # these three failed mid-search, in torch
+    ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),
+    ({"seed": -1}, "seed must be between 0 and"),
+    ({"seed": 10 ** 23}, "seed must be between 0 and"),
+    ({"split_seed": -1}, "split_seed must be between 0 and"),
 ])
 def test_bad_options(options: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
