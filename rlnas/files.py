@@ -27,16 +27,24 @@ def blocking_file(folder: str | Path) -> Path | None:
     return next((p for p in [*reversed(folder.parents), folder] if p.is_file()), None)
 
 
+def folder_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` is not (and cannot be made as) a writable folder, or ``None``."""
+    blocking = blocking_file(folder)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    existing = next(p for p in [Path(folder), *Path(folder).parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"folder {existing} is not writable"
+    return None
+
+
 def check_folder_can_be_made(folder: str | Path, what: str) -> None:
     """:class:`~rlnas.errors.ConfigError` unless ``folder`` is (or can be made as) a writable folder."""
     from rlnas.errors import ConfigError
 
-    blocking = blocking_file(folder)
-    if blocking is not None:
-        raise ConfigError(f"{what} {folder}: {blocking} is a file, not a folder")
-    existing = next(p for p in [Path(folder), *Path(folder).parents] if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {folder}: folder {existing} is not writable")
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise ConfigError(f"{what} {folder}: {problem}")
 
 
 NOT_A_REGULAR_FILE = "it is not a regular file (a device, a pipe or a socket), so nothing is written there"

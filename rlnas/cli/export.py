@@ -93,12 +93,15 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 def check_output(path: str, force: bool) -> None:
     """Refuse to overwrite a database ever, and any other existing file without ``--force``; refuse what is
     not a file to write (an empty path, a folder, a device, a pipe: see :func:`rlnas.files.output_target`)."""
-    from rlnas.files import output_target
+    from rlnas.files import folder_problem, output_target
 
     try:
         path = str(output_target(path))
     except OSError as exc:
         raise RlnasError(f"cannot write {path or repr(path)}: {exc.strerror}") from None
+    problem = folder_problem(os.path.dirname(os.path.abspath(path)))  # before hours of training, not after
+    if problem is not None:
+        raise RlnasError(f"cannot write {path}: {problem}")
     if not os.path.exists(path):
         return
     try:

@@ -121,6 +121,11 @@ def test_retrain_of_a_table_study_says_which_images_to_train_on(capsys, tmp_path
                          "--eval-option", "dataset=digits", "--storage", url)
     assert code == 0 and "cifar100-retrain-0" in out
     assert open_store(url, create=False).get_study("cifar100-retrain-0").evaluator["dataset"] == "digits"
+    (tmp_path / "afile").write_text("")  # an --output that cannot be written: refused before any training
+    code, _, err = rlnas(capsys, "retrain", "cifar10", "--epochs", "0.1", "--threads", "1", "--eval-option",
+                         "dataset=digits", "--output", str(tmp_path / "afile" / "r.json"), "--storage", url)
+    assert code == 2 and err.endswith(f"{tmp_path / 'afile'} is a file, not a folder\n")
+    assert "cifar10-retrain-0" not in [r.name for r in open_store(url, create=False).list_studies()]
     code, _, err = rlnas(capsys, "retrain", "cifar100", "--lr", "0.2", "--eval-option", "lr=0.1",
                          "--eval-option", "dataset=digits", "--storage", url)
     assert code == 2 and "--lr and --eval-option lr both set the learning rate" in err
