@@ -128,6 +128,10 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
             raise ConfigError(f"the nbgraph evaluator on {dataset or 'cora'} needs --space {wanted}")
     accepted = accepted_options(EVALUATORS.get(name)) or []
     options: dict[str, Any] = {"space": space} if "space" in accepted else {}
+    for flag in (*EVALUATOR_FLAGS, "cost"):
+        if getattr(args, flag) is not None and flag in dict(args.eval_option):
+            raise ConfigError(f"--{flag.replace('_', '-')} and --eval-option {flag} both set the evaluator's {flag}: "
+                              "give one")
     for flag in EVALUATOR_FLAGS:
         value = getattr(args, flag)
         if value is None:
@@ -173,12 +177,14 @@ def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any
 
 
 def agent_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Agent options from ``--agent-config``, ``--set``, ``--controller`` and ``--algo``."""
+    """Agent options from ``--agent-config``, ``--set`` (which wins over it), ``--controller`` and ``--algo``."""
     config = dict(args.agent_config) | dict(args.set)
-    if args.controller is not None:
-        config["controller"] = args.controller
-    if args.algo is not None:
-        config["algo"] = args.algo
+    for flag in ("controller", "algo"):
+        if getattr(args, flag) is not None:
+            if flag in config:
+                raise ConfigError(f"--{flag} and {flag} in --set / --agent-config both set the agent's {flag}: "
+                                  "give one")
+            config[flag] = getattr(args, flag)
     return config
 
 

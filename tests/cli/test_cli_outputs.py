@@ -223,7 +223,14 @@ def test_searches_that_cannot_run_store_nothing(capsys, tmp_path) -> None:
     cases = [(["--agent", "tunas"], "agent 'tunas' shares weights and needs a weight-sharing evaluator"),
              (["--agent", "tunas", "--trials", "5"], "NB201Evaluator lacks steps_per_epoch"),
              (["--space", "nbgraph", "--budget-seconds", "100"], "evaluator 'nbgraph' reports no evaluation time"),
-             (["--agent", "fixed", "--set", "key=bogus"], "fixed: NB201 arch string 'bogus'")]
+             (["--agent", "fixed", "--set", "key=bogus"], "fixed: NB201 arch string 'bogus'"),
+             # one setting given twice: refused, not one of them silently kept
+             (["--agent", "ppo", "--controller", "lstm", "--set", "controller=factorized"],
+              "--controller and controller in --set / --agent-config both set the agent's controller"),
+             (["--dataset", "cifar10", "--eval-option", "dataset=cifar100"],
+              "--dataset and --eval-option dataset both set the evaluator's dataset: give one"),
+             (["--evaluator", "train", "--epochs", "1", "--eval-option", "epochs=2"],
+              "--epochs and --eval-option epochs both set the evaluator's epochs")]
     for extra, message in cases:
         code, _, err = rlnas(capsys, "search", *extra, "--storage", url, "--no-progress")
         assert code == 2 and message in err and err.count("\n") == 1, err
