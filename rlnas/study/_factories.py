@@ -59,6 +59,11 @@ def make_spec(space: Space, agent: str, agent_config: Mapping[str, Any] | None, 
         raise ConfigError(f"reuse_repeats must be true or false, got {reuse_repeats!r}")
     reward_obj = create_reward(reward)
     check_reward_metrics(reward_obj.metrics, evaluator)  # a metric the evaluator never reports: before any trial
+    parsed = reward_obj.spec()
+    own_cost = ("cost", getattr(evaluator, "cost_metric", None))  # the cost the evaluator's cost model computes
+    if callable(getattr(evaluator, "check_reward", None)) and isinstance(parsed, Mapping) \
+            and parsed.get("cost") in own_cost:  # a target outside the model's range: no architecture meets it
+        evaluator.check_reward(parsed["name"], beta=parsed["beta"], target=parsed["target"])  # type: ignore[union-attr]
     return StudySpec(space=space.name, fingerprint=space.fingerprint, agent=agent, agent_config=config,
                      evaluator=evaluator_spec(evaluator), reward=reward_obj.spec(),
                      seed=check_seed(seed), reuse_repeats=reuse_repeats)

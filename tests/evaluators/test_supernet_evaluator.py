@@ -153,3 +153,14 @@ def test_network_options_are_checked_when_the_evaluator_is_made() -> None:
         SupernetEvaluator("proxyless", "digits", epochs=1, model_kwargs={"width_mult": -1})  # not "no latency table"
     with pytest.raises(ConfigError, match=r"unknown option\(s\) widht_mult"):
         SupernetEvaluator("proxyless", "digits", epochs=1, model_kwargs={"widht_mult": 1.0})
+
+
+def test_the_python_api_refuses_a_cost_target_no_architecture_can_meet_before_storing() -> None:
+    from rlnas import create_study
+
+    evaluator = SupernetEvaluator("proxyless", "digits", epochs=1)
+    reward = {"name": "abs", "metric": "supernet_acc", "cost": "latency_ms", "target": 1000.0, "beta": -7.0}
+    with pytest.raises(ConfigError, match=r"target 1000.0 ms is outside the latency range of space 'proxyless'"):
+        create_study(space="proxyless", agent="tunas", evaluator=evaluator, reward=reward)  # as the CLI refuses it
+    study = create_study(space="proxyless", agent="tunas", evaluator=evaluator, reward=reward | {"target": 12.0})
+    assert study.spec.reward["target"] == 12.0
