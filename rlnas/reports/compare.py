@@ -143,6 +143,10 @@ class RegretData:
     metric: str
 
 
+MAX_OPTIMUM = 1e15
+"""Largest optimum a regret plot takes (1e308 overflowed the axes and drew nothing)."""
+
+
 def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "test_acc",
                  optimum: float | None = None, level: float = 0.95, optimum_source: str = "given") -> RegretData:
     """Regret ``optimum − metric of the incumbent`` against queries, mean and ``level`` band per group.
@@ -165,9 +169,9 @@ def regret_bands(groups: Mapping[str, Sequence[StudySnapshot]], metric: str = "t
     found = max(float(np.nanmax(r)) for runs in curves.values() for r in runs)
     if optimum is None:
         optimum, source = found, "best found in these studies"
-    elif not math.isfinite(optimum) or optimum < found - 1e-9 * max(1.0, abs(found)):  # (rounding aside)
-        raise ConfigError(f"the optimum must be a finite number at least the best {metric} these studies found "
-                          f"({found:g}), got {optimum!r}")
+    elif not math.isfinite(optimum) or optimum < found - 1e-9 * max(1.0, abs(found)) or optimum > MAX_OPTIMUM:
+        raise ConfigError(f"the optimum must be a number from the best {metric} these studies found ({found:g}) "
+                          f"to {MAX_OPTIMUM:g}, got {optimum!r}")  # (rounding aside); beyond, the axes overflow
     bands = []
     for label, runs in curves.items():
         # NaN before the first success: start each run at its first incumbent
