@@ -212,3 +212,19 @@ def test_exhaustion_counts_networks_where_candidates_share_one() -> None:
         assert len([t for t in study.trials if t.repeat_of is None]) == 4 and len(study.trials) < 100
     assert Space("s", [Categorical("a", (0, 1, 2))]).network_count() == 3
     assert Space.network_count(space) is None  # an overridden identity without a count: unknown
+
+
+def test_a_study_object_another_driver_went_past_refuses_to_drive_again(sqlite_url):
+    from rlnas.evaluators.tabular import NB201Evaluator
+
+    first = create_study(space="nb201", agent="evolution", evaluator=NB201Evaluator("cifar10"), seed=0,
+                         storage=sqlite_url, name="s")
+    first.optimize(5)
+    other = load_study("s", sqlite_url)
+    other.optimize(10)
+    other.close()
+    with pytest.raises(RlnasError, match="has changed since this Study object last drove it"):
+        first.optimize(15)  # its agent and slots are those of 5 trials: it stored slots 5-9 again
+    assert [t.slot for t in load_study("s", sqlite_url).completed_trials] == list(range(10))
+    other.optimize(12)  # an object that is up to date drives on
+    assert len(load_study("s", sqlite_url).completed_trials) == 12

@@ -125,6 +125,7 @@ class Study:
         self._repeats_in_a_row = 0
         self._callbacks: tuple[Callback, ...] = ()
         self._rebuilt = False     # the agent has been restored from the store
+        self._rows_seen = 0  # trials stored when this object last matched the store (rebuilt, or gave its lease up)
         self._logged: set[int] = set()  # told counts whose diagnostics are stored (known while replaying)
         self._replaying = False   # stored results are being told again
         self._lease: Lease | None = None
@@ -347,6 +348,11 @@ class Study:
             return
         options = options or RunOptions()
         acquired = acquire(self.store, self.record.id, self.name, options.lease_seconds)
+        if self._rebuilt and self._rows_seen != len(self.store.trials(self.record.id)):
+            # another driver went on since this object let go: its agent and slots are out of date
+            self.store.release_lease(self.record.id, acquired.lease.holder)
+            raise RlnasError(f"study {self.name!r} has changed since this Study object last drove it (another "
+                             f"driver stored trials): load it again with load_study({self.name!r}, ...)")
         self._lease = acquired.lease
         self._heartbeat = Heartbeat(self.store, self.record.id, acquired.lease.holder,
                                     options.heartbeat_seconds).start()
@@ -376,9 +382,12 @@ class Study:
                 self._heartbeat = None
             if self._lease is not None:
                 try:
-                    self.store.release_lease(self.record.id, self._lease.holder)
+                    self._rows_seen = len(self.store.trials(self.record.id))  # claim() compares
                 finally:
-                    self._lease = None
+                    try:
+                        self.store.release_lease(self.record.id, self._lease.holder)
+                    finally:
+                        self._lease = None
 
     def __enter__(self) -> Study:
         return self
@@ -548,7 +557,9 @@ class Study:
         self._rebuilt = True
 
     def _restore(self) -> None:
-        stored = [t for t in self.store.trials(self.record.id) if not t.orphaned and t.state.finished]
+        rows = self.store.trials(self.record.id)
+        self._rows_seen = len(rows)
+        stored = [t for t in rows if not t.orphaned and t.state.finished]
         by_slot = {t.slot: t for t in stored}
         self._logged = {slot for slot, _ in self.store.diagnostics(self.record.id)}
         payload = self._newest_readable_checkpoint()
