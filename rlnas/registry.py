@@ -76,7 +76,11 @@ class Registry(Generic[T]):
             target = self._entries[name]
             if isinstance(target, str):
                 module, _, attr = target.partition(":")
-                target = getattr(importlib.import_module(module), attr)
+                try:
+                    target = getattr(importlib.import_module(module), attr)
+                except (ImportError, AttributeError) as exc:  # a typo in the path, a module missing here
+                    raise ConfigError(f"{self.kind} {name!r} is registered as {self._entries[name]!r}, which "
+                                      f"cannot be imported: {type(exc).__name__}: {exc}") from None
             self._loaded[name] = target  # type: ignore[assignment]
         return self._loaded[name]
 

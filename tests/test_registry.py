@@ -26,6 +26,24 @@ def test_lazy_paths_objects_and_clear_errors():
         reg.register("bad", "no_colon")
     reg.register("direct", "builtins:dict")
     assert reg.create("direct", a=1) == {"a": 1}  # **kwargs callables accept anything
+    reg.register("typo", "no_such_module:Thing")  # a path is imported on first use: a plugin's typo shows then
+    with pytest.raises(ConfigError, match=r"widget 'typo' is registered as 'no_such_module:Thing', which cannot be "
+                                          r"imported: ModuleNotFoundError"):
+        reg.get("typo")
+    reg.register("typo", "collections:NoSuchThing")
+    with pytest.raises(ConfigError, match="which cannot be imported: AttributeError"):
+        reg.get("typo")
+
+
+def test_a_factory_that_makes_no_space_or_evaluator_is_named(monkeypatch):
+    monkeypatch.setitem(SPACES._entries, "made_none", lambda: None)  # gone after the test: others list the spaces
+    monkeypatch.setitem(EVALUATORS._entries, "made_five", lambda: 5)
+    with pytest.raises(ConfigError, match="space 'made_none': its registered factory returned NoneType None, not a "
+                                          "Space"):
+        create_space("made_none")  # failed later with AttributeError: 'NoneType' object has no attribute 'name'
+    with pytest.raises(ConfigError, match="evaluator 'made_five': its registered factory returned int 5, which has "
+                                          "no evaluate method"):
+        create_evaluator("made_five")  # returned 5
 
 
 def test_accepted_options_skips_positional_arguments_given():

@@ -228,3 +228,29 @@ def test_a_study_object_another_driver_went_past_refuses_to_drive_again(sqlite_u
     assert [t.slot for t in load_study("s", sqlite_url).completed_trials] == list(range(10))
     other.optimize(12)  # an object that is up to date drives on
     assert len(load_study("s", sqlite_url).completed_trials) == 12
+
+
+def test_api_misuse_is_a_one_line_rlnas_error_before_anything_runs(tmp_path):
+    from pathlib import Path
+
+    from rlnas.errors import StorageError
+    from rlnas.study import RunOptions
+
+    with pytest.raises(StorageError, match=r"got PosixPath .* \(a file: 'sqlite:///p.db'\)"):
+        create_study(space="nb201", storage=Path("p.db"))  # was a TypeError from inside re
+    with pytest.raises(StorageError, match="storage must be a database URL, a Store or None, got int 5"):
+        load_study("x", 5)
+    with pytest.raises(ConfigError, match="load_if_exists must be true or false, got 'no'"):
+        create_study(space="nb201", load_if_exists="no")  # was taken as True
+    study = create_study(space="nb201")
+    with pytest.raises(ConfigError, match="optimize: run must be a RunOptions"):
+        study.optimize(3, run="inline")
+    with pytest.raises(ConfigError, match=r"optimize: callbacks must be callables \(study, trial\), got \[5\]"):
+        study.optimize(3, callbacks=[5])  # failed after the first trial was evaluated and stored
+    assert study.trials == [] and RunOptions().workers == 1
+    trial = study.ask()
+    with pytest.raises(ConfigError, match="tell: the value is a Measurement, a real number"):
+        study.tell(trial, 10 ** 400)  # an OverflowError left the trial RUNNING
+    with pytest.raises(ConfigError, match="tell: error is the reason of a failure as text, got int 123"):
+        study.tell(trial, None, error=123)
+    assert study.tell(trial, 50.0).reward == 50.0

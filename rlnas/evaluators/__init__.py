@@ -31,7 +31,15 @@ def list_evaluators() -> list[str]:
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
     """Build evaluator ``name`` with keyword ``options`` (the inverse of ``evaluator.spec()``)."""
-    return EVALUATORS.create(name, **options)
+    return _checked(name, EVALUATORS.create(name, **options))
+
+
+def _checked(name: str, evaluator: Any) -> Evaluator:
+    """``evaluator``, made by the factory registered as ``name``, unless it cannot evaluate (a plugin's mistake)."""
+    if not callable(getattr(evaluator, "evaluate", None)):
+        raise ConfigError(f"evaluator {name!r}: its registered factory returned {type(evaluator).__name__} "
+                          f"{evaluator!r}, which has no evaluate method")
+    return evaluator
 
 
 def build_evaluator(spec: Mapping[str, Any], *, threads: int | None = None, device: str | None = None) -> Evaluator:
@@ -44,7 +52,7 @@ def build_evaluator(spec: Mapping[str, Any], *, threads: int | None = None, devi
     for key, value in (("threads", threads), ("device", device)):
         if value is not None and (accepted is None or key in accepted):
             options[key] = value
-    return EVALUATORS.create(name, **options)
+    return _checked(name, EVALUATORS.create(name, **options))
 
 
 __all__ = ["Evaluator", "Measurement", "EVALUATORS", "register_evaluator", "list_evaluators", "create_evaluator",

@@ -54,7 +54,11 @@ def create_space(name: str, **kwargs: Any) -> Space:
     """Build the registered space ``name``; :class:`ConfigError` names the choices when unknown."""
     if not isinstance(name, str):
         raise ConfigError(f"space must be a registered name or a Space, got {type(name).__name__} {name!r}")
-    return SPACES.create(name, **kwargs)
+    space = SPACES.create(name, **kwargs)
+    if not isinstance(space, Space):  # a plugin's factory that returns something else
+        raise ConfigError(f"space {name!r}: its registered factory returned {type(space).__name__} {space!r}, "
+                          "not a Space")
+    return space
 
 
 __all__ = [

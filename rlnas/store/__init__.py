@@ -23,6 +23,9 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         return url
     if url is None or url == ":memory:":
         return InMemoryStore()
+    if not isinstance(url, str):
+        hint = f" (a file: 'sqlite:///{url}')" if isinstance(url, os.PathLike) else ""
+        raise StorageError(f"storage must be a database URL, a Store or None, got {type(url).__name__} {url!r}{hint}")
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError

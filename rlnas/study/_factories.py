@@ -125,6 +125,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
 
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    if not isinstance(load_if_exists, bool):
+        raise ConfigError(f"load_if_exists must be true or false, got {load_if_exists!r}")
     n_trials, budget_seconds = check_limits(n_trials, budget_seconds)
     stop = {k: v for k, v in (("n_trials", n_trials), ("budget_seconds", budget_seconds)) if v is not None}
     resolved = resolve_space(space)

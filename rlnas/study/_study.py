@@ -225,9 +225,11 @@ class Study:
         if isinstance(cost_seconds, bool) or not isinstance(cost_seconds, numbers.Real) or not (
                 math.isfinite(cost_seconds) and cost_seconds >= 0):
             raise ConfigError(f"tell: cost_seconds must be a finite number >= 0, got {cost_seconds!r}")
-        if value is not None and not isinstance(value, Measurement) and (
-                isinstance(value, bool) or not isinstance(value, numbers.Real)):
-            raise ConfigError(f"tell: the value is a Measurement, a real number (the reward) or None, got {value!r}")
+        if value is not None and not isinstance(value, Measurement) and not _is_reward_number(value):
+            raise ConfigError(f"tell: the value is a Measurement, a real number (the reward) or None, got "
+                              f"{value if len(str(value)) < 80 else str(value)[:77] + '...'}")
+        if error is not None and not isinstance(error, str):
+            raise ConfigError(f"tell: error is the reason of a failure as text, got {type(error).__name__} {error!r}")
         self.claim()
         number = self._running_number(trial)
         state = _told_state(state)
@@ -294,6 +296,12 @@ class Study:
         if self._running:  # the loop would take their slots' places and could never tell them
             raise RlnasError(f"study {self.name!r}: trial(s) {sorted(self._running)} were asked and not told yet: "
                              "tell them (a failure: tell(trial, state=TrialState.FAIL)) before optimize()")
+        if run is not None and not isinstance(run, RunOptions):
+            raise ConfigError(f"optimize: run must be a RunOptions (e.g. RunOptions(executor='processes', workers=2)), "
+                              f"got {type(run).__name__} {run!r}")
+        callbacks = tuple(callbacks)
+        if not all(callable(c) for c in callbacks):  # before any trial, not after the first
+            raise ConfigError(f"optimize: callbacks must be callables (study, trial), got {list(callbacks)!r}")
         options = run or RunOptions()
         if progress or callbacks:
             options = replace(options, progress=options.progress or progress,
@@ -698,6 +706,17 @@ def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[
         return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a finite number >= 0"
     return metrics, float(cost), dict(m.info), None
 
+
+
+def _is_reward_number(value: object) -> bool:
+    """A real number (not a bool) that converts to a float: ``10**400`` does not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 __all__ = ["Study", "check_limits", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of",
            "is_better"]
