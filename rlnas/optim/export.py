@@ -15,6 +15,7 @@ import ast
 import builtins
 import keyword
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +85,17 @@ def _module_names(rules: int) -> set[str]:
     return names
 
 
-def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_names: Sequence[str] | None = None,
+RuleLike = FoundRule | Rule | str
+"""One rule to export: a :class:`FoundRule`, a :class:`~rlnas.optim.rule.Rule`, or a rule's name or written form."""
+
+
+def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names: Sequence[str] | None = None,
                             title: str = "Update rules found by rlnas Neural Optimizer Search") -> str:
     """The text of a Python module defining one ``torch.optim.Optimizer`` subclass per rule."""
+    if isinstance(rules, (str, Rule, FoundRule)):  # one rule ("powersign" is not the rules p, o, w, ...)
+        rules = [rules]
+    if not isinstance(rules, Iterable):
+        raise ConfigError(f"rules must be a list of rules (names, written rules, Rule or FoundRule), got {rules!r}")
     found = [r if isinstance(r, FoundRule) else FoundRule(str(as_rule(r))) for r in rules]
     if not found:
         raise ConfigError("no rule to export")
@@ -134,13 +143,15 @@ def optimizer_module_source(rules: Sequence[FoundRule | Rule | str], *, class_na
     return text
 
 
-def write_optimizer_module(rules: Sequence[FoundRule | Rule | str], path: str | Path, *,
+def write_optimizer_module(rules: Sequence[RuleLike] | RuleLike, path: str | Path, *,
                            class_names: Sequence[str] | None = None, title: str | None = None) -> Path:
     """Write :func:`optimizer_module_source` to ``path`` (a ``.py`` file) and return the path.
 
     ``rules`` are :class:`FoundRule` (a rule with its searched lr), :class:`~rlnas.optim.rule.Rule`
     or written rules; nothing is written when the module would not be valid.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"path must be a file path ending in .py, got {path!r}")
     path = Path(path)
     if path.suffix != ".py":
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")

@@ -141,3 +141,13 @@ def test_written_classes_survive_deepcopy_and_pickling(tmp_path, monkeypatch):
                 optimizer.step()
         for net, _ in runs[1:]:
             assert all(torch.equal(p, q) for p, q in zip(model.parameters(), net.parameters())), cls.__name__
+
+
+def test_one_rule_may_be_given_alone_and_bad_arguments_are_named(tmp_path):
+    path = write_optimizer_module("powersign", tmp_path / "one.py")  # was read as the rules 'p', 'o', 'w', ...
+    assert "class NOSRule1(" in path.read_text() and "class NOSRule2(" not in path.read_text()
+    with pytest.raises(ConfigError, match="rules must be a list of rules"):
+        write_optimizer_module(None, tmp_path / "none.py")  # a TypeError: 'NoneType' object is not iterable
+    with pytest.raises(ConfigError, match="path must be a file path ending in .py, got None"):
+        write_optimizer_module(["adam"], None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.py"]
