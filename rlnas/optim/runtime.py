@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -419,6 +419,12 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if device not in self._generators:
             self._generators[device] = torch.Generator(device=device).manual_seed(int(self.seed))
         return self._generators[device]
+
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:

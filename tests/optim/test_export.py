@@ -151,3 +151,15 @@ def test_one_rule_may_be_given_alone_and_bad_arguments_are_named(tmp_path):
     with pytest.raises(ConfigError, match="path must be a file path ending in .py, got None"):
         write_optimizer_module(["adam"], None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.py"]
+
+
+def test_step_has_torch_s_overloads_so_a_type_checker_accepts_the_subclass():
+    import inspect
+    import typing
+
+    def shapes(step):
+        return [(list(inspect.signature(f).parameters), typing.get_type_hints(f, vars(runtime)))
+                for f in typing.get_overloads(step)]
+
+    ours = shapes(runtime.CompiledRuleOptimizer.step)
+    assert ours == shapes(torch.optim.Optimizer.step) and len(ours) == 2  # mypy: "incompatible with supertype"
