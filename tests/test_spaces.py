@@ -27,12 +27,24 @@ def test_unknown_space_names_the_choices():
 
 
 def test_categorical_rejects_bad_definitions():
-    with pytest.raises(ValueError, match="no choices"):
+    from rlnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no choices"):
         Categorical("a", ())
-    with pytest.raises(ValueError, match="repeated"):
+    with pytest.raises(ConfigError, match="repeated"):
         Categorical("a", ("x", "x"))
-    with pytest.raises(ValueError, match="not a str"):
+    with pytest.raises(ConfigError, match="not a str"):
         Categorical("a", (None,))
+    with pytest.raises(ConfigError, match="choices must be a list or tuple of choices, got 'abc'"):
+        Categorical("a", "abc")  # was split into 'a', 'b', 'c'
+    with pytest.raises(ConfigError, match=r"choice nan is not a str, int, float \(not NaN\)"):
+        Categorical("a", (float("nan"), 1.0))  # NaN is not even equal to itself: no choice could be found again
+    with pytest.raises(ConfigError, match="a decision needs a non-empty name"):
+        Categorical(5, (1, 2))
+    with pytest.raises(ConfigError, match="a space needs a non-empty name"):
+        Space(None, [Categorical("a", (1, 2))])
+    with pytest.raises(ConfigError, match="a decision is a Categorical, got str 'a'"):
+        Space("s", "abc")  # an AttributeError from inside
 
 
 def test_candidate_is_an_immutable_hashable_mapping():

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rlnas.errors import InvalidCandidate
+from rlnas.errors import ConfigError, InvalidCandidate
 
 Choice = str | int | float | bool
 
@@ -25,16 +26,20 @@ class Categorical:
     choices: tuple[Choice, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"a decision needs a non-empty name (a str), got {self.name!r}")
+        if isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, Iterable):
+            raise ConfigError(f"decision {self.name!r}: choices must be a list or tuple of choices, got "
+                              f"{self.choices!r}")  # a str would be split into its letters
         object.__setattr__(self, "choices", tuple(self.choices))
-        if not self.name:
-            raise ValueError("a decision needs a non-empty name")
         if not self.choices:
-            raise ValueError(f"decision {self.name!r} has no choices")
+            raise ConfigError(f"decision {self.name!r} has no choices")
         for choice in self.choices:
-            if not isinstance(choice, (str, int, float, bool)):
-                raise ValueError(f"decision {self.name!r}: choice {choice!r} is not a str, int, float or bool")
+            if not isinstance(choice, (str, int, float, bool)) or (isinstance(choice, float) and math.isnan(choice)):
+                raise ConfigError(f"decision {self.name!r}: choice {choice!r} is not a str, int, float (not NaN) "
+                                  "or bool")
         if len(set(self.choices)) != len(self.choices):
-            raise ValueError(f"decision {self.name!r} has repeated choices")
+            raise ConfigError(f"decision {self.name!r} has repeated choices")
 
     @property
     def size(self) -> int:
@@ -95,13 +100,18 @@ class Space:
     """
 
     def __init__(self, name: str, decisions: Iterable[Categorical]):
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a space needs a non-empty name (a str), got {name!r}")
         self.name = name
         self.decisions: tuple[Categorical, ...] = tuple(decisions)
         if not self.decisions:
-            raise ValueError(f"space {name!r} has no decisions")
+            raise ConfigError(f"space {name!r} has no decisions")
+        wrong = next((d for d in self.decisions if not isinstance(d, Categorical)), None)
+        if wrong is not None:
+            raise ConfigError(f"space {name!r}: a decision is a Categorical, got {type(wrong).__name__} {wrong!r}")
         names = [d.name for d in self.decisions]
         if len(set(names)) != len(names):
-            raise ValueError(f"space {name!r} has repeated decision names")
+            raise ConfigError(f"space {name!r} has repeated decision names")
         self._by_name = {d.name: d for d in self.decisions}
         self._index_of = tuple({c: i for i, c in enumerate(d.choices)} for d in self.decisions)
         self.sizes: tuple[int, ...] = tuple(d.size for d in self.decisions)
