@@ -6,6 +6,7 @@ selects the ``torch.export``-based exporter, which needs the ``onnxscript`` pack
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,12 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
     ``input_shape`` is ``(C, H, W)`` or ``(N, C, H, W)``; the graph's input is called ``input``
     and its output ``logits``. With ``dynamic_batch`` the batch dimension is left free.
     """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__} {model!r}")
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in input_shape):
+        raise ConfigError(f"export_onnx needs input_shape (C, H, W) or (N, C, H, W) of positive integers, got "
+                          f"{input_shape!r}")
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3:
         shape = (1,) + shape
@@ -84,6 +91,9 @@ def load_architecture_json(data: Mapping[str, Any], space: Space | None = None) 
 
     ``space`` defaults to ``create_space(data["space"])``; a space with another fingerprint is refused.
     """
+    if not isinstance(data, Mapping) or "choices" not in data:
+        raise ConfigError(f"an architecture is the dict export_architecture_json writes (space, fingerprint, key, "
+                          f"choices), got {data if len(repr(data)) < 80 else type(data).__name__!r}")
     if space is None:
         from rlnas.spaces import create_space
 

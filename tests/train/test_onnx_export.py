@@ -69,3 +69,13 @@ def test_architecture_json_round_trip():
         load_architecture_json({**data, "key": space.key(space.known()["all_skip"])})
     with pytest.raises(InvalidCandidate):
         export_architecture_json(space, {"edge_0_1": "none"})
+
+
+def test_export_functions_name_arguments_of_the_wrong_kind(tmp_path):
+    with pytest.raises(ConfigError, match="export_onnx needs a torch.nn.Module, got int 5"):
+        export_onnx(5, tmp_path / "x.onnx", (3, 8, 8))  # an AttributeError from inside
+    with pytest.raises(ConfigError, match="of positive integers, got 'abc'"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx", "abc")
+    with pytest.raises(ConfigError, match="an architecture is the dict export_architecture_json writes"):
+        load_architecture_json("abc")  # AttributeError: 'str' object has no attribute 'get'
+    assert list(tmp_path.iterdir()) == []
