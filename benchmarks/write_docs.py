@@ -1,6 +1,6 @@
 """Run the benchmarks and write ``docs/benchmarks.md`` from their verbatim output.
 
-    python benchmarks/write_docs.py --run all           # run every benchmark (about 30 min)
+    python benchmarks/write_docs.py --run all           # run every benchmark (about 4 hours on 2 cores)
     python benchmarks/write_docs.py --run overhead,onnx # rerun some, keep the others' last output
     python benchmarks/write_docs.py                     # only rebuild the page
     python benchmarks/write_docs.py --run nb201 --workers 1  # a pooled benchmark on one process
