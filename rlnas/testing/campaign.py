@@ -91,9 +91,10 @@ def kill_campaign(agent: str, url: str, *, kills: int, trials: int, seed: int, c
         if kind == "result" and remaining <= 1:
             kind = "timed"
         if kind == "timed":
-            # anywhere from the start to half-way through the rest of the run, as the unbroken run timed it: a
-            # machine that got less busy since then cannot end the run before the kill (result kills: likewise)
-            code = _run(cli_command(args), rng.uniform(0.0, startup + (wall - startup) * remaining / trials / 2))
+            # anywhere up to four fifths of the start-up and half-way through the rest, as the unbroken runs timed
+            # them: a machine that got less busy since then cannot end the run before the kill (result kills:
+            # likewise; a tabular run's trials take a fraction of a second after seconds of start-up)
+            code = _run(cli_command(args), rng.uniform(0.0, 0.8 * startup + (wall - startup) * remaining / trials / 2))
         elif kind == "result":
             # at most half of what is left, so that later kills still find a run to interrupt
             after = rng.randint(1, max(1, (remaining - 1) // 2))
