@@ -25,7 +25,7 @@ from typing import Any
 
 from rlnas.agents import Agent, Proposal
 from rlnas.agents.base import WeightSharingAgent
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, StorageError
 from rlnas.evaluators import Evaluator, Measurement
 from rlnas.rewards import Reward, RewardError, create_reward
 from rlnas.spaces import Space
@@ -391,6 +391,8 @@ class Study:
             if self._lease is not None:
                 try:
                     self._rows_seen = len(self.store.trials(self.record.id))  # claim() compares
+                except StorageError:  # the store failed (the error that stopped the run says how): not known
+                    self._rows_seen = -1
                 finally:
                     try:
                         self.store.release_lease(self.record.id, self._lease.holder)
