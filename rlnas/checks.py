@@ -61,6 +61,16 @@ def check_evaluation_seed(seed: Any, what: str = "seed") -> int:
     return int(seed)
 
 
+def check_sgd_options(momentum: Any, weight_decay: Any, what: str) -> None:
+    """:class:`ConfigError` unless ``momentum`` is in ``[0, 1)`` and ``weight_decay`` a finite number ``>= 0``
+    (what ``torch.optim.SGD`` would refuse only at the first step); ``what`` names the evaluator."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
+        raise ConfigError(f"{what}: momentum must be in [0, 1), got {momentum!r}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \
+            or not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ConfigError(f"{what}: weight_decay must be a number >= 0, got {weight_decay!r}")
+
+
 def check_threads(threads: Any) -> int | None:
     """``threads`` (torch threads of an evaluation) as ``None`` or an int from 1 to :data:`MAX_THREADS`, else a
     :class:`ConfigError`."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_threads
+from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_sgd_options, check_threads
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -51,10 +51,7 @@ class TrainingDiverged(RlnasError):
 
 
 def _check_ranges(*, momentum: float, weight_decay: float, valid_fraction: float | None) -> None:
-    if not 0 <= momentum < 1:
-        raise ConfigError(f"train evaluator: momentum must be in [0, 1), got {momentum!r}")
-    if not weight_decay >= 0:
-        raise ConfigError(f"train evaluator: weight_decay must be >= 0, got {weight_decay!r}")
+    check_sgd_options(momentum, weight_decay, "train evaluator")
     if valid_fraction is not None and not 0 < valid_fraction < 1:
         raise ConfigError(f"train evaluator: valid_fraction must be in (0, 1), got {valid_fraction!r}")
 

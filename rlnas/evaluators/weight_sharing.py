@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_threads
+from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_sgd_options, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import load_dataset
 from rlnas.errors import ConfigError
@@ -90,11 +90,7 @@ class WeightSharingEvaluator(ABC):
             raise ConfigError(f"{self.name or 'weight-sharing'} evaluator: epochs must be at most {MAX_EPOCHS:,}, "
                               f"got {epochs!r}")
         label = f"{self.name or 'weight-sharing'} evaluator"
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-            raise ConfigError(f"{label}: momentum must be in [0, 1), got {momentum!r}")
-        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0 \
-                or not math.isfinite(weight_decay):
-            raise ConfigError(f"{label}: weight_decay must be a number >= 0, got {weight_decay!r}")
+        check_sgd_options(momentum, weight_decay, label)
         seed, split_seed = check_seed(seed, f"{label}: seed"), check_seed(split_seed, f"{label}: split_seed")
         self.dataset, self.split_seed = dataset, int(split_seed)
         self.data_root = absolute_path(data_root, f"{type(self).__name__}: data_root")
