@@ -25,6 +25,14 @@ class StudyNotFound(StorageError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class DamagedStudy(StorageError):
+    """A study's stored definition cannot be read (edited by hand, or a damaged file); ``name`` is its name."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class DuplicateStudy(StorageError):
     """A study of the given name already exists with another definition."""
 

@@ -5,9 +5,10 @@ from typing import Any
 
 from rlnas.trial import Trial, TrialState
 
-STATUSES = ("new", "running", "interrupted", "finished")
+STATUSES = ("new", "running", "interrupted", "finished", "damaged")
 """``new``: no trial yet; ``running``: a live driver holds the lease; ``finished``: the stored target
-(trials or budget) is reached; ``interrupted``: neither (stopped, crashed or killed: ``rlnas resume``)."""
+(trials or budget) is reached; ``interrupted``: neither (stopped, crashed or killed: ``rlnas resume``);
+``damaged`` (``ls`` only): the stored definition cannot be read (``rlnas rm`` deletes it)."""
 
 
 def counts(trial: Trial) -> bool:

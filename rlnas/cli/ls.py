@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 from rlnas.cli._common import add_storage, fmt, literal, open_existing_store
 from rlnas.cli._status import STATUSES, study_status, target_text
 from rlnas.jsonsafe import strict_json_text
+from rlnas.store.base import readable_studies
 
 
 def add_parser(commands: Any) -> None:
@@ -24,12 +26,15 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     """One row per study."""
     store = open_existing_store(args.storage)
-    rows = [(record, study_status(store, record)) for record in store.list_studies()]
+    records, damaged = readable_studies(store)
+    rows = [(record, study_status(store, record)) for record in records]
     if args.json:
-        print(strict_json_text([status for _, status in rows], indent=2))
+        print(strict_json_text([status for _, status in rows] +
+                               [{"name": exc.name, "status": "damaged", "error": str(exc)} for exc in damaged],
+                               indent=2))
         return 0
     table = Table(title=literal(f"Studies in {getattr(store, 'url', args.storage)}"))
-    longest = max((len(record.name) for record, _ in rows), default=4)
+    longest = max([len(record.name) for record, _ in rows] + [len(exc.name) for exc in damaged], default=4)
     table.add_column("name", min_width=longest, no_wrap=True, overflow="fold")  # whole, to copy into a command
     for column in ("status", "space", "agent", "evaluator", "seed", "finished", "target", "failed",
                    "best reward", "created"):
@@ -40,5 +45,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         table.add_row(literal(record.name), literal(status), record.space_name, record.agent, literal(evaluator),
                       str(record.seed), str(s["finished"]), target_text(record.settings), str(s["failed"]),
                       fmt(s["best"]["reward"] if s["best"] else None), s["created"] or "-")
+    for exc in damaged:
+        table.add_row(literal(exc.name), "damaged", *["-"] * 9)
     console.print(table)
+    for exc in damaged:
+        print(f"rlnas: {exc}", file=sys.stderr)
     return 0

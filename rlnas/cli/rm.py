@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from rlnas.cli._common import add_storage, literal, open_existing_store
-from rlnas.errors import ConfigError
+from rlnas.errors import ConfigError, DamagedStudy
+from rlnas.store.base import readable_studies
 
 
 def add_parser(commands: Any) -> None:
@@ -31,13 +32,18 @@ def run(args: argparse.Namespace, console: Console) -> int:
     names: list[str] = []
     for pattern in args.names:
         names += [n for n in match_studies(store, pattern) if n not in names]
-    records = [store.get_study(n) for n in names]
+    records, damaged = [], []
+    for name in names:
+        try:
+            records.append(store.get_study(name))
+        except DamagedStudy:  # its lease and weights folder are in the definition it cannot read
+            damaged.append(name)
     for record in records:
         status = study_status(store, record)
         if status["driver"] is not None:
             raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
-    doomed = {r.name for r in records}
-    kept_folders = {(r.evaluator or {}).get("weights_dir") for r in store.list_studies() if r.name not in doomed}
+    doomed = set(names)
+    kept_folders = {(r.evaluator or {}).get("weights_dir") for r in readable_studies(store)[0] if r.name not in doomed}
     for record in records:
         folder = record.evaluator.get("weights_dir")
         weights = Path(folder) if folder and not args.keep_weights and Path(folder).is_dir() else None
@@ -55,6 +61,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for path in files:
             path.unlink(missing_ok=True)
         console.print(literal(f"deleted {what}"))
+    for name in damaged:
+        what = (f"damaged study {name!r} (its definition cannot be read, so a weights folder it kept, "
+                f"if any, stays on disk)")
+        if not args.dry_run:
+            store.delete_study(name)
+        console.print(literal(f"{'would delete' if args.dry_run else 'deleted'} {what}"))
     return 0
 
 

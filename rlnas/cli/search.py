@@ -284,13 +284,15 @@ def _stored_weights_dirs(storage: str) -> dict[str, str | None]:
     """``{study name: weights_dir}`` of the studies already in ``storage`` (none when it holds no database yet)."""
     from rlnas.errors import StorageError
     from rlnas.store import open_store
+    from rlnas.store.base import readable_studies
 
     try:
         store = open_store(storage, create=False)
     except StorageError:  # no database yet; a URL that cannot be used is reported when the study is made
         return {}
     try:
-        return {r.name: (r.evaluator or {}).get("weights_dir") for r in store.list_studies()}
+        # a damaged study's folder cannot be known; `rlnas rm` deletes such a study and leaves its files
+        return {r.name: (r.evaluator or {}).get("weights_dir") for r in readable_studies(store)[0]}
     finally:
         store.close()
 

@@ -66,7 +66,7 @@ def match_studies(store: Store, pattern: str) -> list[str]:
     ``run[1]``); otherwise a pattern without glob characters must name an existing study, and a glob
     must match at least one.
     """
-    names = [r.name for r in store.list_studies()]
+    names = store.study_names()
     if pattern in names or not any(ch in pattern for ch in "*?["):
         if pattern not in names:
             raise StudyNotFound(f"no study named {pattern!r}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
+from rlnas.errors import DamagedStudy, DuplicateStudy, StorageError, StudyNotFound
 from rlnas.trial import Trial, TrialState
 
 
@@ -68,7 +68,11 @@ class Store(ABC):
 
     @abstractmethod
     def list_studies(self) -> list[StudyRecord]:
-        """All studies, oldest first."""
+        """All studies, oldest first; :class:`DamagedStudy` if a stored definition cannot be read."""
+
+    def study_names(self) -> list[str]:
+        """The names of all studies, oldest first (a damaged definition does not hide any)."""
+        return [record.name for record in self.list_studies()]
 
     @abstractmethod
     def update_settings(self, study_id: int, settings: Mapping[str, Any]) -> None:
@@ -151,6 +155,20 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections (no-op by default)."""
+
+
+def readable_studies(store: Store) -> tuple[list[StudyRecord], list[DamagedStudy]]:
+    """The studies whose stored definitions can be read, oldest first, and the errors of those that cannot."""
+    records: list[StudyRecord] = []
+    damaged: list[DamagedStudy] = []
+    for name in store.study_names():
+        try:
+            records.append(store.get_study(name))
+        except DamagedStudy as exc:
+            damaged.append(exc)
+        except StudyNotFound:  # deleted since the names were read
+            continue
+    return records, damaged
 
 
 def _json_default(value: Any) -> Any:

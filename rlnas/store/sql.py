@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from rlnas.errors import DuplicateStudy, StorageError, StudyNotFound
+from rlnas.errors import DamagedStudy, DuplicateStudy, StorageError, StudyNotFound
 from rlnas.store.base import Lease, Store, StudyRecord, encode_json, utcnow
 from rlnas.trial import Trial, TrialState
 
@@ -294,16 +294,29 @@ class SQLStore(Store):
     # --------------------------------------------------------------- studies
     def _study(self, row: Any) -> StudyRecord:
         try:
-            return StudyRecord(
+            record = StudyRecord(
                 id=row.id, name=row.name, space_name=row.space_name, space_json=json.loads(row.space_json),
                 fingerprint=row.fingerprint, agent=row.agent, agent_config=json.loads(row.agent_config),
                 evaluator=json.loads(row.evaluator), reward=_load_reward(row.reward), seed=row.seed,
                 settings=json.loads(row.settings), version=row.version, created_at=row.created_at,
                 reuse_repeats=bool(row.reuse_repeats),
             )
-        except json.JSONDecodeError as exc:  # which study: the database's other studies are not at fault
-            raise StorageError(f"{self.url}: the stored definition of study {row.name!r} is damaged "
-                               f"(not JSON: {exc})") from None
+        except json.JSONDecodeError as exc:
+            raise self._damaged(row.name, f"not JSON: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:  # a date or a number that cannot be read
+            raise self._damaged(row.name, f"not readable: {exc}") from None
+        values = {"space": record.space_json, "agent options": record.agent_config,
+                  "evaluator": record.evaluator, "settings": record.settings}
+        for what, value in values.items():
+            if not isinstance(value, dict):
+                raise self._damaged(row.name, f"its {what} are not a JSON object")
+        return record
+
+    def _damaged(self, name: str, why: str) -> DamagedStudy:
+        """The error of a study whose definition cannot be read: it names the study (the database's other
+        studies are not at fault) and the way to delete it."""
+        return DamagedStudy(f"{self.url}: the stored definition of study {name!r} is damaged ({why}); "
+                            f"`rlnas rm` can still delete it", name)
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         values = dict(
@@ -331,19 +344,25 @@ class SQLStore(Store):
         with self._transaction() as conn:
             return [self._study(r) for r in conn.execute(sa.select(studies).order_by(studies.c.id))]
 
+    def study_names(self) -> list[str]:
+        with self._transaction() as conn:
+            return list(conn.execute(sa.select(studies.c.name).order_by(studies.c.id)).scalars())
+
     def update_settings(self, study_id: int, settings: Mapping[str, Any]) -> None:
         with self._transaction() as conn:
             conn.execute(studies.update().where(studies.c.id == study_id).values(settings=_dumps(dict(settings))))
 
     def delete_study(self, name: str) -> None:
         self.flush()  # queued rows of this study must not outlive it
-        record = self.get_study(name)
-        with self._transaction() as conn:
-            trial_ids = sa.select(trials.c.id).where(trials.c.study_id == record.id).scalar_subquery()
+        with self._transaction() as conn:  # by id alone: a study whose definition is damaged can be deleted too
+            study_id = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).scalar()
+            if study_id is None:
+                raise StudyNotFound(f"no study named {name!r} in {self.url}")
+            trial_ids = sa.select(trials.c.id).where(trials.c.study_id == study_id).scalar_subquery()
             conn.execute(trial_metrics.delete().where(trial_metrics.c.trial_id.in_(trial_ids)))
             for table in (trials, checkpoints, diagnostics, leases):
-                conn.execute(table.delete().where(table.c.study_id == record.id))
-            conn.execute(studies.delete().where(studies.c.id == record.id))
+                conn.execute(table.delete().where(table.c.study_id == study_id))
+            conn.execute(studies.delete().where(studies.c.id == study_id))
 
     def rename_study(self, name: str, new_name: str) -> None:
         record = self.get_study(name)

@@ -26,7 +26,7 @@ def check_store_contract(store: Store) -> None:
     with pytest.raises(StudyNotFound):
         store.get_study("missing")
     other = store.create_study(sample_record("other"))
-    assert [s.name for s in store.list_studies()] == ["contract", "other"]
+    assert [s.name for s in store.list_studies()] == ["contract", "other"] == store.study_names()
     store.update_settings(record.id, {"n_trials": 5})
     assert store.get_study("contract").settings == {"n_trials": 5}
 
@@ -74,5 +74,5 @@ def check_store_contract(store: Store) -> None:
     store.delete_study("contract")
     with pytest.raises(StudyNotFound):
         store.get_study("contract")
-    assert [s.name for s in store.list_studies()] == ["other"]
+    assert [s.name for s in store.list_studies()] == ["other"] == store.study_names()
     assert len(store.trials(other.id)) == 1

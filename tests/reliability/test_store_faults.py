@@ -3,6 +3,7 @@ damaged, full, read-only and deleted databases, and the same limits on every bac
 failure reaches the user as one line; what was stored before it is kept."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import resource
@@ -112,6 +113,34 @@ def test_a_missing_column_and_damaged_json_are_one_line(stored, tmp_path):
         db.execute("UPDATE rlnas_studies SET settings = '{bad'")
     _one_line(run_cli(["resume", "s", "--no-progress", "--storage", url]), 2,
               "the stored definition of study 's' is damaged (not JSON: ")
+
+
+@pytest.mark.parametrize(("column", "value", "why"), [("agent_config", "{bad", "not JSON: "),
+                                                     ("settings", "[1]", "its settings are not a JSON object")])
+def test_one_damaged_study_is_listed_as_such_and_rm_deletes_it(stored, tmp_path, column, value, why):
+    path, url = _copy(stored, tmp_path, "one.db")
+    assert run_cli(["search", "--agent", "random", "--trials", "3", "--name", "t", "--no-progress",
+                    "--storage", url]).returncode == 0
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE rlnas_studies SET {column} = ? WHERE name = 's'", (value,))
+    listed = run_cli(["ls", "--json", "--storage", url])
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["t"]["status"] == "finished" and rows["t"]["finished"] == 3  # the other study is not hidden
+    assert rows["s"]["status"] == "damaged" and why in rows["s"]["error"]
+    table = run_cli(["ls", "--storage", url])
+    assert table.returncode == 0 and "damaged" in table.stdout
+    assert table.stderr.strip().startswith("rlnas: ") and "`rlnas rm` can still delete it" in table.stderr
+    _one_line(run_cli(["show", "s", "--storage", url]), 2, "study 's' is damaged", why)
+    assert run_cli(["search", "--agent", "random", "--trials", "2", "--name", "u", "--no-progress",
+                    "--storage", url]).returncode == 0  # a new study beside it
+    removed = run_cli(["rm", "s*", "--storage", url])
+    assert removed.returncode == 0 and "deleted damaged study 's'" in removed.stdout, removed.stderr
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM rlnas_trials t JOIN rlnas_studies s ON t.study_id = s.id "
+                          "WHERE s.name = 's'").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM rlnas_trials").fetchone() == (5,)  # t's 3 and u's 2 are kept
+    assert [row["name"] for row in json.loads(run_cli(["ls", "--json", "--storage", url]).stdout)] == ["t", "u"]
 
 
 # --------------------------------------------------------- full disk, read-only, deleted file
