@@ -90,8 +90,9 @@ class Store(ABC):
         """Move a RUNNING trial to a finished state with its results; returns the stored record."""
 
     @abstractmethod
-    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
-        """Mark every RUNNING trial FAIL and orphaned (the record stays); return their numbers."""
+    def fail_orphans(self, study_id: int, reason: str, numbers: Iterable[int] | None = None) -> list[int]:
+        """Mark every RUNNING trial (of ``numbers`` only, when given) FAIL and orphaned (the record stays);
+        return their numbers."""
 
     @abstractmethod
     def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
@@ -253,12 +254,13 @@ class InMemoryStore(Store):
         trials[number] = trial
         return trial
 
-    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
+    def fail_orphans(self, study_id: int, reason: str, numbers: Iterable[int] | None = None) -> list[int]:
         trials = self._trials[study_id]
-        numbers = [t.number for t in trials if t.state is TrialState.RUNNING]
-        for n in numbers:
+        chosen = None if numbers is None else set(numbers)
+        running = [t.number for t in trials if t.state is TrialState.RUNNING and (chosen is None or t.number in chosen)]
+        for n in running:
             trials[n] = replace(trials[n], state=TrialState.FAIL, error=reason, orphaned=True, finished_at=utcnow())
-        return numbers
+        return running
 
     def trials(self, study_id: int, states: Iterable[TrialState] | None = None) -> list[Trial]:
         wanted = set(states) if states is not None else None

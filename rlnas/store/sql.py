@@ -435,9 +435,11 @@ class SQLStore(Store):
         return replace(running, state=state, reward=reward, metrics=values, cost_seconds=float(cost_seconds),
                        error=error, eval_info=dict(eval_info or {}), finished_at=finished)
 
-    def fail_orphans(self, study_id: int, reason: str) -> list[int]:
+    def fail_orphans(self, study_id: int, reason: str, numbers: Iterable[int] | None = None) -> list[int]:
         with self._transaction() as conn:
             running = trials.c.state == TrialState.RUNNING.value
+            if numbers is not None:
+                running = sa.and_(running, trials.c.number.in_(list(numbers)))
             numbers = [r.number for r in conn.execute(
                 sa.select(trials.c.number).where(trials.c.study_id == study_id, running).order_by(trials.c.number))]
             conn.execute(trials.update().where(trials.c.study_id == study_id, running).values(

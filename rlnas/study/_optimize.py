@@ -8,6 +8,7 @@ from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
+from rlnas.study.lease import LeaseLost
 from rlnas.study.spec import RunOptions
 from rlnas.trial import Trial, TrialState
 
@@ -81,7 +82,8 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         why = "was interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({type(exc).__name__})"
         # what stopped the search is what the caller hears: a store that fails now as well (a connection
         # cut mid-query by Ctrl-C) does not replace it; the next driver marks these trials orphaned itself
-        _quietly(study.abandon_running, f"orphaned: the search {why} before this trial finished")
+        if not isinstance(exc, LeaseLost):  # else the study is another driver's now: this one writes nothing
+            _quietly(study.abandon_running, f"orphaned: the search {why} before this trial finished")
         _quietly(executor.close)
         _end_run(study, bar)
         _quietly(study.close)

@@ -407,9 +407,10 @@ class Study:
         self.close()
 
     def abandon_running(self, reason: str) -> None:
-        """Mark this driver's RUNNING trials orphaned (their slots are evaluated again later)."""
+        """Mark this driver's RUNNING trials orphaned (their slots are evaluated again later); another
+        driver's trials of the same study are not touched."""
         if self._running:
-            self.store.fail_orphans(self.record.id, reason)
+            self.store.fail_orphans(self.record.id, reason, list(self._running))
             for number in list(self._running):
                 self._forget_running(number)
 

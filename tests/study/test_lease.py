@@ -169,3 +169,33 @@ def test_optimize_refuses_while_trials_asked_by_hand_are_untold(sqlite_url):
     study.tell(asked, 3.0)  # still this process's to tell
     study.optimize(5)
     assert study.n_finished == 5 and study.trials[0].reward == 3.0
+
+
+def test_a_driver_that_lost_its_lease_mid_run_leaves_the_new_driver_s_trial_alone(sqlite_url):
+    # the first driver is paused inside a trial (its heartbeat cannot run); a second driver takes the study over
+    # and starts a trial; when the first goes on it stops, and its clean-up must not fail the second's trial
+    taken = {}
+
+    class PausedOnce(ToyEvaluator):
+        def evaluate(self, candidate, budget=None, seed=None):
+            if "second" not in taken:
+                taken["first"]._heartbeat.stop()
+                time.sleep(0.3)
+                second = load_study("s", sqlite_url)
+                second.claim(RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+                taken["second"], taken["theirs"] = second, second.ask()
+            return super().evaluate(candidate, budget=budget, seed=seed)
+
+    evaluator = PausedOnce()
+    first = create_study(space=evaluator.space, evaluator=evaluator, name="s", storage=sqlite_url)
+    taken["first"] = first
+    with pytest.raises(LeaseLost):
+        first.optimize(5, run=RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+    second, theirs = taken["second"], taken["theirs"]
+    store = open_store(sqlite_url)
+    states = {t.number: t.state for t in store.trials(first.record.id)}
+    assert states == {0: TrialState.FAIL, theirs.number: TrialState.RUNNING}  # 0: the first's, orphaned by the second
+    second.tell(theirs, 50.0)
+    second.optimize(4)
+    assert second.n_finished == 4
+    second.close()
