@@ -4,7 +4,12 @@ Each command module registers its parser (``add_parser``) and a ``run(args, cons
 parse arguments into a study's definition and run options, call the library and print. Every
 user mistake ends with one line ``rlnas: error: ...`` and exit code 2; a command that ran but
 failed (e.g. no trial completed) exits 1; nothing stored is changed by a command that fails its
-checks.
+checks. Ctrl-C, SIGTERM and SIGHUP stop a command the same way, at any point (the RUNNING trials
+of a search are marked, its workers stopped, a file being written is removed): one line
+``rlnas: interrupted...`` and exit code 128 + the signal's number (130, 143, 129).
+
+This module imports nothing else, so that a Ctrl-C while the rest loads (:mod:`rlnas.cli._main`)
+is one line too.
 
 The command uses one BLAS thread unless ``OPENBLAS_NUM_THREADS`` says otherwise: its NumPy work is
 small matrices (the agents' networks), on which a threaded OpenBLAS spins its threads and costs
@@ -13,117 +18,76 @@ its own threads (``--threads``).
 """
 from __future__ import annotations
 
-import errno
-import importlib
 import os
+import signal
 import sys
-import warnings
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports NumPy
 
-from rlnas.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
-from rlnas.errors import RlnasError, StorageError, first_line
-from rlnas.plugins import load_plugins
-
-COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
-                   "rename", "agents", "spaces", "query", "rule")
-"""Modules of :mod:`rlnas.cli` that each add one command, in ``--help`` order."""
-
-OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
-"""Errors of a write that the output's disk or device refused (``> /dev/full``, a full disk, a quota): one
-line, not a traceback. Files the commands write themselves report their own failures."""
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that stop a command as Ctrl-C (SIGINT) does: what ``kill``, ``timeout``, systemd, docker and
+batch schedulers send, and a closed terminal."""
 
 
-def build_parser() -> Parser:
-    """The argument parser of the ``rlnas`` command."""
-    from rlnas import __version__
+class Terminated(KeyboardInterrupt):
+    """A stop signal other than SIGINT (``signum``), raised where Ctrl-C would be, so the same clean-up runs."""
 
-    parser = Parser(prog="rlnas", description="Neural architecture search with reinforcement learning.")
-    parser.add_argument("--version", action="version", version=f"rlnas {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in COMMAND_MODULES:
-        importlib.import_module(f"rlnas.cli.{module}").add_parser(commands)
-    return parser
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlnas`` console script; returns the exit code."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    _replace_what_output_cannot_encode()
-    undecodable = next((arg for arg in arguments if not _is_text(arg)), None)
-    if undecodable is not None:  # bytes the locale could not decode (Python keeps them as surrogates)
-        sys.stderr.write(f"rlnas: error: argument {ascii(undecodable)} is not text in this locale's encoding "
-                         f"({sys.getfilesystemencoding()}); use a UTF-8 locale (e.g. LANG=C.UTF-8)\n")
-        return EXIT_USAGE
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise Terminated(signum)
+
+    previous = _install(stop)
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_interrupts
     try:
-        load_plugins(installed=False)  # the modules the user named (installed packages' when first needed)
-    except RlnasError as exc:
-        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
-        return EXIT_USAGE
-    args = build_parser().parse_args(arguments)
-    warnings.showwarning = _warn_on_one_line
-    console = make_console(stderr=getattr(args, "stderr_console", False))
-    try:
-        code = args.run(args, console)
-        sys.stdout.flush()  # here, where a failure is reported, not at exit
-        return code
-    except CommandFailed as exc:
-        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
-        return EXIT_FAILED
-    except (RlnasError, StorageError) as exc:
-        sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
-        return EXIT_USAGE
-    except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as other tools do
-        _silence_stdout()
-        return EXIT_FAILED
-    except OSError as exc:
-        if exc.errno not in OUTPUT_FULL:
-            raise
-        _silence_stdout()  # what is still buffered cannot be written either
-        sys.stderr.write(f"rlnas: error: cannot write the output: {exc.strerror}\n")
-        return EXIT_FAILED
-    except KeyboardInterrupt:  # before a search loop took it over (start-up), or in a command without one
+        from rlnas.cli._main import run_command
+
+        code = run_command(argv)
+    except KeyboardInterrupt:  # while the command loads or starts, or in a command that has no handler of its own
         sys.stderr.write("rlnas: interrupted\n")
-        return EXIT_INTERRUPTED
-
-
-def _is_text(argument: str) -> bool:
-    try:
-        argument.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _replace_what_output_cannot_encode() -> None:
-    """Under a locale whose encoding lacks some characters (``LANG=C``: ASCII), print ``?`` for them
-    (``…``, ``±``, a study's name) instead of failing with a ``UnicodeEncodeError``."""
-    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
-    if encoding != "utf8" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="replace")
-
-
-def _silence_stdout() -> None:
-    """Point standard output at the null device, so that flushing it at exit cannot fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (tests capture it)
-        pass
+        code = 130
     finally:
-        os.close(devnull)
+        _install(previous)
+        sys.unraisablehook = hook
+    if received and code == 130:  # the command stopped as on Ctrl-C: the exit code names the signal it got
+        code = 128 + received[0]
+    return code
 
 
-def _warn_on_one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      file: Any = None, line: str | None = None) -> None:
-    """Library warnings (e.g. an unreadable checkpoint skipped on resume) as ``rlnas: warning: ...``."""
-    sys.stderr.write(f"rlnas: warning: {printable(str(message).strip().splitlines()[0])}\n")
+def _install(handlers: Any) -> dict[str, Any]:
+    """Set the handler of each of :data:`STOP_SIGNALS` (one function, or a mapping of name to the
+    handler to put back); returns the handlers they had. Only the main thread can (else nothing is set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced = {}
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None:  # not on this platform
+            continue
+        new = handlers.get(name) if isinstance(handlers, dict) else handlers
+        if new is not None:
+            replaced[name] = signal.signal(number, new)
+    return replaced
 
 
-def _one_line(exc: Exception) -> str:
-    return printable(first_line(exc))
+def _quiet_about_interrupts(unraisable: Any) -> None:
+    """An interrupt that lands in a finalizer (a database connection collected while the command exits)
+    cannot stop anything any more: not reported (Python would print its traceback); anything else is."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ still running ``HARD_TIMEOUT_GRACE`` after that (stuck outside Python) is cancel
 """
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -72,11 +74,14 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             check_reachable(self.address)
             self._started_ray = True  # before init: a Ctrl-C inside it must still shut down what it started
+            own = _stop_handlers()
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
             except ConnectionError as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
+            finally:
+                _put_back(own)
         available = ray.cluster_resources()
         if self.gpus_per_trial and available.get("GPU", 0) < self.gpus_per_trial:
             raise ConfigError(f"--gpus-per-trial {self.gpus_per_trial:g}: the Ray cluster has "
@@ -149,6 +154,22 @@ class RayExecutor(Executor):
         if self._started_ray:
             self._ray.shutdown()  # also after an interrupted init: it stops the processes init started
             self._started_ray = False
+
+
+def _stop_handlers() -> dict[int, Any]:
+    """This process's SIGTERM and SIGHUP handlers (``rlnas`` stops on them as on Ctrl-C); ``{}`` off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    numbers = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    return {number: signal.getsignal(number) for number in numbers}
+
+
+def _put_back(handlers: dict[int, Any]) -> None:
+    """Restore :func:`_stop_handlers`: ``ray.init`` replaces SIGTERM's with ``sys.exit`` (and a native one that
+    prints a stack dump), which would skip the clean-up of an interrupted search."""
+    for number, handler in handlers.items():
+        if handler is not None:  # None: set from outside Python; nothing to put back
+            signal.signal(number, handler)
 
 
 __all__ = ["RayExecutor"]

@@ -62,3 +62,34 @@ def test_ctrl_c_inside_ray_init_still_shuts_down_what_it_started(monkeypatch):
         executor.start(ToyEvaluator())
     executor.close()
     assert calls == ["init", "shutdown"]  # the dashboard and runtime-env agents were left running
+
+
+def test_starting_ray_leaves_the_commands_sigterm_and_sighup_handlers_in_place(monkeypatch):
+    import signal
+    import sys
+
+    from rlnas.executors.ray_executor import RayExecutor
+    from rlnas.testing.toy import ToyEvaluator
+
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    started = []
+
+    def ray_like_init(**kwargs):  # what ray.init does to the driver's handlers
+        started.append(True)
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    before = {n: signal.signal(n, ours) for n in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        monkeypatch.setattr(ray, "is_initialized", lambda: bool(started))  # (the module's Ray runs the tasks)
+        monkeypatch.setattr(ray, "init", ray_like_init)
+        monkeypatch.setattr(ray, "shutdown", lambda: None)
+        executor = RayExecutor(2)
+        executor.start(ToyEvaluator())
+        executor.close()
+        assert signal.getsignal(signal.SIGTERM) is ours and signal.getsignal(signal.SIGHUP) is ours
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
