@@ -104,7 +104,7 @@ class _Emitter:
         self.lines.append(f"    {text}")
 
     def new(self, var: str, op: str, first: str, rest: str = "", *, nonneg: bool = False, uses: int = 1,
-            scale: str | None = None) -> Value:
+            scale: str | None = None, keep: tuple[str, ...] = ()) -> Value:
         """A fresh tensor list ``var`` used ``uses`` times: ``op(first, rest)`` in a scratch list.
 
         Scratch lists (``ws(k)``, shaped like the weights) are kept by the optimizer from step to
@@ -112,9 +112,10 @@ class _Emitter:
         once freed memory goes back to the system). ``op`` is a torch function applied to ``first``
         (by :func:`~rlnas.optim.runtime._into_`: in one pass where the tensors are large), or
         ``gauss`` (noise of std ``first``), ``full`` (the float ``first``) or ``rpow`` (``first``
-        to the power of the list ``rest``).
+        to the power of the list ``rest``). ``keep``: temporaries a later line still reads, whose slots
+        must not be taken even where this call reads them.
         """
-        slot = self._free_slot(f"{first}{rest}")
+        slot = self._free_slot(f"{first}{rest}", keep)
         self.holders[slot] = var
         self.line(f"{var} = ws({slot})")
         if op == "gauss":
@@ -128,7 +129,7 @@ class _Emitter:
         self.remaining[var] = uses
         return Value(var, T, nonneg, True, scale)
 
-    def _free_slot(self, reads: str) -> int:
+    def _free_slot(self, reads: str, keep: tuple[str, ...] = ()) -> int:
         """A scratch slot whose temporary nobody reads any more (the lowest), else a new slot.
 
         A temporary that the function being emitted reads for the last time gives its slot only
@@ -137,7 +138,7 @@ class _Emitter:
         operands and result of the last product of two lists (the final update may still take
         them: :func:`compile_source`).
         """
-        pinned = set(self.fusable[0:1] + self.fusable[2:4]) if self.fusable else set()
+        pinned = (set(self.fusable[0:1] + self.fusable[2:4]) if self.fusable else set()) | set(keep)
         for slot, holder in sorted(self.holders.items()):
             if (self.remaining.get(holder, 0) == 0 and holder not in pinned
                     and (holder not in self.dying or _mentions(reads, holder))):
@@ -362,7 +363,8 @@ class _Emitter:
             self.line(f"torch._foreach_add_({b.code}, {delta})")
             divisor = b.code
         else:
-            divisor = self.new(f"{var}_divisor", "add", b.code, f", {delta}", uses=0).code
+            # the quotient still reads a after this line: a (b's storage too, in x / x) keeps its slot
+            divisor = self.new(f"{var}_divisor", "add", b.code, f", {delta}", uses=0, keep=(a.code,)).code
         if a.kind == S:  # c / (sb·d) = (c/sb) / d
             factor = _ratio(a.code, b.scale)
             if divisor == b.code:
@@ -377,8 +379,11 @@ class _Emitter:
         return self.product(var, "div", a, b, own_a, uses, scale, divisor)
 
     def _pow(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
+        shared = a.kind == T and b.kind == T and a.code == b.code  # pow(x, x): one value, one storage
         if b.kind == T and b.scale:
             b = self.plain(f"{var}_exponent", b, own_b)
+            if shared:  # the base is that value too, its scale now multiplied in (maybe in x's own storage)
+                a, own_a = b, True
         if a.kind == S:
             return self.new(var, "rpow", a.code, b.code, uses=uses)
         if a.scale:

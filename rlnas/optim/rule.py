@@ -152,7 +152,7 @@ def check_operand(operand: str, k: int) -> None:
     """Raise :class:`RuleSyntaxError` unless ``operand`` may be used in iteration ``k`` (from 1)."""
     if operand in BASE_OPERANDS:
         return
-    match = re.fullmatch(r"o(\d+)", operand) if isinstance(operand, str) else None
+    match = re.fullmatch(r"o([1-9]\d*)", operand) if isinstance(operand, str) else None  # one spelling: o1, not o01
     if match is None:
         raise RuleSyntaxError(f"iteration {k}: unknown operand {operand!r} (operands: {', '.join(BASE_OPERANDS)}, "
                               "and o1, o2, ... for earlier iterations' outputs)")
@@ -315,7 +315,7 @@ class _Parser:
             return f"g^{power.text}"
         if tok.text in NAMED_OPERANDS:
             return tok.text
-        if re.fullmatch(r"o\d+", tok.text):
+        if re.fullmatch(r"o[1-9]\d*", tok.text):  # o01 would be a second spelling of o1
             if not 1 <= int(tok.text[1:]) < self.k:
                 earlier = ", ".join(output_operand(j) for j in range(1, self.k)) or "none"
                 raise self.fail(f"iteration {self.k}: operand out of range (earlier outputs: {earlier})", tok)

@@ -240,8 +240,12 @@ class Draws:
     def gauss_(self, xs: Tensors, std: float) -> None:
         """Fill with Gaussian noise of standard deviation ``std``."""
         if not self._fast(xs):
-            for x in xs:
-                x.normal_(0.0, std, generator=self.generator)
+            for x in xs:  # in the order of the elements, not of memory (a channels_last tensor), as the fused step
+                if x.is_contiguous():
+                    x.normal_(0.0, std, generator=self.generator)
+                else:
+                    x.copy_(torch.empty(x.shape, dtype=x.dtype, device=x.device).normal_(0.0, std,
+                                                                                        generator=self.generator))
             return
         table = self._scaled_table(std, xs[0].dtype)
         key = ("index", xs[0].device)

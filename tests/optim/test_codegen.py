@@ -127,6 +127,23 @@ def test_shared_storage_is_never_overwritten_while_still_needed(into_mode):
         assert close(before - w.detach(), reference_update(rule, before, [g], 10)), text
 
 
+@pytest.mark.parametrize("text", ["g^2 / g^2", "sign(g) / sign(g)", "g^3 / g^3", "sign(m) / sign(m)",
+                                  "exp(g) * 1; o1 / o1", "keep(sign(g), 1); o1 / sign(g)", "pow(adam, adam)",
+                                  "pow(rmsprop, rmsprop)", "v + v; pow(o1, o1)", "1e-1w + g; pow(o1, o1)",
+                                  "keep(adam, 1); pow(o1, adam)"])
+def test_a_value_divided_by_or_raised_to_itself(into_mode, text):
+    # x / x is x / (x + delta): 0 where x is 0, not 1 (the divisor once took the numerator's scratch list);
+    # pow(x, x) of a scaled x multiplied the scale in twice
+    space = OptimizerRulesSpace(len(text.split(";")))
+    rule = space.rule_of(space.from_key(text))
+    w = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64))
+    g = torch.tensor([0.0, 1e-5, 0.5, -0.3], dtype=torch.float64)
+    before = w.detach().clone()
+    w.grad = g.clone()
+    RuleOptimizer([w], rule, lr=1.0).step()
+    assert close(before - w.detach(), reference_update(rule, before, [g], 10)), text
+
+
 def test_nothing_the_update_does_not_depend_on_is_computed():
     space = OptimizerRulesSpace(2)
 

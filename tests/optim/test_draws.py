@@ -244,3 +244,16 @@ def test_a_dropout_mask_joining_the_final_update_drops_at_its_rate(exact):
     assert set(moved.unique().tolist()) <= {0.0, 1.0}
     rate = round(0.3 * GAUSS_LEVELS) / GAUSS_LEVELS if not exact else 0.3
     assert abs(moved.mean().item() - rate) < 5 * math.sqrt(rate * (1 - rate) / n)
+
+
+@pytest.mark.parametrize("exact_random", [True, False])
+def test_gaussian_draws_do_not_depend_on_the_memory_layout(exact_random):
+    # exact draws (and every draw of a small bucket) filled a channels_last tensor in memory order
+    moved = []
+    for layout in (torch.channels_last, torch.contiguous_format):
+        p = torch.nn.Parameter(torch.zeros(4, 3, 3, 3, dtype=torch.float64).to(memory_format=layout))
+        optimizer = RuleOptimizer([p], "adam + eps", lr=1.0, seed=5, exact_random=exact_random)
+        p.grad = torch.linspace(-1, 1, p.numel(), dtype=torch.float64).view(p.shape)
+        optimizer.step()
+        moved.append(p.detach().contiguous())
+    assert torch.equal(moved[0], moved[1]) and moved[0].abs().sum() > 0

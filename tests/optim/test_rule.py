@@ -105,6 +105,7 @@ def test_parser_ignores_spacing_and_accepts_equal_numbers():
     ("exp(exp(g)) * g", r"functions do not nest .* at 'exp' \(column 5\)"),
     ("tanh(g) * g", r"unknown function .* at 'tanh'"),
     ("g * pow(g, 2)", r"pow\(a, b\) is a binary function"),
+    ("g * g; o01 + g", r"iteration 2: unknown operand .* at 'o01'"),  # one spelling of o1 (o01 crashed the compiler)
 ])
 def test_bad_rules_name_the_bad_token_on_one_line(text, message):
     with pytest.raises(RuleSyntaxError, match=message) as err:
@@ -118,6 +119,8 @@ def test_rule_objects_are_checked_on_construction():
         Rule((Iteration("g", "g"), Iteration("o2", "g")))
     with pytest.raises(RuleSyntaxError, match="unknown operand 'w'"):
         Rule((Iteration("w", "g"),))
+    with pytest.raises(RuleSyntaxError, match="unknown operand 'o01'"):
+        Rule((Iteration("g", "g"), Iteration("o01", "g")))
     with pytest.raises(RuleSyntaxError, match="unknown unary function 'tanh'"):
         Rule((Iteration("g", "g", "tanh"),))
     with pytest.raises(RuleSyntaxError, match="unknown binary function 'max'"):
