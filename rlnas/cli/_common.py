@@ -82,14 +82,20 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> Any:
-    """The :class:`~rlnas.study.RunOptions` of parsed arguments."""
+    """The :class:`~rlnas.study.RunOptions` of parsed arguments; with ``--executor ray``, Ray must be installed
+    and its cluster reachable (one line, before a study is stored or its target changed)."""
     from rlnas.study.spec import RunOptions
 
     workers = args.workers if args.workers is not None else (1 if args.executor == "inline" else 2)
-    return RunOptions(executor=args.executor, workers=workers, threads=args.threads, device=args.device,
-                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                      trial_timeout=args.trial_timeout, max_retries=args.max_retries, ray_address=args.ray_address,
-                      progress=not args.no_progress)
+    options = RunOptions(executor=args.executor, workers=workers, threads=args.threads, device=args.device,
+                         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                         trial_timeout=args.trial_timeout, max_retries=args.max_retries, ray_address=args.ray_address,
+                         progress=not args.no_progress)
+    if options.executor == "ray":
+        from rlnas.executors.ray_executor import check_usable
+
+        check_usable(options.ray_address)
+    return options
 
 
 def check_limits(trials: int | None, budget: float | None) -> None:

@@ -362,10 +362,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     options = run_options(args)
-    if options.executor == "ray":  # a cluster that cannot be reached: one line, before a study is stored
-        from rlnas.executors.ray_executor import check_reachable
-
-        check_reachable(options.ray_address)
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100
     space = resolve_space(args.space)  # an unknown space: one line, before anything else
     evaluator_name, evaluator_options = evaluator_choice(args, space)

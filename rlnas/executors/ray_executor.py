@@ -43,6 +43,9 @@ def _evaluate(holder: list[Any], task: Task, threads: int | None, timeout: float
     return inline.wait()[0]
 
 
+RAY_MISSING = "the ray executor needs Ray: pip install 'rlnas[ray]'"
+
+
 class RayExecutor(Executor):
     """Up to ``workers`` Ray tasks at once (see the module docstring)."""
 
@@ -52,7 +55,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ConfigError("the ray executor needs Ray: pip install 'rlnas[ray]'") from None
+            raise ConfigError(RAY_MISSING) from None
         self._ray = ray
         self.workers = workers
         self.address = address
@@ -173,6 +176,16 @@ def _put_back(handlers: dict[int, Any]) -> None:
 
 
 __all__ = ["RayExecutor"]
+
+
+def check_usable(address: str | None) -> None:
+    """Ray must be installed and a cluster ``address`` reachable (:func:`check_reachable`); else a one-line
+    :class:`ConfigError`, as :class:`RayExecutor` would give, but before anything is stored."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(RAY_MISSING)
+    check_reachable(address)
 
 
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:

@@ -199,3 +199,25 @@ def test_a_two_worker_search_stopped_before_its_first_checkpoint_resumes_exactly
         warnings.simplefilter("error")  # "the restored agent proposes ...": the replay took another window
         resumed = load_study("r", url, evaluator=jittery).optimize(30, run=PROCESSES)
     assert history(resumed) == history(whole)
+
+
+def test_the_ray_executor_without_ray_is_refused_before_anything_is_stored(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from rlnas.cli import main
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["search", "--space", "nb201", "--agent", "random", "--trials", "10", "--name", "q", "--no-progress",
+                 "--storage", url]) == 0
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where the ray extra is not installed
+    capsys.readouterr()
+    assert main(["resume", "q", "--trials", "30", "--executor", "ray", "--storage", url]) == 2
+    assert main(["search", "--space", "nb201", "--agent", "random", "--trials", "5", "--executor", "ray",
+                 "--storage", f"sqlite:///{tmp_path / 'new.db'}"]) == 2
+    refusal = "rlnas: error: the ray executor needs Ray: pip install 'rlnas[ray]'"
+    assert capsys.readouterr().err.splitlines() == [refusal] * 2
+    assert not (tmp_path / "new.db").exists()
+    main(["ls", "--json", "--storage", url])
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "finished" and row["target"]["n_trials"] == 10  # the stored target is as it was
