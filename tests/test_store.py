@@ -167,12 +167,17 @@ def test_commands_read_a_database_on_a_read_only_mount(tmp_path):
     subprocess.run([rlnas, "search", "--space", "nb201", "--agent", "random", "--trials", "5", "--name", "a"],
                    cwd=source, check=True, capture_output=True)
     script = (f"mount --bind {source} {mount} && mount -o remount,bind,ro {mount} || exit 77; cd {mount}; "
-              f"{rlnas} best a --json && {rlnas} search --space nb201 --trials 3 --name b")
+              f"{rlnas} best a --json && {rlnas} search --space nb201 --trials 3 --name b; echo search $?; "
+              f"{rlnas} resume a --trials 8 --no-progress; echo resume $?")
     result = subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True, text=True)
     if result.returncode == 77:
         pytest.skip(f"no private mounts here: {result.stderr.strip()}")
     assert '"number": ' in result.stdout, result.stderr
-    assert result.returncode == 2 and result.stderr.strip().endswith(f"folder {mount} is not writable")
+    assert "search 2" in result.stdout and "resume 2" in result.stdout, result.stdout  # (resume said 1: a failed run)
+    errors = result.stderr.strip().splitlines()
+    assert errors[0].endswith(f"folder {mount} is not writable")
+    assert errors[1] == (f"rlnas: error: cannot resume 'a': sqlite:///rlnas.db is in a folder this process cannot "
+                         "write to (it can be read, not driven)")
 
 
 def _schema_1_copy(tmp_path, name):

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from rlnas.cli._common import add_run_options, add_storage, check_limits, run_options
 from rlnas.cli.summary import run_and_report
+from rlnas.errors import StorageError
 
 
 def add_parser(commands: Any) -> None:
@@ -28,4 +29,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     check_limits(args.trials, args.budget_seconds)
     options = run_options(args)
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
+    if getattr(study.store, "read_only", False):  # one line before the run, as search gives (not a failed run)
+        raise StorageError(f"cannot resume {args.name!r}: {study.store.url} is in a folder this process cannot "
+                           "write to (it can be read, not driven)")
     return run_and_report(study, args.trials, args.budget_seconds, options, console)

@@ -142,6 +142,8 @@ class SQLStore(Store):
         self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
         self._cursor: Any = None  # its one cursor
         self._file = _sqlite_file(engine)
+        self.read_only = engine.dialect.name == "sqlite" and engine.url.query.get("immutable") == "1"
+        """Opened for reading only: a SQLite file in a folder this process cannot write to."""
         self._identity: tuple[int, int] | None = None  # of the file, once the schema is there
         self._check_schema(create)
         self._identity = _identity(self._file) if self._file else None
