@@ -176,7 +176,7 @@ def test_commands_read_a_database_on_a_read_only_mount(tmp_path):
     assert "search 2" in result.stdout and "resume 2" in result.stdout, result.stdout  # (resume said 1: a failed run)
     errors = result.stderr.strip().splitlines()
     assert errors[0].endswith(f"folder {mount} is not writable")
-    assert errors[1] == (f"rlnas: error: cannot resume 'a': sqlite:///rlnas.db is in a folder this process cannot "
+    assert errors[1] == ("rlnas: error: cannot resume 'a': sqlite:///rlnas.db is in a folder this process cannot "
                          "write to (it can be read, not driven)")
 
 

@@ -39,6 +39,7 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         raise StorageError(f"storage {_hidden(url)!r} is not a database URL (e.g. sqlite:///rlnas.db or "
                            "postgresql+psycopg://user@host/db)") from None
     shown = shown_url(parsed)
+    new_file = None  # a SQLite file this call creates: removed again if the database cannot be made in it
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if not path or path == ":memory:":  # e.g. sqlite:///$DB with DB unset
@@ -58,6 +59,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 raise StorageError(f"{shown} holds no rlnas studies")
             if not os.access(folder, os.W_OK):
                 parsed = _read_only_sqlite(parsed, path, shown, create)
+            elif create and not os.path.exists(path):
+                new_file = os.path.abspath(path)
     try:
         engine = sa.create_engine(parsed)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
@@ -66,11 +69,28 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
     except ArgumentError as exc:
         raise StorageError(f"cannot use {shown}: {exc}") from None
     try:
-        return SQLStore(engine, create=create, url=shown)
-    except DBAPIError as exc:
+        try:
+            return SQLStore(engine, create=create, url=shown)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+            raise StorageError(f"cannot use {shown}: {reason}") from None
+    except StorageError:
         engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
-        raise StorageError(f"cannot use {shown}: {reason}") from None
+        if new_file is not None:  # (a full disk): a failed command leaves no empty database behind
+            _remove_if_empty(new_file)
+        raise
+
+
+def _remove_if_empty(path: str) -> None:
+    """Remove a SQLite file (and its -wal, -shm, -journal) that holds nothing: neither the file nor its -wal has
+    a byte. A file that another process made a database in meanwhile is not empty (its header is written)."""
+    companions = [f"{path}-wal", f"{path}-shm", f"{path}-journal"]
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) > 0 or any(os.path.exists(p) and os.path.getsize(p) > 0 for p in companions[:1]):
+            return
+        for leftover in (path, *companions):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
 
 
 def shown_url(parsed: Any) -> str:

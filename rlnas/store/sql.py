@@ -287,7 +287,8 @@ class SQLStore(Store):
                     driver.execute(f"INSERT INTO {schema_version.name} (version) VALUES (?)", (SCHEMA_VERSION,))
                 driver.execute("COMMIT")
             except BaseException:
-                driver.execute("ROLLBACK")
+                if driver.in_transaction:  # (a failed COMMIT, e.g. on a full disk, has rolled back already)
+                    driver.execute("ROLLBACK")
                 raise
         finally:
             driver.isolation_level = previous

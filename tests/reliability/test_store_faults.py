@@ -165,6 +165,17 @@ def test_a_full_disk_mid_run_is_one_line_exit_1_and_keeps_what_was_stored(stored
     assert stored_run("s", url)["complete"][:len(after)] == after
 
 
+def test_a_full_disk_before_the_database_exists_leaves_no_file(tmp_path):
+    path = tmp_path / "new.db"
+    result = subprocess.run(cli_command(["search", "--agent", "random", "--trials", "5", "--name", "n", "--no-progress",
+                                         "--storage", f"sqlite:///{path}"]), check=False, capture_output=True,
+                            text=True, timeout=600, preexec_fn=_file_size_limit(1024),
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    line = _one_line(result, 2, f"cannot use sqlite:///{path}")
+    assert "rollback" not in line  # the write that failed is named (it said "cannot rollback - no transaction")
+    assert sorted(os.listdir(tmp_path)) == []  # (an empty new.db was left, which ls then called "an empty file")
+
+
 def test_a_read_only_database_file_is_one_line(stored, tmp_path):
     path, url = _copy(stored, tmp_path, "read-only.db")
     with read_only_file(path):
