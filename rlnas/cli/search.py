@@ -299,12 +299,13 @@ def _stored_weights_dirs(storage: str) -> dict[str, str | None]:
 
 def weights_folder_name(name: str) -> str:
     """A study's weights folder: its name where that is a plain file name, else the name with every
-    character outside ``A-Z a-z 0-9 . _ -`` replaced by ``_`` and a hash of the name appended, so that a
-    name like ``../x`` or ``a/b`` stays inside the weights folder and two names never share one."""
+    character outside ``A-Z a-z 0-9 . _ -`` replaced by ``_`` (cut to 200 characters: a file name has at
+    most 255 bytes) and a hash of the name appended, so that a name like ``../x`` or ``a/b`` stays inside
+    the weights folder and two names never share one."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
-    if safe == name:
+    if safe == name:  # at most 255 ASCII characters (a study name's limit)
         return name
-    return f"{safe or 'study'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return f"{safe[:200] or 'study'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def default_weights_dir(storage: str, name: str) -> str:

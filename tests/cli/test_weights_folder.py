@@ -23,3 +23,12 @@ def test_plain_names_are_kept_and_others_stay_inside_the_weights_folder(tmp_path
 def test_the_weights_folder_is_stored_absolute_so_other_folders_find_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert default_weights_dir("sqlite:///sub/../runs.db", "s") == str(tmp_path / "runs.db-weights" / "s")
+
+
+def test_the_longest_study_names_make_folders_the_file_system_takes(tmp_path):
+    # a name of up to 255 characters is accepted; with characters replaced and the hash appended it was longer
+    names = ["a b" * 85, "x" * 255, "é" * 255, "a b" * 84 + "c", "a/b" * 85]
+    folders = [weights_folder_name(n) for n in names]
+    assert len(set(folders)) == len(names) and all(len(f.encode()) <= 255 for f in folders)
+    for folder in folders:
+        (tmp_path / folder).mkdir()  # (raised "File name too long" for the first)
