@@ -75,8 +75,13 @@ def replacing(path: str | Path) -> Iterator[Path]:
     blocking = blocking_file(path.parent)
     if blocking is not None:  # mkdir would say only "File exists"
         raise NotADirectoryError(20, f"{blocking} is a file, not a folder")
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name), suffix=".tmp")
+    except BaseException:
+        _remove_empty(made)
+        raise
     temporary = Path(name)
     try:
         os.fchmod(handle, _mode_for(path))  # mkstemp makes it 0600
@@ -85,7 +90,25 @@ def replacing(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
+        _remove_empty(made)  # a failed or interrupted write leaves no folder it made either
         raise
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.NAME.``, with NAME cut so that the temporary file's name (the prefix, 8 random characters and
+    ``.tmp``) is no longer than the 255 bytes a file name may have where ``name`` itself fits."""
+    while len(f".{name}.".encode()) > 243:
+        name = name[:-1]
+    return f".{name}."
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process wrote there meanwhile), or gone
+            return
 
 
 def write_atomically(path: str | Path, data: bytes) -> Path:
