@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rlnas.trial import Trial
@@ -39,6 +40,7 @@ class SearchProgress:
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("best {task.fields[best]}"), TextColumn("time {task.fields[sim]}"),
             TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), transient=False,
+            console=Console(stderr=True),  # as the warnings: standard output keeps only the results (`> out.txt`)
         )
         total = n_trials if n_trials is not None else budget_seconds
         self.task = self.progress.add_task(study.name.replace("[", r"\["), total=total, best="-", sim="0m00s",

@@ -18,7 +18,6 @@ from rlnas.cli._common import (
     assignment,
     check_limits,
     json_object,
-    literal,
     run_options,
 )
 from rlnas.cli.summary import run_and_report
@@ -323,7 +322,7 @@ def default_weights_dir(storage: str, name: str) -> str:
     return str(Path(os.path.abspath(folder)) / weights_folder_name(name))
 
 
-def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Console) -> None:
+def check_evaluator(space: Any, evaluator_name: str, evaluator: Any) -> None:
     """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
     mobile network does not shrink the images to a single pixel long before its last layer."""
     space_name = space.name
@@ -344,10 +343,9 @@ def check_evaluator(space: Any, evaluator_name: str, evaluator: Any, console: Co
         blocks = mobile_blocks(space, space.known()["smallest"], int(data.input_shape[0]), resolution=size)
         at = collapse_point(blocks)
         if at is not None:
-            console.print(literal(
-                f"warning: on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
-                f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use larger "
-                "images (e.g. --dataset mnist5k) or more epochs"), style="yellow")
+            warnings.warn(f"on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
+                          f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use "
+                          "larger images (e.g. --dataset mnist5k) or more epochs", stacklevel=2)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -375,7 +373,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if weights:  # the weights folder is named after the study
         evaluator = build_evaluator({"name": evaluator_name, **evaluator_options, **weights}, threads=args.threads,
                                     device=args.device)
-    check_evaluator(space, evaluator_name, evaluator, console)
+    check_evaluator(space, evaluator_name, evaluator)
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)

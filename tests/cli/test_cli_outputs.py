@@ -294,3 +294,17 @@ def test_the_interrupted_line_says_how_to_resume_this_study_in_its_database(caps
                               "--storage", url)
     assert code == 130 and stdout == ""  # a diagnostic, on standard error like the errors
     assert err == f"rlnas: interrupted: 0 trials are stored; continue with `rlnas resume 'my run' --storage {url}`\n"
+
+
+def test_standard_output_holds_only_the_results_the_bar_and_warnings_go_to_stderr(capsys, tmp_path) -> None:
+    from rlnas.cli.search import check_evaluator
+    from rlnas.evaluators import build_evaluator
+    from rlnas.study import resolve_space
+
+    code, out, err = rlnas(capsys, "search", "--space", "nb201", "--agent", "random", "--trials", "5", "--name", "p",
+                           "--storage", f"sqlite:///{tmp_path / 'runs.db'}")
+    assert code == 0 and "5/5" in err and "━" in err  # the bar's last state (it began `> out.txt`)
+    assert "━" not in out and "Best architecture of study 'p'" in out
+    with pytest.warns(UserWarning, match="networks shrink the feature map to 1×1"):  # (was printed on stdout)
+        space = resolve_space("proxyless")
+        check_evaluator(space, "train", build_evaluator({"name": "train", "dataset": "digits", "space": space}))
