@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -308,3 +309,12 @@ def test_standard_output_holds_only_the_results_the_bar_and_warnings_go_to_stder
     with pytest.warns(UserWarning, match="networks shrink the feature map to 1×1"):  # (was printed on stdout)
         space = resolve_space("proxyless")
         check_evaluator(space, "train", build_evaluator({"name": "train", "dataset": "digits", "space": space}))
+
+
+def test_a_report_without_matplotlib_says_it_has_no_plots(capsys, url, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the plot extra is not installed
+    monkeypatch.setattr("warnings.showwarning", warnings.showwarning)  # (main sets its own; put it back after)
+    code, out, err = rlnas(capsys, "report", "run1", "-o", str(tmp_path / "r.html"), "--storage", url)
+    assert code == 0 and "wrote the report of 'run1'" in out  # (exit 0 with no word about the missing plots)
+    assert err == "rlnas: warning: the report has no plots: they need matplotlib (pip install 'rlnas[plot]')\n"
+    assert "Not drawn: plots need matplotlib" in (tmp_path / "r.html").read_text()
