@@ -322,9 +322,10 @@ def default_weights_dir(storage: str, name: str) -> str:
     return str(Path(os.path.abspath(folder)) / weights_folder_name(name))
 
 
-def check_evaluator(space: Any, evaluator_name: str, evaluator: Any) -> None:
-    """Before anything is stored: the evaluator measures this space, its data load, and (warning) a
-    mobile network does not shrink the images to a single pixel long before its last layer."""
+def check_evaluator(space: Any, evaluator_name: str, evaluator: Any) -> str | None:
+    """Before anything is stored: the evaluator measures this space and its data load. Returns a warning
+    when a mobile network shrinks the images to a single pixel long before its last layer (given once
+    every check passed: a search refused for another reason says only why), else ``None``."""
     space_name = space.name
     if (space_name == "optimizer_rules") != (evaluator_name == "optimizer"):  # update rules vs networks
         raise ConfigError(f"space 'optimizer_rules' holds update rules, which only --evaluator optimizer measures "
@@ -334,7 +335,7 @@ def check_evaluator(space: Any, evaluator_name: str, evaluator: Any) -> None:
         raise ConfigError(f"evaluator {evaluator_name!r} measures space {measured.name!r}, not {space_name!r}: "
                           f"choose --evaluator train (or --space {measured.name})")
     if not isinstance(getattr(type(evaluator), "data", None), property):
-        return
+        return None
     data = evaluator.data  # a missing or unreadable data set stops here, with its one-line reason
     if hasattr(space, "arch") and "smallest" in space.known():
         from rlnas.reports.arch import collapse_point, mobile_blocks
@@ -343,9 +344,10 @@ def check_evaluator(space: Any, evaluator_name: str, evaluator: Any) -> None:
         blocks = mobile_blocks(space, space.known()["smallest"], int(data.input_shape[0]), resolution=size)
         at = collapse_point(blocks)
         if at is not None:
-            warnings.warn(f"on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
-                          f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use "
-                          "larger images (e.g. --dataset mnist5k) or more epochs", stacklevel=2)
+            return (f"on {size}×{size} images the {space_name} networks shrink the feature map to 1×1 before "
+                    f"layer {at} of {len(blocks) - 1}, so most layers see one pixel and accuracy stays low; use "
+                    "larger images (e.g. --dataset mnist5k) or more epochs")
+    return None
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -373,7 +375,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if weights:  # the weights folder is named after the study
         evaluator = build_evaluator({"name": evaluator_name, **evaluator_options, **weights}, threads=args.threads,
                                     device=args.device)
-    check_evaluator(space, evaluator_name, evaluator)
+    small_images = check_evaluator(space, evaluator_name, evaluator)
     source = None
     if args.init_from is not None:
         source = load_study(args.init_from, args.storage)
@@ -399,6 +401,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                          checkpoint_every=args.checkpoint_every, load_if_exists=True,
                          reuse_repeats=args.reuse_repeats, device=args.device, n_trials=trials,
                          budget_seconds=args.budget_seconds)
+    if small_images:
+        warnings.warn(small_images, stacklevel=1)
     if source is not None and study.settings.get("init_from") != source.name:
         if study.n_finished:
             raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")

@@ -166,9 +166,15 @@ def create_cost_model(space: Space, kind: str = "latency", *, model_kwargs: Mapp
     """
     if kind not in COST_UNITS:
         raise ConfigError(f"unknown cost {kind!r} (choices: {', '.join(COST_UNITS)})")
+    if not isinstance(space, Space):
+        raise ConfigError(f"create_cost_model needs a Space (e.g. create_space('proxyless')), got "
+                          f"{type(space).__name__} {space!r}")
     if not callable(getattr(space, "arch", None)):
         raise ConfigError(f"space {space.name!r} has no cost data (cost models cover the mobile spaces)")
+    if not isinstance(model_kwargs, Mapping):
+        raise ConfigError(f"model_kwargs must be a mapping, got {type(model_kwargs).__name__}")
     kwargs = {k: model_kwargs[k] for k in ("width_mult", "in_channels", "num_classes") if k in model_kwargs}
+    _check_model_kwargs(kwargs)
     if kind != "latency":
         return CostModel(kind, CountTable(space, kind, model_kwargs=kwargs), "counted")
     if entries:
@@ -185,6 +191,16 @@ def create_cost_model(space: Space, kind: str = "latency", *, model_kwargs: Mapp
             f"(looked for {shipped_table_name(space, kwargs)}); pass latency_table='build' to measure one "
             "on this machine, a saved table's path, or use --cost flops / params")
     return CostModel(kind, table, "shipped")
+
+
+def _check_model_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """``width_mult`` a positive number, ``in_channels`` and ``num_classes`` positive whole numbers."""
+    for key, value in kwargs.items():
+        whole = key != "width_mult"
+        kind = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or value == float("inf"):
+            raise ConfigError(f"model_kwargs {key} must be a positive {'whole ' if whole else ''}number, "
+                              f"got {value!r}")
 
 
 def candidate_cost(model: CostModel, candidate: Candidate) -> dict[str, float]:

@@ -306,12 +306,14 @@ def test_standard_output_holds_only_the_results_the_bar_and_warnings_go_to_stder
                            "--storage", f"sqlite:///{tmp_path / 'runs.db'}")
     assert code == 0 and "5/5" in err and "━" in err  # the bar's last state (it began `> out.txt`)
     assert "━" not in out and "Best architecture of study 'p'" in out
-    with pytest.warns(UserWarning, match="networks shrink the feature map to 1×1"):  # (was printed on stdout)
-        space = resolve_space("proxyless")
-        check_evaluator(space, "train", build_evaluator({"name": "train", "dataset": "digits", "space": space}))
+    space = resolve_space("proxyless")  # the warning (on stdout, before) is given once the search can start
+    warning = check_evaluator(space, "train", build_evaluator({"name": "train", "dataset": "digits", "space": space}))
+    assert "networks shrink the feature map to 1×1" in warning
 
 
 def test_a_report_without_matplotlib_says_it_has_no_plots(capsys, url, tmp_path, monkeypatch) -> None:
+    for loaded in [m for m in sys.modules if m.startswith("matplotlib.")]:  # (imported by earlier tests)
+        monkeypatch.delitem(sys.modules, loaded)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the plot extra is not installed
     monkeypatch.setattr("warnings.showwarning", warnings.showwarning)  # (main sets its own; put it back after)
     code, out, err = rlnas(capsys, "report", "run1", "-o", str(tmp_path / "r.html"), "--storage", url)

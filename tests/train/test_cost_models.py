@@ -70,3 +70,16 @@ def test_a_saved_table_loads_and_another_spaces_table_is_refused(tmp_path) -> No
     assert loaded(cand) == shipped(cand) and loaded.source == str(path)
     with pytest.raises(ConfigError, match="was built for space 'proxyless', not this 'ofa_mbv3'"):
         create_cost_model(create_space("ofa_mbv3"), "latency", model_kwargs=SMALL, latency_table=str(path))
+
+
+@pytest.mark.parametrize(("space", "model_kwargs", "message"), [
+    ("proxyless", {}, "needs a Space .* got str 'proxyless'"),  # (AttributeError: 'str' object has no attribute 'name')
+    (None, {"width_mult": "x"}, "width_mult must be a positive number, got 'x'"),  # (ValueError from float())
+    (None, {"width_mult": float("nan")}, "width_mult must be a positive number"),
+    (None, {"num_classes": 2.5}, "num_classes must be a positive whole number, got 2.5"),
+    (None, {"in_channels": 0}, "in_channels must be a positive whole number, got 0"),
+    (None, [("width_mult", 1.0)], "model_kwargs must be a mapping, got list"),
+])
+def test_bad_arguments_of_create_cost_model_are_one_config_error(space, model_kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_cost_model(space or create_space("proxyless"), "flops", model_kwargs=model_kwargs)
