@@ -272,3 +272,24 @@ def test_a_table_of_another_format_is_refused_and_arrays_are_read_only(tmp_path)
     table = load_nb201_table()
     with pytest.raises(ValueError, match="read-only"):
         table.test_acc[0, 0] = 0.0
+
+
+class DelayedNB201(NB201Evaluator):
+    """A user's subclass with an option of its own."""
+
+    def __init__(self, delay: float = 0.0, **options):
+        super().__init__(**options)
+        self.delay = delay
+
+
+def test_a_subclass_of_a_table_evaluator_stays_that_subclass_in_worker_processes():
+    import pickle
+
+    from rlnas.evaluators.nbgraph import NBGraphEvaluator
+
+    copy = pickle.loads(pickle.dumps(DelayedNB201(delay=0.25, dataset="cifar100", fidelity=12)))
+    assert type(copy) is DelayedNB201 and copy.delay == 0.25  # (it came back as NB201Evaluator, without delay)
+    assert (copy.dataset, copy.fidelity) == ("cifar100", 12) and copy.table is not None
+    assert type(pickle.loads(pickle.dumps(NB201Evaluator()))) is NB201Evaluator
+    assert len(pickle.dumps(NB201Evaluator())) < 1000  # the options, not the table
+    assert pickle.loads(pickle.dumps(NBGraphEvaluator("cora"))).dataset == "cora"

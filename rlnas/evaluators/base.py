@@ -53,3 +53,21 @@ def check_reward_metrics(reads: Iterable[str], evaluator: Any) -> None:
         name = getattr(evaluator, "name", type(evaluator).__name__)
         raise ConfigError(f"the reward reads metric(s) {', '.join(map(repr, missing))}, which evaluator {name!r} "
                           f"does not report (it reports: {', '.join(declared)})")
+
+
+def reduce_by_options(evaluator: Any, base: type, options: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """``__reduce__`` of a table evaluator (class ``base``): pickled as its options only, the table is loaded
+    again on the other side (a worker process). A subclass stays that subclass there, with the attributes
+    it added (its own options) set again, without calling its ``__init__``."""
+    if type(evaluator) is base:
+        return base, options
+    inherited = set(vars(base(*options)))
+    added = {k: v for k, v in vars(evaluator).items() if k not in inherited}
+    return _rebuilt, (type(evaluator), base, options, added)
+
+
+def _rebuilt(cls: type, base: type, options: tuple[Any, ...], added: dict[str, Any]) -> Any:
+    evaluator = cls.__new__(cls)
+    base.__init__(evaluator, *options)
+    vars(evaluator).update(added)
+    return evaluator

@@ -8,7 +8,7 @@ import numpy as np
 
 from rlnas.data.nbgraph import load_nbgraph_table
 from rlnas.errors import ConfigError, InvalidCandidate
-from rlnas.evaluators.base import Measurement
+from rlnas.evaluators.base import Measurement, reduce_by_options
 from rlnas.spaces.base import Candidate
 from rlnas.spaces.nbgraph import NBGraphSpace
 
@@ -99,7 +99,7 @@ class NBGraphEvaluator:
         return hash(tuple(self.spec().items()))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (NBGraphEvaluator, (self.dataset,))
+        return reduce_by_options(self, NBGraphEvaluator, (self.dataset,))
 
     def __repr__(self) -> str:
         return f"NBGraphEvaluator(dataset={self.dataset!r})"

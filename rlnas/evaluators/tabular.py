@@ -8,7 +8,7 @@ import numpy as np
 
 from rlnas.data.nb201 import load_nb201_table
 from rlnas.errors import ConfigError, InvalidCandidate
-from rlnas.evaluators.base import Measurement
+from rlnas.evaluators.base import Measurement, reduce_by_options
 from rlnas.spaces.base import Candidate
 from rlnas.spaces.nb201 import NB201Space
 
@@ -183,8 +183,7 @@ class NB201Evaluator:
         return hash(tuple(self.spec().items()))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickle (for process pools, Ray) as the options only; the table is reloaded on the other side.
-        return (NB201Evaluator, (self.dataset, self.fidelity, self.noisy, self.latency_device))
+        return reduce_by_options(self, NB201Evaluator, (self.dataset, self.fidelity, self.noisy, self.latency_device))
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "name")
