@@ -26,7 +26,7 @@ def add_parser(commands: Any) -> None:
                                            "network (ONNX) or found update rules (a Python module)")
     p.add_argument("name")
     p.add_argument("--format", choices=("csv", "json"), default=None, help="of the trials (default csv)")
-    p.add_argument("--output", default=None, help="file to write (default: standard output)")
+    p.add_argument("-o", "--output", default=None, help="file to write (default, or '-': standard output)")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="instead: write the network of the best (or --trial) architecture as ONNX: with the "
                         "trained weights the train evaluator kept for that trial, or those a TuNAS (supernet) "
@@ -95,6 +95,8 @@ def check_output(path: str, force: bool) -> None:
     not a file to write (an empty path, a folder, a device, a pipe: see :func:`rlnas.files.output_target`)."""
     from rlnas.files import folder_problem, output_target
 
+    if path == "-":  # not a file named "-" (export --output - means standard output, and is never checked here)
+        raise RlnasError("cannot write '-': name a file (only the trials of rlnas export go to standard output)")
     try:
         path = str(output_target(path))
     except OSError as exc:
@@ -265,6 +267,8 @@ def check_request(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Write the trials, one trial's architecture / network, or the best update rules."""
+    if args.output == "-":  # the trials to standard output, as without --output
+        args.output, args.format = None, args.format or "csv"
     check_request(args)
     for path in (args.output, args.arch, args.onnx, args.optimizer):
         if path is not None:

@@ -45,7 +45,7 @@ def add_parser(commands: Any) -> None:
                    help="train evaluator option, e.g. augment=true or model_kwargs='{\"channels\": 16}' (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--output", default=None, metavar="FILE", help="also write the answers and results as JSON")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="also write the answers and results as JSON")
     p.add_argument("--force", action="store_true", help="replace an existing --output file (never a database)")
     add_storage(p)
     p.set_defaults(run=run)

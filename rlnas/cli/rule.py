@@ -25,7 +25,7 @@ def add_parser(commands: Any) -> None:
                    help="--evaluate: evaluator option, e.g. dataset=digits, network=mlp, steps=100 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="--evaluate: seed of the child's weights and batches")
     p.add_argument("--threads", type=int, default=None, help="--evaluate: torch threads")
-    p.add_argument("--output", default=None, metavar="FILE.py",
+    p.add_argument("-o", "--output", default=None, metavar="FILE.py",
                    help="write the rule as a Python module with a torch.optim.Optimizer class (needs only torch)")
     p.add_argument("--lr", type=float, default=None, help="--output: the class's default lr (default: the best "
                                                           "lr of --evaluate, else 1e-3)")

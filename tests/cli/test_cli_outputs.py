@@ -320,3 +320,13 @@ def test_a_report_without_matplotlib_says_it_has_no_plots(capsys, url, tmp_path,
     assert code == 0 and "wrote the report of 'run1'" in out  # (exit 0 with no word about the missing plots)
     assert err == "rlnas: warning: the report has no plots: they need matplotlib (pip install 'rlnas[plot]')\n"
     assert "Not drawn: plots need matplotlib" in (tmp_path / "r.html").read_text()
+
+
+def test_output_dash_is_standard_output_for_the_trials_only(capsys, url, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = rlnas(capsys, "export", "run1", "--output", "-", "--storage", url)
+    assert code == 0 and out.startswith("number,slot,state,key") and not (tmp_path / "-").exists()  # (a file "-")
+    code, out, _ = rlnas(capsys, "export", "run1", "-o", "t.json", "--format", "json", "--storage", url)
+    assert code == 0 and len(json.loads((tmp_path / "t.json").read_text())) == 4  # -o as plot, report, compare
+    code, _, err = rlnas(capsys, "export", "run1", "--arch", "-", "--storage", url)
+    assert code == 2 and "cannot write '-': name a file" in err and not (tmp_path / "-").exists()
