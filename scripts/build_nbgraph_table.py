@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="nasbench_graph_light.csv.gz (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT, help="output .npz (default: %(default)s)")
     args = parser.parse_args(argv)
+    if not args.csv.is_file():  # e.g. a clone without ../shared: say what is missing, as build_nb201_table.py does
+        raise SystemExit(f"missing input file {args.csv} (the NAS-Bench-Graph CSV: see rlnas/data/NBGRAPH.md)")
     arrays = build(args.csv)
     write_npz(arrays, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, {len(arrays)} arrays)")
