@@ -151,7 +151,11 @@ BENCHMARKS = (
               "run `RuleOptimizer(..., fused=True)`: each tensor of at least 16,384 elements through one "
               "torch.compile-d element-wise loop (the MLP's two large ones; none of the ConvNet's, where the "
               "rows equal the plain ones); the wall seconds of their first step (the compilation) follow the "
-              "tables. This machine's timings swing by about 15% from run to run.",
+              "tables. This machine's timings swing by about 15% from run to run. The found rule "
+              "`drop(rmsprop, 0.1) - sqrt(g^3)` takes two square roots per weight where Adam takes one, and "
+              "torch's float32 `sqrt` costs several times a division per element on these CPUs, so on the MLP its "
+              "ratio sits near the goal: within it on some machines of this kind (as in this run), above it on "
+              "others (2.5x on an earlier one); with `fused=True` it is well within it everywhere.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
               "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
