@@ -26,11 +26,13 @@ class StudyNotFound(StorageError, KeyError):
 
 
 class DamagedStudy(StorageError):
-    """A study's stored definition cannot be read (edited by hand, or a damaged file); ``name`` is its name."""
+    """A study's stored definition cannot be read (edited by hand, or a damaged file); ``name`` and
+    ``study_id`` say which (its trials and lease are stored by that id)."""
 
-    def __init__(self, message: str, name: str) -> None:
+    def __init__(self, message: str, name: str, study_id: int) -> None:
         super().__init__(message)
         self.name = name
+        self.study_id = study_id
 
 
 class DuplicateStudy(StorageError):

@@ -76,10 +76,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
     if blocking is not None:  # mkdir would say only "File exists"
         raise NotADirectoryError(20, f"{blocking} is a file, not a folder")
     made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name), suffix=".tmp")
-    except BaseException:
+    except BaseException:  # (a folder name that is too long: the ones made before it go too)
         _remove_empty(made)
         raise
     temporary = Path(name)
@@ -107,8 +107,10 @@ def _remove_empty(folders: list[Path]) -> None:
     for folder in folders:
         try:
             folder.rmdir()
-        except OSError:  # not empty (another process wrote there meanwhile), or gone
-            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):  # another process wrote there meanwhile: keep it
+                return
+            # else never made (mkdir stopped before it: missing, or its name too long): on to its parent
 
 
 def write_atomically(path: str | Path, data: bytes) -> Path:

@@ -20,3 +20,9 @@ def test_a_failed_write_leaves_neither_its_temporary_file_nor_the_folders_it_mad
         temporary.write_bytes(b"half")
         raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) mid-write
     assert os.listdir(tmp_path) == ["kept"] and os.listdir(tmp_path / "kept") == []
+
+
+def test_a_folder_name_too_long_leaves_none_of_the_folders_made_before_it(tmp_path):
+    with pytest.raises(OSError, match="too long"), replacing(tmp_path / "new" / ("d" * 300) / "t.csv"):
+        pass
+    assert os.listdir(tmp_path) == []  # ("new" was left)

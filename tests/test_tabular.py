@@ -282,6 +282,17 @@ class DelayedNB201(NB201Evaluator):
         self.delay = delay
 
 
+class ShiftedNB201(NB201Evaluator):
+    """A subclass whose option the base's __init__ reads (through an override), so it is set first."""
+
+    def __init__(self, shift: float = 0.0, **options):
+        self.shift = shift
+        super().__init__(**options)
+
+    def _reward_array(self):
+        return super()._reward_array() + self.shift
+
+
 def test_a_subclass_of_a_table_evaluator_stays_that_subclass_in_worker_processes():
     import pickle
 
@@ -293,3 +304,5 @@ def test_a_subclass_of_a_table_evaluator_stays_that_subclass_in_worker_processes
     assert type(pickle.loads(pickle.dumps(NB201Evaluator()))) is NB201Evaluator
     assert len(pickle.dumps(NB201Evaluator())) < 1000  # the options, not the table
     assert pickle.loads(pickle.dumps(NBGraphEvaluator("cora"))).dataset == "cora"
+    shifted = pickle.loads(pickle.dumps(ShiftedNB201(shift=1.0)))  # (AttributeError: no attribute 'shift')
+    assert shifted._reward == (NB201Evaluator()._reward_array() + 1.0).tolist()

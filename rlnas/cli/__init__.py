@@ -4,9 +4,10 @@ Each command module registers its parser (``add_parser``) and a ``run(args, cons
 parse arguments into a study's definition and run options, call the library and print. Every
 user mistake ends with one line ``rlnas: error: ...`` and exit code 2; a command that ran but
 failed (e.g. no trial completed) exits 1; nothing stored is changed by a command that fails its
-checks. Ctrl-C, SIGTERM and SIGHUP stop a command the same way, at any point (the RUNNING trials
-of a search are marked, its workers stopped, a file being written is removed): one line
-``rlnas: interrupted...`` and exit code 128 + the signal's number (130, 143, 129).
+checks. SIGTERM and SIGHUP stop a command as Ctrl-C does (the RUNNING trials of a search are marked,
+its workers stopped, a file being written is removed; ``show --watch`` stops watching): one line
+``rlnas: interrupted...`` and exit code 128 + the signal's number (130, 143, 129). A signal ignored
+where the command started (SIGHUP under ``nohup``) stays ignored.
 
 This module imports nothing else, so that a Ctrl-C while the rest loads (:mod:`rlnas.cli._main`)
 is one line too.
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _install(handlers: Any) -> dict[str, Any]:
     """Set the handler of each of :data:`STOP_SIGNALS` (one function, or a mapping of name to the
-    handler to put back); returns the handlers they had. Only the main thread can (else nothing is set)."""
+    handler to put back); returns the handlers they had. A signal ignored from the start (``nohup``) keeps
+    being ignored. Only the main thread can set handlers (elsewhere nothing is set)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     replaced = {}
@@ -76,7 +78,10 @@ def _install(handlers: Any) -> dict[str, Any]:
         number = getattr(signal, name, None)
         if number is None:  # not on this platform
             continue
-        new = handlers.get(name) if isinstance(handlers, dict) else handlers
+        restoring = isinstance(handlers, dict)
+        new = handlers.get(name) if restoring else handlers
+        if not restoring and signal.getsignal(number) is signal.SIG_IGN:
+            continue  # ignored where the command was started (`nohup`): it stays ignored, as Python leaves SIGINT
         if new is not None:
             replaced[name] = signal.signal(number, new)
     return replaced

@@ -27,6 +27,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """Check every name first (a running study is refused), then delete."""
     from rlnas.cli._status import study_status
     from rlnas.reports.snapshot import match_studies
+    from rlnas.study.lease import is_stale
+    from rlnas.study.spec import RunOptions
 
     store = open_existing_store(args.storage)
     names: list[str] = []
@@ -36,12 +38,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for name in names:
         try:
             records.append(store.get_study(name))
-        except DamagedStudy:  # its lease and weights folder are in the definition it cannot read
-            damaged.append(name)
+        except DamagedStudy as exc:  # its weights folder is named in the definition it cannot read
+            damaged.append(exc)
     for record in records:
         status = study_status(store, record)
         if status["driver"] is not None:
             raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
+    for exc in damaged:  # its lease is stored by the study's id: a driver that loaded it before the damage
+        lease = store.get_lease(exc.study_id)
+        if lease is not None and not is_stale(lease, RunOptions().lease_seconds):
+            raise ConfigError(f"study {exc.name!r} is running ({lease.describe()}): stop it first")
     doomed = set(names)
     kept_folders = {(r.evaluator or {}).get("weights_dir") for r in readable_studies(store)[0] if r.name not in doomed}
     for record in records:
@@ -61,11 +67,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for path in files:
             path.unlink(missing_ok=True)
         console.print(literal(f"deleted {what}"))
-    for name in damaged:
-        what = (f"damaged study {name!r} (its definition cannot be read, so a weights folder it kept, "
+    for exc in damaged:
+        what = (f"damaged study {exc.name!r} (its definition cannot be read, so a weights folder it kept, "
                 f"if any, stays on disk)")
         if not args.dry_run:
-            store.delete_study(name)
+            store.delete_study(exc.name)
         console.print(literal(f"{'would delete' if args.dry_run else 'deleted'} {what}"))
     return 0
 

@@ -272,10 +272,12 @@ def study_weights_dir(storage: str, name: str) -> str:
     if stored.get(name):
         return stored[name]  # type: ignore[return-value]
     base, taken = default_weights_dir(storage, name), set(stored.values())
+    parent, leaf = os.path.split(base)
     folder, n = base, 1
     while folder in taken or (os.path.isdir(folder) and ranked_files(folder)):
         n += 1
-        folder = f"{base}-{n}"
+        suffix = f"-{n}"  # a folder name (ASCII: weights_folder_name) has at most 255 bytes, the suffix too
+        folder = os.path.join(parent, leaf[:255 - len(suffix)] + suffix)
     return folder
 
 

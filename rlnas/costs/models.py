@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from rlnas.checks import _integer, _number
 from rlnas.costs.measure import count_flops, count_params
 from rlnas.costs.table import LatencyTable, Unit
 from rlnas.errors import ConfigError
@@ -194,11 +195,12 @@ def create_cost_model(space: Space, kind: str = "latency", *, model_kwargs: Mapp
 
 
 def _check_model_kwargs(kwargs: Mapping[str, Any]) -> None:
-    """``width_mult`` a positive number, ``in_channels`` and ``num_classes`` positive whole numbers."""
+    """``width_mult`` a positive number, ``in_channels`` and ``num_classes`` positive whole numbers (NumPy
+    numbers too, as the evaluators' own option checks take them)."""
     for key, value in kwargs.items():
         whole = key != "width_mult"
-        kind = int if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or value == float("inf"):
+        ok, number = (_integer if whole else _number)(value)
+        if not ok or not number > 0:
             raise ConfigError(f"model_kwargs {key} must be a positive {'whole ' if whole else ''}number, "
                               f"got {value!r}")
 

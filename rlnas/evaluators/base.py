@@ -68,6 +68,6 @@ def reduce_by_options(evaluator: Any, base: type, options: tuple[Any, ...]) -> t
 
 def _rebuilt(cls: type, base: type, options: tuple[Any, ...], added: dict[str, Any]) -> Any:
     evaluator = cls.__new__(cls)
+    vars(evaluator).update(added)  # first: the base's __init__ may call the subclass's methods, which read them
     base.__init__(evaluator, *options)
-    vars(evaluator).update(added)
     return evaluator

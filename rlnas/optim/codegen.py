@@ -379,7 +379,8 @@ class _Emitter:
         return self.product(var, "div", a, b, own_a, uses, scale, divisor)
 
     def _pow(self, var: str, name: str, a: Value, b: Value, own_a: bool, own_b: bool, uses: int) -> Value:
-        shared = a.kind == T and b.kind == T and a.code == b.code  # pow(x, x): one value, one storage
+        # pow(x, x): one value in one storage (1e-3w and 1e-2w share w's storage, with different scales)
+        shared = a.kind == T and b.kind == T and a.code == b.code and a.scale == b.scale
         if b.kind == T and b.scale:
             b = self.plain(f"{var}_exponent", b, own_b)
             if shared:  # the base is that value too, its scale now multiplied in (maybe in x's own storage)

@@ -59,8 +59,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 raise StorageError(f"{shown} holds no rlnas studies")
             if not os.access(folder, os.W_OK):
                 parsed = _read_only_sqlite(parsed, path, shown, create)
-            elif create and not os.path.exists(path):
-                new_file = os.path.abspath(path)
+            elif create and not os.path.exists(path):  # (through a dangling link: the file it points to)
+                new_file = os.path.realpath(path)
     try:
         engine = sa.create_engine(parsed)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:

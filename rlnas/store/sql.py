@@ -305,21 +305,21 @@ class SQLStore(Store):
                 reuse_repeats=bool(row.reuse_repeats),
             )
         except json.JSONDecodeError as exc:
-            raise self._damaged(row.name, f"not JSON: {exc}") from None
-        except (ValueError, TypeError, AttributeError) as exc:  # a date or a number that cannot be read
-            raise self._damaged(row.name, f"not readable: {exc}") from None
+            raise self._damaged(row.name, row.id, f"not JSON: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:  # a value of the wrong kind (e.g. a number)
+            raise self._damaged(row.name, row.id, f"not readable: {exc}") from None
         values = {"space": record.space_json, "agent options": record.agent_config,
                   "evaluator": record.evaluator, "settings": record.settings}
         for what, value in values.items():
             if not isinstance(value, dict):
-                raise self._damaged(row.name, f"its {what} are not a JSON object")
+                raise self._damaged(row.name, row.id, f"its {what} are not a JSON object")
         return record
 
-    def _damaged(self, name: str, why: str) -> DamagedStudy:
+    def _damaged(self, name: str, study_id: int, why: str) -> DamagedStudy:
         """The error of a study whose definition cannot be read: it names the study (the database's other
         studies are not at fault) and the way to delete it."""
         return DamagedStudy(f"{self.url}: the stored definition of study {name!r} is damaged ({why}); "
-                            f"`rlnas rm` can still delete it", name)
+                            f"`rlnas rm` can still delete it", name, study_id)
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         values = dict(
@@ -338,7 +338,11 @@ class SQLStore(Store):
 
     def get_study(self, name: str) -> StudyRecord:
         with self._transaction() as conn:
-            row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+            try:
+                row = conn.execute(sa.select(studies).where(studies.c.name == name)).first()
+            except (ValueError, TypeError) as exc:  # a column the driver converts while fetching (a date)
+                study_id = conn.execute(sa.select(studies.c.id).where(studies.c.name == name)).scalar()
+                raise self._damaged(name, study_id, f"not readable: {exc}") from None
         if row is None:
             raise StudyNotFound(f"no study named {name!r} in {self.url}")
         return self._study(row)

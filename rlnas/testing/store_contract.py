@@ -43,6 +43,8 @@ def check_store_contract(store: Store) -> None:
     with pytest.raises(StorageError):
         store.finish_trial(record.id, 99, TrialState.FAIL)
 
+    assert store.fail_orphans(record.id, "another driver's", [0, 7]) == []  # only these numbers: 1 is not one
+    assert store.trials(record.id)[1].state is TrialState.RUNNING
     orphans = store.fail_orphans(record.id, "process died")
     assert orphans == [1]
     trials = store.trials(record.id)

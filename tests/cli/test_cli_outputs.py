@@ -298,17 +298,16 @@ def test_the_interrupted_line_says_how_to_resume_this_study_in_its_database(caps
 
 
 def test_standard_output_holds_only_the_results_the_bar_and_warnings_go_to_stderr(capsys, tmp_path) -> None:
-    from rlnas.cli.search import check_evaluator
-    from rlnas.evaluators import build_evaluator
-    from rlnas.study import resolve_space
-
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
     code, out, err = rlnas(capsys, "search", "--space", "nb201", "--agent", "random", "--trials", "5", "--name", "p",
-                           "--storage", f"sqlite:///{tmp_path / 'runs.db'}")
+                           "--storage", url)
     assert code == 0 and "5/5" in err and "━" in err  # the bar's last state (it began `> out.txt`)
     assert "━" not in out and "Best architecture of study 'p'" in out
-    space = resolve_space("proxyless")  # the warning (on stdout, before) is given once the search can start
-    warning = check_evaluator(space, "train", build_evaluator({"name": "train", "dataset": "digits", "space": space}))
-    assert "networks shrink the feature map to 1×1" in warning
+    code, out, err = rlnas(capsys, "search", "--space", "proxyless", "--evaluator", "train", "--dataset", "digits",
+                           "--epochs", "0.05", "--trials", "1", "--threads", "1", "--no-progress", "--storage", url)
+    assert code == 0 and "warning" not in out  # (printed on stdout, before)
+    assert err.startswith("rlnas: warning: on 8×8 images the proxyless networks shrink the feature map to 1×1")
+    assert len(err.splitlines()) == 1
 
 
 def test_a_report_without_matplotlib_says_it_has_no_plots(capsys, url, tmp_path, monkeypatch) -> None:

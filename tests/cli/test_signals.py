@@ -95,3 +95,16 @@ def test_a_closed_standard_output_is_one_line_before_any_work(tmp_path):
     assert result.returncode == 1
     assert result.stderr == "rlnas: error: standard output is closed; redirect it to a file or /dev/null\n"
     assert not database.exists()
+
+
+def test_a_sighup_ignored_where_the_search_started_stays_ignored(tmp_path):
+    # under nohup a closed terminal must not stop a long search (the handler replaced the inherited SIG_IGN)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    command = cli_command(["search", "--space", "toy", "--evaluator", "slow_toy", "--eval-option", "delay=0.05",
+                           "--agent", "random", "--trials", "40", "--name", "s", "--no-progress", "--storage", url])
+    driver = subprocess.Popen(["nohup", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_complete(url, 3)
+    driver.send_signal(signal.SIGHUP)
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 0, stderr
+    assert sum(t.state is TrialState.COMPLETE for t in trials_of(url)) == 40

@@ -32,3 +32,16 @@ def test_the_longest_study_names_make_folders_the_file_system_takes(tmp_path):
     assert len(set(folders)) == len(names) and all(len(f.encode()) <= 255 for f in folders)
     for folder in folders:
         (tmp_path / folder).mkdir()  # (raised "File name too long" for the first)
+
+
+def test_a_second_folder_for_the_longest_name_fits_too(tmp_path):
+    from rlnas.cli.search import study_weights_dir
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    name = "x" * 255
+    first = Path(study_weights_dir(url, name))
+    first.mkdir(parents=True)
+    (first / "acc91.5000-3-0123456789abcdef.pt").write_bytes(b"w")  # another study's files: it needs another folder
+    second = Path(study_weights_dir(url, name))
+    assert second != first and second.name.endswith("-2") and len(second.name) == 255
+    second.mkdir()  # ("File name too long": 257 bytes)

@@ -130,7 +130,7 @@ def test_shared_storage_is_never_overwritten_while_still_needed(into_mode):
 @pytest.mark.parametrize("text", ["g^2 / g^2", "sign(g) / sign(g)", "g^3 / g^3", "sign(m) / sign(m)",
                                   "exp(g) * 1; o1 / o1", "keep(sign(g), 1); o1 / sign(g)", "pow(adam, adam)",
                                   "pow(rmsprop, rmsprop)", "v + v; pow(o1, o1)", "1e-1w + g; pow(o1, o1)",
-                                  "keep(adam, 1); pow(o1, adam)"])
+                                  "keep(adam, 1); pow(o1, adam)", "pow(1e-3w, 1e-2w)", "pow(1e-2w, 1e-1w)"])
 def test_a_value_divided_by_or_raised_to_itself(into_mode, text):
     # x / x is x / (x + delta): 0 where x is 0, not 1 (the divisor once took the numerator's scratch list);
     # pow(x, x) of a scaled x multiplied the scale in twice

@@ -143,6 +143,28 @@ def test_one_damaged_study_is_listed_as_such_and_rm_deletes_it(stored, tmp_path,
     assert [row["name"] for row in json.loads(run_cli(["ls", "--json", "--storage", url]).stdout)] == ["t", "u"]
 
 
+def test_a_running_study_whose_definition_gets_damaged_is_not_deleted(tmp_path):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    driver = create_study(space=TOY.space, agent="random", evaluator=TOY, storage=url, name="s")
+    driver.claim()  # a live driver holds the lease (stored by the study's id)
+    with sqlite3.connect(tmp_path / "run.db") as db:
+        db.execute("UPDATE rlnas_studies SET agent_config = '{bad'")
+    refused = run_cli(["rm", "s", "--storage", url])
+    _one_line(refused, 2, "study 's' is running (pid")  # (it deleted the study under its driver)
+    assert json.loads(run_cli(["ls", "--json", "--storage", url]).stdout)[0]["status"] == "damaged"
+    driver.close()
+    assert run_cli(["rm", "s", "--storage", url]).returncode == 0
+
+
+def test_a_study_whose_date_cannot_be_read_is_damaged_not_a_traceback(stored, tmp_path):
+    path, url = _copy(stored, tmp_path, "date.db")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE rlnas_studies SET created_at = 'garbage'")
+    _one_line(run_cli(["show", "s", "--storage", url]), 2, "study 's' is damaged (not readable: ")
+    assert json.loads(run_cli(["ls", "--json", "--storage", url]).stdout)[0]["status"] == "damaged"
+    assert run_cli(["rm", "s", "--storage", url]).returncode == 0
+
+
 # --------------------------------------------------------- full disk, read-only, deleted file
 def _file_size_limit(limit: int):
     def apply() -> None:
@@ -174,6 +196,13 @@ def test_a_full_disk_before_the_database_exists_leaves_no_file(tmp_path):
     line = _one_line(result, 2, f"cannot use sqlite:///{path}")
     assert "rollback" not in line  # the write that failed is named (it said "cannot rollback - no transaction")
     assert sorted(os.listdir(tmp_path)) == []  # (an empty new.db was left, which ls then called "an empty file")
+    (tmp_path / "real").mkdir()  # through a link to a file not made yet: the link stays, no empty file is made
+    (tmp_path / "link.db").symlink_to(tmp_path / "real" / "target.db")
+    result = subprocess.run(cli_command(["search", "--agent", "random", "--trials", "5", "--name", "n", "--no-progress",
+                                         "--storage", f"sqlite:///{tmp_path / 'link.db'}"]), check=False,
+                            capture_output=True, text=True, timeout=600, preexec_fn=_file_size_limit(1024),
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 2 and (tmp_path / "link.db").is_symlink() and os.listdir(tmp_path / "real") == []
 
 
 def test_a_read_only_database_file_is_one_line(stored, tmp_path):

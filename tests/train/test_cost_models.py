@@ -83,3 +83,12 @@ def test_a_saved_table_loads_and_another_spaces_table_is_refused(tmp_path) -> No
 def test_bad_arguments_of_create_cost_model_are_one_config_error(space, model_kwargs, message):
     with pytest.raises(ConfigError, match=message):
         create_cost_model(space or create_space("proxyless"), "flops", model_kwargs=model_kwargs)
+
+
+def test_numpy_numbers_are_model_kwargs_as_the_evaluators_take_them():
+    import numpy as np
+
+    model = create_cost_model(create_space("proxyless"), "flops",
+                              model_kwargs={"width_mult": np.float32(0.35), "num_classes": np.int64(10),
+                                            "in_channels": np.int32(1)})
+    assert model.kind == "flops"
