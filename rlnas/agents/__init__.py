@@ -49,6 +49,14 @@ def agent_class(name: str) -> type[Agent]:
     return cls
 
 
+def shares_weights(agent: str) -> bool:
+    """Whether ``agent`` is a registered weight-sharing agent (TuNAS, ENAS): its study's answer is its last
+    recorded trial, not the one of the highest reward (``rlnas.cli.best.WEIGHT_SHARING_ANSWER``)."""
+    from rlnas.agents.base import WeightSharingAgent
+
+    return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)
+
+
 def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfig | None = None, *,
                  seed: int | None = None, device: str = "cpu") -> Agent:
     """Build agent ``name`` for ``space`` (its ``batch_size`` checked: a study divides by it)."""
@@ -60,6 +68,7 @@ def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfi
 
 
 __all__ = [
+    "shares_weights",
     "AGENTS",
     "Agent",
     "AgentConfig",

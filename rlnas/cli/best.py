@@ -26,17 +26,10 @@ WEIGHT_SHARING_ANSWER = ("a weight-sharing search's answer is its last recorded 
                          "that have changed since)")
 
 
-def shares_weights(agent: str) -> bool:
-    """Whether ``agent`` is a weight-sharing agent (TuNAS, ENAS)."""
-    from rlnas.agents import AGENTS, agent_class
-    from rlnas.agents.base import WeightSharingAgent
-
-    return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)
-
-
 def found_trial(complete: list[Any], agent: str) -> Any:
     """What a study found among its COMPLETE trials: the best one, or a weight-sharing search's answer (see
     :data:`WEIGHT_SHARING_ANSWER`); ``None`` when there is none."""
+    from rlnas.agents import shares_weights
     from rlnas.study import best_of
 
     if shares_weights(agent):
@@ -54,6 +47,8 @@ def found_trial_of(store: Any, record: Any) -> Any:
 
 def found_title(name: str, agent: str) -> str:
     """The title of the table that shows what study ``name`` found."""
+    from rlnas.agents import shares_weights
+
     if shares_weights(agent):
         return f"Answer of weight-sharing study {name!r} (its last recorded trial)"
     return f"Best architecture of study {name!r}"
@@ -61,6 +56,8 @@ def found_title(name: str, agent: str) -> str:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """The best architecture (a weight-sharing search's answer) and its metrics."""
+    from rlnas.agents import shares_weights
+
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)
     best = found_trial_of(store, record)

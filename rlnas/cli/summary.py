@@ -63,7 +63,8 @@ def resume_command(study: Any) -> str:
 
 def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     """The best architecture and the run's counts."""
-    from rlnas.cli.best import WEIGHT_SHARING_ANSWER, found_title, found_trial, shares_weights
+    from rlnas.agents import shares_weights
+    from rlnas.cli.best import WEIGHT_SHARING_ANSWER, found_title, found_trial
     from rlnas.progress import format_seconds
 
     agent = study.record.agent

@@ -176,6 +176,7 @@ def _best_table(snapshot: StudySnapshot, top: int, space: Space) -> str:
 
 
 def _architecture(snapshot: StudySnapshot, space: Space) -> str:
+    from rlnas.cli.best import WEIGHT_SHARING_ANSWER
     from rlnas.reports.arch import architecture_svg
 
     best = snapshot.best
@@ -185,7 +186,8 @@ def _architecture(snapshot: StudySnapshot, space: Space) -> str:
         drawing = architecture_svg(space, best.candidate)
     except ConfigError as exc:
         drawing = f'<p class="note">{escape(str(exc))}</p>'
-    return f"<p>Trial {best.number}: <code>{escape(best.key)}</code></p>{drawing}"
+    note = f'<p class="note">{escape(WEIGHT_SHARING_ANSWER)}.</p>' if snapshot.shares_weights else ""
+    return f"<p>Trial {best.number}: <code>{escape(best.key)}</code></p>{note}{drawing}"
 
 
 def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status: str | None = None) -> str:
@@ -197,7 +199,8 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
         raise ConfigError(f"top must be >= 1, got {top}")
     s = summarize(snapshot)
     cards = [("finished trials", s.finished), ("failed", s.failed), ("distinct architectures", s.distinct),
-             ("best reward", "-" if s.best_reward is None else number_text(s.best_reward)),
+             ("answer's reward" if snapshot.shares_weights else "best reward",
+              "-" if s.best_reward is None else number_text(s.best_reward)),
              ("found at query", s.queries_to_best or "-"), ("evaluation seconds", f"{s.spent_seconds:,.0f}")]
     if status is not None:
         cards.insert(0, ("status", status))
@@ -228,7 +231,7 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
 <p class="muted">Written by rlnas {escape(__version__)} from the store; self-contained, works offline.</p>
 <div class="cards">{card_html}</div>
 {failure_html}
-<h2>Best architecture</h2>
+<h2>{"Answer (the last recorded trial)" if snapshot.shares_weights else "Best architecture"}</h2>
 <div id="architecture">{_architecture(snapshot, space)}</div>
 <h2>Best candidates <span class="muted">(click a column to sort)</span></h2>
 {_best_table(snapshot, top, space)}

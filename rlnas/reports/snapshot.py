@@ -44,8 +44,19 @@ class StudySnapshot:
         return [t for t in self.history if t.state is TrialState.COMPLETE and t.reward is not None]
 
     @property
+    def shares_weights(self) -> bool:
+        """Whether the study is a weight-sharing search (TuNAS, ENAS), whose answer is its last recorded trial."""
+        from rlnas.agents import shares_weights
+
+        return shares_weights(self.record.agent)
+
+    @property
     def best(self) -> Trial | None:
-        """The COMPLETE trial with the highest reward (the earliest slot on ties)."""
+        """What the study found: the COMPLETE trial with the highest reward (the earliest slot on ties), or a
+        weight-sharing search's answer, its last recorded trial (an earlier record's higher reward came from
+        shared weights that have changed since), as ``rlnas best``, ``export`` and ``retrain`` take it."""
+        if self.shares_weights:
+            return self.completed[-1] if self.completed else None
         best = None
         for t in self.completed:
             if best is None or t.reward > best.reward:  # type: ignore[operator]

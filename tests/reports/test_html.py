@@ -79,3 +79,26 @@ def test_best_trials_take_equivalent_cells_as_one_network() -> None:
               for i, (c, r) in enumerate(zip(cells, (5.0, 5.0, 4.0)))]
     assert [t.number for t in best_trials(snapshot("s", trials), top=5)] == [0, 1, 2]  # by key
     assert [t.number for t in best_trials(snapshot("s", trials), top=5, space=space)] == [0, 2]
+
+
+def test_a_weight_sharing_study_shows_its_answer_not_its_highest_reward() -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from rlnas.reports.compare import summarize
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(0)
+    rewards = [10.19, 12.54, 10.37, 13.04, 5.93, 11.95]  # the records of a TuNAS search; trial 5 is the answer
+    trials = []
+    for i, r in enumerate(rewards):
+        candidate = space.sample(rng)
+        trials.append(replace(trial(i, r, key=space.key(candidate)), candidate=candidate.to_dict()))
+    study = snapshot("tunas-d", trials, agent="tunas", space_name="nb201")
+    assert study.best.number == 5 and summarize(study).best_reward == 11.95  # (trial 3 and 13.04: the maximum)
+    page = build_report(study, space)
+    assert "<h2>Answer (the last recorded trial)</h2>" in page and f"<p>Trial 5: <code>{trials[5].key}" in page
+    assert "answer&#x27;s reward" in page or "answer's reward" in page
+    plain = snapshot("rnd", trials, space_name="nb201")
+    assert plain.best.number == 3 and "<h2>Best architecture</h2>" in build_report(plain, space)
