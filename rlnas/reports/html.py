@@ -36,6 +36,8 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px;word-break:break-all}
 .plots{display:grid;grid-template-columns:1fr 1fr;gap:12px}.plots .wide{grid-column:1 / -1}
 figure{margin:0}figure img{max-width:100%;border:1px solid #edf2f7}
+#architecture svg{max-width:100%;height:auto}.scroll{overflow-x:auto}
+@media (max-width:700px){.plots{grid-template-columns:1fr}}
 figcaption{font-size:13px;color:#4a5568}.note{color:#975a16;font-size:13px}
 pre{background:#f7fafc;padding:8px;font-size:12px;white-space:pre-wrap;margin:0}
 """
@@ -234,7 +236,7 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
 <h2>{"Answer (the last recorded trial)" if snapshot.shares_weights else "Best architecture"}</h2>
 <div id="architecture">{_architecture(snapshot, space)}</div>
 <h2>Best candidates <span class="muted">(click a column to sort)</span></h2>
-{_best_table(snapshot, top, space)}
+<div class="scroll">{_best_table(snapshot, top, space)}</div>
 <h2>Plots</h2>
 <div class="plots">{''.join(figures)}</div>
 <h2>Definition</h2>

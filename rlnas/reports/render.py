@@ -67,6 +67,17 @@ def figure_bytes(figure: Any, fmt: str = "svg") -> bytes:
     return buffer.getvalue()
 
 
+def _whole_numbers(ax: Any, x: np.ndarray) -> None:
+    """Ticks at whole numbers only (no trial 1.5), and room around one or two points: matplotlib's own
+    margin around a single x put fractional ticks there (0.94 ... 1.06 queries)."""
+    from matplotlib.ticker import MaxNLocator
+
+    finite = x[np.isfinite(x)]
+    if finite.size and finite.max() - finite.min() < 2:
+        ax.set_xlim(finite.min() - 1, finite.max() + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def history_figure(histories: Mapping[str, History], title: str = "") -> Any:
     """Reward per trial (dots) and best so far (line), one colour per study."""
     if not any(np.isfinite(h.reward).any() for h in histories.values()):
@@ -75,13 +86,12 @@ def history_figure(histories: Mapping[str, History], title: str = "") -> Any:
     fig = _figure(7.0, 3.8)
     ax = fig.add_subplot()
     for label, h in histories.items():
-        line, = ax.plot(h.x, h.best, linewidth=1.6, label=_literal(f"{label} (best so far)"), drawstyle="steps-post")
+        line, = ax.plot(h.x, h.best, linewidth=1.6, label=_literal(f"{label} (best so far)"), drawstyle="steps-post",
+                        marker="o" if len(h.x) == 1 else None, markersize=4)  # one trial: a dot
         ax.scatter(h.x, h.reward, s=7, alpha=0.35, color=line.get_color(), linewidths=0)
     first = next(iter(histories.values()))
     if first.xlabel == HISTORY_AXES["trials"]:
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no trial 1.5 (a study of one or two trials)
+        _whole_numbers(ax, np.concatenate([np.asarray(h.x, dtype=float) for h in histories.values()]))
     ax.set_xlabel(_literal(first.xlabel))
     ax.set_ylabel("reward")
     ax.grid(True, alpha=0.3)
@@ -112,6 +122,8 @@ def bands_figure(panels: Mapping[str, Sequence[Band]], *, xlabel: str = "queries
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor)
         ax.set_title(_literal(textwrap.fill(name, PANEL_TITLE_CHARS)))  # a long title wraps instead of being cut off
+        if xlabel == "queries":
+            _whole_numbers(ax, np.concatenate([np.asarray(b.x, dtype=float) for b in panels[name]] or [np.zeros(0)]))
         ax.set_xlabel(_literal(xlabel))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(_literal(ylabel))
@@ -186,7 +198,7 @@ def pareto_figure(data: CostAccuracy, title: str = "") -> Any:
     ax.set_xlabel(_literal(data.cost_name))
     ax.set_ylabel(_literal(data.accuracy_name))
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")  # where it hides the fewest points: dominated ones fall lower right
     ax.set_title(_literal(title or f"{data.accuracy_name} against {data.cost_name}"))
     return fig
 

@@ -88,3 +88,28 @@ def test_a_band_of_one_query_is_drawn_as_a_dot() -> None:
     figure = render.regret_figure(regret_bands({"one": [one]}))
     line = figure.axes[0].lines[0]
     assert len(line.get_xdata()) == 1 and line.get_marker() == "o"  # a one-point line alone shows nothing
+    low, high = figure.axes[0].get_xlim()
+    ticks = [t for t in figure.axes[0].get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # (0.94 ... 1.06 queries)
+
+
+def test_a_history_of_one_trial_has_a_dot_and_whole_trial_numbers() -> None:
+    one = snapshot("one", [trial(0, 80.0)])
+    figure = render.history_figure({"one": search_history(one.history)})
+    ax = figure.axes[0]
+    assert ax.lines[0].get_marker() == "o"  # (one point of a line: only the faint scatter dot showed)
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # (0.945, 0.960, ... trials)
+
+
+def test_the_pareto_legend_does_not_sit_on_a_point() -> None:
+    from rlnas.reports.history import CostAccuracy, pareto_front
+
+    cost, accuracy = np.array([0.264, 0.460, 0.485]), np.array([97.49, 96.10, 96.66])
+    points = CostAccuracy(cost, accuracy, ("a", "b", "c"), pareto_front(cost, accuracy), "latency", "accuracy")
+    figure = render.pareto_figure(points)
+    render.figure_bytes(figure, "png")  # laid out and drawn, as saved
+    ax = figure.axes[0]
+    box = ax.get_legend().get_window_extent()
+    shown = ax.transData.transform(np.column_stack([points.cost, points.accuracy]))
+    assert not any(box.contains(x, y) for x, y in shown)  # ((0.460, 96.10) was under the legend, lower right)

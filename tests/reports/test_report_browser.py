@@ -72,3 +72,14 @@ def test_the_request_check_sees_a_page_that_does_fetch(tmp_path: Path) -> None:
     page.write_text('<!DOCTYPE html><html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
     seen = inspect_page(page, "document.images.length", chromium=chromium)
     assert _outgoing(seen.requests, page) == ["http://127.0.0.1:9/x.png"] and seen.value == 1
+
+
+def test_the_report_fits_a_narrow_window(tmp_path: Path) -> None:
+    # at 400 px the fixed-width cell drawing and the wide table made the whole page scroll sideways (776 px)
+    chromium = _chromium()
+    page = write_nb201_report(tmp_path / "report.html", trials=60)
+    seen = inspect_page(page, "[document.documentElement.scrollWidth, "
+                              "document.querySelector('#architecture svg').getBoundingClientRect().width]",
+                        width=400, chromium=chromium)
+    page_width, drawing_width = seen.value
+    assert page_width <= 400 and drawing_width <= 400
