@@ -39,6 +39,28 @@ def stored_run(name: str, url: str) -> dict[str, list[Any]]:
         store.close()
 
 
+def wait_for_complete(url: str, n: int, name: str = "s", timeout: float = 120.0) -> None:
+    """Wait until study ``name`` in ``url`` has ``n`` COMPLETE trials (a search another process drives);
+    ``AssertionError`` after ``timeout`` seconds."""
+    import time
+
+    from rlnas.store import open_store
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            store = open_store(url, create=False)
+            try:
+                if len(store.trials(store.get_study(name).id, [TrialState.COMPLETE])) >= n:
+                    return
+            finally:
+                store.close()
+        except Exception:  # noqa: BLE001 - the database or the study may not exist yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} complete trials of {name!r} after {timeout} s")
+
+
 # ------------------------------------------------------------------------ killing processes
 CLI = ("import sys, rlnas.testing; from rlnas.spaces import register_space; from rlnas.testing.toy import toy_space; "
        "register_space('toy', toy_space); from rlnas.cli import main; sys.exit(main(sys.argv[1:]))")

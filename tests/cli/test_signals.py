@@ -3,14 +3,13 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import pytest
 
 import rlnas.cli
 from rlnas.store import open_store
-from rlnas.testing.kill import cli_command, run_cli
+from rlnas.testing.kill import cli_command, run_cli, wait_for_complete
 from rlnas.trial import TrialState
 
 
@@ -25,18 +24,6 @@ def trials_of(url):
         return store.trials(store.get_study("s").id)
     finally:
         store.close()
-
-
-def wait_for_complete(url, n, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if sum(t.state is TrialState.COMPLETE for t in trials_of(url)) >= n:
-                return
-        except Exception:  # noqa: BLE001 - the study may not exist yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {n} trials after {timeout} s")
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])

@@ -14,6 +14,7 @@ from rlnas.store.base import utcnow
 from rlnas.study import StudyBusy
 from rlnas.study.lease import LeaseLost, acquire
 from rlnas.study.spec import RunOptions
+from rlnas.testing.kill import wait_for_complete
 from rlnas.testing.toy import ToyEvaluator
 from rlnas.trial import TrialState
 
@@ -82,27 +83,12 @@ def driver(url, *extra):
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_trials(url, n, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            store = open_store(url, create=False)
-            count = len(store.trials(store.get_study("s").id, [TrialState.COMPLETE]))
-            store.close()
-            if count >= n:
-                return
-        except Exception:  # noqa: BLE001 - the study may not exist yet
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"fewer than {n} trials after {timeout} s")
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_drivers_one_refused_then_resume_takes_over_after_sigkill(backend, request, tmp_path):
     url = f"sqlite:///{tmp_path}/runs.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
     first = driver(url)
     try:
-        wait_for_trials(url, 3)
+        wait_for_complete(url, 3)
         second = driver(url)
         _, err = second.communicate(timeout=120)
         assert second.returncode == 2 and err.count("\n") == 1, err
