@@ -51,7 +51,7 @@ def agent_class(name: str) -> type[Agent]:
 
 def shares_weights(agent: str) -> bool:
     """Whether ``agent`` is a registered weight-sharing agent (TuNAS, ENAS): its study's answer is its last
-    recorded trial, not the one of the highest reward (``rlnas.cli.best.WEIGHT_SHARING_ANSWER``)."""
+    recorded trial, not the one of the highest reward (``rlnas.study.WEIGHT_SHARING_ANSWER``)."""
     from rlnas.agents.base import WeightSharingAgent
 
     return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)

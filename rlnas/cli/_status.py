@@ -26,21 +26,29 @@ def target_text(settings: dict[str, Any]) -> str:
     return " or ".join(parts) or "-"
 
 
-def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> dict[str, Any]:
-    """A JSON-able summary of the study's state (see :data:`STATUSES`)."""
-    from rlnas.cli.best import found_trial
-    from rlnas.spaces.base import count_networks
-    from rlnas.study._factories import registered_space
+def live_driver(store: Any, study_id: int) -> str | None:
+    """Who drives the study now (``pid 123 on host-a since ...``): the holder of its lease unless that is
+    stale; ``None`` when nobody does. Read by the study's id, so a damaged definition does not hide it."""
     from rlnas.study.lease import is_stale
     from rlnas.study.spec import RunOptions
 
+    lease = store.get_lease(study_id)
+    return None if lease is None or is_stale(lease, RunOptions().lease_seconds) else lease.describe()
+
+
+def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> dict[str, Any]:
+    """A JSON-able summary of the study's state (see :data:`STATUSES`)."""
+    from rlnas.spaces.base import count_networks
+    from rlnas.study import found_trial
+    from rlnas.study._factories import registered_space
+
     # the lease before the trials: a search that ends between the two reads shows as running, not interrupted
-    lease = store.get_lease(record.id)
+    driver = live_driver(store, record.id)
     read_before_lease = trials is not None
     trials = store.trials(record.id) if trials is None else trials
     counted = [t for t in trials if counts(t)]
     spent = sum(t.cost_seconds for t in counted)
-    live = lease is not None and not is_stale(lease, RunOptions().lease_seconds)
+    live = driver is not None
     n_trials, budget = record.settings.get("n_trials"), record.settings.get("budget_seconds")
     planned = record.settings.get("planned_trials")  # a weight-sharing search ends with its epochs, budget or not
     reached = ((n_trials is not None and len(counted) >= n_trials) or (budget is not None and spent >= budget)
@@ -50,7 +58,7 @@ def study_status(store: Any, record: Any, trials: list[Trial] | None = None) -> 
         return study_status(store, record)
     best = found_trial([t for t in trials if t.state is TrialState.COMPLETE], record.agent)  # weight sharing: answer
     return {
-        "name": record.name, "status": status, "driver": lease.describe() if live else None,
+        "name": record.name, "status": status, "driver": driver,
         "target": {"n_trials": n_trials, "budget_seconds": budget}, "finished": len(counted),
         "complete": sum(t.state is TrialState.COMPLETE for t in trials),
         "failed": sum(t.state is TrialState.FAIL and not t.orphaned for t in trials),

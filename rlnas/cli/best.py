@@ -21,24 +21,10 @@ def add_parser(commands: Any) -> None:
     best.set_defaults(run=run)
 
 
-WEIGHT_SHARING_ANSWER = ("a weight-sharing search's answer is its last recorded trial: the controller's final choice, "
-                         "measured with the final shared weights (an earlier record's higher reward came from weights "
-                         "that have changed since)")
-
-
-def found_trial(complete: list[Any], agent: str) -> Any:
-    """What a study found among its COMPLETE trials: the best one, or a weight-sharing search's answer (see
-    :data:`WEIGHT_SHARING_ANSWER`); ``None`` when there is none."""
-    from rlnas.agents import shares_weights
-    from rlnas.study import best_of
-
-    if shares_weights(agent):
-        return max(complete, key=lambda t: t.slot) if complete else None
-    return best_of(complete)
-
-
 def found_trial_of(store: Any, record: Any) -> Any:
-    """:func:`found_trial` of a stored study; an error when none of its trials completed yet."""
+    """:func:`~rlnas.study.found_trial` of a stored study; an error when none of its trials completed yet."""
+    from rlnas.study import found_trial
+
     found = found_trial(store.trials(record.id, [TrialState.COMPLETE]), record.agent)
     if found is None:
         raise RlnasError(f"study {record.name!r} has no completed trial yet")
@@ -57,6 +43,7 @@ def found_title(name: str, agent: str) -> str:
 def run(args: argparse.Namespace, console: Console) -> int:
     """The best architecture (a weight-sharing search's answer) and its metrics."""
     from rlnas.agents import shares_weights
+    from rlnas.study import WEIGHT_SHARING_ANSWER
 
     store = open_existing_store(args.storage)
     record = store.get_study(args.name)

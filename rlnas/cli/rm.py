@@ -25,10 +25,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Check every name first (a running study is refused), then delete."""
-    from rlnas.cli._status import study_status
+    from rlnas.cli._status import live_driver
     from rlnas.reports.snapshot import match_studies
-    from rlnas.study.lease import is_stale
-    from rlnas.study.spec import RunOptions
 
     store = open_existing_store(args.storage)
     names: list[str] = []
@@ -40,14 +38,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
             records.append(store.get_study(name))
         except DamagedStudy as exc:  # its weights folder is named in the definition it cannot read
             damaged.append(exc)
-    for record in records:
-        status = study_status(store, record)
-        if status["driver"] is not None:
-            raise ConfigError(f"study {record.name!r} is running ({status['driver']}): stop it first")
-    for exc in damaged:  # its lease is stored by the study's id: a driver that loaded it before the damage
-        lease = store.get_lease(exc.study_id)
-        if lease is not None and not is_stale(lease, RunOptions().lease_seconds):
-            raise ConfigError(f"study {exc.name!r} is running ({lease.describe()}): stop it first")
+    # a damaged study too: its lease is read by its id (a driver that loaded it before the damage runs on)
+    for name, study_id in [(r.name, r.id) for r in records] + [(exc.name, exc.study_id) for exc in damaged]:
+        driver = live_driver(store, study_id)
+        if driver is not None:
+            raise ConfigError(f"study {name!r} is running ({driver}): stop it first")
     doomed = set(names)
     kept_folders = {(r.evaluator or {}).get("weights_dir") for r in readable_studies(store)[0] if r.name not in doomed}
     for record in records:

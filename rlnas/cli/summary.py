@@ -64,8 +64,9 @@ def resume_command(study: Any) -> str:
 def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     """The best architecture and the run's counts."""
     from rlnas.agents import shares_weights
-    from rlnas.cli.best import WEIGHT_SHARING_ANSWER, found_title, found_trial
+    from rlnas.cli.best import found_title
     from rlnas.progress import format_seconds
+    from rlnas.study import WEIGHT_SHARING_ANSWER, found_trial
 
     agent = study.record.agent
     best = found_trial([t for t in trials if t.state is TrialState.COMPLETE], agent)

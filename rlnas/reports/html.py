@@ -178,8 +178,8 @@ def _best_table(snapshot: StudySnapshot, top: int, space: Space) -> str:
 
 
 def _architecture(snapshot: StudySnapshot, space: Space) -> str:
-    from rlnas.cli.best import WEIGHT_SHARING_ANSWER
     from rlnas.reports.arch import architecture_svg
+    from rlnas.study import WEIGHT_SHARING_ANSWER
 
     best = snapshot.best
     if best is None:

@@ -55,13 +55,9 @@ class StudySnapshot:
         """What the study found: the COMPLETE trial with the highest reward (the earliest slot on ties), or a
         weight-sharing search's answer, its last recorded trial (an earlier record's higher reward came from
         shared weights that have changed since), as ``rlnas best``, ``export`` and ``retrain`` take it."""
-        if self.shares_weights:
-            return self.completed[-1] if self.completed else None
-        best = None
-        for t in self.completed:
-            if best is None or t.reward > best.reward:  # type: ignore[operator]
-                best = t
-        return best
+        from rlnas.study import found_trial
+
+        return found_trial(self.completed, self.record.agent)
 
 
 def take_snapshot(store: Store, name: str) -> StudySnapshot:

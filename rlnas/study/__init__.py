@@ -4,9 +4,11 @@ from rlnas.study._factories import check_name, create_study, evaluator_spec, loa
 from rlnas.study._study import (
     DEFAULT_CHECKPOINT_EVERY,
     ORPHAN_REASON,
+    WEIGHT_SHARING_ANSWER,
     Study,
     best_of,
     evaluation_seed,
+    found_trial,
     is_better,
 )
 from rlnas.study.lease import LeaseLost, StudyBusy
@@ -15,6 +17,7 @@ from rlnas.study.transfer import check_transfer_source
 
 __all__ = [
     "Study", "StudySpec", "RunOptions", "Callback", "create_study", "load_study", "space_of", "resolve_space",
-    "evaluator_spec", "check_name", "best_of", "is_better", "check_transfer_source", "evaluation_seed",
+    "evaluator_spec", "check_name", "best_of", "found_trial", "WEIGHT_SHARING_ANSWER", "is_better",
+    "check_transfer_source", "evaluation_seed",
     "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "StudyBusy", "LeaseLost",
 ]

@@ -93,6 +93,22 @@ def best_of(trials: Iterable[Trial]) -> Trial | None:
     return best
 
 
+WEIGHT_SHARING_ANSWER = ("a weight-sharing search's answer is its last recorded trial: the controller's final choice, "
+                         "measured with the final shared weights (an earlier record's higher reward came from weights "
+                         "that have changed since)")
+
+
+def found_trial(complete: Iterable[Trial], agent: str) -> Trial | None:
+    """What a study of ``agent`` found among its COMPLETE trials: the best one (:func:`best_of`), or a
+    weight-sharing search's answer, its last (see :data:`WEIGHT_SHARING_ANSWER`); ``None`` when there is none."""
+    from rlnas.agents import shares_weights
+
+    complete = list(complete)
+    if shares_weights(agent):
+        return max(complete, key=lambda t: t.slot) if complete else None
+    return best_of(complete)
+
+
 class Study:
     """A search: one space, one agent, one evaluator, one reward, stored in one store.
 
