@@ -30,8 +30,9 @@ def trials_of(url):
 @pytest.mark.parametrize("extra", [(), ("--executor", "processes", "--workers", "2")], ids=["inline", "processes"])
 def test_sigterm_and_sighup_stop_a_search_as_ctrl_c_does(tmp_path, name, extra):
     url = f"sqlite:///{tmp_path / 'runs.db'}"
+    # as from a terminal: SIGHUP at its default even where the tests run under nohup (which the child would inherit)
     driver = subprocess.Popen(cli_command(slow_search(url, *extra)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     wait_for_complete(url, 3)
     number = getattr(signal, name)
     driver.send_signal(number)
