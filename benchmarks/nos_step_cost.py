@@ -17,6 +17,11 @@ the others the multi-tensor code (all of the ConvNet's: there the rows equal the
 seconds its first step takes (compiling, into an empty cache) are listed.
 
     python benchmarks/nos_step_cost.py --steps 200 --repeats 7
+    python benchmarks/nos_step_cost.py --device cuda      # on a GPU: wall time, synchronized
+
+With ``--device cuda`` the models and gradients live on the GPU, each repeat is timed in wall time
+between two ``torch.cuda.synchronize()``, and torch's fused Adam (one kernel for all tensors) joins
+the two Adam rows; the MLP's large tensors take Triton kernels with ``fused=True``.
 """
 from __future__ import annotations
 
@@ -51,8 +56,8 @@ class RandomDrawsOnly(torch.optim.Optimizer):
 
     def __init__(self, params: list[nn.Parameter], exact: bool):
         super().__init__(params, {})
-        self.draws = Draws(torch.Generator().manual_seed(0), exact, {})
         self.buffers = [torch.empty_like(p) for group in self.param_groups for p in group["params"]]
+        self.draws = Draws(torch.Generator(self.buffers[0].device).manual_seed(0), exact, {})
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
@@ -67,19 +72,24 @@ def models() -> dict[str, nn.Module]:
 
 
 def time_interleaved(optimizers: dict[str, torch.optim.Optimizer], steps: int,
-                     repeats: int) -> dict[str, tuple[float, float]]:
-    """Min and median thread-CPU microseconds per step; the repeats take turns between optimizers,
-    so a change of the machine's load hits all of them alike."""
+                     repeats: int, device: str = "cpu") -> dict[str, tuple[float, float]]:
+    """Min and median microseconds per step (thread CPU time; on a GPU, synchronized wall time); the
+    repeats take turns between optimizers, so a change of the machine's load hits all of them alike."""
+    gpu = device != "cpu"
+    clock = time.perf_counter if gpu else time.thread_time
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     for optimizer in optimizers.values():
         for _ in range(10):
             optimizer.step()
     per_step: dict[str, list[float]] = {name: [] for name in optimizers}
     for _ in range(repeats):
         for name, optimizer in optimizers.items():
-            start = time.thread_time()
+            sync()
+            start = clock()
             for _ in range(steps):
                 optimizer.step()
-            per_step[name].append((time.thread_time() - start) / steps * 1e6)
+            sync()
+            per_step[name].append((clock() - start) / steps * 1e6)
     return {name: (min(v), statistics.median(v)) for name, v in per_step.items()}
 
 
@@ -87,19 +97,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default="cpu", help="cpu, or a CUDA device (timed in synchronized wall time)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="nos_step_cost_")  # compile times: cold
-    print(f"torch {torch.__version__}, {platform.machine()}, 1 thread, thread CPU time; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.device == "cpu":
+        print(f"torch {torch.__version__}, {platform.machine()}, 1 thread, thread CPU time; "
+              f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    else:
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name(args.device)}, synchronized wall time")
     for label, model in models().items():
-        params = list(model.parameters())
+        params = [nn.Parameter(p.detach().to(args.device)) for p in model.parameters()]
         gen = torch.Generator().manual_seed(1)
         for p in params:
-            p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+            p.grad = (torch.randn(p.shape, generator=gen) * 1e-3).to(args.device)
         candidates: list[tuple[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]]] = [
             ("torch.optim.Adam (default)", lambda ps: torch.optim.Adam(ps, lr=1e-9)),
             ("torch.optim.Adam (foreach=True)", lambda ps: torch.optim.Adam(ps, lr=1e-9, foreach=True))]
+        if args.device != "cpu":
+            candidates.append(("torch.optim.Adam (fused=True)", lambda ps: torch.optim.Adam(ps, lr=1e-9, fused=True)))
         candidates += [(f"RuleOptimizer {name}",
                         lambda ps, name=name: RuleOptimizer(ps, name, lr=1e-9, seed=0, total_steps=10**9))
                        for name in RULES]
@@ -118,11 +134,12 @@ def main() -> None:
                 start = time.perf_counter()
                 optimizer.step()
                 first_step[name] = time.perf_counter() - start
-        timed = time_interleaved(optimizers, args.steps, args.repeats)
+        timed = time_interleaved(optimizers, args.steps, args.repeats, args.device)
         rows = [(name, best, median) for name, (best, median) in timed.items()]
-        adam = min(best for name, best, _ in rows[:2])  # the faster of torch's two Adam implementations
+        adam = min(best for name, best, _ in rows if name.startswith("torch.optim.Adam"))  # the fastest of torch's
         print(f"\n{label}\n")
-        print("| optimizer | min µs/step | median µs/step | min / faster Adam's min |")
+        fastest = "faster" if args.device == "cpu" else "fastest"  # of torch's two (three on a GPU) Adams
+        print(f"| optimizer | min µs/step | median µs/step | min / {fastest} Adam's min |")
         print("|---|---:|---:|---:|")
         for name, best, median in rows:
             print(f"| {name} | {best:.1f} | {median:.1f} | {best / adam:.2f} |")

@@ -171,8 +171,9 @@ class Draws:
 
     Exact draws (``exact``, and always off the CPU): torch's own, as before: ``mask`` compares a
     ``uniform_`` draw with ``p`` (drop probability ``p`` up to float rounding), ``gauss_`` is
-    ``normal_``. Both read ``generator`` (``None``: torch's global
-    RNG); ``cache`` keeps the buffers of the fast draws from step to step.
+    ``normal_``; off the CPU, one draw over all the tensors' elements (one kernel, not one per
+    tensor). Both read ``generator`` (``None``: torch's global RNG); ``cache`` keeps the buffers of
+    the draws from step to step.
     """
 
     def __init__(self, generator: torch.Generator | None, exact: bool, cache: dict[Any, Any],
@@ -205,6 +206,9 @@ class Draws:
         """A list shaped like ``like`` of 0 (probability ``p``) and 1, drawn afresh; kept in buffer
         ``slot`` until the next draw for that slot."""
         flat, pieces = self._buffer(f"mask{slot}", like, like[0].dtype)
+        if _one_call(like):
+            flat.uniform_(generator=self.generator).ge_(p)
+            return pieces
         if not self._fast(like):
             for piece in pieces:  # a uniform draw compared with p: on the CPU, half the time of bernoulli_(1 - p)
                 piece.uniform_(generator=self.generator).ge_(p)
@@ -233,12 +237,20 @@ class Draws:
     def gauss(self, like: Tensors, std: float, slot: int = 0) -> Tensors:
         """A list shaped like ``like`` of Gaussian noise of standard deviation ``std``, drawn afresh; kept
         in buffer ``slot`` until the next draw for that slot."""
-        _, pieces = self._buffer(f"gauss{slot}", like, like[0].dtype)
-        self.gauss_(pieces, std)
+        flat, pieces = self._buffer(f"gauss{slot}", like, like[0].dtype)
+        if _one_call(like):  # as gauss_ draws: the same numbers for the same generator state
+            flat.normal_(0.0, std, generator=self.generator)
+        else:
+            self.gauss_(pieces, std)
         return pieces
 
     def gauss_(self, xs: Tensors, std: float) -> None:
         """Fill with Gaussian noise of standard deviation ``std``."""
+        if _one_call(xs):
+            flat, pieces = self._buffer("gauss_fill", xs, xs[0].dtype)
+            flat.normal_(0.0, std, generator=self.generator)
+            torch._foreach_copy_(xs, pieces)  # by index: a channels_last tensor gets its elements in order
+            return
         if not self._fast(xs):
             for x in xs:  # in the order of the elements, not of memory (a channels_last tensor), as the fused step
                 if x.is_contiguous():
@@ -269,6 +281,12 @@ class Draws:
                 x.copy_(flat.view(x.shape))
         leftover = next(pieces, None)  # runs the stream on to the end of this draw (its position)
         assert leftover is None
+
+
+def _one_call(xs: Tensors) -> bool:
+    """Whether the exact draws for ``xs`` are made by one call over all their elements: off the CPU,
+    where each call is a kernel launch (on the CPU they are drawn tensor by tensor, as they always were)."""
+    return bool(xs) and xs[0].device.type != "cpu"
 
 
 # ----------------------------------------------------------- element-wise helpers
