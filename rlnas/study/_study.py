@@ -714,17 +714,24 @@ def _checked_measurement(m: Measurement) -> tuple[dict[str, float], float, dict[
         return {}, 0.0, {}, (f"the evaluator's Measurement has {wrong} {type(getattr(m, wrong)).__name__}, "
                              "not a dict")
     for name, value in m.metrics.items():
-        if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-            return {}, 0.0, {}, (f"the evaluator reported metric {name!r} as {type(value).__name__} {value!r}, "
-                                 "not a number")
+        if not isinstance(name, str) or not name:
+            return {}, 0.0, {}, f"the evaluator reported a metric named {name!r}: metric names are non-empty strings"
+        if type(value) is not float and not _is_reward_number(value):
+            return {}, 0.0, {}, (f"the evaluator reported metric {name!r} as {type(value).__name__} "
+                                 f"{_short(value)}, not a number that fits a float")
         metrics[name] = float(value)
     cost = m.cost_seconds
-    if type(cost) is not float and (isinstance(cost, bool) or not isinstance(cost, numbers.Real)):
-        return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a number"
+    if type(cost) is not float and not _is_reward_number(cost):
+        return metrics, 0.0, {}, f"the evaluator reported cost_seconds {_short(cost)}, not a number that fits a float"
     if not (math.isfinite(cost) and cost >= 0):
         return metrics, 0.0, {}, f"the evaluator reported cost_seconds {cost!r}, not a finite number >= 0"
     return metrics, float(cost), dict(m.info), None
 
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (10**400 has 401 digits)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _is_reward_number(value: object) -> bool:
@@ -736,6 +743,7 @@ def _is_reward_number(value: object) -> bool:
     except OverflowError:
         return False
     return True
+
 
 __all__ = ["Study", "check_limits", "DEFAULT_CHECKPOINT_EVERY", "ORPHAN_REASON", "evaluation_seed", "best_of",
            "is_better"]

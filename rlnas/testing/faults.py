@@ -96,13 +96,14 @@ class CountingToyEvaluator(ToyEvaluator):
 
 
 ODD_RESULTS = ("numpy_int_info", "text_metric", "text_cost", "nan_cost", "nan_metric", "inf_metric",
-               "none", "float", "object_info")
+               "none", "float", "object_info", "huge_metric", "huge_cost", "unnamed_metric")
 
 
 class OddResultEvaluator:
     """The toy evaluator returning, for every candidate, one kind of result a study must handle:
     a NumPy integer or an object in ``info``, a text metric, a text or NaN cost, a NaN or infinite
-    non-reward metric, ``None`` or a bare float instead of a :class:`Measurement`."""
+    non-reward metric, an integer too large for a float as a metric or as the cost, a metric whose name is
+    not a string, ``None`` or a bare float instead of a :class:`Measurement`."""
 
     name = "odd_toy"
 
@@ -123,13 +124,17 @@ class OddResultEvaluator:
                "object_info": lambda: info.update(when=object()),
                "text_metric": lambda: metrics.update(test_acc="high"),
                "nan_metric": lambda: metrics.update(test_acc=float("nan")),
-               "inf_metric": lambda: metrics.update(test_acc=float("inf"))}
+               "inf_metric": lambda: metrics.update(test_acc=float("inf")),
+               "huge_metric": lambda: metrics.update(test_acc=10**400),
+               "unnamed_metric": lambda: metrics.update({None: 1.0})}
         if self.kind in odd:
             odd[self.kind]()
         elif self.kind == "text_cost":
             cost = "1 second"
         elif self.kind == "nan_cost":
             cost = float("nan")
+        elif self.kind == "huge_cost":
+            cost = 10**400
         elif self.kind == "none":
             return None
         elif self.kind == "float":

@@ -97,6 +97,10 @@ STORABLE_PROBLEMS = {
     "text_metric": "the evaluator reported metric 'test_acc' as str 'high', not a number",
     "text_cost": "the evaluator reported cost_seconds '1 second', not a number",
     "nan_cost": "the evaluator reported cost_seconds nan, not a finite number >= 0",
+    "huge_metric": f"the evaluator reported metric 'test_acc' as int {'1' + '0' * 59}..., "
+                   "not a number that fits a float",
+    "huge_cost": f"the evaluator reported cost_seconds {'1' + '0' * 59}..., not a number that fits a float",
+    "unnamed_metric": "the evaluator reported a metric named None: metric names are non-empty strings",
 }
 
 
