@@ -27,19 +27,26 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, entries: Mapping[str, str | T] | None = None):
         self.kind = kind
         self._entries: dict[str, str | T] = dict(entries or {})
+        self._builtin = frozenset(self._entries)
         self._loaded: dict[str, T] = {}
 
     def register(self, name: str, target: str | T) -> None:
-        """Add (or replace) ``name``; ``target`` is a ``"module:attr"`` path or the object."""
+        """Add ``name``, or replace one registered earlier (not a built-in one: a stored study made with
+        the built-in would go on with another's code); ``target`` is a ``"module:attr"`` path or the object."""
         if not isinstance(name, str) or not name:
             raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._builtin:
+            raise ConfigError(f"{self.kind} {name!r} is built into rlnas and cannot be replaced; register yours "
+                              "under another name")
         if isinstance(target, str) and ":" not in target:
             raise ConfigError(f"{self.kind} {name!r}: expected a 'module:attr' path, got {target!r}")
         self._entries[name] = target
         self._loaded.pop(name, None)
 
     def unregister(self, name: str) -> None:
-        """Remove ``name`` (nothing happens when it is not registered)."""
+        """Remove ``name`` (nothing happens when it is not registered; a built-in name stays)."""
+        if name in self._builtin:
+            raise ConfigError(f"{self.kind} {name!r} is built into rlnas and cannot be removed")
         self._entries.pop(name, None)
         self._loaded.pop(name, None)
 

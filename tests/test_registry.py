@@ -24,8 +24,12 @@ def test_lazy_paths_objects_and_clear_errors():
         reg.create("direct", 3, colour="red")
     with pytest.raises(ConfigError, match="module:attr"):
         reg.register("bad", "no_colon")
-    reg.register("direct", "builtins:dict")
-    assert reg.create("direct", a=1) == {"a": 1}  # **kwargs callables accept anything
+    reg.register("mine", "builtins:dict")
+    assert reg.create("mine", a=1) == {"a": 1}  # **kwargs callables accept anything
+    reg.register("mine", "collections:OrderedDict")  # a name registered later may be registered again
+    assert reg.get("mine").__name__ == "OrderedDict"
+    reg.unregister("mine")
+    assert "mine" not in reg
     reg.register("typo", "no_such_module:Thing")  # a path is imported on first use: a plugin's typo shows then
     with pytest.raises(ConfigError, match=r"widget 'typo' is registered as 'no_such_module:Thing', which cannot be "
                                           r"imported: ModuleNotFoundError"):
@@ -33,6 +37,21 @@ def test_lazy_paths_objects_and_clear_errors():
     reg.register("typo", "collections:NoSuchThing")
     with pytest.raises(ConfigError, match="which cannot be imported: AttributeError"):
         reg.get("typo")
+
+
+@pytest.mark.parametrize("registry, name", [(AGENTS, "random"), (SPACES, "nb201"), (EVALUATORS, "nb201")])
+def test_a_built_in_name_cannot_be_replaced_or_removed(registry, name):
+    # a plugin's "random" agent would go on with the stored studies of the built-in one
+    before = registry.get(name)
+    with pytest.raises(ConfigError, match=f"^{registry.kind} '{name}' is built into rlnas and cannot be replaced; "
+                                          "register yours under another name$"):
+        registry.register(name, "builtins:dict")
+    with pytest.raises(ConfigError, match="cannot be removed"):
+        registry.unregister(name)
+    assert registry.get(name) is before
+    reg = Registry("widget", {"lazy": "collections:OrderedDict"})
+    with pytest.raises(ConfigError, match="built into rlnas"):
+        reg.register("lazy", "builtins:dict")
 
 
 def test_a_factory_that_makes_no_space_or_evaluator_is_named(monkeypatch):
