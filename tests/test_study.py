@@ -81,6 +81,24 @@ def test_budget_stops_on_simulated_time():
     assert study.n_finished == 13 and study.spent_seconds == 13.0
 
 
+def test_a_budget_of_seconds_stops_at_an_evaluator_that_reports_no_time():
+    class NoCost:  # a user's evaluator that leaves cost_seconds at its default, 0
+        space = TOY.space
+
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            return Measurement({"valid_acc": 1.0})
+
+        def spec(self):
+            return {"name": "no_cost"}
+
+    study = create_study(space=TOY.space, agent="random", evaluator=NoCost(), seed=0)
+    with pytest.raises(ConfigError, match=r"^the evaluator reported no evaluation time for trial 0 \(cost_seconds 0\): "
+                                          "a budget of seconds counts that time and would never run out"):
+        study.optimize(budget_seconds=100)  # ran forever
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert study.optimize(3).n_finished == 3  # a number of trials needs no time
+
+
 def test_manual_ask_tell_and_rewards():
     study = create_study(space=TOY.space, agent="random", seed=0)
     trial = study.ask()
