@@ -15,8 +15,11 @@ so ``rlnas search --agent greedy`` and ``rlnas resume`` of a study made with it 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
+from traceback import walk_tb
+from types import TracebackType
 
 from rlnas.errors import ConfigError, first_line
 
@@ -46,7 +49,7 @@ def load_plugins(*, installed: bool = True) -> list[str]:
         sys.path.append(os.getcwd())  # a plugin module next to the user's files (last: it shadows nothing)
     for name in names:
         if name not in _loaded:
-            _run(name, lambda name=name: importlib.import_module(name), f"{ENVIRONMENT} names {name!r}")
+            _run(name, lambda name=name: importlib.import_module(name), f"{ENVIRONMENT} names {name!r}", repr(name))
             loaded.append(name)
     if not installed or _scanned:
         return loaded
@@ -54,12 +57,12 @@ def load_plugins(*, installed: bool = True) -> list[str]:
     for point in entry_points(group=ENTRY_POINT_GROUP):
         label = f"entry point {point.name!r} ({point.value})"
         if label not in _loaded:
-            _run(label, point.load, f"the {ENTRY_POINT_GROUP} {label}")
+            _run(label, point.load, f"the {ENTRY_POINT_GROUP} {label}", label)
             loaded.append(label)
     return loaded
 
 
-def _run(label: str, load: object, what: str) -> None:
+def _run(label: str, load: object, what: str, shown: str) -> None:
     try:
         target = load()  # type: ignore[operator]
         if callable(target) and not isinstance(target, type(sys)):
@@ -69,6 +72,27 @@ def _run(label: str, load: object, what: str) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure of a user's module is said in one line
         raise ConfigError(f"plugin: {what}, which failed: {type(exc).__name__}: {first_line(exc)}") from None
     _loaded.add(label)
+    module = target if isinstance(target, type(sys)) else inspect.getmodule(target)
+    source = getattr(module, "__file__", None)
+    if source:  # a package's whole folder is its code
+        path = os.path.dirname(source) if os.path.basename(source) == "__init__.py" else source
+        _sources[os.path.realpath(path)] = shown
 
 
-__all__ = ["ENTRY_POINT_GROUP", "ENVIRONMENT", "load_plugins"]
+_sources: dict[str, str] = {}
+"""The files (a package: its folder) of the plugins loaded, and the plugin each belongs to (as messages name it)."""
+
+
+def plugin_frame(traceback: TracebackType | None) -> tuple[str, str, int] | None:
+    """Where in a plugin's code an exception was raised: the plugin, the file and the line of the innermost
+    frame of the traceback that is a loaded plugin's code; ``None`` when none is."""
+    found = None
+    for frame, line in walk_tb(traceback):
+        path = os.path.realpath(frame.f_code.co_filename)
+        for source, label in _sources.items():
+            if path == source or path.startswith(source + os.sep):
+                found = label, frame.f_code.co_filename, line
+    return found
+
+
+__all__ = ["ENTRY_POINT_GROUP", "ENVIRONMENT", "load_plugins", "plugin_frame"]

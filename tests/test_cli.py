@@ -20,8 +20,8 @@ def run(rlnas_bin, *args, check=True):
     return result
 
 
-def assert_one_line_error(result, message):
-    assert result.returncode == 2, result.stderr
+def assert_one_line_error(result, message, code=2):
+    assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rlnas: error:"), result.stderr
     assert "Traceback" not in result.stderr and message in lines[0], lines[0]
@@ -319,6 +319,82 @@ def test_a_plugin_registers_a_user_s_agent_for_search_and_resume(rlnas_bin, tmp_
     assert "registered by a plugin: docs/extending.md" in without.stderr
     missing = run_here("ls", environment=dict(os.environ, RLNAS_PLUGINS="not_there"))
     assert_one_line_error(missing, "plugin: RLNAS_PLUGINS names 'not_there', which failed: ModuleNotFoundError")
+
+
+BROKEN_PLUGIN = '''
+from rlnas.agents import Agent, Proposal, register_agent
+from rlnas.evaluators import register_evaluator
+
+
+class Broken(Agent):
+    def ask(self, n=1):
+        if self.config_kind == "bogus":
+            return [Proposal({"edge_0_1": "bogus"})]
+        raise RuntimeError("ask exploded")
+
+    def tell(self, results):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class Bogus(Broken):
+    config_kind = "bogus"
+
+
+class Exploding(Broken):
+    config_kind = "exploding"
+
+
+class CannotStart:
+    def __init__(self):
+        raise RuntimeError("cannot start")
+
+
+register_agent("bogus", Bogus)
+register_agent("exploding", Exploding)
+register_evaluator("cannot_start", CannotStart)
+'''
+
+
+def test_a_broken_plugin_is_one_line_and_a_search_it_stops_at_once_leaves_nothing(rlnas_bin, tmp_path):
+    import os
+
+    (tmp_path / "broken.py").write_text(BROKEN_PLUGIN)
+    env = dict(os.environ, RLNAS_PLUGINS="broken")
+
+    def run_here(*args):
+        quiet = ["--no-progress"] if args[0] == "search" else []
+        return subprocess.run([rlnas_bin, *args, *quiet], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path, env=env)
+
+    # the agent's first proposal is no candidate (exit 2) or its ask raises (exit 1): no database is left
+    bogus = run_here("search", "--space", "nb201", "--agent", "bogus", "--trials", "3", "--storage", "sqlite:///a.db")
+    assert_one_line_error(bogus, "candidate for space 'nb201' misses decision(s)", code=2)
+    exploding = run_here("search", "--space", "nb201", "--agent", "exploding", "--trials", "3",
+                         "--storage", "sqlite:///a.db")
+    assert_one_line_error(exploding, "plugin 'broken' raised RuntimeError: ask exploded (", code=1)
+    assert f"{tmp_path / 'broken.py'}, line 10)" in exploding.stderr
+    assert not list(tmp_path.glob("a.db*"))
+    cannot_start = run_here("search", "--space", "nb201", "--evaluator", "cannot_start", "--storage", "sqlite:///a.db")
+    assert_one_line_error(cannot_start, "plugin 'broken' raised RuntimeError: cannot start (", code=1)
+    assert not list(tmp_path.glob("a.db*"))
+
+    # in a database that holds other studies, only the failed search's own study goes
+    assert run_here("search", "--space", "nb201", "--trials", "2", "--name", "kept",
+                    "--storage", "sqlite:///b.db").returncode == 0
+    bogus = run_here("search", "--space", "nb201", "--agent", "bogus", "--trials", "3", "--name", "gone",
+                     "--storage", "sqlite:///b.db")
+    assert bogus.returncode == 2
+    assert [s["name"] for s in json.loads(run_here("ls", "--json", "--storage", "sqlite:///b.db").stdout)] == ["kept"]
+    # a study that existed before the failed command stays, even without trials
+    assert run_here("search", "--space", "nb201", "--agent", "bogus", "--trials", "3", "--name", "kept",
+                    "--storage", "sqlite:///b.db").returncode == 2
+    assert len(json.loads(run_here("ls", "--json", "--storage", "sqlite:///b.db").stdout)) == 1
 
 
 def test_retrain_samples_are_bounded():

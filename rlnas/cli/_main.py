@@ -70,10 +70,30 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except OSError as exc:
         if exc.errno not in OUTPUT_FULL:
+            if _said_plugin_failed(exc):
+                return EXIT_FAILED
             raise
         _silence_stdout()  # what is still buffered cannot be written either
         sys.stderr.write(f"rlnas: error: cannot write the output: {exc.strerror}\n")
         return EXIT_FAILED
+    except Exception as exc:
+        if _said_plugin_failed(exc):
+            return EXIT_FAILED
+        raise  # an unexpected error of rlnas itself: its traceback is what a bug report needs
+
+
+def _said_plugin_failed(exc: Exception) -> bool:
+    """Say in one line, naming the plugin and the line, an error that a plugin's own code raised (its agent's
+    ``ask``, its evaluator's constructor); whether it was one."""
+    from rlnas.plugins import plugin_frame
+
+    where = plugin_frame(exc.__traceback__)
+    if where is None:
+        return False
+    plugin, path, line = where
+    sys.stderr.write(f"rlnas: error: plugin {printable(plugin)} raised {type(exc).__name__}: {_one_line(exc)} "
+                     f"({printable(path)}, line {line})\n")
+    return True
 
 
 def _is_text(argument: str) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -409,4 +410,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if study.n_finished:
             raise ConfigError(f"study {name!r} has already started: --init-from applies only to a new study")
         study.init_from(source)
-    return run_and_report(study, trials, args.budget_seconds, options, console)
+    try:
+        return run_and_report(study, trials, args.budget_seconds, options, console)
+    except Exception:  # a command that fails creates nothing: a search stopped before its first trial
+        with contextlib.suppress(Exception):  # what stopped the search is what the user hears
+            forget_unstarted_study(study)
+        raise
+
+
+def forget_unstarted_study(study: Any) -> None:
+    """Remove what a search that stopped before its first trial stored: the study, if this command created
+    it, and the SQLite file, if this command made it and no other study is in it now."""
+    store = study.store
+    if not study.created_now or store.trials(study.record.id):
+        return
+    store.delete_study(study.name)
+    path = getattr(store, "created_file", None)
+    if path is None or store.study_names():
+        return
+    store.close()
+    for leftover in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)

@@ -176,7 +176,9 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         if not load_if_exists:
             raise
         return _reopen(store, store.get_study(name), spec, evaluator, device)  # created meanwhile by another process
-    return Study(store, stored, resolved, agent_obj, evaluator)
+    study = Study(store, stored, resolved, agent_obj, evaluator)
+    study.created_now = True
+    return study
 
 
 def check_name(name: Any) -> None:

@@ -122,6 +122,8 @@ class Study:
                  evaluator_error: str | None = None):
         self.store = store
         self.record = record
+        self.created_now = False
+        """Whether :func:`~rlnas.study.create_study` stored this study now (not found it stored)."""
         self.space = space
         self.agent = agent
         self.evaluator = evaluator
