@@ -457,6 +457,41 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                 loss = closure()
         if any(p.grad is not None and p.grad.is_sparse for group in self.param_groups for p in group["params"]):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        if not self.fused or self._fused_ran:
+            self._step_all()
+            return loss
+        # the first fused step compiles, bucket after bucket: where one fails, the whole step is taken back
+        before = self._undo_point()
+        try:
+            self._step_all()
+        except RuntimeError:
+            self._undo(before)
+            raise
+        return loss
+
+    def _undo_point(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]], Any]:
+        """Copies of what a step changes: the weights with a gradient, their state, the random draws' state."""
+        saved = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    state = ({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in self.state[p].items()}
+                             if p in self.state else None)
+                    saved.append((p, p.detach().clone(memory_format=torch.preserve_format), state))
+        return saved, self._random_state()
+
+    def _undo(self, before: tuple[list[tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]], Any]) -> None:
+        saved, random_state = before
+        for p, weights, state in saved:
+            p.copy_(weights)
+            if state is None:
+                self.state.pop(p, None)
+            else:
+                self.state[p] = state
+        self._restore_random_state(random_state)
+        self._fused_ran = False
+
+    def _step_all(self) -> None:
         for group in self.param_groups:
             buckets: dict[tuple[int, torch.device, torch.dtype],
                           tuple[Tensors, Tensors, Tensors, dict[str, Tensors]]] = {}
@@ -480,9 +515,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                     s[name].append(real(state[name]))
             for (t, device, _), (stepped, w, g, s) in buckets.items():
                 self._step_bucket(group, t, w, g, s, self._generator(device))
-                for p in stepped:  # counted once done: a step that raised (fused=True without a compiler) is not
+                for p in stepped:
                     self.state[p]["step"] = t
-        return loss
 
     def _step_bucket(self, group: dict[str, Any], t: int, w: Tensors, g: Tensors, s: dict[str, Tensors],
                      gen: torch.Generator | None) -> None:
@@ -495,16 +529,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         large = [i for i, x in enumerate(w) if x.numel() >= FUSED_MIN_ELEMENTS] if self.fused else []
         rng: Draws | _Replay | None
         if large:  # large tensors one by one through the compiled loop, small ones together as below
-            # the first fused step compiles; where that fails, the random draws it made are taken back
-            saved = None if self._fused_ran else self._random_state()
-            try:
-                # the draws of the whole bucket, as the multi-tensor code makes them: the same seed, the same numbers
-                draws = self._fused_draws(group, h, w, gen)
-                self._fused_step(group, h, *_pick(large, w, g, s), [[d[i] for i in large] for d in draws])
-            except RuntimeError:
-                if saved is not None:
-                    self._restore_random_state(saved)
-                raise
+            # the draws of the whole bucket, as the multi-tensor code makes them: the same seed, the same numbers
+            draws = self._fused_draws(group, h, w, gen)
+            self._fused_step(group, h, *_pick(large, w, g, s), [[d[i] for i in large] for d in draws])
             self._fused_ran = True
             small = [i for i, x in enumerate(w) if x.numel() < FUSED_MIN_ELEMENTS]
             if not small:
@@ -545,6 +572,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         else:
             assert self._stream is not None
             self._stream.load(stream)
+        for device in [d for d in self._generators if d not in generators]:
+            del self._generators[device]  # made since: made again, from the seed, when next needed
         for device, state in generators.items():
             self._generators[device].set_state(state)
         torch.set_rng_state(global_state)

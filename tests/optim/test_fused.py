@@ -187,6 +187,39 @@ def test_a_failing_compilation_takes_back_its_draws_and_steps(monkeypatch):
     assert all(torch.equal(p, q) for p, q in zip(straight.parameters(), failed.parameters()))
 
 
+@pytest.mark.parametrize("text", ["adam", "drop(adam, 0.1) + eps"])
+def test_a_failing_compilation_takes_back_every_bucket_of_the_step(monkeypatch, text):
+    # the small group is stepped before the large tensor's compilation fails: it must not move either
+    def broken(function):
+        def call(*args):
+            raise torch._dynamo.exc.TorchDynamoException("InvalidCxxCompiler: No working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(runtime, "_compiled", broken)
+    small, double, big = (nn.Parameter(torch.zeros(10)), nn.Parameter(torch.zeros(5, dtype=torch.float64)),
+                          nn.Parameter(torch.zeros(200, 100)))
+    optimizer = RuleOptimizer([{"params": [small, double]}, {"params": [big]}], text, lr=0.1, seed=1, fused=True)
+    before = torch.get_rng_state()
+    for _ in range(3):
+        for p in (small, double, big):
+            p.grad = torch.ones_like(p)
+        with pytest.raises(RuntimeError, match="use fused=False"):
+            optimizer.step()
+    assert all(not p.any() for p in (small, double, big))
+    assert not optimizer.state and optimizer.state_dict()["state"] == {}
+    assert torch.equal(torch.get_rng_state(), before)
+    # falling back to the plain step, the run is one that never tried to fuse
+    plain = RuleOptimizer([{"params": [small, double]}, {"params": [big]}], text, lr=0.1, seed=1)
+    plain.load_state_dict(optimizer.state_dict())
+    plain.step()
+    twins = [nn.Parameter(torch.zeros_like(p)) for p in (small, double, big)]
+    for twin in twins:
+        twin.grad = torch.ones_like(twin)
+    reference = RuleOptimizer([{"params": twins[:2]}, {"params": twins[2:]}], text, lr=0.1, seed=1)
+    reference.step()
+    assert all(torch.equal(p, q) for p, q in zip((small, double, big), twins))
+
+
 def test_fused_state_dict_round_trip_continues_identically(compiled_steps):
     # a resumed fused run (fast draws of a drop rule included) goes on exactly as an uninterrupted one
     text = "drop(rmsprop, 0.3) - sqrt(g^3)"
