@@ -15,6 +15,7 @@ import ast
 import builtins
 import keyword
 import math
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
         rules = [rules]
     if not isinstance(rules, Iterable):
         raise ConfigError(f"rules must be a list of rules (names, written rules, Rule or FoundRule), got {rules!r}")
-    found = [r if isinstance(r, FoundRule) else FoundRule(str(as_rule(r))) for r in rules]
+    found = [_checked(r) if isinstance(r, FoundRule) else FoundRule(str(as_rule(_rule_text(r)))) for r in rules]
     if not found:
         raise ConfigError("no rule to export")
     names = list(class_names) if class_names is not None else [f"NOSRule{i}" for i in range(1, len(found) + 1)]
@@ -106,9 +107,8 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
     taken = sorted(set(names) & _module_names(len(found)))
     if taken:
         raise ConfigError(f"class name(s) {taken} would hide a name the written module uses itself")
-    for f in found:
-        if not (math.isfinite(f.lr) and f.lr > 0):
-            raise ConfigError(f"rule {f.rule!r}: lr must be a positive number, got {f.lr!r}")
+    if not isinstance(title, str) or "\0" in title:
+        raise ConfigError(f"title must be text without NUL characters, got {title!r:.80}")
     listing = "\n".join(f"    {name}: {f.rule}   (lr {f.lr:g}"
                         + (f", searched valid_acc {f.valid_acc:.2f}" if f.valid_acc is not None else "")
                         + (f", trial {f.trial}" if f.trial is not None else "") + ")"
@@ -139,8 +139,37 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
     parts.append(f"\n\nRULES = {dict(zip(names, (f.rule for f in found)))!r}\n"
                  f"OPTIMIZERS = [{', '.join(names)}]\n")
     text = "".join(parts)
-    compile(text, "<optimizer module>", "exec")  # never hand out a module that does not parse
+    try:
+        compile(text, "<optimizer module>", "exec")  # never hand out a module that does not parse
+    except (SyntaxError, ValueError) as exc:
+        raise ConfigError(f"the optimizer module would not be valid Python: {exc}") from None
     return text
+
+
+def _rule_text(rule: object) -> Rule | str:
+    if not isinstance(rule, (Rule, str)):
+        raise ConfigError(f"a rule to export is a rule name, a written rule, a Rule or a FoundRule, got {rule!r:.80}")
+    return rule
+
+
+def _checked(found: FoundRule) -> FoundRule:
+    """``found`` with its rule in the written form the class runs and plain Python numbers (a NumPy or
+    torch number would be written as ``np.float64(0.01)``, which the module could not read)."""
+    rule = str(as_rule(_rule_text(found.rule)))
+
+    def number(name: str, value: object, *, integer: bool = False) -> Any:
+        kind = numbers.Integral if integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+            raise ConfigError(f"rule {rule!r}: {name} must be a finite {'integer' if integer else 'number'}, "
+                              f"got {value!r:.80}")
+        return int(value) if integer else float(value)
+
+    lr = number("lr", found.lr)
+    if lr <= 0:
+        raise ConfigError(f"rule {rule!r}: lr must be a positive number, got {found.lr!r}")
+    valid_acc = None if found.valid_acc is None else number("valid_acc", found.valid_acc)
+    trial = None if found.trial is None else number("trial", found.trial, integer=True)
+    return FoundRule(rule, lr, valid_acc, trial)
 
 
 def write_optimizer_module(rules: Sequence[RuleLike] | RuleLike, path: str | Path, *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -163,3 +164,37 @@ def test_step_has_torch_s_overloads_so_a_type_checker_accepts_the_subclass():
 
     ours = shapes(runtime.CompiledRuleOptimizer.step)
     assert ours == shapes(torch.optim.Optimizer.step) and len(ours) == 2  # mypy: "incompatible with supertype"
+
+
+def test_found_rules_are_written_in_canonical_form_with_plain_numbers(tmp_path):
+    import numpy as np
+
+    found = [FoundRule("adam", lr=np.float64(0.01), valid_acc=np.float32(91.5), trial=np.int64(3)),
+             FoundRule("sign(g)*sign(m);exp(o1)*g", 0.1)]
+    path = write_optimizer_module(found, tmp_path / "canon.py")
+    loaded = subprocess.run([sys.executable, "-c", "import canon; print(canon.RULES); "
+                             "print([c.rule_text for c in canon.OPTIMIZERS]); print(canon.NOSRule1(["
+                             "canon.torch.nn.Parameter(canon.torch.zeros(1))]).defaults['lr'])"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr  # np.float64(0.01) was written as is: NameError: np
+    rules, texts, lr = loaded.stdout.splitlines()
+    assert rules == "{'NOSRule1': 'm / sqrt(v)', 'NOSRule2': 'sign(g) * sign(m); exp(o1) * g'}"
+    assert texts == "['m / sqrt(v)', 'sign(g) * sign(m); exp(o1) * g']" and lr == "0.01"
+    assert "NOSRule1: m / sqrt(v)   (lr 0.01, searched valid_acc 91.50, trial 3)" in path.read_text()
+
+
+@pytest.mark.parametrize("rules, kwargs, message", [
+    ([FoundRule("adam", lr=True)], {}, "lr must be a finite number, got True"),
+    ([FoundRule("adam", lr="0.01")], {}, "lr must be a finite number, got '0.01'"),
+    ([FoundRule("adam", lr=torch.tensor(0.01))], {}, "lr must be a finite number, got tensor"),
+    ([FoundRule("adam", valid_acc="91.5")], {}, "valid_acc must be a finite number"),
+    ([FoundRule("adam", trial=1.5)], {}, "trial must be a finite integer"),
+    ([FoundRule(3)], {}, "a rule to export is a rule name, a written rule, a Rule or a FoundRule, got 3"),
+    ([None], {}, "got None"),
+    (["adam"], {"title": 123}, "title must be text without NUL characters, got 123"),
+    (["adam"], {"title": "a\x00b"}, "title must be text without NUL characters"),
+])
+def test_bad_export_fields_are_config_errors_and_write_nothing(tmp_path, rules, kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        write_optimizer_module(rules, tmp_path / "bad.py", **kwargs)
+    assert not (tmp_path / "bad.py").exists()
