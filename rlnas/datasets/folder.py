@@ -80,7 +80,7 @@ def _decode(path: Path) -> np.ndarray:
 
 def _unit_range(array: np.ndarray, path: Path) -> np.ndarray:
     """Pixels as float32 in ``[0, 1]``: uint8 / 255, uint16 / 65,535, bool as 0 / 1, floats as they are."""
-    if array.dtype in (np.uint8, np.uint16):
+    if array.dtype.kind == "u" and array.dtype.itemsize <= 2:  # either byte order
         return array.astype(np.float32) / float(np.iinfo(array.dtype).max)
     if array.dtype == np.bool_:
         return array.astype(np.float32)
@@ -101,8 +101,13 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 def _image_files(folder: Path) -> list[Path]:
     """The image files of a class folder (hidden ones, such as macOS ``._x.png``, are not images)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and not p.is_dir())
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and not p.is_dir())
+    for path in files:
+        if path.exists() and not path.is_file():  # a named pipe would block the reader for ever
+            raise ConfigError(f"{path}: not a regular file (a named pipe, socket or device); an image folder "
+                              "holds image files")
+    return files
 
 
 def _read_split(folder: Path, classes: list[str],

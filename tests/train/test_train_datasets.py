@@ -1,6 +1,7 @@
 """Data loaders: shipped sets, CIFAR-10 python batches (fake, real format), image folders."""
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import tarfile
@@ -281,6 +282,24 @@ def test_sixteen_bit_images_keep_their_range(tmp_path):
     data = load_dataset("imagefolder", tmp_path)
     every = torch.cat([data.train.images, data.valid.images, data.test.images])[:, 0, 0, 0]
     assert sorted(round(float(v) * 65535) for v in every)[::5] == [10000, 20000]  # not clipped at 255
+
+
+def test_big_endian_pixels_read_as_native_ones(tmp_path):
+    for c, name in enumerate(("a", "b")):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            np.save(tmp_path / name / f"{i}.npy", np.full((4, 4), 10000 * (c + 1) + i, dtype=">u2"))
+    data = load_dataset("imagefolder", tmp_path)  # refused: "pixels of type >u2: store ... uint16"
+    every = torch.cat([data.train.images, data.valid.images, data.test.images])[:, 0, 0, 0]
+    assert sorted(round(float(v) * 65535) for v in every)[::5] == [10000, 20000]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_with_an_image_name_is_an_error_not_a_hang(tmp_path):
+    _npy_folder(tmp_path)
+    os.mkfifo(tmp_path / "cat" / "pipe.npy")  # opening it to read would wait for a writer for ever
+    with pytest.raises(ConfigError, match=r"pipe.npy: not a regular file \(a named pipe, socket or device\)"):
+        load_dataset("imagefolder", tmp_path)
 
 
 def test_classes_and_splits_must_hold_images(tmp_path):
