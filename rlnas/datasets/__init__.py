@@ -11,6 +11,7 @@ Every split is normalized per channel with the mean and std of its train split.
 """
 from __future__ import annotations
 
+import os
 import tarfile
 import zlib
 from collections.abc import Callable
@@ -48,6 +49,8 @@ def load_dataset(name: str, root: str | Path | None = None, *, split_seed: int =
     """
     from rlnas.errors import ConfigError, first_line
 
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ConfigError(f"data set {name!r}: root must be a path (text), got {type(root).__name__} {root!r:.80}")
     if valid_fraction is not None:
         options["valid_fraction"] = valid_fraction
     try:

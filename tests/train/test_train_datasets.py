@@ -397,3 +397,10 @@ def test_a_decompression_bomb_is_a_one_line_error(tmp_path):
     image.new("1", (20_000, 10_000)).save(tmp_path / "cat" / "bomb.png")  # 200 M pixels in a small file
     with pytest.raises(ConfigError, match="cannot read image .*bomb.png: Image size .* exceeds limit"):
         load_dataset("imagefolder", tmp_path)
+
+
+@pytest.mark.parametrize("root", [123, b"folder", ["a"]])
+def test_a_root_that_is_no_path_is_a_config_error(root):
+    for name in ("imagefolder", "cifar10"):
+        with pytest.raises(ConfigError, match=f"^data set '{name}': root must be a path \\(text\\), got"):
+            load_dataset(name, root)  # a TypeError from os.fspath
