@@ -99,6 +99,24 @@ def test_a_budget_of_seconds_stops_at_an_evaluator_that_reports_no_time():
     assert study.optimize(3).n_finished == 3  # a number of trials needs no time
 
 
+def test_a_callback_cannot_ask_while_optimize_runs():
+    # the trial it asked took a slot the loop never evaluated, and optimize(6) returned after one trial
+    study = create_study(space=TOY.space, agent="evolution", evaluator=TOY, seed=0)
+    with pytest.raises(RlnasError, match="is running optimize\\(\\): a trial asked now \\(from a callback\\)"):
+        study.optimize(6, callbacks=[lambda st, trial: st.ask()])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    study.optimize(6)  # and the study goes on
+    assert study.n_finished == 6 and all(t.state is not TrialState.RUNNING for t in study.trials)
+
+
+def test_proposal_of_a_trial_not_running_is_an_rlnas_error():
+    study = create_study(space=TOY.space, agent="random", seed=0)
+    with pytest.raises(RlnasError, match="trial 999 of study .* is not running in this process"):
+        study.proposal_of(999)  # KeyError: 999
+    trial = study.ask()
+    assert study.proposal_of(trial).candidate == trial.candidate
+
+
 def test_manual_ask_tell_and_rewards():
     study = create_study(space=TOY.space, agent="random", seed=0)
     trial = study.ask()

@@ -124,6 +124,7 @@ class Study:
         self.record = record
         self.created_now = False
         """Whether :func:`~rlnas.study.create_study` stored this study now (not found it stored)."""
+        self._optimizing = False
         self.space = space
         self.agent = agent
         self.evaluator = evaluator
@@ -221,6 +222,9 @@ class Study:
     # -------------------------------------------------------------- ask/tell
     def ask(self) -> Trial:
         """Take the next proposal (asking the agent for a new batch when needed) as a RUNNING trial."""
+        if self._optimizing:
+            raise RlnasError(f"study {self.name!r} is running optimize(): a trial asked now (from a callback) would "
+                             "take a slot the loop never evaluates; ask before or after optimize()")
         self.claim()
         trial = self._next_trial(overflow=True)
         assert trial is not None
@@ -228,7 +232,7 @@ class Study:
 
     def proposal_of(self, trial: Trial | int) -> Proposal:
         """The agent's proposal behind a RUNNING trial of this process."""
-        batch, position = self._running[trial if isinstance(trial, int) else trial.number]
+        batch, position = self._running[self._running_number(trial)]
         return batch.proposals[position]
 
     def tell(self, trial: Trial | int, value: Measurement | float | None = None, *,
@@ -325,7 +329,11 @@ class Study:
             options = replace(options, progress=options.progress or progress,
                               callbacks=(*options.callbacks, *callbacks))
         n_trials, budget_seconds = self.limits(n_trials, budget_seconds)
-        run_search(self, n_trials, budget_seconds, options)  # stores the limits once it drives the study
+        self._optimizing = True
+        try:
+            run_search(self, n_trials, budget_seconds, options)  # stores the limits once it drives the study
+        finally:
+            self._optimizing = False
         return self
 
     def limits(self, n_trials: int | None, budget_seconds: float | None) -> tuple[int | None, float | None]:
