@@ -96,10 +96,17 @@ class ProcessExecutor(Executor):
         return process, parent
 
     def _await_ready(self, process: Any, parent: Connection) -> _Worker:
-        if not parent.poll(STARTUP_SECONDS) or _receive(parent) != READY:
+        answered = parent.poll(STARTUP_SECONDS)  # also when the worker ended: its end of the pipe closed
+        if not answered or _receive(parent) != READY:
+            if answered:
+                process.join(timeout=5)
             process.kill()
-            raise ConfigError(f"a worker process did not start within {STARTUP_SECONDS:g} s (exit code "
-                              f"{process.exitcode}): the evaluator may fail to load in a fresh process")
+            if not answered:
+                raise ConfigError(f"a worker process did not start within {STARTUP_SECONDS:g} s: the evaluator "
+                                  "may fail to load in a fresh process")
+            raise ConfigError(f"a worker process ended as it started (exit code {process.exitcode}): the evaluator "
+                              "may fail to load in a fresh process, or the script that runs the search lacks "
+                              "`if __name__ == \"__main__\":` around it (each worker imports that script again)")
         return _Worker(process, parent)
 
     def submit(self, task: Task) -> None:

@@ -301,8 +301,9 @@ def _open(name: str, storage: str | Store | None, evaluator: Evaluator | None, d
         if spec.get("name") in EVALUATORS:
             evaluator = build_evaluator(spec, threads=threads, device=device)
         else:
-            problem = (f"study {name!r} used evaluator {spec.get('name')!r}, which is not registered here: "
-                       "pass evaluator=... to load_study")
+            problem = (f"study {name!r} used evaluator {spec.get('name')!r}, which is not registered here: load the "
+                       "plugin that registers it (RLNAS_PLUGINS=module, docs/extending.md), or from Python pass "
+                       "evaluator=... to load_study")
     return Study(store, record, space, agent, evaluator, create_reward(record.reward), evaluator_error=problem)
 
 

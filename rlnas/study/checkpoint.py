@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rlnas.errors import StorageError
+from rlnas.errors import ConfigError, StorageError
 
 FORMAT = "rlnas-checkpoint/1"
 
@@ -30,16 +30,16 @@ def encode(payload: Any) -> bytes:
     """The bytes of ``payload`` (see the module docstring for what it may hold)."""
     arrays: list[tuple[str, np.ndarray]] = []
 
-    def tree(value: Any) -> Any:
+    def tree(value: Any, path: str = "") -> Any:
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, np.generic):
             return value if not isinstance(value, float) or np.isfinite(value) else {"__float__": repr(value)}
         if isinstance(value, np.generic):
-            return tree(value.item())
+            return tree(value.item(), path)
         if isinstance(value, np.ndarray):
             if value.dtype == object:
-                raise StorageError("cannot checkpoint a NumPy object array")
+                raise ConfigError(f"cannot checkpoint a NumPy object array{_at(path)}: {WHAT_A_STATE_HOLDS}")
             arrays.append((f"a{len(arrays)}.npy", value))
             return {"__array__": arrays[-1][0]}
         if _is_tensor(value):
@@ -47,14 +47,14 @@ def encode(payload: Any) -> bytes:
         if isinstance(value, (bytes, bytearray)):
             return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
         if isinstance(value, tuple):
-            return {"__tuple__": [tree(v) for v in value]}
+            return {"__tuple__": [tree(v, f"{path}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, list):
-            return [tree(v) for v in value]
+            return [tree(v, f"{path}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, Mapping):
             if all(isinstance(k, str) and not k.startswith("__") for k in value):
-                return {k: tree(v) for k, v in value.items()}
-            return {"__items__": [[tree(k), tree(v)] for k, v in value.items()]}
-        raise StorageError(f"cannot checkpoint a value of type {type(value).__name__}")
+                return {k: tree(v, f"{path}[{k!r}]") for k, v in value.items()}
+            return {"__items__": [[tree(k, path), tree(v, f"{path}[{k!r}]")] for k, v in value.items()]}
+        raise ConfigError(f"cannot checkpoint a value of type {type(value).__name__}{_at(path)}: {WHAT_A_STATE_HOLDS}")
 
     document = {"format": FORMAT, "state": tree(payload)}
     buffer = io.BytesIO()
@@ -64,6 +64,14 @@ def encode(payload: Any) -> bytes:
             with archive.open(name, "w") as member:
                 np.save(member, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+WHAT_A_STATE_HOLDS = ("a state_dict may hold None, booleans, numbers, strings, bytes, lists, tuples, dicts, "
+                      "NumPy arrays and torch tensors")
+
+
+def _at(path: str) -> str:
+    return f" at {path}" if path else ""
 
 
 def decode(data: bytes) -> Any:

@@ -158,7 +158,9 @@ def test_a_study_with_an_unregistered_evaluator_can_be_reopened_and_read(tmp_pat
     create_study(space=TOY.space, agent="random", evaluator=_Unregistered(), storage=url, name="s").optimize(3)
     study = load_study("s", url)
     assert len(study.trials) == 3 and study.best_trial is not None
-    with pytest.raises(ConfigError, match="'not_registered_anywhere', which is not registered here: pass evaluator="):
+    with pytest.raises(ConfigError, match="'not_registered_anywhere', which is not registered here: load the plugin "
+                                          r"that registers it \(RLNAS_PLUGINS=module, docs/extending.md\), or from "
+                                          "Python pass evaluator="):
         study.optimize(5)
     load_study("s", url, evaluator=_Unregistered()).optimize(5)
     assert len(load_study("s", url).trials) == 5

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlnas.errors import StorageError
+from rlnas.errors import ConfigError, StorageError
 from rlnas.study import checkpoint
 
 
@@ -48,8 +48,35 @@ def test_no_pickle_inside_and_bad_bytes_are_storage_errors():
     assert names == ["state.json", "a0.npy"]
     with pytest.raises(StorageError):
         checkpoint.decode(b"not a zip")
-    with pytest.raises(StorageError, match="object array"):
+
+
+
+def test_a_state_that_cannot_be_checkpointed_blames_the_state_not_the_storage():
+    with pytest.raises(ConfigError, match=r"^cannot checkpoint a NumPy object array at \['a'\]: a state_dict may hold"):
         checkpoint.encode({"a": np.array([object()])})
+    with pytest.raises(ConfigError, match=r"^cannot checkpoint a value of type object at \['agent'\]\['rng'\]\[1\]"):
+        checkpoint.encode({"agent": {"rng": [1, object()]}, "next_slot": 3})
+
+
+def test_a_search_whose_agent_state_cannot_be_checkpointed_says_so(tmp_path):
+    from rlnas import create_study
+    from rlnas.agents import AGENTS, register_agent
+    from rlnas.agents.random import RandomAgent
+    from rlnas.testing.toy import ToyEvaluator
+
+    class Unsaveable(RandomAgent):
+        def state_dict(self):
+            return {**super().state_dict(), "handle": object()}
+
+    toy = ToyEvaluator()
+    register_agent("unsaveable", Unsaveable)
+    try:
+        study = create_study(space=toy.space, agent="unsaveable", evaluator=toy,
+                             storage=f"sqlite:///{tmp_path / 'runs.db'}", name="s", checkpoint_every=1)
+        with pytest.raises(ConfigError, match=r"cannot checkpoint a value of type object at \['agent'\]\['handle'\]"):
+            study.optimize(3)  # was "storage failed: cannot checkpoint a value of type object"
+    finally:
+        AGENTS.unregister("unsaveable")
 
 
 def test_older_torch_save_checkpoints_still_load():

@@ -221,3 +221,21 @@ def test_the_ray_executor_without_ray_is_refused_before_anything_is_stored(tmp_p
     main(["ls", "--json", "--storage", url])
     [row] = json.loads(capsys.readouterr().out)
     assert row["status"] == "finished" and row["target"]["n_trials"] == 10  # the stored target is as it was
+
+
+def test_a_script_without_a_main_guard_hears_why_its_workers_end(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "search.py"
+    script.write_text("from rlnas import create_study\n"
+                      "from rlnas.study import RunOptions\n"
+                      "from rlnas.testing.toy import ToyEvaluator\n"
+                      "toy = ToyEvaluator()\n"
+                      "create_study(space=toy.space, evaluator=toy).optimize(4, run=RunOptions(executor='processes', "
+                      "workers=2))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rlnas.errors.ConfigError: a worker process ended as it started (exit code 1): ")
+    assert "lacks `if __name__ == \"__main__\":` around it" in last  # was: "did not start within 300 s"
