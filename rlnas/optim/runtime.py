@@ -694,7 +694,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             self._stream.load(word_stream)
 
     def _check_loaded(self, state_dict: dict[str, Any]) -> None:
-        """Refuse, before anything is loaded, a state whose groups lack hyperparameters or whose
+        """Refuse, before anything is loaded, a state whose groups lack hyperparameters, or hold bad ones, or whose
         per-parameter entries lack a running average or do not have their parameter's shape (torch
         pairs the saved parameters with this optimizer's in order, and checks only the counts)."""
         groups = state_dict.get("param_groups", [])
@@ -702,6 +702,10 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             missing = [n for n in ("lr", *HYPER_DEFAULTS) if n not in group]
             if missing:
                 raise ValueError(f"the saved parameter group {k} lacks the hyperparameter(s) {missing}")
+            try:  # as where they are given: a bad value would fail the next step, or quietly misbehave
+                _check_hyper(group, self.rule_text, self.uses_decay)
+            except ValueError as exc:
+                raise ValueError(f"the saved parameter group {k}: {exc}") from None
         ours = [p for group in self.param_groups for p in group["params"]]
         saved = [i for group in groups for i in group.get("params", [])]
         if len(groups) != len(self.param_groups) or len(saved) != len(ours):

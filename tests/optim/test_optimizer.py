@@ -394,6 +394,15 @@ def test_the_state_of_another_optimizer_or_other_shapes_is_refused_before_loadin
     del state["param_groups"][0]["beta2"]
     with pytest.raises(ConfigError, match=r"the saved parameter group 0 lacks the hyperparameter\(s\) \['beta2'\]"):
         RuleOptimizer([other], "adam").load_state_dict(state)
+    for name, value, message in (("lr", "0.01", "lr must be a finite number >= 0, got '0.01'"),
+                                 ("beta1", 1.0, r"beta1 must be in \[0, 1\), got 1.0"),
+                                 ("delta", float("nan"), "delta must be a finite number >= 0, got nan"),
+                                 ("exact_random", "yes", "exact_random must be True or False"),
+                                 ("total_steps", -3, "total_steps must be a positive integer or None")):
+        state = saved.state_dict()
+        state["param_groups"][0][name] = value  # an edited or damaged state: it failed at the next step, or ran
+        with pytest.raises(ConfigError, match=f"the saved parameter group 0: {message}"):
+            RuleOptimizer([other], "adam").load_state_dict(state)
     optimizer.step()  # nothing was loaded: the optimizer goes on from its own state
     assert optimizer.state[p]["step"] == 1
 
