@@ -6,6 +6,7 @@ selects the ``torch.export``-based exporter, which needs the ``onnxscript`` pack
 """
 from __future__ import annotations
 
+import io
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -67,8 +68,22 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # harmless (strided Slice)
         with replacing(path) as temporary:  # a failed export leaves no half file and keeps an old one
-            torch.onnx.export(model, (example,), str(temporary), dynamo=dynamo, **options)
+            if _is_text(str(temporary)):
+                torch.onnx.export(model, (example,), str(temporary), dynamo=dynamo, **options)
+            else:  # a folder named in bytes the locale cannot decode: torch's exporter takes text paths only
+                buffer = io.BytesIO()
+                torch.onnx.export(model, (example,), buffer, dynamo=dynamo, **options)
+                temporary.write_bytes(buffer.getvalue())
     return path
+
+
+def _is_text(path: str) -> bool:
+    """Whether ``path`` is text (not bytes kept as surrogates, which only the file system takes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def export_architecture_json(space: Space, candidate: Mapping[str, Choice]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -79,3 +81,17 @@ def test_export_functions_name_arguments_of_the_wrong_kind(tmp_path):
     with pytest.raises(ConfigError, match="an architecture is the dict export_architecture_json writes"):
         load_architecture_json("abc")  # AttributeError: 'str' object has no attribute 'get'
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a folder named in bytes that are no text: Linux file systems")
+def test_onnx_export_into_a_folder_whose_name_is_not_text(tmp_path):
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/x\xff")  # as Python sees a name the locale cannot decode
+    os.mkdir(folder)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    path = export_onnx(model, os.path.join(folder, "m.onnx"), (3, 2, 2))  # torch took only text paths
+    session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 2, 2)
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], model(x).numpy(), atol=1e-6)
+    assert sorted(os.listdir(folder)) == ["m.onnx"]  # and no temporary file left
