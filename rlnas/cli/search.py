@@ -24,6 +24,7 @@ from rlnas.cli._common import (
 from rlnas.cli.summary import run_and_report
 from rlnas.errors import ConfigError
 from rlnas.rewards import create_reward
+from rlnas.study.lease import LeaseLost
 
 COST_REWARDS = ("abs", "soft", "hard")
 """``--reward`` values that trade quality against ``--cost`` relative to ``--target``."""
@@ -412,23 +413,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         study.init_from(source)
     try:
         return run_and_report(study, trials, args.budget_seconds, options, console)
-    except Exception:  # a command that fails creates nothing: a search stopped before its first trial
+    except LeaseLost:
+        raise  # the study is another driver's now: this process writes nothing
+    except Exception:  # a search stopped before its first trial leaves no study
         with contextlib.suppress(Exception):  # what stopped the search is what the user hears
             forget_unstarted_study(study)
         raise
 
 
 def forget_unstarted_study(study: Any) -> None:
-    """Remove what a search that stopped before its first trial stored: the study, if this command created
-    it, and the SQLite file, if this command made it and no other study is in it now."""
-    store = study.store
-    if not study.created_now or store.trials(study.record.id):
+    """Remove the study that a search stopped before its first trial stored, if this command created it and
+    still drives it (the database file stays: another process may be using it by now)."""
+    if not study.created_now or study.store.trials(study.record.id):
         return
-    store.delete_study(study.name)
-    path = getattr(store, "created_file", None)
-    if path is None or store.study_names():
-        return
-    store.close()
-    for leftover in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(leftover)
+    study.store.delete_study(study.name)

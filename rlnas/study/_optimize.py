@@ -72,7 +72,8 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
                 finished = tell_outcome(study, outcome)
                 if outcome.kind == CONFIG_ERROR:
                     stop = ConfigError(outcome.error or "the evaluator cannot work")
-                elif budget_seconds is not None and finished.state is TrialState.COMPLETE and not finished.cost_seconds:
+                elif (n_trials is None and budget_seconds is not None and finished.state is TrialState.COMPLETE
+                      and not finished.cost_seconds):
                     stop = ConfigError(f"the evaluator reported no evaluation time for trial {finished.number} "
                                        "(cost_seconds 0): a budget of seconds counts that time and would never "
                                        "run out; report Measurement(..., cost_seconds=...) or give a number of trials")
