@@ -18,7 +18,7 @@ from torch import nn
 
 from rlnas.costs.measure import eval_mode
 from rlnas.errors import ConfigError, InvalidCandidate, RlnasError, first_line
-from rlnas.files import replacing
+from rlnas.files import is_text, replacing
 from rlnas.spaces.base import Candidate, Choice, Space
 
 
@@ -68,7 +68,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # harmless (strided Slice)
         with replacing(path) as temporary:  # a failed export leaves no half file and keeps an old one
-            if _is_text(str(temporary)):
+            if is_text(str(temporary)):
                 torch.onnx.export(model, (example,), str(temporary), dynamo=dynamo, **options)
             else:  # a folder named in bytes the locale cannot decode: torch's exporter takes text paths only
                 buffer = io.BytesIO()
@@ -76,14 +76,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
                 temporary.write_bytes(buffer.getvalue())
     return path
 
-
-def _is_text(path: str) -> bool:
-    """Whether ``path`` is text (not bytes kept as surrogates, which only the file system takes)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def export_architecture_json(space: Space, candidate: Mapping[str, Choice]) -> dict[str, Any]:

@@ -118,3 +118,13 @@ def write_atomically(path: str | Path, data: bytes) -> Path:
     with replacing(path) as temporary:
         temporary.write_bytes(data)
     return Path(path)
+
+
+def is_text(name: str) -> bool:
+    """Whether ``name`` (a path or an argument) is text: not bytes the locale could not decode, which Python
+    keeps as surrogates and only the file system takes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

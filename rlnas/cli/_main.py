@@ -11,6 +11,7 @@ from typing import Any
 
 from rlnas.cli._common import EXIT_FAILED, EXIT_USAGE, CommandFailed, Parser, make_console, printable
 from rlnas.errors import RlnasError, StorageError, first_line
+from rlnas.files import is_text
 from rlnas.plugins import load_plugins
 
 COMMAND_MODULES = ("search", "resume", "retrain", "ls", "show", "best", "compare", "plot", "report", "export", "rm",
@@ -42,7 +43,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write("rlnas: error: standard output is closed; redirect it to a file or /dev/null\n")
         return EXIT_FAILED
     _replace_what_output_cannot_encode()
-    undecodable = next((arg for arg in arguments if not _is_text(arg)), None)
+    undecodable = next((arg for arg in arguments if not is_text(arg)), None)
     if undecodable is not None:  # bytes the locale could not decode (Python keeps them as surrogates)
         sys.stderr.write(f"rlnas: error: argument {ascii(undecodable)} is not text in this locale's encoding "
                          f"({sys.getfilesystemencoding()}); use a UTF-8 locale (e.g. LANG=C.UTF-8)\n")
@@ -95,13 +96,6 @@ def _said_plugin_failed(exc: Exception) -> bool:
                      f"({printable(path)}, line {line})\n")
     return True
 
-
-def _is_text(argument: str) -> bool:
-    try:
-        argument.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _replace_what_output_cannot_encode() -> None:
