@@ -77,7 +77,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
     return path
 
 
-
 def export_architecture_json(space: Space, candidate: Mapping[str, Choice]) -> dict[str, Any]:
     """A JSON-able description of ``candidate``: space name and fingerprint, key and choices."""
     candidate = space.candidate(candidate)

@@ -97,7 +97,6 @@ def _said_plugin_failed(exc: Exception) -> bool:
     return True
 
 
-
 def _replace_what_output_cannot_encode() -> None:
     """Under a locale whose encoding lacks some characters (``LANG=C``: ASCII), print ``?`` for them
     (``…``, ``±``, a study's name) instead of failing with a ``UnicodeEncodeError``."""

@@ -283,6 +283,11 @@ class Draws:
         assert leftover is None
 
 
+_UndoPoint = tuple[list[tuple[torch.Tensor, torch.Tensor, "dict[str, Any] | None"]], Any]
+"""What :meth:`CompiledRuleOptimizer.step` takes back: (parameter, its weights, its state or ``None``) per
+parameter with a gradient, and the random draws' state."""
+
+
 def _one_call(xs: Tensors) -> bool:
     """Whether the exact draws for ``xs`` are made by one call over all their elements: off the CPU,
     where each call is a kernel launch (on the CPU they are drawn tensor by tensor, as they always were)."""
@@ -469,7 +474,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             raise
         return loss
 
-    def _undo_point(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]], Any]:
+    def _undo_point(self) -> _UndoPoint:
         """Copies of what a step changes: the weights with a gradient, their state, the random draws' state."""
         saved = []
         for group in self.param_groups:
@@ -480,7 +485,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                     saved.append((p, p.detach().clone(memory_format=torch.preserve_format), state))
         return saved, self._random_state()
 
-    def _undo(self, before: tuple[list[tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]], Any]) -> None:
+    def _undo(self, before: _UndoPoint) -> None:
         saved, random_state = before
         for p, weights, state in saved:
             p.copy_(weights)

@@ -70,9 +70,7 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         raise StorageError(f"cannot use {shown}: {exc}") from None
     try:
         try:
-            store = SQLStore(engine, create=create, url=shown)
-            store.created_file = new_file
-            return store
+            return SQLStore(engine, create=create, url=shown)
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
             raise StorageError(f"cannot use {shown}: {reason}") from None

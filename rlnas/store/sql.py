@@ -144,8 +144,6 @@ class SQLStore(Store):
         self._file = _sqlite_file(engine)
         self.read_only = engine.dialect.name == "sqlite" and engine.url.query.get("immutable") == "1"
         """Opened for reading only: a SQLite file in a folder this process cannot write to."""
-        self.created_file: str | None = None
-        """The SQLite file that :func:`rlnas.store.open_store` made for this store (``None``: it existed)."""
         self._identity: tuple[int, int] | None = None  # of the file, once the schema is there
         self._check_schema(create)
         self._identity = _identity(self._file) if self._file else None
