@@ -130,6 +130,7 @@ def test_manual_ask_tell_and_rewards():
     missing = study.tell(study.ask(), Measurement({"test_acc": 1.0}))
     assert missing.state is TrialState.FAIL and "no 'valid_acc'" in missing.error
     assert study.best_trial.reward == 70.0
+    assert study.found_trial == study.best_trial  # a search without weight sharing found its best trial
 
 
 def test_duplicate_names_and_spaces():

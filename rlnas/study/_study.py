@@ -191,10 +191,21 @@ class Study:
 
     @property
     def best_trial(self) -> Trial | None:
-        """The COMPLETE trial with the highest reward (the earliest slot on ties)."""
+        """The COMPLETE trial with the highest reward (the earliest slot on ties). For what the study
+        found, which for a weight-sharing search is not its best-rewarded record, see :attr:`found_trial`."""
         if self._rebuilt:
             return self._best
         return best_of(self.store.trials(self.record.id, [TrialState.COMPLETE]))
+
+    @property
+    def found_trial(self) -> Trial | None:
+        """What the study found, as every command of the CLI reports it: :attr:`best_trial`, or a
+        weight-sharing search's answer, its last COMPLETE trial (:data:`WEIGHT_SHARING_ANSWER`)."""
+        from rlnas.agents import shares_weights
+
+        if not shares_weights(self.record.agent):
+            return self.best_trial
+        return found_trial(self.store.trials(self.record.id, [TrialState.COMPLETE]), self.record.agent)
 
     @property
     def n_finished(self) -> int:

@@ -144,6 +144,14 @@ def searched(tmp_path_factory):
     return url
 
 
+def test_the_study_found_the_last_epochs_answer_not_its_best_rewarded_record(searched):
+    study = load_study("s", searched)
+    last = study.completed_trials[-1]
+    assert study.found_trial is not None and study.found_trial.slot == last.slot
+    assert study.best_trial is not None and study.best_trial.slot == max(
+        study.completed_trials, key=lambda t: (t.reward, -t.slot)).slot
+
+
 def test_answers_are_the_mode_and_the_sampled_children_ranked_by_shared_accuracy(searched):
     study = load_study("s", searched)
     answers = search_answers(study, samples=6)
