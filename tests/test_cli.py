@@ -100,6 +100,8 @@ def test_query_looks_up_the_table(rlnas_bin):
      "option 'epochs' must be a finite number"),
     (["search", "--space", "enas_micro", "--agent", "enas", "--evaluator", "shared", "--dataset", "digits", "--epochs",
       "1e300"], "epochs must be at most 100,000"),
+    (["retrain", "absent", "--epochs", "2", "--eval-option", "epochs=3"],
+     "--eval-option epochs: retrain's epochs are set by --epochs (default 10)"),
     (["retrain", "absent", "--top", "5"], "--top 5 ranks sampled architectures: it needs --samples of at least 5 "
                                           "(got 0)"),
     (["search", "--cost", "flops", "--trials", "3"], "--cost applies to --reward abs/soft/hard"),

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--lr must be positive, got {args.lr:g}")
     if args.lr is not None and "lr" in dict(args.eval_option):
         raise ConfigError("--lr and --eval-option lr both set the learning rate: give one")
+    if "epochs" in dict(args.eval_option):
+        raise ConfigError("--eval-option epochs: retrain's epochs are set by --epochs (default 10)")
     if args.output is not None:
         check_output(args.output, args.force)  # before hours of training, not after
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
@@ -126,8 +128,7 @@ def _train_as_study(source: Any, answer: Any, evaluator: Any, name: str, args: a
     study = create_study(space=source.space, agent="fixed", agent_config={"key": answer.key}, evaluator=evaluator,
                          reward="valid_acc", seed=args.seed, name=name, storage=args.storage, load_if_exists=True)
     origin = {"study": source.name, "answer": answer.source, "key": answer.key}
-    if study.record.settings.get("retrain_of") != origin:
-        study.store.update_settings(study.record.id, dict(study.record.settings) | {"retrain_of": origin})
+    study.save_settings(retrain_of=origin)
     if study.n_finished == 0:
         console.print(literal(f"training the {answer.source} answer of {source.name!r} ({answer.key}) "
                               f"as study {name!r}"))

@@ -366,7 +366,7 @@ class Study:
         another process drives the study must not change that run's target)."""
         if self._lease is None:
             raise RlnasError(f"study {self.name!r}: only its driver stores its stop conditions")
-        self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
+        self.save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
 
     def limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
         """Whether no further trial may start (running ones count as started)."""
@@ -375,7 +375,10 @@ class Study:
             return True
         return budget_seconds is not None and self._spent >= budget_seconds
 
-    def _save_settings(self, **changes: Any) -> None:
+    def save_settings(self, **changes: Any) -> None:
+        """Store ``changes`` into the study's settings (shown by ``rlnas show``; the stop conditions
+        among them are ``resume``'s) and keep this object's record in step, so that a later write of
+        the settings by this object does not take them back."""
         settings = dict(self.record.settings) | changes
         if settings != self.record.settings:
             self.store.update_settings(self.record.id, settings)
@@ -589,7 +592,7 @@ class Study:
         if self._next_slot or self._finished:
             raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")
         transfer_policy(source, self.space, self.record.agent, self.agent)
-        self._save_settings(init_from=source.name)
+        self.save_settings(init_from=source.name)
         self.checkpoint()
 
     def rebuild(self) -> None:

@@ -41,6 +41,8 @@ def test_retrain_keeps_weights_and_the_search_split(capsys, tmp_path, monkeypatc
     store = open_store(url, create=False)
     retrained = store.get_study("s-retrain-0")
     assert retrained.evaluator["valid_fraction"] == 0.3
+    assert retrained.settings["retrain_of"] == {"study": "s", "answer": "best trial", "key": store.trials(
+        store.get_study("s").id)[0].key}  # not taken back by the training run that followed
     assert retrained.evaluator["weights_dir"] == str(tmp_path / "r.db-weights" / "s-retrain-0")
     capsys.readouterr()
     code, _, err = rlnas(capsys, "export", "s-retrain-0", "--onnx", str(tmp_path / "r.onnx"), "--storage", url)
