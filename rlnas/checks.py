@@ -119,6 +119,12 @@ def check_value(value: Any, annotation: Any, what: str) -> Any:
     return result
 
 
+def is_finite_real(value: Any) -> bool:
+    """A real number (not a bool; NumPy's too) that is finite as a float: an int too large for a
+    float is not (``math.isfinite`` would raise ``OverflowError``)."""
+    return _number(value)[0]
+
+
 def check_option_types(factory: Callable[..., Any], options: Mapping[str, Any], what: str) -> dict[str, Any]:
     """``options`` with each value checked by :func:`check_value` against the annotation of the
     keyword parameter of ``factory`` (a function or a class) it goes to; names are not checked
@@ -126,6 +132,23 @@ def check_option_types(factory: Callable[..., Any], options: Mapping[str, Any], 
     hints = _type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     return {key: check_value(value, hints[key], f"{what} option {key!r}") if key in hints else value
             for key, value in options.items()}
+
+
+def check_arguments(cls: type, arguments: Mapping[str, Any], what: str) -> None:
+    """Check a constructor's own arguments (``locals()`` at the top of ``cls.__init__``) against their
+    annotations as :func:`check_option_types` checks a registry's options, so that a direct call is
+    refused as ``create_evaluator`` refuses the same values (``remat="no"`` is not true). A path-like
+    value counts as the string it names, a ``torch.device`` as its name."""
+    plain = {key: _plain(value) for key, value in arguments.items() if key not in ("self", "__class__")}
+    check_option_types(cls, plain, what)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "torch" and type(value).__name__ == "device":
+        return str(value)
+    return value
 
 
 def describe(annotation: Any) -> str:
@@ -150,6 +173,9 @@ def describe(annotation: Any) -> str:
 
 
 def _plural(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, tuple, collections.abc.Sequence) and args:
+        return f"lists of {_plural(args[0])}"
     return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(annotation, describe(annotation))
 
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import absolute_path, check_device, check_evaluation_seed, check_seed, check_threads
+from rlnas.checks import absolute_path, check_arguments, check_device, check_evaluation_seed, check_seed, check_threads
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, load_dataset
 from rlnas.errors import ConfigError, RlnasError, first_line
@@ -100,6 +100,7 @@ class OptimizerEvaluator:
                  dataset_options: Mapping[str, Any] | None = None, divergence_loss: float = 100.0,
                  eval_batch_size: int = 1000, exact_random: bool = False, threads: int | None = None,
                  device: str = "cpu"):
+        check_arguments(OptimizerEvaluator, locals(), "optimizer evaluator")
         for label, value in (("steps", steps), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"optimizer evaluator: {label} must be a positive integer, got {value!r}")

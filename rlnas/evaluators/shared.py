@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import nn
 
+from rlnas.checks import check_arguments
 from rlnas.errors import ConfigError
 from rlnas.evaluators.weight_sharing import WeightSharingEvaluator
 from rlnas.models.enas import enas_supernet
@@ -46,6 +47,7 @@ class SharedEvaluator(WeightSharingEvaluator):
                  split_seed: int = 0, dataset_options: Mapping[str, Any] | None = None,
                  record_every: int | None = None, model_kwargs: Mapping[str, Any] | None = None,
                  device: str = "cpu", threads: int | None = None):
+        check_arguments(SharedEvaluator, locals(), "shared evaluator")
         super().__init__(space, dataset, epochs=epochs, batch_size=batch_size, valid_batch_size=valid_batch_size,
                          lr=lr, momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
                          data_root=data_root, split_seed=split_seed, dataset_options=dataset_options,

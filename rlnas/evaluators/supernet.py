@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlnas.checks import check_arguments
 from rlnas.costs.measure import num_threads
 from rlnas.costs.models import COST_UNITS, CostModel, create_cost_model
 from rlnas.errors import ConfigError
@@ -73,6 +74,7 @@ class SupernetEvaluator(WeightSharingEvaluator):
                  op_warmup: float = 0.25, filter_warmup: float = 0.25, remat: bool = False,
                  cost: str = "latency", latency_table: str | None = None, channels_last: bool = True,
                  device: str = "cpu", threads: int | None = None):
+        check_arguments(SupernetEvaluator, locals(), 'supernet evaluator')
         if isinstance(space, str):
             from rlnas.spaces import create_space
 

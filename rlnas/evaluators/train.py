@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlnas.checks import MAX_EPOCHS, absolute_path, check_device, check_seed, check_sgd_options, check_threads
+from rlnas.checks import (
+    MAX_EPOCHS,
+    absolute_path,
+    check_arguments,
+    check_device,
+    check_seed,
+    check_sgd_options,
+    check_threads,
+)
 from rlnas.costs import count_flops, count_params
 from rlnas.costs.measure import num_threads
 from rlnas.datasets import DatasetSplits, ImageData, load_dataset
@@ -84,6 +92,7 @@ class TrainEvaluator:
                  augment: bool = False, device: str = "cpu", threads: int | None = None,
                  eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None,
                  weights_dir: str | None = None, keep_weights: int | None = None, channels_last: bool = False):
+        check_arguments(TrainEvaluator, locals(), 'train evaluator')
         if isinstance(space, str):
             from rlnas.spaces import create_space
 

@@ -106,7 +106,9 @@ def test_an_enas_search_with_shared_weights_is_reproducible() -> None:
 @pytest.mark.parametrize("options, fragment", [
     ({"space": "nb201"}, "no ENAS supernet for space 'nb201'"),
     ({"batch_size": 0}, "batch_size must be a positive number"),
-    ({"epochs": float("inf")}, "epochs must be a positive number"),
+    ({"epochs": float("inf")}, "option 'epochs' must be a finite number, got inf"),
+    ({"epochs": -1}, "epochs must be a positive number"),
+    ({"batch_size": "3"}, "option 'batch_size' must be an integer, got '3'"),
     ({"model_kwargs": {"width": 2}}, "unknown option(s) width"),
     ({"momentum": -0.5}, "momentum must be in [0, 1), got -0.5"),  # these three failed mid-search, in torch
     ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),

@@ -129,6 +129,10 @@ def test_reward_checks_give_one_line_errors() -> None:
         tiny(cost="energy")
     with pytest.raises(ConfigError, match="op_warmup must be a fraction"):
         tiny(op_warmup=1.5)
+    for option, value, words in (("remat", "no", "true or false"), ("channels_last", "no", "true or false"),
+                                 ("latency_table", 5, "a string or null"), ("batch_size", 3.5, "an integer")):
+        with pytest.raises(ConfigError, match=f"supernet evaluator option '{option}' must be {words}, got"):
+            SupernetEvaluator("proxyless", **{**TINY, option: value})  # as create_evaluator refuses them
     with pytest.raises(ConfigError, match="space 'nb201' is not a mobile space"):
         create_evaluator("supernet", space="nb201", **TINY)
 

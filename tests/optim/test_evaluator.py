@@ -147,7 +147,7 @@ def test_exact_random_trains_with_torchs_own_draws_and_joins_the_spec_only_when_
     assert again.info["per_lr"] == exact.evaluate_rule(rule_text, seed=2).info["per_lr"]
     spec = exact.spec()
     assert create_evaluator(spec.pop("name"), **spec).spec() == exact.spec()
-    with pytest.raises(ConfigError, match="exact_random must be true or false, got 'yes'"):
+    with pytest.raises(ConfigError, match="option 'exact_random' must be true or false, got 'yes'"):
         tiny(exact_random="yes")
 
 
@@ -229,10 +229,11 @@ def test_a_step_that_raises_is_that_learning_rate_diverging():
 @pytest.mark.parametrize("options, message", [
     ({"seed": -5}, r"seed must be an integer in \[0, 2\*\*63\), got -5"),
     ({"seed": 2 ** 64}, r"seed must be an integer in \[0, 2\*\*63\)"),
-    ({"schedule": [[0, 1.5]]}, "schedule must be"), ({"schedule": [[0, True]]}, "schedule must be"),
-    ({"schedule": [[0, float("inf")]]}, "schedule must be"),
-    ({"divergence_loss": True}, "divergence_loss must be a positive number"),
-    ({"divergence_loss": float("inf")}, "divergence_loss must be a positive number"),
+    ({"schedule": [[0, 1.5]]}, "option 'schedule' must be a list of lists of integers or null, got"),
+    ({"schedule": [[0, True]]}, "option 'schedule' must be"), ({"schedule": [[0, float("inf")]]}, "'schedule' must be"),
+    ({"divergence_loss": True}, "option 'divergence_loss' must be a finite number, got True"),
+    ({"divergence_loss": float("inf")}, "option 'divergence_loss' must be a finite number, got inf"),
+    ({"divergence_loss": -1.0}, "divergence_loss must be a positive number, got -1.0"),
 ])
 def test_evaluator_options_are_checked_when_it_is_made(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,6 +114,9 @@ def test_bad_input_is_refused():
         TrainEvaluator("nb201", steps=2.5)
     with pytest.raises(ConfigError, match="unknown space"):
         TrainEvaluator("nope")
+    with pytest.raises(ConfigError, match="train evaluator option 'augment' must be true or false, got 'no'"):
+        TrainEvaluator("nb201", augment="no")
+    assert TrainEvaluator("nb201", data_root=Path("/nowhere")).data_root == "/nowhere"  # a path is a string here
     with pytest.raises(InvalidCandidate):
         TrainEvaluator("nb201", model_fn=tiny_cnn).evaluate({"edge_0_1": "none"})
     with pytest.raises(ConfigError, match="no training step"):
