@@ -118,3 +118,16 @@ def test_export_without_a_trial_takes_the_answer_the_last_record(rlnas_bin, sqli
     trials = completed(rlnas_bin, "a", sqlite_url)
     run(rlnas_bin, "export", "a", "--arch", str(tmp_path / "a.json"), "--storage", sqlite_url)
     assert json.loads((tmp_path / "a.json").read_text())["key"] == trials[-1][1]  # not the best-rewarded record
+
+
+def test_trials_beyond_what_the_epochs_record_are_capped_with_a_warning_by_search_and_resume(rlnas_bin, sqlite_url):
+    from rlnas.study import load_study
+
+    first = run(rlnas_bin, "search", *TINY, "--epochs", "1", "--trials", "7", "--name", "w", "--storage", sqlite_url)
+    short = "records 5 trial(s) over its epochs (more epochs record more): it ends there, short of --trials"
+    assert f"{short} 7" in " ".join(first.stderr.split())
+    assert len(load_study("w", sqlite_url).completed_trials) == 5
+    again = run(rlnas_bin, "resume", "w", "--trials", "9", "--no-progress", "--storage", sqlite_url)
+    assert f"{short} 9" in " ".join(again.stderr.split()) and len(load_study("w", sqlite_url).completed_trials) == 5
+    quiet = run(rlnas_bin, "search", *TINY, "--epochs", "1", "--name", "q", "--storage", sqlite_url)
+    assert "short of --trials" not in quiet.stderr and len(load_study("q", sqlite_url).completed_trials) == 5

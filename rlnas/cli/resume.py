@@ -24,6 +24,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Reopen the study with its stored definition and go on towards its (or the new) limits."""
+    from rlnas.agents import shares_weights
+    from rlnas.cli.search import within_epochs
     from rlnas.study import load_study
 
     check_limits(args.trials, args.budget_seconds)
@@ -32,4 +34,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if getattr(study.store, "read_only", False):  # one line before the run, as search gives (not a failed run)
         raise StorageError(f"cannot resume {args.name!r}: {study.store.url} is in a folder this process cannot "
                            "write to (it can be read, not driven)")
-    return run_and_report(study, args.trials, args.budget_seconds, options, console)
+    trials = args.trials
+    if shares_weights(study.record.agent) and study.evaluator is not None:
+        trials = within_epochs(trials, study.evaluator)
+    return run_and_report(study, trials, args.budget_seconds, options, console)

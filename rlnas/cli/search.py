@@ -145,6 +145,19 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
     return name, options | dict(args.eval_option)
 
 
+def within_epochs(trials: int | None, evaluator: Any) -> int | None:
+    """``trials`` of a weight-sharing search with ``evaluator``, at most the trials its epochs record
+    (with a warning saying so: the search ends there)."""
+    from rlnas.study._weight_sharing import planned_trials_of
+
+    planned = planned_trials_of(evaluator)
+    if trials is None or trials <= planned:
+        return trials
+    warnings.warn(f"this weight-sharing search records {planned} trial(s) over its epochs (more epochs record "
+                  f"more): it ends there, short of --trials {trials}", stacklevel=1)
+    return planned
+
+
 def check_eval_options_used(eval_options: dict[str, Any], shares_weights: bool) -> None:
     """Refuse ``--eval-option`` settings a search would silently override (and yet name a new study by)."""
     if "seed" in eval_options and not shares_weights:
@@ -168,7 +181,7 @@ def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any
     if args.target is None:
         raise ConfigError(f"--reward {args.reward} needs --target (the cost to aim at)")
     beta = DEFAULT_BETA[args.reward] if args.beta is None else args.beta
-    cost = args.cost or "latency"
+    cost = args.cost or (evaluator.spec() or {}).get("cost") or "latency"  # --eval-option cost=flops: the reward's
     quality = getattr(evaluator, "default_reward", "valid_acc")
     spec = {"name": args.reward, "metric": quality, "cost": COST_METRICS[cost], "target": args.target, "beta": beta}
     create_reward(spec)  # beta's sign and the target's: one line, before anything is stored
@@ -390,13 +403,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if shares_weights:  # before the default number of trials is read from the evaluator
         check_weight_sharing_run(args.agent, evaluator, options, reuse_repeats=args.reuse_repeats,
                                  checkpoint_every=args.checkpoint_every)
-        planned = planned_trials_of(evaluator)
-        if args.trials is not None and args.trials > planned:
-            warnings.warn(f"this weight-sharing search records {planned} trial(s) over its epochs (more epochs record "
-                          f"more): it ends there, short of --trials {args.trials}", stacklevel=1)
-            trials = planned
-    if args.trials is None and args.budget_seconds is None and shares_weights:
-        trials = planned_trials_of(evaluator)  # a one-shot search runs for the evaluator's epochs
+        if args.trials is not None:
+            trials = within_epochs(args.trials, evaluator)
+        elif args.budget_seconds is None:
+            trials = planned_trials_of(evaluator)  # a one-shot search runs for the evaluator's epochs
     config = with_failed_reward(agent_config(args), args.agent, evaluator)
     if source is not None:  # what init_from will load, checked before the study is stored
         check_transfer(source, space, args.agent, config, args.seed, args.device)
