@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
-import math
 import numbers
 import os
 from collections.abc import Iterable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlnas.checks import is_finite_real
 from rlnas.errors import ConfigError
 from rlnas.optim import runtime
 from rlnas.optim.codegen import compile_source
@@ -159,7 +159,7 @@ def _checked(found: FoundRule) -> FoundRule:
 
     def number(name: str, value: object, *, integer: bool = False) -> Any:
         kind = numbers.Integral if integer else numbers.Real
-        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        if not isinstance(value, kind) or not (integer or is_finite_real(value)) or isinstance(value, bool):
             raise ConfigError(f"rule {rule!r}: {name} must be a finite {'integer' if integer else 'number'}, "
                               f"got {value!r:.80}")
         return int(value) if integer else float(value)

@@ -439,6 +439,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                              f"(known: lr, {', '.join(HYPER_DEFAULTS)})")
         _check_hyper({**self.defaults, **param_group}, self.rule_text, self.uses_decay)
         super().add_param_group(param_group)
+        if getattr(self, "_fused_ran", False):  # its tensors compile on the next step, which can be taken back again
+            self._fused_ran = False
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
         if not self.uses_random or self.seed is None:
@@ -465,7 +467,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if not self.fused or self._fused_ran:
             self._step_all()
             return loss
-        # the first fused step compiles, bucket after bucket: where one fails, the whole step is taken back
+        # the first fused step (after a group is added too) compiles, bucket after bucket: where one fails, the
+        # whole step is taken back
         before = self._undo_point()
         try:
             self._step_all()
@@ -795,29 +798,34 @@ def _pick(indices: list[int], w: Tensors, g: Tensors,
 
 def _number(value: Any) -> bool:
     """A finite int or float (not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _check_hyper(group: dict[str, Any], rule_text: str, uses_decay: bool) -> None:
     """Refuse a parameter group's bad hyperparameter (``ValueError``, one line)."""
     number = _number
     if not number(group["lr"]) or group["lr"] < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {group['lr']!r}")
+        raise ValueError(f"lr must be a finite number >= 0, got {group['lr']!r:.60}")
     for name in ("beta1", "beta2", "beta3"):
         if not number(group[name]) or not 0.0 <= group[name] < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {group[name]!r}")
+            raise ValueError(f"{name} must be in [0, 1), got {group[name]!r:.60}")
     for name in ("delta", "noise_std"):
         if not number(group[name]) or group[name] < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {group[name]!r}")
+            raise ValueError(f"{name} must be a finite number >= 0, got {group[name]!r:.60}")
     if not isinstance(group["exact_random"], bool):
-        raise ValueError(f"exact_random must be True or False, got {group['exact_random']!r}")
+        raise ValueError(f"exact_random must be True or False, got {group['exact_random']!r:.60}")
     if not number(group["cycles"]) or not group["cycles"] > 0:
-        raise ValueError(f"cycles must be a finite number > 0, got {group['cycles']!r}")
+        raise ValueError(f"cycles must be a finite number > 0, got {group['cycles']!r:.60}")
     restarts = group["restarts"]
     if isinstance(restarts, bool) or not isinstance(restarts, int) or not 1 <= restarts <= MAX_RESTARTS:
-        raise ValueError(f"restarts must be an integer in [1, {MAX_RESTARTS}], got {restarts!r}")
+        raise ValueError(f"restarts must be an integer in [1, {MAX_RESTARTS}], got {restarts!r:.60}")
     total = group["total_steps"]
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-        raise ValueError(f"total_steps must be a positive integer or None, got {total!r}")
+        raise ValueError(f"total_steps must be a positive integer or None, got {total!r:.60}")
     if uses_decay and total is None:
         raise ValueError(f"rule {rule_text!r} uses a decay operand (ld, cd or rd): give total_steps")

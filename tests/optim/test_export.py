@@ -189,6 +189,7 @@ def test_found_rules_are_written_in_canonical_form_with_plain_numbers(tmp_path):
     ([FoundRule("adam", lr=torch.tensor(0.01))], {}, "lr must be a finite number, got tensor"),
     ([FoundRule("adam", valid_acc="91.5")], {}, "valid_acc must be a finite number"),
     ([FoundRule("adam", trial=1.5)], {}, "trial must be a finite integer"),
+    ([FoundRule("adam", lr=10 ** 400)], {}, "lr must be a finite number, got 1000000"),  # not an OverflowError
     ([FoundRule(3)], {}, "a rule to export is a rule name, a written rule, a Rule or a FoundRule, got 3"),
     ([None], {}, "got None"),
     (["adam"], {"title": 123}, "title must be text without NUL characters, got 123"),

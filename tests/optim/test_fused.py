@@ -187,6 +187,27 @@ def test_a_failing_compilation_takes_back_its_draws_and_steps(monkeypatch):
     assert all(torch.equal(p, q) for p, q in zip(straight.parameters(), failed.parameters()))
 
 
+def test_a_group_added_later_that_fails_to_compile_takes_its_whole_step_back(monkeypatch):
+    # only the optimizer's first fused step could be taken back: the first group moved, then the error came
+    def float64_fails(function):
+        def call(weights, *args):
+            if weights.dtype == torch.float64:
+                raise torch._dynamo.exc.TorchDynamoException("no float64 loop")
+            return function(weights, *args)
+        return call
+
+    monkeypatch.setattr(runtime, "_compiled", float64_fails)  # runs the element-wise function uncompiled
+    first, later = model(hidden=600), model(hidden=600, dtype=torch.float64)
+    optimizer = RuleOptimizer(first.parameters(), "adam", fused=True)
+    train(first, optimizer, 2)
+    optimizer.add_param_group({"params": list(later.parameters())})
+    before = [p.detach().clone() for p in [*first.parameters(), *later.parameters()]]
+    with pytest.raises(RuntimeError, match=r"could not compile the step of rule .* \(no float64 loop\)"):
+        train(nn.ModuleList([first, later]), optimizer, 1)
+    assert all(torch.equal(p.detach(), q) for p, q in zip([*first.parameters(), *later.parameters()], before))
+    assert [optimizer.state[p]["step"] for p in first.parameters()] == [2] * 4
+
+
 @pytest.mark.parametrize("text", ["adam", "drop(adam, 0.1) + eps"])
 def test_a_failing_compilation_takes_back_every_bucket_of_the_step(monkeypatch, text):
     # the small group is stepped before the large tensor's compilation fails: it must not move either

@@ -327,7 +327,9 @@ def test_bad_options_are_one_line_config_errors():
                              ({"seed": -1}, "seed must be None or an integer"),
                              ({"beta2": "0.9"}, r"beta2 must be in \[0, 1\), got '0.9'"),
                              ({"delta": float("inf")}, "delta must be a finite number >= 0, got inf"),
-                             ({"noise_std": -0.1}, "noise_std must be a finite number >= 0")):
+                             ({"noise_std": -0.1}, "noise_std must be a finite number >= 0"),
+                             ({"lr": 10 ** 400}, f"lr must be a finite number >= 0, got 1{'0' * 59}$"),  # shortened
+                             ({"beta1": 10 ** 400}, r"beta1 must be in \[0, 1\), got 10000")):
         with pytest.raises(ConfigError, match=message):
             RuleOptimizer([p], "drop(adam, 0.1) + eps", **options)
 
