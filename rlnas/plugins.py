@@ -73,14 +73,26 @@ def _run(label: str, load: object, what: str, shown: str) -> None:
         raise ConfigError(f"plugin: {what}, which failed: {type(exc).__name__}: {first_line(exc)}") from None
     _loaded.add(label)
     module = target if isinstance(target, type(sys)) else inspect.getmodule(target)
+    for path in _code_paths(module):
+        _sources[path] = shown
+
+
+def _code_paths(module: object) -> list[str]:
+    """Where a plugin's code lives: the folder(s) of the package its module belongs to (``mine`` for
+    ``mine.rlnas_plugin``, whose agent may live in ``mine/agents.py``), or the module's own file."""
+    name = getattr(module, "__name__", "")
+    root = sys.modules.get(name.partition(".")[0]) if name.partition(".")[0] != "rlnas" else None
+    folders = list(getattr(root, "__path__", None) or [])
+    if folders:
+        return [os.path.realpath(folder) for folder in folders]
     source = getattr(module, "__file__", None)
-    if source:  # a package's whole folder is its code
-        path = os.path.dirname(source) if os.path.basename(source) == "__init__.py" else source
-        _sources[os.path.realpath(path)] = shown
+    if not source:
+        return []
+    return [os.path.realpath(os.path.dirname(source) if os.path.basename(source) == "__init__.py" else source)]
 
 
 _sources: dict[str, str] = {}
-"""The files (a package: its folder) of the plugins loaded, and the plugin each belongs to (as messages name it)."""
+"""The files and folders of the plugins loaded, and the plugin each belongs to (as messages name it)."""
 
 
 def plugin_frame(traceback: TracebackType | None) -> tuple[str, str, int] | None:

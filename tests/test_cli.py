@@ -398,6 +398,58 @@ def test_a_broken_plugin_is_one_line_and_a_search_it_stops_at_once_leaves_nothin
     assert len(json.loads(run_here("ls", "--json", "--storage", "sqlite:///b.db").stdout)) == 1
 
 
+PACKAGE_AGENTS = '''
+import errno
+
+from rlnas.agents import Agent
+
+
+class Failing(Agent):
+    def ask(self, n=1):
+        if self.config_kind == "pipe":
+            raise BrokenPipeError(errno.EPIPE, "its own socket went away")
+        raise RuntimeError("ask failed in another module")
+
+    def tell(self, results):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class Pipe(Failing):
+    config_kind = "pipe"
+
+
+class Other(Failing):
+    config_kind = "other"
+'''
+
+
+def test_a_plugin_packages_other_modules_and_its_own_io_errors_are_named(rlnas_bin, tmp_path):
+    # an agent of mine/agents.py registered by mine/rlnas_plugin.py gave a traceback; the plugin's own
+    # BrokenPipeError ended the command silently, as if the output's reader had gone
+    import os
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "__init__.py").write_text("")
+    (tmp_path / "mine" / "agents.py").write_text(PACKAGE_AGENTS)
+    (tmp_path / "mine" / "rlnas_plugin.py").write_text(
+        "from rlnas.agents import register_agent\nfrom mine.agents import Other, Pipe\n\n"
+        "register_agent('other', Other)\nregister_agent('pipe', Pipe)\n")
+    env = dict(os.environ, RLNAS_PLUGINS="mine.rlnas_plugin")
+    for agent, message in (("other", "RuntimeError: ask failed in another module ("),
+                           ("pipe", "BrokenPipeError: [Errno 32] its own socket went away (")):
+        result = subprocess.run([rlnas_bin, "search", "--space", "nb201", "--agent", agent, "--trials", "2",
+                                 "--no-progress", "--storage", "sqlite:///p.db"], capture_output=True, text=True,
+                                timeout=300, cwd=tmp_path, env=env)
+        assert_one_line_error(result, f"plugin 'mine.rlnas_plugin' raised {message}", code=1)
+        assert f"{tmp_path / 'mine' / 'agents.py'}, line " in result.stderr
+
+
 def test_retrain_samples_are_bounded():
     from rlnas.errors import ConfigError
     from rlnas.retrain import search_answers

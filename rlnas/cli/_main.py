@@ -66,13 +66,13 @@ def run_command(argv: Sequence[str] | None = None) -> int:
     except (RlnasError, StorageError) as exc:
         sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_USAGE
-    except BrokenPipeError:  # the reader of the output went away (| head): stop quietly, as other tools do
-        _silence_stdout()
-        return EXIT_FAILED
     except OSError as exc:
+        if _said_plugin_failed(exc):  # a plugin's own I/O error (EIO, a broken pipe of its own) is not the output's
+            return EXIT_FAILED
+        if isinstance(exc, BrokenPipeError):  # the reader of the output went away (| head): stop quietly
+            _silence_stdout()
+            return EXIT_FAILED
         if exc.errno not in OUTPUT_FULL:
-            if _said_plugin_failed(exc):
-                return EXIT_FAILED
             raise
         _silence_stdout()  # what is still buffered cannot be written either
         sys.stderr.write(f"rlnas: error: cannot write the output: {exc.strerror}\n")
