@@ -109,6 +109,15 @@ def test_a_callback_cannot_ask_while_optimize_runs():
     assert study.n_finished == 6 and all(t.state is not TrialState.RUNNING for t in study.trials)
 
 
+def test_a_callback_cannot_start_optimize_inside_optimize():
+    # the inner loop ran, then cleared the outer loop's guard, and the outer callbacks were dropped
+    study = create_study(space=TOY.space, agent="random", evaluator=TOY, seed=0)
+    with pytest.raises(RlnasError, match=r"is running optimize\(\) already: call optimize\(\) again after it returns"):
+        study.optimize(6, callbacks=[lambda st, trial: st.optimize(3)])
+    assert study.n_finished == 1
+    assert study.optimize(6).n_finished == 6
+
+
 def test_proposal_of_a_trial_not_running_is_an_rlnas_error():
     study = create_study(space=TOY.space, agent="random", seed=0)
     with pytest.raises(RlnasError, match="trial 999 of study .* is not running in this process"):
@@ -291,3 +300,75 @@ def test_api_misuse_is_a_one_line_rlnas_error_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="tell: error is the reason of a failure as text, got int 123"):
         study.tell(trial, None, error=123)
     assert study.tell(trial, 50.0).reward == 50.0
+
+
+def test_init_from_takes_a_study_and_create_agent_a_space_or_its_name():
+    from rlnas.agents import create_agent
+
+    study = create_study(space="nb201", agent="reinforce", seed=0)
+    for source in ("name", None):  # AttributeError: 'str' object has no attribute 'record'
+        with pytest.raises(ConfigError, match=r"init_from takes the source Study \(load_study\(name, storage\)\)"):
+            study.init_from(source)
+    by_name, by_space = create_agent("ppo", "nb201", seed=3), create_agent("ppo", study.space, seed=3)
+    assert by_name.ask(4)[0].candidate == by_space.ask(4)[0].candidate  # AttributeError: no attribute 'sizes'
+    with pytest.raises(ConfigError, match="agent 'ppo': space must be a Space or a space's name, got int 5"):
+        create_agent("ppo", 5)
+
+
+def test_a_reward_too_large_for_the_agents_fails_its_trial_and_the_study_goes_on():
+    # it was stored COMPLETE, then refused by the controller: every later optimize() failed on replaying it
+    study = create_study(space=TOY.space, agent="reinforce", seed=0)
+    big = study.tell(study.ask(), 1e31)
+    assert big.state is TrialState.FAIL and "reward 1e+31 is beyond what rlnas agents learn from" in big.error
+    assert study.tell(study.ask(), -1e30).state is TrialState.COMPLETE  # the bound itself is a reward
+    study.evaluator = TOY
+    assert study.optimize(5).n_finished == 5
+
+
+def test_a_study_object_reads_what_another_driver_stored_since(tmp_path):
+    # best_trial, n_finished and spent_seconds came from this object's cache while trials read the store
+    url = f"sqlite:///{tmp_path}/s.db"
+    first = create_study(space=TOY.space, agent="evolution", evaluator=TOY, seed=0, storage=url, name="w")
+    first.optimize(3)
+    later = load_study("w", url, evaluator=TOY).optimize(12)
+    assert (first.n_finished, first.spent_seconds) == (later.n_finished, later.spent_seconds) and first.n_finished == 12
+    assert first.best_trial == later.best_trial and first.found_trial == later.found_trial
+
+
+def test_a_target_below_the_finished_trials_runs_nothing_and_keeps_the_stored_one():
+    # it silently rewrote the stored target (resume's) to 3, then to 0
+    study = create_study(space=TOY.space, agent="random", evaluator=TOY, seed=0)
+    study.optimize(10)
+    with pytest.warns(UserWarning, match="holds 10 finished trials, more than n_trials 3 .the total, not a number"):
+        study.optimize(3)
+    assert study.n_finished == 10 and study.settings["n_trials"] == 10
+    study.optimize(10)  # the target reached exactly: stored, no warning
+    assert study.settings["n_trials"] == 10 and study.optimize(12).n_finished == 12
+
+
+def test_optimize_says_when_no_trial_completed():
+    class Failing:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            return Measurement({"valid_acc": math.nan})
+
+    study = create_study(space=TOY.space, agent="random", evaluator=Failing(), seed=0)
+    with pytest.warns(UserWarning, match=r"no trial has completed \(3 stored, best_trial is None\); the last failure: "
+                                         "reward nan is not a finite number"):
+        study.optimize(3)
+    assert study.best_trial is None
+
+
+def test_a_tell_the_driver_before_logged_is_not_logged_again_after_a_resume(sqlite_url):
+    # the first driver kept three batches untold and told slot 0 when the fourth was asked; a resumed
+    # driver with fewer untold batches told slot 0 again, outside the replay, and stored its diagnostics twice
+    first = create_study(space=TOY.space, agent="evolution", evaluator=TOY, seed=0, name="s", storage=sqlite_url)
+    first.claim()
+    first.set_window(4)
+    asked = [first.ask() for _ in range(4)]
+    for trial in asked[:3]:
+        first.tell(trial, Measurement({"valid_acc": TOY.evaluate(trial.candidate).metrics["valid_acc"]}))
+    assert [slot for slot, _ in first.diagnostics()] == [1]
+    first.close()  # slot 3 is still running: the next driver evaluates it again
+    resumed = load_study("s", sqlite_url, evaluator=TOY).optimize(8)
+    slots = [slot for slot, _ in resumed.diagnostics()]
+    assert slots == sorted(set(slots)) and slots[0] == 1 and resumed.n_finished == 8

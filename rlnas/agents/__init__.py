@@ -57,9 +57,17 @@ def shares_weights(agent: str) -> bool:
     return agent in AGENTS and issubclass(agent_class(agent), WeightSharingAgent)
 
 
-def create_agent(name: str, space: Space, config: Mapping[str, Any] | AgentConfig | None = None, *,
+def create_agent(name: str, space: Space | str, config: Mapping[str, Any] | AgentConfig | None = None, *,
                  seed: int | None = None, device: str = "cpu") -> Agent:
-    """Build agent ``name`` for ``space`` (its ``batch_size`` checked: a study divides by it)."""
+    """Build agent ``name`` for ``space`` (a Space or a space's name; the agent's ``batch_size`` is
+    checked: a study divides by it)."""
+    if isinstance(space, str):
+        from rlnas.spaces import create_space
+
+        space = create_space(space)
+    if not isinstance(space, Space):
+        raise ConfigError(f"agent {name!r}: space must be a Space or a space's name, got {type(space).__name__} "
+                          f"{space!r:.80}")
     agent = agent_class(name)(space, config, seed=seed, device=device)
     size = agent.batch_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.registry import Registry
+from rlnas.rewards import MAX_REWARD
 
 
 class Controller(nn.Module):
@@ -228,8 +229,6 @@ MAX_LOGIT_SCALE = 1000.0
 """Largest temperature or tanh constant (ENAS: 5 and 2.5)."""
 MAX_REWARD_SCALE = 1e6
 """Largest ``reward_scale`` (rewards are multiplied by it before they reach float32)."""
-MAX_REWARD = 1e30
-"""Largest reward magnitude a controller learns from: beyond it float32 arithmetic overflows."""
 
 
 def check_learnable_reward(agent: str, reward: float) -> float:

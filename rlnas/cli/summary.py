@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -17,7 +18,9 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
     """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed or the storage
     failed during the run (disk full, read-only, database deleted)."""
     try:
-        study.optimize(trials, budget, run=options)
+        with warnings.catch_warnings():  # said below, as this command's error
+            warnings.filterwarnings("ignore", message=r"study .* no trial has completed")
+            study.optimize(trials, budget, run=options)
     except KeyboardInterrupt:
         try:  # counted in the store: Ctrl-C may land between storing a trial and counting it
             trials = study.store.trials(study.record.id)

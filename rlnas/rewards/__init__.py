@@ -24,6 +24,10 @@ from rlnas.errors import ConfigError
 from rlnas.evaluators.base import Measurement
 from rlnas.registry import Registry
 
+MAX_REWARD = 1e30
+"""Largest reward magnitude a study accepts: the controllers learn in float32, where larger values overflow
+(a trial whose reward is larger fails with that reason)."""
+
 
 class RewardError(ConfigError):
     """A measurement lacks what the reward needs (the trial fails with this message)."""
@@ -147,4 +151,4 @@ def _metric(measurement: Measurement, name: str) -> float:
     return float(value)
 
 
-__all__ = ["REWARDS", "Reward", "RewardError", "MetricReward", "CostAwareReward", "create_reward"]
+__all__ = ["MAX_REWARD", "REWARDS", "Reward", "RewardError", "MetricReward", "CostAwareReward", "create_reward"]

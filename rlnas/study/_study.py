@@ -27,7 +27,7 @@ from rlnas.agents import Agent, Proposal
 from rlnas.agents.base import WeightSharingAgent
 from rlnas.errors import ConfigError, RlnasError, StorageError
 from rlnas.evaluators import Evaluator, Measurement
-from rlnas.rewards import Reward, RewardError, create_reward
+from rlnas.rewards import MAX_REWARD, Reward, RewardError, create_reward
 from rlnas.spaces import Space
 from rlnas.store import Lease, Store, StudyRecord
 from rlnas.study import checkpoint as codec
@@ -145,7 +145,7 @@ class Study:
         self._callbacks: tuple[Callback, ...] = ()
         self._rebuilt = False     # the agent has been restored from the store
         self._rows_seen = 0  # trials stored when this object last matched the store (rebuilt, or gave its lease up)
-        self._logged: set[int] = set()  # told counts whose diagnostics are stored (known while replaying)
+        self._logged: set[int] = set()  # told counts whose diagnostics are stored (never stored twice)
         self._replaying = False   # stored results are being told again
         self._lease: Lease | None = None
         self._heartbeat: Heartbeat | None = None
@@ -193,7 +193,7 @@ class Study:
     def best_trial(self) -> Trial | None:
         """The COMPLETE trial with the highest reward (the earliest slot on ties). For what the study
         found, which for a weight-sharing search is not its best-rewarded record, see :attr:`found_trial`."""
-        if self._rebuilt:
+        if self._driving():
             return self._best
         return best_of(self.store.trials(self.record.id, [TrialState.COMPLETE]))
 
@@ -210,16 +210,21 @@ class Study:
     @property
     def n_finished(self) -> int:
         """Finished trials that count towards ``n_trials`` (orphans and repeats excluded)."""
-        if self._rebuilt:
+        if self._driving():
             return self._finished
         return sum(1 for t in self.store.trials(self.record.id) if _counts(t))
 
     @property
     def spent_seconds(self) -> float:
         """Sum of ``cost_seconds`` over counted finished trials (simulated time for tabular evaluators)."""
-        if self._rebuilt:
+        if self._driving():
             return self._spent
         return sum(t.cost_seconds for t in self.store.trials(self.record.id) if _counts(t))
+
+    def _driving(self) -> bool:
+        """Whether this object drives the study with its agent rebuilt: its counts are then the store's,
+        kept as it goes (no other driver writes); otherwise the store is read (another may have gone on)."""
+        return self._rebuilt and self._lease is not None
 
     @property
     def lease(self) -> Lease | None:
@@ -283,6 +288,9 @@ class Study:
             state = TrialState.COMPLETE if reward is not None else TrialState.FAIL
         if state is TrialState.COMPLETE and (reward is None or not math.isfinite(reward)):
             state, error = TrialState.FAIL, error or f"reward {reward!r} is not a finite number"
+        elif state is TrialState.COMPLETE and abs(reward) > MAX_REWARD:  # the agent would refuse it when replayed too
+            state, error = TrialState.FAIL, (f"reward {reward:g} is beyond what rlnas agents learn from (magnitude at "
+                                             f"most {MAX_REWARD:g}, float32): scale the reward down")
         if state is not TrialState.COMPLETE:
             reward = None
         try:
@@ -326,6 +334,9 @@ class Study:
         """
         from rlnas.study._optimize import run_search
 
+        if self._optimizing:  # from a callback: the inner loop would end the outer one's bookkeeping and callbacks
+            raise RlnasError(f"study {self.name!r} is running optimize() already: call optimize() again after it "
+                             "returns (from a callback, stop early by raising an exception)")
         if self._running:  # the loop would take their slots' places and could never tell them
             raise RlnasError(f"study {self.name!r}: trial(s) {sorted(self._running)} were asked and not told yet: "
                              "tell them (a failure: tell(trial, state=TrialState.FAIL)) before optimize()")
@@ -345,7 +356,18 @@ class Study:
             run_search(self, n_trials, budget_seconds, options)  # stores the limits once it drives the study
         finally:
             self._optimizing = False
+        self._warn_if_nothing_completed()
         return self
+
+    def _warn_if_nothing_completed(self) -> None:
+        """A run in which every trial failed returns (the CLI exits 1), but says so: best_trial is None."""
+        trials = self.store.trials(self.record.id)
+        if not trials or any(t.state is TrialState.COMPLETE for t in trials):
+            return
+        errors = [t.error for t in trials if t.error]
+        last = f"; the last failure: {errors[-1][:300]}" if errors else ""
+        warnings.warn(f"study {self.name!r}: no trial has completed ({len(trials)} stored, best_trial is None){last}",
+                      stacklevel=3)
 
     def limits(self, n_trials: int | None, budget_seconds: float | None) -> tuple[int | None, float | None]:
         """Check the stop conditions, or take the stored ones (:meth:`store_limits` stores them)."""
@@ -366,6 +388,11 @@ class Study:
         another process drives the study must not change that run's target)."""
         if self._lease is None:
             raise RlnasError(f"study {self.name!r}: only its driver stores its stop conditions")
+        if n_trials is not None and n_trials < self._finished:  # a total, already passed: not a new target
+            warnings.warn(f"study {self.name!r} holds {self._finished} finished trials, more than n_trials {n_trials} "
+                          "(the total, not a number to add): nothing runs, and its stored target stays",
+                          stacklevel=4)
+            return
         self.save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
 
     def limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
@@ -550,10 +577,11 @@ class Study:
             told = [(p, batch.results[i]) for i, p in enumerate(batch.proposals)]
             values = self.agent.tell(told)
             self._told += len(told)
-            # a replayed tell was logged the first time, unless the process died between storing the
-            # result and telling it
-            if values and (not self._replaying or self._told not in self._logged):
+            # a tell told again (replayed, or after a resume that keeps fewer batches untold than the driver
+            # before) was logged the first time, unless the process died between storing the result and telling it
+            if values and self._told not in self._logged:
                 self.store.log_diagnostics(self.record.id, self._told, values)
+                self._logged.add(self._told)
             every = int(self.record.settings.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY))
             if every > 0 and self._told - self._last_checkpoint >= every and not self._replaying:
                 self.checkpoint()
@@ -588,6 +616,9 @@ class Study:
         Both studies must search the same space with the same agent. The transferred state is
         stored at once as this study's first checkpoint, so a crash cannot lose it.
         """
+        if not isinstance(source, Study):
+            raise ConfigError(f"init_from takes the source Study (load_study(name, storage)), got "
+                              f"{type(source).__name__} {source!r:.80}")
         self.claim()
         if self._next_slot or self._finished:
             raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")

@@ -26,6 +26,11 @@ class StudyBusy(RlnasError):
 
     def __init__(self, study: str, lease: Lease):
         self.lease = lease
+        if lease.host == this_host() and lease.pid == os.getpid():  # two Study objects in one program
+            super().__init__(f"study {study!r} is driven by another Study object of this process (since "
+                             f"{lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC): close() that one first (or use it in a "
+                             "with block), or drive the study through that one")
+            return
         super().__init__(f"study {study!r} is being driven by {lease.describe()}; one process drives a study: "
                          "stop that one first, or run its trials in parallel from that one, with --workers N "
                          "(--executor processes or ray; a TuNAS or ENAS search is one training job, which a "
