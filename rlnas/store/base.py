@@ -154,6 +154,9 @@ class Store(ABC):
     def flush(self) -> None:
         """Write what :meth:`log_diagnostics` queued (no-op by default)."""
 
+    def discard_queued(self, study_id: int) -> None:
+        """Forget what :meth:`log_diagnostics` queued for ``study_id`` and has not written (no-op by default)."""
+
     def close(self) -> None:
         """Release connections (no-op by default)."""
 

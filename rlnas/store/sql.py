@@ -515,6 +515,10 @@ class SQLStore(Store):
                 with self._write():
                     pass
 
+    def discard_queued(self, study_id: int) -> None:
+        with self._lock:
+            self._queued_diagnostics[:] = [d for d in self._queued_diagnostics if d["study_id"] != study_id]
+
     def diagnostics(self, study_id: int) -> list[tuple[int, dict[str, float]]]:
         self.flush()
         with self._transaction() as conn:

@@ -450,6 +450,10 @@ class Study:
             self._let_go_when_collected.detach()
             self._let_go_when_collected = None
         try:
+            if self._heartbeat is not None and self._heartbeat.lost.is_set():
+                # another driver took over and replays those tells, logging them itself: written now, they would
+                # be stored twice
+                self.store.discard_queued(self.record.id)
             self.store.flush()
         finally:
             if self._heartbeat is not None:

@@ -66,6 +66,23 @@ def test_a_paused_driver_writes_nothing_once_another_took_over(sqlite_url):
     second.close()
 
 
+def test_a_driver_that_lost_its_lease_does_not_write_its_queued_diagnostics_at_close(sqlite_url):
+    # the new driver replays that tell and logs it: the old one's flush at close stored it a second time
+    first = create_study(space=TOY.space, agent="evolution", evaluator=TOY, name="s", storage=sqlite_url)
+    first.claim(RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+    trial = first.ask()
+    first.tell(trial, 50.0)  # its diagnostics are queued until the next write
+    first._heartbeat.stop()
+    time.sleep(0.3)
+    second = load_study("s", sqlite_url)
+    second.claim(RunOptions(heartbeat_seconds=0.05, lease_seconds=0.2))
+    with pytest.raises(LeaseLost):
+        first.ask()
+    first.close()
+    second.close()
+    assert [slot for slot, _ in open_store(sqlite_url).diagnostics(first.record.id)] == [1]
+
+
 def test_a_refused_driver_leaves_the_running_study_s_target_alone(sqlite_url):
     first = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url, n_trials=3000)
     first.claim()
