@@ -70,7 +70,8 @@ def test_study_stores_diverged_rules_as_failed_and_the_search_goes_on():
     evaluator = tiny(steps=5, divergence_loss=0.5)  # the first loss (about 2.3) already counts as diverged
     study = create_study(space=OptimizerRulesSpace(1), agent="reinforce", evaluator=evaluator, seed=0,
                          agent_config={"controller": "lstm", "batch_size": 3, "fail_reward": 0.0})
-    study.optimize(6)
+    with pytest.warns(UserWarning, match="no trial has completed"):
+        study.optimize(6)
     trials = study.trials
     assert len(trials) == 6 and all(t.state is TrialState.FAIL for t in trials)
     assert all(t.error.startswith("RuleDiverged: rule ") for t in trials)
@@ -90,7 +91,8 @@ def test_rules_running_past_the_trial_timeout_are_failed_and_learned_as_failures
     evaluator = EndlessSGD(dataset="digits", network="mlp", lr_grid=[0.01], threads=1)
     study = create_study(space=OptimizerRulesSpace(1), agent="reinforce", evaluator=evaluator, seed=0,
                          agent_config={"controller": "lstm", "batch_size": 2, "fail_reward": 0.0})
-    study.optimize(2, run=RunOptions(trial_timeout=0.5))
+    with pytest.warns(UserWarning, match="no trial has completed"):
+        study.optimize(2, run=RunOptions(trial_timeout=0.5))
     assert all(t.state is TrialState.FAIL and t.error.startswith("timeout") for t in study.trials)
     assert [told for told, _ in study.diagnostics()] == [2]
 

@@ -109,7 +109,8 @@ def test_an_unstorable_result_fails_its_trial_with_the_reason_and_the_search_goe
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     evaluator = OddResultEvaluator(kind)
     study = create_study(space=evaluator.space, agent="random", evaluator=evaluator, storage=url, name="s")
-    study.optimize(4)
+    with pytest.warns(UserWarning, match="no trial has completed"):
+        study.optimize(4)
     trials = load_study("s", url, evaluator=evaluator).trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 4
     assert all(STORABLE_PROBLEMS[kind] in t.error for t in trials)

@@ -131,7 +131,8 @@ def test_an_evaluator_spec_must_be_a_json_dict():
 @pytest.mark.parametrize("metrics, kind", [(None, "NoneType"), ([90.0], "list")])
 def test_a_measurement_without_a_metrics_dict_fails_its_trial_with_the_reason(metrics, kind):
     study = create_study(space=TOY.space, evaluator=OddEvaluator(metrics=metrics))
-    study.optimize(2)
+    with pytest.warns(UserWarning, match="no trial has completed"):
+        study.optimize(2)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
     assert study.trials[0].error == f"the evaluator's Measurement has metrics {kind}, not a dict"
 
