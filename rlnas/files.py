@@ -63,7 +63,28 @@ def output_target(path: str | Path) -> Path:
         raise IsADirectoryError(errno.EISDIR, "it is a folder")
     if path.exists() and not path.is_file():
         raise OSError(errno.EINVAL, NOT_A_REGULAR_FILE)
+    if is_database(path):
+        raise OSError(errno.EEXIST, "it is a database (or one's journal), which no output replaces")
     return path
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+JOURNALS = ("-wal", "-shm", "-journal")
+"""What SQLite keeps next to a database ``x.db``: ``x.db-wal`` ... (removed or rewritten by SQLite itself)."""
+
+
+def is_database(path: str | Path) -> bool:
+    """Whether ``path`` is an SQLite database, or the journal of one (an output written there would be lost,
+    or would destroy the studies in it)."""
+    path = Path(path)
+    for journal in JOURNALS:
+        if path.name.endswith(journal) and is_database(path.with_name(path.name[:-len(journal)])):
+            return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
 
 
 @contextmanager

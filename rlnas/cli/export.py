@@ -87,16 +87,15 @@ def chosen_trial(store: Any, record: Any, number: int | None) -> Any:
     raise RlnasError(f"study {record.name!r} has no trial {number}")
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def check_output(path: str, force: bool) -> None:
     """Refuse to overwrite a database ever, and any other existing file without ``--force``; refuse what is
     not a file to write (an empty path, a folder, a device, a pipe: see :func:`rlnas.files.output_target`)."""
-    from rlnas.files import folder_problem, output_target
+    from rlnas.files import folder_problem, is_database, output_target
 
     if path == "-":  # not a file named "-" (export --output - means standard output, and is never checked here)
         raise RlnasError("cannot write '-': name a file (only the trials of rlnas export go to standard output)")
+    if path and is_database(path):  # a link to one too
+        raise RlnasError(f"refusing to overwrite {path}: it is a database")
     try:
         path = str(output_target(path))
     except OSError as exc:
@@ -106,13 +105,6 @@ def check_output(path: str, force: bool) -> None:
         raise RlnasError(f"cannot write {path}: {problem}")
     if not os.path.exists(path):
         return
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError:
-        header = b""
-    if header == SQLITE_HEADER:
-        raise RlnasError(f"refusing to overwrite {path}: it is a database")
     if not force:
         raise RlnasError(f"refusing to overwrite {path}: it exists (use --force to replace it)")
 

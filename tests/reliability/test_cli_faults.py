@@ -36,6 +36,26 @@ def test_export_never_overwrites_a_database_even_with_force(url, tmp_path):
     assert database.read_bytes() == before and len(stored_run("s", url)["complete"]) == 5
 
 
+def test_no_output_replaces_a_database_through_a_link_under_its_own_name_or_as_its_journal(url, tmp_path):
+    # report, plot and compare -o wrote over the database (a link named page.html, a database named runs.png):
+    # every study in it was gone; a CSV written as runs.db-wal was deleted by SQLite when the store closed
+    database = tmp_path / "runs.db"
+    (tmp_path / "page.html").symlink_to(database)
+    (tmp_path / "plot.png").symlink_to(database)
+    for command in (["report", "s", "-o", str(tmp_path / "page.html")],
+                    ["plot", "s", "--kind", "history", "-o", str(tmp_path / "plot.png")],
+                    ["compare", "s", "-o", str(tmp_path / "plot.png")],
+                    ["export", "s", "--format", "csv", "-o", str(tmp_path / "runs.db-wal"), "--force"]):
+        error = _error(run_cli([*command, "--storage", url]))
+        assert "is a database" in error, error
+    assert len(stored_run("s", url)["complete"]) == 5 and not (tmp_path / "runs.db-wal").exists()
+    png = tmp_path / "runs.png"
+    database.rename(png)
+    error = _error(run_cli(["plot", "s", "--kind", "history", "-o", str(png), "--storage", f"sqlite:///{png}"]))
+    assert f"cannot write {png}: it is a database" in error
+    assert len(stored_run("s", f"sqlite:///{png}")["complete"]) == 5
+
+
 @pytest.mark.parametrize("flag", ["--output", "--arch"])
 def test_export_overwrites_another_file_only_with_force(url, tmp_path, flag):
     target = tmp_path / "notes.txt"
