@@ -30,6 +30,10 @@ def check_onnx_installed() -> None:
         raise ConfigError("ONNX export needs the onnx package: pip install 'rlnas[onnx]'") from None
 
 
+ONNX_MAX_BYTES = 2**31 - 2**26
+"""Most bytes of weights an exported ONNX file holds (2 GiB, protobuf's limit, less room for the graph)."""
+
+
 def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], *, opset: int = 17,
                 dynamic_batch: bool = True, dynamo: bool = False) -> Path:
     """Write ``model`` (in eval mode) to ``path`` as ONNX and return the path.
@@ -48,6 +52,10 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
         shape = (1,) + shape
     if len(shape) != 4:
         raise ConfigError(f"export_onnx needs input_shape (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size > ONNX_MAX_BYTES:  # torch would scatter the weights over loose files next to the model's
+        raise ConfigError(f"the network's weights take {size / 2**30:.1f} GiB: an ONNX file holds at most 2 GiB "
+                          "(protobuf's limit), and rlnas writes one self-contained file; export a smaller network")
     check_onnx_installed()
     path = Path(path)
     example = torch.zeros(shape)

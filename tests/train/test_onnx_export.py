@@ -56,6 +56,14 @@ def test_onnx_fixed_batch_and_bad_shape(tmp_path):
         export_onnx(model, tmp_path / "x.onnx", (16, 16))
 
 
+def test_a_network_beyond_onnxs_2_gib_is_refused_before_anything_is_written(tmp_path):
+    # torch scattered its weights over loose files (classifier.weight, ...) that the next export overwrote
+    huge = nn.Sequential(nn.Flatten(), nn.Linear(40_000, 14_000, device="meta"))  # 2.1 GiB, never allocated
+    with pytest.raises(ConfigError, match=r"the network's weights take 2\.1 GiB: an ONNX file holds at most 2 GiB"):
+        export_onnx(huge, tmp_path / "big.onnx", (1, 200, 200))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_architecture_json_round_trip():
     space = create_space("nb201")
     cell = space.known()["best_cifar10"]
