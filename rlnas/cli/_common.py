@@ -168,6 +168,18 @@ def write_output(path: str | Path, data: bytes | str) -> Path:
         raise RlnasError(f"cannot write {path or repr(path)}: {exc.strerror}") from None
 
 
+STDOUT_PIECE = 1 << 16
+"""Characters per write of :func:`write_stdout`."""
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to standard output in flushed pieces: a single large write that a full disk takes only in
+    part is not reported by Python's buffered writer (the rest would be lost without an error)."""
+    for start in range(0, len(text), STDOUT_PIECE):
+        sys.stdout.write(text[start:start + STDOUT_PIECE])
+        sys.stdout.flush()
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console that does not cut long architecture strings when writing to a pipe or a log."""
     console = Console(stderr=stderr)
@@ -178,4 +190,4 @@ def make_console(stderr: bool = False) -> Console:
 
 __all__ = ["Parser", "CommandFailed", "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "json_object", "assignment",
            "add_storage", "add_run_options", "run_options", "check_limits", "fmt", "literal", "field_table",
-           "add_metric_rows", "open_existing_store", "make_console", "write_output"]
+           "add_metric_rows", "open_existing_store", "make_console", "write_output", "write_stdout"]

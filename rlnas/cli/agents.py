@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import literal
+from rlnas.cli._common import literal, write_stdout
 
 
 def add_parser(commands: Any) -> None:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     names = args.names or list_agents()
     listing = {n: {"summary": agent_summary(n), "options": agent_options(n)} for n in names}
     if args.json:
-        print(json.dumps(listing, indent=2))
+        write_stdout(json.dumps(listing, indent=2) + "\n")
         return 0
     for name, about in listing.items():
         table = Table(title=literal(f"{name}: {about['summary']}"), title_justify="left")

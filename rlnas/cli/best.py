@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_metric_rows, add_storage, field_table, literal, open_existing_store
+from rlnas.cli._common import add_metric_rows, add_storage, field_table, literal, open_existing_store, write_stdout
 from rlnas.errors import RlnasError
 from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         from rlnas.cli._status import trial_json
 
-        print(strict_json_text({"study": record.name, "reward_spec": record.reward, **trial_json(best)}, indent=2))
+        write_stdout(strict_json_text({"study": record.name, "reward_spec": record.reward, **trial_json(best)},
+                                      indent=2) + "\n")
         return 0
     table = field_table(found_title(record.name, record.agent))
     table.add_row("architecture", literal(best.key))

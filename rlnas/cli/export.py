@@ -7,13 +7,12 @@ import csv
 import io
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 
-from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output
+from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output, write_stdout
 from rlnas.cli.best import found_trial_of
 from rlnas.errors import ConfigError, RlnasError
 from rlnas.jsonsafe import strict_json_text
@@ -286,7 +285,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         writer.writerows(rows)
         text = buffer.getvalue()
     if args.output is None:
-        sys.stdout.write(text)
+        write_stdout(text)
     else:
         write_text(args.output, text)
         console.print(literal(f"wrote {len(rows)} trials to {args.output}"))

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import add_storage, fmt, literal, open_existing_store
+from rlnas.cli._common import add_storage, fmt, literal, open_existing_store, write_stdout
 from rlnas.cli._status import STATUSES, study_status, target_text
 from rlnas.jsonsafe import strict_json_text
 from rlnas.store.base import readable_studies
@@ -29,9 +29,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     records, damaged = readable_studies(store)
     rows = [(record, study_status(store, record)) for record in records]
     if args.json:
-        print(strict_json_text([status for _, status in rows] +
-                               [{"name": exc.name, "status": "damaged", "error": str(exc)} for exc in damaged],
-                               indent=2))
+        write_stdout(strict_json_text([status for _, status in rows] +
+                                      [{"name": exc.name, "status": "damaged", "error": str(exc)} for exc in damaged],
+                                      indent=2) + "\n")
         return 0
     table = Table(title=literal(f"Studies in {getattr(store, 'url', args.storage)}"))
     longest = max([len(record.name) for record, _ in rows] + [len(exc.name) for exc in damaged], default=4)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import add_storage, field_table, fmt, literal, open_existing_store
+from rlnas.cli._common import add_storage, field_table, fmt, literal, open_existing_store, write_stdout
 from rlnas.errors import ConfigError
 from rlnas.jsonsafe import strict_json_text
 
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from rlnas.cli._status import record_json, study_status, trial_json
 
         last = [trial_json(t) for t in trials[-args.last:]] if args.last else []
-        print(strict_json_text({"definition": record_json(record), "status": study_status(store, record, trials),
-                                "last_trials": last}, indent=2))
+        write_stdout(strict_json_text({"definition": record_json(record),
+                                       "status": study_status(store, record, trials), "last_trials": last},
+                                      indent=2) + "\n")
         return 0
     print_definition(store, record, trials, console)
     if args.last:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import literal
+from rlnas.cli._common import literal, write_stdout
 
 
 def add_parser(commands: Any) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     load_plugins()  # the installed packages' too: they are listed
     rows = [describe(n) for n in list_spaces()]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        write_stdout(json.dumps(rows, indent=2) + "\n")
         return 0
     table = Table(title="Search spaces (rlnas search --space NAME)")
     for column in ("space", "decisions", "candidates", "evaluators", "named candidates", "what"):

@@ -329,3 +329,23 @@ def test_output_dash_is_standard_output_for_the_trials_only(capsys, url, tmp_pat
     assert code == 0 and len(json.loads((tmp_path / "t.json").read_text())["trials"]) == 4  # -o as in plot, report
     code, _, err = rlnas(capsys, "export", "run1", "--arch", "-", "--storage", url)
     assert code == 2 and "cannot write '-': name a file" in err and not (tmp_path / "-").exists()
+
+
+def test_standard_output_on_a_full_disk_is_an_error_not_a_cut_file(tmp_path) -> None:
+    # one large write that the disk took only in part ended with exit 0 and a cut JSON file
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+        rlnas_bin = os.path.join(os.path.dirname(sys.executable), "rlnas")
+        subprocess.run([rlnas_bin, "search", "--trials", "300", "--agent", "random", "--name", "s", "--storage", url,
+                        "--no-progress"], check=True, capture_output=True)
+        with open(disk / "out.json", "w") as target:
+            result = subprocess.run([rlnas_bin, "export", "s", "--format", "json", "--storage", url], stdout=target,
+                                    stderr=subprocess.PIPE, text=True)
+        assert result.returncode == 1
+        assert result.stderr == "rlnas: error: cannot write the output: No space left on device\n"
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
