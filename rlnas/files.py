@@ -81,6 +81,8 @@ def is_database(path: str | Path) -> bool:
         if path.name.endswith(journal) and is_database(path.with_name(path.name[:-len(journal)])):
             return True
     try:
+        if not path.is_file():  # a pipe would block the read below
+            return False
         with open(path, "rb") as handle:
             return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
