@@ -27,15 +27,30 @@ def add_parser(commands: Any) -> None:
     p.add_argument("names", nargs="+", metavar="NAME", help="study name or shell glob ('c10-ppo-*')")
     p.add_argument("--kind", required=True, choices=tuple(KINDS), help="what to draw (see above)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.png or FILE.svg (folders are created)")
-    p.add_argument("--x", default="trials", choices=("trials", "time", "wall"),
-                   help="history: against trials, evaluation seconds (simulated for tables) or wall-clock seconds")
-    p.add_argument("--metric", default="test_acc", help="regret / pareto: the metric (default test_acc)")
+    p.add_argument("--x", default=None, choices=("trials", "time", "wall"),
+                   help="history: against trials (default), evaluation seconds (simulated for tables) or wall-clock "
+                        "seconds")
+    p.add_argument("--metric", default=None, help="regret / pareto: the metric (default test_acc)")
     p.add_argument("--cost", default=None, help="pareto: the cost metric (default: latency_ms, flops_m or params_m)")
     p.add_argument("--optimum", type=float, default=None,
                    help="regret: the best value of --metric (default: the benchmark table's, else the best found)")
     p.add_argument("--window", type=int, default=None, help="choices: trials per column (default: a twentieth)")
     add_storage(p)
     p.set_defaults(run=run)
+
+
+OPTION_KINDS = {"x": ("history",), "metric": ("regret", "pareto"), "cost": ("pareto",), "optimum": ("regret",),
+                "window": ("choices",)}
+"""The kinds each option draws with (given with another kind, an option would be ignored)."""
+
+
+def check_options_apply(args: argparse.Namespace) -> None:
+    """:class:`ConfigError` for an option given with a kind that does not use it; then the defaults."""
+    for option, kinds in OPTION_KINDS.items():
+        if getattr(args, option) is not None and args.kind not in kinds:
+            raise ConfigError(f"--{option} applies to --kind {' / '.join(kinds)}, not {args.kind}")
+    args.x = args.x or "trials"
+    args.metric = args.metric or "test_acc"
 
 
 def one_study(groups: dict[str, list[Any]], kind: str) -> Any:
@@ -95,6 +110,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     if args.output.rsplit(".", 1)[-1].lower() not in FORMATS:
         raise ConfigError(f"cannot write {args.output}: the file name must end in .png or .svg")
+    check_options_apply(args)
     groups = take_groups(open_existing_store(args.storage), args.names)
     path = save_figure(make_figure(args, groups), args.output)
     console.print(literal(f"wrote {args.kind} of {', '.join(args.names)} to {path}"))

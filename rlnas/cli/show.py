@@ -23,7 +23,7 @@ def add_parser(commands: Any) -> None:
     show.add_argument("--watch", action="store_true",
                       help="follow the study from another terminal: print its progress and driver every "
                            "--interval seconds until nobody drives it any more (Ctrl-C stops watching only)")
-    show.add_argument("--interval", type=float, default=2.0, help="--watch: seconds between looks (default 2)")
+    show.add_argument("--interval", type=float, default=None, help="--watch: seconds between looks (default 2)")
     add_storage(show)
     show.set_defaults(run=run)
 
@@ -32,6 +32,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """The study's definition, its best trial and its latest trials (or a live view)."""
     if args.last < 0:
         raise ConfigError(f"--last must be >= 0, got {args.last}")
+    if args.interval is not None and not args.watch:
+        raise ConfigError("--interval applies to --watch")
+    if args.watch and args.json:
+        raise ConfigError("--watch prints a live view, not JSON: give one of --watch and --json")
+    args.interval = 2.0 if args.interval is None else args.interval
     if not 0 < args.interval <= 86400:
         raise ConfigError(f"--interval must be a number of seconds in (0, 86400], got {args.interval}")
     store = open_existing_store(args.storage)
