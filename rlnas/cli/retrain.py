@@ -71,6 +71,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--lr must be positive, got {args.lr:g}")
     if args.lr is not None and "lr" in dict(args.eval_option):
         raise ConfigError("--lr and --eval-option lr both set the learning rate: give one")
+    from rlnas.cli.search import check_run_options_not_evaluator_options
+
+    check_run_options_not_evaluator_options(dict(args.eval_option))
     if "epochs" in dict(args.eval_option):
         raise ConfigError("--eval-option epochs: retrain's epochs are set by --epochs (default 10)")
     if args.output is not None:

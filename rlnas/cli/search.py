@@ -129,6 +129,7 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
             raise ConfigError(f"the nbgraph evaluator on {dataset or 'cora'} needs --space {wanted}")
     accepted = accepted_options(EVALUATORS.get(name)) or []
     options: dict[str, Any] = {"space": space} if "space" in accepted else {}
+    check_run_options_not_evaluator_options(dict(args.eval_option))
     for flag in (*EVALUATOR_FLAGS, "cost"):
         if getattr(args, flag) is not None and flag in dict(args.eval_option):
             raise ConfigError(f"--{flag.replace('_', '-')} and --eval-option {flag} both set the evaluator's {flag}: "
@@ -156,6 +157,15 @@ def within_epochs(trials: int | None, evaluator: Any) -> int | None:
     warnings.warn(f"this weight-sharing search records {planned} trial(s) over its epochs (more epochs record "
                   f"more): it ends there, short of --trials {trials}", stacklevel=1)
     return planned
+
+
+def check_run_options_not_evaluator_options(eval_options: dict[str, Any]) -> None:
+    """Refuse ``--eval-option device`` / ``threads``: the run options ``--device`` / ``--threads`` set them (and
+    would silently override them)."""
+    for flag in ("device", "threads"):
+        if flag in eval_options:
+            raise ConfigError(f"--eval-option {flag}: evaluations run with --{flag}, a run option (resume may change "
+                              f"it); use --{flag}")
 
 
 def check_eval_options_used(eval_options: dict[str, Any], shares_weights: bool) -> None:
