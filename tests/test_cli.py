@@ -100,12 +100,24 @@ def test_query_looks_up_the_table(rlnas_bin):
      "option 'epochs' must be a finite number"),
     (["search", "--space", "enas_micro", "--agent", "enas", "--evaluator", "shared", "--dataset", "digits", "--epochs",
       "1e300"], "epochs must be at most 100,000"),
+    (["search", "--space", "optimizer_rules", "--eval-option", "device=bogus"],
+     "--eval-option device: evaluations run with --device, a run option (resume may change it); use --device"),
+    (["retrain", "absent", "--eval-option", "threads=2"], "--eval-option threads: evaluations run with --threads"),
     (["retrain", "absent", "--epochs", "2", "--eval-option", "epochs=3"],
      "--eval-option epochs: retrain's epochs are set by --epochs (default 10)"),
     (["retrain", "absent", "--top", "5"], "--top 5 ranks sampled architectures: it needs --samples of at least 5 "
                                           "(got 0)"),
     (["search", "--cost", "flops", "--trials", "3"], "--cost applies to --reward abs/soft/hard"),
     (["show", "absent", "--watch", "--interval", "inf"], "--interval must be a number of seconds in (0, 86400]"),
+    (["show", "absent", "--interval", "5"], "--interval applies to --watch"),  # each was silently ignored
+    (["show", "absent", "--watch", "--json"], "--watch prints a live view, not JSON: give one of --watch and --json"),
+    (["plot", "absent", "--kind", "history", "--window", "5", "-o", "h.svg"],
+     "--window applies to --kind choices, not history"),
+    (["plot", "absent", "--kind", "regret", "--x", "time", "-o", "r.svg"], "--x applies to --kind history, not regret"),
+    (["plot", "absent", "--kind", "pareto", "--optimum", "90", "-o", "p.svg"],
+     "--optimum applies to --kind regret, not pareto"),
+    (["plot", "absent", "--kind", "history", "--metric", "valid_acc", "-o", "h.svg"],
+     "--metric applies to --kind regret / pareto, not history"),
 ])
 def test_bad_input_is_one_line_and_exit_2(rlnas_bin, tmp_path, args, message):
     if "--storage" not in args and args[0] != "query":

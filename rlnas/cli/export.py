@@ -182,7 +182,9 @@ def export_optimizer(args: argparse.Namespace, console: Console, store: Any, rec
     if record.space_name != "optimizer_rules":
         raise ConfigError(f"--optimizer needs a study of the optimizer_rules space; {record.name!r} searched "
                           f"{record.space_name!r}")
-    if not args.optimizer.endswith(".py"):
+    from rlnas.optim.export import is_module_file
+
+    if not is_module_file(args.optimizer):
         raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
     top = 3 if args.top is None else args.top
     if top < 1:

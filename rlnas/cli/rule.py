@@ -23,7 +23,8 @@ def add_parser(commands: Any) -> None:
                    help="train the optimizer evaluator's child network with the rule at every lr of its grid")
     p.add_argument("--eval-option", action="append", type=assignment, default=[], metavar="KEY=VALUE",
                    help="--evaluate: evaluator option, e.g. dataset=digits, network=mlp, steps=100 (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="--evaluate: seed of the child's weights and batches")
+    p.add_argument("--seed", type=int, default=None,
+                   help="--evaluate: seed of the child's weights and batches (default 0)")
     p.add_argument("--threads", type=int, default=None, help="--evaluate: torch threads")
     p.add_argument("-o", "--output", default=None, metavar="FILE.py",
                    help="write the rule as a Python module with a torch.optim.Optimizer class (needs only torch)")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     unused = [f"{flag} needs {needed}" for flag, given, needed, present in (
         ("--eval-option", bool(args.eval_option), "--evaluate", args.evaluate),
-        ("--seed", args.seed != 0, "--evaluate", args.evaluate),
+        ("--seed", args.seed is not None, "--evaluate", args.evaluate),
         ("--threads", args.threads is not None, "--evaluate", args.evaluate),
         ("--lr", args.lr is not None, "--output", args.output is not None),
         ("--force", args.force, "--output", args.output is not None)) if given and not present]
@@ -51,8 +52,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     rule = as_rule(args.rule)
     if args.output is not None:
         from rlnas.cli.export import check_output
+        from rlnas.optim.export import is_module_file
 
-        if not args.output.endswith(".py"):
+        if not is_module_file(args.output):
             raise ConfigError(f"--output must name a .py file, got {args.output!r}")
         check_output(args.output, args.force)
     compiled = compile_source(rule)
@@ -89,7 +91,7 @@ def _evaluate(args: argparse.Namespace, rule: Any, table: Any) -> float | None:
 
     if "seed" in dict(args.eval_option):
         raise ConfigError("rlnas rule: the child's seed is --seed, not --eval-option seed=...")
-    seed = check_evaluation_seed(args.seed, "--seed")
+    seed = check_evaluation_seed(0 if args.seed is None else args.seed, "--seed")
     evaluator = build_evaluator({"name": "optimizer", **dict(args.eval_option)}, threads=args.threads)
     try:
         measurement = evaluator.evaluate_rule(rule, seed=seed)
@@ -97,7 +99,7 @@ def _evaluate(args: argparse.Namespace, rule: Any, table: Any) -> float | None:
         raise CommandFailed(str(exc)) from None
     spec = evaluator.spec()
     table.add_row("child task", literal(f"{spec['network']} on {spec['dataset']}, {measurement.info['steps']} steps, "
-                                        f"seed {args.seed}"))
+                                        f"seed {seed}"))
     for row in measurement.info["per_lr"]:
         shown = fmt(row["valid_acc"], 2) if row["diverged"] is None else f"diverged ({row['diverged']})"
         table.add_row(f"valid_acc at lr {row['lr']:g}", literal(shown))

@@ -23,6 +23,7 @@ from typing import Any
 
 from rlnas.checks import is_finite_real
 from rlnas.errors import ConfigError
+from rlnas.files import write_atomically
 from rlnas.optim import runtime
 from rlnas.optim.codegen import compile_source
 from rlnas.optim.fused import fused_source
@@ -182,9 +183,15 @@ def write_optimizer_module(rules: Sequence[RuleLike] | RuleLike, path: str | Pat
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"path must be a file path ending in .py, got {path!r}")
     path = Path(path)
-    if path.suffix != ".py":
+    if not is_module_file(path):
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
     text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    try:  # whole or not at all; never over a folder, a device or a database
+        return write_atomically(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def is_module_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a Python module file: ``NAME.py`` (not ``.py``, a hidden file without a name)."""
+    return Path(path).suffix == ".py"

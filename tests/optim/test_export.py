@@ -112,6 +112,14 @@ def test_bad_exports_fail_before_writing(tmp_path):
         with pytest.raises(ConfigError, match=r"class name\(s\) \[.+\] would hide a name the written module uses"):
             write_optimizer_module(RULES, tmp_path / "found.py", class_names=names)
     assert not list(tmp_path.iterdir())
+    (tmp_path / "folder.py").mkdir()  # IsADirectoryError, FileExistsError, a write through to the device
+    (tmp_path / "file.py").write_text("")
+    (tmp_path / "null.py").symlink_to("/dev/null")
+    for target, reason in (("folder.py", "it is a folder"), ("file.py/x.py", "is a file, not a folder"),
+                           ("null.py", "it is not a regular file")):
+        with pytest.raises(ConfigError, match=f"cannot write {tmp_path / target}: .*{reason}"):
+            write_optimizer_module(RULES, tmp_path / target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.py", "folder.py", "null.py"]
 
 
 def test_any_title_is_written_as_given(tmp_path):

@@ -113,6 +113,8 @@ def test_network_commands_on_a_rule_study_say_what_applies_instead(capsys, sqlit
 def test_rule_options_that_would_be_ignored_are_refused(capsys, tmp_path):
     for argv, message in ((["--lr", "5", "--seed", "2"], "--seed needs --evaluate; --lr needs --output"),
                           (["--eval-option", "steps=5"], "--eval-option needs --evaluate"),
+                          (["--seed", "0"], "--seed needs --evaluate"),  # the default's value was let through
+                          (["--output", ".py"], "--output must name a .py file, got '.py'"),  # a nameless hidden file
                           (["--evaluate", "--eval-option", "schedule=[[0, 5]]"], "one evaluation takes steps=N"),
                           (["--evaluate", "--eval-option", "seed=7"], "the child's seed is --seed"),
                           (["--evaluate", "--seed", "18446744073709551616"], "--seed must be an integer in [0, 2**63)"),
