@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rlnas.cli._common import add_storage, literal, open_existing_store
+from rlnas.cli._common import add_storage, literal, open_existing_store, write_stdout
 from rlnas.jsonsafe import strict_json_text
 
 
@@ -61,13 +61,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         path = save_figure(regret_figure(regret_bands(groups, args.metric, optimum, optimum_source=source)),
                            args.output)
     if args.json:
-        print(strict_json_text([{"name": r.label, "studies": list(r.studies),
-                                 "studies_without_completed_trial": r.without_result,
-                                 "best_reward": _json_pair(r.best_reward),
-                                 f"best_{args.metric}": _json_pair(r.best_test),
-                                 "queries_to_best": _json_pair(r.queries_to_best),
-                                 "distinct_architectures": _json_pair(r.distinct), "finished": _json_pair(r.finished),
-                                 "failed": r.failed} for r in rows], indent=2))
+        write_stdout(strict_json_text([{
+            "name": r.label, "studies": list(r.studies), "studies_without_completed_trial": r.without_result,
+            "best_reward": _json_pair(r.best_reward), f"best_{args.metric}": _json_pair(r.best_test),
+            "queries_to_best": _json_pair(r.queries_to_best), "distinct_architectures": _json_pair(r.distinct),
+            "finished": _json_pair(r.finished), "failed": _json_pair(r.failed)} for r in rows], indent=2) + "\n")
     else:
         table = Table(title="Comparison (mean ± std over the studies of each row)")
         for column in ("name", "studies", "best reward", f"{args.metric} of best", "queries to best",
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             studies = str(len(r.studies)) + (f" ({r.without_result} without a completed trial)"
                                               if r.without_result else "")
             table.add_row(literal(r.label), studies, _cell(r.best_reward, 3), _cell(r.best_test),
-                          _cell(r.queries_to_best, 1), _cell(r.distinct, 1), _cell(r.finished, 1), str(r.failed))
+                          _cell(r.queries_to_best, 1), _cell(r.distinct, 1), _cell(r.finished, 1), _cell(r.failed, 1))
         console.print(table)
     if path is not None and not args.json:
         console.print(literal(f"wrote the regret curves to {path}"))

@@ -62,7 +62,7 @@ class GroupRow:
     queries_to_best: tuple[float, float]
     distinct: tuple[float, float]
     finished: tuple[float, float]
-    failed: int
+    failed: tuple[float, float]
     without_result: int = 0
     """Studies of the group with no COMPLETE trial (left out of the reward and metric means)."""
 
@@ -87,7 +87,7 @@ def compare_groups(groups: Mapping[str, Sequence[StudySnapshot]], test_metric: s
             label=label, studies=tuple(x.name for x in s), best_reward=mean_std([x.best_reward for x in s]),
             best_test=mean_std([x.best_metrics.get(test_metric) for x in s]),
             queries_to_best=mean_std([x.queries_to_best for x in s]), distinct=mean_std([x.distinct for x in s]),
-            finished=mean_std([x.finished for x in s]), failed=sum(x.failed for x in s),
+            finished=mean_std([x.finished for x in s]), failed=mean_std([x.failed for x in s]),
             without_result=sum(x.best_reward is None for x in s)))
     return rows
 

@@ -34,7 +34,9 @@ def test_groups_aggregate_seeds_with_mean_and_sample_std() -> None:
     assert a.best_test == (30.0, pytest.approx(math.sqrt(200)))  # (40, 20)
     assert a.queries_to_best == (1.5, pytest.approx(math.sqrt(0.5)))  # (2, 1)
     assert a.distinct == (1.5, pytest.approx(math.sqrt(0.5)))  # (2, 1)
-    assert single.best_reward == (5.0, 0.0) and single.failed == 0
+    assert single.best_reward == (5.0, 0.0) and single.failed == (0.0, 0.0)
+    assert a.failed == (0.0, 0.0) and compare_groups({"a": [a1, _study("f", [None, None], [0, 0], ["x", "y"])]})[
+        0].failed == (1.0, pytest.approx(math.sqrt(2)))  # a mean, as the table's title says, not a total
     with pytest.raises(ConfigError, match="empty"):
         compare_groups({"none": []})
 
