@@ -110,10 +110,12 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
         raise ConfigError(f"class name(s) {taken} would hide a name the written module uses itself")
     if not isinstance(title, str) or "\0" in title:
         raise ConfigError(f"title must be text without NUL characters, got {title!r:.80}")
+    decaying = [compile_source(as_rule(f.rule)).uses_decay for f in found]
     listing = "\n".join(f"    {name}: {f.rule}   (lr {f.lr:g}"
                         + (f", searched valid_acc {f.valid_acc:.2f}" if f.valid_acc is not None else "")
-                        + (f", trial {f.trial}" if f.trial is not None else "") + ")"
-                        for name, f in zip(names, found))
+                        + (f", trial {f.trial}" if f.trial is not None else "")
+                        + ("; decays: give total_steps" if decays else "") + ")"
+                        for name, f, decays in zip(names, found, decaying))
     title = title.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # the docstring shows it as given
     header = (f'"""{title}.\n\nNeeds only torch. Each class is a torch.optim.Optimizer applying w <- w - lr * rule:\n\n'
               f'{listing}\n\nHow the rules run:\n\n{runtime.__doc__.strip()}\n"""\n'
@@ -126,7 +128,7 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
         parts.append("\n\n" + fused.source)
         parts.append(
             f"\n\nclass {name}(CompiledRuleOptimizer):\n"
-            f'    """Update rule ``{compiled.rule_text}``."""\n\n'
+            f'    """Update rule ``{compiled.rule_text}``.{_decay_note(name) if compiled.uses_decay else ""}"""\n\n'
             f"    rule_text = {compiled.rule_text!r}\n"
             f"    state_names = {compiled.state_names!r}\n"
             f"    uses_random = {compiled.uses_random!r}\n"
@@ -145,6 +147,12 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
     except (SyntaxError, ValueError) as exc:
         raise ConfigError(f"the optimizer module would not be valid Python: {exc}") from None
     return text
+
+
+def _decay_note(name: str) -> str:
+    """What the docstring of class ``name`` adds when its rule decays."""
+    return ("\n\n    It reads a decay operand (ld, cd or rd), which decays over the training: give ``total_steps``, "
+            f"the number\n    of steps you train for, e.g. ``{name}(model.parameters(), total_steps=10_000)``.\n    ")
 
 
 def _rule_text(rule: object) -> Rule | str:

@@ -207,3 +207,11 @@ def test_bad_export_fields_are_config_errors_and_write_nothing(tmp_path, rules, 
     with pytest.raises(ConfigError, match=re.escape(message)):
         write_optimizer_module(rules, tmp_path / "bad.py", **kwargs)
     assert not (tmp_path / "bad.py").exists()
+
+
+def test_a_class_whose_rule_decays_says_it_needs_total_steps():
+    # NOSRule1(model.parameters()) as the docs show it failed for such a rule, and nothing in the module said why
+    text = optimizer_module_source(["powersign-ld", "adam"])
+    assert "NOSRule1: sign(g) * sign(m); o1 * ld; exp(o2) * g   (lr 0.001; decays: give total_steps)" in text
+    assert "NOSRule2: m / sqrt(v)   (lr 0.001)\n" in text
+    assert text.count("e.g. ``NOSRule1(model.parameters(), total_steps=10_000)``") == 1 and "NOSRule2(model" not in text
