@@ -54,6 +54,14 @@ DECAY_OPERANDS = frozenset({"ld", "cd", "rd"})
 RANDOM_OPERANDS = frozenset({"eps", "noise"})
 
 
+def _shown(text: str, most: int = 160) -> str:
+    """``repr(text)``, its middle cut out when longer than ``most`` characters (an error stays one readable line;
+    the column it names still points into the whole rule)."""
+    if len(text) <= most:
+        return repr(text)
+    return f"{text[:most - 40]!r} ... {text[-30:]!r} ({len(text):,} characters)"
+
+
 class RuleSyntaxError(InvalidCandidate):
     """A rule string or rule token is malformed; the message names the bad token."""
 
@@ -183,7 +191,7 @@ def _tokenize(text: str) -> list[_Tok]:
         match = _TOKEN.match(text, pos)
         if match is None:
             column = pos + len(text[pos:]) - len(text[pos:].lstrip()) + 1
-            raise RuleSyntaxError(f"rule {text!r}: unexpected character {text[column - 1]!r} at column {column}")
+            raise RuleSyntaxError(f"rule {_shown(text)}: unexpected character {text[column - 1]!r} at column {column}")
         kind = match.lastgroup or "sym"
         tokens.append(_Tok(kind, match.group(kind), match.start(kind) + 1))
         pos = match.end()
@@ -210,8 +218,8 @@ class _Parser:
 
     def fail(self, message: str, tok: _Tok | None = None) -> RuleSyntaxError:
         tok = tok or self.tok
-        shown = "the end" if tok.kind == "end" else repr(tok.text)
-        return RuleSyntaxError(f"rule {self.text!r}: {message} at {shown} (column {tok.column})")
+        shown = "the end" if tok.kind == "end" else _shown(tok.text, 60)
+        return RuleSyntaxError(f"rule {_shown(self.text)}: {message} at {shown} (column {tok.column})")
 
     def expect(self, text: str) -> None:
         if self.tok.text != text or self.tok.kind == "end":

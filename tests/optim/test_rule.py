@@ -158,3 +158,11 @@ def test_the_rule_language_and_space_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_error_of_a_very_long_rule_is_one_readable_line():
+    # 20,000 parentheses were repeated whole in the one-line error
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_rule("(" * 20_000 + "g")
+    message = str(info.value)
+    assert len(message) < 300 and "(20,001 characters): iteration 1: expected an operand at '(' (column 1)" in message
