@@ -26,7 +26,10 @@ def test_sqlite_store_persists_across_connections(sqlite_url):
 @pytest.mark.parametrize("url, message", [
     ("not a url", "is not a database URL"),
     ("sqlite:////no/such/folder/x.db", "does not exist"),
-    ("nosuchdialect://x", "cannot use"),
+    ("nosuchdialect://x", "cannot use nosuchdialect://x: unknown kind of database 'nosuchdialect'; rlnas stores in "),
+    ("sqlit:///x.db", "unknown kind of database 'sqlit'"),  # each said "missing database driver"
+    ("postgres://u@h/db", r"unknown kind of database 'postgres' \(postgresql://...\)"),
+    ("postgresql+nodriver://u@h/db", "unknown driver 'nodriver' of postgresql"),
     ("sqlite:///", "names no database file, so nothing would be kept"),  # sqlite:///$DB with DB unset
     ("sqlite://", "names no database file"),
     ("sqlite:///:memory:", "names no database file"),

@@ -63,7 +63,13 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
                 new_file = os.path.realpath(path)
     try:
         engine = sa.create_engine(parsed)
-    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+    except NoSuchModuleError:  # no such database kind: a driver would not help
+        backend = parsed.get_backend_name()
+        what = (f"unknown driver {parsed.get_driver_name()!r} of {backend}" if backend in ("sqlite", "postgresql")
+                else f"unknown kind of database {backend!r}" + (" (postgresql://...)" if backend == "postgres" else ""))
+        raise StorageError(f"cannot use {shown}: {what}; rlnas stores in sqlite:///FILE or "
+                           "postgresql://user@host/db") from None
+    except (ModuleNotFoundError, ImportError) as exc:
         hint = " (pip install 'rlnas[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
         raise StorageError(f"cannot use {shown}: missing database driver: {exc}{hint}") from None
     except ArgumentError as exc:
