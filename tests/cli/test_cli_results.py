@@ -294,3 +294,16 @@ def test_a_new_study_never_takes_the_weights_folder_of_another(capsys, tmp_path)
     (tmp_path / "other.db-weights" / "u" / old_files[0].name).write_bytes(b"")
     assert main([*search[:-3], "--storage", elsewhere, "--no-progress", "--trials", "1", "--name", "u"]) == 0
     assert open_store(elsewhere).get_study("u").evaluator["weights_dir"] == str(tmp_path / "other.db-weights" / "u-2")
+
+
+def test_the_summary_says_evaluation_time_is_simulated_only_for_a_table(tmp_path):
+    from rlnas.testing.kill import run_cli
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    for argv, label in ((["--space", "nb201"], "evaluation time (simulated by the table)"),
+                        (["--space", "toy", "--evaluator", "odd_toy", "--eval-option", "kind=numpy_int_info"],
+                         "evaluation time ")):
+        result = run_cli(["search", *argv, "--agent", "random", "--trials", "2", "--no-progress", "--storage", url,
+                          "--name", argv[1]])
+        assert result.returncode == 0, result.stderr
+        assert label in result.stdout and ("simulated" in result.stdout) == (argv[1] == "nb201")
