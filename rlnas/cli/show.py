@@ -12,6 +12,10 @@ from rich.table import Table
 from rlnas.cli._common import add_storage, field_table, fmt, literal, open_existing_store, write_stdout
 from rlnas.errors import ConfigError
 from rlnas.jsonsafe import strict_json_text
+from rlnas.trial import TrialState
+
+ABANDONED = "its driver is gone: resume evaluates this slot again"
+"""The note of a RUNNING trial of a study that nobody drives (killed, or the machine went down)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -57,8 +61,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         listing = Table(title=f"Last {min(args.last, len(trials))} trials")
         for column in ("number", "state", "architecture", "reward", "test_acc", "cost s", "note"):
             listing.add_column(column)
+        from rlnas.cli._status import live_driver
+
+        driven = live_driver(store, record.id) is not None
         for t in trials[-args.last:]:
             note = t.error or (f"repeat of trial {t.repeat_of}" if t.repeat_of is not None else "")
+            if t.state is TrialState.RUNNING and not driven:
+                note = ABANDONED
             listing.add_row(str(t.number), t.state.value, literal(t.key), fmt(t.reward),
                             fmt(t.metrics.get("test_acc")), fmt(t.cost_seconds, 1), literal(note))
         console.print(listing)

@@ -307,3 +307,21 @@ def test_the_summary_says_evaluation_time_is_simulated_only_for_a_table(tmp_path
                           "--name", argv[1]])
         assert result.returncode == 0, result.stderr
         assert label in result.stdout and ("simulated" in result.stdout) == (argv[1] == "nb201")
+
+
+def test_a_running_trial_without_a_driver_is_shown_as_abandoned(capsys, tmp_path):
+    # after kill -9, ls --json said "running": 1 next to "status": "interrupted", and show gave the trial no note
+    from rlnas.study import create_study
+    from rlnas.testing.toy import ToyEvaluator
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    evaluator = ToyEvaluator()
+    study = create_study(space=evaluator.space, evaluator=evaluator, name="k", storage=url, n_trials=5)
+    study.tell(study.ask(), 1.0)
+    study.ask()
+    study.close()  # as a killed driver leaves it: the lease gone, the trial RUNNING
+    assert main(["ls", "--json", "--storage", url]) == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert (status["status"], status["running"], status["abandoned"]) == ("interrupted", 0, 1)
+    assert main(["show", "k", "--storage", url]) == 0
+    assert "its driver is gone: resume evaluates this slot again" in " ".join(capsys.readouterr().out.split())
