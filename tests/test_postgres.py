@@ -45,6 +45,12 @@ def test_store_contract_on_postgres(pg_url):
         store.close()
 
 
+def test_one_read_of_the_trials_is_one_snapshot_on_postgres(pg_url):
+    from test_store import check_one_snapshot  # tests/ is on sys.path under pytest
+
+    check_one_snapshot(pg_url)
+
+
 def test_databases_are_separate_and_reopen(pg_url, postgres_server_url):
     store = open_store(pg_url)
     record = store.create_study(sample_record())

@@ -233,3 +233,30 @@ def test_a_database_moved_away_during_a_run_keeps_every_trial_committed_before(t
         (tmp_path / f"runs.db{suffix}").unlink(missing_ok=True)
     archive = open_store(f"sqlite:///{tmp_path / 'archive.db'}", create=False)
     assert len(archive.trials(archive.get_study("s").id)) == 20
+
+
+def test_one_read_of_the_trials_is_one_snapshot_while_another_process_writes(sqlite_url):
+    check_one_snapshot(sqlite_url)
+
+
+def check_one_snapshot(url: str) -> None:
+    """The trials and their metrics were two reads: a trial finished between them came back RUNNING with metrics."""
+    import sqlalchemy as sa
+
+    from rlnas.trial import TrialState
+
+    writer, reader = open_store(url), open_store(url)
+    record = writer.create_study(sample_record())
+    writer.add_trial(record.id, 0, "k", {"a": 1}, {})
+    reads = []
+
+    @sa.event.listens_for(reader.engine, "after_cursor_execute")
+    def finish_between_the_reads(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "rlnas_trials" in statement and not reads:
+            reads.append(statement)
+            writer.finish_trial(record.id, 0, TrialState.COMPLETE, reward=1.0, metrics={"valid_acc": 1.0})
+
+    (trial,) = reader.trials(record.id)
+    assert reads and (trial.state, trial.metrics) == (TrialState.RUNNING, {})  # as it was when the read began
+    (trial,) = reader.trials(record.id)
+    assert (trial.state, trial.metrics) == (TrialState.COMPLETE, {"valid_acc": 1.0})

@@ -468,6 +468,7 @@ class SQLStore(Store):
         if states is not None:
             query = query.where(trials.c.state.in_([s.value for s in states]))
         with self._transaction() as conn:
+            self._one_snapshot(conn)
             rows = conn.execute(query).all()
             by_trial: dict[int, dict[str, float]] = {}
             joined = sa.select(trial_metrics.c.trial_id, trial_metrics.c.name, trial_metrics.c.value).join(
@@ -475,6 +476,16 @@ class SQLStore(Store):
             for r in conn.execute(joined):  # SQLite stores a NaN as NULL: every stored metric is a float
                 by_trial.setdefault(r.trial_id, {})[r.name] = math.nan if r.value is None else r.value
         return [self._trial(r, by_trial.get(r.id, {})) for r in rows]
+
+    def _one_snapshot(self, conn: sa.Connection) -> None:
+        """Make the reads of this transaction see one state of the database (a trial finished by another
+        process between two of them would come back RUNNING with its metrics): SQLite reads in a transaction
+        only once one is begun (its driver begins one before writes only); PostgreSQL's statements see each
+        its own snapshot unless the transaction is REPEATABLE READ."""
+        if self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        elif self.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     # ----------------------------------------------------------- checkpoints
     def save_checkpoint(self, study_id: int, slot: int, payload: bytes) -> None:
