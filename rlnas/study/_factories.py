@@ -182,13 +182,16 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
 
 
 def check_name(name: Any) -> None:
-    """Study names: 1 to 255 printable characters (the same limit on every backend)."""
+    """Study names: 1 to 255 printable characters (the same limit on every backend), not beginning or ending
+    with white space."""
     if not isinstance(name, str) or not name:
         raise ConfigError(f"a study name must be a non-empty string, got {name!r}")
     if len(name) > 255:
         raise ConfigError(f"a study name has at most 255 characters, got {len(name)}")
     if not name.isprintable():
         raise ConfigError(f"a study name must be printable (no control characters), got {name!r}")
+    if name != name.strip():  # " " showed as an empty cell; "a " and "a" look alike everywhere
+        raise ConfigError(f"a study name must not begin or end with white space, got {name!r}")
 
 
 def _find(store: Store, name: str) -> StudyRecord | None:

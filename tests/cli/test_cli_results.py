@@ -177,6 +177,9 @@ def test_search_checks_space_evaluator_and_data_before_storing_anything(capsys, 
     assert list(tmp_path.iterdir()) == []  # not even an empty database
     code, _, err = rlnas(capsys, "search", "--name", "", "--storage", url)  # an unset variable, not the default
     assert code == 2 and "a study name must be a non-empty string, got ''" in err
+    for name in (" ", "a "):  # a blank cell in ls; a name that looks like another
+        code, _, err = rlnas(capsys, "search", "--name", name, "--storage", url)
+        assert code == 2 and f"a study name must not begin or end with white space, got {name!r}" in err
     assert list(tmp_path.iterdir()) == []
 
 
