@@ -177,13 +177,11 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
 
 def export_optimizer(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
     """``--optimizer``: the study's best rules as a torch-only optimizer module."""
-    from rlnas.optim.export import best_rules, optimizer_module_source
+    from rlnas.optim.export import best_rules, is_module_file, optimizer_module_source
 
     if record.space_name != "optimizer_rules":
         raise ConfigError(f"--optimizer needs a study of the optimizer_rules space; {record.name!r} searched "
                           f"{record.space_name!r}")
-    from rlnas.optim.export import is_module_file
-
     if not is_module_file(args.optimizer):
         raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
     top = 3 if args.top is None else args.top
@@ -194,7 +192,8 @@ def export_optimizer(args: argparse.Namespace, console: Console, store: Any, rec
         raise RlnasError(f"study {record.name!r} has no COMPLETE trial to export")
     path = write_output(args.optimizer, optimizer_module_source(
         found, title=f"Update rules found by rlnas study {record.name!r}"))
-    console.print(literal(f"wrote {len(found)} rule(s) to {path}: "
+    fewer = f" (the study has {len(found)} distinct complete rule(s), fewer than --top {top})" * (len(found) < top)
+    console.print(literal(f"wrote {len(found)} rule(s) to {path}{fewer}: "
                           + ", ".join(f"NOSRule{i} = {f.rule}" for i, f in enumerate(found, 1))))
     return 0
 

@@ -38,6 +38,11 @@ def test_search_with_the_lstm_controller_then_export_the_best_rules(rlnas_bin, s
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.split()[-1] == "Optimizer"
     assert loaded.stdout.rsplit(" ", 1)[0] == best["key"]
+    distinct = len({t["key"] for t in complete})
+    more = rlnas(rlnas_bin, "export", "nos", "--optimizer", str(path), "--top", "50", "--force",
+                 "--storage", sqlite_url)
+    said = " ".join((more.stdout + more.stderr).split())
+    assert f"the study has {distinct} distinct complete rule(s), fewer than --top 50" in said
 
 
 @pytest.mark.parametrize("text, message", [
