@@ -180,9 +180,21 @@ def write_stdout(text: str) -> None:
         sys.stdout.flush()
 
 
+class _PiecewiseStdout:
+    """Standard output as rich writes to it: each write through :func:`write_stdout` (a table is one write);
+    everything else is the current ``sys.stdout``'s."""
+
+    def write(self, text: str) -> int:
+        write_stdout(text)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stdout, name)
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console that does not cut long architecture strings when writing to a pipe or a log."""
-    console = Console(stderr=stderr)
+    console = Console(stderr=True) if stderr else Console(file=_PiecewiseStdout())  # type: ignore[arg-type]
     if not console.is_terminal:
         console.width = max(console.width, 160)
     return console

@@ -340,12 +340,13 @@ def test_standard_output_on_a_full_disk_is_an_error_not_a_cut_file(tmp_path) -> 
     try:
         url = f"sqlite:///{tmp_path / 'runs.db'}"
         rlnas_bin = os.path.join(os.path.dirname(sys.executable), "rlnas")
-        subprocess.run([rlnas_bin, "search", "--trials", "300", "--agent", "random", "--name", "s", "--storage", url,
+        subprocess.run([rlnas_bin, "search", "--trials", "800", "--agent", "random", "--name", "s", "--storage", url,
                         "--no-progress"], check=True, capture_output=True)
-        with open(disk / "out.json", "w") as target:
-            result = subprocess.run([rlnas_bin, "export", "s", "--format", "json", "--storage", url], stdout=target,
-                                    stderr=subprocess.PIPE, text=True)
-        assert result.returncode == 1
-        assert result.stderr == "rlnas: error: cannot write the output: No space left on device\n"
+        for command in (["export", "s", "--format", "json"], ["show", "s", "--last", "800"]):  # JSON, a rich table
+            with open(disk / "out", "w") as target:
+                result = subprocess.run([rlnas_bin, *command, "--storage", url], stdout=target,
+                                        stderr=subprocess.PIPE, text=True)
+            assert result.returncode == 1, command
+            assert result.stderr == "rlnas: error: cannot write the output: No space left on device\n"
     finally:
         subprocess.run(["umount", str(disk)], check=True)
