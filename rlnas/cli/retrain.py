@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlnas.cli._common import EXIT_INTERRUPTED, CommandFailed, add_storage, assignment, fmt, literal
-from rlnas.cli.summary import report_interrupted
+from rlnas.cli.summary import failure_said_as_error, report_interrupted
 from rlnas.errors import ConfigError
 from rlnas.trial import TrialState
 
@@ -135,7 +135,8 @@ def _train_as_study(source: Any, answer: Any, evaluator: Any, name: str, args: a
     if study.n_finished == 0:
         console.print(literal(f"training the {answer.source} answer of {source.name!r} ({answer.key}) "
                               f"as study {name!r}"))
-        study.optimize(1, None, run=RunOptions(threads=args.threads, device=args.device))
+        with failure_said_as_error():
+            study.optimize(1, None, run=RunOptions(threads=args.threads, device=args.device))
     done = [t for t in study.trials if t.state is TrialState.COMPLETE]
     if not done:
         failed = [t.error for t in study.trials if t.error]

@@ -1,9 +1,11 @@
 """Run a study for ``search`` / ``resume`` and print what it found."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -18,16 +20,16 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
     """Optimize, print the summary; exit 130 on Ctrl-C, 1 when no trial completed or the storage
     failed during the run (disk full, read-only, database deleted)."""
     try:
-        with warnings.catch_warnings():  # said below, as this command's error
-            warnings.filterwarnings("ignore", message=r"study .* no trial has completed")
+        with failure_said_as_error():
             study.optimize(trials, budget, run=options)
     except KeyboardInterrupt:
         try:  # counted in the store: Ctrl-C may land between storing a trial and counting it
             trials = study.store.trials(study.record.id)
             stored = sum(t.state is not TrialState.RUNNING and not t.orphaned for t in trials)
-        except Exception:  # noqa: BLE001 - the store cannot answer now: what this process counted
-            stored = study.n_finished
-        report_interrupted(f"{stored} trials are stored; continue with `{resume_command(study)}`")
+        except Exception:  # noqa: BLE001 - the store cannot answer now (it says why at the next command)
+            report_interrupted(f"continue with `{resume_command(study)}`")
+        else:
+            report_interrupted(f"{stored} trials are stored; continue with `{resume_command(study)}`")
         return EXIT_INTERRUPTED
     except StorageError as exc:
         raise CommandFailed(f"the search stopped, storage failed: {exc} (what was stored before is kept)") from None
@@ -38,6 +40,14 @@ def run_and_report(study: Any, trials: int | None, budget: float | None, options
         raise CommandFailed(f"no trial of study {study.name!r} completed"
                             + (f"; most common failure ({count}x): {reason}" if reason else ""))
     return 0
+
+
+@contextlib.contextmanager
+def failure_said_as_error() -> Iterator[None]:
+    """Silence optimize's warning that no trial completed: a command says so as its error (exit 1)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"study .* no trial has completed")
+        yield
 
 
 def report_interrupted(what_next: str) -> None:
@@ -97,7 +107,7 @@ def print_summary(study: Any, trials: list[Any], console: Console) -> None:
     if failed:
         reason, count = most_common_failure(trials)
         table.add_row("trials failed", literal(f"{len(failed)} (most common, {count}x: {reason})"))
-    simulated = (study.record.evaluator or {}).get("name") in ("nb201", "nbgraph")  # a table's training times
+    simulated = getattr(study.evaluator, "simulated_time", False)  # a table's training times
     table.add_row("evaluation time (simulated by the table)" if simulated else "evaluation time",
                   format_seconds(study.spent_seconds))
     optimum = getattr(study.evaluator, "test_acc_of_best_valid", None)

@@ -304,6 +304,7 @@ def test_the_summary_says_evaluation_time_is_simulated_only_for_a_table(tmp_path
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     for argv, label in ((["--space", "nb201"], "evaluation time (simulated by the table)"),
+                        (["--space", "nbgraph"], "evaluation time "),  # its table has no training times
                         (["--space", "toy", "--evaluator", "odd_toy", "--eval-option", "kind=numpy_int_info"],
                          "evaluation time ")):
         result = run_cli(["search", *argv, "--agent", "random", "--trials", "2", "--no-progress", "--storage", url,
@@ -328,3 +329,25 @@ def test_a_running_trial_without_a_driver_is_shown_as_abandoned(capsys, tmp_path
     assert (status["status"], status["running"], status["abandoned"]) == ("interrupted", 0, 1)
     assert main(["show", "k", "--storage", url]) == 0
     assert "its driver is gone: resume evaluates this slot again" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ctrl_c_while_the_database_is_gone_still_ends_as_interrupted(capsys, tmp_path):
+    # the fallback count read the failing store again: a StorageError came out instead of exit 130
+    from rich.console import Console
+
+    from rlnas.cli.summary import run_and_report
+    from rlnas.study import create_study
+    from rlnas.study.spec import RunOptions
+    from rlnas.testing.toy import ToyEvaluator
+
+    path = tmp_path / "c.db"
+    study = create_study(space=ToyEvaluator().space, evaluator=ToyEvaluator(), name="c", storage=f"sqlite:///{path}")
+
+    def interrupt(study, trial):
+        if trial.number == 3:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise KeyboardInterrupt
+
+    assert run_and_report(study, 10, None, RunOptions(callbacks=(interrupt,)), Console()) == 130
+    assert capsys.readouterr().err == f"rlnas: interrupted: continue with `rlnas resume c --storage sqlite:///{path}`\n"

@@ -173,3 +173,18 @@ def test_as_searched_keeps_the_searched_network_options(capsys, tmp_path) -> Non
     code, _, _ = rlnas(capsys, "export", "a", "--onnx", str(tmp_path / "a.onnx"), "--as-searched", "--storage", url)
     graph = onnx.load(str(tmp_path / "a.onnx")).graph
     assert code == 0 and [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim][1:] == [12]
+
+
+def test_a_failed_retrain_says_so_once(capsys, tmp_path, monkeypatch) -> None:
+    # optimize's warning that no trial completed came before the command's own error
+    from rlnas.evaluators.train import TrainEvaluator
+
+    def out_of_memory(self, candidate, *, budget=None, seed=None):
+        raise RuntimeError("out of memory (simulated)")
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["search", "--trials", "2", "--name", "s", "--storage", url, "--no-progress"]) == 0
+    monkeypatch.setattr(TrainEvaluator, "evaluate", out_of_memory)
+    code, _, err = rlnas(capsys, "retrain", "s", "--epochs", "0.05", "--eval-option", "dataset=digits",
+                         "--storage", url)
+    assert code == 1 and err.count("\n") == 1 and "out of memory (simulated)" in err and "warning" not in err
