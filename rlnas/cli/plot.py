@@ -49,8 +49,8 @@ def check_options_apply(args: argparse.Namespace) -> None:
     for option, kinds in OPTION_KINDS.items():
         if getattr(args, option) is not None and args.kind not in kinds:
             raise ConfigError(f"--{option} applies to --kind {' / '.join(kinds)}, not {args.kind}")
-    args.x = args.x or "trials"
-    args.metric = args.metric or "test_acc"
+    args.x = "trials" if args.x is None else args.x
+    args.metric = "test_acc" if args.metric is None else args.metric
 
 
 def one_study(groups: dict[str, list[Any]], kind: str) -> Any:

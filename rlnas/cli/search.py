@@ -191,7 +191,8 @@ def reward_spec(args: argparse.Namespace, evaluator: Any) -> str | dict[str, Any
     if args.target is None:
         raise ConfigError(f"--reward {args.reward} needs --target (the cost to aim at)")
     beta = DEFAULT_BETA[args.reward] if args.beta is None else args.beta
-    cost = args.cost or (evaluator.spec() or {}).get("cost") or "latency"  # --eval-option cost=flops: the reward's
+    computed = (evaluator.spec() or {}).get("cost")  # --eval-option cost=flops: the reward's cost too
+    cost = args.cost or (computed if computed in COST_METRICS else "latency")
     quality = getattr(evaluator, "default_reward", "valid_acc")
     spec = {"name": args.reward, "metric": quality, "cost": COST_METRICS[cost], "target": args.target, "beta": beta}
     create_reward(spec)  # beta's sign and the target's: one line, before anything is stored
