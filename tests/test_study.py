@@ -372,3 +372,15 @@ def test_a_tell_the_driver_before_logged_is_not_logged_again_after_a_resume(sqli
     resumed = load_study("s", sqlite_url, evaluator=TOY).optimize(8)
     slots = [slot for slot, _ in resumed.diagnostics()]
     assert slots == sorted(set(slots)) and slots[0] == 1 and resumed.n_finished == 8
+
+
+def test_save_settings_stores_notes_and_refuses_the_studys_own_settings():
+    # save_settings(n_trials="lots") was stored, and rlnas ls then failed comparing it with a number
+    study = create_study(space=TOY.space, agent="random", evaluator=TOY, seed=0)
+    with pytest.raises(ConfigError, match="save_settings: budget_seconds, n_trials are the study's own setting"):
+        study.save_settings(n_trials="lots", budget_seconds=-3)
+    with pytest.raises(ConfigError, match="save_settings: the notes must be JSON values"):
+        study.save_settings(origin=object())
+    study.save_settings(origin={"paper": "x"})
+    study.optimize(3)
+    assert study.settings["origin"] == {"paper": "x"} and study.settings["n_trials"] == 3

@@ -191,7 +191,8 @@ def check_name(name: Any) -> None:
     if not name.isprintable():
         raise ConfigError(f"a study name must be printable (no control characters), got {name!r}")
     if name != name.strip():  # " " showed as an empty cell; "a " and "a" look alike everywhere
-        raise ConfigError(f"a study name must not begin or end with white space, got {name!r}")
+        raise ConfigError(f"a study name must not begin or end with white space, got {name!r} (a study named so "
+                          "before: rlnas rename gives it another name)")
 
 
 def _find(store: Store, name: str) -> StudyRecord | None:

@@ -38,7 +38,7 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         if isinstance(study.agent, WeightSharingAgent):  # the most it can record: reached, it is finished
             from rlnas.study._weight_sharing import planned_trials
 
-            study.save_settings(planned_trials=planned_trials(study))
+            study._save_settings(planned_trials=planned_trials(study))
     except BaseException:
         study.close()
         raise

@@ -361,8 +361,10 @@ class Study:
 
     def _warn_if_nothing_completed(self) -> None:
         """A run in which every trial failed returns (the CLI exits 1), but says so: best_trial is None."""
+        if self._best is not None or not self._finished:  # this object's counts, exact when its run ended
+            return
         trials = self.store.trials(self.record.id)
-        if not trials or any(t.state is TrialState.COMPLETE for t in trials):
+        if any(t.state is TrialState.COMPLETE for t in trials):
             return
         errors = [t.error for t in trials if t.error]
         last = f"; the last failure: {errors[-1][:300]}" if errors else ""
@@ -393,7 +395,7 @@ class Study:
                           "(the total, not a number to add): nothing runs, and its stored target stays",
                           stacklevel=4)
             return
-        self.save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
+        self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
 
     def limit_reached(self, n_trials: int | None, budget_seconds: float | None) -> bool:
         """Whether no further trial may start (running ones count as started)."""
@@ -402,10 +404,25 @@ class Study:
             return True
         return budget_seconds is not None and self._spent >= budget_seconds
 
-    def save_settings(self, **changes: Any) -> None:
-        """Store ``changes`` into the study's settings (shown by ``rlnas show``; the stop conditions
-        among them are ``resume``'s) and keep this object's record in step, so that a later write of
-        the settings by this object does not take them back."""
+    def save_settings(self, **notes: Any) -> None:
+        """Store notes of your own (JSON values, e.g. where the study came from) with the study's settings,
+        shown by ``rlnas show``. The settings the study keeps itself (:data:`STUDY_SETTINGS`: its stop
+        conditions, ...) are set by :func:`~rlnas.study.create_study` and :meth:`optimize`, not here."""
+        from rlnas.jsonsafe import strict_json_text
+
+        taken = sorted(set(notes) & STUDY_SETTINGS)
+        if taken:
+            raise ConfigError(f"save_settings: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} the study's "
+                              "own setting(s), set by create_study and optimize")
+        try:
+            strict_json_text(notes)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"save_settings: the notes must be JSON values: {exc}") from None
+        self._save_settings(**notes)
+
+    def _save_settings(self, **changes: Any) -> None:
+        """Store ``changes`` into the study's settings and keep this object's record in step, so that a
+        later write of the settings by this object does not take them back."""
         settings = dict(self.record.settings) | changes
         if settings != self.record.settings:
             self.store.update_settings(self.record.id, settings)
@@ -627,7 +644,7 @@ class Study:
         if self._next_slot or self._finished:
             raise ConfigError(f"study {self.name!r} has already started: transfer only into a new study")
         transfer_policy(source, self.space, self.record.agent, self.agent)
-        self.save_settings(init_from=source.name)
+        self._save_settings(init_from=source.name)
         self.checkpoint()
 
     def rebuild(self) -> None:
@@ -718,6 +735,9 @@ class Study:
             fill(self._new_batch())
             self._flush()
 
+
+STUDY_SETTINGS = frozenset({"n_trials", "budget_seconds", "planned_trials", "checkpoint_every", "init_from"})
+"""The settings a study keeps itself (what ``resume`` and the status read)."""
 
 MAX_TRIALS = 10**9
 """Most trials a study may aim at."""

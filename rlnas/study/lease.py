@@ -26,7 +26,7 @@ class StudyBusy(RlnasError):
 
     def __init__(self, study: str, lease: Lease):
         self.lease = lease
-        if lease.host == this_host() and lease.pid == os.getpid():  # two Study objects in one program
+        if lease.holder in _TAKEN_HERE:  # two Study objects in one program (not a restarted container's pid 1)
             super().__init__(f"study {study!r} is driven by another Study object of this process (since "
                              f"{lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC): close() that one first (or use it in a "
                              "with block), or drive the study through that one")
@@ -72,6 +72,10 @@ class Acquired:
     replaced: Lease | None
 
 
+_TAKEN_HERE: set[str] = set()
+"""The holders of the leases this process has taken."""
+
+
 def acquire(store: Store, study_id: int, study_name: str, lease_seconds: float) -> Acquired:
     """Take the study's lease or raise :class:`StudyBusy`; retried when another driver races us."""
     now = utcnow()
@@ -80,11 +84,13 @@ def acquire(store: Store, study_id: int, study_name: str, lease_seconds: float) 
         current = store.get_lease(study_id)
         if current is None:
             if store.insert_lease(study_id, mine):
+                _TAKEN_HERE.add(mine.holder)
                 return Acquired(mine, None)
             continue
         if not is_stale(current, lease_seconds):
             raise StudyBusy(study_name, current)
         if store.replace_lease(study_id, current, mine):
+            _TAKEN_HERE.add(mine.holder)
             return Acquired(mine, current)
     if not any(record.id == study_id for record in store.list_studies()):  # the lease's study row is gone
         raise StudyNotFound(f"study {study_name!r} no longer exists (deleted, or renamed, by another command)")
