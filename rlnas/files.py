@@ -76,10 +76,19 @@ JOURNALS = ("-wal", "-shm", "-journal")
 def is_database(path: str | Path) -> bool:
     """Whether ``path`` is an SQLite database, or the journal of one (an output written there would be lost,
     or would destroy the studies in it)."""
+    return journal_of(path) is not None or _has_sqlite_header(Path(path))
+
+
+def journal_of(path: str | Path) -> Path | None:
+    """The SQLite database whose journal ``path`` names (``x.db`` for ``x.db-wal``), or ``None``."""
     path = Path(path)
     for journal in JOURNALS:
-        if path.name.endswith(journal) and is_database(path.with_name(path.name[:-len(journal)])):
-            return True
+        if path.name.endswith(journal) and _has_sqlite_header(path.with_name(path.name[:-len(journal)])):
+            return path.with_name(path.name[:-len(journal)])
+    return None
+
+
+def _has_sqlite_header(path: Path) -> bool:
     try:
         if not path.is_file():  # a pipe would block the read below
             return False

@@ -89,10 +89,12 @@ def chosen_trial(store: Any, record: Any, number: int | None) -> Any:
 def check_output(path: str, force: bool) -> None:
     """Refuse to overwrite a database ever, and any other existing file without ``--force``; refuse what is
     not a file to write (an empty path, a folder, a device, a pipe: see :func:`rlnas.files.output_target`)."""
-    from rlnas.files import folder_problem, is_database, output_target
+    from rlnas.files import folder_problem, is_database, journal_of, output_target
 
     if path == "-":  # not a file named "-" (export --output - means standard output, and is never checked here)
         raise RlnasError("cannot write '-': name a file (only the trials of rlnas export go to standard output)")
+    if path and journal_of(path) is not None:
+        raise RlnasError(f"refusing to write {path}: SQLite keeps the journal of database {journal_of(path)} there")
     if path and is_database(path):  # a link to one too
         raise RlnasError(f"refusing to overwrite {path}: it is a database")
     try:

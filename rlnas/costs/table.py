@@ -35,6 +35,7 @@ from torch import nn
 
 from rlnas.costs.measure import eval_mode, num_threads, time_call
 from rlnas.errors import ConfigError
+from rlnas.files import write_atomically
 from rlnas.spaces.base import Candidate, Choice, Space
 
 Shape = tuple[int, ...]
@@ -207,8 +208,11 @@ class LatencyTable:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`to_json` to ``path``."""
-        Path(path).write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        """Write :meth:`to_json` to ``path``, whole or not at all (never over a folder, a device or a database)."""
+        try:
+            write_atomically(path, json.dumps(self.to_json(), indent=1).encode("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot write the latency table to {path}: {exc.strerror}") from None
 
     @classmethod
     def load(cls, path: str | Path, space: Space | None = None, *,

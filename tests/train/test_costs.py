@@ -132,6 +132,11 @@ def test_latency_table_covers_the_space_and_sums_units(tmp_path):
     other = Space("toy_mobile", [Categorical("depth", (1, 2, 3))])
     with pytest.raises(ConfigError, match="another 'toy_mobile' space"):
         LatencyTable.load(path, other)
+    database = tmp_path / "runs.db"  # save wrote over it
+    database.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    with pytest.raises(ConfigError, match=f"cannot write the latency table to {database}: it is a database"):
+        table.save(database)
+    assert database.read_bytes().startswith(b"SQLite format 3")
 
 
 def test_latency_table_measures_unknown_units_on_demand():
