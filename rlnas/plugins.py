@@ -80,11 +80,11 @@ def _run(label: str, load: object, what: str, shown: str) -> None:
 def _code_paths(module: object) -> list[str]:
     """Where a plugin's code lives: the folder(s) of the package its module belongs to (``mine`` for
     ``mine.rlnas_plugin``, whose agent may live in ``mine/agents.py``), or the module's own file."""
-    name = getattr(module, "__name__", "")
-    root = sys.modules.get(name.partition(".")[0]) if name.partition(".")[0] != "rlnas" else None
-    folders = list(getattr(root, "__path__", None) or [])
-    if folders:
-        return [os.path.realpath(folder) for folder in folders]
+    parts = getattr(module, "__name__", "").split(".")
+    for end in range(1, len(parts)):  # the topmost regular package: a namespace (google.*) is not one plugin's
+        package = sys.modules.get(".".join(parts[:end]))
+        if parts[0] != "rlnas" and getattr(package, "__file__", None) and getattr(package, "__path__", None):
+            return [os.path.realpath(folder) for folder in package.__path__]  # type: ignore[union-attr]
     source = getattr(module, "__file__", None)
     if not source:
         return []

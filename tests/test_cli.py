@@ -474,3 +474,18 @@ def test_a_data_set_name_in_capitals_is_the_lowercase_one(rlnas_bin, sqlite_url)
     for space, dataset in (("nbgraph_proteins", "PROTEINS"), ("nbgraph", "Cora")):
         run(rlnas_bin, "search", "--space", space, "--dataset", dataset, "--trials", "2", "--name", dataset,
             "--storage", sqlite_url, "--no-progress")
+
+
+def test_a_plugin_in_a_namespace_package_claims_its_own_package_not_the_namespace(tmp_path, monkeypatch):
+    # google.acme.rlnas_plugin claimed all of site-packages/google, so an error in google.protobuf was blamed on it
+    import importlib
+    import os
+
+    from rlnas.plugins import _code_paths
+
+    (tmp_path / "spacious" / "acme").mkdir(parents=True)  # spacious: a namespace package (no __init__.py)
+    (tmp_path / "spacious" / "acme" / "__init__.py").write_text("")
+    (tmp_path / "spacious" / "acme" / "rlnas_plugin.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("spacious.acme.rlnas_plugin")
+    assert _code_paths(module) == [os.path.realpath(tmp_path / "spacious" / "acme")]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlnas.cli._common import add_storage, field_table, fmt, literal, open_existing_store, write_stdout
+from rlnas.cli._status import live_driver
 from rlnas.errors import ConfigError
 from rlnas.jsonsafe import strict_json_text
 from rlnas.trial import TrialState
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     record = store.get_study(args.name)
     if args.watch:
         return watch(store, record, args.interval, console)
+    driven = live_driver(store, record.id) is not None  # before the trials: a RUNNING one read after is live
     trials = store.trials(record.id)
     if args.json:
         from rlnas.cli._status import record_json, study_status, trial_json
@@ -61,9 +63,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         listing = Table(title=f"Last {min(args.last, len(trials))} trials")
         for column in ("number", "state", "architecture", "reward", "test_acc", "cost s", "note"):
             listing.add_column(column)
-        from rlnas.cli._status import live_driver
-
-        driven = live_driver(store, record.id) is not None
         for t in trials[-args.last:]:
             note = t.error or (f"repeat of trial {t.repeat_of}" if t.repeat_of is not None else "")
             if t.state is TrialState.RUNNING and not driven:

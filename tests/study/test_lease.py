@@ -202,3 +202,19 @@ def test_a_driver_that_lost_its_lease_mid_run_leaves_the_new_driver_s_trial_alon
     second.optimize(4)
     assert second.n_finished == 4
     second.close()
+
+
+def test_a_lease_with_this_pid_that_this_process_never_took_is_another_drivers(sqlite_url):
+    # a restarted container reuses host name and pid: its killed driver's lease is not a Study object of ours
+    import os
+    import uuid
+
+    from rlnas.store.base import Lease
+    from rlnas.study.lease import this_host
+
+    study = create_study(space=TOY.space, evaluator=TOY, name="s", storage=sqlite_url)
+    store = open_store(sqlite_url)
+    now = utcnow()
+    store.insert_lease(study.record.id, Lease(uuid.uuid4().hex, this_host(), os.getpid(), now, now))
+    with pytest.raises(StudyBusy, match=f"is being driven by pid {os.getpid()} on"):
+        study.optimize(2)
