@@ -12,6 +12,7 @@ permutation of the train split in ``len(train) // batch_size`` full batches.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -192,8 +193,15 @@ class TrainEvaluator:
             raise ConfigError(f"train evaluator: model_kwargs in_channels={channels}, but the images of data set "
                               f"{self.dataset!r} have {data.input_shape[0]} channel(s)")
         candidate = self.space.sample(np.random.default_rng(0))
+        self._check_fits_in_memory(candidate, kwargs)
         with num_threads(self.threads), torch.random.fork_rng(devices=[]), torch.no_grad():
-            model = self.build_model(candidate).to(self.device).train()
+            try:
+                model = self.build_model(candidate).to(self.device).train()
+            except (RuntimeError, MemoryError) as exc:  # torch's "you tried to allocate 360000000000 bytes"
+                if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+                    raise
+                raise ConfigError(f"train evaluator: the {self.space.name} network with model_kwargs {kwargs} does "
+                                  f"not fit in memory: {first_line(exc)[:200]}") from None
             x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
             try:
                 model(x.to(self.device))
@@ -202,6 +210,23 @@ class TrainEvaluator:
                 shape = "x".join(map(str, data.input_shape))
                 raise ConfigError(f"train evaluator: the {self.space.name} network does not run on the {shape} "
                                   f"images of {self.dataset!r}: {reason}") from None
+
+    def _check_fits_in_memory(self, candidate: Candidate, kwargs: Mapping[str, Any]) -> None:
+        """:class:`ConfigError` when training ``candidate``'s network on the CPU would need more memory than the
+        machine has (weights, gradients and SGD's momentum; measured on torch's meta device, which allocates
+        nothing), before the kernel kills the process half-way through building it."""
+        if torch.device(self.device).type != "cpu":
+            return
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            with torch.device("meta"), torch.random.fork_rng(devices=[]):
+                weights = sum(p.numel() * p.element_size() for p in self.build_model(candidate).parameters())
+        except Exception:  # noqa: BLE001 - no such sysconf, a builder that needs real tensors: not known here
+            return
+        if 3 * weights > memory:
+            raise ConfigError(f"train evaluator: the {self.space.name} network with model_kwargs {dict(kwargs)} has "
+                              f"{weights / 2**30:.2f} GiB of weights: training it needs about "
+                              f"{3 * weights / 2**30:.2f} GiB, and this machine has {memory / 2**30:.2f} GiB")
 
     def resolved_model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model builder: the space's small defaults or ``model_kwargs``,

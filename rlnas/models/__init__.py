@@ -80,6 +80,10 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model builder", {
 _POSITIVE = ("num_classes", "in_channels", "channels", "layers", "cells_per_stage", "stem_multiplier", "width_mult",
              "input_size")
 _PROBABILITY = ("drop_path_prob", "dropout")
+_MOST = {"channels": 1024, "layers": 256, "cells_per_stage": 64, "stem_multiplier": 64, "width_mult": 16.0,
+         "input_size": 4096}
+"""Largest sizes (far above any published network of these spaces): beyond them a network takes hours to
+build or more memory than a machine has."""
 
 
 def check_model_options(space: Space, network: type[nn.Module], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,6 +95,8 @@ def check_model_options(space: Space, network: type[nn.Module], options: Mapping
     for key, value in checked.items():
         if key in _POSITIVE and value is not None and not value > 0:
             raise ConfigError(f"{what} option {key!r} must be positive, got {value!r}")
+        if key in _MOST and value is not None and value > _MOST[key]:
+            raise ConfigError(f"{what} option {key!r} must be at most {_MOST[key]:g}, got {value!r}")
         if key in _PROBABILITY and not 0 <= value < 1:
             raise ConfigError(f"{what} option {key!r} must be in [0, 1), got {value!r}")
     return checked

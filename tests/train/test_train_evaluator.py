@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,14 @@ def test_folders_are_stored_absolute_and_options_that_cannot_apply_are_refused(t
         TrainEvaluator("nb201", "digits", keep_weights=2)
     with pytest.raises(ConfigError, match="split_seed is an option of the evaluator itself"):
         TrainEvaluator("nb201", "digits", dataset_options={"split_seed": 3})
+
+
+def test_a_network_too_large_for_the_machine_is_refused_before_it_is_built(monkeypatch):
+    # channels=100000 was a traceback (an allocation of 360 GB); channels=4000 got the process killed by the kernel
+    with pytest.raises(ConfigError, match="the nb201 model option 'channels' must be at most 1024, got 100000"):
+        TrainEvaluator("nb201", model_kwargs={"channels": 100_000})
+    real = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: 256 if name == "SC_PHYS_PAGES" else real(name))  # 1 MiB
+    evaluator = TrainEvaluator("nb201", dataset="digits", model_kwargs={"channels": 64})
+    with pytest.raises(ConfigError, match=r"GiB of weights: training it needs about .* GiB, and this machine has 0"):
+        evaluator.prepare()
