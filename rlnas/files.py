@@ -32,6 +32,9 @@ def folder_problem(folder: str | Path) -> str | None:
     blocking = blocking_file(folder)
     if blocking is not None:
         return f"{blocking} is a file, not a folder"
+    dangling = next((p for p in [Path(folder), *Path(folder).parents] if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:  # mkdir would say only "File exists"
+        return f"{dangling} is a link to {os.readlink(dangling)}, which does not exist (a disk not mounted?)"
     existing = next(p for p in [Path(folder), *Path(folder).parents] if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"folder {existing} is not writable"

@@ -162,6 +162,9 @@ def test_folders_are_stored_absolute_and_options_that_cannot_apply_are_refused(t
         TrainEvaluator("nb201", "digits", keep_weights=2)
     with pytest.raises(ConfigError, match="split_seed is an option of the evaluator itself"):
         TrainEvaluator("nb201", "digits", dataset_options={"split_seed": 3})
+    (tmp_path / "gone").symlink_to("/nowhere/weights")  # every trial failed with FileExistsError
+    with pytest.raises(ConfigError, match="gone is a link to /nowhere/weights, which does not exist"):
+        TrainEvaluator("nb201", "digits", weights_dir=str(tmp_path / "gone" / "s")).prepare()
 
 
 def test_a_network_too_large_for_the_machine_is_refused_before_it_is_built(monkeypatch):
