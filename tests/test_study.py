@@ -384,3 +384,17 @@ def test_save_settings_stores_notes_and_refuses_the_studys_own_settings():
     study.save_settings(origin={"paper": "x"})
     study.optimize(3)
     assert study.settings["origin"] == {"paper": "x"} and study.settings["n_trials"] == 3
+
+
+def test_continuing_a_study_with_another_checkpoint_period_is_refused(tmp_path):
+    # search --name s --checkpoint-every 1 on a study made with 5 went on with 5, saying nothing
+    url = f"sqlite:///{tmp_path}/s.db"
+    create_study(space=TOY.space, evaluator=TOY, name="s", storage=url, checkpoint_every=5).optimize(3)
+    with pytest.raises(DuplicateStudy, match="exists with checkpoint every 5, not 1"):
+        create_study(space=TOY.space, evaluator=TOY, name="s", storage=url, checkpoint_every=1, load_if_exists=True)
+    for period in (None, 5):  # not given: the stored one
+        again = create_study(space=TOY.space, evaluator=TOY, name="s", storage=url, checkpoint_every=period,
+                             load_if_exists=True)
+        assert again.settings["checkpoint_every"] == 5
+        again.close()
+    assert create_study(space=TOY.space, name="t", storage=url).settings["checkpoint_every"] == 50

@@ -99,7 +99,7 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--trials", type=int, default=None, help="number of trials (default 100 without a budget)")
     p.add_argument("--budget-seconds", type=float, default=None,
                    help="stop once this much (simulated) evaluation time is spent, e.g. 20000")
-    p.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
+    p.add_argument("--checkpoint-every", type=int, default=None,
                    help=f"agent checkpoint period in trials (default {DEFAULT_CHECKPOINT_EVERY}; 0: none)")
     add_run_options(p)
     add_storage(p)
@@ -388,7 +388,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.study.transfer import check_transfer, check_transfer_source
 
     check_limits(args.trials, args.budget_seconds)
-    if args.checkpoint_every < 0:
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     options = run_options(args)
     trials = args.trials if args.trials is not None or args.budget_seconds is not None else 100

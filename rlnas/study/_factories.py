@@ -107,7 +107,7 @@ def check_weight_sharing_evaluator(agent: str, evaluator: Any) -> None:
 def create_study(*, space: str | Space, agent: str = "random", agent_config: Mapping[str, Any] | None = None,
                  evaluator: Evaluator | None = None, reward: str | Mapping[str, Any] | None = None, seed: int = 0,
                  name: str | None = None, storage: str | Store | None = None,
-                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, load_if_exists: bool = False,
+                 checkpoint_every: int | None = None, load_if_exists: bool = False,
                  reuse_repeats: bool = False, device: str = "cpu", n_trials: int | None = None,
                  budget_seconds: float | None = None) -> Study:
     """Create (or with ``load_if_exists`` reopen) a study.
@@ -123,7 +123,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     """
     from rlnas import __version__
 
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+                                         or checkpoint_every < 0):
         raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
     if not isinstance(load_if_exists, bool):
         raise ConfigError(f"load_if_exists must be true or false, got {load_if_exists!r}")
@@ -163,11 +164,12 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     if load_if_exists:
         existing = _find(store, name)
         if existing is not None:
-            return _reopen(store, existing, spec, evaluator, device)
+            return _reopen(store, existing, spec, evaluator, device, checkpoint_every)
     record = StudyRecord(
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,
-        seed=spec.seed, settings={"checkpoint_every": checkpoint_every, **stop}, version=__version__,
+        seed=spec.seed, settings={"checkpoint_every": DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None
+                                  else checkpoint_every, **stop}, version=__version__,
         reuse_repeats=reuse_repeats,
     )
     try:
@@ -175,7 +177,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     except DuplicateStudy:
         if not load_if_exists:
             raise
-        return _reopen(store, store.get_study(name), spec, evaluator, device)  # created meanwhile by another process
+        return _reopen(store, store.get_study(name), spec, evaluator, device,  # created meanwhile by another process
+                       checkpoint_every)
     study = Study(store, stored, resolved, agent_obj, evaluator)
     study.created_now = True
     return study
@@ -204,12 +207,16 @@ def _find(store: Store, name: str) -> StudyRecord | None:
         return None
 
 
-def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Evaluator | None, device: str) -> Study:
+def _reopen(store: Store, record: StudyRecord, wanted: StudySpec, evaluator: Evaluator | None, device: str,
+            checkpoint_every: int | None) -> Study:
     study = _open(record.name, store, evaluator, device, None)
     stored = study.spec
     if evaluator is None:  # none given: continue with the stored one
         wanted = StudySpec(**{**wanted.__dict__, "evaluator": stored.evaluator})
     found = stored.differences(wanted)
+    kept = record.settings.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)
+    if checkpoint_every is not None and checkpoint_every != kept:  # it was ignored
+        found.append(f"checkpoint every {kept}, not {checkpoint_every}")
     if found:
         raise DuplicateStudy(f"study {record.name!r} exists with {'; '.join(found)}: choose another name, or "
                              "continue it as it is (rlnas resume)")
