@@ -104,7 +104,10 @@ def test_query_looks_up_the_table(rlnas_bin):
      "--eval-option device: evaluations run with --device, a run option (resume may change it); use --device"),
     (["retrain", "absent", "--eval-option", "threads=2"], "--eval-option threads: evaluations run with --threads"),
     (["retrain", "absent", "--epochs", "2", "--eval-option", "epochs=3"],
-     "--eval-option epochs: retrain's epochs are set by --epochs (default 10)"),
+     "--eval-option epochs: retrain trains for --epochs (default 10)"),
+    (["retrain", "absent", "--eval-option", "steps=5"], "--eval-option steps: retrain trains for --epochs"),
+    (["search", "--evaluator", "train", "--dataset", "digits", "--epochs", "3", "--eval-option", "steps=2"],
+     "--epochs and --eval-option steps both set how long each candidate trains: give one"),
     (["retrain", "absent", "--top", "5"], "--top 5 ranks sampled architectures: it needs --samples of at least 5 "
                                           "(got 0)"),
     (["search", "--cost", "flops", "--trials", "3"], "--cost applies to --reward abs/soft/hard"),

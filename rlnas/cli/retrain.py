@@ -74,8 +74,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.cli.search import check_run_options_not_evaluator_options
 
     check_run_options_not_evaluator_options(dict(args.eval_option))
-    if "epochs" in dict(args.eval_option):
-        raise ConfigError("--eval-option epochs: retrain's epochs are set by --epochs (default 10)")
+    for option in ("epochs", "steps"):
+        if option in dict(args.eval_option):
+            raise ConfigError(f"--eval-option {option}: retrain trains for --epochs (default 10)")
     if args.output is not None:
         check_output(args.output, args.force)  # before hours of training, not after
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)

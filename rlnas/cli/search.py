@@ -130,6 +130,8 @@ def evaluator_choice(args: argparse.Namespace, space: Any) -> tuple[str, dict[st
     accepted = accepted_options(EVALUATORS.get(name)) or []
     options: dict[str, Any] = {"space": space} if "space" in accepted else {}
     check_run_options_not_evaluator_options(dict(args.eval_option))
+    if args.epochs is not None and "steps" in dict(args.eval_option):  # steps won: the epochs were ignored
+        raise ConfigError("--epochs and --eval-option steps both set how long each candidate trains: give one")
     for flag in (*EVALUATOR_FLAGS, "cost"):
         if getattr(args, flag) is not None and flag in dict(args.eval_option):
             raise ConfigError(f"--{flag.replace('_', '-')} and --eval-option {flag} both set the evaluator's {flag}: "
