@@ -47,7 +47,10 @@ def read_image(path: Path) -> np.ndarray:
         else:
             raise ConfigError(f"{path}: unsupported image type {suffix!r} (use one of {', '.join(SUFFIXES)})")
     except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, not an image, pickled objects, ...
-        raise ConfigError(f"cannot read image {path}: {first_line(exc)}") from None
+        reason = first_line(exc)
+        if "allow_pickle" in reason:  # numpy's word for any file without an .npy header: never load it unsafely
+            reason = "not an .npy array (damaged, or pickled Python objects, which rlnas never loads)"
+        raise ConfigError(f"cannot read image {path}: {reason}") from None
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
