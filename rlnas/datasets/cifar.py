@@ -55,6 +55,9 @@ def _describe(value: object) -> str:
 def _batch_reader(root: Path) -> Callable[[str], bytes]:
     """A function ``name -> bytes`` over a batches directory or a ``cifar-10-python.tar.gz`` (or a
     folder holding only that archive, as downloaded)."""
+    if not root.exists():
+        raise ConfigError(f"CIFAR-10 data_root {root} does not exist (give the folder of its python batches, or "
+                          "cifar-10-python.tar.gz)")
     archive_in_folder = root / ARCHIVE
     if root.is_dir() and not (root / TEST_BATCH).is_file() and archive_in_folder.is_file():
         root = archive_in_folder

@@ -173,7 +173,7 @@ def test_search_checks_space_evaluator_and_data_before_storing_anything(capsys, 
     assert code == 2 and "evaluator 'nb201' measures space 'nb201', not 'darts'" in err
     code, _, err = rlnas(capsys, "search", "--space", "nb201", "--evaluator", "train", "--dataset", "cifar10",
                          "--data-root", str(tmp_path / "none"), "--storage", url)
-    assert code == 2 and "holds no CIFAR-10 python batches" in err and err.count("\n") == 1
+    assert code == 2 and f"CIFAR-10 data_root {tmp_path / 'none'} does not exist" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # not even an empty database
     code, _, err = rlnas(capsys, "search", "--name", "", "--storage", url)  # an unset variable, not the default
     assert code == 2 and "a study name must be a non-empty string, got ''" in err

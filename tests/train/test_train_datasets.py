@@ -162,6 +162,8 @@ def test_cifar10_errors_are_clear(tmp_path):
         load_dataset("cifar10")
     with pytest.raises(ConfigError, match="holds no CIFAR-10 python batches"):
         load_dataset("cifar10", tmp_path)
+    with pytest.raises(ConfigError, match="data_root .*gone does not exist"):  # said it held no batches
+        load_dataset("cifar10", tmp_path / "gone")
     _write_cifar(tmp_path)
     (tmp_path / "data_batch_2").write_bytes(b"not a pickle")
     with pytest.raises(ConfigError, match="data_batch_2 is not a CIFAR python batch"):
