@@ -163,6 +163,10 @@ def describe(annotation: Any) -> str:
         return " or ".join(describe(a) for a in args)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple and len(args) > 1 and Ellipsis not in args:  # a fixed length: (height, width)
+        same = all(a == args[0] for a in args)
+        return (f"a list of {len(args)} {_plural(args[0])}" if same
+                else f"a list of {len(args)}: {', '.join(describe(a) for a in args)}")
     if origin in (list, tuple, collections.abc.Sequence):
         return f"a list of {_plural(args[0])}" if args else "a list"
     if origin in (dict, collections.abc.Mapping):

@@ -170,8 +170,9 @@ class ProcessExecutor(Executor):
         if attempts <= self.max_retries:
             self._send(new, task, attempts + 1)
         else:
+            tries = f"on each of {attempts} attempts" if attempts > 1 else "(--max-retries 0: not tried again)"
             self._ready.append(Outcome(task, WORKER_DIED, attempts=attempts,
-                                       error=f"worker died (exit code {code}) on each of {attempts} attempts"))
+                                       error=f"worker died (exit code {code}) {tries}"))
 
     def _replace(self, worker: _Worker) -> _Worker:
         """Kill ``worker`` and put a fresh one in its place."""

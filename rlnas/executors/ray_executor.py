@@ -124,7 +124,8 @@ class RayExecutor(Executor):
         try:
             return self._ray.get(ref)
         except self._ray.exceptions.WorkerCrashedError as exc:
-            return Outcome(task, WORKER_DIED, error=f"worker died on each of {self.max_retries + 1} attempts: {exc}",
+            tries = f"on each of {self.max_retries + 1} attempts" if self.max_retries else "(--max-retries 0)"
+            return Outcome(task, WORKER_DIED, error=f"worker died {tries}: {exc}",
                            seconds=time.monotonic() - start, attempts=self.max_retries + 1)
         except self._ray.exceptions.RayError as exc:
             return Outcome(task, WORKER_DIED, error=f"{type(exc).__name__}: {first_line(exc)}",

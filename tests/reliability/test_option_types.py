@@ -103,7 +103,9 @@ def test_check_value_understands_optional_literal_and_containers():
     for value, annotation, words in [("c", typing.Literal["a", "b"], "one of 'a', 'b'"),
                                      ([1, "x"], list[int], "a list of integers"),
                                      ({"a": 1}, list[int], "a list of integers"),
-                                     (1, dict[str, int], "a JSON object")]:
+                                     (1, dict[str, int], "a JSON object"),
+                                     ([8], tuple[int, int], "a list of 2 integers"),  # said "a list of integers"
+                                     ([8, "x"], tuple[int, str], "a list of 2: an integer, a string")]:
         with pytest.raises(ConfigError, match=f"x must be {words}"):
             check_value(value, annotation, "x")
 

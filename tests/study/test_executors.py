@@ -86,6 +86,10 @@ def test_a_dead_worker_is_replaced_and_its_trial_retried(tmp_path):
     failed = [t for t in always.trials if t.state is TrialState.FAIL]
     assert failed and all("worker died" in t.error and "2 attempts" in t.error for t in failed)
     assert always.n_finished == 12
+    never = search(DyingToyEvaluator(die_on=2), agent="random", trials=4,
+                   run=RunOptions(executor="processes", workers=2, max_retries=0))
+    failed = [t for t in never.trials if t.state is TrialState.FAIL]  # said "on each of 1 attempts"
+    assert failed and all(t.error.endswith("(--max-retries 0: not tried again)") for t in failed)
 
 
 def test_unpicklable_evaluators_are_refused_for_processes():
