@@ -338,6 +338,18 @@ def test_a_plugin_registers_a_user_s_agent_for_search_and_resume(rlnas_bin, tmp_
     assert_one_line_error(missing, "plugin: RLNAS_PLUGINS names 'not_there', which failed: ModuleNotFoundError")
 
 
+AGENT_METHODS = '''
+    def tell(self, results):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+'''
+"""The rest of an agent in the plugins below: it learns nothing and keeps no state."""
+
 BROKEN_PLUGIN = '''
 from rlnas.agents import Agent, Proposal, register_agent
 from rlnas.evaluators import register_evaluator
@@ -348,16 +360,7 @@ class Broken(Agent):
         if self.config_kind == "bogus":
             return [Proposal({"edge_0_1": "bogus"})]
         raise RuntimeError("ask exploded")
-
-    def tell(self, results):
-        return {}
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
+''' + AGENT_METHODS + '''
 
 class Bogus(Broken):
     config_kind = "bogus"
@@ -424,16 +427,7 @@ class Failing(Agent):
         if self.config_kind == "pipe":
             raise BrokenPipeError(errno.EPIPE, "its own socket went away")
         raise RuntimeError("ask failed in another module")
-
-    def tell(self, results):
-        return {}
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
+''' + AGENT_METHODS + '''
 
 class Pipe(Failing):
     config_kind = "pipe"
