@@ -93,8 +93,9 @@ def check_output(path: str, force: bool) -> None:
 
     if path == "-":  # not a file named "-" (export --output - means standard output, and is never checked here)
         raise RlnasError("cannot write '-': name a file (only the trials of rlnas export go to standard output)")
-    if path and journal_of(path) is not None:
-        raise RlnasError(f"refusing to write {path}: SQLite keeps the journal of database {journal_of(path)} there")
+    database = journal_of(path) if path else None
+    if database is not None:
+        raise RlnasError(f"refusing to write {path}: SQLite keeps the journal of database {database} there")
     if path and is_database(path):  # a link to one too
         raise RlnasError(f"refusing to overwrite {path}: it is a database")
     try:
