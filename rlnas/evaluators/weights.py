@@ -69,9 +69,6 @@ def save_weights(folder: str | Path, model: nn.Module, *, space: str, key: str, 
     temporary = folder / f".{name}.tmp"
     torch.save(payload, temporary)
     os.replace(temporary, folder / name)  # a reader never sees half a file
-    for earlier in folder.glob(f"acc*-{name.rsplit('-', 1)[1]}"):  # the same network and seed trained before: a
-        if earlier.name != name and _NAME.match(earlier.name):     # slot evaluated again after its driver died
-            earlier.unlink(missing_ok=True)
     if keep is not None:
         for old in ranked_files(folder)[keep:]:
             old.unlink(missing_ok=True)

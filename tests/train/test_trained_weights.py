@@ -99,18 +99,6 @@ def test_pruning_keeps_the_best_k_and_the_earlier_of_equals(tmp_path, monkeypatc
                        model.weight.detach().numpy())
 
 
-def test_the_same_network_and_seed_trained_again_replaces_its_earlier_file(tmp_path) -> None:
-    # a slot evaluated again after its driver was killed left the orphan's file next to the new one
-    def save(key: str, seed: int) -> str | None:
-        return save_weights(tmp_path, nn.Linear(2, 2), space="s", key=key, seed=seed, model_kwargs={},
-                            input_shape=(2,), metrics={"valid_acc": 50.0}, keep=None)
-
-    first, other_seed, other_key = save("a", 0), save("a", 1), save("b", 0)
-    again = save("a", 0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([again, other_seed, other_key])
-    assert first != again
-
-
 def test_a_damaged_weights_file_is_a_one_line_error(tmp_path) -> None:
     from rlnas.errors import RlnasError
 
