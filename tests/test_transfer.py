@@ -55,3 +55,14 @@ def test_transfer_checks_space_and_agent(sqlite_url):
                                 storage=sqlite_url)
     with pytest.raises(ConfigError, match="nothing to transfer"):
         random_study.agent.load_policy({})
+
+
+def test_a_source_whose_trials_all_failed_is_refused(sqlite_url):
+    # its failed trials counted as finished: the transfer went through and changed nothing
+    failed = create_study(space="nb201", agent="reinforce", evaluator=NB201Evaluator(), name="f", storage=sqlite_url)
+    for _ in range(3):
+        failed.tell(failed.ask(), None)
+    failed.close()
+    target = create_study(space="nb201", agent="reinforce", evaluator=NB201Evaluator(), name="t", storage=sqlite_url)
+    with pytest.raises(ConfigError, match="cannot start from study 'f': it has no completed trial"):
+        target.init_from(load_study("f", sqlite_url))

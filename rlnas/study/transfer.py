@@ -35,11 +35,11 @@ def check_transfer(source: Study, space: Space, agent: str, config: Mapping[str,
 
 def transfer_policy(source: Study, space: Space, agent: str, into: Agent) -> None:
     """Load into ``into`` (an agent ``agent`` of ``space``) what ``source``'s agent learned: checked by
-    :func:`check_transfer_source`, from a source with a finished trial, through :func:`load_policy_of`."""
+    :func:`check_transfer_source`, from a source with a completed trial, through :func:`load_policy_of`."""
     check_transfer_source(source.record, space, agent)
     source.rebuild()
-    if not source.n_finished:
-        raise ConfigError(f"cannot start from study {source.name!r}: it has no finished trial")
+    if source.best_trial is None:  # failed trials teach nothing: the transfer would change nothing
+        raise ConfigError(f"cannot start from study {source.name!r}: it has no completed trial")
     load_policy_of(into, source)
 
 
