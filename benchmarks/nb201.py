@@ -41,6 +41,7 @@ import _blas_one_thread  # noqa: F401  (one BLAS thread, before NumPy loads)
 import _nb201_report as report
 
 from rlnas.errors import RlnasError
+from rlnas.files import folder_problem
 
 ALL_AGENTS: tuple[str, ...] = ("random", "evolution", "local", "reinforce", "ppo", "l2nas", "l2nas_nolearn", "tpe")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -463,6 +464,20 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         p.error("--noisy needs --benchmark nb201: NAS-Bench-Graph's table holds one result per cell")
     if a.seeds < 1 or a.queries < 1 or a.workers < 1:
         p.error("--seeds, --queries and --workers must be positive")
+    if not agents or not datasets:
+        p.error("--agents and --datasets must name at least one each")
+    for flag, names in (("--agents", agents), ("--datasets", datasets)):
+        if len(set(names)) != len(names):
+            p.error(f"{flag} names one twice: {','.join(names)}")
+    if not (0 <= a.first_seed and a.first_seed + a.seeds - 1 <= 2**31 - 1):
+        p.error(f"--first-seed and --seeds must give seeds from 0 to {2**31 - 1}, got {a.first_seed}.."
+                f"{a.first_seed + a.seeds - 1}")
+    if a.noisy and 200 not in protocols:
+        p.error("--noisy applies to protocol 200 (the 12-epoch protocol reads the seed mean)")
+    out = a.out if a.out is not None else DEFAULT_OUT.with_name(a.benchmark)
+    problem = folder_problem(out)  # found after hours of runs, when the results are written
+    if problem is not None:
+        p.error(f"--out {out}: {problem}")
     configs: dict[str, dict[str, Any]] = {}
     for item in a.agent_config:
         name, sep, text = item.partition(":")
@@ -475,15 +490,23 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         if not isinstance(value, dict):
             p.error(f"--agent-config {name}: JSON must be an object, got {text!r}")
         configs[name] = {**configs.get(name, {}), **value}
+    unused = sorted(set(configs) - set(agents))
+    if unused:
+        p.error(f"--agent-config for {', '.join(unused)}, which --agents does not run")
     return BenchConfig(agents=agents, datasets=datasets, seeds=a.seeds, first_seed=a.first_seed, queries=a.queries,
                        workers=a.workers, protocols=protocols, agent_configs=configs, noisy=a.noisy,
-                       out=a.out if a.out is not None else DEFAULT_OUT.with_name(a.benchmark),
+                       out=out,
                        save_runs=a.save_runs, benchmark=a.benchmark)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark from the command line; print the total wall time."""
     cfg = parse_args(argv)
+    try:  # the folder first: found missing after hours of runs, the results would be lost
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot make --out {cfg.out}: {exc.strerror}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     try:
         runs, meta = search_benchmark(cfg)

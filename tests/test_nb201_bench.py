@@ -97,6 +97,28 @@ def test_agent_config_overrides_reach_the_agent_and_bad_ones_fail_early() -> Non
             nb201.parse_args(bad)
 
 
+@pytest.mark.parametrize("argv, message", [
+    # a traceback (only with 2 workers), or a failure after some runs
+    (["--first-seed", "-3"], "--first-seed and --seeds must give seeds from 0 to 2147483647, got -3..46"),
+    (["--first-seed", "2147483647", "--seeds", "2"], "got 2147483647..2147483648"),
+    (["--agents", ""], "--agents and --datasets must name at least one each"),  # ran nothing, exit 0
+    (["--agents", "random,random"], "--agents names one twice: random,random"),
+    (["--agent-config", 'ppo:{"nosuch": 1}'], "--agent-config for ppo, which --agents does not run"),  # never checked
+    (["--noisy", "--protocols", "12"], "--noisy applies to protocol 200"),  # silently not noisy
+])
+def test_options_that_would_fail_late_or_be_ignored_are_refused_at_once(capsys, argv, message) -> None:
+    with pytest.raises(SystemExit):
+        nb201.parse_args(["--agents", "random", "--datasets", "cifar10", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_path_that_cannot_be_a_folder_is_refused_before_any_run(capsys, tmp_path) -> None:
+    (tmp_path / "afile").write_text("")  # the results were lost after every run had finished
+    with pytest.raises(SystemExit):
+        nb201.parse_args(["--agents", "random", "--out", str(tmp_path / "afile")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
 def test_by_distinct_architectures_skips_repeats() -> None:
     run = nb201.RunResult("x", "cifar10", 200, 0, rewards=[1.0, 5.0, 5.0, 3.0, 9.0], test_acc=[10, 50, 50, 30, 90],
                           cost_seconds=[0] * 5, found_at=None, wall_seconds=0.0,
