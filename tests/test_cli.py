@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -206,6 +207,12 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
     run(rlnas_bin, "search", "--agent", "reinforce", "--dataset", "cifar100", "--trials", "20", "--name", "c100",
         "--init-from", "c10", "--storage", sqlite_url, "--no-progress")
     assert '"init_from": "c10"' in run(rlnas_bin, "show", "c100", "--storage", sqlite_url).stdout
+    copy = sqlite_url.replace(".db", "-copy.db")  # the same command again goes on without its source
+    shutil.copy(sqlite_url.removeprefix("sqlite:///"), copy.removeprefix("sqlite:///"))
+    run(rlnas_bin, "rm", "c10", "--storage", copy)
+    again = run(rlnas_bin, "search", "--agent", "reinforce", "--dataset", "cifar100", "--trials", "25", "--name",
+                "c100", "--init-from", "c10", "--storage", copy, "--no-progress")  # "no study named 'c10'"
+    assert again.returncode == 0 and "trials finished │ 25" in " ".join(again.stdout.split())
     assert_one_line_error(run(rlnas_bin, "search", "--agent", "ppo", "--name", "x", "--init-from", "c10",
                               "--storage", sqlite_url, check=False), "used agent 'reinforce'")
     assert_one_line_error(run(rlnas_bin, "search", "--agent", "random", "--name", "y", "--init-from", "c10",

@@ -161,6 +161,18 @@ def within_epochs(trials: int | None, evaluator: Any) -> int | None:
     return planned
 
 
+def began_from(storage: str, name: str, source: str) -> bool:
+    """Whether study ``name`` exists and began from study ``source``: the same command run again needs the
+    source no more (its transferred state is the study's first checkpoint), so it may be gone."""
+    from rlnas.errors import RlnasError
+    from rlnas.store import open_store
+
+    try:
+        return open_store(storage, create=False).get_study(name).settings.get("init_from") == source
+    except RlnasError:  # no database yet, no such study
+        return False
+
+
 def check_run_options_not_evaluator_options(eval_options: dict[str, Any]) -> None:
     """Refuse ``--eval-option device`` / ``threads``: the run options ``--device`` / ``--threads`` set them (and
     would silently override them)."""
@@ -407,7 +419,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                     device=args.device)
     small_images = check_evaluator(space, evaluator_name, evaluator)
     source = None
-    if args.init_from is not None:
+    if args.init_from is not None and not began_from(args.storage, name, args.init_from):
         source = load_study(args.init_from, args.storage)
         check_transfer_source(source.record, space, args.agent)  # before the evaluator is asked for anything
     reward = reward_spec(args, evaluator)
