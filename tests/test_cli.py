@@ -222,6 +222,7 @@ def test_init_from_transfers_and_checks(rlnas_bin, sqlite_url):
     misfit = run(rlnas_bin, "search", "--agent", "reinforce", "--controller", "lstm", "--name", "w", "--init-from",
                  "c10", "--storage", sqlite_url, check=False)  # another controller: torch's load_state_dict refuses
     assert_one_line_error(misfit, "cannot start from study 'c10': its reinforce agent's state does not fit")
+    assert "LSTMController: Missing key(s) in state_dict" in misfit.stderr  # it ended at "LSTMController:"
     listing = run(rlnas_bin, "ls", "--storage", sqlite_url).stdout
     assert " x " not in listing and " y " not in listing and " z " not in listing and " w " not in listing
     # the default name tells searches apart by their source and their cost-aware reward options

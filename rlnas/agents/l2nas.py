@@ -501,7 +501,7 @@ class L2NASAgent(Agent):
             weights = np.asarray(state[key]).reshape(-1)
             if weights.shape != net.theta.shape:
                 raise ConfigError(f"l2nas state: {key} has {weights.size} weights, this agent's has {net.theta.size} "
-                                  "(different space or hidden width)")
+                                  "(another space, hidden width or number of critics)")
             net.theta[:] = weights
         self._mean_cache = None
 

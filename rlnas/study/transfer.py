@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rlnas.agents import Agent, agent_class, create_agent
-from rlnas.errors import ConfigError, RlnasError, first_line
+from rlnas.errors import ConfigError, RlnasError
 from rlnas.spaces import Space
 from rlnas.store import StudyRecord
 
@@ -48,11 +48,16 @@ def load_policy_of(agent: Agent, source: Study) -> None:
     (another LSTM width, another critic: a ``RuntimeError`` of torch's ``load_state_dict``)."""
     try:
         agent.load_policy(source.agent.state_dict())
+    except ConfigError as exc:
+        raise ConfigError(f"cannot start from study {source.name!r}: {exc}") from None
     except RlnasError:
         raise
     except (RuntimeError, KeyError, ValueError, IndexError, TypeError) as exc:
+        # torch's first line only says "Error(s) in loading state_dict for LSTMController:"; the next names them
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        reason = " ".join(lines[:2])
         raise ConfigError(f"cannot start from study {source.name!r}: its {source.record.agent} agent's state does "
-                          f"not fit this one's options ({type(exc).__name__}: {first_line(exc)})") from None
+                          f"not fit this one's options ({type(exc).__name__}: {reason[:300]})") from None
 
 
 __all__ = ["check_transfer", "check_transfer_source", "load_policy_of", "transfer_policy"]
