@@ -52,9 +52,9 @@ def one_run(agent: str, config: dict, seed: int, queries: int) -> tuple[int, flo
 def main(argv: list[str] | None = None) -> int:
     """Run every row and print a markdown table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--queries", type=int, default=300)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=10, help="runs per controller setting")
+    p.add_argument("--queries", type=int, default=300, help="queries per run")
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
     a = p.parse_args(argv)
     jobs = [(agent, config, seed, a.queries) for agent, _, config in ROWS for seed in range(a.seeds)]
     load, start = os.getloadavg()[0], time.perf_counter()

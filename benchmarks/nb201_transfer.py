@@ -119,13 +119,13 @@ def summarize(results: list[dict[str, Any]], agents: list[str], queries: int, ma
 def main(argv: list[str] | None = None) -> int:
     """Run the transfer experiment and write ``results.md`` and ``runs.json``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--agents", default=",".join(TRANSFER_AGENTS))
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--source-queries", type=int, default=300)
+    p.add_argument("--agents", default=",".join(TRANSFER_AGENTS), help="comma-separated agents that transfer")
+    p.add_argument("--seeds", type=int, default=20, help="seeds per agent (each: a source run, then every target run)")
+    p.add_argument("--source-queries", type=int, default=300, help="queries of each source run (CIFAR-10)")
     p.add_argument("--queries", type=int, default=300, help="queries per target run")
     p.add_argument("--margin", type=float, default=0.5, help="target = best-by-validation test acc - margin")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     a = p.parse_args(argv)
     agents = [x for x in a.agents.split(",") if x]
     for agent in agents:

@@ -180,7 +180,7 @@ def render(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--kills", type=int, default=8, help="SIGKILLs per campaign (default 8)")
     parser.add_argument("--trials", type=int, default=60, help="trials per search (default 60)")
     parser.add_argument("--seed", type=int, default=7)
