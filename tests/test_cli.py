@@ -113,6 +113,7 @@ def test_query_looks_up_the_table(rlnas_bin):
                                           "(got 0)"),
     (["search", "--cost", "flops", "--trials", "3"], "--cost applies to --reward abs/soft/hard"),
     (["show", "absent", "--watch", "--interval", "inf"], "--interval must be a number of seconds in (0, 86400]"),
+    (["ls", "--bogus"], "unrecognized arguments: --bogus (see rlnas ls --help)"),  # pointed at rlnas --help
     (["show", "absent", "--interval", "5"], "--interval applies to --watch"),  # each was silently ignored
     (["show", "absent", "--watch", "--json"], "--watch prints a live view, not JSON: give one of --watch and --json"),
     (["plot", "absent", "--kind", "history", "--window", "5", "-o", "h.svg"],

@@ -53,7 +53,11 @@ def run_command(argv: Sequence[str] | None = None) -> int:
     except RlnasError as exc:
         sys.stderr.write(f"rlnas: error: {_one_line(exc)}\n")
         return EXIT_USAGE
-    args = build_parser().parse_args(arguments)
+    args, unknown = build_parser().parse_known_args(arguments)
+    if unknown:  # said by the command's own parser: it names the command's --help, not rlnas's
+        sys.stderr.write(f"rlnas: error: unrecognized arguments: {' '.join(unknown)} "
+                         f"(see rlnas {args.command} --help)\n")
+        return EXIT_USAGE
     warnings.showwarning = _warn_on_one_line
     console = make_console(stderr=getattr(args, "stderr_console", False))
     try:
