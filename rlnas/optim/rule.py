@@ -380,7 +380,8 @@ def list_rules() -> list[str]:
 def rule(name: str) -> Rule:
     """The named rule ``name`` (see :data:`NAMED_RULES`); :class:`ConfigError` names the choices."""
     if name not in NAMED_RULES:
-        raise ConfigError(f"unknown rule name {name!r} (choices: {', '.join(NAMED_RULES)})")
+        hint = f"; {name!r} is an operand: a rule is written as, e.g., '{name} * 1'" if name in BASE_OPERANDS else ""
+        raise ConfigError(f"unknown rule name {name!r} (choices: {', '.join(NAMED_RULES)}){hint}")
     return parse_rule(NAMED_RULES[name])
 
 

@@ -166,3 +166,14 @@ def test_the_error_of_a_very_long_rule_is_one_readable_line():
         parse_rule("(" * 20_000 + "g")
     message = str(info.value)
     assert len(message) < 300 and "(20,001 characters): iteration 1: expected an operand at '(' (column 1)" in message
+
+
+def test_an_operand_given_as_a_rule_name_says_how_a_rule_is_written():
+    from rlnas.optim.rule import as_rule
+
+    with pytest.raises(ConfigError, match=r"unknown rule name 'g' .*; 'g' is an operand: a rule is written as, "
+                                          r"e.g., 'g \* 1'"):
+        as_rule("g")
+    assert str(as_rule("g * 1")) == "g * 1"
+    with pytest.raises(ConfigError, match=r"unknown rule name 'adamw' \(choices: [^;]*\)$"):
+        as_rule("adamw")
