@@ -180,7 +180,8 @@ def _plural(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (list, tuple, collections.abc.Sequence) and args:
         return f"lists of {_plural(args[0])}"
-    return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(annotation, describe(annotation))
+    plurals = {int: "integers", float: "finite numbers", str: "strings", bool: "booleans"}
+    return plurals.get(annotation, describe(annotation))
 
 
 def _match(value: Any, annotation: Any) -> tuple[bool, Any]:

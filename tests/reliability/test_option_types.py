@@ -105,6 +105,7 @@ def test_check_value_understands_optional_literal_and_containers():
                                      ({"a": 1}, list[int], "a list of integers"),
                                      (1, dict[str, int], "a JSON object"),
                                      ([8], tuple[int, int], "a list of 2 integers"),  # said "a list of integers"
+                                     ([float("nan")], list[float], "a list of finite numbers"),  # did not say why
                                      (["x", "y"], tuple[int, str], "a list of 2: an integer, a string")]:
         with pytest.raises(ConfigError, match=f"x must be {words}"):
             check_value(value, annotation, "x")
