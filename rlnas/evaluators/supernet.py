@@ -74,7 +74,7 @@ class SupernetEvaluator(WeightSharingEvaluator):
                  op_warmup: float = 0.25, filter_warmup: float = 0.25, remat: bool = False,
                  cost: str = "latency", latency_table: str | None = None, channels_last: bool = True,
                  device: str = "cpu", threads: int | None = None):
-        check_arguments(SupernetEvaluator, locals(), 'supernet evaluator')
+        check_arguments(SupernetEvaluator, locals(), "supernet evaluator")
         if isinstance(space, str):
             from rlnas.spaces import create_space
 

@@ -93,7 +93,7 @@ class TrainEvaluator:
                  augment: bool = False, device: str = "cpu", threads: int | None = None,
                  eval_batch_size: int = 512, progress: Progress | None = None, model_fn: ModelFn | None = None,
                  weights_dir: str | None = None, keep_weights: int | None = None, channels_last: bool = False):
-        check_arguments(TrainEvaluator, locals(), 'train evaluator')
+        check_arguments(TrainEvaluator, locals(), "train evaluator")
         if isinstance(space, str):
             from rlnas.spaces import create_space
 
