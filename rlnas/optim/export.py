@@ -110,19 +110,18 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
         raise ConfigError(f"class name(s) {taken} would hide a name the written module uses itself")
     if not isinstance(title, str) or "\0" in title:
         raise ConfigError(f"title must be text without NUL characters, got {title!r:.80}")
-    decaying = [compile_source(as_rule(f.rule)).uses_decay for f in found]
+    sources = [compile_source(as_rule(f.rule), f"_update_{i}") for i, f in enumerate(found, 1)]
     listing = "\n".join(f"    {name}: {f.rule}   (lr {f.lr:g}"
                         + (f", searched valid_acc {f.valid_acc:.2f}" if f.valid_acc is not None else "")
                         + (f", trial {f.trial}" if f.trial is not None else "")
-                        + ("; decays: give total_steps" if decays else "") + ")"
-                        for name, f, decays in zip(names, found, decaying))
+                        + ("; decays: give total_steps" if compiled.uses_decay else "") + ")"
+                        for name, f, compiled in zip(names, found, sources))
     title = title.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # the docstring shows it as given
     header = (f'"""{title}.\n\nNeeds only torch. Each class is a torch.optim.Optimizer applying w <- w - lr * rule:\n\n'
               f'{listing}\n\nHow the rules run:\n\n{runtime.__doc__.strip()}\n"""\n'
               "from __future__ import annotations\n")
     parts = [header, _runtime_body()]
-    for i, (name, f) in enumerate(zip(names, found), 1):
-        compiled = compile_source(as_rule(f.rule), f"_update_{i}")
+    for i, (name, f, compiled) in enumerate(zip(names, found, sources), 1):
         fused = fused_source(as_rule(f.rule), f"_fused_update_{i}")
         parts.append("\n\n" + compiled.source)
         parts.append("\n\n" + fused.source)
