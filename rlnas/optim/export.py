@@ -167,7 +167,7 @@ def _checked(found: FoundRule) -> FoundRule:
 
     def number(name: str, value: object, *, integer: bool = False) -> Any:
         kind = numbers.Integral if integer else numbers.Real
-        if not isinstance(value, kind) or not (integer or is_finite_real(value)) or isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, kind) or not (integer or is_finite_real(value)):
             raise ConfigError(f"rule {rule!r}: {name} must be a finite {'integer' if integer else 'number'}, "
                               f"got {value!r:.80}")
         return int(value) if integer else float(value)
