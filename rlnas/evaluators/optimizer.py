@@ -170,6 +170,11 @@ class OptimizerEvaluator:
         the child network once (see :attr:`data`)."""
         _ = self.data
 
+    def data_fingerprint(self) -> str | None:
+        """The digest of the data (``DatasetSplits.fingerprint``) when they come from ``data_root``, else
+        ``None`` (the shipped sets cannot change under a study): a resumed study checks it."""
+        return None if self.data_root is None else self.data.fingerprint
+
     def budget_for(self, slot: int) -> int:
         """Training steps for the trial in ``slot`` under ``schedule`` (``steps`` without one)."""
         steps = self.steps

@@ -175,6 +175,11 @@ class TrainEvaluator:
                                       valid_fraction=self.valid_fraction, **self.dataset_options)
         return self._data
 
+    def data_fingerprint(self) -> str | None:
+        """The digest of the data (``DatasetSplits.fingerprint``) when they come from ``data_root``, else
+        ``None`` (the shipped sets cannot change under a study): a resumed study checks it."""
+        return None if self.data_root is None else self.data.fingerprint
+
     def prepare(self) -> None:
         """Check, before a study is created, that evaluations can run: load the data set and pass
         two images through the network of one sampled candidate in training mode (a data folder

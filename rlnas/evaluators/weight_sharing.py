@@ -145,6 +145,11 @@ class WeightSharingEvaluator(ABC):
             self._data = load_dataset(self.dataset, self.data_root, split_seed=self.split_seed, **self.dataset_options)
         return self._data
 
+    def data_fingerprint(self) -> str | None:
+        """The digest of the data (``DatasetSplits.fingerprint``) when they come from ``data_root``, else
+        ``None`` (the shipped sets cannot change under a study): a resumed study checks it."""
+        return None if self.data_root is None else self.data.fingerprint
+
     @property
     def steps_per_epoch(self) -> int:
         """Training minibatches per pass over the train split."""

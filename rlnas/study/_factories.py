@@ -19,6 +19,7 @@ from rlnas.spaces import SPACES, Space, create_space
 from rlnas.store import Store, StudyRecord, open_store
 from rlnas.store.base import as_stored
 from rlnas.study._study import DEFAULT_CHECKPOINT_EVERY, Study, check_limits
+from rlnas.study.data_check import data_fingerprint_of
 from rlnas.study.spec import StudySpec, check_seed, evaluator_identity
 
 
@@ -158,6 +159,7 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
     prepare = getattr(evaluator, "prepare", None)
     if callable(prepare):  # e.g. a training evaluator loads its data: a failure leaves nothing, not even a file
         prepare()
+    fingerprint = data_fingerprint_of(evaluator)
     # made before the store is opened: a config the agent refuses (a fixed key not in the space) stores nothing
     agent_obj = create_agent(agent, resolved, spec.agent_config, seed=spec.seed, device=device)
     store = open_store(storage)
@@ -169,7 +171,8 @@ def create_study(*, space: str | Space, agent: str = "random", agent_config: Map
         id=0, name=name, space_name=resolved.name, space_json=resolved.to_json(), fingerprint=resolved.fingerprint,
         agent=agent, agent_config=dict(spec.agent_config), evaluator=dict(spec.evaluator), reward=spec.reward,
         seed=spec.seed, settings={"checkpoint_every": DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None
-                                  else checkpoint_every, **stop}, version=__version__,
+                                  else checkpoint_every, **stop,
+                  **({} if fingerprint is None else {"data_fingerprint": fingerprint})}, version=__version__,
         reuse_repeats=reuse_repeats,
     )
     try:

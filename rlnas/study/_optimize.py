@@ -8,6 +8,7 @@ from rlnas.errors import ConfigError, RlnasError
 from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
+from rlnas.study.data_check import check_same_data
 from rlnas.study.lease import LeaseLost
 from rlnas.study.spec import RunOptions
 from rlnas.trial import Trial, TrialState
@@ -32,9 +33,12 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
     prepare = getattr(study.evaluator, "prepare", None)
     if callable(prepare):  # a resumed study's data may have gone: one error, not a failed trial per try
         prepare()
+    fingerprint = check_same_data(study.name, study.record.settings, study.evaluator)
     study.claim(options)
     try:
         study.store_limits(n_trials, budget_seconds)
+        if fingerprint is not None and "data_fingerprint" not in study.record.settings:  # a study from before digests
+            study._save_settings(data_fingerprint=fingerprint)
         if isinstance(study.agent, WeightSharingAgent):  # the most it can record: reached, it is finished
             from rlnas.study._weight_sharing import planned_trials
 

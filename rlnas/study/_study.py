@@ -736,7 +736,8 @@ class Study:
             self._flush()
 
 
-STUDY_SETTINGS = frozenset({"n_trials", "budget_seconds", "planned_trials", "checkpoint_every", "init_from"})
+STUDY_SETTINGS = frozenset({"n_trials", "budget_seconds", "planned_trials", "checkpoint_every", "init_from",
+                            "data_fingerprint"})
 """The settings a study keeps itself (what ``resume`` and the status read)."""
 
 MAX_TRIALS = 10**9
