@@ -156,9 +156,13 @@ BENCHMARKS = (
               "rows equal the plain ones); the wall seconds of their first step (the compilation) follow the "
               "tables. This machine's timings swing by about 15% from run to run. The found rule "
               "`drop(rmsprop, 0.1) - sqrt(g^3)` takes two square roots per weight where Adam takes one, and "
-              "torch's float32 `sqrt` costs several times a division per element on these CPUs, so on the MLP its "
-              "ratio sits near the goal: within it on some machines of this kind (as in this run), above it on "
-              "others (2.5x on an earlier one); with `fused=True` it is well within it everywhere.",
+              "torch's float32 `sqrt` on the CPU goes through MKL's vsSqrt, which on this machine's AMD EPYC "
+              "takes 242 us per 0.67 M elements against 84 us for a division, 196 us for numpy's sqrt and 70 us "
+              "for the same sqrt in an inductor-compiled loop (one thread). The rule's other nine element-wise "
+              "passes are one pass over memory each, so in the multi-tensor mode its floor on this CPU is about "
+              "1.7x Adam's step and it sits near the goal: within it here (1.90x when measured again on "
+              "2026-12-01), above it on an earlier machine (2.5x); with `fused=True` it is well within it "
+              "everywhere.",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
               "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
