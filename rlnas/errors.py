@@ -39,6 +39,11 @@ class DuplicateStudy(StorageError):
     """A study of the given name already exists with another definition."""
 
 
+class SpaceExhausted(RlnasError):
+    """Every network of the space is evaluated and repeats are answered from the store: no further
+    trial can be made (the search ends there, finished)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type's name when it has none: the reason a one-line
     error gives for an exception it replaces."""

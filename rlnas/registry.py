@@ -34,12 +34,16 @@ class Registry(Generic[T]):
         """Add ``name``, or replace one registered earlier (not a built-in one: a stored study made with
         the built-in would go on with another's code); ``target`` is a ``"module:attr"`` path or the object."""
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+            article = "an" if self.kind[:1] in ("a", "e", "i", "o", "u") else "a"
+            raise ConfigError(f"{article} {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._builtin:
             raise ConfigError(f"{self.kind} {name!r} is built into rlnas and cannot be replaced; register yours "
                               "under another name")
         if isinstance(target, str) and ":" not in target:
             raise ConfigError(f"{self.kind} {name!r}: expected a 'module:attr' path, got {target!r}")
+        if not isinstance(target, str) and not callable(target):
+            raise ConfigError(f"{self.kind} {name!r}: expected a class, a function or a 'module:attr' path, got "
+                              f"{type(target).__name__} {target!r:.80}")
         self._entries[name] = target
         self._loaded.pop(name, None)
 
@@ -101,6 +105,9 @@ class Registry(Generic[T]):
 
         factory = self.get(name)
         what = f"{self.kind} {name!r}"
+        if not callable(factory):  # a 'module:attr' path to something else
+            raise ConfigError(f"{what} is registered as {self._entries[name]!r}, which is "
+                              f"{type(factory).__name__} {factory!r:.80}, not a class or a function")
         check_options(what, factory, options, skip=len(args))  # type: ignore[arg-type]
         return factory(*args, **check_option_types(factory, options, what))  # type: ignore[operator, arg-type]
 

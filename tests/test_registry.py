@@ -106,3 +106,17 @@ def test_installed_plugins_are_read_on_the_first_miss_only(tmp_path, monkeypatch
     finally:
         AGENTS.unregister("from_a_package")
         sys.modules.pop("installed_plugin", None)
+
+
+def test_a_target_that_cannot_be_called_is_refused_with_one_line():
+    registry = Registry("evaluator")
+    with pytest.raises(ConfigError, match=r"evaluator 'e5': expected a class, a function or a 'module:attr' path, "
+                                          r"got int 5"):
+        registry.register("e5", 5)
+    assert "e5" not in registry.list()
+    registry.register("pi", "math:pi")  # a path is imported on use: what it names is checked then
+    with pytest.raises(ConfigError, match=r"evaluator 'pi' is registered as 'math:pi', which is float 3\.14.*, not a "
+                                          r"class or a function"):
+        registry.create("pi")
+    with pytest.raises(ConfigError, match="^an agent name must be a non-empty string"):
+        Registry("agent").register("", "x:y")

@@ -37,8 +37,11 @@ def test_categorical_rejects_bad_definitions():
         Categorical("a", (None,))
     with pytest.raises(ConfigError, match="choices must be a list or tuple of choices, got 'abc'"):
         Categorical("a", "abc")  # was split into 'a', 'b', 'c'
-    with pytest.raises(ConfigError, match=r"choice nan is not a str, int, float \(not NaN\)"):
+    with pytest.raises(ConfigError, match=r"choice nan is not a str, int, finite float or bool"):
         Categorical("a", (float("nan"), 1.0))  # NaN is not even equal to itself: no choice could be found again
+    for infinite in (float("inf"), float("-inf")):  # JSON has no infinity: exported as null, never read back
+        with pytest.raises(ConfigError, match=r"choice -?inf is not a str, int, finite float or bool"):
+            Categorical("patience", (5.0, infinite))
     with pytest.raises(ConfigError, match="a decision needs a non-empty name"):
         Categorical(5, (1, 2))
     with pytest.raises(ConfigError, match="a space needs a non-empty name"):

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from rlnas import create_study, load_study
+from rlnas.cli._status import study_status
 from rlnas.errors import ConfigError, DuplicateStudy, RlnasError
 from rlnas.evaluators.base import Measurement
 from rlnas.study import evaluation_seed
@@ -231,9 +232,12 @@ def test_reuse_repeats_on_an_exhausted_space_stops_at_once_saying_so(agent) -> N
 
     space = Space("three", [Categorical("a", (0, 1, 2))])
     study = create_study(space=space, agent=agent, evaluator=Count(), reuse_repeats=True)
-    with pytest.raises(RlnasError, match="all 3 networks of space 'three' are evaluated"):
+    with pytest.warns(UserWarning, match="all 3 networks of space 'three' are evaluated.*ends with 3 trials"):
         study.optimize(n_trials=4)  # it stored 10,003 repeat rows in 72 s (local) before calling it converged
     assert len([t for t in study.trials if t.repeat_of is None]) == 3 and len(study.trials) <= 4
+    # all it could do is done: finished (it was an error that left the study 'interrupted' for every resume)
+    assert study_status(study.store, study.record)["status"] == "finished"
+    assert study.record.settings["planned_trials"] == 3
 
 
 def test_exhaustion_counts_networks_where_candidates_share_one() -> None:
@@ -253,7 +257,7 @@ def test_exhaustion_counts_networks_where_candidates_share_one() -> None:
     space = Pairs("pairs", [Categorical("a", (0, 1, 2)), Categorical("b", (0, 1))])
     for agent in ("random", "local"):
         study = create_study(space=space, agent=agent, evaluator=Count(), reuse_repeats=True)
-        with pytest.raises(RlnasError, match="all 4 networks of space 'pairs' are evaluated"):
+        with pytest.warns(UserWarning, match="all 4 networks of space 'pairs' are evaluated"):
             study.optimize(n_trials=10)
         assert len([t for t in study.trials if t.repeat_of is None]) == 4 and len(study.trials) < 100
     assert Space("s", [Categorical("a", (0, 1, 2))]).network_count() == 3

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rlnas.checks import check_device, check_seed, check_value
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, InvalidCandidate, RlnasError
 from rlnas.spaces.base import Candidate, Space
 
 
@@ -229,7 +229,10 @@ def _checked_proposals(agent: Agent, proposals: Any) -> list[Proposal]:
             if not isinstance(proposal.candidate, Mapping):
                 raise ConfigError(f"{where}: a proposal's candidate must be a Candidate or a mapping of "
                                   f"choices, got {type(proposal.candidate).__name__}")
-            proposal = Proposal(agent.space.candidate(proposal.candidate), proposal.info)
+            try:
+                proposal = Proposal(agent.space.candidate(proposal.candidate), proposal.info)
+            except InvalidCandidate as exc:
+                raise ConfigError(f"{where} proposed a candidate that is not one of the space: {exc}") from None
         if not isinstance(proposal.info, Mapping):
             raise ConfigError(f"{where}: a proposal's info must be a dict, got {type(proposal.info).__name__}")
         try:

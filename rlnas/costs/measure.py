@@ -88,6 +88,9 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], *, warmup: int
     a shared machine, where wall-clock times of long calls are inflated by preemption. There,
     the minimum over the repeats is also a steadier estimate than the median.
     """
+    for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ConfigError(f"measure_latency: {name} must be an integer >= {least}, got {value!r}")
     if clock == "cpu" and threads != 1:
         raise ConfigError("clock='cpu' measures one thread: use it with threads=1")
     x = torch.randn(_batched(input_shape, batch_size))
@@ -99,8 +102,9 @@ def time_call(fn: Callable[[], object], *, warmup: int = 5, repeats: int = 20, c
               statistic: str = "median") -> float:
     """Milliseconds of ``fn()``: the ``statistic`` (median or min) over ``repeats`` calls timed with
     ``clock`` (``wall`` or ``cpu``) after ``warmup`` untimed calls."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError("timing needs repeats >= 1 and warmup >= 0")
+    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"timing needs {name} to be an integer >= {least}, got {value!r}")
     if clock not in CLOCKS:
         raise ConfigError(f"unknown clock {clock!r} (choices: {', '.join(CLOCKS)})")
     if statistic not in STATISTICS:

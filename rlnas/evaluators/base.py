@@ -27,12 +27,14 @@ class Measurement:
 class Evaluator(Protocol):
     """Turns a candidate into a :class:`Measurement`.
 
-    ``seed`` makes a noisy evaluation reproducible: the study passes a seed derived from its
-    own seed and the trial's slot. ``spec()`` returns the JSON-able ``{"name": ..., **options}``
-    that ``create_evaluator`` turns back into an equal evaluator (used by resume).
+    ``evaluate`` is the only required method. ``seed`` makes a noisy evaluation reproducible: the
+    study passes a seed derived from its own seed and the trial's slot.
 
-    Optional: ``metrics``, the names of the metrics every measurement reports. A study refuses a
-    reward that reads another metric before anything runs or is stored (:func:`check_reward_metrics`).
+    Optional: ``spec()`` returns the JSON-able ``{"name": ..., **options}`` that ``create_evaluator``
+    turns back into an equal evaluator (used by resume; without it the study stores
+    ``{"name": <class name>}``). ``metrics``, the names of the metrics every measurement reports: a
+    study refuses a reward that reads another metric before anything runs or is stored
+    (:func:`check_reward_metrics`). ``prepare()`` and ``data_fingerprint()``: see docs/extending.md.
     """
 
     def evaluate(self, candidate: Candidate, *, budget: float | None = None, seed: int | None = None) -> Measurement:

@@ -35,9 +35,10 @@ class Categorical:
         if not self.choices:
             raise ConfigError(f"decision {self.name!r} has no choices")
         for choice in self.choices:
-            if not isinstance(choice, (str, int, float, bool)) or (isinstance(choice, float) and math.isnan(choice)):
-                raise ConfigError(f"decision {self.name!r}: choice {choice!r} is not a str, int, float (not NaN) "
-                                  "or bool")
+            infinite_or_nan = isinstance(choice, float) and not math.isfinite(choice)
+            if not isinstance(choice, (str, int, float, bool)) or infinite_or_nan:
+                raise ConfigError(f"decision {self.name!r}: choice {choice!r} is not a str, int, finite float "
+                                  "or bool (choices are JSON values)")
         if len(set(self.choices)) != len(self.choices):
             raise ConfigError(f"decision {self.name!r} has repeated choices")
 

@@ -276,7 +276,7 @@ def space_of(record: StudyRecord) -> Space:
     return space
 
 
-def load_study(name: str, storage: str | Store | None, *, evaluator: Evaluator | None = None,
+def load_study(name: str, storage: str | Store, *, evaluator: Evaluator | None = None,
                device: str = "cpu", threads: int | None = None) -> Study:
     """Reopen a stored study; its agent is restored (and orphans marked) when it is first driven.
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from rlnas.errors import ConfigError, RlnasError
+from rlnas.errors import ConfigError, RlnasError, SpaceExhausted
 from rlnas.evaluators.base import Measurement
 from rlnas.executors import Outcome, Task, create_executor
 from rlnas.executors.base import CONFIG_ERROR, OK, TIMEOUT
@@ -59,12 +60,18 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
     bar = _progress_bar(study, n_trials, budget_seconds, options.executor == "inline") if options.progress else None
     executor = create_executor(options)
     stop: Exception | None = None
+    exhausted: SpaceExhausted | None = None
     try:
         executor.start(study.evaluator)
         while stop is None:
             _check_lease(study)
-            while executor.running() < executor.capacity and not study.limit_reached(n_trials, budget_seconds):
-                trial = study._next_trial(overflow=False)
+            while (exhausted is None and executor.running() < executor.capacity
+                   and not study.limit_reached(n_trials, budget_seconds)):
+                try:
+                    trial = study._next_trial(overflow=False)
+                except SpaceExhausted as exc:  # the running trials still finish
+                    exhausted = exc
+                    break
                 if trial is None:
                     break
                 candidate = study.proposal_of(trial).candidate
@@ -87,6 +94,9 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
                     bar(study, finished)
         if stop is not None:
             raise stop
+        if exhausted is not None:  # all it can do is done: finished, not interrupted
+            study._save_settings(planned_trials=study._finished)
+            warnings.warn(f"{exhausted}: the search ends with {study._finished} trials", stacklevel=3)
     except BaseException as exc:
         why = "was interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({type(exc).__name__})"
         # what stopped the search is what the caller hears: a store that fails now as well (a connection

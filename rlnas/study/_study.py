@@ -25,7 +25,7 @@ from typing import Any
 
 from rlnas.agents import Agent, Proposal
 from rlnas.agents.base import WeightSharingAgent
-from rlnas.errors import ConfigError, RlnasError, StorageError
+from rlnas.errors import ConfigError, RlnasError, SpaceExhausted, StorageError
 from rlnas.evaluators import Evaluator, Measurement
 from rlnas.rewards import MAX_REWARD, Reward, RewardError, create_reward
 from rlnas.spaces import Space
@@ -154,14 +154,17 @@ class Study:
     # ------------------------------------------------------------ properties
     @property
     def name(self) -> str:
+        """The study's name (unique in its store)."""
         return self.record.name
 
     @property
     def seed(self) -> int:
+        """The study's seed: the agent's and, per slot, the evaluations' (:func:`evaluation_seed`)."""
         return self.record.seed
 
     @property
     def settings(self) -> dict[str, Any]:
+        """A copy of the stored settings: stop conditions, checkpoint interval, notes."""
         return dict(self.record.settings)
 
     @property
@@ -541,9 +544,9 @@ class Study:
         self._repeats_in_a_row += 1
         networks = self.space.network_count()
         if networks is not None and len(self._evaluated) >= networks:
-            raise RlnasError(f"study {self.name!r}: all {networks:,} networks of space {self.space.name!r} are "
-                             "evaluated; with reuse_repeats a repeat is answered from the store and does not count, "
-                             "so no further trial can be made")
+            raise SpaceExhausted(f"study {self.name!r}: all {networks:,} networks of space {self.space.name!r} are "
+                                 "evaluated; with reuse_repeats a repeat is answered from the store and does not "
+                                 "count, so no further trial can be made")
         if self._repeats_in_a_row > MAX_REPEATS_IN_A_ROW:
             raise RlnasError(f"study {self.name!r}: the agent proposed only already evaluated candidates "
                              f"{MAX_REPEATS_IN_A_ROW} times in a row; it has converged")

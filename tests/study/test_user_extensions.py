@@ -72,6 +72,8 @@ def test_numpy_values_are_kept_alike_in_memory_and_in_sqlite(scripted, sqlite_ur
                                                      r"it \(object .* is not JSON"),
     (lambda agent, c: Proposal(c, ["x"]), r"Scripted.ask: a proposal's info must be a dict, got list"),
     (lambda agent, c: Proposal(42, {}), r"a proposal's candidate must be a Candidate or a mapping of choices, got int"),
+    (lambda agent, c: Proposal({"d0": "foo"}, {}), r"^Scripted.ask proposed a candidate that is not one of the space: "
+                                                   r"candidate for space .* misses decision\(s\)"),
 ])
 def test_what_ask_returns_is_checked_in_one_line(scripted, proposal, message):
     scripted.proposal = staticmethod(proposal)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 
 import pytest
@@ -47,8 +48,14 @@ def test_measure_latency_is_a_median_in_ms_and_restores_state():
     ms = measure_latency(model, (3, 16, 16), warmup=1, repeats=3, batch_size=2, threads=1)
     assert 2.0 <= ms < 1000
     assert model.training and torch.get_num_threads() == threads
-    with pytest.raises(ValueError):
-        measure_latency(model, (3, 16, 16), repeats=0)
+    for options, message in (({"repeats": 0}, "timing needs repeats to be an integer >= 1, got 0"),
+                             ({"warmup": -1}, "timing needs warmup to be an integer >= 0, got -1"),
+                             ({"threads": 0}, "measure_latency: threads must be an integer >= 1, got 0"),
+                             ({"batch_size": 0}, "measure_latency: batch_size must be an integer >= 1, got 0"),
+                             ({"batch_size": 2.5}, "measure_latency: batch_size must be an integer >= 1, got 2.5")):
+        with pytest.raises(ConfigError, match=re.escape(message)):  # torch's RuntimeError, or an empty batch timed
+            measure_latency(model, (3, 16, 16), **options)
+    assert torch.get_num_threads() == threads
 
 
 # ---------------------------------------------------------------- lookup table on a toy mobile space
