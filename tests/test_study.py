@@ -240,6 +240,26 @@ def test_reuse_repeats_on_an_exhausted_space_stops_at_once_saying_so(agent) -> N
     assert study.record.settings["planned_trials"] == 3
 
 
+def test_exhaustion_counts_networks_that_failed() -> None:
+    """A network that always fails (NAS-Bench-Graph's all-skip cells) is evaluated too: once every network
+    was, the search ends (it went on evaluating the failing one again until n_trials)."""
+    from rlnas.spaces.base import Categorical, Space
+
+    class FailsAtZero:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            if candidate["a"] == 0:
+                raise ValueError("no such network")
+            return Measurement({"valid_acc": float(candidate["a"])})
+
+    study = create_study(space=Space("four", [Categorical("a", (0, 1, 2, 3))]), agent="random",
+                         evaluator=FailsAtZero(), reuse_repeats=True, seed=0)
+    with pytest.warns(UserWarning, match=r"all 4 networks of space 'four' are evaluated \(1 of them failed\)"):
+        study.optimize(n_trials=50)
+    evaluated = [t for t in study.trials if t.repeat_of is None]
+    assert {t.candidate["a"] for t in evaluated} == {0, 1, 2, 3} and len(study.trials) < 50
+    assert study_status(study.store, study.record)["status"] == "finished"
+
+
 def test_exhaustion_counts_networks_where_candidates_share_one() -> None:
     from rlnas.spaces.base import Categorical, Space
 

@@ -67,6 +67,9 @@ TRANSFER_MODES = ("both", "architectures", "weights")
 SIZE_LIMITS = {"top_k": 10_000, "hidden": 4096, "batch": 65_536, "buffer_capacity": 1_000_000, "top_n": 100_000,
                "screen": 100_000, "pool": 100_000, "max_retries": 10_000, "critics": 64}
 """Largest value of each size option (each at least 1): beyond them the networks or buffers exhaust memory."""
+COUNT_LIMITS = {"updates_per_result": 1_000, "random_pool": 100_000, "warmup": None, "initial_random": None}
+"""Largest value of each count option that may be 0 (``None``: unbounded): more random cells than this
+exhaust memory, more updates per result stall the search."""
 
 
 @dataclass
@@ -150,10 +153,12 @@ class L2NASConfig(AgentConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
                 raise ConfigError(f"l2nas option {name} must be an integer from 1 to {most:,}, got {value!r}")
-        for name in ("updates_per_result", "warmup", "initial_random", "random_pool"):
+        for name, most in COUNT_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"l2nas option {name} must be an integer >= 0, got {value!r}")
+            too_many = most is not None and isinstance(value, int) and value > most
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0 or too_many:
+                bound = ">= 0" if most is None else f"from 0 to {most:,}"
+                raise ConfigError(f"l2nas option {name} must be an integer {bound}, got {value!r}")
         if not 0.0 < self.quantile < 1.0:
             raise ConfigError(f"l2nas option quantile must lie strictly between 0 and 1, got {self.quantile!r}")
         for name in ("top_share", "epsilon_start", "epsilon_end"):

@@ -141,6 +141,7 @@ class Study:
         self._spent = 0.0
         self._best: Trial | None = None
         self._evaluated: dict[str, Trial] = {}  # identity -> first COMPLETE trial of it (reuse_repeats)
+        self._tried: set[str] = set()  # identities evaluated, complete or failed (reuse_repeats: the space's end)
         self._repeats_in_a_row = 0
         self._callbacks: tuple[Callback, ...] = ()
         self._rebuilt = False     # the agent has been restored from the store
@@ -528,6 +529,7 @@ class Study:
             key = self.space.key(proposal.candidate)
             earlier = None
             if self.record.reuse_repeats:
+                self._check_not_exhausted()
                 earlier = self._evaluated.get(self.space.identity(proposal.candidate))
             if earlier is None:
                 self._repeats_in_a_row = 0
@@ -540,13 +542,19 @@ class Study:
                 return trial
             self._answer_repeat(batch, position, proposal, key, earlier)
 
+    def _check_not_exhausted(self) -> None:
+        """:class:`SpaceExhausted` once every network of the space is evaluated (with reuse_repeats): a new trial
+        could only evaluate a failed one again."""
+        networks = self.space.network_count()
+        if networks is not None and len(self._tried) >= networks:
+            failed = len(self._tried) - len(self._evaluated)
+            raise SpaceExhausted(f"study {self.name!r}: all {networks:,} networks of space {self.space.name!r} are "
+                                 f"evaluated{f' ({failed:,} of them failed)' if failed else ''}; with reuse_repeats "
+                                 "a repeat is answered from the store and does not count, so no further trial can "
+                                 "be made")
+
     def _answer_repeat(self, batch: _Batch, position: int, proposal: Proposal, key: str, earlier: Trial) -> None:
         self._repeats_in_a_row += 1
-        networks = self.space.network_count()
-        if networks is not None and len(self._evaluated) >= networks:
-            raise SpaceExhausted(f"study {self.name!r}: all {networks:,} networks of space {self.space.name!r} are "
-                                 "evaluated; with reuse_repeats a repeat is answered from the store and does not "
-                                 "count, so no further trial can be made")
         if self._repeats_in_a_row > MAX_REPEATS_IN_A_ROW:
             raise RlnasError(f"study {self.name!r}: the agent proposed only already evaluated candidates "
                              f"{MAX_REPEATS_IN_A_ROW} times in a row; it has converged")
@@ -589,8 +597,11 @@ class Study:
         if trial.repeat_of is None:
             self._finished += 1
             self._spent += trial.cost_seconds
-            if trial.state is TrialState.COMPLETE and self.record.reuse_repeats:
-                self._evaluated.setdefault(self.space.identity(trial.candidate), trial)
+            if self.record.reuse_repeats:
+                identity = self.space.identity(trial.candidate)
+                self._tried.add(identity)
+                if trial.state is TrialState.COMPLETE:
+                    self._evaluated.setdefault(identity, trial)
         if is_better(trial, self._best):
             self._best = trial
 

@@ -444,6 +444,9 @@ def test_load_policy_refuses_networks_of_another_shape() -> None:
     ({"hidden": 10 ** 12}, "l2nas option hidden must be an integer from 1 to 4,096, got 1000000000000"),
     ({"buffer_capacity": 10 ** 12}, "l2nas option buffer_capacity must be an integer from 1 to 1,000,000"),
     ({"critics": 0}, "l2nas option critics must be an integer from 1 to 64, got 0"),
+    ({"random_pool": 10 ** 8}, "l2nas option random_pool must be an integer from 0 to 100,000, got 100000000"),
+    ({"updates_per_result": 10 ** 8}, "l2nas option updates_per_result must be an integer from 0 to 1,000"),
+    ({"warmup": -1}, "l2nas option warmup must be an integer >= 0, got -1"),
     ({"epsilon_end": 0.9}, r"l2nas option epsilon_end is the floor epsilon_start decays to: at most epsilon_start "
                            r"\(0.1\), got 0.9"),
     ({"noise_end": 2.0}, "l2nas option noise_end is the floor noise_start decays to"),
