@@ -321,11 +321,12 @@ class ReplayBuffer:
         return self.elite_rewards[:self.elite_size]
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors of the ring (oldest first) and of the elite."""
-        order = (np.arange(self.size) + (self.next if self.size == self.capacity else 0)) % self.capacity
-        return {"states": self.states[order].copy(),
-                "archs": self.archs[order].copy(),
-                "rewards": self.rewards[order].copy(),
+        """Tensors of the ring as they lie (a batch draws rows by position: a restored ring must hold every
+        row where it was) with the position of the next write, and of the elite."""
+        return {"states": self.states[:self.size].copy(),
+                "archs": self.archs[:self.size].copy(),
+                "rewards": self.rewards[:self.size].copy(),
+                "next": self.next,
                 "elite_states": self.elite_states[:self.elite_size].copy(),
                 "elite_archs": self.elite_archs[:self.elite_size].copy(),
                 "elite_rewards": self.elite_rewards[:self.elite_size].copy()}
@@ -335,10 +336,18 @@ class ReplayBuffer:
         rewards = np.asarray(state["rewards"]).astype(np.float64).reshape(-1)
         if len(rewards) > self.capacity:
             raise ValueError(f"replay buffer state holds {len(rewards)} entries, capacity is {self.capacity}")
-        self.size, self.next = len(rewards), len(rewards) % self.capacity
-        self.states[:self.size] = np.asarray(state["states"]).reshape(-1, self.dim)
-        self.archs[:self.size] = np.asarray(state["archs"]).reshape(-1, self.decisions)
-        self.rewards[:self.size] = rewards
+        size = len(rewards)
+        states = np.asarray(state["states"]).reshape(-1, self.dim)
+        archs = np.asarray(state["archs"]).reshape(-1, self.decisions)
+        if "next" in state:  # the ring as it lay
+            self.next = int(state["next"])
+            if not (0 <= self.next < self.capacity and (size == self.capacity or self.next == size)):
+                raise ValueError(f"replay buffer state: next write at {self.next} does not fit {size} entries "
+                                 f"of capacity {self.capacity}")
+        else:  # a checkpoint of rlnas before 2026-12-01: oldest first (a wrapped ring resumed differently)
+            self.next = size % self.capacity
+        self.size = size
+        self.states[:size], self.archs[:size], self.rewards[:size] = states, archs, rewards
         elite = np.asarray(state["elite_rewards"]).astype(np.float64).reshape(-1)
         self.elite_size = len(elite)
         self.elite_states[:self.elite_size] = np.asarray(state["elite_states"]).reshape(-1, self.dim)
