@@ -260,3 +260,14 @@ def check_one_snapshot(url: str) -> None:
     assert reads and (trial.state, trial.metrics) == (TrialState.RUNNING, {})  # as it was when the read began
     (trial,) = reader.trials(record.id)
     assert (trial.state, trial.metrics) == (TrialState.COMPLETE, {"valid_acc": 1.0})
+
+
+@pytest.mark.parametrize("written", ["t.db/", "missing/../t.db", "./t.db"])
+def test_a_sqlite_path_is_one_file_for_writers_and_readers(tmp_path, monkeypatch, written):
+    """SQLite opens 't.db/' and 'missing/../t.db' as ./t.db: the readers' checks (create=False) found no
+    database there, so a search could not be resumed with the URL it was started with."""
+    monkeypatch.chdir(tmp_path)
+    record = open_store(f"sqlite:///{written}").create_study(sample_record())
+    assert [name for name in os.listdir(tmp_path) if name.endswith(".db")] == ["t.db"]
+    for url in (f"sqlite:///{written}", "sqlite:///t.db"):
+        assert open_store(url, create=False).get_study("contract").id == record.id

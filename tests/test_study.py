@@ -368,6 +368,10 @@ def test_a_target_below_the_finished_trials_runs_nothing_and_keeps_the_stored_on
     assert study.n_finished == 10 and study.settings["n_trials"] == 10
     study.optimize(10)  # the target reached exactly: stored, no warning
     assert study.settings["n_trials"] == 10 and study.optimize(12).n_finished == 12
+    spent = study.spent_seconds  # a budget already spent: the same (it replaced the stored target silently)
+    with pytest.warns(UserWarning, match=f"has spent {spent:.6g} s, more than budget_seconds 1 .the total"):
+        study.optimize(budget_seconds=1.0)
+    assert study.n_finished == 12 and (study.settings["n_trials"], study.settings["budget_seconds"]) == (12, None)
 
 
 def test_optimize_says_when_no_trial_completed():

@@ -46,7 +46,10 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
             raise StorageError(f"storage {shown} names no database file, so nothing would be kept: give a path "
                                "(sqlite:///rlnas.db); in Python, storage=None keeps a study in memory")
         if parsed.query.get("uri") != "true":  # a SQLite URI (file:...?uri=true) is the user's own business
-            folder = os.path.dirname(os.path.abspath(path))
+            # one file for every command, as SQLite itself resolves it: 'a.db/' and 'missing/../a.db' are ./a.db
+            path = os.path.abspath(path)
+            parsed = parsed.set(database=path)
+            folder = os.path.dirname(path)
             if not os.path.isdir(folder):
                 raise StorageError(f"cannot open {shown}: folder {folder} does not exist")
             if not create and not os.path.exists(path):

@@ -394,10 +394,14 @@ class Study:
         another process drives the study must not change that run's target)."""
         if self._lease is None:
             raise RlnasError(f"study {self.name!r}: only its driver stores its stop conditions")
-        if n_trials is not None and n_trials < self._finished:  # a total, already passed: not a new target
-            warnings.warn(f"study {self.name!r} holds {self._finished} finished trials, more than n_trials {n_trials} "
-                          "(the total, not a number to add): nothing runs, and its stored target stays",
-                          stacklevel=4)
+        passed = []  # totals already passed: nothing runs, and they are no new target
+        if n_trials is not None and n_trials < self._finished:
+            passed.append(f"holds {self._finished} finished trials, more than n_trials {n_trials}")
+        if budget_seconds is not None and budget_seconds < self._spent:
+            passed.append(f"has spent {self._spent:.6g} s, more than budget_seconds {budget_seconds:g}")
+        if passed:
+            warnings.warn(f"study {self.name!r} {' and '.join(passed)} (the total, not a number to add): nothing "
+                          "runs, and its stored target stays", stacklevel=4)
             return
         self._save_settings(n_trials=n_trials, budget_seconds=budget_seconds)
 
