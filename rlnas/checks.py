@@ -230,9 +230,10 @@ def _number(value: Any) -> tuple[bool, Any]:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         return False, value
     try:
-        return math.isfinite(value), value
+        finite = math.isfinite(value)
     except OverflowError:  # an int too large for a float
         return False, value
+    return finite, value.item() if isinstance(value, np.generic) else value  # NumPy's as Python's, as ints are
 
 
 def _sequence(value: Any, origin: Any, args: tuple[Any, ...]) -> tuple[bool, Any]:

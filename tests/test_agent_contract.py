@@ -1,4 +1,5 @@
 """Every registered agent honours the agent contract, on a toy space and on NAS-Bench-201."""
+import numpy as np
 import pytest
 
 from rlnas.agents import agent_class, create_agent, list_agents
@@ -44,6 +45,9 @@ def test_bad_input_to_ask_tell_and_load_state_dict_is_a_one_line_config_error(ag
             a.tell([(proposal, reward)])
     with pytest.raises(ConfigError, match=r"\.tell takes \(proposal, reward\) pairs"):
         a.tell([proposal])
+    for results in (5, "pairs", {"a": 1.0}):  # 5 was a TypeError ('int' object is not iterable)
+        with pytest.raises(ConfigError, match=r"\.tell takes a list of \(proposal, reward\) pairs, got"):
+            a.tell(results)
     a.tell([(proposal, None)])  # a failure is still told as None
     twins = [create_agent(agent, TOY.space, seed=3) for _ in range(2)]
     for _ in range(12):  # a generator of results is told like a list
@@ -100,3 +104,15 @@ def test_an_incomplete_registered_agent_is_a_one_line_error():
     finally:
         for name in ("half", "not_an_agent"):
             AGENTS.unregister(name)
+
+
+@pytest.mark.parametrize("agent, option", [("ppo", "lr"), ("reinforce", "lr"), ("l2nas", "actor_lr"),
+                                           ("evolution", "population_size")])
+def test_numpy_numbers_are_taken_as_python_ones(agent, option):
+    """np.float32(0.1) was refused by ppo and reinforce ('lr must be a number') and kept as a NumPy
+    number by l2nas; every agent takes NumPy's numbers as the Python numbers they are."""
+    default = getattr(agent_class(agent).Config(), option)
+    value = np.float32(default) if isinstance(default, float) else np.int64(default)
+    config = create_agent(agent, TOY.space, {option: value}, seed=0).config
+    assert getattr(config, option) == pytest.approx(default, rel=1e-6)
+    assert type(getattr(config, option)) is type(default)

@@ -11,7 +11,7 @@ import functools
 import numbers
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -183,6 +183,9 @@ def _checked(method: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def tell(self: Agent, results: Sequence[Result]) -> dict[str, float]:
+        if isinstance(results, (Mapping, str, bytes)) or not isinstance(results, Iterable):
+            raise ConfigError(f"{type(self).__name__}.tell takes a list of (proposal, reward) pairs, got "
+                              f"{type(results).__name__} {results!r:.80}")
         results = list(results)  # a generator is read once, here
         for item in results:
             if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], Proposal)):

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,12 @@ class FixedConfig(AgentConfig):
     """Options of the fixed agent."""
 
     key: str | None = None
-    """Key (``space.key``) of the architecture to propose; null = the first choice of every decision."""
+    """Key (``space.key``) of the architecture to propose; null = the first choice of every decision. A
+    space whose keys are JSON lists (``nbgraph``, the generic one) also takes the list itself."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.key, (list, tuple)):  # --set key='["0000","gcn",...]' parses to a list
+            self.key = json.dumps(list(self.key), separators=(",", ":"))
 
 
 class FixedAgent(Agent):

@@ -33,3 +33,12 @@ def test_reuse_repeats_is_refused_before_anything_is_stored(tmp_path) -> None:
     assert main(["search", "--space", "nb201", "--agent", "fixed", "--reuse-repeats", "--trials", "5",
                  "--no-progress", "--storage", f"sqlite:///{database}"]) == 2
     assert not database.exists()
+
+
+def test_a_key_that_is_a_json_list_may_be_given_as_the_list():
+    """--set parses JSON: key='["0000","gcn","gcn","gcn","sage"]' arrived as a list and was refused."""
+    space = create_space("nbgraph")
+    wanted = ["0000", "gcn", "gcn", "gcn", "sage"]
+    agent = create_agent("fixed", space, {"key": wanted})
+    assert agent.config.key == '["0000","gcn","gcn","gcn","sage"]'
+    assert list(agent.ask(1)[0].candidate.values())[-4:] == wanted[1:]
