@@ -80,23 +80,52 @@ def shipped_latency_table(space: Space, model_kwargs: Mapping[str, Any]) -> Late
     data = json.loads(gzip.decompress(path.read_bytes()))
     if data["fingerprint"] != space.fingerprint:
         return None
-    return LatencyTable(space, data["entries"], model_kwargs=data["model_kwargs"], **data["timing"])
+    table = LatencyTable(space, data["entries"], model_kwargs=data["model_kwargs"], measure_missing=False,
+                         **data["timing"])
+    table.source = f"the shipped latency table {shipped_table_name(space, model_kwargs)}"
+    return table
 
 
 def load_latency_table(path: str | Path, space: Space) -> LatencyTable:
     """A table written by ``LatencyTable.save`` (plain or ``.gz`` JSON); :class:`ConfigError` when unusable."""
+    if not str(path):
+        raise ConfigError("latency table: the path is empty (give the file LatencyTable.save wrote)")
     path = Path(path)
+    where = f"latency table {str(path)!r}"
+    if path.is_dir():
+        raise ConfigError(f"{where} is a folder, not a file")
     if not path.is_file():
-        raise ConfigError(f"latency table {str(path)!r} does not exist")
+        raise ConfigError(f"{where} does not exist")
     raw = path.read_bytes()
     try:
         data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"latency table {str(path)!r} is not a saved LatencyTable: {exc}") from None
-    if data.get("space") != space.name or data.get("fingerprint") != space.fingerprint:
-        raise ConfigError(f"latency table {str(path)!r} was built for space {data.get('space')!r}, "
-                          f"not this {space.name!r}")
-    return LatencyTable(space, data["entries"], model_kwargs=data["model_kwargs"], **data["timing"])
+        raise ConfigError(f"{where} is not a saved LatencyTable: {exc}") from None
+    _check_table_json(data, where)
+    if data["space"] != space.name:
+        raise ConfigError(f"{where} was built for space {data['space']!r}, not {space.name!r}")
+    if data["fingerprint"] != space.fingerprint:
+        raise ConfigError(f"{where} was built for another version of space {space.name!r} (fingerprint "
+                          f"{data['fingerprint']!r}, this one {space.fingerprint!r})")
+    table = LatencyTable(space, data["entries"], model_kwargs=data["model_kwargs"], measure_missing=False,
+                         **data["timing"])
+    table.source = where
+    return table
+
+
+def _check_table_json(data: Any, where: str) -> None:
+    """A :class:`ConfigError` unless ``data`` has the layout of ``LatencyTable.to_json`` with entries that are
+    milliseconds (finite, at least 0)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} is not a saved LatencyTable: a JSON {type(data).__name__}, not an object")
+    layout = {"space": str, "fingerprint": str, "entries": dict, "timing": dict, "model_kwargs": dict}
+    wrong = [key for key, kind in layout.items() if not isinstance(data.get(key), kind)]
+    if wrong:
+        raise ConfigError(f"{where} is not a saved LatencyTable: {', '.join(wrong)} missing or of the wrong type")
+    for key, value in data["entries"].items():
+        ok, number = _number(value)
+        if not ok or number < 0:
+            raise ConfigError(f"{where}: entry {key!r} is {value!r}, not milliseconds (a finite number >= 0)")
 
 
 @dataclass

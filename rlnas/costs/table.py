@@ -111,9 +111,12 @@ class LatencyTable:
     def __init__(self, space: Space, entries: Mapping[str, float] | None = None, *,
                  input_shape: Sequence[int] | None = None, model_kwargs: Mapping[str, Any] | None = None,
                  model_fn: Callable[[Candidate], nn.Module] | None = None,
-                 unit_fn: Callable[[Candidate], list[Unit]] | None = None, **timing: Any):
+                 unit_fn: Callable[[Candidate], list[Unit]] | None = None, measure_missing: bool = True,
+                 **timing: Any):
         """``timing``: ``batch_size``, ``threads``, ``warmup``, ``repeats``, ``clock``, ``statistic``
-        of :func:`measure_unit` (defaults 1, 1, 3, 10, ``"wall"``, ``"median"``)."""
+        of :func:`measure_unit` (defaults 1, 1, 3, 10, ``"wall"``, ``"median"``). ``measure_missing=False``:
+        a unit the table lacks is a :class:`ConfigError` instead of being timed on this machine (a search's
+        table: the same costs on every machine and every resume)."""
         unknown = set(timing) - set(TIMING_DEFAULTS)
         if unknown:
             raise ConfigError(f"LatencyTable: unknown option(s) {sorted(unknown)}")
@@ -127,6 +130,9 @@ class LatencyTable:
         self._keys: dict[Candidate, list[str]] = {}  # predict() finds each candidate's units once
         self.misses = 0
         self.pending: list[Unit] = []
+        self.measure_missing = measure_missing
+        self.source = "the latency table"
+        """How messages name the table (a file's path, ``the shipped latency table``)."""
 
     # ------------------------------------------------------------------ units
     def model(self, candidate: Mapping[str, Choice]) -> nn.Module:
@@ -162,6 +168,10 @@ class LatencyTable:
         added = 0
         for unit in units:
             if unit.key not in self.entries:
+                if not self.measure_missing:
+                    raise ConfigError(f"{self.source} has no entry for unit {unit.key!r}: it does not cover the "
+                                      f"networks of space {self.space.name!r} (LatencyTable.build measures all "
+                                      "of them; latency_table=build does so for a search)")
                 self.entries[unit.key] = measure_unit(unit, **self.timing)
                 added += 1
         return added

@@ -68,8 +68,37 @@ def test_a_saved_table_loads_and_another_spaces_table_is_refused(tmp_path) -> No
     loaded = create_cost_model(space, "latency", model_kwargs=SMALL, latency_table=str(path))
     cand = space.extreme(True)
     assert loaded(cand) == shipped(cand) and loaded.source == str(path)
-    with pytest.raises(ConfigError, match="was built for space 'proxyless', not this 'ofa_mbv3'"):
+    with pytest.raises(ConfigError, match="was built for space 'proxyless', not 'ofa_mbv3'"):
         create_cost_model(create_space("ofa_mbv3"), "latency", model_kwargs=SMALL, latency_table=str(path))
+
+
+def _edited(table: dict, **changes) -> dict:
+    return {**table, **changes}
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: _edited(t, entries={k: "x" for k in t["entries"]}), r"entry '.*' is 'x', not milliseconds"),
+    (lambda t: _edited(t, entries={k: float("nan") for k in t["entries"]}), r"entry '.*' is nan, not milliseconds"),
+    (lambda t: _edited(t, entries={k: -1.0 for k in t["entries"]}), r"entry '.*' is -1.0, not milliseconds"),
+    (lambda t: {k: v for k, v in t.items() if k != "timing"}, "is not a saved LatencyTable: timing missing"),
+    (lambda t: [1, 2], "is not a saved LatencyTable: a JSON list, not an object"),
+    (lambda t: _edited(t, fingerprint="deadbeef"), "was built for another version of space 'proxyless'"),
+    # a table that lacks units was completed by timing them on this machine: other costs on every run
+    (lambda t: _edited(t, entries=dict(list(t["entries"].items())[:5])), r"has no entry for unit .*: it does not "
+                                                                          r"cover the networks of space 'proxyless'"),
+])
+def test_a_table_file_that_is_not_a_whole_saved_table_is_refused_in_one_line(tmp_path, edit, message) -> None:
+    import json
+
+    space = create_space("proxyless")
+    table = create_cost_model(space, "latency", model_kwargs=SMALL).table.to_json()
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(edit(table)))
+    with pytest.raises(ConfigError, match=message):
+        create_cost_model(space, "latency", model_kwargs=SMALL, latency_table=str(path)).range()
+    for odd, says in ((tmp_path, "is a folder, not a file"), ("", "the path is empty")):
+        with pytest.raises(ConfigError, match=says):
+            create_cost_model(space, "latency", model_kwargs=SMALL, latency_table=str(odd) if odd else "")
 
 
 @pytest.mark.parametrize(("space", "model_kwargs", "message"), [
