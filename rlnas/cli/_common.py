@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,13 @@ EXIT_INTERRUPTED = 130
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake on one line (no usage dump) with exit code 2."""
+    """argparse that reports a usage mistake on one line (no usage dump) with exit code 2, and reads
+    ``--beta -7e-2`` or ``--beta -inf`` as a value (argparse took them for options: "expected one argument")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$",
+                                                   re.IGNORECASE)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"rlnas: error: {message} (see {self.prog} --help)\n")

@@ -37,10 +37,12 @@ from rlnas.checks import check_arguments
 from rlnas.costs.measure import num_threads
 from rlnas.costs.models import COST_UNITS, CostModel, create_cost_model
 from rlnas.errors import ConfigError
+from rlnas.evaluators.base import Measurement
 from rlnas.evaluators.weight_sharing import WeightSharingEvaluator
 from rlnas.models import create_supernet
 from rlnas.models.supernet import MobileSupernet, WarmupPath, decision_role
 from rlnas.models.supernet_layers import recalibrate_batchnorm
+from rlnas.rewards import MAX_REWARD, CostAwareReward
 from rlnas.spaces.base import Candidate, Choice, Space
 from rlnas.spaces.mobilenet import MobileSpace
 
@@ -195,6 +197,14 @@ class SupernetEvaluator(WeightSharingEvaluator):
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not low <= target <= high:
             raise ConfigError(f"target {target!r} {self.cost_model.unit} is outside the {self.cost} range of space "
                               f"{self.space.name!r}: {low:.4g} (smallest) to {high:.4g} (largest)")
+        form = CostAwareReward(reward, float(target), float(beta), self.quality_metric, self.cost_metric)
+        for cost in (low, high):  # the reward's extremes, for an accuracy of 0 or 100 %
+            for quality in (0.0, 100.0):
+                value = form(Measurement({self.quality_metric: quality, self.cost_metric: cost}))
+                if not abs(value) <= MAX_REWARD:
+                    raise ConfigError(f"reward {reward!r} with beta {beta:g} reaches {value:.4g} at a cost of "
+                                      f"{cost:.4g} {self.cost_model.unit}, beyond what a controller learns from "
+                                      f"(magnitude at most {MAX_REWARD:g}): choose a beta nearer 0")
 
     # --------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
