@@ -82,6 +82,23 @@ def is_database(path: str | Path) -> bool:
     return journal_of(path) is not None or _has_sqlite_header(Path(path))
 
 
+OPENED_SQLITE_FILES: set[tuple[int, int]] = set()
+"""``(device, inode)`` of every SQLite file this process has opened as a store. Such a file must never be
+opened and closed again by other means in this process: closing any descriptor of a file drops all of the
+process's POSIX locks on it, SQLite's included, and another process that then closes its last connection
+takes this one's for gone and deletes the -wal and -shm files under it (the next connection here read a
+sound database as "malformed")."""
+
+
+def opened_as_store(path: str | Path) -> bool:
+    """Whether this process has opened the file at ``path`` as a SQLite store (see :data:`OPENED_SQLITE_FILES`)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) in OPENED_SQLITE_FILES
+
+
 def journal_of(path: str | Path) -> Path | None:
     """The SQLite database whose journal ``path`` names (``x.db`` for ``x.db-wal``), or ``None``."""
     path = Path(path)
@@ -95,6 +112,8 @@ def _has_sqlite_header(path: Path) -> bool:
     try:
         if not path.is_file():  # a pipe would block the read below
             return False
+        if opened_as_store(path):  # reading it here would drop this process's locks on it
+            return True
         with open(path, "rb") as handle:
             return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:

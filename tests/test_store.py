@@ -271,3 +271,21 @@ def test_a_sqlite_path_is_one_file_for_writers_and_readers(tmp_path, monkeypatch
     assert [name for name in os.listdir(tmp_path) if name.endswith(".db")] == ["t.db"]
     for url in (f"sqlite:///{written}", "sqlite:///t.db"):
         assert open_store(url, create=False).get_study("contract").id == record.id
+
+
+def test_reopening_a_database_this_process_holds_keeps_its_locks(tmp_path, rlnas_bin):
+    """open_store read a database's header with open()/close(), which drops every POSIX lock the process
+    holds on the file, SQLite's too: another process that then closed its last connection deleted the
+    -wal and -shm files under this one's, and the next connection here read a sound database as malformed."""
+    import subprocess
+
+    from rlnas.study import load_study
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    held = []
+    for name in ("a", "b", "c", "d", "e"):  # the fourth was "malformed"
+        subprocess.run([rlnas_bin, "search", "--agent", "random", "--trials", "3", "--name", name, "--no-progress",
+                        "--storage", url], check=True, capture_output=True)
+        held.append(load_study(name, url))  # kept open, as a notebook keeps its studies
+        assert len(held[-1].trials) == 3
+    assert [len(study.trials) for study in held] == [3] * 5

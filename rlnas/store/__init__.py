@@ -124,6 +124,10 @@ def _may_hold_studies(path: str) -> bool:
     import sqlite3
     from urllib.parse import quote
 
+    from rlnas.files import opened_as_store
+
+    if opened_as_store(path):  # a store of this process: reading its header here would drop its locks
+        return True
     try:
         with open(path, "rb") as handle:
             header = handle.read(20)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from rlnas.errors import DamagedStudy, DuplicateStudy, StorageError, StudyNotFound
+from rlnas.files import OPENED_SQLITE_FILES
 from rlnas.store.base import Lease, Store, StudyRecord, encode_json, utcnow
 from rlnas.trial import Trial, TrialState
 
@@ -147,6 +148,8 @@ class SQLStore(Store):
         self._identity: tuple[int, int] | None = None  # of the file, once the schema is there
         self._check_schema(create)
         self._identity = _identity(self._file) if self._file else None
+        if self._identity is not None:
+            OPENED_SQLITE_FILES.add(self._identity)
         self._next_number: dict[int, int] = {}
         self._lock_numbers = engine.dialect.name == "postgresql"
         self._shared: set[int] = set()  # studies another writer has added trials to since we cached a number
