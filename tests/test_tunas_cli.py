@@ -61,6 +61,14 @@ def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqli
     assert [t["key"] for t in retrained["trials"]] == [trials[-1]["key"]]
     assert retrained["evaluator"]["model_kwargs"]["stem_stride"] == 1
     assert "test_acc" in retrained["trials"][0]
+    for study_name, extra, message in (  # both said "an ENAS study's network gets trained weights with rlnas retrain"
+            ("t", ["--untrained"], "--finetune-epochs fine-tunes the weights a TuNAS (supernet) study's network "
+                                   "inherits, and --untrained exports it without them"),
+            ("t-retrain-0", [], "study 't-retrain-0' (fixed) trained its networks itself"),
+            ("t", ["--finetune-epochs", "1e12"], "--finetune-epochs must be a number from 0 to 100,000, got 1e+12")):
+        result = run(rlnas_bin, "export", study_name, "--onnx", str(tmp_path / "x.onnx"), "--finetune-epochs", "1",
+                     *extra, "--storage", sqlite_url, check=False)
+        assert_one_line_error(result, message)
     again = run(rlnas_bin, "retrain", "t", "--epochs", "0.5", "--threads", "1", "--storage", sqlite_url).stdout
     assert "training the" not in again  # the stored result is reported, nothing is trained again
     assert f"{retrained['trials'][0]['test_acc']:.2f}" in again
@@ -133,3 +141,7 @@ def test_trials_beyond_what_the_epochs_record_are_capped_with_a_warning_by_searc
     assert f"{short} 9" in " ".join(again.stderr.split()) and len(load_study("w", sqlite_url).completed_trials) == 5
     quiet = run(rlnas_bin, "search", *TINY, "--epochs", "1", "--name", "q", "--storage", sqlite_url)
     assert "short of --trials" not in quiet.stderr and len(load_study("q", sqlite_url).completed_trials) == 5
+    # fewer trials than the epochs record stop the training early: said (it ended 'finished' silently)
+    cut = run(rlnas_bin, "search", *TINY, "--epochs", "1", "--trials", "2", "--name", "c", "--storage", sqlite_url)
+    assert ("--trials 2 ends this weight-sharing search after 2 of the 5 trials its epochs record"
+            in " ".join(cut.stderr.split())) and len(load_study("c", sqlite_url).completed_trials) == 2

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from rlnas.checks import MAX_EPOCHS
 from rlnas.cli._common import add_storage, assignment, literal, open_existing_store, write_output, write_stdout
 from rlnas.cli.best import found_trial_of
 from rlnas.errors import ConfigError, RlnasError
@@ -122,9 +123,14 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
     from rlnas.export import study_model_options, trained_network, untrained_network
 
     why = "--untrained was given"
-    if args.finetune_epochs and (args.untrained or not inherits_weights(record)):
-        raise RlnasError("--finetune-epochs applies to the weights a TuNAS (supernet) study's network inherits; an "
-                         "ENAS study's network gets trained weights with rlnas retrain")
+    if args.finetune_epochs and args.untrained:
+        raise RlnasError("--finetune-epochs fine-tunes the weights a TuNAS (supernet) study's network inherits, and "
+                         "--untrained exports it without them: give one of the two")
+    if args.finetune_epochs and not inherits_weights(record):
+        what = ("an ENAS study's network gets trained weights with rlnas retrain" if record.agent == "enas"
+                else f"study {record.name!r} ({record.agent}) trained its networks itself")
+        raise RlnasError(f"--finetune-epochs applies to the weights a TuNAS (supernet) study's network inherits; "
+                         f"{what}")
     if not args.untrained and inherits_weights(record):
         model, shape = inherited_network(args, record, candidate)
         tuned = f", fine-tuned {args.finetune_epochs:g} epochs" if args.finetune_epochs else ""
@@ -218,8 +224,8 @@ def inherited_network(args: argparse.Namespace, record: Any, candidate: Any) -> 
     if args.as_searched or args.model_option:
         raise RlnasError("--as-searched and --model-option do not apply to a weight-sharing study: its network "
                          "is the one the supernet trained")
-    if not math.isfinite(args.finetune_epochs) or args.finetune_epochs < 0:
-        raise RlnasError(f"--finetune-epochs must be a finite number >= 0, got {args.finetune_epochs:g}")
+    if not math.isfinite(args.finetune_epochs) or not 0 <= args.finetune_epochs <= MAX_EPOCHS:
+        raise RlnasError(f"--finetune-epochs must be a number from 0 to {MAX_EPOCHS:,}, got {args.finetune_epochs:g}")
     study = load_study(record.name, args.storage, threads=args.threads)
     study.rebuild()
     evaluator = study.evaluator

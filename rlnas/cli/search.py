@@ -154,6 +154,10 @@ def within_epochs(trials: int | None, evaluator: Any) -> int | None:
     from rlnas.study._weight_sharing import planned_trials_of
 
     planned = planned_trials_of(evaluator)
+    if trials is not None and trials < planned:
+        warnings.warn(f"--trials {trials} ends this weight-sharing search after {trials} of the {planned} trials its "
+                      "epochs record: its answer is the policy at that point of the training, not at its end "
+                      "(--epochs sets the length of the search)", stacklevel=1)
     if trials is None or trials <= planned:
         return trials
     warnings.warn(f"this weight-sharing search records {planned} trial(s) over its epochs (more epochs record "
