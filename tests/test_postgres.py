@@ -202,3 +202,36 @@ def test_server_script_starts_and_stops():
     finally:
         subprocess.run([*script, "stop", str(folder)], capture_output=True, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_server_restarted_while_a_trial_runs_is_reconnected_to(monkeypatch, postgres_server_url):
+    """The store's kept connections died with the restart: the finished trial's result could not be stored,
+    the search stopped ('the connection is lost') and the trial was stored orphaned."""
+    import os
+
+    from rlnas.testing.postgres import PostgresServer
+
+    folder = tempfile.mkdtemp(prefix="rlnas-pg-")  # a server of its own: the session's serves other tests
+    os.chmod(folder, 0o711)
+    server = PostgresServer(folder)
+    url = server.start()
+
+    class RestartsTheServer:
+        calls = 0
+
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            RestartsTheServer.calls += 1
+            if RestartsTheServer.calls == 3:
+                server.stop(remove=False)
+                server.start()  # on the same port
+            return TOY.evaluate(candidate, budget=budget, seed=seed)
+
+    try:
+        study = create_study(space=TOY.space, agent="random", evaluator=RestartsTheServer(), seed=0, storage=url,
+                             name="r")
+        monkeypatch.setattr("rlnas.store.sql.PING_AFTER_SECONDS", 0.0, raising=False)  # every use checks
+        study.optimize(6)
+        assert [t.state for t in load_study("r", url).trials] == [TrialState.COMPLETE] * 6
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

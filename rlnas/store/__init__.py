@@ -65,7 +65,8 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
             elif create and not os.path.exists(path):  # (through a dangling link: the file it points to)
                 new_file = os.path.realpath(path)
     try:
-        engine = sa.create_engine(parsed)
+        # PostgreSQL: a pooled connection is checked before use (the server may have restarted since)
+        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
     except NoSuchModuleError:  # no such database kind: a driver would not help
         backend = parsed.get_backend_name()
         what = (f"unknown driver {parsed.get_driver_name()!r} of {backend}" if backend in ("sqlite", "postgresql")

@@ -139,6 +139,7 @@ class SQLStore(Store):
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         self._lock = threading.RLock()
+        self._last_used = time.monotonic()  # of the kept connections (see _revive)
         self._conn: sa.Connection | None = None
         self._raw: Any = None  # DBAPI connection for the hot path, taken from the engine's pool
         self._cursor: Any = None  # its one cursor
@@ -172,16 +173,19 @@ class SQLStore(Store):
         """One transaction on the store's own connection (kept open: checkouts cost more than writes)."""
         with self._lock:
             self._check_file()
+            self._revive()
             if self._conn is None or self._conn.closed or self._conn.invalidated:
                 self._conn = self.engine.connect()
             with self._conn.begin():
                 yield self._conn
+            self._last_used = time.monotonic()
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
         """One transaction on the cursor of the store's own write connection (see :class:`_Prepared`)."""
         with self._lock:
             self._check_file()
+            self._revive()
             if self._raw is None:
                 self._raw = self.engine.raw_connection()
                 self._cursor = self._raw.cursor()
@@ -195,6 +199,21 @@ class SQLStore(Store):
                 self._raw.rollback()
                 raise
             del self._queued_diagnostics[:queued]
+            self._last_used = time.monotonic()
+
+    def _revive(self) -> None:
+        """On PostgreSQL, replace the store's kept connections that the server dropped (restarted while a trial
+        ran): after a pause of :data:`PING_AFTER_SECONDS`, one round trip each before they are used. A write that
+        fails mid-way is still an error (whether the server had committed it cannot be known)."""
+        if self.engine.dialect.name != "postgresql" or time.monotonic() - self._last_used < PING_AFTER_SECONDS:
+            return
+        if self._raw is not None and not _responds(self._raw.driver_connection, self.engine):
+            _discard(self._raw)
+            self._raw = self._cursor = None
+        if self._conn is not None and not (self._conn.closed or self._conn.invalidated):
+            if not _responds(self._conn.connection.driver_connection, self.engine):
+                _discard(self._conn)
+                self._conn = None
 
     def _check_file(self) -> None:
         """On a SQLite file: refuse to go on once the file was deleted or replaced (writes would go
@@ -578,11 +597,17 @@ class SQLStore(Store):
             except StorageError:  # the file is gone: nothing left to write to
                 self._queued_diagnostics.clear()
             if self._conn is not None:
-                self._conn.close()
+                if _broken(self._conn):
+                    _discard(self._conn)
+                else:
+                    self._conn.close()
                 self._conn = None
             if self._raw is not None:
-                self._cursor.close()
-                self._raw.close()
+                if _broken(self._raw):  # closing would reset it through the lost link: a logged traceback
+                    _discard(self._raw)
+                else:
+                    self._cursor.close()
+                    self._raw.close()
                 self._raw = None
         self.engine.dispose()
 
@@ -607,6 +632,40 @@ def _sqlite_file(engine: Engine) -> str | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return os.path.abspath(database)
+
+
+PING_AFTER_SECONDS = 1.0
+"""Pause after which a PostgreSQL store checks that its kept connections still reach the server."""
+
+
+def _responds(driver_connection: Any, engine: Engine) -> bool:
+    """Whether a DBAPI connection answers a round trip (``SELECT 1``, then rolled back: nothing is left open)."""
+    try:
+        cursor = driver_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        driver_connection.rollback()
+    except engine.dialect.dbapi.Error:
+        return False
+    return True
+
+
+def _broken(connection: Any) -> bool:
+    """Whether a pooled connection (SQLAlchemy's or a raw one from the pool) lost its server (psycopg's
+    ``broken``; SQLite's never does)."""
+    if isinstance(connection, sa.Connection):
+        if connection.closed or connection.invalidated:
+            return False
+        connection = connection.connection
+    return bool(getattr(connection.driver_connection, "broken", False))
+
+
+def _discard(connection: Any) -> None:
+    """Drop a connection whose server is gone without the pool's reset (which would log a traceback)."""
+    try:
+        connection.invalidate()
+    except Exception:  # noqa: BLE001 - it is gone either way
+        pass
 
 
 def _identity(path: str) -> tuple[int, int] | None:
