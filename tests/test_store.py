@@ -30,6 +30,9 @@ def test_sqlite_store_persists_across_connections(sqlite_url):
     ("sqlit:///x.db", "unknown kind of database 'sqlit'"),  # each said "missing database driver"
     ("postgres://u@h/db", r"unknown kind of database 'postgres' \(postgresql://...\)"),
     ("postgresql+nodriver://u@h/db", "unknown driver 'nodriver' of postgresql"),
+    ("postgresql+psycopg2://u@h/db", r"No module named 'psycopg2'; rlnas installs psycopg 3: write "
+                                     r"postgresql\+psycopg://"),  # its hint was to install what is installed
+    ("mysql://u@h/db", "rlnas does not store in mysql databases"),  # was "missing database driver"
     ("sqlite:///", "names no database file, so nothing would be kept"),  # sqlite:///$DB with DB unset
     ("sqlite://", "names no database file"),
     ("sqlite:///:memory:", "names no database file"),

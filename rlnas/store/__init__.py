@@ -74,7 +74,14 @@ def open_store(url: str | Store | None, *, create: bool = True) -> Store:
         raise StorageError(f"cannot use {shown}: {what}; rlnas stores in sqlite:///FILE or "
                            "postgresql://user@host/db") from None
     except (ModuleNotFoundError, ImportError) as exc:
-        hint = " (pip install 'rlnas[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+        if backend not in ("sqlite", "postgresql"):  # a kind rlnas does not store in, whatever its driver
+            raise StorageError(f"cannot use {shown}: rlnas does not store in {backend} databases; it stores in "
+                               "sqlite:///FILE or postgresql+psycopg://user@host/db") from None
+        hint = ""
+        if backend == "postgresql":
+            hint = (" (pip install 'rlnas[postgres]')" if driver == "psycopg"
+                    else "; rlnas installs psycopg 3: write postgresql+psycopg://... (pip install 'rlnas[postgres]')")
         raise StorageError(f"cannot use {shown}: missing database driver: {exc}{hint}") from None
     except ArgumentError as exc:
         raise StorageError(f"cannot use {shown}: {exc}") from None

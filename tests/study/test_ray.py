@@ -93,3 +93,38 @@ def test_starting_ray_leaves_the_commands_sigterm_and_sighup_handlers_in_place(m
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
+
+
+def test_sigterm_inside_ray_init_stops_as_the_command_does(monkeypatch):
+    """Ray's own SIGTERM handler is in place while ray.init runs: it called sys.exit(15), so the search ended
+    with exit code 15, no message and Ray's agents left running; the command's handler takes over now."""
+    import signal
+    import sys
+
+    from rlnas.executors.ray_executor import RayExecutor
+    from rlnas.testing.toy import ToyEvaluator
+
+    class Stopped(KeyboardInterrupt):
+        pass
+
+    def ours(signum, frame):
+        raise Stopped(signum)
+
+    calls = []
+
+    def sigterm_during_init(**kwargs):
+        calls.append("init")
+        sys.exit(signal.SIGTERM)  # what Ray's handler does with a SIGTERM that arrives now
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray, "init", sigterm_during_init)
+        monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+        executor = RayExecutor(2)
+        with pytest.raises(Stopped):
+            executor.start(ToyEvaluator())
+        executor.close()
+        assert calls == ["init", "shutdown"] and signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
