@@ -213,7 +213,10 @@ def trained_network(record: Any, trial: Any) -> tuple[nn.Module, tuple[int, int,
 
     who = f"trial {trial.number} of study {record.name!r}"
     spec = dict(record.evaluator)
-    if spec.get("name") != "train" or not spec.get("weights_dir"):
+    if spec.get("name") == "train" and not spec.get("weights_dir"):
+        raise NoTrainedWeights(f"{who} has no trained weights: the study ran without keeping them (--keep-weights "
+                               f"none, or no weights_dir); rlnas retrain {record.name} trains the answer again")
+    if spec.get("name") != "train":
         evaluator = f"the {spec['name']!r} evaluator of this study" if spec.get("name") else "this study's evaluator"
         raise NoTrainedWeights(f"{who} has no trained weights: {evaluator} kept none (the train evaluator keeps "
                                f"them; rlnas retrain {record.name} trains the answer with it)")

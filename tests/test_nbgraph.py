@@ -232,3 +232,17 @@ def test_reuse_repeats_answers_an_equivalent_cell_from_the_store(table, reuse: b
         study.close()
     finally:
         AGENTS.unregister("three_cells")
+
+
+def test_export_onnx_of_a_nbgraph_study_says_there_is_no_network(rlnas_bin, tmp_path: Path) -> None:
+    """It said "unknown model builder 'nbgraph' (choices: ...)", as if the user had mistyped something."""
+    import subprocess
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    subprocess.run([rlnas_bin, "search", "--space", "nbgraph", "--agent", "random", "--trials", "3", "--name", "g",
+                    "--no-progress", "--storage", url], check=True, capture_output=True)
+    result = subprocess.run([rlnas_bin, "export", "g", "--onnx", str(tmp_path / "g.onnx"), "--storage", url],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and not (tmp_path / "g.onnx").exists()
+    assert result.stderr.startswith("rlnas: error: --onnx exports a network, and rlnas builds none for space "
+                                    "'nbgraph'") and result.stderr.count("\n") == 1

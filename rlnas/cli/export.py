@@ -164,10 +164,15 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
     candidate = space.candidate(trial.candidate)
     if args.onnx is not None:
         from rlnas.export import export_onnx
+        from rlnas.models import list_models
 
         if space.name == "optimizer_rules":
             raise ConfigError(f"--onnx exports a network; study {record.name!r} searched update rules (export them "
                               f"with: rlnas export {record.name} --optimizer FILE.py)")
+        if space.name not in list_models():  # e.g. NAS-Bench-Graph's cells: a table, no network rlnas builds
+            raise ConfigError(f"--onnx exports a network, and rlnas builds none for space {space.name!r} of study "
+                              f"{record.name!r} (networks are built for: {', '.join(list_models())}); its "
+                              "architecture goes out with --arch")
         model, input_shape, weights = onnx_network(args, record, trial, space, candidate)
         try:
             export_onnx(model, args.onnx, input_shape)

@@ -75,6 +75,16 @@ def save_weights(folder: str | Path, model: nn.Module, *, space: str, key: str, 
     return name
 
 
+def _load_failure(exc: BaseException) -> str:
+    """What ``torch.load`` found wrong, without its advice to load with ``weights_only=False`` (which would run
+    whatever code the file holds)."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = [line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")]
+        return found[0][:200] if found else "not a plain torch file"
+    return first_line(exc)[:200]
+
+
 def time_ns() -> int:
     """Nanoseconds since the epoch (a function so that tests may fix it)."""
     import time
@@ -109,7 +119,8 @@ def load_weights(folder: str | Path | None, name: str | None, *, trial: str = "t
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:  # truncated, corrupt
-        raise RlnasError(f"cannot read weights file {path}: {first_line(exc)}") from None
+        raise RlnasError(f"cannot read weights file {path}: it is damaged or not a file of saved weights "
+                         f"({_load_failure(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise RlnasError(f"{path} is not an rlnas weights file (format {found!r})")

@@ -93,6 +93,17 @@ def failure_reasons(snapshot: StudySnapshot, limit: int = 5) -> list[tuple[str, 
     return Counter(errors).most_common(limit)
 
 
+def _accuracy_metric(snapshot: StudySnapshot) -> str:
+    """``test_acc`` where the trials report it, else the accuracy the reward reads (a TuNAS study's
+    ``supernet_acc``): the accuracy its Pareto figure shows."""
+    available = {name for trial in snapshot.evaluated for name in trial.metrics}
+    reward = snapshot.record.reward
+    metric = reward.get("metric") if isinstance(reward, Mapping) else reward
+    if "test_acc" in available or not isinstance(metric, str) or metric not in available:
+        return "test_acc"
+    return metric
+
+
 def report_plots(snapshot: StudySnapshot, space: Space) -> list[Plot]:
     """The figures of a study's report; a figure that does not apply says why instead."""
     from rlnas.reports.history import (
@@ -125,7 +136,7 @@ def report_plots(snapshot: StudySnapshot, space: Space) -> list[Plot]:
         ("Agent diagnostics per update", lambda: diagnostics_figure(diagnostic_series(snapshot.diagnostics))),
         ("Decision probabilities over the search", heat),
         ("Accuracy against cost, with the Pareto front",
-         lambda: pareto_figure(accuracy_vs_cost(snapshot.evaluated, space=space))),
+         lambda: pareto_figure(accuracy_vs_cost(snapshot.evaluated, _accuracy_metric(snapshot), space=space))),
     ]
     plots = []
     for title, make in makers:

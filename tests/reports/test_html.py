@@ -102,3 +102,25 @@ def test_a_weight_sharing_study_shows_its_answer_not_its_highest_reward() -> Non
     assert "answer&#x27;s reward" in page or "answer's reward" in page
     plain = snapshot("rnd", trials, space_name="nb201")
     assert plain.best.number == 3 and "<h2>Best architecture</h2>" in build_report(plain, space)
+
+
+def test_a_study_without_test_accuracy_draws_its_reward_accuracy_against_cost(tmp_path) -> None:
+    """A TuNAS study reports supernet_acc, not test_acc: its report said "Not drawn: no metric 'test_acc'"
+    for accuracy against latency, the main result of such a search."""
+    from rlnas import Categorical, Measurement, Space, create_study
+    from rlnas.reports.html import report_plots
+    from rlnas.reports.snapshot import take_snapshot
+
+    class SupernetLike:
+        def evaluate(self, candidate, *, budget=None, seed=None):
+            width = candidate["width"]
+            return Measurement({"supernet_acc": 50.0 + width / 4, "latency_ms": 1.0 + width / 16})
+
+    space = Space("widths", [Categorical("width", (8, 16, 32, 64))])
+    reward = {"name": "abs", "metric": "supernet_acc", "cost": "latency_ms", "target": 2.0, "beta": -7.0}
+    study = create_study(space=space, agent="random", evaluator=SupernetLike(), reward=reward, seed=0,
+                         storage=f"sqlite:///{tmp_path / 'r.db'}", name="ws")
+    study.optimize(8)
+    plots = {plot.title: plot for plot in report_plots(take_snapshot(study.store, "ws"), space)}
+    pareto = plots["Accuracy against cost, with the Pareto front"]
+    assert pareto.svg is not None, pareto

@@ -69,6 +69,10 @@ def test_without_trained_weights_the_reason_is_plain(searched) -> None:
     nb201 = type(study.record)(**{**study.record.__dict__, "evaluator": {"name": "nb201", "dataset": "cifar100"}})
     with pytest.raises(NoTrainedWeights, match="the 'nb201' evaluator of this study kept none"):
         trained_network(nb201, trial)
+    unkept = {k: v for k, v in study.record.evaluator.items() if k not in ("weights_dir", "keep_weights")}
+    kept_none = type(study.record)(**{**study.record.__dict__, "evaluator": unkept})  # --keep-weights none
+    with pytest.raises(NoTrainedWeights, match=r"the study ran without keeping them \(--keep-weights none"):
+        trained_network(kept_none, trial)  # it said "the 'train' evaluator kept none (the train evaluator keeps them"
     bare = type(trial)(**{**trial.__dict__, "eval_info": {}})
     with pytest.raises(NoTrainedWeights, match="evaluated without keeping them"):
         trained_network(study.record, bare)
@@ -106,8 +110,15 @@ def test_a_damaged_weights_file_is_a_one_line_error(tmp_path) -> None:
                         metrics={"valid_acc": 1.0}, keep=None)
     path = tmp_path / name
     path.write_bytes(path.read_bytes()[:200])  # cut short
-    with pytest.raises(RlnasError, match=f"cannot read weights file {path}: "):
+    with pytest.raises(RlnasError, match=f"cannot read weights file {path}: it is damaged or not a file of saved "):
         load_weights(tmp_path, name)
+    path.write_bytes(b"garbage\n")  # torch's first line advised weights_only=False: running the file's code
+    with pytest.raises(RlnasError, match=r"it is damaged or not a file of saved weights \(Unsupported operand"):
+        load_weights(tmp_path, name)
+    try:
+        load_weights(tmp_path, name)
+    except RlnasError as exc:
+        assert "weights_only" not in str(exc) and "\n" not in str(exc)
     torch.save([1, 2], path)
     with pytest.raises(RlnasError, match="is not an rlnas weights file \\(format 'list'\\)"):
         load_weights(tmp_path, name)
