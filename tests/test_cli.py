@@ -241,13 +241,25 @@ def test_run_options_change_between_search_and_resume(rlnas_bin, sqlite_url):
     run(rlnas_bin, "search", "--space", "nb201", "--evaluator", "train", "--dataset", "digits", "--agent", "random",
         "--eval-option", "steps=5", "--eval-option", "batch_size=16", "--trials", "3", "--threads", "2",
         "--name", "t", *common)
-    out = run(rlnas_bin, "resume", "t", "--trials", "6", "--threads", "1", "--executor", "processes",
-              "--workers", "2", *common).stdout
-    assert re.search(r"trials finished\s*│\s*6\s", out), out
+    resumed = run(rlnas_bin, "resume", "t", "--trials", "6", "--threads", "1", "--executor", "processes",
+                  "--workers", "2", *common)
+    assert re.search(r"trials finished\s*│\s*6\s", resumed.stdout), resumed.stdout
+    assert "--threads 1: the study ran with 2; on the CPU the trials from here on may differ" in " ".join(
+        resumed.stderr.split())
     shown = run(rlnas_bin, "show", "t", *common[:2]).stdout
-    assert '"threads"' not in shown and "nobody" in shown
+    assert "nobody" in shown
+    stored = json.loads(run(rlnas_bin, "show", "t", "--json", *common[:2]).stdout)["definition"]
+    assert "threads" not in stored["evaluator"]  # a run option, not part of what the study is
+    assert stored["settings"]["threads"] == 1  # what the last run used: what resume continues with
+    # without --threads, resume takes the last run's (it took torch's default: other results than the run before)
+    quiet = run(rlnas_bin, "resume", "t", "--trials", "7", "--executor", "processes", "--workers", "2", *common)
+    assert "--threads" not in quiet.stderr
+    again = json.loads(run(rlnas_bin, "show", "t", "--json", *common[:2]).stdout)["definition"]
+    assert again["settings"]["threads"] == 1
     assert_one_line_error(run(rlnas_bin, "resume", "t", "--workers", "2", *common, check=False),
                           "inline executor runs one trial")
+    assert_one_line_error(run(rlnas_bin, "resume", "t", "--ray-address", "x", *common, check=False),
+                          "--ray-address is an option of --executor ray, not of inline")  # was named ray_address
 
 
 def test_nbgraph_search_through_the_cli(rlnas_bin, sqlite_url, tmp_path):

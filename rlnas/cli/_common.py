@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rlnas.errors import RlnasError
+from rlnas.errors import ConfigError, RlnasError
 from rlnas.store import DEFAULT_STORAGE
 
 EXIT_USAGE = 2
@@ -75,7 +75,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, default=None,
                        help="evaluations at once (processes, ray; default 2 for those, 1 inline)")
     group.add_argument("--threads", type=int, default=None,
-                       help="torch threads per evaluation (default: torch's choice; 1 on a busy machine)")
+                       help="torch threads per evaluation (default: torch's choice; resume: the last "
+                            "run's, as results depend on it; use 1 on a busy machine)")
     group.add_argument("--device", default="cpu", help="torch device of training evaluators (default cpu)")
     group.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial (default 1)")
     group.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial (default 0)")
@@ -91,8 +92,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def run_options(args: argparse.Namespace) -> Any:
     """The :class:`~rlnas.study.RunOptions` of parsed arguments; with ``--executor ray``, Ray must be installed
     and its cluster reachable (one line, before a study is stored or its target changed)."""
-    from rlnas.study.spec import RunOptions
+    from rlnas.study.spec import RAY_ONLY_DEFAULTS, RunOptions
 
+    ray_only = [f"--{name.replace('_', '-')}" for name, default in RAY_ONLY_DEFAULTS.items()
+                if getattr(args, name) not in (None, default)]
+    if ray_only and args.executor != "ray":  # named as typed (RunOptions names its Python arguments)
+        verb = "is an option" if len(ray_only) == 1 else "are options"
+        raise ConfigError(f"{', '.join(ray_only)} {verb} of --executor ray, not of {args.executor}")
     workers = args.workers if args.workers is not None else (1 if args.executor == "inline" else 2)
     options = RunOptions(executor=args.executor, workers=workers, threads=args.threads, device=args.device,
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,

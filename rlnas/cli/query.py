@@ -13,7 +13,7 @@ def add_parser(commands: Any) -> None:
     """Register ``query``."""
     query = commands.add_parser("query", help="look one NB201 architecture up in the shipped table")
     query.add_argument("arch", help="official arch string, e.g. '|nor_conv_3x3~0|+|...|'")
-    query.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16-120")
+    query.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16-120 (default cifar10)")
     query.add_argument("--fidelity", type=int, default=200,
                        help="training epochs behind the reward: 200 (default) or 12 (the table's short run)")
     query.set_defaults(run=run)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,5 @@ def run(args: argparse.Namespace, console: Console) -> int:
     status = f"{state['status']} (target {target_text(snapshot.record.settings)})"  # a page of a search still going
     page = build_report(snapshot, space_of(snapshot.record), top=args.top, status=status)
     write_output(args.output, page.encode("utf-8"))
-    if importlib.util.find_spec("matplotlib") is None:  # the page is written, each plot a note in its place
-        warnings.warn("the report has no plots: they need matplotlib (pip install 'rlnas[plot]')", stacklevel=1)
     console.print(literal(f"wrote the report of {args.name!r} to {Path(args.output)}"))
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +30,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from rlnas.study import load_study
 
     check_limits(args.trials, args.budget_seconds)
+    ran_with = _threads_of_last_run(args.name, args.storage)
+    if args.threads is None:
+        args.threads = ran_with  # torch's results depend on the thread count: the same, the same run
+    elif ran_with is not None and args.threads != ran_with:
+        warnings.warn(f"--threads {args.threads}: the study ran with {ran_with}; on the CPU the trials from here on "
+                      "may differ from those of an uninterrupted run", stacklevel=1)
     options = run_options(args)
     study = load_study(args.name, args.storage, threads=args.threads, device=args.device)
     if getattr(study.store, "read_only", False):  # one line before the run, as search gives (not a failed run)
@@ -38,3 +45,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if shares_weights(study.record.agent) and study.evaluator is not None:
         trials = within_epochs(trials, study.evaluator)
     return run_and_report(study, trials, args.budget_seconds, options, console)
+
+
+def _threads_of_last_run(name: str, storage: str) -> int | None:
+    """The ``--threads`` of the study's last run (``None``: torch's choice, or not known: the study is read
+    again, with its errors, by ``load_study``)."""
+    from rlnas.errors import RlnasError
+    from rlnas.store import open_store
+
+    try:
+        store = open_store(storage, create=False)
+        try:
+            threads = store.get_study(name).settings.get("threads")
+        finally:
+            store.close()
+    except RlnasError:
+        return None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None

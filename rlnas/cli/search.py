@@ -77,7 +77,8 @@ def add_parser(commands: Any) -> None:
     what.add_argument("--cost", default=None, choices=("latency", "flops", "params"),
                       help="abs/soft/hard: the cost (default latency; supernet: latency lookup table, "
                            "MFLOPs or M params of the deployable network)")
-    what.add_argument("--seed", type=int, default=0)
+    what.add_argument("--seed", type=int, default=0,
+                      help="seed of the agent and of every evaluation (default 0)")
     what.add_argument("--agent-config", type=json_object, default={}, metavar="JSON",
                       help='agent options as a JSON object, e.g. \'{"population_size": 20}\'')
     what.add_argument("--set", action="append", type=assignment, default=[], metavar="KEY=VALUE",

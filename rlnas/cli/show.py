@@ -23,7 +23,7 @@ def add_parser(commands: Any) -> None:
     """Register ``show``."""
     show = commands.add_parser("show", help="describe a study and its latest trials (--watch: follow it live)")
     show.add_argument("name")
-    show.add_argument("--last", type=int, default=10, help="how many of the latest trials to list")
+    show.add_argument("--last", type=int, default=10, help="how many of the latest trials to list (default 10)")
     show.add_argument("--json", action="store_true", help="print the definition, status and latest trials as JSON")
     show.add_argument("--watch", action="store_true",
                       help="follow the study from another terminal: print its progress and driver every "

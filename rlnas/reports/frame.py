@@ -62,12 +62,12 @@ def trials_dataframe(trials: Sequence[Trial], decisions: Sequence[str] | None = 
     """``trials`` as a ``pandas.DataFrame`` (one row per trial, columns of :func:`trial_table`).
 
     Missing values are ``NaN`` / ``NaT`` / ``None`` as pandas chooses. Needs pandas
-    (``pip install pandas``); without it, :func:`trial_table` gives the same rows as dicts.
+    (``pip install 'rlnas[pandas]'``); without it, :func:`trial_table` gives the same rows as dicts.
     """
     try:
         import pandas as pd
     except ImportError:
-        raise ConfigError("trials_dataframe needs pandas: pip install pandas "
+        raise ConfigError("trials_dataframe needs pandas: pip install 'rlnas[pandas]' "
                           "(or use rlnas.reports.frame.trial_table)") from None
     columns, rows = trial_table(trials, decisions)
     frame = pd.DataFrame(rows, columns=columns)

@@ -7,7 +7,9 @@ page any other source, so the file opens offline and makes no request.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -210,6 +212,8 @@ def build_report(snapshot: StudySnapshot, space: Space, *, top: int = 20, status
 
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
+    if importlib.util.find_spec("matplotlib") is None:  # the page is made, each plot a note in its place
+        warnings.warn("the report has no plots: they need matplotlib (pip install 'rlnas[plot]')", stacklevel=2)
     s = summarize(snapshot)
     cards = [("finished trials", s.finished), ("failed", s.failed), ("distinct architectures", s.distinct),
              ("answer's reward" if snapshot.shares_weights else "best reward",

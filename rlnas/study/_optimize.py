@@ -40,6 +40,7 @@ def run_search(study: Study, n_trials: int | None, budget_seconds: float | None,
         study.store_limits(n_trials, budget_seconds)
         if fingerprint is not None and "data_fingerprint" not in study.record.settings:  # a study from before digests
             study._save_settings(data_fingerprint=fingerprint)
+        study._save_settings(threads=options.threads)  # what `rlnas resume` continues with: the same results
         if isinstance(study.agent, WeightSharingAgent):  # the most it can record: reached, it is finished
             from rlnas.study._weight_sharing import planned_trials
 

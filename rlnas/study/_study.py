@@ -755,7 +755,7 @@ class Study:
 
 
 STUDY_SETTINGS = frozenset({"n_trials", "budget_seconds", "planned_trials", "checkpoint_every", "init_from",
-                            "data_fingerprint"})
+                            "data_fingerprint", "threads"})
 """The settings a study keeps itself (what ``resume`` and the status read)."""
 
 MAX_TRIALS = 10**9

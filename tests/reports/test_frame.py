@@ -38,7 +38,7 @@ def test_dataframe_has_the_same_rows_with_datetimes() -> None:
 
 def test_without_pandas_the_error_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ConfigError, match="pip install pandas"):
+    with pytest.raises(ConfigError, match=r"pip install 'rlnas\[pandas\]'"):
         trials_dataframe(_trials())
 
 

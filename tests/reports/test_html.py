@@ -124,3 +124,21 @@ def test_a_study_without_test_accuracy_draws_its_reward_accuracy_against_cost(tm
     plots = {plot.title: plot for plot in report_plots(take_snapshot(study.store, "ws"), space)}
     pareto = plots["Accuracy against cost, with the Pareto front"]
     assert pareto.svg is not None, pareto
+
+
+def test_a_report_made_without_matplotlib_warns_from_python_too(monkeypatch, tmp_path) -> None:
+    """Only `rlnas report` warned; the README's ten lines wrote a page of "Not drawn" notes silently."""
+    import importlib.util
+
+    from rlnas.reports.snapshot import take_snapshot
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    from rlnas import create_study
+    from rlnas.evaluators.tabular import NB201Evaluator
+
+    study = create_study(space="nb201", agent="random", evaluator=NB201Evaluator("cifar10"), seed=0,
+                         storage=f"sqlite:///{tmp_path / 'r.db'}", name="demo")
+    study.optimize(3)
+    with pytest.warns(UserWarning, match=r"the report has no plots: they need matplotlib \(pip install"):
+        build_report(take_snapshot(study.store, "demo"), study.space)
