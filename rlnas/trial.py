@@ -47,3 +47,11 @@ class Trial:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     repeat_of: int | None = None
+
+    def __repr__(self) -> str:  # the fields in full are a screen long (candidate, key, eval info, times)
+        key = self.key if len(self.key) <= 60 else self.key[:57] + "..."
+        extra = (f", error={self.error.splitlines()[0][:60]!r}" if self.error else "") + (
+            f", repeat_of={self.repeat_of}" if self.repeat_of is not None else "") + (
+            ", orphaned=True" if self.orphaned else "")
+        return (f"Trial(number={self.number}, slot={self.slot}, state={self.state.value}, key={key!r}, "
+                f"reward={self.reward!r}{extra})")

@@ -298,6 +298,13 @@ def test_a_study_object_another_driver_went_past_refuses_to_drive_again(sqlite_u
     assert [t.slot for t in load_study("s", sqlite_url).completed_trials] == list(range(10))
     other.optimize(12)  # an object that is up to date drives on
     assert len(load_study("s", sqlite_url).completed_trials) == 12
+    stale = load_study("s", sqlite_url)
+    stale.ask()  # then let go with that trial untold; another driver orphans it and goes on
+    stale.close()
+    with load_study("s", sqlite_url) as third:
+        third.optimize(14)
+    with pytest.raises(RlnasError, match="has changed since this Study object last drove it"):
+        stale.optimize(20)  # it said to tell the untold trial first, which it then refused to take
 
 
 def test_api_misuse_is_a_one_line_rlnas_error_before_anything_runs(tmp_path):
@@ -426,3 +433,31 @@ def test_continuing_a_study_with_another_checkpoint_period_is_refused(tmp_path):
         assert again.settings["checkpoint_every"] == 5
         again.close()
     assert create_study(space=TOY.space, name="t", storage=url).settings["checkpoint_every"] == 50
+
+
+def test_notebook_manners_repr_pickling_callbacks_and_spec(sqlite_url):
+    """What a probe of the Python API found: reprs were '<... object at 0x...>' or a screen long, a file-backed
+    Study failed to pickle with SQLAlchemy's AttributeError, a single callback was a TypeError, and
+    spec.agent_config was the live dict."""
+    import pickle
+
+    from rlnas.evaluators.tabular import NB201Evaluator
+
+    study = create_study(space="nb201", agent="reinforce", evaluator=NB201Evaluator("cifar10"), seed=1,
+                         storage=sqlite_url, name="nb")
+    seen = []
+    study.optimize(3, callbacks=lambda s, t: seen.append(t.number))  # one callable, as such
+    assert seen == [0, 1, 2]
+    assert repr(study) == f"Study(name='nb', space='nb201', agent='reinforce', seed=1, storage='{sqlite_url}')"
+    assert repr(study.agent) == "ReinforceAgent(space='nb201', seed=1)"
+    assert repr(study.trials[0]).startswith("Trial(number=0, slot=0, state=COMPLETE, key='|") and len(
+        repr(study.trials[0])) < 160
+    with pytest.raises(TypeError, match="a Study on a database does not pickle .* call load_study"):
+        pickle.dumps(study)
+    with pytest.raises(ConfigError, match="callbacks must be a list of callables"):
+        study.optimize(4, callbacks=5)
+    study.spec.agent_config["lr"] = 5.0
+    assert study.spec.agent_config["lr"] != 5.0  # a copy
+    in_memory = create_study(space="nb201", agent="random", evaluator=NB201Evaluator("cifar10"), seed=0)
+    in_memory.optimize(2)
+    assert pickle.loads(pickle.dumps(in_memory)).n_finished == 2

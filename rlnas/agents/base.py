@@ -134,6 +134,9 @@ class Agent(ABC):
         self.seed = None if seed is None else check_seed(seed)
         self.device = check_device(device)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed!r})"
+
     @property
     def batch_size(self) -> int:
         """Number of proposals asked for, evaluated and told together."""

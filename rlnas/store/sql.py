@@ -215,6 +215,9 @@ class SQLStore(Store):
                 _discard(self._conn)
                 self._conn = None
 
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url!r})"
+
     def _check_file(self) -> None:
         """On a SQLite file: refuse to go on once the file was deleted or replaced (writes would go
         to a file no one can open again, and the run would seem to succeed)."""

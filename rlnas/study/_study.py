@@ -152,6 +152,20 @@ class Study:
         self._heartbeat: Heartbeat | None = None
         self._let_go_when_collected: weakref.finalize | None = None
 
+    def __repr__(self) -> str:
+        r = self.record
+        return (f"Study(name={r.name!r}, space={r.space_name!r}, agent={r.agent!r}, seed={r.seed}, "
+                f"storage={getattr(self.store, 'url', 'memory')!r})")
+
+    def __getstate__(self) -> dict[str, Any]:
+        from rlnas.store.base import InMemoryStore
+
+        if not isinstance(self.store, InMemoryStore):  # (SQLAlchemy said: Can't pickle local object ...)
+            raise TypeError(f"a Study on a database does not pickle (it holds connections and maybe the study's "
+                            f"lease): send its name {self.name!r} and storage URL, and call load_study(name, url) "
+                            "in the other process")
+        return dict(self.__dict__)
+
     # ------------------------------------------------------------ properties
     @property
     def name(self) -> str:
@@ -172,7 +186,8 @@ class Study:
     def spec(self) -> StudySpec:
         """What this study is: its stored identity."""
         r = self.record
-        return StudySpec(space=r.space_name, fingerprint=r.fingerprint, agent=r.agent, agent_config=r.agent_config,
+        return StudySpec(space=r.space_name, fingerprint=r.fingerprint, agent=r.agent,
+                         agent_config=copy.deepcopy(r.agent_config),  # a copy: editing it changes nothing stored
                          evaluator=evaluator_identity(r.evaluator), reward=r.reward, seed=r.seed,
                          reuse_repeats=r.reuse_repeats)
 
@@ -328,7 +343,7 @@ class Study:
     # -------------------------------------------------------------- optimize
     def optimize(self, n_trials: int | None = None, budget_seconds: float | None = None, *,
                  run: RunOptions | None = None, progress: bool = False,
-                 callbacks: Iterable[Callback] = ()) -> Study:
+                 callbacks: Iterable[Callback] | Callback = ()) -> Study:
         """Ask, evaluate and tell until the study holds ``n_trials`` finished trials or has spent
         ``budget_seconds`` of (simulated) evaluation time; both limits are stored so that
         ``resume`` continues towards them. A trial that crosses the budget still counts.
@@ -341,12 +356,19 @@ class Study:
         if self._optimizing:  # from a callback: the inner loop would end the outer one's bookkeeping and callbacks
             raise RlnasError(f"study {self.name!r} is running optimize() already: call optimize() again after it "
                              "returns (from a callback, stop early by raising an exception)")
+        if self._running and self._lease is None and self._changed_by_another():  # its untold trials are gone
+            raise self._changed_error()
         if self._running:  # the loop would take their slots' places and could never tell them
             raise RlnasError(f"study {self.name!r}: trial(s) {sorted(self._running)} were asked and not told yet: "
                              "tell them (a failure: tell(trial, state=TrialState.FAIL)) before optimize()")
         if run is not None and not isinstance(run, RunOptions):
             raise ConfigError(f"optimize: run must be a RunOptions (e.g. RunOptions(executor='processes', workers=2)), "
                               f"got {type(run).__name__} {run!r}")
+        if callable(callbacks):  # one callback given as such
+            callbacks = (callbacks,)
+        if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+            raise ConfigError(f"optimize: callbacks must be a list of callables (study, trial), got "
+                              f"{type(callbacks).__name__} {callbacks!r:.80}")
         callbacks = tuple(callbacks)
         if not all(callable(c) for c in callbacks):  # before any trial, not after the first
             raise ConfigError(f"optimize: callbacks must be callables (study, trial), got {list(callbacks)!r}")
@@ -437,6 +459,14 @@ class Study:
             self.record = replace(self.record, settings=settings)
 
     # ----------------------------------------------------------------- lease
+    def _changed_by_another(self) -> bool:
+        """Whether another driver stored trials since this object let the study go."""
+        return self._rebuilt and self._rows_seen != len(self.store.trials(self.record.id))
+
+    def _changed_error(self) -> RlnasError:
+        return RlnasError(f"study {self.name!r} has changed since this Study object last drove it (another "
+                          f"driver stored trials): load it again with load_study({self.name!r}, ...)")
+
     def claim(self, options: RunOptions | None = None) -> None:
         """Become the study's driver: take its lease, restore the agent, mark orphaned trials.
 
@@ -448,11 +478,9 @@ class Study:
             return
         options = options or RunOptions()
         acquired = acquire(self.store, self.record.id, self.name, options.lease_seconds)
-        if self._rebuilt and self._rows_seen != len(self.store.trials(self.record.id)):
-            # another driver went on since this object let go: its agent and slots are out of date
+        if self._changed_by_another():  # its agent and slots are out of date
             self.store.release_lease(self.record.id, acquired.lease.holder)
-            raise RlnasError(f"study {self.name!r} has changed since this Study object last drove it (another "
-                             f"driver stored trials): load it again with load_study({self.name!r}, ...)")
+            raise self._changed_error()
         self._lease = acquired.lease
         self._heartbeat = Heartbeat(self.store, self.record.id, acquired.lease.holder,
                                     options.heartbeat_seconds).start()
