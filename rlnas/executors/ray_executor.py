@@ -84,7 +84,6 @@ class RayExecutor(Executor):
             except ConnectionError as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
             except SystemExit as exc:  # a stop signal inside ray.init met Ray's handler there: sys.exit(signum)
-                _put_back(own)
                 handler = own.get(exc.code) if isinstance(exc.code, int) else None
                 if callable(handler):
                     handler(exc.code, None)  # the command's own: it stops as on Ctrl-C, cleaning up
