@@ -5,6 +5,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,8 +83,9 @@ def is_database(path: str | Path) -> bool:
     return journal_of(path) is not None or _has_sqlite_header(Path(path))
 
 
-OPENED_SQLITE_FILES: set[tuple[int, int]] = set()
-"""``(device, inode)`` of every SQLite file this process has opened as a store. Such a file must never be
+OPENED_SQLITE_FILES: Counter[tuple[int, int]] = Counter()
+"""``(device, inode)`` of every SQLite file this process holds open as a store, with the number of its
+stores on it (a closed store lets go: a file that later gets the inode is not taken for it). Such a file must never be
 opened and closed again by other means in this process: closing any descriptor of a file drops all of the
 process's POSIX locks on it, SQLite's included, and another process that then closes its last connection
 takes this one's for gone and deletes the -wal and -shm files under it (the next connection here read a

@@ -292,3 +292,14 @@ def test_reopening_a_database_this_process_holds_keeps_its_locks(tmp_path, rlnas
         held.append(load_study(name, url))  # kept open, as a notebook keeps its studies
         assert len(held[-1].trials) == 3
     assert [len(study.trials) for study in held] == [3] * 5
+
+
+def test_a_closed_store_lets_its_file_identity_go(tmp_path):
+    """A file that got the inode of a deleted store was taken for a database for the rest of the process."""
+    from rlnas.files import OPENED_SQLITE_FILES, opened_as_store
+
+    path = tmp_path / "gone.db"
+    store = open_store(f"sqlite:///{path}")
+    assert opened_as_store(path)
+    store.close()
+    assert not opened_as_store(path) and (os.stat(path).st_dev, os.stat(path).st_ino) not in OPENED_SQLITE_FILES

@@ -81,6 +81,7 @@ def test_search_records_the_argmax_and_export_and_retrain_use_it(rlnas_bin, sqli
     (["--reward", "abs", "--target", "12", "--beta", "0.5"], "beta must be negative"),
     # a beta in scientific notation was taken for an option; one this large failed after the warm-up, leaving a file
     (["--reward", "abs", "--target", "12", "--beta", "-1e40"], "reward 'abs' with beta -1e+40 reaches"),
+    (["--reward", "soft", "--target", "12", "--beta", "-1e4"], "reward 'soft' with beta -10000 reaches inf"),
     (["--reward", "soft", "--target", "12", "--eval-option", 'model_kwargs={"width_mult": 0.5}'],
      "no latency table ships for space 'proxyless'"),
     (["--reward", "hard", "--target", "12", "--cost", "params"], "target 12.0 M params is outside the params range"),

@@ -127,8 +127,13 @@ def onnx_network(args: argparse.Namespace, record: Any, trial: Any, space: Any, 
         raise RlnasError("--finetune-epochs fine-tunes the weights a TuNAS (supernet) study's network inherits, and "
                          "--untrained exports it without them: give one of the two")
     if args.finetune_epochs and not inherits_weights(record):
-        what = ("an ENAS study's network gets trained weights with rlnas retrain" if record.agent == "enas"
-                else f"study {record.name!r} ({record.agent}) trained its networks itself")
+        if record.agent == "enas":
+            what = "an ENAS study's network gets trained weights with rlnas retrain"
+        elif dict(record.evaluator).get("name") == "train":
+            what = f"study {record.name!r} ({record.agent}) trained its networks itself"
+        else:
+            what = (f"study {record.name!r} looked its networks up in a table ({dict(record.evaluator).get('name')}) "
+                    "and has no weights to fine-tune")
         raise RlnasError(f"--finetune-epochs applies to the weights a TuNAS (supernet) study's network inherits; "
                          f"{what}")
     if not args.untrained and inherits_weights(record):

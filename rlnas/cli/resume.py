@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     check_limits(args.trials, args.budget_seconds)
     ran_with = _threads_of_last_run(args.name, args.storage)
+    run_options(args)  # a bad value is refused before anything is said about it
     if args.threads is None:
         args.threads = ran_with  # torch's results depend on the thread count: the same, the same run
     elif ran_with is not None and args.threads != ran_with:

@@ -200,7 +200,10 @@ class SupernetEvaluator(WeightSharingEvaluator):
         form = CostAwareReward(reward, float(target), float(beta), self.quality_metric, self.cost_metric)
         for cost in (low, high):  # the reward's extremes, for an accuracy of 0 or 100 %
             for quality in (0.0, 100.0):
-                value = form(Measurement({self.quality_metric: quality, self.cost_metric: cost}))
+                try:
+                    value = form(Measurement({self.quality_metric: quality, self.cost_metric: cost}))
+                except OverflowError:  # soft/hard: ratio ** beta beyond a float
+                    value = math.inf
                 if not abs(value) <= MAX_REWARD:
                     raise ConfigError(f"reward {reward!r} with beta {beta:g} reaches {value:.4g} at a cost of "
                                       f"{cost:.4g} {self.cost_model.unit}, beyond what a controller learns from "

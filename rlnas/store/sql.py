@@ -149,8 +149,9 @@ class SQLStore(Store):
         self._identity: tuple[int, int] | None = None  # of the file, once the schema is there
         self._check_schema(create)
         self._identity = _identity(self._file) if self._file else None
-        if self._identity is not None:
-            OPENED_SQLITE_FILES.add(self._identity)
+        self._counted = self._identity  # in OPENED_SQLITE_FILES until close()
+        if self._counted is not None:
+            OPENED_SQLITE_FILES[self._counted] += 1
         self._next_number: dict[int, int] = {}
         self._lock_numbers = engine.dialect.name == "postgresql"
         self._shared: set[int] = set()  # studies another writer has added trials to since we cached a number
@@ -613,6 +614,11 @@ class SQLStore(Store):
                     self._raw.close()
                 self._raw = None
         self.engine.dispose()
+        if self._counted is not None:  # this store holds it no more (another store of this process may)
+            OPENED_SQLITE_FILES[self._counted] -= 1
+            if OPENED_SQLITE_FILES[self._counted] <= 0:
+                del OPENED_SQLITE_FILES[self._counted]
+            self._counted = None
 
 
 def _lease_values(lease: Lease) -> dict[str, Any]:
