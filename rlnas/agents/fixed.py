@@ -21,7 +21,8 @@ class FixedConfig(AgentConfig):
 
     key: str | None = None
     """Key (``space.key``) of the architecture to propose; null = the first choice of every decision. A
-    space whose keys are JSON lists (``nbgraph``, the generic one) also takes the list itself."""
+    space whose keys are JSON lists (``nbgraph``, the generic one) also takes the list itself, and
+    ``optimizer_rules`` a rule's name (``adam``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.key, (list, tuple)):  # --set key='["0000","gcn",...]' parses to a list

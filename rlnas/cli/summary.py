@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 from collections import Counter
@@ -55,12 +56,24 @@ def report_interrupted(what_next: str) -> None:
     sys.stderr.write(f"rlnas: interrupted: {printable(what_next)}\n")
 
 
+def failure_kind(error: str) -> str:
+    """What a failure is counted as: the exception's name of ``Name: message`` (``timeout`` too), else the
+    whole text (messages that name their trial's rule or network would otherwise each count once)."""
+    match = re.match(r"([A-Za-z_][\w.]*): ", error)
+    return match.group(1) if match else error
+
+
 def most_common_failure(trials: list[Any]) -> tuple[str | None, int]:
-    """The most frequent error of the failed (not orphaned) trials and how often it occurred."""
-    errors = Counter(t.error or "unknown" for t in trials if t.state is TrialState.FAIL and not t.orphaned)
+    """The most frequent kind of error of the failed (not orphaned) trials, said by its most frequent
+    message (with ``e.g.`` where the kind's messages differ), and how many failed with that kind."""
+    errors = [t.error or "unknown" for t in trials if t.state is TrialState.FAIL and not t.orphaned]
     if not errors:
         return None, 0
-    return errors.most_common(1)[0]
+    kind, count = Counter(failure_kind(e) for e in errors).most_common(1)[0]
+    message, same = Counter(e for e in errors if failure_kind(e) == kind).most_common(1)[0]
+    if same == count:
+        return message, count
+    return f"{kind}, e.g. {message.removeprefix(f'{kind}: ')}", count
 
 
 def resume_command(study: Any) -> str:

@@ -29,6 +29,7 @@ computes it: back at 1 at ``τ = T``).
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, overload
@@ -391,11 +392,13 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {unknown} (known: lr, seed, {', '.join(HYPER_DEFAULTS)})")
         defaults = dict(HYPER_DEFAULTS, lr=lr, **hyper)
-        _check_hyper(defaults, self.rule_text, self.uses_decay)
-        super().__init__(params, defaults)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63):
+        # a decay rule's total_steps may come with each group instead: add_param_group checks every group
+        _check_hyper(defaults, self.rule_text, uses_decay=False)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2 ** 63):
             raise ValueError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
-        self.seed = seed
+        super().__init__(params, defaults)
+        self.seed = None if seed is None else int(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
         self._stream: WordStream | None = None
         self._fused_ran = False  # a fused step has run (compiled) in this optimizer
@@ -687,6 +690,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
         generators = state_dict.pop("generators", {})
         word_stream = state_dict.pop("word_stream", None)
         super().load_state_dict(state_dict)
+        for entry in self.state.values():
+            if "step" in entry:
+                entry["step"] = int(entry["step"])  # a NumPy integer would not load from a torch.save(weights_only)
         self._restore_generators(generators, word_stream)
 
     def _restore_generators(self, generators: dict[str, torch.Tensor], word_stream: dict[str, Any] | None) -> None:
@@ -725,6 +731,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             missing = [n for n in ("step", *self.state_names) if n not in entry]
             if missing:
                 raise ValueError(f"the saved state of parameter {i} lacks {missing}")
+            step = entry["step"]
+            if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+                raise ValueError(f"the saved step of parameter {i} must be an integer >= 0, got {step!r:.60}")
             for name in self.state_names:
                 if tuple(entry[name].shape) != tuple(p.shape):
                     raise ValueError(f"the saved {name!r} of parameter {i} has shape {tuple(entry[name].shape)}, "

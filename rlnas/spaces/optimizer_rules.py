@@ -20,6 +20,7 @@ from rlnas.optim.rule import (
     UNARY,
     Iteration,
     Rule,
+    RuleSyntaxError,
     operands_at,
     parse_rule,
     rule,
@@ -74,8 +75,16 @@ class OptimizerRulesSpace(Space):
         return str(self.rule_of(candidate))
 
     def from_key(self, key: str) -> Candidate:
-        """Parse a written rule; :class:`~rlnas.optim.rule.RuleSyntaxError` names a bad token."""
-        return self.candidate_of(key)
+        """Parse a written rule, or take a named one (``adam``, padded to this space's iterations);
+        :class:`~rlnas.optim.rule.RuleSyntaxError` names a bad token."""
+        try:
+            return self.candidate_of(key)
+        except RuleSyntaxError:
+            name = key.strip() if isinstance(key, str) else None
+            if name not in NAMED_RULES:
+                raise
+        named = rule(name)
+        return self.candidate_of(named.padded(self.iterations) if len(named) < self.iterations else named)
 
     def to_json(self) -> dict[str, Any]:
         """Name, decisions and the constructor ``options`` (``create_space(name, **options)`` rebuilds it)."""

@@ -83,7 +83,7 @@ def test_written_module_trains_without_rlnas_exactly_like_rule_optimizer(tmp_pat
 def test_module_imports_only_torch_and_the_standard_library():
     source = optimizer_module_source(RULES)
     imports = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
-    assert imports == {"__future__", "math", "collections", "typing", "torch"}
+    assert imports == {"__future__", "math", "numbers", "collections", "typing", "torch"}
     assert "91.50, trial 12" in source
 
 

@@ -371,6 +371,44 @@ def test_decay_hyperparameters_are_checked_when_made():
     assert math.isfinite(p.item())
 
 
+def test_total_steps_of_a_decay_rule_may_come_with_each_group():
+    a, b = one_param([1.0], [1.0]), one_param([1.0], [1.0])
+    optimizer = RuleOptimizer([{"params": [a], "total_steps": 2}, {"params": [b], "total_steps": 4}], "g * ld",
+                              lr=0.1)
+    optimizer.step()
+    optimizer.step()  # each group decays over its own total_steps
+    assert [group["total_steps"] for group in optimizer.param_groups] == [2, 4]
+    alone = [one_param([1.0], [1.0]) for _ in range(2)]
+    for p, total in zip(alone, (2, 4)):
+        single = RuleOptimizer([p], "g * ld", lr=0.1, total_steps=total)
+        single.step()
+        single.step()
+    assert (a.item(), b.item()) == (alone[0].item(), alone[1].item()) and a.item() != b.item()
+    with pytest.raises(ConfigError, match="uses a decay operand .*: give total_steps"):
+        RuleOptimizer([{"params": [a], "total_steps": 2}, {"params": [b]}], "powersign-ld")
+
+
+def test_a_numpy_integer_seed_is_a_seed():
+    np = pytest.importorskip("numpy")
+    p, q = one_param([0.0] * 8, [1.0] * 8), one_param([0.0] * 8, [1.0] * 8)
+    RuleOptimizer([p], "g + eps", seed=np.int64(3)).step()
+    RuleOptimizer([q], "g + eps", seed=3).step()
+    assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("step", [-5, "x", None, 2.5, True, torch.tensor(3)])
+def test_a_saved_step_that_is_not_a_count_is_refused_before_loading(step):
+    p = one_param([1.0, 2.0], [1.0, 1.0])
+    saved = RuleOptimizer([p], "adam")
+    saved.step()
+    state = copy.deepcopy(saved.state_dict())
+    state["state"][0]["step"] = step  # it failed at the next step (a complex cast, a str + int) or counted 3.5
+    optimizer = RuleOptimizer([p], "adam")
+    with pytest.raises(ConfigError, match="the saved step of parameter 0 must be an integer >= 0"):
+        optimizer.load_state_dict(state)
+    assert not optimizer.state
+
+
 def test_a_step_that_fails_counts_for_nothing():
     dense, sparse = one_param([1.0, 2.0], [1.0, 1.0]), one_param([1.0, 2.0])
     sparse.grad = torch.tensor([1.0, 0.0], dtype=torch.float64).to_sparse()

@@ -40,3 +40,15 @@ def test_fail_reward_teaches_the_controller_to_avoid_failing_rules(agent):
 def test_fail_reward_is_checked():
     with pytest.raises(ConfigError, match=r"reinforce: fail_reward must be a number in \[-1e\+30, 1e\+30\] or null"):
         create_agent("reinforce", OptimizerRulesSpace(1), {"fail_reward": float("nan")})
+
+
+def test_the_fixed_agent_takes_a_rule_by_its_name_as_by_its_written_form():
+    for iterations, name in ((1, "adam"), (2, "adam"), (3, "powersign-ld")):
+        space = OptimizerRulesSpace(iterations)
+        by_name = create_agent("fixed", space, {"key": name}).ask(1)[0].candidate
+        named = space.known()[name]
+        assert by_name == named == space.from_key(space.key(named))
+    with pytest.raises(ConfigError, match="has 3 iteration\\(s\\) but space 'optimizer_rules' has 1"):
+        create_agent("fixed", OptimizerRulesSpace(1), {"key": "powersign-ld"})
+    with pytest.raises(ConfigError, match="unknown operand .* at 'adamm'"):
+        create_agent("fixed", OptimizerRulesSpace(1), {"key": "adamm"})
