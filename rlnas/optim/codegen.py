@@ -58,6 +58,8 @@ class CompiledSource:
     state_names: tuple[str, ...]
     uses_random: bool
     uses_decay: bool
+    updated_by_rule: tuple[str, ...] = ()
+    """Running averages the function updates itself (``_adam_operand_``); the optimizer, the others."""
 
 
 STATE_READERS = {"m": ("m", "sign(m)", "adam"), "v": ("v", "adam", "rmsprop"), "gamma": ("gamma",)}
@@ -93,6 +95,8 @@ class _Emitter:
         self.dying: set[str] = set()
         """Temporaries read for the last time by the function being emitted."""
         self.drops = 0
+        self.kernel_operand: str | None = None
+        """``adam`` or ``rmsprop``: the operand computed (with the running averages) by ``_adam_operand_``."""
         self.fusable: tuple[str, str, str, str, int, int] | None = None
         """The last quotient / product of two lists: (result, "div" | "mul", a, b, first and end line of its code)."""
         self.scaled: tuple[str, str, str, int, int] | None = None
@@ -205,6 +209,17 @@ class _Emitter:
             return self.new(op, "gauss", f'h["{std}"]', uses=uses)
         if op.endswith("w"):  # 1e-4w ... 1e-1w: the weights with a positive scale
             return Value("w", T, False, False, op[:-1])
+        if op == self.kernel_operand:  # the first line of the function: it updates the running averages
+            slot = self._free_slot("")
+            self.holders[slot], self.remaining[op] = op, uses
+            self.line(f"{op} = ws({slot})")
+            dummy = "None"
+            if op == "rmsprop":  # scratch for the kernel's running average of g (β1 = 0), free again after
+                dummy_slot = self._free_slot("")
+                self.holders[dummy_slot], self.remaining[f"{op}_m"] = f"{op}_m", 0
+                dummy = f"ws({dummy_slot})"
+            self.line(f'_adam_operand_({op}, "{op}", g, s, h, {dummy})')
+            return Value(op, T, False, True)
         if op in ("adam", "rmsprop"):  # m̂ / (sqrt(v̂) + δ) = m / (sqrt(v) + δ·sqrt(bc2)) · sqrt(bc2) / bc1
             self.new(f"{op}_denom", "sqrt", 's["v"]', uses=0)
             self.line(f'torch._foreach_add_({op}_denom, h["delta"] * h["bc2"] ** 0.5)')
@@ -436,6 +451,11 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
     reads = live_reads(rule)
     uses = Counter(op for pairs in reads.values() for op, _ in pairs)
     emit = _Emitter(uses)
+    operands = {op for pairs in reads.values() for op, _ in pairs}
+    # the adam (else rmsprop) operand comes first, with the update of the running averages it reads
+    emit.kernel_operand = next((op for op in ("adam", "rmsprop") if op in operands), None)
+    if emit.kernel_operand:
+        emit.operand(emit.kernel_operand)
     out = None
     for k in reads:
         it = rule.iterations[k - 1]
@@ -471,11 +491,11 @@ def compile_source(rule: Rule, name: str = "update") -> CompiledSource:
               f"    # {rule}\n"
               f"{body}"
               f"    return {result}\n")
-    operands = {op for pairs in reads.values() for op, _ in pairs}
     unaries = {u for pairs in reads.values() for _, u in pairs}
     return CompiledSource(
         name=name, source=source, rule_text=str(rule),
         state_names=averages_read(operands),
         uses_random=bool(operands & RANDOM_OPERANDS) or any(u.startswith("drop") for u in unaries),
         uses_decay=bool(operands & DECAY_OPERANDS),
+        updated_by_rule={"adam": ("m", "v"), "rmsprop": ("v",), None: ()}[emit.kernel_operand],
     )

@@ -132,6 +132,7 @@ def optimizer_module_source(rules: Sequence[RuleLike] | RuleLike, *, class_names
             f"    state_names = {compiled.state_names!r}\n"
             f"    uses_random = {compiled.uses_random!r}\n"
             f"    uses_decay = {compiled.uses_decay!r}\n"
+            f"    updated_by_rule = {compiled.updated_by_rule!r}\n"
             f"    update = staticmethod(_update_{i})\n"
             f"    fused_update = staticmethod(_fused_update_{i})\n"
             f"    draw_plan = {fused.draws!r}\n\n"

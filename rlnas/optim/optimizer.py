@@ -55,6 +55,7 @@ class RuleOptimizer(runtime.CompiledRuleOptimizer):
         self.state_names = source.state_names
         self.uses_random = source.uses_random
         self.uses_decay = source.uses_decay
+        self.updated_by_rule = source.updated_by_rule
         self.update = function  # instance attributes: called without self
         self.fused_update = fused_function
         self.draw_plan = fused_plan.draws

@@ -16,15 +16,17 @@ optimizer applies ``w ← w − lr·c·u``. With ``fused=True`` a rule's element
 :mod:`rlnas.optim.fused`) runs instead, compiled by ``torch.compile``, on each tensor of at least
 ``FUSED_MIN_ELEMENTS`` elements.
 
-Per step ``t`` (from 1) the state is updated before the rule runs, as Adam does:
+Per step ``t`` (from 1) the state is updated before the rule reads it, as Adam does:
 ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``gamma ← β3·gamma + (1−β3)·g³``; the rule
-reads them bias-corrected (divided by ``1 − β^t``). Scalars of ``h``: ``delta`` (added to
-divisors and in the adam / rmsprop operands), ``bc1 bc2 bc3`` (bias corrections), ``noise_std``
-(std of ``eps``), ``anneal_std`` (``(1 + t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the
-decays at ``τ = min(t, total_steps)``: ``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2``
-and ``rd = (1 + cos(π·((restarts·τ) mod T)/T)) / 2``, cosine annealing restarted at the start of
-each of ``restarts`` equal periods (NOS's restart decay, as the authors' TensorFlow ``sign_decay``
-computes it: back at 1 at ``τ = T``).
+reads them bias-corrected (divided by ``1 − β^t``). A rule reading the ``adam`` or ``rmsprop``
+operand updates ``m`` and ``v`` (or ``v``) itself, first thing, with the value of that operand in the
+same pass (:func:`_adam_operand_`, torch's fused Adam kernel); the optimizer updates the rest.
+Scalars of ``h``: ``delta`` (added to divisors and in the adam / rmsprop operands), ``beta1 beta2``,
+``bc1 bc2 bc3`` (bias corrections), ``noise_std`` (std of ``eps``), ``anneal_std`` (``(1 +
+t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the decays at ``τ = min(t, total_steps)``:
+``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2`` and ``rd = (1 + cos(π·((restarts·τ) mod
+T)/T)) / 2``, cosine annealing restarted at the start of each of ``restarts`` equal periods (NOS's
+restart decay, as the authors' TensorFlow ``sign_decay`` computes it: back at 1 at ``τ = T``).
 """
 from __future__ import annotations
 
@@ -328,6 +330,42 @@ def _rpow_(xs: Tensors, base: float, exponents: Tensors) -> None:
         torch.pow(base, e, out=x)
 
 
+ADAM_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _adam_operand_(out: Tensors, kind: str, g: Tensors, s: dict[str, Tensors], h: dict[str, float],
+                   dummy: Tensors) -> None:
+    """``out`` = this step's ``adam`` (``m̂ / (sqrt(v̂) + δ)``) or ``rmsprop`` (``g / (sqrt(v̂) + δ)``) operand,
+    with the running averages it reads (``m`` and ``v``, or ``v``) updated first, in place.
+
+    On the CPU this is one pass of torch's fused Adam kernel (``torch._fused_adam_``, what
+    ``torch.optim.Adam(fused=True)`` runs) over ``out`` from zero at learning rate −1: four passes
+    fewer than the multi-tensor code, and its square root is the processor's (torch's ``sqrt`` goes
+    through MKL, several times slower than a division on AMD processors). ``rmsprop`` runs it with
+    β1 = 0 on ``dummy`` (scratch, zeroed), whose running average is then ``g`` itself. Off the CPU
+    the multi-tensor code computes the same (``ADAM_KERNEL_DTYPES`` are the kernel's)."""
+    m = s["m"] if kind == "adam" else dummy
+    if out[0].device.type == "cpu" and out[0].dtype in ADAM_KERNEL_DTYPES:
+        # the kernel walks memory: a gradient laid out unlike its weights (and their state, made like them) is
+        # copied like them
+        g = [x if x.stride() == o.stride() else torch.empty_like(o).copy_(x) for x, o in zip(g, out)]
+        torch._foreach_zero_(out)
+        if kind != "adam":
+            torch._foreach_zero_(dummy)
+        step = [torch.tensor(h["t"], dtype=torch.float32)] * len(out)
+        torch._fused_adam_(out, g, m, s["v"], [], step, lr=-1.0, beta1=h["beta1"] if kind == "adam" else 0.0,
+                           beta2=h["beta2"], weight_decay=0.0, eps=h["delta"], amsgrad=False, maximize=False)
+        return
+    if kind == "adam":
+        torch._foreach_lerp_(s["m"], g, 1.0 - h["beta1"])
+    torch._foreach_mul_(s["v"], h["beta2"])
+    torch._foreach_addcmul_(s["v"], g, g, value=1.0 - h["beta2"])
+    _into_("sqrt", out, s["v"])
+    torch._foreach_add_(out, h["delta"] * h["bc2"] ** 0.5)
+    _into_("div", out, s["m"] if kind == "adam" else g, out)
+    torch._foreach_mul_(out, h["bc2"] ** 0.5 / (h["bc1"] if kind == "adam" else 1.0))
+
+
 def _s1(fn: Callable[[torch.Tensor], torch.Tensor], a: float) -> float:
     """A unary torch function on a float (float64; nan/inf as torch gives them)."""
     return float(fn(torch.tensor(a, dtype=torch.float64)))
@@ -380,6 +418,8 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
     state_names: tuple[str, ...] = ()
     uses_random: bool = False
     uses_decay: bool = False
+    updated_by_rule: tuple[str, ...] = ()
+    """Running averages the update function updates itself (through :func:`_adam_operand_`)."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, seed: int | None = None, fused: bool = False,
                  **hyper: Any):
@@ -533,6 +573,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                      gen: torch.Generator | None) -> None:
         h = {
             "t": float(t), "delta": group["delta"], "noise_std": group["noise_std"],
+            "beta1": group["beta1"], "beta2": group["beta2"],
             "anneal_std": (1.0 + t) ** -0.275,
             "bc1": 1.0 - group["beta1"] ** t, "bc2": 1.0 - group["beta2"] ** t, "bc3": 1.0 - group["beta3"] ** t,
             **decays(t, group["total_steps"], group["cycles"], group["restarts"]),
@@ -551,9 +592,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             rng = _Replay([[d[i] for i in small] for d in draws])
         else:
             rng = self._draws(group, w, gen)
-        if "m" in s:
+        if "m" in s and "m" not in self.updated_by_rule:
             torch._foreach_lerp_(s["m"], g, 1.0 - group["beta1"])
-        if "v" in s:
+        if "v" in s and "v" not in self.updated_by_rule:
             torch._foreach_mul_(s["v"], group["beta2"])
             torch._foreach_addcmul_(s["v"], g, g, value=1.0 - group["beta2"])
         if "gamma" in s:

@@ -181,8 +181,8 @@ def test_a_final_quotient_or_product_plus_a_list_updates_the_weights_twice_witho
     def rule(text: str) -> Rule:
         return space.rule_of(space.from_key(text if ";" in text else f"{text}; keep(o1, 1)"))
 
-    fused = ("adam + g", "adam - g", "g + adam", "m / v; o1 + sign(g)", "sign(g) * m; o1 - exp(g)",
-             "rmsprop + 1e-3w")
+    fused = ("m / sqrt(v); o1 + g", "m / sqrt(v); o1 - g", "m / sqrt(v); g + o1", "m / v; o1 + sign(g)",
+             "sign(g) * m; o1 - exp(g)", "g / sqrt(v); o1 + 1e-3w")
     for text in fused:
         source = compile_source(rule(text)).source
         assert '_into_("div"' not in source and '_into_("mul"' not in source, source

@@ -470,3 +470,38 @@ def test_many_parameter_groups_keep_their_buffers_from_step_to_step():
     kept = {key: id(value) for key, value in optimizer._draw_buffers.items()}
     optimizer.step()
     assert len(kept) == 12 and {key: id(value) for key, value in optimizer._draw_buffers.items()} == kept
+
+
+@pytest.mark.parametrize("kind", ["adam", "rmsprop"])
+def test_the_adam_and_rmsprop_operands_from_torchs_fused_kernel_equal_the_multi_tensor_code(kind, monkeypatch):
+    from rlnas.optim import runtime
+
+    def run(kernel: bool) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        monkeypatch.setattr(runtime, "ADAM_KERNEL_DTYPES", runtime.ADAM_KERNEL_DTYPES if kernel else ())
+        gen = torch.Generator().manual_seed(0)
+        m, v = torch.zeros(2, 3, 4, 5, dtype=torch.float64), torch.zeros(2, 3, 4, 5, dtype=torch.float64)
+        m, v = (x.to(memory_format=torch.channels_last) for x in (m, v))  # laid out as channels_last weights
+        values = []
+        for t in range(1, 6):
+            g = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)  # contiguous: another layout
+            out = [torch.empty_like(m)]
+            h = {"t": float(t), "beta1": 0.9, "beta2": 0.99, "delta": 1e-3, "bc1": 1 - 0.9 ** t, "bc2": 1 - 0.99 ** t}
+            runtime._adam_operand_(out, kind, [g], {"m": [m], "v": [v]}, h, [torch.empty_like(m)])
+            values.append(out[0].clone())
+        return values, m, v
+
+    (kernel, m, v), (plain, m_plain, v_plain) = run(True), run(False)
+    for a, b in zip(kernel, plain):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    torch.testing.assert_close(v, v_plain, rtol=1e-12, atol=0)
+    if kind == "adam":
+        torch.testing.assert_close(m, m_plain, rtol=1e-12, atol=0)
+    else:
+        assert not m.any()  # rmsprop reads no m: the kernel's running average of g went to scratch
+    # and the closed form at the last step
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64) for _ in range(5)]
+    m_ref = sum(0.1 * 0.9 ** (5 - t) * g for t, g in enumerate(grads, 1))
+    v_ref = sum(0.01 * 0.99 ** (5 - t) * g * g for t, g in enumerate(grads, 1))
+    top = m_ref / (1 - 0.9 ** 5) if kind == "adam" else grads[-1]
+    torch.testing.assert_close(kernel[-1], top / ((v_ref / (1 - 0.99 ** 5)).sqrt() + 1e-3), rtol=1e-10, atol=0)
