@@ -22,11 +22,12 @@ reads them bias-corrected (divided by ``1 − β^t``). A rule reading the ``adam
 operand updates ``m`` and ``v`` (or ``v``) itself, first thing, with the value of that operand in the
 same pass (:func:`_adam_operand_`, torch's fused Adam kernel); the optimizer updates the rest.
 Scalars of ``h``: ``delta`` (added to divisors and in the adam / rmsprop operands), ``beta1 beta2``,
-``bc1 bc2 bc3`` (bias corrections), ``noise_std`` (std of ``eps``), ``anneal_std`` (``(1 +
-t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the decays at ``τ = min(t, total_steps)``:
-``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2`` and ``rd = (1 + cos(π·((restarts·τ) mod
-T)/T)) / 2``, cosine annealing restarted at the start of each of ``restarts`` equal periods (NOS's
-restart decay, as the authors' TensorFlow ``sign_decay`` computes it: back at 1 at ``τ = T``).
+``bc1 bc2 bc3`` (bias corrections), ``noise_std`` (std of ``eps``), ``anneal_std``
+(``(1 + t)^−0.275``, i.e. variance ``1 / (1 + t)^0.55``), and the decays at ``τ = min(t, total_steps)``:
+``ld = 1 − τ/T``, ``cd = (1 + cos(2π·cycles·τ/T)) / 2`` and
+``rd = (1 + cos(π·((restarts·τ) mod T)/T)) / 2``, cosine annealing restarted at the start of each of
+``restarts`` equal periods (NOS's restart decay, as the authors' TensorFlow ``sign_decay`` computes
+it: back at 1 at ``τ = T``).
 """
 from __future__ import annotations
 
