@@ -508,7 +508,7 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
                 loss = closure()
         if any(p.grad is not None and p.grad.is_sparse for group in self.param_groups for p in group["params"]):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-        if not self.fused or self._fused_ran:
+        if not self.fused or self._fused_ran or not self._compiles():
             self._step_all()
             return loss
         # the first fused step (after a group is added too) compiles, bucket after bucket: where one fails, the
@@ -520,6 +520,12 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             self._undo(before)
             raise
         return loss
+
+    def _compiles(self) -> bool:
+        """Whether this step runs the compiled loop (a tensor with a gradient of at least ``FUSED_MIN_ELEMENTS``
+        elements, counting a complex one's real and imaginary parts): only then may it compile, and fail."""
+        return any(p.grad is not None and p.numel() * (2 if p.is_complex() else 1) >= FUSED_MIN_ELEMENTS
+                   for group in self.param_groups for p in group["params"])
 
     def _undo_point(self) -> _UndoPoint:
         """Copies of what a step changes: the weights with a gradient, their state, the random draws' state."""

@@ -254,3 +254,15 @@ def test_fused_state_dict_round_trip_continues_identically(compiled_steps):
     resumed = RuleOptimizer(resumed_net.parameters(), text, lr=0.01, seed=2, fused=True)
     resumed.load_state_dict(saved_state)
     assert torch.equal(train(resumed_net, resumed, 3), uninterrupted)
+
+
+def test_a_model_without_a_large_tensor_steps_as_without_fused_and_copies_nothing(monkeypatch):
+    # the undo point (a copy of every weight and state) was taken at every step: nothing ever compiled
+    copies = []
+    monkeypatch.setattr(runtime.CompiledRuleOptimizer, "_undo_point",
+                        lambda self: copies.append(1) or pytest.fail("copied the weights and state"))
+    plain, fused = model(), model()
+    train(plain, RuleOptimizer(plain.parameters(), "drop(rmsprop, 0.1) - sqrt(g^3)", seed=1), 3)
+    train(fused, RuleOptimizer(fused.parameters(), "drop(rmsprop, 0.1) - sqrt(g^3)", seed=1, fused=True), 3)
+    assert not copies
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), fused.parameters()))
