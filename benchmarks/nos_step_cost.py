@@ -4,8 +4,9 @@ Claim checked: "the compiled optimizer's step costs no more than 2x torch.optim.
 the same model". Gradients are set once (random, fixed) and only ``optimizer.step()`` is timed:
 per repeat, ``--steps`` steps are timed with thread CPU time (robust to other processes on a
 shared machine), the optimizers taking turns repeat by repeat, and the minimum and median over
-``--repeats`` repeats are reported, per step;
-the ratio is taken to the faster of torch's two Adam implementations. One torch thread. Two
+``--repeats`` repeats are reported, per step; the ratio is taken to the faster of torch's two Adam
+implementations, min to min and, paired repeat by repeat, as the median of each repeat's ratio to
+the faster Adam of that repeat (a machine whose speed drifts moves both alike). One torch thread. Two
 models: the NOS child ConvNet (6 small tensors: per-call overhead dominates) and an MLP
 784-512-512-10 (0.67 M weights: memory traffic dominates). Rules with random operands (``drop``,
 ``eps``) draw one 16-bit word per weight and operand from an additive lagged-Fibonacci generator
@@ -72,8 +73,8 @@ def models() -> dict[str, nn.Module]:
 
 
 def time_interleaved(optimizers: dict[str, torch.optim.Optimizer], steps: int,
-                     repeats: int, device: str = "cpu") -> dict[str, tuple[float, float]]:
-    """Min and median microseconds per step (thread CPU time; on a GPU, synchronized wall time); the
+                     repeats: int, device: str = "cpu") -> dict[str, list[float]]:
+    """Microseconds per step of each repeat (thread CPU time; on a GPU, synchronized wall time); the
     repeats take turns between optimizers, so a change of the machine's load hits all of them alike."""
     gpu = device != "cpu"
     clock = time.perf_counter if gpu else time.thread_time
@@ -90,7 +91,13 @@ def time_interleaved(optimizers: dict[str, torch.optim.Optimizer], steps: int,
                 optimizer.step()
             sync()
             per_step[name].append((clock() - start) / steps * 1e6)
-    return {name: (min(v), statistics.median(v)) for name, v in per_step.items()}
+    return per_step
+
+
+def paired_ratio(times: list[float], adams: dict[str, list[float]]) -> float:
+    """The median over repeats of a repeat's time over the faster Adam's in the same repeat: robust to a
+    machine whose speed drifts between repeats (the min/min ratio pairs two repeats that may be far apart)."""
+    return statistics.median(t / min(a[k] for a in adams.values()) for k, t in enumerate(times))
 
 
 def main() -> None:
@@ -135,18 +142,19 @@ def main() -> None:
                 optimizer.step()
                 first_step[name] = time.perf_counter() - start
         timed = time_interleaved(optimizers, args.steps, args.repeats, args.device)
-        rows = [(name, best, median) for name, (best, median) in timed.items()]
-        adam = min(best for name, best, _ in rows if name.startswith("torch.optim.Adam"))  # the fastest of torch's
+        adams = {name: times for name, times in timed.items() if name.startswith("torch.optim.Adam")}
+        adam = min(min(times) for times in adams.values())  # the fastest of torch's
         print(f"\n{label}\n")
         fastest = "faster" if args.device == "cpu" else "fastest"  # of torch's two (three on a GPU) Adams
-        print(f"| optimizer | min µs/step | median µs/step | min / {fastest} Adam's min |")
-        print("|---|---:|---:|---:|")
-        for name, best, median in rows:
-            print(f"| {name} | {best:.1f} | {median:.1f} | {best / adam:.2f} |")
+        print(f"| optimizer | min µs/step | median µs/step | min / {fastest} Adam's min | median of paired ratios |")
+        print("|---|---:|---:|---:|---:|")
+        for name, times in timed.items():
+            print(f"| {name} | {min(times):.1f} | {statistics.median(times):.1f} | {min(times) / adam:.2f} | "
+                  f"{paired_ratio(times, adams):.2f} |")
         print()
         for exact, suffix in ((False, ""), (True, ", exact_random")):
-            draws = timed[DRAWS[exact]][0]
-            both = timed[f"RuleOptimizer drop(adam, 0.1) + eps{suffix}"][0]
+            draws = min(timed[DRAWS[exact]])
+            both = min(timed[f"RuleOptimizer drop(adam, 0.1) + eps{suffix}"])
             print(f"drop(adam, 0.1) + eps{suffix} less its random draws: {both - draws:.1f} µs = "
                   f"{(both - draws) / adam:.2f}x Adam; the draws alone: {draws / adam:.2f}x Adam")
         compile_times = ", ".join(f"{name.removeprefix('RuleOptimizer ').removesuffix(', fused')} {sec:.1f}"

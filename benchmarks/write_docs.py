@@ -154,15 +154,17 @@ BENCHMARKS = (
               "run `RuleOptimizer(..., fused=True)`: each tensor of at least 16,384 elements through one "
               "torch.compile-d element-wise loop (the MLP's two large ones; none of the ConvNet's, where the "
               "rows equal the plain ones); the wall seconds of their first step (the compilation) follow the "
-              "tables. This machine's timings swing by about 15% from run to run. The found rule "
-              "`drop(rmsprop, 0.1) - sqrt(g^3)` takes two square roots per weight where Adam takes one, and "
-              "torch's float32 `sqrt` on the CPU goes through MKL's vsSqrt, which on this machine's AMD EPYC "
-              "takes 242 us per 0.67 M elements against 84 us for a division, 196 us for numpy's sqrt and 70 us "
-              "for the same sqrt in an inductor-compiled loop (one thread). The rule's other nine element-wise "
-              "passes are one pass over memory each, so in the multi-tensor mode its floor on this CPU is about "
-              "1.7x Adam's step and it sits near the goal: within it here (1.90x when measured again on "
-              "2026-12-01), above it on an earlier machine (2.5x); with `fused=True` it is well within it "
-              "everywhere.",
+              "tables. This machine's timings swing by tens of percent from run to run, so each row also gives "
+              "the median of its paired ratios (each repeat's time over the faster Adam's of the same repeat). "
+              "A rule's `adam` or `rmsprop` operand comes, with the update of the running averages it reads, "
+              "from one pass of torch's fused Adam kernel (since 2026-12-01): four passes fewer than the "
+              "multi-tensor code, and the processor's square root instead of torch's `sqrt`, which goes through "
+              "MKL's vsSqrt: on this machine's AMD EPYC (AVX2, no AVX-512) 358 us per 0.67 M float32 elements "
+              "against 102 us for a division and 274 us for numpy's sqrt (one thread), and not correctly rounded "
+              "(17% of the results one ulp off). The found rule `drop(rmsprop, 0.1) - sqrt(g^3)` takes two square "
+              "roots per weight where Adam takes one; with the kernel its step took 1.39x, 1.85x and 1.70x "
+              "Adam's on the MLP in three runs on this machine, 2.05x-2.33x before it (1.90x on an earlier "
+              "machine with AVX-512).",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
               "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
@@ -177,7 +179,8 @@ BENCHMARKS = (
               "`python benchmarks/nos_search.py --seed N --exact-random` (untuned seeds) and `--agent random` "
               "(the same budget of uniformly drawn rules: the no-learning ablation), one JSON each, same "
               "settings. These searches predate the fast random draws: `--exact-random` trains with torch's "
-              "own draws, as they did (without it, a new search runs with the fast draws).",
+              "own draws, as they did (without it, a new search runs with the fast draws). They also predate "
+              "the fused Adam kernel of the `adam` and `rmsprop` operands (the same values up to rounding).",
               ("benchmarks/nos_search.py", "--seed", "0", "--exact-random"),
               "benchmarks/results/nos_search/results.md"),
     Benchmark("nos_transfer", "Neural Optimizer Search: the best found rule on another task (issue: NOS)",
