@@ -331,6 +331,18 @@ def _rpow_(xs: Tensors, base: float, exponents: Tensors) -> None:
         torch.pow(base, e, out=x)
 
 
+def _average_(name: str, average: Tensors, g: Tensors, beta: float) -> None:
+    """One step of the running average ``name`` (``m`` of g, ``v`` of g², ``gamma`` of g³), in place."""
+    if name == "m":
+        torch._foreach_lerp_(average, g, 1.0 - beta)
+        return
+    torch._foreach_mul_(average, beta)
+    if name == "v":
+        torch._foreach_addcmul_(average, g, g, value=1.0 - beta)
+    else:
+        torch._foreach_add_(average, torch._foreach_pow(g, 3), alpha=1.0 - beta)
+
+
 ADAM_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -358,9 +370,8 @@ def _adam_operand_(out: Tensors, kind: str, g: Tensors, s: dict[str, Tensors], h
                            beta2=h["beta2"], weight_decay=0.0, eps=h["delta"], amsgrad=False, maximize=False)
         return
     if kind == "adam":
-        torch._foreach_lerp_(s["m"], g, 1.0 - h["beta1"])
-    torch._foreach_mul_(s["v"], h["beta2"])
-    torch._foreach_addcmul_(s["v"], g, g, value=1.0 - h["beta2"])
+        _average_("m", s["m"], g, h["beta1"])
+    _average_("v", s["v"], g, h["beta2"])
     _into_("sqrt", out, s["v"])
     torch._foreach_add_(out, h["delta"] * h["bc2"] ** 0.5)
     _into_("div", out, s["m"] if kind == "adam" else g, out)
@@ -599,14 +610,9 @@ class CompiledRuleOptimizer(torch.optim.Optimizer):
             rng = _Replay([[d[i] for i in small] for d in draws])
         else:
             rng = self._draws(group, w, gen)
-        if "m" in s and "m" not in self.updated_by_rule:
-            torch._foreach_lerp_(s["m"], g, 1.0 - group["beta1"])
-        if "v" in s and "v" not in self.updated_by_rule:
-            torch._foreach_mul_(s["v"], group["beta2"])
-            torch._foreach_addcmul_(s["v"], g, g, value=1.0 - group["beta2"])
-        if "gamma" in s:
-            torch._foreach_mul_(s["gamma"], group["beta3"])
-            torch._foreach_add_(s["gamma"], torch._foreach_pow(g, 3), alpha=1.0 - group["beta3"])
+        for name, beta in (("m", group["beta1"]), ("v", group["beta2"]), ("gamma", group["beta3"])):
+            if name in s and name not in self.updated_by_rule:
+                _average_(name, s[name], g, beta)
         update, factor = self.update(w, g, s, h, rng, self._workspace(w))
         if isinstance(update, float):
             torch._foreach_add_(w, -group["lr"] * update * factor)
