@@ -344,6 +344,8 @@ def _average_(name: str, average: Tensors, g: Tensors, beta: float) -> None:
 
 
 ADAM_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_adam_kernel_on_cpu = True
+"""Whether this torch runs ``_fused_adam_`` on the CPU (from torch 2.4); set False at its first refusal."""
 
 
 def _adam_operand_(out: Tensors, kind: str, g: Tensors, s: dict[str, Tensors], h: dict[str, float],
@@ -355,20 +357,26 @@ def _adam_operand_(out: Tensors, kind: str, g: Tensors, s: dict[str, Tensors], h
     ``torch.optim.Adam(fused=True)`` runs) over ``out`` from zero at learning rate −1: four passes
     fewer than the multi-tensor code, and its square root is the processor's (torch's ``sqrt`` goes
     through MKL, several times slower than a division on AMD processors). ``rmsprop`` runs it with
-    β1 = 0 on ``dummy`` (scratch, zeroed), whose running average is then ``g`` itself. Off the CPU
+    β1 = 0 on ``dummy`` (scratch, zeroed), whose running average is then ``g`` itself. Off the CPU,
+    where the state is laid out unlike the weights, or where torch has no such kernel on the CPU,
     the multi-tensor code computes the same (``ADAM_KERNEL_DTYPES`` are the kernel's)."""
+    global _adam_kernel_on_cpu
     m = s["m"] if kind == "adam" else dummy
-    if out[0].device.type == "cpu" and out[0].dtype in ADAM_KERNEL_DTYPES:
-        # the kernel walks memory: a gradient laid out unlike its weights (and their state, made like them) is
-        # copied like them
+    # the kernel walks memory: the state must be laid out as the weights (a state loaded from a checkpoint of
+    # another memory format is not), a gradient laid out otherwise is copied like them
+    if (_adam_kernel_on_cpu and out[0].device.type == "cpu" and out[0].dtype in ADAM_KERNEL_DTYPES
+            and all(x.stride() == y.stride() == o.stride() for o, x, y in zip(out, m, s["v"]))):
         g = [x if x.stride() == o.stride() else torch.empty_like(o).copy_(x) for x, o in zip(g, out)]
         torch._foreach_zero_(out)
         if kind != "adam":
             torch._foreach_zero_(dummy)
         step = [torch.tensor(h["t"], dtype=torch.float32)] * len(out)
-        torch._fused_adam_(out, g, m, s["v"], [], step, lr=-1.0, beta1=h["beta1"] if kind == "adam" else 0.0,
-                           beta2=h["beta2"], weight_decay=0.0, eps=h["delta"], amsgrad=False, maximize=False)
-        return
+        try:
+            torch._fused_adam_(out, g, m, s["v"], [], step, lr=-1.0, beta1=h["beta1"] if kind == "adam" else 0.0,
+                               beta2=h["beta2"], weight_decay=0.0, eps=h["delta"], amsgrad=False, maximize=False)
+            return
+        except NotImplementedError:  # torch before 2.4 has the kernel for CUDA only: nothing was computed
+            _adam_kernel_on_cpu = False
     if kind == "adam":
         _average_("m", s["m"], g, h["beta1"])
     _average_("v", s["v"], g, h["beta2"])

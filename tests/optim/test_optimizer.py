@@ -505,3 +505,48 @@ def test_the_adam_and_rmsprop_operands_from_torchs_fused_kernel_equal_the_multi_
     v_ref = sum(0.01 * 0.99 ** (5 - t) * g * g for t, g in enumerate(grads, 1))
     top = m_ref / (1 - 0.9 ** 5) if kind == "adam" else grads[-1]
     torch.testing.assert_close(kernel[-1], top / ((v_ref / (1 - 0.99 ** 5)).sqrt() + 1e-3), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("text", ["adam * sign(m)", "rmsprop - v; o1 * m"])
+def test_a_state_loaded_into_weights_of_another_memory_format_steps_as_it_would_have(text):
+    # torch's load_state_dict keeps the saved layout: the kernel, which walks memory, paired other elements
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64) for _ in range(4)]
+    a = nn.Parameter(torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64))
+    first = RuleOptimizer([a], text, lr=0.01)
+    for g in grads[:2]:
+        a.grad = g.clone()
+        first.step()
+    saved = copy.deepcopy(first.state_dict())
+    b = nn.Parameter(a.detach().clone().to(memory_format=torch.channels_last))
+    second = RuleOptimizer([b], text, lr=0.01)
+    second.load_state_dict(saved)
+    for g in grads[2:]:
+        a.grad, b.grad = g.clone(), g.clone().to(memory_format=torch.channels_last)
+        first.step()
+        second.step()
+    torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-12, atol=1e-15)
+    for name in first.state[a]:
+        if name != "step":
+            torch.testing.assert_close(second.state[b][name], first.state[a][name], rtol=1e-12, atol=1e-15)
+
+
+def test_a_torch_without_the_kernel_on_the_cpu_gets_the_multi_tensor_code(monkeypatch):
+    from rlnas.optim import runtime
+
+    def step_twice() -> torch.Tensor:
+        p = one_param([1.0, -2.0, 3.0], [0.5, 0.25, -1.0])
+        optimizer = RuleOptimizer([p], "drop(rmsprop, 0.1) - adam", seed=0)
+        optimizer.step()
+        optimizer.step()
+        return p.detach().clone()
+
+    kernel = step_twice()
+    monkeypatch.setattr(runtime, "_adam_kernel_on_cpu", True)
+
+    def refused(*args, **kwargs):
+        raise NotImplementedError("Could not run 'aten::_fused_adam_' with arguments from the 'CPU' backend")
+
+    monkeypatch.setattr(torch, "_fused_adam_", refused)
+    torch.testing.assert_close(step_twice(), kernel, rtol=1e-12, atol=0)
+    assert runtime._adam_kernel_on_cpu is False  # asked once, then not again
