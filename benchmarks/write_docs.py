@@ -162,9 +162,10 @@ BENCHMARKS = (
               "MKL's vsSqrt: on this machine's AMD EPYC (AVX2, no AVX-512) 358 us per 0.67 M float32 elements "
               "against 102 us for a division and 274 us for numpy's sqrt (one thread), and not correctly rounded "
               "(17% of the results one ulp off). The found rule `drop(rmsprop, 0.1) - sqrt(g^3)` takes two square "
-              "roots per weight where Adam takes one; with the kernel its step took 1.39x, 1.85x and 1.70x "
-              "Adam's on the MLP in three runs on this machine, 2.05x-2.33x before it (1.90x on an earlier "
-              "machine with AVX-512).",
+              "roots per weight where Adam takes one; with the kernel its step took 1.39x, 1.85x, 1.70x and 1.95x "
+              "Adam's on the MLP in four runs on this machine, min to min (the median of paired ratios, in the "
+              "last two: 1.70x, the run below, and 1.60x), 2.05x-2.33x before it (1.90x on an earlier machine "
+              "with AVX-512).",
               ("benchmarks/nos_step_cost.py", "--steps", "200", "--repeats", "7")),
     Benchmark("lfg_trinomial", "Neural Optimizer Search: the period of the fast random words (issue: NOS)",
               "The fast draws' lagged-Fibonacci generator has period 2^15 * (2^756839 - 1) if z^756839 + "
