@@ -196,13 +196,14 @@ def export_one(args: argparse.Namespace, console: Console, store: Any, record: A
 
 def export_optimizer(args: argparse.Namespace, console: Console, store: Any, record: Any) -> int:
     """``--optimizer``: the study's best rules as a torch-only optimizer module."""
-    from rlnas.optim.export import best_rules, is_module_file, optimizer_module_source
+    from rlnas.optim.export import best_rules, check_not_shadowing, is_module_file, optimizer_module_source
 
     if record.space_name != "optimizer_rules":
         raise ConfigError(f"--optimizer needs a study of the optimizer_rules space; {record.name!r} searched "
                           f"{record.space_name!r}")
     if not is_module_file(args.optimizer):
         raise ConfigError(f"--optimizer must name a .py file, got {args.optimizer!r}")
+    check_not_shadowing(args.optimizer)
     top = 3 if args.top is None else args.top
     if top < 1:
         raise ConfigError(f"--top must be a positive number, got {top}")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib.util
 import keyword
 import numbers
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +195,7 @@ def write_optimizer_module(rules: Sequence[RuleLike] | RuleLike, path: str | Pat
     path = Path(path)
     if not is_module_file(path):
         raise ConfigError(f"the optimizer module must be a .py file, got {str(path)!r}")
+    check_not_shadowing(path)
     text = optimizer_module_source(rules, class_names=class_names, **({"title": title} if title else {}))
     try:  # whole or not at all; never over a folder, a device or a database
         return write_atomically(path, text.encode("utf-8"))
@@ -203,3 +206,12 @@ def write_optimizer_module(rules: Sequence[RuleLike] | RuleLike, path: str | Pat
 def is_module_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names a Python module file: ``NAME.py`` (not ``.py``, a hidden file without a name)."""
     return Path(path).suffix == ".py"
+
+
+def check_not_shadowing(path: str | os.PathLike[str]) -> None:
+    """Refuse a module file named like an installed module (``torch.py``, ``math.py``): Python run in its
+    folder would import it instead, and the written module itself imports torch."""
+    name = Path(path).stem
+    if name.isidentifier() and (name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None):
+        raise ConfigError(f"{Path(path).name} would hide the installed module {name!r} from Python run in its "
+                          "folder; choose another name")

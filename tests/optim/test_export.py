@@ -106,6 +106,9 @@ def test_bad_exports_fail_before_writing(tmp_path):
         write_optimizer_module(RULES, tmp_path / "found.py", class_names=["A", "A", "B"])
     with pytest.raises(ConfigError, match="no rule to export"):
         write_optimizer_module([], tmp_path / "found.py")
+    for name in ("torch", "math", "typing"):  # Python run in that folder imported it instead (torch.py broke torch)
+        with pytest.raises(ConfigError, match=f"^{name}.py would hide the installed module '{name}' from Python"):
+            write_optimizer_module(RULES, tmp_path / f"{name}.py")
     assert not list(tmp_path.iterdir())
     for names in (["torch", "B", "C"], ["A", "math", "C"], ["Draws", "B", "C"], ["RULES", "B", "C"],
                   ["A", "B", "len"], ["A", "_update_2", "C"]):

@@ -86,6 +86,12 @@ def test_export_optimizer_refuses_other_studies_and_other_files(capsys, sqlite_u
     assert main(["export", "cells", "--optimizer", str(tmp_path / "x.py"), "--storage", sqlite_url]) == 2
     assert "needs a study of the optimizer_rules space" in capsys.readouterr().err
     assert not (tmp_path / "x.py").exists()
+    assert main(["search", *TINY, "--agent", "random", "--trials", "1", "--name", "nos", "--no-progress",
+                 "--storage", sqlite_url]) == 0
+    capsys.readouterr()
+    assert main(["export", "nos", "--optimizer", str(tmp_path / "torch.py"), "--storage", sqlite_url]) == 2
+    assert "torch.py would hide the installed module 'torch'" in capsys.readouterr().err
+    assert not (tmp_path / "torch.py").exists()
 
 
 @pytest.mark.parametrize("option, message", [
