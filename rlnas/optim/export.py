@@ -208,10 +208,18 @@ def is_module_file(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix == ".py"
 
 
+def _installed(name: str) -> bool:
+    """Whether ``import name`` finds a module (``__main__``, loaded without a spec, is not one to hide)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def check_not_shadowing(path: str | os.PathLike[str]) -> None:
     """Refuse a module file named like an installed module (``torch.py``, ``math.py``): Python run in its
     folder would import it instead, and the written module itself imports torch."""
     name = Path(path).stem
-    if name.isidentifier() and (name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None):
+    if name.isidentifier() and (name in sys.stdlib_module_names or _installed(name)):
         raise ConfigError(f"{Path(path).name} would hide the installed module {name!r} from Python run in its "
                           "folder; choose another name")

@@ -110,6 +110,8 @@ def test_bad_exports_fail_before_writing(tmp_path):
         with pytest.raises(ConfigError, match=f"^{name}.py would hide the installed module '{name}' from Python"):
             write_optimizer_module(RULES, tmp_path / f"{name}.py")
     assert not list(tmp_path.iterdir())
+    write_optimizer_module(RULES, tmp_path / "__main__.py")  # not a module to hide (its spec is None): written
+    (tmp_path / "__main__.py").unlink()
     for names in (["torch", "B", "C"], ["A", "math", "C"], ["Draws", "B", "C"], ["RULES", "B", "C"],
                   ["A", "B", "len"], ["A", "_update_2", "C"]):
         with pytest.raises(ConfigError, match=r"class name\(s\) \[.+\] would hide a name the written module uses"):
