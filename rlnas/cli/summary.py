@@ -69,8 +69,9 @@ def most_common_failure(trials: list[Any]) -> tuple[str | None, int]:
     errors = [t.error or "unknown" for t in trials if t.state is TrialState.FAIL and not t.orphaned]
     if not errors:
         return None, 0
-    kind, count = Counter(failure_kind(e) for e in errors).most_common(1)[0]
-    message, same = Counter(e for e in errors if failure_kind(e) == kind).most_common(1)[0]
+    kinds = [failure_kind(e) for e in errors]
+    kind, count = Counter(kinds).most_common(1)[0]
+    message, same = Counter(e for e, k in zip(errors, kinds) if k == kind).most_common(1)[0]
     if same == count:
         return message, count
     return f"{kind}, e.g. {message.removeprefix(f'{kind}: ')}", count
